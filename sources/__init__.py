@@ -1,0 +1,47 @@
+"""Registry sources, one per file, registered by their ``type`` name.
+
+``sources/<type>.py`` defines a :class:`sources.base.Source` subclass decorated with
+:func:`register`. Modules are imported on first use, so adding a registry is adding one file
+and the command line does not pay for sources it does not use.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sources.base import Source
+
+_REGISTRY: dict[str, type[Source]] = {}
+_NOT_SOURCES = {"base", "http"}
+
+
+def register(type_name: str):
+    """Class decorator: make a source available under ``type = "<type_name>"`` in the config."""
+
+    def decorate(cls: type[Source]) -> type[Source]:
+        cls.type_name = type_name
+        _REGISTRY[type_name] = cls
+        return cls
+
+    return decorate
+
+
+def available_types() -> list[str]:
+    return sorted(
+        info.name
+        for info in pkgutil.iter_modules(__path__)
+        if info.name not in _NOT_SOURCES and not info.name.startswith("_")
+    )
+
+
+def source_class(type_name: str) -> type[Source]:
+    """The class registered for ``type_name``; KeyError with the known types when there is none."""
+    if type_name not in _REGISTRY and type_name in available_types():
+        importlib.import_module(f"sources.{type_name}")
+    try:
+        return _REGISTRY[type_name]
+    except KeyError:
+        raise KeyError(f"unknown source type {type_name!r} (known: {', '.join(available_types())})") from None

@@ -1,0 +1,71 @@
+"""The named error hierarchy. Callers catch classes, never match on message strings."""
+
+from __future__ import annotations
+
+
+class WatcherError(Exception):
+    """Base of every error this project raises on purpose."""
+
+
+class ConfigError(WatcherError):
+    """Configuration is unreadable or invalid. Carries where (file, key) and why."""
+
+    def __init__(self, reason: str, *, file: str | None = None, key: str | None = None) -> None:
+        self.reason = reason
+        self.file = file
+        self.key = key
+        where = ", ".join(part for part in (file, f"key {key}" if key else None) if part)
+        super().__init__(f"{where}: {reason}" if where else reason)
+
+
+class SourceError(WatcherError):
+    """A fetch did not yield a valid record. Never reaches the diff."""
+
+    kind = "source_error"
+    retryable = False
+
+    def __init__(self, message: str, *, source: str | None = None, registry_id: str | None = None) -> None:
+        self.source = source
+        self.registry_id = registry_id
+        super().__init__(message)
+
+
+class TransientError(SourceError):
+    """Network failure, timeout, 5xx: worth retrying soon."""
+
+    kind = "transient"
+    retryable = True
+
+
+class RateLimitedError(TransientError):
+    """The source said slow down (429 or a vendor's quota-per-second code)."""
+
+    kind = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: str | None) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, **kwargs)
+
+
+class NotFoundError(SourceError):
+    """The registry has no such company (or it was removed)."""
+
+    kind = "not_found"
+
+
+class BlockedError(SourceError):
+    """A captcha, WAF challenge or anti-bot page came back instead of data."""
+
+    kind = "blocked"
+
+
+class ParseError(SourceError):
+    """The response was not the expected shape: empty, truncated, HTML for JSON, missing a section."""
+
+    kind = "parse_error"
+
+
+class AuthError(SourceError):
+    """Key invalid, balance exhausted, quota exceeded: the operator must act."""
+
+    kind = "auth"

@@ -1,0 +1,466 @@
+"""Normalisation: make two fetches of the same facts compare equal, whatever their formatting.
+
+Pure functions only. Sources call the parsers (stakes, amounts, role titles, person keys) while
+mapping; the pipeline calls :func:`normalize_record` on every record before hashing and diffing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import replace
+from decimal import Decimal, InvalidOperation
+
+from watcher.record import (
+    Category,
+    ChangeLogEntry,
+    Controller,
+    Money,
+    Person,
+    RegistryRecord,
+    Role,
+    Shareholder,
+    Stake,
+    Status,
+)
+
+_TAG = re.compile(r"<[^>]{0,200}>")
+_SPACE = re.compile(r"\s+")
+_CJK = r"\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_SPACE_NEAR_CJK = re.compile(rf"(?<=[{_CJK}()])\s+|\s+(?=[{_CJK}()])")
+_BRACKETS = str.maketrans(
+    {"【": "(", "】": ")", "〔": "(", "〕": ")", "〖": "(", "〗": ")", "［": "(", "］": ")"}
+)
+_EMPTY_MARKERS = {"", "-", "--", "—", "无", "暂无", "null", "none", "n/a"}
+
+
+def clean_text(value: object) -> str:
+    """NFKC, strip markup, unify Chinese brackets, collapse whitespace, drop spaces inside CJK text."""
+    if value is None:
+        return ""
+    text = unicodedata.normalize("NFKC", str(value))
+    text = _TAG.sub("", text).translate(_BRACKETS)
+    text = _SPACE.sub(" ", text).strip()
+    text = _SPACE_NEAR_CJK.sub("", text)
+    return "" if text.casefold() in _EMPTY_MARKERS else text
+
+
+def text_key(value: object) -> str:
+    """A comparison key for a name or address: cleaned and case-folded."""
+    return clean_text(value).casefold()
+
+
+def person_key(name: object, *, registry_id: object = None, birth: object = None) -> str:
+    """Identity key, best first: the registry's own id, then name + birth date, then the bare name."""
+    rid = clean_text(registry_id)
+    if rid:
+        return f"id:{rid.casefold()}"
+    name_part = text_key(name)
+    birth_part = clean_text(birth)
+    return f"nb:{name_part}|{birth_part}" if birth_part else f"n:{name_part}"
+
+
+# -- stakes -------------------------------------------------------------------------------------
+
+_PERCENT_QUANTUM = Decimal("0.0001")
+_RANGE = re.compile(r"^\s*([0-9.]+)\s*%?\s*(?:-|–|~|to)\s*([0-9.]+)\s*%?\s*$")
+
+
+def _decimal(text: object) -> Decimal | None:
+    try:
+        value = Decimal(str(text).replace(",", "").strip())
+    except (InvalidOperation, ValueError):
+        return None
+    return value if value.is_finite() else None
+
+
+def _canonical_percent(value: Decimal) -> Decimal:
+    return value.quantize(_PERCENT_QUANTUM).normalize()
+
+
+def parse_stake(value: object) -> Stake | None:
+    """``"51%"``, ``"51.00%"``, ``0.51`` and ``"25-50%"`` to a percent interval; None when unparseable.
+
+    A bare number no greater than 1 is a fraction (0.51 → 51 %); anything else is already percent.
+    """
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int | float | Decimal):
+        number = _decimal(value)
+        if number is None:
+            return None
+        percent = number * 100 if number <= 1 else number
+        return _stake(percent, percent)
+    text = clean_text(value)
+    if not text:
+        return None
+    band = _RANGE.match(text)
+    if band:
+        low, high = _decimal(band.group(1)), _decimal(band.group(2))
+        return _stake(low, high) if low is not None and high is not None else None
+    if text.endswith("%"):
+        number = _decimal(text[:-1])
+        return _stake(number, number) if number is not None else None
+    return parse_stake(_decimal(text)) if _decimal(text) is not None else None
+
+
+def _stake(low: Decimal | None, high: Decimal | None) -> Stake | None:
+    if low is None or high is None or low < 0 or high > 100 or low > high:
+        return None
+    return Stake(_canonical_percent(low), _canonical_percent(high))
+
+
+# -- amounts ------------------------------------------------------------------------------------
+
+_CURRENCIES = (
+    ("人民币", "CNY"),
+    ("美元", "USD"),
+    ("港元", "HKD"),
+    ("港币", "HKD"),
+    ("欧元", "EUR"),
+    ("日元", "JPY"),
+    ("英镑", "GBP"),
+    ("RMB", "CNY"),
+    ("CNY", "CNY"),
+    ("USD", "USD"),
+    ("EUR", "EUR"),
+    ("NOK", "NOK"),
+    ("GBP", "GBP"),
+)
+_MULTIPLIERS = (("亿", Decimal(100_000_000)), ("万", Decimal(10_000)), ("千", Decimal(1_000)))
+_CENT = Decimal("0.01")
+_NUMBER = re.compile(r"[0-9][0-9,]*(?:\.[0-9]+)?")
+
+
+def parse_amount(value: object, *, currency: str | None = None, unit: Decimal | int = 1) -> Money | None:
+    """``"5000万元人民币"`` → 50,000,000 CNY. ``unit`` scales bare numbers (Qichacha's 万元 columns).
+
+    Returns None for an empty value; a Money with ``amount=None`` when the text has no number.
+    """
+    if value is None or isinstance(value, bool):
+        return None
+    raw = clean_text(value)
+    if not raw:
+        return None
+    found_currency = currency
+    for word, code in _CURRENCIES:
+        if word.casefold() in raw.casefold():
+            found_currency = code
+            break
+    number_match = _NUMBER.search(raw)
+    if number_match is None:
+        return Money(None, found_currency, raw)
+    amount = _decimal(number_match.group(0))
+    if amount is None:
+        return Money(None, found_currency, raw)
+    tail = raw[number_match.end() :]
+    multiplier = next((factor for word, factor in _MULTIPLIERS if tail.lstrip().startswith(word)), None)
+    amount *= multiplier if multiplier is not None else Decimal(unit)
+    if found_currency is None and "元" in tail:
+        found_currency = "CNY"
+    return Money(amount.quantize(_CENT), found_currency, raw)
+
+
+# -- role titles --------------------------------------------------------------------------------
+
+_TITLE_SPLIT = re.compile(r"兼|、|/|,|;|，|；|&|\band\b|\bog\b|\bet\b", re.IGNORECASE)
+# Longest, most specific phrases first: the first phrase found in a part decides its roles.
+_ROLE_PHRASES: tuple[tuple[str, frozenset[Role]], ...] = tuple(
+    (phrase, frozenset(roles))
+    for phrase, roles in (
+        ("法定代表人", {Role.LEGAL_REPRESENTATIVE}),
+        ("执行事务合伙人", {Role.PARTNER, Role.LEGAL_REPRESENTATIVE}),
+        ("财务负责人", {Role.FINANCE_HEAD}),
+        ("财务总监", {Role.FINANCE_HEAD}),
+        ("总会计师", {Role.FINANCE_HEAD}),
+        ("chief financial officer", {Role.FINANCE_HEAD}),
+        ("finance director", {Role.FINANCE_HEAD}),
+        ("financial director", {Role.FINANCE_HEAD}),
+        ("cfo", {Role.FINANCE_HEAD}),
+        ("directeur financier", {Role.FINANCE_HEAD}),
+        ("副董事长", {Role.DIRECTOR}),
+        ("董事长", {Role.CHAIR, Role.DIRECTOR}),
+        ("董事会秘书", {Role.SECRETARY}),
+        ("监事会主席", {Role.SUPERVISOR}),
+        ("监事", {Role.SUPERVISOR}),
+        ("董事", {Role.DIRECTOR}),
+        ("总经理", {Role.MANAGER}),
+        ("副总经理", {Role.MANAGER}),
+        ("经理", {Role.MANAGER}),
+        ("总裁", {Role.MANAGER}),
+        ("厂长", {Role.MANAGER}),
+        ("负责人", {Role.MANAGER}),
+        ("合伙人", {Role.PARTNER}),
+        ("会计", {Role.ACCOUNTANT}),
+        ("审计", {Role.AUDITOR}),
+        ("秘书", {Role.SECRETARY}),
+        ("président du conseil", {Role.CHAIR, Role.DIRECTOR}),
+        ("président", {Role.LEGAL_REPRESENTATIVE, Role.MANAGER}),
+        ("gérant", {Role.LEGAL_REPRESENTATIVE, Role.MANAGER}),
+        ("directeur général", {Role.MANAGER}),
+        ("administrateur", {Role.DIRECTOR}),
+        ("commissaire aux comptes", {Role.AUDITOR}),
+        ("chairman", {Role.CHAIR, Role.DIRECTOR}),
+        ("chair", {Role.CHAIR, Role.DIRECTOR}),
+        ("supervisory", {Role.SUPERVISOR}),
+        ("secretary", {Role.SECRETARY}),
+        ("auditor", {Role.AUDITOR}),
+        ("accountant", {Role.ACCOUNTANT}),
+        ("partner", {Role.PARTNER}),
+        ("member", {Role.PARTNER}),
+        ("director", {Role.DIRECTOR}),
+        ("manager", {Role.MANAGER}),
+        ("chief executive", {Role.MANAGER}),
+        ("ceo", {Role.MANAGER}),
+    )
+)
+
+
+def roles_from_title(title: object) -> frozenset[Role]:
+    """``执行董事兼总经理`` → {director, manager}; unknown titles give {other}, never nothing."""
+    text = clean_text(title).casefold()
+    roles: set[Role] = set()
+    for part in _TITLE_SPLIT.split(text):
+        part = part.strip()
+        if not part:
+            continue
+        for phrase, phrase_roles in _ROLE_PHRASES:
+            if phrase in part:
+                roles |= phrase_roles
+                break
+        else:
+            roles.add(Role.OTHER)
+    return frozenset(roles) if roles else frozenset({Role.OTHER})
+
+
+# Which change categories a role puts its holder in. Roles outside the design's category list
+# (secretary, auditor, accountant, other) are reported as ``manager`` changes: non-key, info.
+ROLE_CATEGORY: dict[Role, Category] = {
+    Role.LEGAL_REPRESENTATIVE: Category.LEGAL_REPRESENTATIVE,
+    Role.CHAIR: Category.DIRECTOR,
+    Role.DIRECTOR: Category.DIRECTOR,
+    Role.SUPERVISOR: Category.SUPERVISOR,
+    Role.MANAGER: Category.MANAGER,
+    Role.FINANCE_HEAD: Category.FINANCE_HEAD,
+    Role.PARTNER: Category.SHAREHOLDER,
+    Role.SECRETARY: Category.MANAGER,
+    Role.AUDITOR: Category.MANAGER,
+    Role.ACCOUNTANT: Category.MANAGER,
+    Role.OTHER: Category.MANAGER,
+}
+
+
+# -- change-log item labels ---------------------------------------------------------------------
+
+_LOG_KEYWORDS: tuple[tuple[tuple[str, ...], frozenset[Category]], ...] = (
+    (("财务负责人",), frozenset({Category.FINANCE_HEAD})),
+    (("法定代表人", "负责人变更", "经营者", "首席代表"), frozenset({Category.LEGAL_REPRESENTATIVE})),
+    (
+        ("董事", "监事", "经理", "高级管理人员", "主要人员", "高管"),
+        frozenset({Category.DIRECTOR, Category.SUPERVISOR, Category.MANAGER}),
+    ),
+    (("投资人", "股东", "出资", "合伙人", "股权"), frozenset({Category.SHAREHOLDER})),
+    (("实际控制人", "受益所有人"), frozenset({Category.CONTROLLER})),
+    (("名称",), frozenset({Category.NAME})),
+    (("注册资本", "注册资金", "实收资本"), frozenset({Category.REGISTERED_CAPITAL})),
+    (("住所", "地址", "经营场所"), frozenset({Category.ADDRESS})),
+)
+
+
+def classify_change_item(label: object) -> frozenset[Category]:
+    """Categories of a Chinese change-log label, by keyword (labels vary by province and year)."""
+    text = clean_text(label)
+    for keywords, categories in _LOG_KEYWORDS:
+        if any(keyword in text for keyword in keywords):
+            return categories
+    return frozenset()
+
+
+# -- whole records ------------------------------------------------------------------------------
+
+
+def _merge_people(people: Iterable[Person]) -> tuple[Person, ...]:
+    """One entry per identity key, roles united; people who have resigned are not current officers."""
+    merged: dict[str, Person] = {}
+    for person in people:
+        if person.resigned_on is not None:
+            continue
+        person = replace(
+            person,
+            name=clean_text(person.name),
+            key=_clean_key(person.key, person.name),
+            role_text=clean_text(person.role_text),
+        )
+        known = merged.get(person.key)
+        if known is None:
+            merged[person.key] = person
+        else:
+            texts = sorted({t for t in (known.role_text, person.role_text) if t})
+            merged[person.key] = replace(
+                known,
+                roles=known.roles | person.roles,
+                role_text=" / ".join(texts),
+                appointed_on=min((d for d in (known.appointed_on, person.appointed_on) if d), default=None),
+            )
+    return tuple(sorted(merged.values(), key=lambda p: p.key))
+
+
+def _clean_key(key: str, name: str) -> str:
+    key = clean_text(key).casefold()
+    return key or person_key(name)
+
+
+def _normalize_person(person: Person | None) -> Person | None:
+    if person is None:
+        return None
+    return replace(
+        person,
+        name=clean_text(person.name),
+        key=_clean_key(person.key, person.name),
+        role_text=clean_text(person.role_text),
+    )
+
+
+def _normalize_money(money: Money | None) -> Money | None:
+    if money is None:
+        return None
+    amount = money.amount.quantize(_CENT) if money.amount is not None else None
+    return Money(amount, money.currency, clean_text(money.raw))
+
+
+def _merge_shareholders(holders: Iterable[Shareholder]) -> tuple[Shareholder, ...]:
+    merged: dict[str, Shareholder] = {}
+    for holder in holders:
+        holder = replace(
+            holder,
+            name=clean_text(holder.name),
+            key=_clean_key(holder.key, holder.name),
+            subscribed=_normalize_money(holder.subscribed),
+        )
+        merged.setdefault(holder.key, holder)
+    return tuple(sorted(merged.values(), key=lambda h: h.key))
+
+
+def _merge_controllers(controllers: Iterable[Controller]) -> tuple[Controller, ...]:
+    merged: dict[str, Controller] = {}
+    for controller in controllers:
+        controller = replace(
+            controller,
+            name=clean_text(controller.name),
+            key=_clean_key(controller.key, controller.name),
+            natures=frozenset(clean_text(n).casefold() for n in controller.natures if clean_text(n)),
+        )
+        known = merged.get(controller.key)
+        merged[controller.key] = (
+            controller if known is None else replace(known, natures=known.natures | controller.natures)
+        )
+    return tuple(sorted(merged.values(), key=lambda c: c.key))
+
+
+def _normalize_log(entries: Iterable[ChangeLogEntry]) -> tuple[ChangeLogEntry, ...]:
+    cleaned = {
+        ChangeLogEntry(
+            categories=entry.categories,
+            item=clean_text(entry.item),
+            before=clean_text(entry.before),
+            after=clean_text(entry.after),
+            date=entry.date,
+        )
+        for entry in entries
+    }
+    return tuple(sorted(cleaned, key=_log_sort_key))
+
+
+def _log_sort_key(entry: ChangeLogEntry) -> tuple:
+    return (
+        entry.date.isoformat() if entry.date else "",
+        entry.item,
+        entry.before,
+        entry.after,
+        sorted(entry.categories),
+    )
+
+
+def normalize_record(record: RegistryRecord) -> RegistryRecord:
+    """The canonical form: idempotent, order-free, formatting-free. Unknown sections stay None."""
+    return replace(
+        record,
+        registry_id=clean_text(record.registry_id),
+        name=clean_text(record.name) if record.name is not None else None,
+        status=Status(record.status.code, clean_text(record.status.raw)) if record.status else None,
+        registered_capital=_normalize_money(record.registered_capital),
+        address=clean_text(record.address) if record.address is not None else None,
+        legal_representative=_normalize_person(record.legal_representative),
+        people=_merge_people(record.people) if record.people is not None else None,
+        shareholders=_merge_shareholders(record.shareholders) if record.shareholders is not None else None,
+        controllers=_merge_controllers(record.controllers) if record.controllers is not None else None,
+        finance_head=_normalize_person(record.finance_head),
+        change_log=_normalize_log(record.change_log) if record.change_log is not None else None,
+    )
+
+
+# -- serialisation and hashing ------------------------------------------------------------------
+
+
+def comparable_content(record: RegistryRecord) -> dict:
+    """What a change can be made of: the normalised facts without raw texts or display names' casing."""
+    record = normalize_record(record)
+
+    def person(p: Person | None) -> list | None:
+        if p is None:
+            return None
+        return [p.key, text_key(p.name), sorted(p.roles)]
+
+    def money(m: Money | None) -> list | None:
+        if m is None:
+            return None
+        return [str(m.amount) if m.amount is not None else text_key(m.raw), m.currency]
+
+    def stake(s: Stake | None) -> list | None:
+        return None if s is None else [str(s.low), str(s.high)]
+
+    return {
+        "name": text_key(record.name) if record.name is not None else None,
+        "status": record.status.code.value if record.status else None,
+        "status_raw": text_key(record.status.raw) if record.status else None,
+        "capital": money(record.registered_capital),
+        "address": text_key(record.address) if record.address is not None else None,
+        "legal_representative": person(record.legal_representative),
+        "people": None if record.people is None else [person(p) for p in record.people],
+        "shareholders": None
+        if record.shareholders is None
+        else [
+            [h.key, text_key(h.name), h.kind.value, stake(h.stake), money(h.subscribed)]
+            for h in record.shareholders
+        ],
+        "controllers": None
+        if record.controllers is None
+        else [
+            [c.key, text_key(c.name), c.kind.value, stake(c.stake), sorted(c.natures)]
+            for c in record.controllers
+        ],
+        "finance_head": person(record.finance_head),
+        "change_log": None
+        if record.change_log is None
+        else [
+            [
+                sorted(e.categories),
+                text_key(e.item),
+                text_key(e.before),
+                text_key(e.after),
+                e.date.isoformat() if e.date else None,
+            ]
+            for e in record.change_log
+        ],
+    }
+
+
+def content_hash(record: RegistryRecord) -> str:
+    """SHA-256 of the comparable content: equal hashes mean nothing worth a snapshot changed."""
+    payload = json.dumps(
+        comparable_content(record), sort_keys=True, ensure_ascii=False, separators=(",", ":")
+    )
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
