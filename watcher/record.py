@@ -132,7 +132,7 @@ def _pct(value: Decimal) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Person:
-    """An officer. ``key`` identifies the person across checks (registry id, or name + birth date, or name)."""
+    """An officer. ``key`` identifies the person across checks (registry id, name + birth, or name)."""
 
     name: str
     key: str
