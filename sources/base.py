@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import json
+import math
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from email.utils import parsedate_to_datetime
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from watcher.errors import BlockedError, ParseError, SourceError
 from watcher.record import RegistryRecord
+
+# Key of the validation context that carries the config file's folder: options resolve relative
+# paths against it, as operators expect of paths written in a config file.
+BASE_DIR_CONTEXT = "base_dir"
 
 
 class SourceOptions(BaseModel):
     """Options of a ``[sources.<name>]`` table. Unknown keys are errors, never ignored."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
     type: str
 
@@ -50,3 +60,144 @@ class Source(ABC):
 
     async def aclose(self) -> None:
         """Release connections. Sources without any keep the default."""
+
+
+class MappedSource(Source):
+    """A source whose responses are mapped by a pure classmethod, so replay can map saved files offline.
+
+    Subclasses name the payloads they need in ``endpoints`` and implement :meth:`map_payloads`;
+    :meth:`parse` wraps it so that nothing but a ``SourceError`` ever escapes a mapping.
+    """
+
+    endpoints: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, str], *, source: str, registry_id: str) -> RegistryRecord:
+        """Map raw response texts (keyed by endpoint name) to a record, or raise a ``SourceError``."""
+        try:
+            return cls.map_payloads(raw, source=source, registry_id=registry_id)
+        except SourceError as error:
+            error.source = error.source or source
+            error.registry_id = error.registry_id or registry_id
+            raise
+        except RecursionError:
+            raise ParseError("response nested too deeply", source=source, registry_id=registry_id) from None
+        except Exception as error:  # the contract: a mapping bug or odd payload is a parse failure
+            reason = f"unexpected response shape ({type(error).__name__}: {error})"
+            raise ParseError(_shorten(reason), source=source, registry_id=registry_id) from error
+
+    @classmethod
+    @abstractmethod
+    def map_payloads(cls, raw: Mapping[str, str], *, source: str, registry_id: str) -> RegistryRecord:
+        """The mapping itself; :meth:`parse` turns anything else it raises into a ParseError."""
+
+
+# -- helpers shared by the mapped sources --------------------------------------------------------
+
+_CHALLENGE_MARKERS = (
+    "captcha",
+    "challenge",
+    "cf-chl",
+    "cf_chl",
+    "are you a robot",
+    "are you human",
+    "access denied",
+    "验证码",
+    "滑动验证",
+    "安全验证",
+    "人机验证",
+    "访问过于频繁",
+)
+
+
+def looks_like_challenge(text: str) -> bool:
+    """True for captcha / WAF / anti-bot pages, which must be reported as blocked, not as bad data."""
+    head = text[:20_000].casefold()
+    return any(marker in head for marker in _CHALLENGE_MARKERS)
+
+
+def _reject_json_constant(name: str) -> object:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def load_json(text: str, *, what: str, source: str | None = None, registry_id: str | None = None) -> object:
+    """Decode a JSON response, telling empty, HTML, challenge and truncated payloads apart.
+
+    ``what`` names the payload in error messages (an endpoint name or a file name).
+    """
+    body = text.lstrip("\ufeff").strip()
+    context = {"source": source, "registry_id": registry_id}
+    if not body:
+        raise ParseError(f"{what}: empty response", **context)
+    if body[0] not in "{[":
+        if looks_like_challenge(body):
+            raise BlockedError(f"{what}: a captcha or challenge page came back instead of JSON", **context)
+        if body.startswith("<"):
+            raise ParseError(f"{what}: HTML where JSON was expected", **context)
+    try:
+        return json.loads(body, parse_constant=_reject_json_constant)
+    except json.JSONDecodeError as error:
+        opened = body[0] in "{["
+        truncated = opened and (error.pos >= len(body) - 1 or body[-1] not in "}]")
+        reason = "truncated JSON" if truncated else f"not JSON ({error.msg} at char {error.pos})"
+        raise ParseError(f"{what}: {reason}", **context) from None
+    except (ValueError, RecursionError) as error:
+        raise ParseError(f"{what}: not JSON ({_shorten(str(error))})", **context) from None
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta seconds or an HTTP date); None when absent."""
+    if not value:
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    if not math.isfinite(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+def _shorten(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def as_object(value: object, what: str) -> dict[str, object]:
+    """The JSON object at ``what``, or ParseError: registries change shapes without notice."""
+    if not isinstance(value, dict):
+        raise ParseError(f"{what} is not an object")
+    return value
+
+
+def as_list(value: object, what: str) -> list[object]:
+    """The JSON array at ``what``, or ParseError."""
+    if not isinstance(value, list):
+        raise ParseError(f"{what} is not a list")
+    return value
+
+
+def as_text(value: object, what: str) -> str:
+    """A scalar as text ("" for null); ParseError for objects and arrays where text was expected."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    raise ParseError(f"{what} is not text")
+
+
+def as_date(value: object, what: str) -> date | None:
+    """An ISO date (a time part is ignored); None when empty or not a date, as dates are only evidence."""
+    text = as_text(value, what).strip()
+    try:
+        return date.fromisoformat(text[:10]) if text else None
+    except ValueError:
+        return None

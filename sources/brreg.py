@@ -1,0 +1,388 @@
+"""Norway: Brønnøysundregistrene's Enhetsregisteret open data API (free, no key).
+
+Two calls per company: the unit (``/enheter/{orgnr}``) and its roles (``/enheter/{orgnr}/roller``).
+The register keeps no history and no shareholders; the only change stamp is each role group's
+``sistEndret``, which becomes the change log so the pipeline can date role changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import ClassVar
+
+import httpx
+from pydantic import Field
+
+from sources import register
+from sources.base import (
+    Fetched,
+    MappedSource,
+    SourceOptions,
+    as_date,
+    as_list,
+    as_object,
+    as_text,
+    load_json,
+    looks_like_challenge,
+    retry_after_seconds,
+)
+from watcher.errors import (
+    BlockedError,
+    NotFoundError,
+    ParseError,
+    RateLimitedError,
+    TransientError,
+)
+from watcher.identifiers import normalise_no_orgnr
+from watcher.normalize import ROLE_CATEGORY, clean_text, person_key
+from watcher.record import (
+    Category,
+    ChangeLogEntry,
+    CompanyStatus,
+    Money,
+    Person,
+    RegistryRecord,
+    Role,
+    Status,
+)
+from watcher.units import RateSpec
+
+
+class BrregOptions(SourceOptions):
+    base_url: str = "https://data.brreg.no/enhetsregisteret/api"
+    timeout: float = Field(default=20.0, gt=0, description="seconds per request")
+    # Requests per period; kept here for the shared HTTP policy, which does the throttling.
+    rate: RateSpec = Field(default="5/s", validate_default=True)
+
+
+_DAILY_MANAGER = frozenset({Role.LEGAL_REPRESENTATIVE, Role.MANAGER})
+_SIGNATURE_OR_PROCURATION = frozenset({"SIGN", "SIFE", "SIHV", "PROK", "POFE", "POHV"})
+
+# Role type code → canonical roles. Daglig leder (and an enkeltpersonforetak's owner) stands in for
+# the legal representative. Deputy board members count as directors: they sit when a member cannot.
+_ROLE_TYPES: dict[str, frozenset[Role]] = {
+    "DAGL": _DAILY_MANAGER,
+    "INNH": _DAILY_MANAGER,
+    "LEDE": frozenset({Role.CHAIR, Role.DIRECTOR}),
+    "NEST": frozenset({Role.DIRECTOR}),
+    "MEDL": frozenset({Role.DIRECTOR}),
+    "VARA": frozenset({Role.DIRECTOR}),
+    "OBS": frozenset({Role.OTHER}),
+    "REVI": frozenset({Role.AUDITOR}),
+    "REGN": frozenset({Role.ACCOUNTANT}),
+    "DTPR": frozenset({Role.PARTNER}),
+    "DTSO": frozenset({Role.PARTNER}),
+    "KOMP": frozenset({Role.PARTNER}),
+    **{code: frozenset({Role.OTHER}) for code in _SIGNATURE_OR_PROCURATION},
+}
+_FALLBACK_ROLE_TEXT = {"VARA": "Varamedlem"}
+# Contact persons are an administrative detail, not officers.
+_IGNORED_ROLE_TYPES = frozenset({"KONT"})
+# Whose person becomes ``legal_representative``, best first.
+_LEGAL_REPRESENTATIVE_TYPES = ("DAGL", "INNH")
+
+
+@dataclass(frozen=True, slots=True)
+class _RoleHolder:
+    """One current holder of one role type (a person may hold several)."""
+
+    type_code: str
+    person: Person
+
+
+@dataclass(frozen=True, slots=True)
+class _RoleGroup:
+    """A ``rollegruppe``: its holders and what its ``sistEndret`` stamp can date."""
+
+    code: str
+    description: str
+    changed_on: date | None
+    holders: tuple[_RoleHolder, ...]
+    categories: frozenset[Category]
+
+
+@register("brreg")
+class BrregSource(MappedSource):
+    """Enhetsregisteret: unit, status flags, capital, address and role holders of a Norwegian company."""
+
+    Options: ClassVar[type[SourceOptions]] = BrregOptions
+    endpoints: ClassVar[tuple[str, ...]] = ("enhet", "roller")
+
+    def __init__(self, name: str, options: SourceOptions) -> None:
+        super().__init__(name, options)
+        self.settings = (
+            options
+            if isinstance(options, BrregOptions)
+            else BrregOptions.model_validate(options.model_dump())
+        )
+        self._client: httpx.AsyncClient | None = None
+
+    def normalise_id(self, registry_id: str) -> str:
+        """The 9-digit organisasjonsnummer; ValueError when the mod-11 check fails."""
+        return normalise_no_orgnr(registry_id)
+
+    # -- fetching ---------------------------------------------------------------------------------
+
+    async def fetch(self, registry_id: str) -> Fetched:
+        try:
+            orgnr = self.normalise_id(registry_id)
+        except ValueError as error:
+            raise NotFoundError(
+                f"invalid orgnr: {error}", source=self.name, registry_id=registry_id
+            ) from None
+        unit = await self._get(f"/enheter/{orgnr}", orgnr, missing_is_unknown=False)
+        if unit.status_code == httpx.codes.GONE:
+            # Removed for legal reasons: the register answers 410 and nothing else about the unit.
+            record = RegistryRecord(
+                source=self.name,
+                registry_id=orgnr,
+                status=Status(CompanyStatus.DEREGISTERED, "410 Gone"),
+            )
+            return Fetched(record=record, raw={"enhet": unit.text})
+        raw = {"enhet": self._body(unit, orgnr)}
+        roles = await self._get(f"/enheter/{orgnr}/roller", orgnr, missing_is_unknown=True)
+        if roles.status_code not in (httpx.codes.NOT_FOUND, httpx.codes.GONE):
+            # Without a roles answer the role sections stay unknown rather than empty.
+            raw["roller"] = self._body(roles, orgnr)
+        return Fetched(record=self.parse(raw, source=self.name, registry_id=orgnr), raw=raw)
+
+    async def _get(self, path: str, orgnr: str, *, missing_is_unknown: bool) -> httpx.Response:
+        """GET and classify failures. 2xx and 410 go back to the caller, and 404 too when the resource
+        is optional (``missing_is_unknown``); otherwise 404 means the company does not exist."""
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                base_url=self.settings.base_url,
+                timeout=self.settings.timeout,
+                headers={"Accept": "application/json"},
+                follow_redirects=False,
+            )
+        context = {"source": self.name, "registry_id": orgnr}
+        try:
+            response = await self._client.get(path)
+        except httpx.TimeoutException as error:
+            raise TransientError(f"timeout on {path}: {type(error).__name__}", **context) from None
+        except httpx.HTTPError as error:
+            raise TransientError(f"network error on {path}: {type(error).__name__}", **context) from None
+        status = response.status_code
+        if status == httpx.codes.TOO_MANY_REQUESTS:
+            raise RateLimitedError(
+                f"429 on {path}",
+                retry_after=retry_after_seconds(response.headers.get("Retry-After")),
+                **context,
+            )
+        if status >= 500:
+            raise TransientError(f"HTTP {status} on {path}", **context)
+        if status == httpx.codes.BAD_REQUEST:
+            raise NotFoundError(f"invalid orgnr (HTTP 400: {_error_message(response)})", **context)
+        if status == httpx.codes.NOT_FOUND and not missing_is_unknown:
+            raise NotFoundError(f"no unit {orgnr} in Enhetsregisteret", **context)
+        if 200 <= status < 300 or status in (httpx.codes.NOT_FOUND, httpx.codes.GONE):
+            return response
+        if looks_like_challenge(response.text):
+            raise BlockedError(f"HTTP {status} challenge page on {path}", **context)
+        raise ParseError(f"unexpected HTTP {status} on {path}", **context)
+
+    def _body(self, response: httpx.Response, orgnr: str) -> str:
+        text = response.text
+        if not text.strip():
+            raise ParseError(
+                f"empty body from {response.request.url.path}", source=self.name, registry_id=orgnr
+            )
+        return text
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    # -- mapping ----------------------------------------------------------------------------------
+
+    @classmethod
+    def map_payloads(cls, raw: Mapping[str, str], *, source: str, registry_id: str) -> RegistryRecord:
+        if "enhet" not in raw:
+            raise ParseError("no enhet response")
+        unit = as_object(load_json(raw["enhet"], what="enhet"), "enhet")
+        orgnr = as_text(unit.get("organisasjonsnummer"), "organisasjonsnummer").strip()
+        if not orgnr:
+            raise ParseError("enhet has no organisasjonsnummer")
+        if orgnr != "".join(registry_id.split()):
+            raise ParseError(f"enhet is for {orgnr}, not {registry_id}")
+        status = _status(unit)
+        name = clean_text(as_text(unit.get("navn"), "navn")) or None
+        if name is None and status.code is not CompanyStatus.DEREGISTERED:
+            raise ParseError("enhet has no navn")
+
+        groups = None if raw.get("roller") is None else _role_groups(raw["roller"])
+        return RegistryRecord(
+            source=source,
+            registry_id=orgnr,
+            name=name,
+            status=status,
+            registered_capital=_capital(unit.get("kapital")),
+            address=_address(unit.get("forretningsadresse")),
+            legal_representative=None if groups is None else _legal_representative(groups),
+            people=None if groups is None else tuple(h.person for g in groups for h in g.holders),
+            shareholders=None,
+            controllers=None,
+            finance_head=None,
+            change_log=None if groups is None else tuple(_log_entry(g) for g in groups if g.categories),
+        )
+
+
+# -- unit -----------------------------------------------------------------------------------------
+
+
+def _flag(unit: Mapping[str, object], key: str) -> bool:
+    value = unit.get(key)
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    raise ParseError(f"{key} is not true/false")
+
+
+def _status(unit: Mapping[str, object]) -> Status:
+    """The most severe flag wins: deleted, then bankrupt, then compulsory or voluntary winding-up."""
+    if as_text(unit.get("slettedato"), "slettedato").strip():
+        return Status(CompanyStatus.DEREGISTERED, "Slettet: deleted from the register")
+    if _flag(unit, "konkurs"):
+        return Status(CompanyStatus.BANKRUPT, "Konkurs: bankrupt")
+    if _flag(unit, "underTvangsavviklingEllerTvangsopplosning"):
+        return Status(
+            CompanyStatus.LIQUIDATION,
+            "Under tvangsavvikling eller tvangsoppløsning: compulsory liquidation or dissolution",
+        )
+    if _flag(unit, "underAvvikling"):
+        return Status(CompanyStatus.LIQUIDATION, "Under avvikling: voluntary liquidation")
+    return Status(CompanyStatus.ACTIVE, "Aktiv: no deletion, bankruptcy or liquidation flag")
+
+
+def _capital(value: object) -> Money | None:
+    if value is None:
+        return None
+    capital = as_object(value, "kapital")
+    amount_text = as_text(capital.get("belop"), "kapital.belop").strip()
+    currency = as_text(capital.get("valuta"), "kapital.valuta").strip().upper() or None
+    raw = " ".join(part for part in (amount_text, currency) if part)
+    if not raw:
+        return None
+    return Money(_decimal_amount(amount_text), currency, raw)
+
+
+def _decimal_amount(text: str) -> Decimal | None:
+    try:
+        amount = Decimal(text).quantize(Decimal("0.01"))
+    except (InvalidOperation, ValueError):
+        return None
+    return amount if amount.is_finite() else None
+
+
+def _address(value: object) -> str | None:
+    """One line: street lines, postcode and town, country. None when the unit has no business address."""
+    if value is None:
+        return None
+    address = as_object(value, "forretningsadresse")
+    street = as_list(address.get("adresse") or [], "forretningsadresse.adresse")
+    lines = [as_text(line, "forretningsadresse.adresse") for line in street]
+    postcode = as_text(address.get("postnummer"), "forretningsadresse.postnummer")
+    town = as_text(address.get("poststed"), "forretningsadresse.poststed")
+    country = as_text(address.get("land"), "forretningsadresse.land")
+    parts = [clean_text(part) for part in (*lines, f"{postcode} {town}", country)]
+    return ", ".join(part for part in parts if part) or None
+
+
+# -- roles ----------------------------------------------------------------------------------------
+
+
+def _role_groups(text: str) -> tuple[_RoleGroup, ...]:
+    document = as_object(load_json(text, what="roller"), "roller")
+    groups = as_list(document.get("rollegrupper", []), "rollegrupper")
+    return tuple(_role_group(as_object(group, "rollegruppe"), index) for index, group in enumerate(groups))
+
+
+def _role_group(group: Mapping[str, object], index: int) -> _RoleGroup:
+    group_type = as_object(group.get("type"), f"rollegrupper[{index}].type")
+    code = as_text(group_type.get("kode"), "rollegruppe kode").strip().upper()
+    if not code:
+        raise ParseError(f"rollegrupper[{index}] has no type code")
+    holders: list[_RoleHolder] = []
+    categories: set[Category] = {Category.LEGAL_REPRESENTATIVE} if code == "DAGL" else set()
+    for position, item in enumerate(as_list(group.get("roller", []), f"{code}.roller")):
+        role = as_object(item, f"{code}.roller[{position}]")
+        role_type = as_object(role.get("type"), f"{code}.roller[{position}].type")
+        type_code = as_text(role_type.get("kode"), "rolle kode").strip().upper()
+        if not type_code:
+            raise ParseError(f"{code}.roller[{position}] has no type code")
+        if type_code in _IGNORED_ROLE_TYPES:
+            continue
+        roles = _ROLE_TYPES.get(type_code, frozenset({Role.OTHER}))
+        categories.update(ROLE_CATEGORY[r] for r in roles)
+        if _flag(role, "fratraadt") or _flag(role, "avregistrert"):
+            continue
+        description = clean_text(as_text(role_type.get("beskrivelse"), "rolle beskrivelse"))
+        role_text = description or _FALLBACK_ROLE_TEXT.get(type_code, type_code)
+        holder = _holder(role, roles, role_text, f"{code}.roller[{position}]")
+        holders.append(_RoleHolder(type_code, holder))
+    return _RoleGroup(
+        code=code,
+        description=clean_text(as_text(group_type.get("beskrivelse"), "rollegruppe beskrivelse")),
+        changed_on=as_date(group.get("sistEndret"), f"{code}.sistEndret"),
+        holders=tuple(holders),
+        categories=frozenset(categories),
+    )
+
+
+def _holder(role: Mapping[str, object], roles: frozenset[Role], role_text: str, what: str) -> Person:
+    """A person keyed by name + birth date, or a company keyed by its orgnr."""
+    if role.get("person") is not None:
+        person = as_object(role["person"], f"{what}.person")
+        name = _person_name(person.get("navn"), f"{what}.person.navn")
+        key = person_key(name, birth=as_text(person.get("fodselsdato"), f"{what}.person.fodselsdato"))
+    elif role.get("enhet") is not None:
+        unit = as_object(role["enhet"], f"{what}.enhet")
+        names = unit.get("navn")
+        parts = as_list(names, f"{what}.enhet.navn") if isinstance(names, list) else [names]
+        name = clean_text(" ".join(as_text(part, f"{what}.enhet.navn") for part in parts))
+        orgnr = as_text(unit.get("organisasjonsnummer"), f"{what}.enhet.organisasjonsnummer")
+        key = person_key(name, registry_id=orgnr)
+    else:
+        raise ParseError(f"{what} has neither person nor enhet")
+    if not name:
+        raise ParseError(f"{what} has no name")
+    return Person(name=name, key=key, roles=roles, role_text=role_text)
+
+
+def _person_name(value: object, what: str) -> str:
+    if not isinstance(value, dict):
+        return clean_text(as_text(value, what))
+    parts = (as_text(value.get(part), f"{what}.{part}") for part in ("fornavn", "mellomnavn", "etternavn"))
+    return clean_text(" ".join(parts))
+
+
+def _legal_representative(groups: tuple[_RoleGroup, ...]) -> Person | None:
+    holders = [holder for group in groups for holder in group.holders]
+    for type_code in _LEGAL_REPRESENTATIVE_TYPES:
+        for holder in holders:
+            if holder.type_code == type_code:
+                return holder.person
+    return None
+
+
+def _log_entry(group: _RoleGroup) -> ChangeLogEntry:
+    return ChangeLogEntry(
+        categories=group.categories,
+        item=f"{group.code} sistEndret",
+        after=group.description,
+        date=group.changed_on,
+    )
+
+
+def _error_message(response: httpx.Response) -> str:
+    """The ``message`` of Brreg's error body, or the status text when the body is something else."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.reason_phrase
+    message = body.get("message") if isinstance(body, dict) else None
+    return clean_text(message) if isinstance(message, str) and message else response.reason_phrase

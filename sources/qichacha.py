@@ -1,0 +1,312 @@
+"""China: Qichacha open API (企查查开放平台), 企业工商详情 (ApiCode 735, ``/ECIInfoVerify/GetInfo``).
+
+One call gives the base facts, shareholders (``Partners``), key staff (``Employees``) and the dated
+change log (``ChangeRecords``). Errors come back as HTTP 200 with a ``Status`` code in the envelope.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+import unicodedata
+from collections.abc import Mapping
+from typing import ClassVar
+
+import httpx
+from pydantic import Field
+
+from sources import register
+from sources.base import (
+    Fetched,
+    MappedSource,
+    SourceOptions,
+    as_date,
+    as_list,
+    as_object,
+    as_text,
+    load_json,
+    looks_like_challenge,
+    retry_after_seconds,
+)
+from watcher.errors import (
+    AuthError,
+    BlockedError,
+    NotFoundError,
+    ParseError,
+    RateLimitedError,
+    TransientError,
+)
+from watcher.identifiers import normalise_cn_uscc
+from watcher.normalize import (
+    classify_change_item,
+    clean_text,
+    parse_amount,
+    parse_stake,
+    person_key,
+    roles_from_title,
+)
+from watcher.record import (
+    ChangeLogEntry,
+    CompanyStatus,
+    HolderKind,
+    Person,
+    RegistryRecord,
+    Role,
+    Shareholder,
+    Status,
+)
+from watcher.units import RateSpec
+
+_INFO_PATH = "/ECIInfoVerify/GetInfo"
+_OK = "200"
+_NO_RESULT = "201"
+_CONCURRENCY_LIMIT = "122"
+_RETRY_LATER = frozenset({"120", "199", "205"})
+# 101-116: key, balance, IP/signature, daily quota; 121: data may not leave China (host onshore).
+_OPERATOR_MUST_ACT = frozenset({str(code) for code in range(101, 117)} | {"121"})
+
+# First match wins: "吊销，未注销" is revoked, not deregistered.
+_STATUS_WORDS: tuple[tuple[tuple[str, ...], CompanyStatus], ...] = (
+    (("吊销",), CompanyStatus.REVOKED),
+    (("注销",), CompanyStatus.DEREGISTERED),
+    (("破产",), CompanyStatus.BANKRUPT),
+    (("清算",), CompanyStatus.LIQUIDATION),
+    (("存续", "在营", "开业", "在册"), CompanyStatus.ACTIVE),
+)
+_ENTITY_STOCK_TYPES = ("企业", "公司", "合伙", "法人", "机构", "单位", "政府", "国资", "基金", "社会团体")
+_ENTITY_NAME = re.compile(
+    r"(公司|企业|合伙\)|集团|中心|事务所|合作社|研究院|研究所|委员会|管理局|银行|基金会|厂)$"
+    r"|有限|\b(co|ltd|limited|inc|llc|gmbh|plc|corp)\b",
+    re.IGNORECASE,
+)
+_SHOULD_CAPI_UNIT = 10_000  # ShouldCapi is in 万元
+
+
+class QichachaOptions(SourceOptions):
+    key: str = Field(min_length=1)
+    secret: str = Field(min_length=1, repr=False)
+    base_url: str = "https://api.qichacha.com"
+    timeout: float = Field(default=20.0, gt=0, description="seconds per request")
+    # Requests per period; kept here for the shared HTTP policy, which does the throttling.
+    rate: RateSpec = Field(default="5/s", validate_default=True)
+
+
+def request_token(key: str, timespan: str, secret: str) -> str:
+    """Qichacha's signature header: upper-case MD5 of key + unix seconds + secret."""
+    return hashlib.md5(f"{key}{timespan}{secret}".encode()).hexdigest().upper()
+
+
+@register("qichacha")
+class QichachaSource(MappedSource):
+    """A licensed vendor mirror of the Chinese registry (gsxt), with shareholders and a change log."""
+
+    Options: ClassVar[type[SourceOptions]] = QichachaOptions
+    endpoints: ClassVar[tuple[str, ...]] = ("getinfo",)
+
+    def __init__(self, name: str, options: SourceOptions) -> None:
+        super().__init__(name, options)
+        self.settings = (
+            options
+            if isinstance(options, QichachaOptions)
+            else QichachaOptions.model_validate(options.model_dump())
+        )
+        self._client: httpx.AsyncClient | None = None
+
+    def normalise_id(self, registry_id: str) -> str:
+        """The 18-character unified social credit code (统一社会信用代码), upper case, check char verified."""
+        return normalise_cn_uscc(unicodedata.normalize("NFKC", registry_id))
+
+    # -- fetching ---------------------------------------------------------------------------------
+
+    async def fetch(self, registry_id: str) -> Fetched:
+        context = {"source": self.name, "registry_id": registry_id}
+        try:
+            uscc = self.normalise_id(registry_id)
+        except ValueError as error:
+            raise NotFoundError(f"invalid unified social credit code: {error}", **context) from None
+        context["registry_id"] = uscc
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                base_url=self.settings.base_url,
+                timeout=self.settings.timeout,
+                headers={"Accept": "application/json"},
+                follow_redirects=False,
+            )
+        timespan = str(int(time.time()))
+        headers = {
+            "Timespan": timespan,
+            "Token": request_token(self.settings.key, timespan, self.settings.secret),
+        }
+        try:
+            response = await self._client.get(
+                _INFO_PATH, params={"key": self.settings.key, "searchKey": uscc}, headers=headers
+            )
+        except httpx.TimeoutException as error:
+            raise TransientError(f"timeout: {type(error).__name__}", **context) from None
+        except httpx.HTTPError as error:
+            raise TransientError(f"network error: {type(error).__name__}", **context) from None
+        status = response.status_code
+        if status == httpx.codes.TOO_MANY_REQUESTS:
+            retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+            raise RateLimitedError("HTTP 429", retry_after=retry_after, **context)
+        if status >= 500:
+            raise TransientError(f"HTTP {status}", **context)
+        if not 200 <= status < 300:
+            if looks_like_challenge(response.text):
+                raise BlockedError(f"HTTP {status} challenge page", **context)
+            raise ParseError(f"unexpected HTTP {status}", **context)
+        raw = {"getinfo": response.text}
+        return Fetched(record=self.parse(raw, source=self.name, registry_id=uscc), raw=raw)
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    # -- mapping ----------------------------------------------------------------------------------
+
+    @classmethod
+    def map_payloads(cls, raw: Mapping[str, str], *, source: str, registry_id: str) -> RegistryRecord:
+        if "getinfo" not in raw:
+            raise ParseError("no getinfo response")
+        envelope = as_object(load_json(raw["getinfo"], what="getinfo"), "getinfo")
+        _check_envelope(envelope)
+        result = as_object(envelope.get("Result"), "Result")
+
+        credit_code = clean_text(as_text(result.get("CreditCode"), "CreditCode")).upper()
+        wanted = clean_text(registry_id).upper()
+        if credit_code and len(wanted) == 18 and credit_code != wanted:
+            raise ParseError(f"Result is for {credit_code}, not {registry_id}")
+        name = clean_text(as_text(result.get("Name"), "Name"))
+        if not name:
+            raise ParseError("Result has no Name")
+
+        people = _employees(result.get("Employees"))
+        return RegistryRecord(
+            source=source,
+            registry_id=wanted,
+            name=name,
+            status=_status(as_text(result.get("Status"), "Status")),
+            registered_capital=parse_amount(as_text(result.get("RegistCapi"), "RegistCapi")),
+            address=clean_text(as_text(result.get("Address"), "Address")) or None,
+            legal_representative=_legal_representative(result),
+            people=people,
+            shareholders=_partners(result.get("Partners")),
+            controllers=None,
+            finance_head=_finance_head(people),
+            change_log=_change_records(result.get("ChangeRecords")),
+        )
+
+
+def _check_envelope(envelope: Mapping[str, object]) -> None:
+    """Turn the envelope's ``Status`` into the error class the pipeline acts on."""
+    status = clean_text(as_text(envelope.get("Status"), "Status"))
+    if status == _OK:
+        return
+    message = as_text(envelope.get("Message"), "Message").strip()
+    detail = f"Qichacha Status {status or '(none)'}: {message or 'no message'}"
+    if status == _NO_RESULT:
+        raise NotFoundError(detail)
+    if status == _CONCURRENCY_LIMIT:
+        raise RateLimitedError(detail)
+    if status in _RETRY_LATER:
+        raise TransientError(detail)
+    if status in _OPERATOR_MUST_ACT:
+        raise AuthError(detail)
+    raise ParseError(detail)
+
+
+def _status(text: str) -> Status | None:
+    raw = clean_text(text)
+    if not raw:
+        return None
+    for words, code in _STATUS_WORDS:
+        if any(word in raw for word in words):
+            return Status(code, raw)
+    return Status(CompanyStatus.OTHER, raw)
+
+
+def _legal_representative(result: Mapping[str, object]) -> Person | None:
+    name = clean_text(as_text(result.get("OperName"), "OperName"))
+    if not name:
+        return None
+    key = person_key(name, registry_id=as_text(result.get("OperId"), "OperId"))
+    return Person(name=name, key=key, roles=frozenset({Role.LEGAL_REPRESENTATIVE}), role_text="法定代表人")
+
+
+def _employees(value: object) -> tuple[Person, ...] | None:
+    if value is None:
+        return None
+    people = []
+    for index, item in enumerate(as_list(value, "Employees")):
+        employee = as_object(item, f"Employees[{index}]")
+        name = clean_text(as_text(employee.get("Name"), f"Employees[{index}].Name"))
+        if not name:
+            raise ParseError(f"Employees[{index}] has no Name")
+        job = clean_text(as_text(employee.get("Job"), f"Employees[{index}].Job"))
+        key = person_key(name, registry_id=as_text(employee.get("KeyNo"), f"Employees[{index}].KeyNo"))
+        people.append(Person(name=name, key=key, roles=roles_from_title(job), role_text=job))
+    return tuple(people)
+
+
+def _finance_head(people: tuple[Person, ...] | None) -> Person | None:
+    """Only when Employees lists one: Qichacha rarely does, and None keeps the finance head unknown."""
+    for person in people or ():
+        if Role.FINANCE_HEAD in person.roles:
+            return person
+    return None
+
+
+def _partners(value: object) -> tuple[Shareholder, ...] | None:
+    if value is None:
+        return None
+    holders = []
+    for index, item in enumerate(as_list(value, "Partners")):
+        partner = as_object(item, f"Partners[{index}]")
+        name = clean_text(as_text(partner.get("StockName"), f"Partners[{index}].StockName"))
+        if not name:
+            raise ParseError(f"Partners[{index}] has no StockName")
+        stock_type = clean_text(as_text(partner.get("StockType"), f"Partners[{index}].StockType"))
+        holders.append(
+            Shareholder(
+                name=name,
+                key=person_key(name, registry_id=as_text(partner.get("KeyNo"), f"Partners[{index}].KeyNo")),
+                kind=_holder_kind(name, stock_type),
+                stake=parse_stake(as_text(partner.get("StockPercent"), f"Partners[{index}].StockPercent")),
+                subscribed=parse_amount(
+                    as_text(partner.get("ShouldCapi"), f"Partners[{index}].ShouldCapi"),
+                    currency="CNY",
+                    unit=_SHOULD_CAPI_UNIT,
+                ),
+            )
+        )
+    return tuple(holders)
+
+
+def _holder_kind(name: str, stock_type: str) -> HolderKind:
+    """自然人股东 is a person; a company-like type or name (…有限公司, …合伙企业(有限合伙)) is an entity."""
+    if "自然人" in stock_type:
+        return HolderKind.PERSON
+    if any(word in stock_type for word in _ENTITY_STOCK_TYPES) or _ENTITY_NAME.search(name):
+        return HolderKind.ENTITY
+    return HolderKind.PERSON
+
+
+def _change_records(value: object) -> tuple[ChangeLogEntry, ...] | None:
+    if value is None:
+        return None
+    entries = []
+    for index, item in enumerate(as_list(value, "ChangeRecords")):
+        record = as_object(item, f"ChangeRecords[{index}]")
+        label = as_text(record.get("ProjectName"), f"ChangeRecords[{index}].ProjectName")
+        entries.append(
+            ChangeLogEntry(
+                categories=classify_change_item(label),
+                item=label,
+                before=as_text(record.get("BeforeContent"), f"ChangeRecords[{index}].BeforeContent"),
+                after=as_text(record.get("AfterContent"), f"ChangeRecords[{index}].AfterContent"),
+                date=as_date(record.get("ChangeDate"), f"ChangeRecords[{index}].ChangeDate"),
+            )
+        )
+    return tuple(entries)

@@ -1,0 +1,108 @@
+"""Offline source: saved registry responses in a folder, mapped by a real source's own parser.
+
+Layout: ``<folder>/<registry_id>/<endpoint>.json`` (or ``.html``) for each endpoint of the format's
+source class. Used by ``watcher demo``, tests, and manual uploads of responses fetched elsewhere.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from pydantic import ValidationInfo, field_validator
+
+from sources import available_types, register, source_class
+from sources.base import BASE_DIR_CONTEXT, Fetched, MappedSource, Source, SourceOptions
+from watcher.errors import NotFoundError, ParseError
+
+_EXTENSIONS = (".json", ".html")
+
+
+class ReplayOptions(SourceOptions):
+    folder: str
+    format: str
+
+    @field_validator("folder")
+    @classmethod
+    def _relative_to_config(cls, folder: str, info: ValidationInfo) -> str:
+        base_dir = (info.context or {}).get(BASE_DIR_CONTEXT)
+        path = Path(folder).expanduser()
+        return str(Path(base_dir) / path) if base_dir is not None and not path.is_absolute() else str(path)
+
+
+def mapped_source_types() -> list[str]:
+    """Type names whose responses can be replayed (sources with a pure ``parse``)."""
+    known = []
+    for type_name in available_types():
+        try:
+            cls = source_class(type_name)
+        except Exception:  # a sibling module that fails to import is simply not listed here
+            continue
+        if issubclass(cls, MappedSource):
+            known.append(type_name)
+    return known
+
+
+@register("replay")
+class ReplaySource(Source):
+    """Reads each company's saved responses and maps them as the ``format`` source would."""
+
+    Options: ClassVar[type[SourceOptions]] = ReplayOptions
+
+    def __init__(self, name: str, options: SourceOptions) -> None:
+        super().__init__(name, options)
+        self.settings = (
+            options
+            if isinstance(options, ReplayOptions)
+            else ReplayOptions.model_validate(options.model_dump())
+        )
+        self.format = _mapped_source(self.settings.format)
+
+    def normalise_id(self, registry_id: str) -> str:
+        """Any id that is a plain folder name: it must not climb out of the replay folder."""
+        value = super().normalise_id(registry_id)
+        if value in (".", "..") or "/" in value or "\\" in value or "\0" in value:
+            raise ValueError(f"registry_id {registry_id!r} is not a plain folder name")
+        return value
+
+    async def fetch(self, registry_id: str) -> Fetched:
+        context = {"source": self.name, "registry_id": registry_id}
+        try:
+            company_id = self.normalise_id(registry_id)
+        except ValueError as error:
+            raise NotFoundError(str(error), **context) from None
+        company_folder = Path(self.settings.folder) / company_id
+        if not company_folder.is_dir():
+            raise NotFoundError(f"no saved responses in {company_folder}", **context)
+        raw = {
+            endpoint: _read_payload(company_folder, endpoint, context) for endpoint in self.format.endpoints
+        }
+        record = self.format.parse(raw, source=self.name, registry_id=company_id)
+        return Fetched(record=record, raw=raw)
+
+
+def _mapped_source(type_name: str) -> type[MappedSource]:
+    try:
+        cls = source_class(type_name)
+    except KeyError:
+        cls = None
+    if cls is None or not issubclass(cls, MappedSource):
+        known = ", ".join(mapped_source_types())
+        raise ValueError(f"unknown replay format {type_name!r} (known formats: {known})")
+    return cls
+
+
+def _read_payload(company_folder: Path, endpoint: str, context: dict[str, str]) -> str:
+    """The saved response text: UTF-8 (with or without BOM), else GB18030 as Chinese portals save it."""
+    candidates = [company_folder / f"{endpoint}{extension}" for extension in _EXTENSIONS]
+    path = next((candidate for candidate in candidates if candidate.is_file()), None)
+    if path is None:
+        raise ParseError(f"missing saved response {candidates[0]} (or .html)", **context)
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise ParseError(f"cannot read {path}: {error.strerror or error}", **context) from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("gb18030", errors="replace")

@@ -1,0 +1,425 @@
+"""The command line (``watcher [--config PATH] COMMAND``); the contract is in DESIGN.md.
+
+Exit codes: 0 success, 1 when some of the work failed (a rejected row, a failed check),
+2 for usage and configuration errors, with file, key and reason. Heavy modules are imported
+inside the commands so that start-up stays quick.
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from watcher.config import Config
+    from watcher.store import Store
+
+app = typer.Typer(
+    help="Borrower Watcher: watch company registries for changes in the bank's borrowers.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+borrowers_app = typer.Typer(help="Manage the watched borrowers.", no_args_is_help=True)
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+app.add_typer(borrowers_app, name="borrowers")
+app.add_typer(db_app, name="db")
+
+CLI_ACTOR = "cli"
+
+
+class ListFormat(StrEnum):
+    table = "table"
+    json = "json"
+
+
+class HistoryFormat(StrEnum):
+    table = "table"
+    csv = "csv"
+    jsonl = "jsonl"
+
+
+class _State:
+    config_path: str | None = None
+
+
+state = _State()
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """One line on stderr saying what and where, then the exit code."""
+    typer.echo(f"watcher: {message}", err=True)
+    return typer.Exit(code)
+
+
+@app.callback()
+def main_options(
+    config: Annotated[
+        str | None,
+        typer.Option("--config", "-c", help="Config file (default: $WATCHER_CONFIG, then ./watcher.toml)."),
+    ] = None,
+) -> None:
+    state.config_path = config
+
+
+def load() -> Config:
+    from watcher.config import load_config, resolve_config_path
+    from watcher.errors import ConfigError
+
+    path = resolve_config_path(state.config_path)
+    try:
+        return load_config(path)
+    except ConfigError as error:
+        raise fail(str(error)) from None
+
+
+def open_db(config: Config) -> Store:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from watcher.store import open_store
+
+    try:
+        return open_store(config.database.url)
+    except SQLAlchemyError as error:
+        raise fail(
+            f"database {_safe_url(config.database.url)}: {error.__class__.__name__}: "
+            f"{str(error).splitlines()[0]}"
+        ) from None
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+# -- init ---------------------------------------------------------------------------------------
+
+
+@app.command()
+def init(
+    path: Annotated[Path, typer.Argument(help="Where to write the starter config.")] = Path("watcher.toml"),
+    force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a commented starter config."""
+    from watcher.config import STARTER_CONFIG
+
+    if path.exists() and not force:
+        raise fail(f"{path}: already exists (use --force to overwrite)")
+    try:
+        path.write_text(STARTER_CONFIG, encoding="utf-8")
+    except OSError as error:
+        raise fail(f"{path}: cannot write ({error.strerror or error})") from None
+    typer.echo(f"wrote {path}")
+
+
+# -- borrowers ----------------------------------------------------------------------------------
+
+
+@borrowers_app.command("import")
+def borrowers_import(
+    file: Annotated[Path, typer.Argument(help="CSV: id,name,source,registry_id[,...]")],
+) -> None:
+    """Upsert borrowers from a CSV file; bad rows are reported and skipped (exit 1)."""
+    from watcher.importer import BorrowerFileError, parse_borrowers_csv, upsert_borrowers
+    from watcher.pipeline import build_sources
+
+    config = load()
+    sources = build_sources(config)
+    try:
+        parsed = parse_borrowers_csv(file, sources=sources, officers=list(config.officers))
+    except BorrowerFileError as error:
+        raise fail(str(error)) from None
+    for problem in parsed.warnings:
+        typer.echo(f"{file}: line {problem.line}: warning: {problem.message}", err=True)
+    for problem in parsed.rejected:
+        typer.echo(f"{file}: line {problem.line}: rejected: {problem.message}", err=True)
+    store = open_db(config)
+    with store.transaction() as session:
+        counts = upsert_borrowers(session, parsed.rows, actor=CLI_ACTOR)
+    typer.echo(
+        f"imported {len(parsed.rows)} borrower(s): {counts.added} added, {counts.updated} updated, "
+        f"{counts.unchanged} unchanged; {len(parsed.rejected)} rejected"
+    )
+    if parsed.rejected:
+        raise typer.Exit(1)
+
+
+@borrowers_app.command("list")
+def borrowers_list(
+    output_format: Annotated[ListFormat, typer.Option("--format", help="table or json")] = ListFormat.table,
+) -> None:
+    """List the watched borrowers."""
+    import json
+
+    from watcher.store import borrowers
+
+    store = open_db(load())
+    with store.session() as session:
+        rows = borrowers(session)
+    if output_format is ListFormat.json:
+        from watcher.units import format_duration
+
+        items = [
+            {
+                "id": b.id,
+                "name": b.name,
+                "source": b.source,
+                "registry_id": b.registry_id,
+                "officer": b.officer,
+                "tags": b.tag_list,
+                "interval": format_duration_seconds(b.interval_seconds, format_duration),
+                "legal_rep_on_file": b.legal_rep_on_file,
+            }
+            for b in rows
+        ]
+        typer.echo(json.dumps(items, ensure_ascii=False, indent=2))
+        return
+    table = _table("id", "name", "source", "registry_id", "officer", "tags", "last success", "status")
+    for b in rows:
+        health = f"failing ×{b.consecutive_failures}: {b.last_error_kind}" if b.consecutive_failures else "ok"
+        table.add_row(
+            b.id,
+            b.name,
+            b.source,
+            b.registry_id,
+            b.officer or "",
+            ",".join(b.tag_list),
+            _when(b.last_success_at),
+            health if b.last_checked_at else "not checked yet",
+        )
+    _print(table)
+
+
+def format_duration_seconds(seconds: int | None, formatter) -> str | None:
+    from datetime import timedelta
+
+    return formatter(timedelta(seconds=seconds)) if seconds else None
+
+
+# -- check --------------------------------------------------------------------------------------
+
+
+@app.command()
+def check(
+    borrower: Annotated[
+        list[str] | None, typer.Option("--borrower", help="Only this borrower (repeatable).")
+    ] = None,
+    no_notify: Annotated[
+        bool, typer.Option("--no-notify", help="Store alerts but do not send them.")
+    ] = False,
+) -> None:
+    """Check borrowers now: fetch, diff, store, alert; exit 1 when any check failed."""
+    import asyncio
+
+    from watcher.store import borrowers
+
+    config = load()
+    store = open_db(config)
+    with store.session() as session:
+        selected = borrowers(session, borrower)
+    unknown = sorted(set(borrower or ()) - {b.id for b in selected})
+    if unknown:
+        raise fail(f"unknown borrower id(s): {', '.join(unknown)}")
+    if not selected:
+        typer.echo("no borrowers to check (import some with `watcher borrowers import FILE.csv`)")
+        return
+    outcomes = asyncio.run(_run_checks(store, config, selected))
+    failed = [o for o in outcomes if not o.ok]
+    alerts = [o for o in outcomes if o.alert_id is not None]
+    baselines = sum(1 for o in outcomes if o.ok and o.baseline)
+    typer.echo(
+        f"checked {len(outcomes)}: {len(outcomes) - len(failed)} ok ({baselines} baseline), "
+        f"{len(failed)} failed, {len(alerts)} alert(s)"
+    )
+    if no_notify and alerts:
+        typer.echo("alerts stored; --no-notify: nothing sent")
+    if failed:
+        typer.echo(
+            "failed: " + "; ".join(f"{o.borrower_id} ({o.error_kind}: {o.error})" for o in failed), err=True
+        )
+        raise typer.Exit(1)
+
+
+async def _run_checks(store: Store, config: Config, selected):
+    from watcher.pipeline import Checker, CheckOutcome
+
+    checker = Checker(store, config)
+    try:
+        if sys.stdout.isatty():
+            from rich.progress import Progress
+
+            with Progress(transient=False) as progress:
+                task = progress.add_task("checking", total=len(selected))
+
+                def advance(outcome: CheckOutcome) -> None:
+                    progress.advance(task)
+                    if not outcome.ok:
+                        progress.console.print(f"[red]{outcome.borrower_id}: {outcome.error_kind}[/red]")
+
+                return await checker.check(selected, on_outcome=advance)
+        return await checker.check(selected, on_outcome=lambda outcome: typer.echo(_outcome_line(outcome)))
+    finally:
+        await checker.aclose()
+
+
+def _outcome_line(outcome) -> str:
+    if not outcome.ok:
+        return f"{outcome.borrower_id}: failed ({outcome.error_kind}): {outcome.error}"
+    if outcome.baseline:
+        line = f"{outcome.borrower_id}: baseline stored"
+    elif outcome.changes:
+        line = f"{outcome.borrower_id}: {outcome.changes} change(s)"
+    else:
+        line = f"{outcome.borrower_id}: unchanged"
+    if outcome.alert_id is not None:
+        line += f", alert #{outcome.alert_id} ({outcome.severity})"
+    return line
+
+
+# -- history ------------------------------------------------------------------------------------
+
+
+@app.command()
+def history(
+    borrower: Annotated[
+        list[str] | None, typer.Option("--borrower", help="Only this borrower (repeatable).")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only changes detected on or after this date (YYYY-MM-DD).")
+    ] = None,
+    category: Annotated[list[str] | None, typer.Option(help="Only this category (repeatable).")] = None,
+    output_format: Annotated[
+        HistoryFormat, typer.Option("--format", help="table, csv or jsonl")
+    ] = HistoryFormat.table,
+) -> None:
+    """The change history, oldest first."""
+    from datetime import UTC, datetime
+
+    from watcher.record import Category
+    from watcher.store import history as query_history
+
+    since_at = None
+    if since:
+        try:
+            since_at = datetime.fromisoformat(since)
+        except ValueError:
+            raise fail(f"--since {since!r}: expected a date like 2026-01-31") from None
+        since_at = since_at if since_at.tzinfo else since_at.replace(tzinfo=UTC)
+    known = {c.value for c in Category}
+    bad = sorted(set(category or ()) - known)
+    if bad:
+        raise fail(f"--category {', '.join(bad)}: unknown (known: {', '.join(sorted(known))})")
+    store = open_db(load())
+    with store.session() as session:
+        rows = query_history(session, borrower_ids=borrower or (), since=since_at, categories=category or ())
+    print_history(rows, output_format)
+
+
+def print_history(rows, output_format: HistoryFormat) -> None:
+    import csv
+    import json
+
+    from watcher.store import HISTORY_FIELDS
+
+    if output_format is HistoryFormat.jsonl:
+        for row in rows:
+            typer.echo(json.dumps(row.as_json(), ensure_ascii=False))
+    elif output_format is HistoryFormat.csv:
+        writer = csv.DictWriter(sys.stdout, fieldnames=HISTORY_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: ("" if v is None else v) for k, v in row.as_json().items()})
+    else:
+        table = _table(
+            "id",
+            "detected",
+            "borrower",
+            "category",
+            "action",
+            "subject",
+            "before → after",
+            "effective",
+            "severity",
+            "alert",
+        )
+        for row in rows:
+            table.add_row(
+                str(row.id),
+                _when(row.detected_at),
+                f"{row.borrower_id} {row.borrower_name}",
+                row.category,
+                row.action,
+                row.subject,
+                f"{row.before or '–'} → {row.after or '–'}",
+                row.effective_date.isoformat() if row.effective_date else "",
+                row.severity or "",
+                str(row.alert_id or ""),
+            )
+        _print(table)
+
+
+# -- db -----------------------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or upgrade the database schema (history is never dropped)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from watcher.store import Store
+
+    config = load()
+    store = Store(config.database.url)
+    try:
+        before, after = store.upgrade()
+    except SQLAlchemyError as error:
+        raise fail(f"database {_safe_url(config.database.url)}: {str(error).splitlines()[0]}") from None
+    if before == after:
+        typer.echo(f"database is up to date (revision {after})")
+    else:
+        typer.echo(f"database upgraded from {before or 'empty'} to {after}")
+
+
+# -- demo ---------------------------------------------------------------------------------------
+
+
+@app.command()
+def demo(
+    language: Annotated[str, typer.Option(help="zh-CN or en")] = "zh-CN",
+    keep: Annotated[Path | None, typer.Option(help="Keep the demo database in this folder.")] = None,
+) -> None:
+    """Run the real pipeline on bundled sample data (three rounds of registry changes), offline."""
+    from watcher.demo import run_demo
+
+    if language not in ("zh-CN", "en"):
+        raise fail(f"--language {language!r}: expected zh-CN or en")
+    run_demo(language=language, keep=keep, echo=typer.echo, print_history=print_history)
+
+
+# -- output helpers -----------------------------------------------------------------------------
+
+
+def _when(value) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value else ""
+
+
+def _table(*columns: str):
+    from rich.table import Table
+
+    table = Table(*columns, show_lines=False)
+    return table
+
+
+def _print(table) -> None:
+    from rich.console import Console
+
+    Console(soft_wrap=not sys.stdout.isatty()).print(table)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,342 @@
+"""Compare two normalised records and name what changed.
+
+Only sections present on both sides are compared: a section the source did not provide is unknown,
+not empty. People are compared per change category by identity key (set differences), so a person
+who keeps a seat but whose name is spelt differently is not a change, and list order never matters.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+from datetime import date
+
+from watcher.normalize import ROLE_CATEGORY, normalize_record, text_key
+from watcher.record import (
+    KEY_PERSON_CATEGORIES,
+    Action,
+    Category,
+    ChangeLogEntry,
+    Controller,
+    Money,
+    Person,
+    RegistryRecord,
+    Role,
+    Shareholder,
+    Stake,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One change event before it is stored: what, to whom, before → after, and when if known.
+
+    ``from_change_log`` marks a change seen only in the source's own change log, not in the
+    structured sections (such a change may be dated before our baseline: then it is history).
+    """
+
+    category: Category
+    action: Action
+    subject: str
+    before: str | None
+    after: str | None
+    effective_date: date | None = None
+    from_change_log: bool = False
+
+    @property
+    def key_person(self) -> bool:
+        return self.category in KEY_PERSON_CATEGORIES
+
+
+def diff(old: RegistryRecord, new: RegistryRecord) -> list[Change]:
+    """Changes from ``old`` to ``new``, each dated by the new record's change log when it can be.
+
+    Both records are normalised first, so callers may pass raw mapped records.
+    """
+    old, new = normalize_record(old), normalize_record(new)
+    changes = [
+        *_scalar_changes(old, new),
+        *_people_changes(old, new),
+        *_holder_changes(old, new),
+        *_controller_changes(old, new),
+    ]
+    fresh_log = _fresh_log_entries(old, new)
+    dated = [_dated(change, fresh_log) for change in changes]
+    covered = {change.category for change in dated}
+    dated.extend(_log_only_changes(old, new, fresh_log, covered))
+    return sorted(dated, key=_change_order)
+
+
+def _change_order(change: Change) -> tuple:
+    return (
+        list(Category).index(change.category),
+        change.subject,
+        change.action.value,
+        change.before or "",
+        change.after or "",
+    )
+
+
+# -- scalar sections ----------------------------------------------------------------------------
+
+
+def _money_text(money: Money | None) -> str | None:
+    if money is None:
+        return None
+    if money.amount is None:
+        return money.raw
+    amount = format(money.amount.normalize(), "f")
+    return f"{amount} {money.currency}" if money.currency else amount
+
+
+def _money_equal(a: Money, b: Money) -> bool:
+    if a.amount is None or b.amount is None:
+        return text_key(a.raw) == text_key(b.raw)
+    return a.amount == b.amount and (a.currency == b.currency or None in (a.currency, b.currency))
+
+
+def _scalar_changes(old: RegistryRecord, new: RegistryRecord) -> Iterator[Change]:
+    if old.name is not None and new.name is not None and text_key(old.name) != text_key(new.name):
+        yield Change(Category.NAME, Action.CHANGED, "name", old.name, new.name)
+    if old.status is not None and new.status is not None:
+        code_changed = old.status.code != new.status.code
+        wording_changed = text_key(old.status.raw) != text_key(new.status.raw)
+        if code_changed or (wording_changed and new.status.code.value == "other"):
+            yield Change(Category.STATUS, Action.CHANGED, "status", _status_text(old), _status_text(new))
+    if (
+        old.registered_capital is not None
+        and new.registered_capital is not None
+        and not _money_equal(old.registered_capital, new.registered_capital)
+    ):
+        yield Change(
+            Category.REGISTERED_CAPITAL,
+            Action.CHANGED,
+            "registered capital",
+            _money_text(old.registered_capital),
+            _money_text(new.registered_capital),
+        )
+    if old.address is not None and new.address is not None and text_key(old.address) != text_key(new.address):
+        yield Change(Category.ADDRESS, Action.CHANGED, "address", old.address, new.address)
+    yield from _single_person_change(
+        Category.LEGAL_REPRESENTATIVE,
+        old.legal_representative,
+        new.legal_representative,
+        both_known=_both(old, new, "legal_representative"),
+    )
+    yield from _single_person_change(
+        Category.FINANCE_HEAD, old.finance_head, new.finance_head, both_known=_both(old, new, "finance_head")
+    )
+
+
+def _both(old: RegistryRecord, new: RegistryRecord, section: str) -> bool:
+    return getattr(old, section) is not None and getattr(new, section) is not None
+
+
+def _status_text(record: RegistryRecord) -> str:
+    assert record.status is not None
+    return (
+        f"{record.status.raw} ({record.status.code.value})" if record.status.raw else record.status.code.value
+    )
+
+
+def _same_person(a: Person, b: Person) -> bool:
+    """Same key, or (when the two fetches keyed the person differently) the same name."""
+    if a.key == b.key:
+        return True
+    return a.key.split(":", 1)[0] != b.key.split(":", 1)[0] and text_key(a.name) == text_key(b.name)
+
+
+def _single_person_change(
+    category: Category, old: Person | None, new: Person | None, *, both_known: bool
+) -> Iterator[Change]:
+    if both_known and old is not None and new is not None and not _same_person(old, new):
+        yield Change(category, Action.CHANGED, category.value.replace("_", " "), old.name, new.name)
+
+
+# -- people -------------------------------------------------------------------------------------
+
+
+def _by_category(people: Iterable[Person]) -> dict[Category, dict[str, tuple[Person, frozenset[Role]]]]:
+    """People per change category, with the roles that put them there.
+
+    The legal representative has a section of its own, so the role does not count twice here.
+    """
+    grouped: dict[Category, dict[str, tuple[Person, frozenset[Role]]]] = defaultdict(dict)
+    for person in people:
+        roles_by_category: dict[Category, set[Role]] = defaultdict(set)
+        for role in person.roles:
+            if role is Role.LEGAL_REPRESENTATIVE:
+                continue
+            roles_by_category[ROLE_CATEGORY[role]].add(role)
+        for category, roles in roles_by_category.items():
+            grouped[category][person.key] = (person, frozenset(roles))
+    return grouped
+
+
+def _roles_text(person: Person, roles: frozenset[Role]) -> str:
+    return person.role_text or ", ".join(sorted(roles))
+
+
+def _people_changes(old: RegistryRecord, new: RegistryRecord) -> Iterator[Change]:
+    if old.people is None or new.people is None:
+        return
+    before, after = _by_category(old.people), _by_category(new.people)
+    for category in sorted(set(before) | set(after), key=list(Category).index):
+        was, now = before.get(category, {}), after.get(category, {})
+        for key in sorted(set(was) - set(now)):
+            person, roles = was[key]
+            if _renamed_match(person, now, set(now) - set(was)):
+                continue
+            yield Change(
+                category, Action.REMOVED, person.name, f"{person.name} ({_roles_text(person, roles)})", None
+            )
+        for key in sorted(set(now) - set(was)):
+            person, roles = now[key]
+            if _renamed_match(person, was, set(was) - set(now)):
+                continue
+            yield Change(
+                category, Action.ADDED, person.name, None, f"{person.name} ({_roles_text(person, roles)})"
+            )
+        for key in sorted(set(was) & set(now)):
+            (old_person, old_roles), (new_person, new_roles) = was[key], now[key]
+            if old_roles != new_roles:
+                yield Change(
+                    category,
+                    Action.CHANGED,
+                    new_person.name,
+                    _roles_text(old_person, old_roles),
+                    _roles_text(new_person, new_roles),
+                )
+
+
+def _renamed_match(
+    person: Person, other_side: dict[str, tuple[Person, frozenset[Role]]], candidates: set[str]
+) -> bool:
+    """A person keyed differently on the two sides (id on one, name on the other) is the same person."""
+    return any(_same_person(person, other_side[key][0]) for key in candidates)
+
+
+# -- shareholders and controllers ----------------------------------------------------------------
+
+
+def _stake_text(stake: Stake | None) -> str:
+    return str(stake) if stake is not None else "?"
+
+
+def _holder_text(holder: Shareholder) -> str:
+    parts = [holder.name, _stake_text(holder.stake)]
+    if holder.subscribed is not None:
+        parts.append(_money_text(holder.subscribed) or "")
+    return " ".join(part for part in parts if part)
+
+
+def _holder_changes(old: RegistryRecord, new: RegistryRecord) -> Iterator[Change]:
+    if old.shareholders is None or new.shareholders is None:
+        return
+    was = {h.key: h for h in old.shareholders}
+    now = {h.key: h for h in new.shareholders}
+    for key in sorted(set(was) - set(now)):
+        yield Change(Category.SHAREHOLDER, Action.REMOVED, was[key].name, _holder_text(was[key]), None)
+    for key in sorted(set(now) - set(was)):
+        yield Change(Category.SHAREHOLDER, Action.ADDED, now[key].name, None, _holder_text(now[key]))
+    for key in sorted(set(was) & set(now)):
+        a, b = was[key], now[key]
+        subscribed_changed = (
+            a.subscribed is not None
+            and b.subscribed is not None
+            and not _money_equal(a.subscribed, b.subscribed)
+        )
+        if a.stake != b.stake or subscribed_changed:
+            yield Change(Category.SHAREHOLDER, Action.CHANGED, b.name, _holder_text(a), _holder_text(b))
+
+
+def _controller_text(controller: Controller) -> str:
+    parts = [controller.name]
+    if controller.stake is not None:
+        parts.append(str(controller.stake))
+    if controller.natures:
+        parts.append("; ".join(sorted(controller.natures)))
+    return " ".join(parts)
+
+
+def _controller_changes(old: RegistryRecord, new: RegistryRecord) -> Iterator[Change]:
+    if old.controllers is None or new.controllers is None:
+        return
+    was = {c.key: c for c in old.controllers}
+    now = {c.key: c for c in new.controllers}
+    for key in sorted(set(was) - set(now)):
+        yield Change(Category.CONTROLLER, Action.REMOVED, was[key].name, _controller_text(was[key]), None)
+    for key in sorted(set(now) - set(was)):
+        yield Change(Category.CONTROLLER, Action.ADDED, now[key].name, None, _controller_text(now[key]))
+    for key in sorted(set(was) & set(now)):
+        a, b = was[key], now[key]
+        if a.stake != b.stake or a.natures != b.natures:
+            yield Change(
+                Category.CONTROLLER, Action.CHANGED, b.name, _controller_text(a), _controller_text(b)
+            )
+
+
+# -- the source's own change log ------------------------------------------------------------------
+
+
+def _fresh_log_entries(old: RegistryRecord, new: RegistryRecord) -> tuple[ChangeLogEntry, ...]:
+    """Log rows in ``new`` that ``old`` did not have (all of them when ``old`` had no log section)."""
+    if new.change_log is None:
+        return ()
+    seen = set(old.change_log or ())
+    return tuple(entry for entry in new.change_log if entry not in seen)
+
+
+def _dated(change: Change, fresh_log: Iterable[ChangeLogEntry]) -> Change:
+    """Date a structural change by the newest fresh log row of its category, when there is one."""
+    if change.effective_date is not None:
+        return change
+    dates = [entry.date for entry in fresh_log if entry.date and change.category in entry.categories]
+    if not dates:
+        return change
+    return replace(change, effective_date=max(dates))
+
+
+_SECTION_OF_CATEGORY: dict[Category, tuple[str, ...]] = {
+    Category.LEGAL_REPRESENTATIVE: ("legal_representative",),
+    Category.SHAREHOLDER: ("shareholders",),
+    Category.DIRECTOR: ("people",),
+    Category.SUPERVISOR: ("people",),
+    Category.MANAGER: ("people",),
+    Category.FINANCE_HEAD: ("finance_head",),
+    Category.CONTROLLER: ("controllers",),
+    Category.NAME: ("name",),
+    Category.STATUS: ("status",),
+    Category.REGISTERED_CAPITAL: ("registered_capital",),
+    Category.ADDRESS: ("address",),
+}
+
+
+def _log_only_changes(
+    old: RegistryRecord, new: RegistryRecord, fresh_log: Iterable[ChangeLogEntry], covered: set[Category]
+) -> Iterator[Change]:
+    """Fresh log rows about facts the structured sections cannot show (e.g. 财务负责人备案).
+
+    A row whose category is compared structurally (section known on both sides) only dates that
+    comparison; it becomes an event of its own only when the structure could not see the change.
+    Needs a log on the old side too: a first log is history, not news.
+    """
+    if old.change_log is None:
+        return
+    for entry in fresh_log:
+        for category in sorted(entry.categories, key=list(Category).index):
+            if category in covered:
+                continue
+            if all(_both(old, new, section) for section in _SECTION_OF_CATEGORY[category]):
+                continue
+            yield Change(
+                category,
+                Action.CHANGED,
+                entry.item,
+                entry.before or None,
+                entry.after or None,
+                entry.date,
+                from_change_log=True,
+            )
+            break

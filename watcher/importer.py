@@ -1,0 +1,207 @@
+"""Borrower CSV import: every bad row is reported with its line and reason, every good row is kept."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlmodel import Session
+
+from sources.base import Source
+from watcher.models import Borrower, utcnow
+from watcher.store import audit
+from watcher.units import parse_duration
+
+REQUIRED_COLUMNS = ("id", "name", "source", "registry_id")
+OPTIONAL_COLUMNS = ("officer", "tags", "interval", "legal_rep_on_file")
+COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
+
+
+class BorrowerFileError(Exception):
+    """The file as a whole cannot be read (missing, undecodable, header without required columns)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BorrowerRow:
+    id: str
+    name: str
+    source: str
+    registry_id: str
+    officer: str | None = None
+    tags: tuple[str, ...] = ()
+    interval_seconds: int | None = None
+    legal_rep_on_file: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RowProblem:
+    line: int
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedBorrowers:
+    rows: list[BorrowerRow] = field(default_factory=list)
+    rejected: list[RowProblem] = field(default_factory=list)
+    warnings: list[RowProblem] = field(default_factory=list)
+
+
+def _decode(path: Path) -> str:
+    """UTF-8 (with or without Excel's BOM), else GB18030, which Chinese spreadsheet exports use."""
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise BorrowerFileError(f"{path}: cannot read ({error.strerror or error})") from None
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise BorrowerFileError(f"{path}: not UTF-8 or GB18030 text")
+
+
+def parse_borrowers_csv(
+    path: Path, *, sources: Mapping[str, Source], officers: Sequence[str] = ()
+) -> ParsedBorrowers:
+    text = _decode(path)
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    header = [name.strip() for name in reader.fieldnames or []]
+    missing = [column for column in REQUIRED_COLUMNS if column not in header]
+    if missing:
+        raise BorrowerFileError(
+            f"{path}: line 1: header lacks {', '.join(missing)} (expected {','.join(REQUIRED_COLUMNS)} "
+            f"and optionally {','.join(OPTIONAL_COLUMNS)})"
+        )
+    unknown = [column for column in header if column not in COLUMNS]
+    if unknown:
+        raise BorrowerFileError(f"{path}: line 1: unknown column(s) {', '.join(unknown)}")
+    reader.fieldnames = header
+    result = ParsedBorrowers()
+    first_line_of: dict[str, int] = {}
+    for values in reader:
+        line = reader.line_num
+        if all(not (value or "").strip() for value in values.values() if isinstance(value, str)):
+            continue
+        if None in values:
+            result.rejected.append(
+                RowProblem(line, f"{len(header) + len(values[None])} fields, header has {len(header)}")
+            )
+            continue
+        try:
+            row = _row(values, sources)
+        except ValueError as error:
+            result.rejected.append(RowProblem(line, str(error)))
+            continue
+        if row.id in first_line_of:
+            result.rejected.append(
+                RowProblem(line, f"duplicate id {row.id!r} (first on line {first_line_of[row.id]})")
+            )
+            continue
+        first_line_of[row.id] = line
+        if row.officer and row.officer not in officers:
+            result.warnings.append(
+                RowProblem(
+                    line, f"officer {row.officer!r} is not in [officers]; alerts reach the notifiers only"
+                )
+            )
+        result.rows.append(row)
+    return result
+
+
+def _row(values: Mapping[str, str | None], sources: Mapping[str, Source]) -> BorrowerRow:
+    def cell(name: str) -> str:
+        return (values.get(name) or "").strip()
+
+    for name in REQUIRED_COLUMNS:
+        if not cell(name):
+            raise ValueError(f"{name} is empty")
+    borrower_id, source_name = cell("id"), cell("source")
+    source = sources.get(source_name)
+    if source is None:
+        known = ", ".join(sorted(sources)) or "none configured"
+        raise ValueError(f"unknown source {source_name!r} (known: {known})")
+    try:
+        registry_id = source.normalise_id(cell("registry_id"))
+    except ValueError as error:
+        raise ValueError(f"registry_id {cell('registry_id')!r}: {error}") from None
+    interval_seconds = None
+    if cell("interval"):
+        try:
+            interval_seconds = int(parse_duration(cell("interval")).total_seconds())
+        except ValueError as error:
+            raise ValueError(f"interval {cell('interval')!r}: {error}") from None
+        if interval_seconds <= 0:
+            raise ValueError(f"interval {cell('interval')!r}: must be longer than 0s")
+    tags = tuple(sorted({tag.strip() for tag in cell("tags").replace(";", ",").split(",") if tag.strip()}))
+    return BorrowerRow(
+        id=borrower_id,
+        name=cell("name"),
+        source=source_name,
+        registry_id=registry_id,
+        officer=cell("officer") or None,
+        tags=tags,
+        interval_seconds=interval_seconds,
+        legal_rep_on_file=cell("legal_rep_on_file") or None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class UpsertCounts:
+    added: int
+    updated: int
+    unchanged: int
+
+
+def upsert_borrowers(session: Session, rows: Sequence[BorrowerRow], *, actor: str) -> UpsertCounts:
+    """Insert new borrowers (due at once), update known ones; a new registry entity restarts the baseline."""
+    now = utcnow()
+    added = updated = unchanged = 0
+    for row in rows:
+        fields = {
+            "name": row.name,
+            "source": row.source,
+            "registry_id": row.registry_id,
+            "officer": row.officer,
+            "tags": ",".join(row.tags),
+            "interval_seconds": row.interval_seconds,
+            "legal_rep_on_file": row.legal_rep_on_file,
+        }
+        borrower = session.get(Borrower, row.id)
+        if borrower is None:
+            session.add(Borrower(id=row.id, created_at=now, updated_at=now, next_check_at=now, **fields))
+            audit(
+                session,
+                actor=actor,
+                action="borrower.added",
+                subject_type="borrower",
+                subject_id=row.id,
+                detail=fields,
+                at=now,
+            )
+            added += 1
+            continue
+        differences = {key: value for key, value in fields.items() if getattr(borrower, key) != value}
+        if not differences:
+            unchanged += 1
+            continue
+        if "source" in differences or "registry_id" in differences:
+            borrower.baseline_at = None
+            borrower.next_check_at = now
+        for key, value in differences.items():
+            setattr(borrower, key, value)
+        borrower.updated_at = now
+        session.add(borrower)
+        audit(
+            session,
+            actor=actor,
+            action="borrower.updated",
+            subject_type="borrower",
+            subject_id=row.id,
+            detail=differences,
+            at=now,
+        )
+        updated += 1
+    return UpsertCounts(added, updated, unchanged)

@@ -1,0 +1,159 @@
+"""Database tables (SQLModel). Times are timezone-aware UTC; the schema is owned by Alembic."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from sqlalchemy import Column, Index, LargeBinary, Text
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Borrower(SQLModel, table=True):
+    __tablename__ = "borrower"
+
+    id: str = Field(primary_key=True, max_length=64)
+    name: str
+    source: str = Field(index=True, max_length=64)
+    registry_id: str = Field(max_length=64)
+    officer: str | None = Field(default=None, max_length=64)
+    tags: str = ""
+    interval_seconds: int | None = None
+    legal_rep_on_file: str | None = None
+    active: bool = True
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    next_check_at: datetime | None = Field(default=None, index=True)
+    last_checked_at: datetime | None = None
+    last_success_at: datetime | None = None
+    baseline_at: datetime | None = None
+    consecutive_failures: int = 0
+    last_error: str | None = None
+    last_error_kind: str | None = Field(default=None, max_length=32)
+    signatory_mismatch: str | None = None
+    claimed_by: str | None = Field(default=None, max_length=128)
+    lease_until: datetime | None = None
+
+    @property
+    def tag_list(self) -> list[str]:
+        return [tag for tag in self.tags.split(",") if tag]
+
+
+class Snapshot(SQLModel, table=True):
+    """A normalised record, stored only when its content hash changed; raw responses compressed."""
+
+    __tablename__ = "snapshot"
+
+    id: int | None = Field(default=None, primary_key=True)
+    borrower_id: str = Field(foreign_key="borrower.id", index=True, max_length=64)
+    source: str = Field(max_length=64)
+    fetched_at: datetime = Field(default_factory=utcnow)
+    content_hash: str = Field(max_length=64)
+    record_json: str = Field(sa_column=Column(Text, nullable=False))
+    raw_gz: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class Alert(SQLModel, table=True):
+    __tablename__ = "alert"
+
+    id: int | None = Field(default=None, primary_key=True)
+    borrower_id: str = Field(foreign_key="borrower.id", index=True, max_length=64)
+    source: str = Field(max_length=64)
+    severity: str = Field(max_length=16)
+    status: str = Field(default="open", max_length=16, index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    occasions_in_window: int = 0
+    recommend_early_repayment: bool = False
+    signatory_mismatch: str | None = None
+    acknowledged_by: str | None = None
+    acknowledged_at: datetime | None = None
+    note: str | None = Field(default=None, sa_column=Column(Text))
+    closed_by: str | None = None
+    closed_at: datetime | None = None
+
+
+class ChangeEvent(SQLModel, table=True):
+    """One detected change, never updated."""
+
+    __tablename__ = "change_event"
+    __table_args__ = (Index("ix_change_event_borrower_detected", "borrower_id", "detected_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    borrower_id: str = Field(foreign_key="borrower.id", max_length=64)
+    snapshot_id: int | None = Field(default=None, foreign_key="snapshot.id")
+    alert_id: int | None = Field(default=None, foreign_key="alert.id", index=True)
+    source: str = Field(max_length=64)
+    category: str = Field(max_length=32, index=True)
+    action: str = Field(max_length=16)
+    subject: str
+    before: str | None = Field(default=None, sa_column=Column(Text))
+    after: str | None = Field(default=None, sa_column=Column(Text))
+    effective_date: date | None = None
+    detected_at: datetime = Field(default_factory=utcnow)
+    key_person: bool = False
+
+
+class KeyPersonOccasion(SQLModel, table=True):
+    """A day on which the company changed key persons; the high-risk rule counts these in a window.
+
+    ``historical`` occasions were dated by the source before our baseline (vendor change logs,
+    Brønnøysund's ``sistEndret``): they count toward the window but never alerted on their own.
+    """
+
+    __tablename__ = "key_person_occasion"
+    __table_args__ = (Index("ix_occasion_borrower_day", "borrower_id", "occasion_date"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    borrower_id: str = Field(foreign_key="borrower.id", max_length=64)
+    occasion_date: date
+    detected_at: datetime = Field(default_factory=utcnow)
+    alert_id: int | None = Field(default=None, foreign_key="alert.id")
+    historical: bool = False
+    evidence: str = ""
+
+
+class Delivery(SQLModel, table=True):
+    """Outbox: one row per alert and delivery target, written with the alert in one transaction."""
+
+    __tablename__ = "delivery"
+    __table_args__ = (Index("ix_delivery_due", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    alert_id: int = Field(foreign_key="alert.id", index=True)
+    target: str = Field(max_length=128)
+    status: str = Field(default="pending", max_length=16)
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=utcnow)
+    sent_at: datetime | None = None
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    claimed_by: str | None = Field(default=None, max_length=128)
+    lease_until: datetime | None = None
+
+
+class AuditLog(SQLModel, table=True):
+    """Append-only trail of who did what; database triggers refuse UPDATE and DELETE."""
+
+    __tablename__ = "audit_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, index=True)
+    actor: str = Field(max_length=128)
+    action: str = Field(max_length=64)
+    subject_type: str = Field(max_length=32)
+    subject_id: str = Field(max_length=64)
+    detail: str = Field(default="", sa_column=Column(Text, nullable=False))
+
+
+class SourceHealth(SQLModel, table=True):
+    __tablename__ = "source_health"
+
+    source: str = Field(primary_key=True, max_length=64)
+    last_success_at: datetime | None = None
+    last_failure_at: datetime | None = None
+    consecutive_failures: int = 0
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    last_error_kind: str | None = Field(default=None, max_length=32)

@@ -1,0 +1,320 @@
+"""Check borrowers: fetch, classify, diff, assess, and store everything of one check in one transaction.
+
+A fetch either yields a record or raises a ``SourceError``; a failure is recorded for the borrower
+and the source's health and never reaches the diff. A change is stored together with its alert and
+one outbox row per delivery target, so a crash can delay an alert but never lose it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlmodel import Session
+
+from sources import source_class
+from sources.base import Fetched, Source
+from watcher.config import Config
+from watcher.diff import Change, diff
+from watcher.errors import SourceError
+from watcher.models import Alert, Borrower, ChangeEvent, Delivery, KeyPersonOccasion, Snapshot, utcnow
+from watcher.normalize import content_hash, normalize_record
+from watcher.record import KEY_PERSON_CATEGORIES, RegistryRecord, record_as_dict, record_from_dict
+from watcher.routing import delivery_targets
+from watcher.rules import Assessment, RuleSettings, assess
+from watcher.store import (
+    Store,
+    audit,
+    latest_hash,
+    latest_snapshot,
+    occasion_days_since,
+    pack_raw,
+    record_source_health,
+)
+
+SYSTEM_ACTOR = "watcher"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckOutcome:
+    """What one borrower's check came to, for summaries and exit codes."""
+
+    borrower_id: str
+    ok: bool
+    baseline: bool = False
+    changes: int = 0
+    alert_id: int | None = None
+    severity: str | None = None
+    error_kind: str | None = None
+    error: str | None = None
+
+
+def build_sources(config: Config) -> dict[str, Source]:
+    return {name: source_class(options.type)(name, options) for name, options in config.sources.items()}
+
+
+class Checker:
+    """Runs checks with bounded concurrency; database work goes through one thread, one writer."""
+
+    def __init__(
+        self,
+        store: Store,
+        config: Config,
+        sources: dict[str, Source] | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.config = config
+        self.sources = sources if sources is not None else build_sources(config)
+        self.rules = RuleSettings(window=config.rules.window, frequent_after=config.rules.frequent_after)
+        self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="watcher-db")
+
+    async def aclose(self) -> None:
+        for source in self.sources.values():
+            await source.aclose()
+        self._db.shutdown(wait=True)
+
+    async def _in_db(self, function: Callable, *args):
+        return await asyncio.get_running_loop().run_in_executor(self._db, function, *args)
+
+    async def check(
+        self, borrowers: Sequence[Borrower], on_outcome: Callable[[CheckOutcome], None] | None = None
+    ) -> list[CheckOutcome]:
+        limit = asyncio.Semaphore(self.config.schedule.concurrency)
+
+        async def one(borrower: Borrower) -> CheckOutcome:
+            async with limit:
+                outcome = await self.check_one(borrower)
+            if on_outcome is not None:
+                on_outcome(outcome)
+            return outcome
+
+        return list(await asyncio.gather(*(one(borrower) for borrower in borrowers)))
+
+    async def check_one(self, borrower: Borrower) -> CheckOutcome:
+        source = self.sources.get(borrower.source)
+        if source is None:
+            error = SourceError(
+                f"source {borrower.source!r} is not configured",
+                source=borrower.source,
+                registry_id=borrower.registry_id,
+            )
+            return await self._in_db(self._record_failure, borrower.id, error)
+        try:
+            fetched = await source.fetch(borrower.registry_id)
+        except SourceError as error:
+            return await self._in_db(self._record_failure, borrower.id, error)
+        return await self._in_db(self._record_success, borrower.id, fetched)
+
+    # -- database side (runs on the single DB thread) ----------------------------------------------
+
+    def _next_check(self, borrower: Borrower, now: datetime) -> datetime:
+        interval = (
+            timedelta(seconds=borrower.interval_seconds)
+            if borrower.interval_seconds
+            else self.config.schedule.interval
+        )
+        jitter = self.config.schedule.jitter.total_seconds()
+        return now + interval + timedelta(seconds=random.uniform(0, jitter) if jitter else 0)
+
+    def _record_failure(self, borrower_id: str, error: SourceError) -> CheckOutcome:
+        now = self.clock()
+        with self.store.transaction() as session:
+            borrower = session.get(Borrower, borrower_id)
+            assert borrower is not None
+            borrower.last_checked_at = now
+            borrower.consecutive_failures += 1
+            borrower.last_error = str(error)
+            borrower.last_error_kind = error.kind
+            backoff = self.config.schedule.retry_after_failure * min(
+                2 ** (borrower.consecutive_failures - 1), 16
+            )
+            borrower.next_check_at = now + min(backoff, self.config.schedule.interval)
+            session.add(borrower)
+            record_source_health(
+                session, borrower.source, ok=False, error=str(error), kind=error.kind, at=now
+            )
+        return CheckOutcome(borrower_id, ok=False, error_kind=error.kind, error=str(error))
+
+    def _record_success(self, borrower_id: str, fetched: Fetched) -> CheckOutcome:
+        now = self.clock()
+        record = normalize_record(fetched.record)
+        digest = content_hash(record)
+        with self.store.transaction() as session:
+            borrower = session.get(Borrower, borrower_id)
+            assert borrower is not None
+            outcome = self._apply(session, borrower, record, digest, fetched, now)
+            borrower.last_checked_at = now
+            borrower.last_success_at = now
+            borrower.consecutive_failures = 0
+            borrower.last_error = None
+            borrower.last_error_kind = None
+            borrower.next_check_at = self._next_check(borrower, now)
+            session.add(borrower)
+            record_source_health(session, borrower.source, ok=True, at=now)
+        return outcome
+
+    def _apply(
+        self,
+        session: Session,
+        borrower: Borrower,
+        record: RegistryRecord,
+        digest: str,
+        fetched: Fetched,
+        now: datetime,
+    ) -> CheckOutcome:
+        baseline = borrower.baseline_at is None
+        changes: list[Change] = []
+        snapshot: Snapshot | None = None
+        if baseline:
+            snapshot = self._snapshot(session, borrower, record, digest, fetched, now)
+            borrower.baseline_at = now
+            self._remember_history(session, borrower, record, now)
+        elif latest_hash(session, borrower.id) != digest:
+            previous = latest_snapshot(session, borrower.id)
+            old = record_from_dict(json.loads(previous.record_json)) if previous else record
+            changes = diff(old, record)
+            snapshot = self._snapshot(session, borrower, record, digest, fetched, now)
+
+        baseline_day = (borrower.baseline_at or now).date()
+        late_history = [
+            c
+            for c in changes
+            if c.from_change_log and c.effective_date is not None and c.effective_date < baseline_day
+        ]
+        news = [c for c in changes if c not in late_history]
+        today = now.date()
+        earlier = occasion_days_since(session, borrower.id, today - self.rules.window)
+        earlier += [c.effective_date for c in late_history if c.key_person and c.effective_date]
+        assessment = assess(
+            news,
+            record=record,
+            detected_on=today,
+            earlier_occasions=earlier,
+            settings=self.rules,
+            legal_rep_on_file=borrower.legal_rep_on_file,
+            previous_mismatch=borrower.signatory_mismatch,
+        )
+        borrower.signatory_mismatch = assessment.signatory_mismatch
+        alert = self._alert(session, borrower, assessment, now) if assessment.severity else None
+        for change in changes:
+            session.add(
+                ChangeEvent(
+                    borrower_id=borrower.id,
+                    snapshot_id=snapshot.id if snapshot else None,
+                    alert_id=alert.id if alert and change in news else None,
+                    source=borrower.source,
+                    category=change.category.value,
+                    action=change.action.value,
+                    subject=change.subject,
+                    before=change.before,
+                    after=change.after,
+                    effective_date=change.effective_date,
+                    detected_at=now,
+                    key_person=change.key_person,
+                )
+            )
+        for day in assessment.occasions:
+            session.add(
+                KeyPersonOccasion(
+                    borrower_id=borrower.id,
+                    occasion_date=day,
+                    detected_at=now,
+                    alert_id=alert.id if alert else None,
+                )
+            )
+        for change in late_history:
+            if change.key_person and change.effective_date:
+                session.add(
+                    KeyPersonOccasion(
+                        borrower_id=borrower.id,
+                        occasion_date=change.effective_date,
+                        detected_at=now,
+                        historical=True,
+                        evidence=change.subject,
+                    )
+                )
+        return CheckOutcome(
+            borrower.id,
+            ok=True,
+            baseline=baseline,
+            changes=len(changes),
+            alert_id=alert.id if alert else None,
+            severity=assessment.severity.value if assessment.severity else None,
+        )
+
+    def _snapshot(
+        self,
+        session: Session,
+        borrower: Borrower,
+        record: RegistryRecord,
+        digest: str,
+        fetched: Fetched,
+        now: datetime,
+    ) -> Snapshot:
+        snapshot = Snapshot(
+            borrower_id=borrower.id,
+            source=borrower.source,
+            fetched_at=now,
+            content_hash=digest,
+            record_json=json.dumps(record_as_dict(record), ensure_ascii=False, sort_keys=True),
+            raw_gz=pack_raw(fetched.raw),
+        )
+        session.add(snapshot)
+        session.flush()
+        return snapshot
+
+    def _remember_history(
+        self, session: Session, borrower: Borrower, record: RegistryRecord, now: datetime
+    ) -> None:
+        """Key-person changes the source dates before our baseline still count toward the window."""
+        for entry in record.change_log or ():
+            if entry.date is not None and entry.categories & KEY_PERSON_CATEGORIES:
+                session.add(
+                    KeyPersonOccasion(
+                        borrower_id=borrower.id,
+                        occasion_date=entry.date,
+                        detected_at=now,
+                        historical=True,
+                        evidence=entry.item,
+                    )
+                )
+
+    def _alert(self, session: Session, borrower: Borrower, assessment: Assessment, now: datetime) -> Alert:
+        assert assessment.severity is not None
+        alert = Alert(
+            borrower_id=borrower.id,
+            source=borrower.source,
+            severity=assessment.severity.value,
+            created_at=now,
+            occasions_in_window=assessment.occasions_in_window,
+            recommend_early_repayment=assessment.recommend_early_repayment,
+            signatory_mismatch=assessment.signatory_mismatch if assessment.signatory_warning else None,
+        )
+        session.add(alert)
+        session.flush()
+        targets = delivery_targets(
+            self.config,
+            officer=borrower.officer,
+            tags=borrower.tag_list,
+            source=borrower.source,
+            severity=assessment.severity,
+        )
+        for target in targets:
+            session.add(Delivery(alert_id=alert.id, target=target, next_attempt_at=now, created_at=now))
+        audit(
+            session,
+            actor=SYSTEM_ACTOR,
+            action="alert.opened",
+            subject_type="alert",
+            subject_id=alert.id,
+            detail={"borrower_id": borrower.id, "severity": alert.severity, "targets": targets},
+            at=now,
+        )
+        return alert

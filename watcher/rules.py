@@ -1,0 +1,157 @@
+"""Severity rules from bank post-loan practice.
+
+A key-person change (legal representative, director, shareholder, finance head, controller) is a
+warning; more than ``frequent_after`` key-person change *occasions* within ``window`` is high risk
+(raise a risk warning, consider calling the loan early); a status of deregistered, revoked,
+bankrupt, liquidation or abnormal operation is critical; anything else is info.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from enum import StrEnum
+
+from watcher.diff import Change
+from watcher.normalize import text_key
+from watcher.record import CRITICAL_STATUSES, Category, CompanyStatus, RegistryRecord
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self]
+
+    def __ge__(self, other: object) -> bool:  # type: ignore[override]
+        if not isinstance(other, Severity):
+            return NotImplemented
+        return self.rank >= other.rank
+
+    def __gt__(self, other: object) -> bool:  # type: ignore[override]
+        if not isinstance(other, Severity):
+            return NotImplemented
+        return self.rank > other.rank
+
+    def __le__(self, other: object) -> bool:  # type: ignore[override]
+        if not isinstance(other, Severity):
+            return NotImplemented
+        return self.rank <= other.rank
+
+    def __lt__(self, other: object) -> bool:  # type: ignore[override]
+        if not isinstance(other, Severity):
+            return NotImplemented
+        return self.rank < other.rank
+
+
+_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.HIGH: 2, Severity.CRITICAL: 3}
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSettings:
+    window: timedelta = timedelta(days=365)
+    frequent_after: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    """What one check means for the bank.
+
+    ``severity`` is None when there is nothing to alert. ``occasions`` are this check's new
+    key-person change occasions (to be remembered for later windows); ``occasions_in_window``
+    counts them together with the earlier ones still inside the window.
+    """
+
+    severity: Severity | None
+    occasions: tuple[date, ...]
+    occasions_in_window: int
+    recommend_early_repayment: bool
+    signatory_mismatch: str | None
+    signatory_warning: bool
+
+
+def occasions_of(changes: Iterable[Change], detected_on: date) -> tuple[date, ...]:
+    """Key-person change occasions of one check.
+
+    The key-person changes of one check are one occasion, unless the source dates them on different
+    days: then each distinct effective date is an occasion and undated changes join the latest one.
+    With no dates at all, the occasion is the day of detection.
+    """
+    key_changes = [change for change in changes if change.key_person]
+    if not key_changes:
+        return ()
+    dates = {change.effective_date for change in key_changes if change.effective_date is not None}
+    if not dates:
+        return (detected_on,)
+    return tuple(sorted(dates))
+
+
+def count_in_window(occasions: Iterable[date], detected_on: date, window: timedelta) -> int:
+    """Distinct occasion days within ``window`` before (and including) the day of detection."""
+    start = detected_on - window
+    return len({day for day in occasions if start <= day <= detected_on})
+
+
+def signatory_mismatch(record: RegistryRecord, legal_rep_on_file: str | None) -> str | None:
+    """The registry's legal representative when it differs from the bank's signatory on file."""
+    if not legal_rep_on_file or record.legal_representative is None:
+        return None
+    registry_name = record.legal_representative.name
+    if text_key(registry_name) == text_key(legal_rep_on_file):
+        return None
+    return registry_name
+
+
+def assess(
+    changes: Sequence[Change],
+    *,
+    record: RegistryRecord,
+    detected_on: date,
+    earlier_occasions: Iterable[date],
+    settings: RuleSettings,
+    legal_rep_on_file: str | None = None,
+    previous_mismatch: str | None = None,
+) -> Assessment:
+    """Severity of one check's changes, given the borrower's earlier key-person occasions."""
+    occasions = occasions_of(changes, detected_on)
+    in_window = count_in_window([*earlier_occasions, *occasions], detected_on, settings.window)
+    mismatch = signatory_mismatch(record, legal_rep_on_file)
+    mismatch_is_new = mismatch is not None and (
+        previous_mismatch is None or text_key(previous_mismatch) != text_key(mismatch)
+    )
+
+    levels: list[Severity] = []
+    if changes:
+        levels.append(Severity.INFO)
+    frequent = bool(occasions) and in_window > settings.frequent_after
+    if occasions:
+        levels.append(Severity.HIGH if frequent else Severity.WARNING)
+    if mismatch_is_new:
+        levels.append(Severity.WARNING)
+    if any(_turned_critical(change, record) for change in changes):
+        levels.append(Severity.CRITICAL)
+    return Assessment(
+        severity=max(levels, key=lambda level: level.rank) if levels else None,
+        occasions=occasions,
+        occasions_in_window=in_window,
+        recommend_early_repayment=frequent,
+        signatory_mismatch=mismatch,
+        signatory_warning=mismatch_is_new,
+    )
+
+
+def _turned_critical(change: Change, record: RegistryRecord) -> bool:
+    return (
+        change.category is Category.STATUS
+        and record.status is not None
+        and record.status.code in CRITICAL_STATUSES
+    )
+
+
+def is_critical_status(code: CompanyStatus) -> bool:
+    return code in CRITICAL_STATUSES

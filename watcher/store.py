@@ -1,0 +1,296 @@
+"""Persistence: the engine (SQLite in WAL mode by default, or PostgreSQL), schema upgrades, queries.
+
+Every change to the schema goes through an Alembic migration; ``open_store`` upgrades a database
+that is behind on first use, so a fresh install needs no separate step.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+
+from sqlalchemy import event, func, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlmodel import Session, col, create_engine, select
+
+from watcher.models import (
+    Alert,
+    AuditLog,
+    Borrower,
+    ChangeEvent,
+    Delivery,
+    KeyPersonOccasion,
+    Snapshot,
+    SourceHealth,
+    utcnow,
+)
+
+SCHEMA_HEAD = "0001"
+MIGRATIONS = Path(__file__).with_name("migrations")
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def create_db_engine(url: str) -> Engine:
+    """An engine with the settings this daemon relies on (WAL, busy timeout, BEGIN IMMEDIATE on SQLite)."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin_immediate)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    # SQLAlchemy's documented recipe: let it emit BEGIN itself, so BEGIN IMMEDIATE takes the write
+    # lock up front and read-then-write transactions never fail on lock upgrade.
+    dbapi_connection.isolation_level = None
+    for pragma in (
+        "journal_mode=WAL",
+        f"busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
+        "synchronous=NORMAL",
+        "foreign_keys=ON",
+    ):
+        dbapi_connection.execute(f"PRAGMA {pragma}")
+
+
+def _sqlite_begin_immediate(connection) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class Store:
+    """The database of one deployment."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = create_db_engine(url)
+
+    def session(self) -> Session:
+        return Session(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session committed on success and rolled back on any error."""
+        with self.session() as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    def schema_revision(self) -> str | None:
+        try:
+            with self.engine.connect() as connection:
+                return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        except (OperationalError, ProgrammingError):
+            return None
+
+    def upgrade(self) -> tuple[str | None, str]:
+        """Apply pending migrations; returns (revision before, revision after)."""
+        from alembic import command
+        from alembic.config import Config
+
+        before = self.schema_revision()
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        with self.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+        return before, self.schema_revision() or ""
+
+    def ensure_schema(self) -> None:
+        """Upgrade only when behind: the check is one query, Alembic is imported only when needed."""
+        if self.schema_revision() != SCHEMA_HEAD:
+            self.upgrade()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def open_store(url: str) -> Store:
+    store = Store(url)
+    store.ensure_schema()
+    return store
+
+
+# -- raw payloads -------------------------------------------------------------------------------
+
+
+def pack_raw(raw: dict[str, str]) -> bytes:
+    return zlib.compress(json.dumps(raw, ensure_ascii=False, sort_keys=True).encode("utf-8"), 6)
+
+
+def unpack_raw(blob: bytes) -> dict[str, str]:
+    return json.loads(zlib.decompress(blob).decode("utf-8"))
+
+
+# -- audit --------------------------------------------------------------------------------------
+
+
+def audit(
+    session: Session,
+    *,
+    actor: str,
+    action: str,
+    subject_type: str,
+    subject_id: object,
+    detail: dict | None = None,
+    at: datetime | None = None,
+) -> None:
+    session.add(
+        AuditLog(
+            at=at or utcnow(),
+            actor=actor,
+            action=action,
+            subject_type=subject_type,
+            subject_id=str(subject_id),
+            detail=json.dumps(detail or {}, ensure_ascii=False, sort_keys=True),
+        )
+    )
+
+
+# -- queries ------------------------------------------------------------------------------------
+
+
+def latest_snapshot(session: Session, borrower_id: str) -> Snapshot | None:
+    return session.exec(
+        select(Snapshot).where(Snapshot.borrower_id == borrower_id).order_by(col(Snapshot.id).desc()).limit(1)
+    ).first()
+
+
+def latest_hash(session: Session, borrower_id: str) -> str | None:
+    return session.exec(
+        select(Snapshot.content_hash)
+        .where(Snapshot.borrower_id == borrower_id)
+        .order_by(col(Snapshot.id).desc())
+        .limit(1)
+    ).first()
+
+
+def occasion_days_since(session: Session, borrower_id: str, since: date) -> list[date]:
+    return list(
+        session.exec(
+            select(KeyPersonOccasion.occasion_date)
+            .where(KeyPersonOccasion.borrower_id == borrower_id, KeyPersonOccasion.occasion_date >= since)
+            .distinct()
+        )
+    )
+
+
+def borrowers(session: Session, ids: Sequence[str] | None = None) -> list[Borrower]:
+    query = select(Borrower).order_by(Borrower.id)
+    if ids:
+        query = query.where(col(Borrower.id).in_(list(ids)))
+    return list(session.exec(query))
+
+
+def record_source_health(
+    session: Session,
+    source: str,
+    *,
+    ok: bool,
+    error: str | None = None,
+    kind: str | None = None,
+    at: datetime | None = None,
+) -> None:
+    at = at or utcnow()
+    health = session.get(SourceHealth, source) or SourceHealth(source=source)
+    if ok:
+        health.last_success_at = at
+        health.consecutive_failures = 0
+    else:
+        health.last_failure_at = at
+        health.consecutive_failures += 1
+        health.last_error = error
+        health.last_error_kind = kind
+    session.add(health)
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryRow:
+    """One line of ``watcher history``; field names are the jsonl contract."""
+
+    id: int
+    detected_at: datetime
+    borrower_id: str
+    borrower_name: str
+    source: str
+    category: str
+    action: str
+    subject: str
+    before: str | None
+    after: str | None
+    effective_date: date | None
+    severity: str | None
+    alert_id: int | None
+
+    def as_json(self) -> dict:
+        return {
+            "id": self.id,
+            "detected_at": self.detected_at.isoformat(),
+            "borrower_id": self.borrower_id,
+            "borrower_name": self.borrower_name,
+            "source": self.source,
+            "category": self.category,
+            "action": self.action,
+            "subject": self.subject,
+            "before": self.before,
+            "after": self.after,
+            "effective_date": self.effective_date.isoformat() if self.effective_date else None,
+            "severity": self.severity,
+            "alert_id": self.alert_id,
+        }
+
+
+HISTORY_FIELDS = tuple(HistoryRow.__dataclass_fields__)
+
+
+def history(
+    session: Session,
+    *,
+    borrower_ids: Iterable[str] = (),
+    since: datetime | None = None,
+    categories: Iterable[str] = (),
+) -> list[HistoryRow]:
+    query = (
+        select(ChangeEvent, Borrower.name, Alert.severity)
+        .join(Borrower, col(Borrower.id) == col(ChangeEvent.borrower_id))
+        .outerjoin(Alert, col(Alert.id) == col(ChangeEvent.alert_id))
+        .order_by(col(ChangeEvent.detected_at), col(ChangeEvent.id))
+    )
+    borrower_ids, categories = list(borrower_ids), list(categories)
+    if borrower_ids:
+        query = query.where(col(ChangeEvent.borrower_id).in_(borrower_ids))
+    if categories:
+        query = query.where(col(ChangeEvent.category).in_(categories))
+    if since is not None:
+        query = query.where(ChangeEvent.detected_at >= since)
+    return [
+        HistoryRow(
+            id=event_row.id,
+            detected_at=event_row.detected_at,
+            borrower_id=event_row.borrower_id,
+            borrower_name=name,
+            source=event_row.source,
+            category=event_row.category,
+            action=event_row.action,
+            subject=event_row.subject,
+            before=event_row.before,
+            after=event_row.after,
+            effective_date=event_row.effective_date,
+            severity=severity,
+            alert_id=event_row.alert_id,
+        )
+        for event_row, name, severity in session.exec(query)
+    ]
+
+
+def delivery_counts(session: Session) -> dict[str, int]:
+    rows = session.exec(select(Delivery.status, func.count()).group_by(Delivery.status))
+    return {status: count for status, count in rows}
