@@ -228,7 +228,12 @@ def check(
     if not selected:
         typer.echo("no borrowers to check (import some with `watcher borrowers import FILE.csv`)")
         return
-    outcomes = asyncio.run(_run_checks(store, config, selected))
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        outcomes = asyncio.run(_run_checks(store, config, selected))
+    except SQLAlchemyError as error:
+        raise fail(f"database {_safe_url(config.database.url)}: {str(error).splitlines()[0]}", 1) from None
     failed = [o for o in outcomes if not o.ok]
     alerts = [o for o in outcomes if o.alert_id is not None]
     baselines = sum(1 for o in outcomes if o.ok and o.baseline)
@@ -363,6 +368,39 @@ def print_history(rows, output_format: HistoryFormat) -> None:
         _print(table)
 
 
+# -- status -------------------------------------------------------------------------------------
+
+
+@app.command()
+def status() -> None:
+    """Health: last check, due and overdue borrowers, failing sources, delivery backlog."""
+    from watcher.store import status_summary
+
+    store = open_db(load())
+    with store.session() as session:
+        summary = status_summary(session)
+    typer.echo(f"borrowers: {summary.borrowers} ({summary.due} due, {summary.overdue} overdue)")
+    typer.echo(f"last check: {_when(summary.last_check_at) or 'never'}")
+    typer.echo(
+        f"deliveries: {summary.deliveries_pending} pending, {summary.deliveries_retrying} retrying, "
+        f"{summary.deliveries_dead} dead"
+    )
+    for health in summary.sources:
+        state = (
+            f"FAILING ×{health.consecutive_failures} ({health.last_error_kind}): {health.last_error}"
+            if health.consecutive_failures
+            else "ok"
+        )
+        typer.echo(
+            f"source {health.source}: {state}; last success {_when(health.last_success_at) or 'never'}"
+        )
+    for borrower in summary.failing_borrowers:
+        typer.echo(
+            f"failing borrower {borrower.id}: ×{borrower.consecutive_failures} "
+            f"({borrower.last_error_kind}) {borrower.last_error}"
+        )
+
+
 # -- db -----------------------------------------------------------------------------------------
 
 
@@ -418,7 +456,8 @@ def _table(*columns: str):
 def _print(table) -> None:
     from rich.console import Console
 
-    Console(soft_wrap=not sys.stdout.isatty()).print(table)
+    # Piped output is read by people in files and logs, not squeezed into an 80-column guess.
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
 
 
 def main() -> None:

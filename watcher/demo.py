@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from watcher.alerts import alert_view, delivery_targets_of
-from watcher.config import load_config
+from watcher.config import Config, load_config
 from watcher.importer import parse_borrowers_csv, upsert_borrowers
 from watcher.pipeline import Checker, build_sources
 from watcher.render import render_alert
@@ -90,8 +90,9 @@ def _run(workdir: Path, language: str, echo: Callable[[str], None], print_histor
     with store.transaction() as session:
         upsert_borrowers(session, parsed.rows, actor="demo")
     window_days = config.rules.window.days
+    source_of = {row.registry_id: row.source for row in parsed.rows}
     for number, when in enumerate(ROUND_TIMES, start=1):
-        _stage_round(workdir, number)
+        _stage_round(config, source_of, number)
         echo(f"\n=== round {number}: registries as of {when:%Y-%m-%d} ===")
         checker = Checker(store, config, sources=build_sources(config), clock=lambda when=when: when)
         with store.session() as session:
@@ -116,7 +117,7 @@ def _run(workdir: Path, language: str, echo: Callable[[str], None], print_histor
             with store.session() as session:
                 view = alert_view(session, outcome.alert_id, window_days=window_days)
                 targets = delivery_targets_of(session, outcome.alert_id)
-            rendered = render_alert(view, language)
+            rendered = render_alert(view, language, markdown=False)
             echo(f"\n--- alert #{outcome.alert_id} → {', '.join(targets) or 'no target'} ---")
             echo(rendered.title)
             echo(rendered.body)
@@ -134,14 +135,12 @@ async def _check(checker: Checker, selected):
         await checker.aclose()
 
 
-def _stage_round(workdir: Path, number: int) -> None:
+def _stage_round(config: Config, source_of: dict[str, str], number: int) -> None:
     """Put round N's saved responses where the replay sources read them, as a manual upload would."""
     round_dir = DEMO_DATA / f"round{number}"
-    for source_dir in ("cn", "no"):
-        target = workdir / "feed" / source_dir
-        if target.exists():
-            shutil.rmtree(target)
-        target.mkdir(parents=True)
+    folders = {name: Path(options.folder) for name, options in config.sources.items()}
+    for folder in folders.values():
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
     for company_dir in sorted(p for p in round_dir.iterdir() if p.is_dir()):
-        source_dir = "no" if company_dir.name.isdigit() else "cn"
-        shutil.copytree(company_dir, workdir / "feed" / source_dir / company_dir.name)
+        shutil.copytree(company_dir, folders[source_of[company_dir.name]] / company_dir.name)

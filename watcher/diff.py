@@ -86,7 +86,7 @@ def _money_text(money: Money | None) -> str | None:
         return None
     if money.amount is None:
         return money.raw
-    amount = format(money.amount.normalize(), "f")
+    amount = f"{money.amount.normalize():,f}"
     return f"{amount} {money.currency}" if money.currency else amount
 
 
@@ -284,8 +284,13 @@ def _fresh_log_entries(old: RegistryRecord, new: RegistryRecord) -> tuple[Change
     """Log rows in ``new`` that ``old`` did not have (all of them when ``old`` had no log section)."""
     if new.change_log is None:
         return ()
-    seen = set(old.change_log or ())
-    return tuple(entry for entry in new.change_log if entry not in seen)
+    seen = {_log_key(entry) for entry in old.change_log or ()}
+    return tuple(entry for entry in new.change_log if _log_key(entry) not in seen)
+
+
+def _log_key(entry: ChangeLogEntry) -> tuple:
+    """A log row's identity, case-insensitive like the content hash: re-cased text is not a new row."""
+    return (entry.categories, text_key(entry.item), text_key(entry.before), text_key(entry.after), entry.date)
 
 
 def _dated(change: Change, fresh_log: Iterable[ChangeLogEntry]) -> Change:

@@ -95,7 +95,13 @@ class Checker:
                 on_outcome(outcome)
             return outcome
 
-        return list(await asyncio.gather(*(one(borrower) for borrower in borrowers)))
+        results = await asyncio.gather(*(one(borrower) for borrower in borrowers), return_exceptions=True)
+        # Every check runs to its end before an unexpected error (e.g. the database) is re-raised,
+        # so no half-finished task is left behind.
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return list(results)
 
     async def check_one(self, borrower: Borrower) -> CheckOutcome:
         source = self.sources.get(borrower.source)

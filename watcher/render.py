@@ -117,7 +117,7 @@ class AlertView:
 @dataclass(frozen=True, slots=True)
 class RenderedAlert:
     title: str
-    body: str  # markdown, registry text escaped
+    body: str
 
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~])")
@@ -128,36 +128,51 @@ def escape_markdown(text: str) -> str:
     return _MARKDOWN_SPECIAL.sub(r"\\\1", text.replace("\n", " "))
 
 
-def change_line(change: ChangeLine, language: str) -> str:
-    """One change, never split: category, subject, old → new, effective date."""
+def _plain(text: str) -> str:
+    return text.replace("\n", " ")
+
+
+def _generic_subject(change: ChangeLine) -> bool:
+    """Scalar fields carry their own name as subject; repeating it next to the label is noise."""
+    return change.subject == change.category.value.replace("_", " ")
+
+
+def change_line(change: ChangeLine, language: str, *, markdown: bool = True) -> str:
+    """One change on one line, never split: category, action, who, old → new, effective date."""
+    escape = escape_markdown if markdown else _plain
     none = _TEXT[language]["none"]
-    category = CATEGORY_LABEL[language][change.category]
-    action = ACTION_LABEL[language][change.action]
-    before = escape_markdown(change.before) if change.before else none
-    after = escape_markdown(change.after) if change.after else none
-    line = f"- {category} {action}: {escape_markdown(change.subject)}: {before} → {after}"
+    label = f"{CATEGORY_LABEL[language][change.category]} {ACTION_LABEL[language][change.action]}"
+    before = escape(change.before) if change.before else none
+    after = escape(change.after) if change.after else none
+    if change.action is Action.ADDED:
+        detail = after
+    elif change.action is Action.REMOVED:
+        detail = before
+    elif _generic_subject(change):
+        detail = f"{before} → {after}"
+    else:
+        detail = f"{escape(change.subject)}: {before} → {after}"
+    line = f"- {label}: {detail}"
     if change.effective_date:
         line += f" ({_TEXT[language]['effective']} {change.effective_date.isoformat()})"
     return line
 
 
-def render_alert(view: AlertView, language: str) -> RenderedAlert:
+def render_alert(view: AlertView, language: str, *, markdown: bool = True) -> RenderedAlert:
+    """Title and body; ``markdown=False`` gives plain text for terminals and text-only channels."""
+    escape = escape_markdown if markdown else _plain
     text = _TEXT[language]
     severity = SEVERITY_LABEL[language][view.severity]
     title_key = "title" if view.changes else "title_mismatch"
     title = text[title_key].format(severity=severity, name=view.borrower_name, borrower_id=view.borrower_id)
-    lines = [change_line(change, language) for change in view.changes]
+    lines = [change_line(change, language, markdown=markdown) for change in view.changes]
     if view.signatory_mismatch:
-        lines.append(
-            text["mismatch"].format(
-                registry=escape_markdown(view.signatory_mismatch),
-                on_file=escape_markdown(view.legal_rep_on_file or ""),
-            )
-        )
+        lines.append(text["mismatch"].format(registry=escape(view.signatory_mismatch),
+                                             on_file=escape(view.legal_rep_on_file or "")))
     if view.occasions_in_window:
         lines.append(text["window"].format(days=view.window_days, count=view.occasions_in_window))
     if view.recommend_early_repayment:
-        lines.append(f"**{text['action_high']}**")
+        lines.append(f"**{text['action_high']}**" if markdown else text["action_high"])
     detected = view.detected_at.strftime("%Y-%m-%d %H:%M UTC")
-    lines.append(text["footer"].format(source=escape_markdown(view.source), detected=detected))
+    lines.append(text["footer"].format(source=escape(view.source), detected=detected))
     return RenderedAlert(title=title, body="\n".join(lines))

@@ -11,7 +11,7 @@ import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import event, func, text
@@ -291,6 +291,44 @@ def history(
     ]
 
 
-def delivery_counts(session: Session) -> dict[str, int]:
-    rows = session.exec(select(Delivery.status, func.count()).group_by(Delivery.status))
-    return {status: count for status, count in rows}
+@dataclass(frozen=True, slots=True)
+class StatusSummary:
+    """Health as `watcher status` shows it, read from the database so it works from any host."""
+
+    borrowers: int
+    due: int
+    overdue: int
+    last_check_at: datetime | None
+    failing_borrowers: list[Borrower]
+    sources: list[SourceHealth]
+    deliveries_pending: int
+    deliveries_retrying: int
+    deliveries_dead: int
+
+
+OVERDUE_AFTER = timedelta(hours=1)
+
+
+def status_summary(session: Session, now: datetime | None = None) -> StatusSummary:
+    now = now or utcnow()
+    count = func.count()
+    borrowers_total = session.exec(select(count).select_from(Borrower)).one()
+    due = session.exec(select(count).select_from(Borrower).where(Borrower.next_check_at <= now)).one()
+    overdue = session.exec(
+        select(count).select_from(Borrower).where(Borrower.next_check_at <= now - OVERDUE_AFTER)
+    ).one()
+    last_check = session.exec(select(func.max(Borrower.last_checked_at))).one()
+    failing = list(
+        session.exec(
+            select(Borrower).where(Borrower.consecutive_failures > 0).order_by(col(Borrower.id)).limit(50)
+        )
+    )
+    health = list(session.exec(select(SourceHealth).order_by(col(SourceHealth.source))))
+    pending = session.exec(
+        select(count).select_from(Delivery).where(Delivery.status == "pending", Delivery.attempts == 0)
+    ).one()
+    retrying = session.exec(
+        select(count).select_from(Delivery).where(Delivery.status == "pending", Delivery.attempts > 0)
+    ).one()
+    dead = session.exec(select(count).select_from(Delivery).where(Delivery.status == "dead")).one()
+    return StatusSummary(borrowers_total, due, overdue, last_check, failing, health, pending, retrying, dead)
