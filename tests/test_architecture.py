@@ -1,0 +1,44 @@
+"""The house rules of DESIGN.md that code review alone would let slip."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+PURE_CORE = ("watcher.record", "watcher.normalize", "watcher.diff", "watcher.rules", "watcher.identifiers")
+IO_MODULES = (
+    "httpx",
+    "sqlalchemy",
+    "sqlmodel",
+    "apprise",
+    "alembic",
+    "apscheduler",
+    "bs4",
+    "socket",
+    "sources",
+)
+
+
+def test_pure_core_imports_nothing_that_does_io():
+    probe = (
+        "import sys\n"
+        f"for name in {PURE_CORE!r}: __import__(name)\n"
+        f"loaded = sorted(m for m in {IO_MODULES!r} if m in sys.modules)\n"
+        "print(','.join(loaded))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == ""
+
+
+def test_command_line_start_up_does_not_import_heavy_modules():
+    """`watcher --help` must stay quick: the database, HTTP and notification stacks load on use."""
+    probe = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from watcher.cli import app\n"
+        "CliRunner().invoke(app, ['--help'])\n"
+        "print(','.join(sorted(m for m in ('sqlalchemy', 'sqlmodel', 'httpx', 'apprise', 'alembic') "
+        "if m in sys.modules)))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == ""
