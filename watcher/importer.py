@@ -67,8 +67,9 @@ def parse_borrowers_csv(
     path: Path, *, sources: Mapping[str, Source], officers: Sequence[str] = ()
 ) -> ParsedBorrowers:
     text = _decode(path)
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = [name.strip() for name in reader.fieldnames or []]
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header_row = next(reader, [])
+    header = [name.strip() for name in header_row]
     missing = [column for column in REQUIRED_COLUMNS if column not in header]
     if missing:
         raise BorrowerFileError(
@@ -78,18 +79,18 @@ def parse_borrowers_csv(
     unknown = [column for column in header if column not in COLUMNS]
     if unknown:
         raise BorrowerFileError(f"{path}: line 1: unknown column(s) {', '.join(unknown)}")
-    reader.fieldnames = header
     result = ParsedBorrowers()
     first_line_of: dict[str, int] = {}
-    for values in reader:
-        line = reader.line_num
-        if all(not (value or "").strip() for value in values.values() if isinstance(value, str)):
+    previous_end = reader.line_num
+    for cells in reader:
+        # A quoted cell may span lines: a row is reported at the line where it starts.
+        line, previous_end = previous_end + 1, reader.line_num
+        if not any(cell.strip() for cell in cells):
             continue
-        if None in values:
-            result.rejected.append(
-                RowProblem(line, f"{len(header) + len(values[None])} fields, header has {len(header)}")
-            )
+        if len(cells) > len(header):
+            result.rejected.append(RowProblem(line, f"{len(cells)} fields, header has {len(header)}"))
             continue
+        values = dict(zip(header, cells, strict=False))
         try:
             row = _row(values, sources)
         except ValueError as error:
