@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlmodel import Session, col, select
 
 from watcher.models import Alert, Borrower, ChangeEvent, Delivery
 from watcher.record import Action, Category
 from watcher.render import AlertView, ChangeLine
 from watcher.rules import Severity
+from watcher.store import audit
 
 
 def alert_view(session: Session, alert_id: int, *, window_days: int) -> AlertView:
@@ -42,3 +45,65 @@ def delivery_targets_of(session: Session, alert_id: int) -> list[str]:
     return list(
         session.exec(select(Delivery.target).where(Delivery.alert_id == alert_id).order_by(Delivery.id))
     )
+
+
+class AlertStateError(Exception):
+    """The requested lifecycle step does not apply to the alert's current state."""
+
+
+OPEN, ACKNOWLEDGED, CLOSED = "open", "acknowledged", "closed"
+
+
+def list_alerts(session: Session, *, status: str | None = OPEN) -> list[tuple[Alert, Borrower]]:
+    """Alerts with their borrower, newest first; ``status=None`` for all."""
+    query = select(Alert, Borrower).join(Borrower, col(Borrower.id) == col(Alert.borrower_id))
+    if status is not None:
+        query = query.where(Alert.status == status)
+    return list(session.exec(query.order_by(col(Alert.created_at).desc(), col(Alert.id).desc())))
+
+
+def acknowledge(session: Session, alert_id: int, *, by: str, note: str | None, at: datetime) -> Alert:
+    """open → acknowledged, recording who, when and why in the alert and the audit log."""
+    alert = _get(session, alert_id)
+    if alert.status != OPEN:
+        raise AlertStateError(f"alert #{alert_id} is {alert.status}, only an open alert can be acknowledged")
+    alert.status, alert.acknowledged_by, alert.acknowledged_at, alert.note = ACKNOWLEDGED, by, at, note
+    session.add(alert)
+    audit(
+        session,
+        actor=by,
+        action="alert.acknowledged",
+        subject_type="alert",
+        subject_id=alert_id,
+        detail={"note": note or ""},
+        at=at,
+    )
+    return alert
+
+
+def close(session: Session, alert_id: int, *, by: str, note: str | None, at: datetime) -> Alert:
+    """open or acknowledged → closed; closing is the end of the alert's handling."""
+    alert = _get(session, alert_id)
+    if alert.status == CLOSED:
+        raise AlertStateError(f"alert #{alert_id} is already closed")
+    alert.status, alert.closed_by, alert.closed_at = CLOSED, by, at
+    if note:
+        alert.note = f"{alert.note}\n{note}" if alert.note else note
+    session.add(alert)
+    audit(
+        session,
+        actor=by,
+        action="alert.closed",
+        subject_type="alert",
+        subject_id=alert_id,
+        detail={"note": note or ""},
+        at=at,
+    )
+    return alert
+
+
+def _get(session: Session, alert_id: int) -> Alert:
+    alert = session.get(Alert, alert_id)
+    if alert is None:
+        raise KeyError(f"no alert #{alert_id}")
+    return alert

@@ -26,8 +26,12 @@ app = typer.Typer(
 )
 borrowers_app = typer.Typer(help="Manage the watched borrowers.", no_args_is_help=True)
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+alerts_app = typer.Typer(help="List alerts and work through them (acknowledge, close).")
+notify_app = typer.Typer(help="Notification channels.", no_args_is_help=True)
 app.add_typer(borrowers_app, name="borrowers")
 app.add_typer(db_app, name="db")
+app.add_typer(alerts_app, name="alerts")
+app.add_typer(notify_app, name="notify")
 
 CLI_ACTOR = "cli"
 
@@ -35,6 +39,13 @@ CLI_ACTOR = "cli"
 class ListFormat(StrEnum):
     table = "table"
     json = "json"
+
+
+class AlertStatus(StrEnum):
+    open = "open"
+    acknowledged = "acknowledged"
+    closed = "closed"
+    all = "all"
 
 
 class HistoryFormat(StrEnum):
@@ -242,7 +253,13 @@ def check(
         f"{len(failed)} failed, {len(alerts)} alert(s)"
     )
     if no_notify and alerts:
-        typer.echo("alerts stored; --no-notify: nothing sent")
+        typer.echo("alerts stored; --no-notify: nothing sent (the daemon or the next check sends them)")
+    elif not no_notify:
+        report = asyncio.run(_dispatch(store, config))
+        if report.sent or report.failed or report.dead:
+            typer.echo(
+                f"deliveries: {report.sent} sent, {report.failed} failed (will retry), {report.dead} dead"
+            )
     if failed:
         typer.echo(
             "failed: " + "; ".join(f"{o.borrower_id} ({o.error_kind}: {o.error})" for o in failed), err=True
@@ -270,6 +287,23 @@ async def _run_checks(store: Store, config: Config, selected):
         return await checker.check(selected, on_outcome=lambda outcome: typer.echo(_outcome_line(outcome)))
     finally:
         await checker.aclose()
+
+
+def instance_name(config: Config) -> str:
+    import os
+    import socket
+
+    return config.watcher.instance_name or f"{socket.gethostname()}:{os.getpid()}"
+
+
+async def _dispatch(store: Store, config: Config):
+    from watcher.dispatch import Dispatcher
+
+    dispatcher = Dispatcher(store, config, instance=instance_name(config))
+    try:
+        return await dispatcher.dispatch_due()
+    finally:
+        dispatcher.close()
 
 
 def _outcome_line(outcome) -> str:
@@ -366,6 +400,111 @@ def print_history(rows, output_format: HistoryFormat) -> None:
                 str(row.alert_id or ""),
             )
         _print(table)
+
+
+# -- alerts -------------------------------------------------------------------------------------
+
+
+@alerts_app.callback(invoke_without_command=True)
+def alerts_list(
+    ctx: typer.Context,
+    status: Annotated[AlertStatus, typer.Option(help="open, acknowledged, closed or all")] = AlertStatus.open,
+) -> None:
+    """List alerts (open ones by default), newest first."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from watcher.alerts import list_alerts
+
+    store = open_db(load())
+    with store.session() as session:
+        rows = list_alerts(session, status=None if status is AlertStatus.all else status.value)
+    table = _table("id", "created", "severity", "status", "borrower", "source", "handled by", "note")
+    for alert, borrower in rows:
+        handled = alert.closed_by or alert.acknowledged_by or ""
+        table.add_row(
+            str(alert.id),
+            _when(alert.created_at),
+            alert.severity,
+            alert.status,
+            f"{borrower.id} {borrower.name}",
+            alert.source,
+            handled,
+            alert.note or "",
+        )
+    _print(table)
+
+
+def _lifecycle(step, alert_id: int, by: str, note: str | None, verb: str) -> None:
+    from watcher.alerts import AlertStateError
+    from watcher.models import utcnow
+
+    if not by.strip():
+        raise fail("--by must name who handles the alert")
+    store = open_db(load())
+    try:
+        with store.transaction() as session:
+            alert = step(session, alert_id, by=by.strip(), note=note, at=utcnow())
+    except KeyError:
+        raise fail(f"no alert #{alert_id}", 1) from None
+    except AlertStateError as error:
+        raise fail(str(error), 1) from None
+    typer.echo(f"alert #{alert.id} {verb} by {by.strip()}")
+
+
+@alerts_app.command("ack")
+def alerts_ack(
+    alert_id: Annotated[int, typer.Argument(metavar="ID", help="Alert id.")],
+    by: Annotated[str, typer.Option("--by", help="Who acknowledges it.")],
+    note: Annotated[str | None, typer.Option("--note", help="What was done or decided.")] = None,
+) -> None:
+    """Acknowledge an open alert (recorded in the audit log)."""
+    from watcher.alerts import acknowledge
+
+    _lifecycle(acknowledge, alert_id, by, note, "acknowledged")
+
+
+@alerts_app.command("close")
+def alerts_close(
+    alert_id: Annotated[int, typer.Argument(metavar="ID", help="Alert id.")],
+    by: Annotated[str, typer.Option("--by", help="Who closes it.")],
+    note: Annotated[str | None, typer.Option("--note", help="How it was resolved.")] = None,
+) -> None:
+    """Close an open or acknowledged alert (recorded in the audit log)."""
+    from watcher.alerts import close
+
+    _lifecycle(close, alert_id, by, note, "closed")
+
+
+# -- notify -------------------------------------------------------------------------------------
+
+
+@notify_app.command("test")
+def notify_test(
+    notifier: Annotated[
+        str | None, typer.Option("--notifier", help="Only this notifier (or officer id).")
+    ] = None,
+) -> None:
+    """Send a test message to every target URL and report each one's result (exit 1 if any failed)."""
+    import asyncio
+
+    from watcher.notify_test import run_notify_test
+
+    config = load()
+    targets = [f"notifier:{name}" for name in sorted(config.notifiers)]
+    targets += [f"officer:{name}" for name in sorted(config.officers) if config.officers[name].urls]
+    if notifier:
+        targets = [t for t in targets if t.split(":", 1)[1] == notifier]
+        if not targets:
+            known = ", ".join(sorted([*config.notifiers, *config.officers])) or "none configured"
+            raise fail(f"--notifier {notifier!r}: no such notifier or officer (known: {known})")
+    if not targets:
+        raise fail("no notifiers or officers with urls are configured")
+    results = asyncio.run(run_notify_test(config, targets))
+    for result in results:
+        mark = "ok" if result.ok else "FAILED"
+        typer.echo(f"{result.target} {result.channel}: {mark}{': ' + result.detail if result.detail else ''}")
+    if not all(result.ok for result in results):
+        raise typer.Exit(1)
 
 
 # -- status -------------------------------------------------------------------------------------

@@ -117,7 +117,7 @@ def _run(workdir: Path, language: str, echo: Callable[[str], None], print_histor
             with store.session() as session:
                 view = alert_view(session, outcome.alert_id, window_days=window_days)
                 targets = delivery_targets_of(session, outcome.alert_id)
-            rendered = render_alert(view, language, markdown=False)
+            rendered = render_alert(view, language)
             echo(f"\n--- alert #{outcome.alert_id} → {', '.join(targets) or 'no target'} ---")
             echo(rendered.title)
             echo(rendered.body)

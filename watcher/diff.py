@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import date
 
-from watcher.normalize import ROLE_CATEGORY, normalize_record, text_key
+from watcher.normalize import ROLE_CATEGORY, log_entry_key, normalize_record, text_key
 from watcher.record import (
     KEY_PERSON_CATEGORIES,
     Action,
@@ -284,13 +284,8 @@ def _fresh_log_entries(old: RegistryRecord, new: RegistryRecord) -> tuple[Change
     """Log rows in ``new`` that ``old`` did not have (all of them when ``old`` had no log section)."""
     if new.change_log is None:
         return ()
-    seen = {_log_key(entry) for entry in old.change_log or ()}
-    return tuple(entry for entry in new.change_log if _log_key(entry) not in seen)
-
-
-def _log_key(entry: ChangeLogEntry) -> tuple:
-    """A log row's identity, case-insensitive like the content hash: re-cased text is not a new row."""
-    return (entry.categories, text_key(entry.item), text_key(entry.before), text_key(entry.after), entry.date)
+    seen = {log_entry_key(entry) for entry in old.change_log or ()}
+    return tuple(entry for entry in new.change_log if log_entry_key(entry) not in seen)
 
 
 def _dated(change: Change, fresh_log: Iterable[ChangeLogEntry]) -> Change:

@@ -116,7 +116,12 @@ class KeyPersonOccasion(SQLModel, table=True):
 
 
 class Delivery(SQLModel, table=True):
-    """Outbox: one row per alert and delivery target, written with the alert in one transaction."""
+    """Outbox: one row per alert and target URL, written with the alert in one transaction.
+
+    ``status``: ``pending`` (due at ``next_attempt_at``), ``held`` (waits for its notifier's daily
+    digest), ``sent``, ``dead`` (gave up after the notifier's ``max_attempts``). The URL itself holds
+    tokens and stays in the config; ``url_fingerprint`` finds it again.
+    """
 
     __tablename__ = "delivery"
     __table_args__ = (Index("ix_delivery_due", "status", "next_attempt_at"),)
@@ -124,6 +129,8 @@ class Delivery(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     alert_id: int = Field(foreign_key="alert.id", index=True)
     target: str = Field(max_length=128)
+    url_fingerprint: str = Field(default="", max_length=16)
+    channel: str = Field(default="", max_length=32)
     status: str = Field(default="pending", max_length=16)
     attempts: int = 0
     next_attempt_at: datetime = Field(default_factory=utcnow)

@@ -285,6 +285,7 @@ def classify_change_item(label: object) -> frozenset[Category]:
 def _merge_people(people: Iterable[Person]) -> tuple[Person, ...]:
     """One entry per identity key, roles united; people who have resigned are not current officers."""
     merged: dict[str, Person] = {}
+    texts: dict[str, set[str]] = {}
     for person in people:
         if person.resigned_on is not None:
             continue
@@ -294,18 +295,23 @@ def _merge_people(people: Iterable[Person]) -> tuple[Person, ...]:
             key=_clean_key(person.key, person.name),
             role_text=clean_text(person.role_text),
         )
+        texts.setdefault(person.key, set()).update({person.role_text} - {""})
         known = merged.get(person.key)
         if known is None:
             merged[person.key] = person
         else:
-            texts = sorted({t for t in (known.role_text, person.role_text) if t})
             merged[person.key] = replace(
                 known,
                 roles=known.roles | person.roles,
-                role_text=" / ".join(texts),
                 appointed_on=min((d for d in (known.appointed_on, person.appointed_on) if d), default=None),
             )
-    return tuple(sorted(merged.values(), key=lambda p: p.key))
+    # All titles of a person, joined once and cleaned, so that merging is order-free and idempotent.
+    return tuple(
+        sorted(
+            (replace(p, role_text=clean_text(" / ".join(sorted(texts[p.key])))) for p in merged.values()),
+            key=lambda p: p.key,
+        )
+    )
 
 
 def _clean_key(key: str, name: str) -> str:
@@ -360,18 +366,33 @@ def _merge_controllers(controllers: Iterable[Controller]) -> tuple[Controller, .
     return tuple(sorted(merged.values(), key=lambda c: c.key))
 
 
+def log_entry_key(entry: ChangeLogEntry) -> tuple:
+    """A change-log row's identity: case-, width- and spacing-insensitive, like the content hash."""
+    return (
+        entry.date.isoformat() if entry.date else "",
+        text_key(entry.item),
+        text_key(entry.before),
+        text_key(entry.after),
+        tuple(sorted(entry.categories)),
+    )
+
+
 def _normalize_log(entries: Iterable[ChangeLogEntry]) -> tuple[ChangeLogEntry, ...]:
-    cleaned = {
-        ChangeLogEntry(
+    """One row per identity (rows differing only in formatting are one), in identity order."""
+    merged: dict[tuple, ChangeLogEntry] = {}
+    for entry in entries:
+        entry = ChangeLogEntry(
             categories=entry.categories,
             item=clean_text(entry.item),
             before=clean_text(entry.before),
             after=clean_text(entry.after),
             date=entry.date,
         )
-        for entry in entries
-    }
-    return tuple(sorted(cleaned, key=_log_sort_key))
+        key = log_entry_key(entry)
+        known = merged.get(key)
+        if known is None or _log_sort_key(entry) < _log_sort_key(known):
+            merged[key] = entry
+    return tuple(merged[key] for key in sorted(merged))
 
 
 def _log_sort_key(entry: ChangeLogEntry) -> tuple:

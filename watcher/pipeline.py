@@ -25,7 +25,7 @@ from watcher.errors import SourceError
 from watcher.models import Alert, Borrower, ChangeEvent, Delivery, KeyPersonOccasion, Snapshot, utcnow
 from watcher.normalize import content_hash, normalize_record
 from watcher.record import KEY_PERSON_CATEGORIES, RegistryRecord, record_as_dict, record_from_dict
-from watcher.routing import delivery_targets
+from watcher.routing import plan_deliveries
 from watcher.rules import Assessment, RuleSettings, assess
 from watcher.store import (
     Store,
@@ -305,15 +305,27 @@ class Checker:
         )
         session.add(alert)
         session.flush()
-        targets = delivery_targets(
+        planned = plan_deliveries(
             self.config,
             officer=borrower.officer,
             tags=borrower.tag_list,
             source=borrower.source,
             severity=assessment.severity,
+            now=now,
         )
-        for target in targets:
-            session.add(Delivery(alert_id=alert.id, target=target, next_attempt_at=now, created_at=now))
+        for delivery in planned:
+            session.add(
+                Delivery(
+                    alert_id=alert.id,
+                    target=delivery.target,
+                    url_fingerprint=delivery.url_fingerprint,
+                    channel=delivery.channel,
+                    status="held" if delivery.held_until else "pending",
+                    next_attempt_at=delivery.held_until or now,
+                    created_at=now,
+                )
+            )
+        targets = sorted({delivery.target for delivery in planned})
         audit(
             session,
             actor=SYSTEM_ACTOR,

@@ -1,13 +1,18 @@
-"""Alert text in zh-CN and en. Pure: takes a view of the alert, returns title and body.
+"""Alert text in zh-CN and en, as plain text, markdown or HTML, fitted to a channel's length limit.
 
-Registry text is untrusted: it is escaped for the markdown the IM channels render.
+Pure: takes a view of the alert, returns title and body. Registry text is untrusted: it is escaped
+for HTML email and neutralised for markdown IM, so a company name can never become a link, an
+image, a heading or emphasis. A change is never cut in half: when an alert is too long for a
+channel, whole changes are left out and the message says how many and where to find them.
 """
 
 from __future__ import annotations
 
-import re
+import html
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from enum import StrEnum
 
 from watcher.record import Action, Category
 from watcher.rules import Severity
@@ -73,6 +78,12 @@ _TEXT = {
         "mismatch": "登记的法定代表人为 {registry}，与我行预留签字人 {on_file} 不一致：预留签字人未更新。",
         "footer": "来源：{source}　检测时间：{detected}",
         "none": "（无）",
+        "more": "另有 {count} 项变更未列出，完整内容见变更历史（watcher history --borrower {borrower_id}）。",
+        "digest_title": "【汇总】{day} 共 {count} 条提示/警示",
+        "digest_line": "【{severity}】{name}（{borrower_id}）：{count} 项变更（{categories}）",
+        "digest_more": "另有 {count} 条未列出，见 watcher alerts。",
+        "test_title": "【测试】Borrower Watcher 通知测试",
+        "test_body": "这是一条测试消息：目标 {target} 可以收到 Borrower Watcher 的预警。",
     },
     "en": {
         "title": "[{severity}] {name} ({borrower_id}): registry record changed",
@@ -84,6 +95,13 @@ _TEXT = {
         "({on_file}): signatory on file not updated.",
         "footer": "Source: {source} · detected {detected}",
         "none": "(none)",
+        "more": "{count} more change(s) not shown; see the change history (watcher history --borrower "
+        "{borrower_id}).",
+        "digest_title": "[Digest] {day}: {count} info/warning alert(s)",
+        "digest_line": "[{severity}] {name} ({borrower_id}): {count} change(s) ({categories})",
+        "digest_more": "{count} more not shown; see watcher alerts.",
+        "test_title": "[Test] Borrower Watcher notification test",
+        "test_body": "This is a test message: target {target} can receive Borrower Watcher alerts.",
     },
 }
 
@@ -114,22 +132,65 @@ class AlertView:
     legal_rep_on_file: str | None = None
 
 
+class BodyFormat(StrEnum):
+    TEXT = "text"
+    MARKDOWN = "markdown"
+    HTML = "html"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """A channel's body limit; either may be None. WeCom counts bytes, most others characters."""
+
+    max_chars: int | None = None
+    max_bytes: int | None = None
+
+    def fits(self, text: str) -> bool:
+        if self.max_chars is not None and len(text) > self.max_chars:
+            return False
+        return self.max_bytes is None or len(text.encode("utf-8")) <= self.max_bytes
+
+
+NO_LIMIT = Limits()
+
+
 @dataclass(frozen=True, slots=True)
 class RenderedAlert:
     title: str
     body: str
 
 
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~])")
+# Markdown syntax characters become their full-width forms: readable in Chinese and English text,
+# and inert in every IM renderer, whether or not it honours backslash escapes.
+_MARKDOWN_NEUTRAL = str.maketrans(
+    {
+        "[": "［",
+        "]": "］",
+        "<": "＜",
+        ">": "＞",
+        "*": "＊",
+        "_": "＿",
+        "`": "｀",
+        "#": "＃",
+        "|": "｜",
+        "~": "～",
+        "!": "！",
+        "\\": "＼",
+    }
+)
 
 
 def escape_markdown(text: str) -> str:
-    """Registry text must not turn into links, emphasis or HTML in a channel that renders markdown."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", text.replace("\n", " "))
+    """Registry text must not turn into links, images, emphasis, headings or HTML in IM markdown."""
+    return " ".join(text.split()).translate(_MARKDOWN_NEUTRAL)
 
 
-def _plain(text: str) -> str:
-    return text.replace("\n", " ")
+def _escaper(fmt: BodyFormat):
+    if fmt is BodyFormat.MARKDOWN:
+        return escape_markdown
+    if fmt is BodyFormat.HTML:
+        return lambda text: html.escape(" ".join(text.split()), quote=True)
+    return lambda text: " ".join(text.split())
 
 
 def _generic_subject(change: ChangeLine) -> bool:
@@ -137,9 +198,9 @@ def _generic_subject(change: ChangeLine) -> bool:
     return change.subject == change.category.value.replace("_", " ")
 
 
-def change_line(change: ChangeLine, language: str, *, markdown: bool = True) -> str:
-    """One change on one line, never split: category, action, who, old → new, effective date."""
-    escape = escape_markdown if markdown else _plain
+def change_line(change: ChangeLine, language: str, fmt: BodyFormat = BodyFormat.TEXT) -> str:
+    """One change as one unit, never split: category, action, who, old → new, effective date."""
+    escape = _escaper(fmt)
     none = _TEXT[language]["none"]
     label = f"{CATEGORY_LABEL[language][change.category]} {ACTION_LABEL[language][change.action]}"
     before = escape(change.before) if change.before else none
@@ -152,27 +213,124 @@ def change_line(change: ChangeLine, language: str, *, markdown: bool = True) -> 
         detail = f"{before} → {after}"
     else:
         detail = f"{escape(change.subject)}: {before} → {after}"
-    line = f"- {label}: {detail}"
+    line = f"{label}: {detail}"
     if change.effective_date:
         line += f" ({_TEXT[language]['effective']} {change.effective_date.isoformat()})"
     return line
 
 
-def render_alert(view: AlertView, language: str, *, markdown: bool = True) -> RenderedAlert:
-    """Title and body; ``markdown=False`` gives plain text for terminals and text-only channels."""
-    escape = escape_markdown if markdown else _plain
+def _assemble(
+    fmt: BodyFormat,
+    items: Sequence[str],
+    notes: Sequence[str],
+    emphasis: Sequence[str],
+    footer: Sequence[str],
+) -> str:
+    """List items, notes, emphasised notes (bold where the format has bold), then the footer."""
+    if fmt is BodyFormat.HTML:
+        parts = ["<ul>" + "".join(f"<li>{item}</li>" for item in items) + "</ul>"] if items else []
+        parts += [f"<p>{note}</p>" for note in notes]
+        parts += [f"<p><strong>{note}</strong></p>" for note in emphasis]
+        parts += [f"<p><small>{note}</small></p>" for note in footer]
+        return "\n".join(parts)
+    lines = [f"- {item}" for item in items]
+    lines += list(notes)
+    lines += [f"**{note}**" if fmt is BodyFormat.MARKDOWN else note for note in emphasis]
+    lines += list(footer)
+    return "\n".join(lines)
+
+
+def _fit(
+    fmt: BodyFormat,
+    limits: Limits,
+    items: Sequence[str],
+    notes: Sequence[str],
+    emphasis: Sequence[str],
+    footer: Sequence[str],
+    more: str,
+) -> str:
+    """All items if they fit; else as many whole items as fit, and a line saying how many are left out."""
+
+    def build(shown: int) -> str:
+        extra = [more.format(count=len(items) - shown)] if shown < len(items) else []
+        return _assemble(fmt, items[:shown], [*extra, *notes], emphasis, footer)
+
+    body = build(len(items))
+    if limits.fits(body):
+        return body
+    low, high = 0, len(items)
+    while low < high:  # the largest number of whole items that fits
+        middle = (low + high + 1) // 2
+        if limits.fits(build(middle)):
+            low = middle
+        else:
+            high = middle - 1
+    body = build(low)
+    return body if limits.fits(body) else _truncate(body, limits)
+
+
+def _truncate(text: str, limits: Limits) -> str:
+    """Last resort for absurdly small limits: cut at a character boundary, never inside a UTF-8 sequence."""
+    while text and not limits.fits(text + "…"):
+        text = text[: max(0, len(text) - max(1, len(text) // 20))]
+    return text + "…"
+
+
+def render_alert(
+    view: AlertView, language: str, fmt: BodyFormat = BodyFormat.TEXT, limits: Limits = NO_LIMIT
+) -> RenderedAlert:
+    """Title and body of one alert in ``language`` and ``fmt``, within ``limits``."""
+    escape = _escaper(fmt)
     text = _TEXT[language]
     severity = SEVERITY_LABEL[language][view.severity]
     title_key = "title" if view.changes else "title_mismatch"
-    title = text[title_key].format(severity=severity, name=view.borrower_name, borrower_id=view.borrower_id)
-    lines = [change_line(change, language, markdown=markdown) for change in view.changes]
+    title = text[title_key].format(
+        severity=severity, name=" ".join(view.borrower_name.split()), borrower_id=view.borrower_id
+    )
+    items = [change_line(change, language, fmt) for change in view.changes]
+    notes: list[str] = []
     if view.signatory_mismatch:
-        lines.append(text["mismatch"].format(registry=escape(view.signatory_mismatch),
-                                             on_file=escape(view.legal_rep_on_file or "")))
+        notes.append(
+            text["mismatch"].format(
+                registry=escape(view.signatory_mismatch), on_file=escape(view.legal_rep_on_file or "")
+            )
+        )
     if view.occasions_in_window:
-        lines.append(text["window"].format(days=view.window_days, count=view.occasions_in_window))
-    if view.recommend_early_repayment:
-        lines.append(f"**{text['action_high']}**" if markdown else text["action_high"])
+        notes.append(text["window"].format(days=view.window_days, count=view.occasions_in_window))
     detected = view.detected_at.strftime("%Y-%m-%d %H:%M UTC")
-    lines.append(text["footer"].format(source=escape(view.source), detected=detected))
-    return RenderedAlert(title=title, body="\n".join(lines))
+    footer = [text["footer"].format(source=escape(view.source), detected=detected)]
+    emphasis = [text["action_high"]] if view.recommend_early_repayment else []
+    more = text["more"].replace("{borrower_id}", escape(view.borrower_id))
+    body = _fit(fmt, limits, items, notes, emphasis, footer, more)
+    return RenderedAlert(title=title, body=body)
+
+
+def render_digest(
+    views: Sequence[AlertView],
+    language: str,
+    day: date,
+    fmt: BodyFormat = BodyFormat.TEXT,
+    limits: Limits = NO_LIMIT,
+) -> RenderedAlert:
+    """One message gathering lower-severity alerts of a day, one line per alert."""
+    escape = _escaper(fmt)
+    text = _TEXT[language]
+    items = []
+    for view in views:
+        categories = sorted({CATEGORY_LABEL[language][change.category] for change in view.changes})
+        items.append(
+            text["digest_line"].format(
+                severity=SEVERITY_LABEL[language][view.severity],
+                name=escape(view.borrower_name),
+                borrower_id=escape(view.borrower_id),
+                count=len(view.changes),
+                categories=", ".join(categories),
+            )
+        )
+    title = text["digest_title"].format(day=day.isoformat(), count=len(views))
+    return RenderedAlert(title=title, body=_fit(fmt, limits, items, [], [], [], text["digest_more"]))
+
+
+def render_test_message(target: str, language: str) -> RenderedAlert:
+    text = _TEXT[language]
+    return RenderedAlert(title=text["test_title"], body=text["test_body"].format(target=target))

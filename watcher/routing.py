@@ -3,12 +3,35 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
 
 from watcher.config import Config
 from watcher.rules import Severity
 
 OFFICER_PREFIX = "officer:"
 NOTIFIER_PREFIX = "notifier:"
+# Alerts below this severity wait for a notifier's daily digest; high and critical never wait.
+DIGEST_BELOW = Severity.HIGH
+
+
+def url_fingerprint(url: str) -> str:
+    """Identifies a configured URL in the outbox without storing the URL, which holds tokens."""
+    import hashlib
+
+    return hashlib.sha256(url.encode("utf-8")).hexdigest()[:16]
+
+
+def channel_of(url: str) -> str:
+    return url.split("://", 1)[0].lower()[:32] if "://" in url else ""
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedDelivery:
+    target: str
+    url_fingerprint: str
+    channel: str
+    held_until: datetime | None = None
 
 
 def delivery_targets(
@@ -29,3 +52,67 @@ def delivery_targets(
             continue
         targets.append(f"{NOTIFIER_PREFIX}{name}")
     return targets
+
+
+def target_urls(config: Config, target: str) -> list[str]:
+    """The URLs configured for a target now (empty when the target is gone from the config)."""
+    if target.startswith(OFFICER_PREFIX):
+        officer = config.officers.get(target.removeprefix(OFFICER_PREFIX))
+        return list(officer.urls) if officer else []
+    notifier = config.notifiers.get(target.removeprefix(NOTIFIER_PREFIX))
+    return list(notifier.urls) if notifier else []
+
+
+def target_language(config: Config, target: str) -> str:
+    if target.startswith(OFFICER_PREFIX):
+        officer = config.officers.get(target.removeprefix(OFFICER_PREFIX))
+        language = officer.language if officer else None
+    else:
+        notifier = config.notifiers.get(target.removeprefix(NOTIFIER_PREFIX))
+        language = notifier.language if notifier else None
+    return language or config.watcher.language
+
+
+def target_max_attempts(config: Config, target: str) -> int:
+    notifier = config.notifiers.get(target.removeprefix(NOTIFIER_PREFIX))
+    if target.startswith(NOTIFIER_PREFIX) and notifier is not None:
+        return notifier.max_attempts
+    return DEFAULT_MAX_ATTEMPTS
+
+
+DEFAULT_MAX_ATTEMPTS = 8
+
+
+def next_digest_at(config: Config, digest: time, now: datetime) -> datetime:
+    """The next time of day ``digest`` in the configured time zone, as UTC."""
+    local_now = now.astimezone(config.watcher.zone)
+    candidate = local_now.replace(hour=digest.hour, minute=digest.minute, second=0, microsecond=0)
+    if candidate <= local_now:
+        candidate = (candidate + timedelta(days=1)).replace(hour=digest.hour, minute=digest.minute)
+    return candidate.astimezone(now.tzinfo)
+
+
+def plan_deliveries(
+    config: Config,
+    *,
+    officer: str | None,
+    tags: Iterable[str],
+    source: str,
+    severity: Severity,
+    now: datetime,
+) -> list[PlannedDelivery]:
+    """One outbox row per target URL; lower-severity alerts for digest notifiers wait for the digest."""
+    planned = []
+    for target in delivery_targets(config, officer=officer, tags=tags, source=source, severity=severity):
+        held_until = None
+        notifier = config.notifiers.get(target.removeprefix(NOTIFIER_PREFIX))
+        if (
+            target.startswith(NOTIFIER_PREFIX)
+            and notifier
+            and notifier.digest_time
+            and severity < DIGEST_BELOW
+        ):
+            held_until = next_digest_at(config, notifier.digest_time, now)
+        for url in target_urls(config, target):
+            planned.append(PlannedDelivery(target, url_fingerprint(url), channel_of(url), held_until))
+    return planned

@@ -1,0 +1,69 @@
+"""Every other channel through apprise: email (mailto/mailtos), Slack, Teams (workflows), Telegram…
+
+A fresh Apprise object per send avoids apprise's per-instance throttle (a 5.5 s sleep between two
+sends of one instance); ``async_notify`` keeps the event loop free. Email bodies are HTML.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from notifiers.base import Sender, SendResult, masked
+from watcher.render import BodyFormat, Limits
+
+EMAIL_SCHEMES = ("mailto", "mailtos")
+SEND_TIMEOUT_SECONDS = 60.0
+_PROBLEM_LEVELS = {"WARNING", "ERROR", "CRITICAL"}
+
+
+class AppriseSender(Sender):
+    def __init__(self, url: str) -> None:
+        import apprise
+
+        super().__init__(url)
+        try:
+            plugin = apprise.Apprise.instantiate(url, suppress_exceptions=False)
+        except Exception as error:  # apprise raises several types for a malformed URL
+            reason = _without_secrets(str(error), url)
+            raise ValueError(
+                f"{masked(url)}: {reason or 'not a URL any notification channel understands'}"
+            ) from None
+        if plugin is None:
+            raise ValueError(f"{masked(url)}: not a URL any notification channel understands")
+        self.scheme = url.split("://", 1)[0].lower()
+        self.body_format = BodyFormat.HTML if self.scheme in EMAIL_SCHEMES else BodyFormat.MARKDOWN
+        max_chars = getattr(plugin, "body_maxlen", 0) or None
+        self.limits = Limits(max_chars=max_chars)
+        self._safe = plugin.url(privacy=True)
+
+    @property
+    def safe_name(self) -> str:
+        return self._safe
+
+    async def send(self, title: str, body: str) -> SendResult:
+        import apprise
+
+        notifier = apprise.Apprise()
+        notifier.add(self.url)
+        body_format = (
+            apprise.NotifyFormat.HTML
+            if self.body_format is BodyFormat.HTML
+            else apprise.NotifyFormat.MARKDOWN
+        )
+        result = await notifier.async_notify(
+            body=body, title=title, body_format=body_format, timeout=SEND_TIMEOUT_SECONDS
+        )
+        if bool(result):
+            return SendResult(True, "sent")
+        problems = [entry.message for entry in result.logs() if str(entry.level).upper() in _PROBLEM_LEVELS]
+        detail = problems[-1] if problems else f"status {getattr(result.status, 'name', result.status)}"
+        return SendResult(False, detail[:500])
+
+
+def _without_secrets(text: str, url: str) -> str:
+    """apprise's own words about a bad URL, minus anything of the URL's credentials."""
+    parts = urlsplit(url)
+    for secret in (parts.password, parts.username):
+        if secret and len(secret) >= 3:
+            text = text.replace(secret, "…")
+    return text.strip()[:200]

@@ -1,0 +1,72 @@
+"""Shared mechanics of the chat-bot webhooks that answer HTTP 200 with an error code inside."""
+
+from __future__ import annotations
+
+import json
+from abc import abstractmethod
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+
+from notifiers.base import Sender, SendResult
+
+SEND_TIMEOUT_SECONDS = 15.0
+
+
+class WebhookSender(Sender):
+    """POST a JSON payload and read the vendor's own success code, not just the HTTP status.
+
+    ``?api=https://proxy.bank.example/robot/send`` replaces the vendor's endpoint, for banks that
+    route outbound traffic through a relay (and for tests on 127.0.0.1).
+    """
+
+    default_api: str = ""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        scheme, _, rest = url.partition("://")
+        rest, _, query = rest.partition("?")
+        netloc = rest.partition("/")[0]
+        secret, _, token = netloc.rpartition("@")
+        if not token:
+            raise ValueError(f"{scheme}:// URL has no token (expected {scheme}://[secret@]token/)")
+        self.scheme = scheme.lower()
+        self.token = token
+        self.secret = secret or None
+        options = parse_qs(query)
+        api = options.get("api", [""])[0]
+        if api and urlsplit(api).scheme not in ("http", "https"):
+            raise ValueError(f"{scheme}:// api= must be an http(s) URL")
+        self.api = api or self.default_api
+
+    @property
+    def safe_name(self) -> str:
+        return f"{self.scheme}://…{self.token[-4:]}"
+
+    @abstractmethod
+    def request(self, title: str, body: str) -> tuple[str, dict[str, str], dict]:
+        """Endpoint URL, query parameters and JSON payload for one message."""
+
+    @abstractmethod
+    def accepted(self, answer: dict) -> tuple[bool, str]:
+        """Whether the vendor's JSON answer means the message was accepted, and its own words."""
+
+    async def send(self, title: str, body: str) -> SendResult:
+        endpoint, params, payload = self.request(title, body)
+        try:
+            async with httpx.AsyncClient(timeout=SEND_TIMEOUT_SECONDS, follow_redirects=False) as client:
+                response = await client.post(endpoint, params=params, json=payload)
+        except httpx.TimeoutException:
+            return SendResult(False, "timeout")
+        except httpx.HTTPError as error:
+            return SendResult(False, f"network error: {type(error).__name__}")
+        if response.status_code != 200:
+            return SendResult(False, f"HTTP {response.status_code}")
+        try:
+            answer = response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return SendResult(False, "HTTP 200 without a JSON answer")
+        if not isinstance(answer, dict):
+            return SendResult(False, "HTTP 200 with an unexpected answer")
+        ok, words = self.accepted(answer)
+        return SendResult(ok, words)

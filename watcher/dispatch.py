@@ -1,0 +1,267 @@
+"""Deliver the outbox: claim due rows, render, send, record each target's result.
+
+A row is claimed with a lease before it is sent and marked sent after; a crash between the send
+and that commit leaves the lease to expire, and the row is sent again: at most one duplicate,
+never a loss. Claims use ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so two instances never send
+the same row. One failing channel never holds up another: every row is sent on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlmodel import Session, col, select, update
+
+from watcher.alerts import alert_view
+from watcher.config import Config
+from watcher.models import Delivery, utcnow
+from watcher.render import AlertView, RenderedAlert, render_alert, render_digest
+from watcher.routing import target_language, target_max_attempts, target_urls, url_fingerprint
+from watcher.store import Store, audit
+
+log = logging.getLogger("watcher.dispatch")
+
+DEFAULT_LEASE = timedelta(minutes=5)
+BACKOFF_BASE = timedelta(seconds=30)
+BACKOFF_CAP = timedelta(hours=6)
+SYSTEM_ACTOR = "watcher"
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchReport:
+    sent: int = 0
+    failed: int = 0
+    dead: int = 0
+
+    def __add__(self, other: DispatchReport) -> DispatchReport:
+        return DispatchReport(self.sent + other.sent, self.failed + other.failed, self.dead + other.dead)
+
+
+@dataclass(frozen=True, slots=True)
+class _Work:
+    """Rows that go out as one message: one alert, or a digest of held alerts for one URL."""
+
+    ids: tuple[int, ...]
+    target: str
+    url_fingerprint: str
+    attempts: int
+    views: tuple[AlertView, ...]
+    digest: bool
+
+
+def backoff(attempts: int) -> timedelta:
+    """Exponential with ±20 % jitter, so a recovering channel is not hit by every row at once."""
+    delay = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** max(0, attempts - 1))
+    return delay * random.uniform(0.8, 1.2)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        store: Store,
+        config: Config,
+        *,
+        instance: str,
+        clock: Callable[[], datetime] = utcnow,
+        lease: timedelta = DEFAULT_LEASE,
+        batch: int = 200,
+        concurrency: int = 8,
+        senders: Callable | None = None,
+    ) -> None:
+        from notifiers import sender_for
+
+        self.store = store
+        self.config = config
+        self.instance = instance
+        self.clock = clock
+        self.lease = lease
+        self.batch = batch
+        self.concurrency = concurrency
+        self.sender_for = senders or sender_for
+        self._senders: dict[str, object] = {}
+        self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="watcher-dispatch-db")
+
+    def close(self) -> None:
+        self._db.shutdown(wait=True)
+
+    async def _in_db(self, function: Callable, *args):
+        return await asyncio.get_running_loop().run_in_executor(self._db, function, *args)
+
+    async def dispatch_due(self) -> DispatchReport:
+        """Send everything due now, batch after batch, until nothing due is left unclaimed."""
+        report = DispatchReport()
+        limit = asyncio.Semaphore(self.concurrency)
+
+        async def deliver(item: _Work):
+            async with limit:
+                return item, await self._send(item)
+
+        while True:
+            work = await self._in_db(self._claim)
+            if not work:
+                return report
+            results = await asyncio.gather(*(deliver(item) for item in work))
+            report += await self._in_db(self._record, results)
+
+    # -- claiming ------------------------------------------------------------------------------------
+
+    def _claim(self) -> list[_Work]:
+        now = self.clock()
+        with self.store.transaction() as session:
+            due = (
+                select(Delivery.id)
+                .where(
+                    col(Delivery.status).in_(("pending", "held")),
+                    Delivery.next_attempt_at <= now,
+                    (col(Delivery.lease_until).is_(None)) | (Delivery.lease_until < now),
+                )
+                .order_by(col(Delivery.next_attempt_at), col(Delivery.id))
+                .limit(self.batch)
+                .with_for_update(skip_locked=True)
+            )
+            claimed_ids = list(
+                session.exec(
+                    update(Delivery)
+                    .where(col(Delivery.id).in_(due.scalar_subquery()))
+                    .values(claimed_by=self.instance, lease_until=now + self.lease)
+                    .returning(Delivery.id)
+                ).scalars()
+            )
+            if not claimed_ids:
+                return []
+            rows = list(session.exec(select(Delivery).where(col(Delivery.id).in_(claimed_ids))))
+            return self._group(session, rows)
+
+    def _group(self, session: Session, rows: Sequence[Delivery]) -> list[_Work]:
+        window_days = self.config.rules.window.days
+        views: dict[int, AlertView] = {}
+
+        def view(alert_id: int) -> AlertView:
+            if alert_id not in views:
+                views[alert_id] = alert_view(session, alert_id, window_days=window_days)
+            return views[alert_id]
+
+        work = [
+            _Work((row.id,), row.target, row.url_fingerprint, row.attempts, (view(row.alert_id),), False)
+            for row in rows
+            if row.status == "pending"
+        ]
+        digests: dict[tuple[str, str], list[Delivery]] = defaultdict(list)
+        for row in rows:
+            if row.status == "held":
+                digests[(row.target, row.url_fingerprint)].append(row)
+        for (target, fingerprint), held in sorted(digests.items()):
+            held.sort(key=lambda row: row.alert_id)
+            work.append(
+                _Work(
+                    tuple(r.id for r in held),
+                    target,
+                    fingerprint,
+                    max(r.attempts for r in held),
+                    tuple(view(r.alert_id) for r in held),
+                    True,
+                )
+            )
+        return work
+
+    # -- sending -------------------------------------------------------------------------------------
+
+    def _urls(self, item: _Work) -> list[str]:
+        urls = target_urls(self.config, item.target)
+        if not item.url_fingerprint:  # rows written before outbox rows were per URL
+            return urls
+        return [url for url in urls if url_fingerprint(url) == item.url_fingerprint]
+
+    def _sender(self, url: str):
+        if url not in self._senders:
+            self._senders[url] = self.sender_for(url)
+        return self._senders[url]
+
+    def _render(self, item: _Work, sender) -> RenderedAlert:
+        language = target_language(self.config, item.target)
+        if item.digest:
+            day = self.clock().astimezone(self.config.watcher.zone).date()
+            return render_digest(item.views, language, day, sender.body_format, sender.limits)
+        return render_alert(item.views[0], language, sender.body_format, sender.limits)
+
+    async def _send(self, item: _Work) -> tuple[bool, str, bool]:
+        """(ok, detail, permanent): permanent failures (URL gone from the config) go dead at once."""
+        urls = self._urls(item)
+        if not urls:
+            return False, f"no URL of {item.target} matches this delivery any more (config changed)", True
+        problems = []
+        for url in urls:
+            try:
+                sender = self._sender(url)
+            except ValueError as error:
+                problems.append(str(error))
+                continue
+            try:
+                rendered = self._render(item, sender)
+                result = await sender.send(rendered.title, rendered.body)
+            except Exception as error:  # a channel's bug must not stop the other rows
+                log.warning("sending to %s failed: %s", sender.safe_name, type(error).__name__)
+                problems.append(f"{sender.safe_name}: {type(error).__name__}")
+                continue
+            if not result.ok:
+                problems.append(f"{sender.safe_name}: {result.detail}")
+        return not problems, "; ".join(problems)[:2000], False
+
+    # -- recording -----------------------------------------------------------------------------------
+
+    def _record(self, results: Sequence[tuple[_Work, tuple[bool, str, bool]]]) -> DispatchReport:
+        now = self.clock()
+        sent = failed = dead = 0
+        with self.store.transaction() as session:
+            for item, (ok, detail, permanent) in results:
+                mine = col(Delivery.id).in_(item.ids) & (Delivery.claimed_by == self.instance)
+                if ok:
+                    session.exec(
+                        update(Delivery)
+                        .where(mine)
+                        .values(
+                            status="sent",
+                            sent_at=now,
+                            attempts=Delivery.attempts + 1,
+                            last_error=None,
+                            claimed_by=None,
+                            lease_until=None,
+                        )
+                    )
+                    sent += len(item.ids)
+                    continue
+                attempts = item.attempts + 1
+                gives_up = permanent or attempts >= target_max_attempts(self.config, item.target)
+                values = {
+                    "attempts": Delivery.attempts + 1,
+                    "last_error": detail,
+                    "claimed_by": None,
+                    "lease_until": None,
+                }
+                if gives_up:
+                    values["status"] = "dead"
+                    dead += len(item.ids)
+                    for delivery_id in item.ids:
+                        audit(
+                            session,
+                            actor=SYSTEM_ACTOR,
+                            action="delivery.dead",
+                            subject_type="delivery",
+                            subject_id=delivery_id,
+                            detail={"target": item.target, "attempts": attempts, "error": detail},
+                            at=now,
+                        )
+                else:
+                    values["next_attempt_at"] = now + backoff(attempts)
+                    failed += len(item.ids)
+                session.exec(update(Delivery).where(mine).values(**values))
+        if failed or dead:
+            log.warning("deliveries: %d sent, %d failed (will retry), %d dead", sent, failed, dead)
+        return DispatchReport(sent, failed, dead)

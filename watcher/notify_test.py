@@ -1,0 +1,34 @@
+"""``watcher notify test``: one test message to every URL of the chosen targets, each result reported."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from watcher.config import Config
+from watcher.render import render_test_message
+from watcher.routing import target_language, target_urls
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    target: str
+    channel: str
+    ok: bool
+    detail: str
+
+
+async def run_notify_test(config: Config, targets: list[str]) -> list[ProbeResult]:
+    from notifiers import sender_for
+
+    async def one(target: str, url: str) -> ProbeResult:
+        try:
+            sender = sender_for(url)
+        except ValueError as error:
+            return ProbeResult(target, url.split("://", 1)[0], False, str(error))
+        message = render_test_message(target, target_language(config, target))
+        result = await sender.send(message.title, message.body)
+        return ProbeResult(target, sender.safe_name, result.ok, "" if result.ok else result.detail)
+
+    jobs = [one(target, url) for target in targets for url in target_urls(config, target)]
+    return list(await asyncio.gather(*jobs))
