@@ -402,6 +402,35 @@ def print_history(rows, output_format: HistoryFormat) -> None:
         _print(table)
 
 
+# -- run ----------------------------------------------------------------------------------------
+
+
+@app.command()
+def run() -> None:
+    """The daemon: check borrowers as they fall due and deliver alerts, until SIGTERM."""
+    import asyncio
+
+    from watcher.daemon import Daemon, InstanceLockError, SqliteInstanceLock
+    from watcher.logs import configure
+
+    config = load()
+    configure(fmt=config.logging.format, level=config.logging.level)
+    store = open_db(config)
+    lock = SqliteInstanceLock(store.sqlite_path) if store.sqlite_path else None
+    if lock is not None:
+        try:
+            lock.acquire()
+        except InstanceLockError as error:
+            raise fail(str(error)) from None
+    try:
+        code = asyncio.run(Daemon(store, config, instance=instance_name(config)).run())
+    finally:
+        if lock is not None:
+            lock.release()
+        store.dispose()
+    raise typer.Exit(code)
+
+
 # -- alerts -------------------------------------------------------------------------------------
 
 
@@ -518,11 +547,27 @@ def status() -> None:
     store = open_db(load())
     with store.session() as session:
         summary = status_summary(session)
+    from datetime import timedelta
+
+    from watcher.models import utcnow
+
+    alive_after = utcnow() - timedelta(minutes=1)
+    for instance in summary.instances:
+        if instance.stopped_at is not None:
+            state = f"stopped {_when(instance.stopped_at)}"
+        elif instance.heartbeat_at >= alive_after:
+            state = "alive"
+        else:
+            state = f"NOT RESPONDING since {_when(instance.heartbeat_at)}"
+        typer.echo(
+            f"instance {instance.name} ({instance.host}, pid {instance.pid}, {instance.version}): {state}; "
+            f"last sweep {_when(instance.last_sweep_at) or 'never'}"
+        )
     typer.echo(f"borrowers: {summary.borrowers} ({summary.due} due, {summary.overdue} overdue)")
     typer.echo(f"last check: {_when(summary.last_check_at) or 'never'}")
     typer.echo(
         f"deliveries: {summary.deliveries_pending} pending, {summary.deliveries_retrying} retrying, "
-        f"{summary.deliveries_dead} dead"
+        f"{summary.deliveries_dead} dead, {summary.deliveries_held} held for digests"
     )
     for health in summary.sources:
         state = (

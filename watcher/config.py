@@ -149,8 +149,11 @@ class ScheduleSection(_Model):
     concurrency: int = Field(default=8, ge=1, le=256)
     active_hours: str | None = None
     retry_after_failure: Duration = timedelta(minutes=15)
+    sweep_every: Duration = timedelta(seconds=5)
+    lease: Duration = timedelta(minutes=10)
+    stop_timeout: Duration = timedelta(seconds=30)
 
-    @field_validator("interval", "retry_after_failure")
+    @field_validator("interval", "retry_after_failure", "sweep_every", "lease", "stop_timeout")
     @classmethod
     def _positive(cls, value: timedelta) -> timedelta:
         if value <= timedelta(0):
@@ -176,6 +179,13 @@ class ScheduleSection(_Model):
             return None
         start, _, end = self.active_hours.partition("-")
         return _parse_clock(start), _parse_clock(end)
+
+
+class LoggingSection(_Model):
+    """``[logging]``: the daemon logs to stdout for journald; JSON lines for log shippers."""
+
+    format: Literal["text", "json"] = "text"
+    level: Literal["debug", "info", "warning", "error"] = "info"
 
 
 class RulesSection(_Model):
@@ -283,6 +293,7 @@ class Config(_Model):
     database: DatabaseSection = Field(default_factory=DatabaseSection)
     schedule: ScheduleSection = Field(default_factory=ScheduleSection)
     rules: RulesSection = Field(default_factory=RulesSection)
+    logging: LoggingSection = Field(default_factory=LoggingSection)
     sources: dict[_SourceName, _SourceTable] = {}
     notifiers: dict[str, NotifierConfig] = {}
     officers: dict[str, OfficerConfig] = {}
@@ -594,6 +605,17 @@ concurrency = 8
 # active_hours = "08:00-20:00"
 # How long to wait before checking a borrower again after a failed check.
 retry_after_failure = "15m"
+# `watcher run`: how often the daemon looks for due borrowers and due deliveries.
+sweep_every = "5s"
+# A claimed borrower or delivery returns to the pool after this long if its instance died.
+lease = "10m"
+# On SIGTERM, how long in-flight checks and sends may take to finish (keep it below TimeoutStopSec).
+stop_timeout = "30s"
+
+[logging]
+# "text" lines for journald, or "json" lines for a log shipper.
+format = "text"
+level = "info"
 
 [rules]
 # Key-person change occasions (legal representative, directors, shareholders, finance head,

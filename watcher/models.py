@@ -14,6 +14,7 @@ def utcnow() -> datetime:
 
 class Borrower(SQLModel, table=True):
     __tablename__ = "borrower"
+    __table_args__ = (Index("ix_borrower_due", "active", "next_check_at"),)
 
     id: str = Field(primary_key=True, max_length=64)
     name: str
@@ -164,3 +165,18 @@ class SourceHealth(SQLModel, table=True):
     consecutive_failures: int = 0
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     last_error_kind: str | None = Field(default=None, max_length=32)
+
+
+class Instance(SQLModel, table=True):
+    """A running daemon: its heartbeat tells ``watcher status`` on any host whether it is alive."""
+
+    __tablename__ = "instance"
+
+    name: str = Field(primary_key=True, max_length=128)
+    host: str = Field(max_length=255)
+    pid: int
+    version: str = Field(max_length=32)
+    started_at: datetime = Field(default_factory=utcnow)
+    heartbeat_at: datetime = Field(default_factory=utcnow)
+    last_sweep_at: datetime | None = None
+    stopped_at: datetime | None = None

@@ -135,6 +135,8 @@ class Checker:
             borrower = session.get(Borrower, borrower_id)
             assert borrower is not None
             borrower.last_checked_at = now
+            borrower.claimed_by = None
+            borrower.lease_until = None
             borrower.consecutive_failures += 1
             borrower.last_error = str(error)
             borrower.last_error_kind = error.kind
@@ -157,6 +159,8 @@ class Checker:
             assert borrower is not None
             outcome = self._apply(session, borrower, record, digest, fetched, now)
             borrower.last_checked_at = now
+            borrower.claimed_by = None
+            borrower.lease_until = None
             borrower.last_success_at = now
             borrower.consecutive_failures = 0
             borrower.last_error = None

@@ -10,14 +10,14 @@ import json
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import event, func, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError, ProgrammingError
-from sqlmodel import Session, col, create_engine, select
+from sqlmodel import Session, col, create_engine, select, update
 
 from watcher.models import (
     Alert,
@@ -31,7 +31,7 @@ from watcher.models import (
     utcnow,
 )
 
-SCHEMA_HEAD = "0002"
+SCHEMA_HEAD = "0003"
 MIGRATIONS = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -72,6 +72,18 @@ class Store:
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
+
+    @property
+    def safe_url(self) -> str:
+        """The database URL without its password, for logs and messages."""
+        return self.engine.url.render_as_string(hide_password=True)
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The database file when this is SQLite on disk (None for PostgreSQL or in-memory)."""
+        if self.engine.dialect.name != "sqlite" or not self.engine.url.database:
+            return None
+        return None if self.engine.url.database == ":memory:" else Path(self.engine.url.database)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -304,6 +316,8 @@ class StatusSummary:
     deliveries_pending: int
     deliveries_retrying: int
     deliveries_dead: int
+    deliveries_held: int = 0
+    instances: list = field(default_factory=list)
 
 
 OVERDUE_AFTER = timedelta(hours=1)
@@ -331,4 +345,71 @@ def status_summary(session: Session, now: datetime | None = None) -> StatusSumma
         select(count).select_from(Delivery).where(Delivery.status == "pending", Delivery.attempts > 0)
     ).one()
     dead = session.exec(select(count).select_from(Delivery).where(Delivery.status == "dead")).one()
-    return StatusSummary(borrowers_total, due, overdue, last_check, failing, health, pending, retrying, dead)
+    held = session.exec(select(count).select_from(Delivery).where(Delivery.status == "held")).one()
+    from watcher.models import Instance
+
+    instances = list(session.exec(select(Instance).order_by(col(Instance.name))))
+    return StatusSummary(
+        borrowers_total, due, overdue, last_check, failing, health, pending, retrying, dead, held, instances
+    )
+
+
+# -- claims (several instances on PostgreSQL; one on SQLite) -------------------------------------
+
+
+def claim_due_borrowers(
+    session: Session, *, instance: str, now: datetime, lease: timedelta, limit: int
+) -> list[Borrower]:
+    """Claim up to ``limit`` due borrowers for this instance and return them.
+
+    PostgreSQL: ``UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING``, so two
+    instances never claim the same borrower; a claim whose lease has run out (its instance died)
+    can be taken again. SQLite ignores SKIP LOCKED; its BEGIN IMMEDIATE serialises the claim.
+    """
+    due = (
+        select(Borrower.id)
+        .where(
+            col(Borrower.active).is_(True),
+            Borrower.next_check_at <= now,
+            col(Borrower.lease_until).is_(None) | (Borrower.lease_until < now),
+        )
+        .order_by(col(Borrower.next_check_at), col(Borrower.id))
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    claimed = list(
+        session.exec(
+            update(Borrower)
+            .where(col(Borrower.id).in_(due.scalar_subquery()))
+            .values(claimed_by=instance, lease_until=now + lease)
+            .returning(Borrower.id)
+        ).scalars()
+    )
+    if not claimed:
+        return []
+    return list(
+        session.exec(select(Borrower).where(col(Borrower.id).in_(claimed)).order_by(col(Borrower.id)))
+    )
+
+
+def heartbeat(
+    session: Session,
+    *,
+    name: str,
+    host: str,
+    pid: int,
+    version: str,
+    now: datetime,
+    swept: bool = False,
+    stopped: bool = False,
+) -> None:
+    from watcher.models import Instance
+
+    row = session.get(Instance, name)
+    if row is None:
+        row = Instance(name=name, host=host, pid=pid, version=version, started_at=now, heartbeat_at=now)
+    row.host, row.pid, row.version, row.heartbeat_at = host, pid, version, now
+    if swept:
+        row.last_sweep_at = now
+    row.stopped_at = now if stopped else None
+    session.add(row)
