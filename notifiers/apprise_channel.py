@@ -61,9 +61,17 @@ class AppriseSender(Sender):
 
 
 def _without_secrets(text: str, url: str) -> str:
-    """apprise's own words about a bad URL, minus anything of the URL's credentials."""
-    parts = urlsplit(url)
-    for secret in (parts.password, parts.username):
-        if secret and len(secret) >= 3:
-            text = text.replace(secret, "…")
+    """apprise's own words about a bad URL, minus anything of the URL that may be a credential.
+
+    Not only the password: apprise schemes carry tokens as the user, the host, path segments and
+    query values (``pover://{user}@{token}``, ``tgram://{bot_token}/{chat_id}``).
+    """
+    try:
+        parts = urlsplit(url)
+        pieces = [parts.password, parts.username, parts.hostname, *parts.path.split("/")]
+        pieces += [value for _, _, value in (pair.partition("=") for pair in parts.query.split("&"))]
+    except ValueError:
+        pieces = [url.split("://", 1)[-1]]
+    for piece in sorted((p for p in pieces if p and len(p) >= 3), key=len, reverse=True):
+        text = text.replace(piece, "…")
     return text.strip()[:200]

@@ -19,14 +19,28 @@ class SendResult:
 
 
 def masked(url: str) -> str:
-    """The URL with credentials, path and query hidden: safe for logs and the status screen."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    return (
-        f"{parts.scheme}://…@{host}/…"
-        if (parts.username or parts.path.strip("/"))
-        else f"{parts.scheme}://{host}"
-    )
+    """The URL with credentials, path and query hidden: safe for logs and the status screen.
+
+    The host is shown only when it looks like a server's name or address: many apprise schemes put
+    a token where the host goes (``pbul://{token}``, ``pover://{user}@{token}``), and a URL that
+    failed to parse cannot say which kind it is.
+    """
+    if "://" not in url:
+        return "…"
+    scheme = url.split("://", 1)[0]
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        hidden = bool(parts.username or parts.password or parts.path.strip("/") or parts.query)
+    except ValueError:  # e.g. an unbalanced "[" in the host
+        return f"{scheme}://…"
+    if host and not _looks_like_server(host):
+        host, hidden = "", True
+    return f"{scheme}://…@{host}/…" if hidden else f"{scheme}://{host}"
+
+
+def _looks_like_server(host: str) -> bool:
+    return host == "localhost" or "." in host or ":" in host  # a DNS name, an IPv4 or an IPv6 address
 
 
 class Sender(ABC):
@@ -46,3 +60,6 @@ class Sender(ABC):
     @abstractmethod
     async def send(self, title: str, body: str) -> SendResult:
         """Deliver one message; a rejection by the service is ``ok=False``, never an exception."""
+
+    async def aclose(self) -> None:
+        """Release connections; senders without any keep the default."""

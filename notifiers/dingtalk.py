@@ -14,7 +14,7 @@ import time
 
 from notifiers import register
 from notifiers.webhook import WebhookSender
-from watcher.render import BodyFormat, Limits
+from watcher.render import BodyFormat, Limits, escape_markdown
 
 
 def dingtalk_sign(secret: str, timestamp_ms: int) -> str:
@@ -34,7 +34,10 @@ class DingTalkSender(WebhookSender):
         if self.secret:
             timestamp = int(time.time() * 1000)
             params |= {"timestamp": str(timestamp), "sign": dingtalk_sign(self.secret, timestamp)}
-        payload = {"msgtype": "markdown", "markdown": {"title": title, "text": f"#### {title}\n\n{body}"}}
+        # The title carries the registry's company name: in the markdown text it is escaped like the body;
+        # ``markdown.title`` is the plain-text preview and stays as it is.
+        text = f"#### {escape_markdown(title)}\n\n{body}"
+        payload = {"msgtype": "markdown", "markdown": {"title": title, "text": text}}
         return self.api, params, payload
 
     def accepted(self, answer: dict) -> tuple[bool, str]:

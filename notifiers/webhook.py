@@ -41,7 +41,9 @@ class WebhookSender(Sender):
 
     @property
     def safe_name(self) -> str:
-        return f"{self.scheme}://…{self.token[-4:]}"
+        """The last four characters of a long token tell two robots apart; a short token shows nothing."""
+        hint = self.token[-4:] if len(self.token) >= 16 else ""
+        return f"{self.scheme}://…{hint}"
 
     @abstractmethod
     def request(self, title: str, body: str) -> tuple[str, dict[str, str], dict]:
@@ -51,15 +53,21 @@ class WebhookSender(Sender):
     def accepted(self, answer: dict) -> tuple[bool, str]:
         """Whether the vendor's JSON answer means the message was accepted, and its own words."""
 
+    _client: httpx.AsyncClient | None = None
+
     async def send(self, title: str, body: str) -> SendResult:
         endpoint, params, payload = self.request(title, body)
+        if self._client is None:
+            # One client per configured URL: connections and TLS sessions are reused across messages.
+            self._client = httpx.AsyncClient(timeout=SEND_TIMEOUT_SECONDS, follow_redirects=False)
         try:
-            async with httpx.AsyncClient(timeout=SEND_TIMEOUT_SECONDS, follow_redirects=False) as client:
-                response = await client.post(endpoint, params=params, json=payload)
+            response = await self._client.post(endpoint, params=params, json=payload)
         except httpx.TimeoutException:
             return SendResult(False, "timeout")
         except httpx.HTTPError as error:
             return SendResult(False, f"network error: {type(error).__name__}")
+        except Exception as error:  # e.g. an invalid port in api=: a failed delivery, not a crash
+            return SendResult(False, f"cannot send: {type(error).__name__}")
         if response.status_code != 200:
             return SendResult(False, f"HTTP {response.status_code}")
         try:
@@ -70,3 +78,8 @@ class WebhookSender(Sender):
             return SendResult(False, "HTTP 200 with an unexpected answer")
         ok, words = self.accepted(answer)
         return SendResult(ok, words)
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None

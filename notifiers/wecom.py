@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from notifiers import register
 from notifiers.webhook import WebhookSender
-from watcher.render import BodyFormat, Limits
+from watcher.render import BodyFormat, Limits, escape_markdown
 
+MAX_CONTENT_BYTES = 4096
 TITLE_RESERVE_BYTES = 400
 
 
@@ -17,12 +18,27 @@ TITLE_RESERVE_BYTES = 400
 class WeComSender(WebhookSender):
     default_api = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send"
     body_format = BodyFormat.MARKDOWN
-    limits = Limits(max_bytes=4096 - TITLE_RESERVE_BYTES)
+    limits = Limits(max_bytes=MAX_CONTENT_BYTES - TITLE_RESERVE_BYTES)
 
     def request(self, title: str, body: str) -> tuple[str, dict[str, str], dict]:
-        content = f"**{title}**\n{body}"
+        content = markdown_content(title, body)
         return self.api, {"key": self.token}, {"msgtype": "markdown", "markdown": {"content": content}}
 
     def accepted(self, answer: dict) -> tuple[bool, str]:
         code = answer.get("errcode")
         return code == 0, f"errcode {code}: {answer.get('errmsg', '')}".strip()
+
+
+def markdown_content(title: str, body: str) -> str:
+    """Bold title over the body, within 4096 bytes.
+
+    The title carries the registry's company name, so it is escaped like the body; a name too long
+    for the title's reserve is cut (with "…") rather than have WeCom reject the whole message.
+    """
+    title = escape_markdown(title)
+    budget = MAX_CONTENT_BYTES - len(f"****\n{body}".encode())
+    if len(title.encode()) > budget:
+        while title and len(f"{title}…".encode()) > budget:
+            title = title[:-1]
+        title = f"{title}…" if title else ""
+    return f"**{title}**\n{body}" if title else body

@@ -103,7 +103,9 @@ def close(session: Session, alert_id: int, *, by: str, note: str | None, at: dat
 
 
 def _get(session: Session, alert_id: int) -> Alert:
-    alert = session.get(Alert, alert_id)
+    """The alert, locked until the transaction ends: two people handling it at once cannot both
+    see it open and both record their step (PostgreSQL: FOR UPDATE; SQLite: BEGIN IMMEDIATE)."""
+    alert = session.get(Alert, alert_id, with_for_update=True, populate_existing=True)
     if alert is None:
         raise KeyError(f"no alert #{alert_id}")
     return alert

@@ -255,7 +255,12 @@ def check(
     if no_notify and alerts:
         typer.echo("alerts stored; --no-notify: nothing sent (the daemon or the next check sends them)")
     elif not no_notify:
-        report = asyncio.run(_dispatch(store, config))
+        try:
+            report = asyncio.run(_dispatch(store, config))
+        except SQLAlchemyError as error:
+            raise fail(
+                f"database {_safe_url(config.database.url)}: {str(error).splitlines()[0]}", 1
+            ) from None
         if report.sent or report.failed or report.dead:
             typer.echo(
                 f"deliveries: {report.sent} sent, {report.failed} failed (will retry), {report.dead} dead"
@@ -299,7 +304,7 @@ def instance_name(config: Config) -> str:
 async def _dispatch(store: Store, config: Config):
     from watcher.dispatch import Dispatcher
 
-    dispatcher = Dispatcher(store, config, instance=instance_name(config))
+    dispatcher = Dispatcher(store, config, instance=instance_name(config), lease=config.schedule.lease)
     try:
         return await dispatcher.dispatch_due()
     finally:

@@ -4,6 +4,11 @@ A row is claimed with a lease before it is sent and marked sent after; a crash b
 and that commit leaves the lease to expire, and the row is sent again: at most one duplicate,
 never a loss. Claims use ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so two instances never send
 the same row. One failing channel never holds up another: every row is sent on its own.
+
+A claimed batch can take longer to send than the lease lasts (a slow channel, many rows, few
+workers). A send therefore starts only while enough of its lease is left to finish within it, and
+is cut off at that budget; rows whose turn comes too late are handed back unsent and claimed
+afresh, so no row is ever being sent by an instance after another one could have claimed it.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ from watcher.store import Store, audit
 log = logging.getLogger("watcher.dispatch")
 
 DEFAULT_LEASE = timedelta(minutes=5)
+# The longest one send may take (apprise's own call timeout is 60 s); never more than half the lease.
+MAX_SEND_TIME = timedelta(seconds=90)
 BACKOFF_BASE = timedelta(seconds=30)
 BACKOFF_CAP = timedelta(hours=6)
 SYSTEM_ACTOR = "watcher"
@@ -54,6 +61,7 @@ class _Work:
     attempts: int
     views: tuple[AlertView, ...]
     digest: bool
+    lease_until: datetime
 
 
 def backoff(attempts: int) -> timedelta:
@@ -101,14 +109,32 @@ class Dispatcher:
 
         async def deliver(item: _Work):
             async with limit:
-                return item, await self._send(item)
+                budget = self.send_budget
+                if self.clock() + budget > item.lease_until:
+                    return item, None  # too little lease left to send safely: hand the rows back
+                try:
+                    return item, await asyncio.wait_for(self._send(item), budget.total_seconds())
+                except TimeoutError:
+                    return item, (False, f"no answer within {budget.total_seconds():g} s", False)
 
-        while True:
-            work = await self._in_db(self._claim)
-            if not work:
-                return report
-            results = await asyncio.gather(*(deliver(item) for item in work))
-            report += await self._in_db(self._record, results)
+        try:
+            while True:
+                work = await self._in_db(self._claim)
+                if not work:
+                    return report
+                results = await asyncio.gather(*(deliver(item) for item in work))
+                report += await self._in_db(self._record, results)
+        finally:
+            # Connections are reused within one run; a sender made for a URL since removed from the
+            # config must not linger.
+            senders, self._senders = list(self._senders.values()), {}
+            for sender in senders:
+                await sender.aclose()
+
+    @property
+    def send_budget(self) -> timedelta:
+        """How long one send may take: it must end while the row's lease still holds."""
+        return min(MAX_SEND_TIME, self.lease / 2)
 
     # -- claiming ------------------------------------------------------------------------------------
 
@@ -137,9 +163,9 @@ class Dispatcher:
             if not claimed_ids:
                 return []
             rows = list(session.exec(select(Delivery).where(col(Delivery.id).in_(claimed_ids))))
-            return self._group(session, rows)
+            return self._group(session, rows, now + self.lease)
 
-    def _group(self, session: Session, rows: Sequence[Delivery]) -> list[_Work]:
+    def _group(self, session: Session, rows: Sequence[Delivery], lease_until: datetime) -> list[_Work]:
         window_days = self.config.rules.window.days
         views: dict[int, AlertView] = {}
 
@@ -149,7 +175,15 @@ class Dispatcher:
             return views[alert_id]
 
         work = [
-            _Work((row.id,), row.target, row.url_fingerprint, row.attempts, (view(row.alert_id),), False)
+            _Work(
+                (row.id,),
+                row.target,
+                row.url_fingerprint,
+                row.attempts,
+                (view(row.alert_id),),
+                False,
+                lease_until,
+            )
             for row in rows
             if row.status == "pending"
         ]
@@ -167,6 +201,7 @@ class Dispatcher:
                     max(r.attempts for r in held),
                     tuple(view(r.alert_id) for r in held),
                     True,
+                    lease_until,
                 )
             )
         return work
@@ -216,14 +251,19 @@ class Dispatcher:
 
     # -- recording -----------------------------------------------------------------------------------
 
-    def _record(self, results: Sequence[tuple[_Work, tuple[bool, str, bool]]]) -> DispatchReport:
+    def _record(self, results: Sequence[tuple[_Work, tuple[bool, str, bool] | None]]) -> DispatchReport:
+        """Write each result; counts are of rows this instance still held (a lost claim counts nothing)."""
         now = self.clock()
         sent = failed = dead = 0
         with self.store.transaction() as session:
-            for item, (ok, detail, permanent) in results:
+            for item, result in results:
                 mine = col(Delivery.id).in_(item.ids) & (Delivery.claimed_by == self.instance)
+                if result is None:  # not sent: release the claim, no attempt is counted
+                    session.exec(update(Delivery).where(mine).values(claimed_by=None, lease_until=None))
+                    continue
+                ok, detail, permanent = result
                 if ok:
-                    session.exec(
+                    updated = session.exec(
                         update(Delivery)
                         .where(mine)
                         .values(
@@ -235,7 +275,7 @@ class Dispatcher:
                             lease_until=None,
                         )
                     )
-                    sent += len(item.ids)
+                    sent += updated.rowcount
                     continue
                 attempts = item.attempts + 1
                 gives_up = permanent or attempts >= target_max_attempts(self.config, item.target)
@@ -247,8 +287,8 @@ class Dispatcher:
                 }
                 if gives_up:
                     values["status"] = "dead"
-                    dead += len(item.ids)
-                    for delivery_id in item.ids:
+                    still_mine = session.exec(select(Delivery.id).where(mine)).all()
+                    for delivery_id in still_mine:
                         audit(
                             session,
                             actor=SYSTEM_ACTOR,
@@ -260,8 +300,11 @@ class Dispatcher:
                         )
                 else:
                     values["next_attempt_at"] = now + backoff(attempts)
-                    failed += len(item.ids)
-                session.exec(update(Delivery).where(mine).values(**values))
+                updated = session.exec(update(Delivery).where(mine).values(**values))
+                if gives_up:
+                    dead += updated.rowcount
+                else:
+                    failed += updated.rowcount
         if failed or dead:
             log.warning("deliveries: %d sent, %d failed (will retry), %d dead", sent, failed, dead)
         return DispatchReport(sent, failed, dead)

@@ -27,7 +27,10 @@ async def run_notify_test(config: Config, targets: list[str]) -> list[ProbeResul
         except ValueError as error:
             return ProbeResult(target, url.split("://", 1)[0], False, str(error))
         message = render_test_message(target, target_language(config, target))
-        result = await sender.send(message.title, message.body)
+        try:
+            result = await sender.send(message.title, message.body)
+        except Exception as error:  # one channel's bug is that channel's FAILED line, not a crash
+            return ProbeResult(target, sender.safe_name, False, f"{type(error).__name__} while sending")
         return ProbeResult(target, sender.safe_name, result.ok, "" if result.ok else result.detail)
 
     jobs = [one(target, url) for target in targets for url in target_urls(config, target)]

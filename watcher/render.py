@@ -9,9 +9,9 @@ channel, whole changes are left out and the message says how many and where to f
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 
 from watcher.record import Action, Category
@@ -76,9 +76,9 @@ _TEXT = {
         "window": "近 {days} 天内关键人员变更 {count} 次",
         "action_high": "建议：立即发起风险预警，并考虑提前收回贷款（提前收回）。",
         "mismatch": "登记的法定代表人为 {registry}，与我行预留签字人 {on_file} 不一致：预留签字人未更新。",
-        "footer": "来源：{source}　检测时间：{detected}",
+        "footer": "来源：{source}　检测时间：{detected}　预警编号 {alert_id}",
         "none": "（无）",
-        "more": "另有 {count} 项变更未列出，完整内容见变更历史（watcher history --borrower {borrower_id}）。",
+        "more": "另有 {count} 项变更未列出，完整内容见变更历史（{command}）。",
         "digest_title": "【汇总】{day} 共 {count} 条提示/警示",
         "digest_line": "【{severity}】{name}（{borrower_id}）：{count} 项变更（{categories}）",
         "digest_more": "另有 {count} 条未列出，见 watcher alerts。",
@@ -93,10 +93,9 @@ _TEXT = {
         "action_high": "Recommended action: raise a risk warning and consider calling the loan early.",
         "mismatch": "The registry's legal representative is {registry}, not the signatory on file "
         "({on_file}): signatory on file not updated.",
-        "footer": "Source: {source} · detected {detected}",
+        "footer": "Source: {source} · detected {detected} · alert ID {alert_id}",
         "none": "(none)",
-        "more": "{count} more change(s) not shown; see the change history (watcher history --borrower "
-        "{borrower_id}).",
+        "more": "{count} more change(s) not shown; see the change history ({command}).",
         "digest_title": "[Digest] {day}: {count} info/warning alert(s)",
         "digest_line": "[{severity}] {name} ({borrower_id}): {count} change(s) ({categories})",
         "digest_more": "{count} more not shown; see watcher alerts.",
@@ -247,12 +246,12 @@ def _fit(
     notes: Sequence[str],
     emphasis: Sequence[str],
     footer: Sequence[str],
-    more: str,
+    more: Callable[[int], str],
 ) -> str:
     """All items if they fit; else as many whole items as fit, and a line saying how many are left out."""
 
     def build(shown: int) -> str:
-        extra = [more.format(count=len(items) - shown)] if shown < len(items) else []
+        extra = [more(len(items) - shown)] if shown < len(items) else []
         return _assemble(fmt, items[:shown], [*extra, *notes], emphasis, footer)
 
     body = build(len(items))
@@ -269,11 +268,69 @@ def _fit(
     return body if limits.fits(body) else _truncate(body, limits)
 
 
+def _shorten_to_fit(text: str, fits: Callable[[str], bool]) -> str:
+    """The longest prefix of ``text`` plus "…" that ``fits`` accepts ("…" alone if none does).
+
+    Never cuts inside an HTML character reference, so an escaped ``&lt;`` cannot become ``&l``.
+    """
+    low, high = 0, len(text)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if fits(_cut(text, middle)):
+            low = middle
+        else:
+            high = middle - 1
+    return _cut(text, low)
+
+
+def _cut(text: str, length: int) -> str:
+    if length >= len(text):
+        return text
+    head = text[:length]
+    ampersand = head.rfind("&")
+    if ampersand != -1 and ";" not in head[ampersand:]:
+        head = head[:ampersand]
+    return head + "…"
+
+
 def _truncate(text: str, limits: Limits) -> str:
     """Last resort for absurdly small limits: cut at a character boundary, never inside a UTF-8 sequence."""
     while text and not limits.fits(text + "…"):
         text = text[: max(0, len(text) - max(1, len(text) // 20))]
     return text + "…"
+
+
+def _mismatch_note(view: AlertView, language: str, fmt: BodyFormat, fits: Callable[[str], bool]) -> list[str]:
+    """The "signatory on file not updated" note, if any, its registry name shortened when needed.
+
+    The note cannot be left out like a change, so a registry name so long that the note would push
+    the recommendation and the footer past the channel's limit is cut (with "…") until ``fits``,
+    which judges the body with this note and no change at all, accepts it.
+    """
+    if not view.signatory_mismatch:
+        return []
+    escape = _escaper(fmt)
+    on_file = escape(view.legal_rep_on_file or "")
+
+    def note(registry: str) -> str:
+        return _TEXT[language]["mismatch"].format(registry=registry, on_file=on_file)
+
+    registry = escape(view.signatory_mismatch)
+    if not fits(note(registry)):
+        registry = _shorten_to_fit(registry, lambda shorter: fits(note(shorter)))
+    return [note(registry)]
+
+
+def _history_command(borrower_id: str, fmt: BodyFormat) -> str:
+    """The command that shows the left-out changes, copyable as typed.
+
+    In markdown it is a code span, where nothing is interpreted, rather than full-width escaped:
+    ``cn_001`` must stay ``cn_001``, not become ``cn＿001``, or the command finds no borrower.
+    """
+    command = f"watcher history --borrower {' '.join(borrower_id.split())}"
+    if fmt is BodyFormat.MARKDOWN:
+        return f"`{command}`" if "`" not in command else escape_markdown(command)
+    return _escaper(fmt)(command)
 
 
 def render_alert(
@@ -288,19 +345,27 @@ def render_alert(
         severity=severity, name=" ".join(view.borrower_name.split()), borrower_id=view.borrower_id
     )
     items = [change_line(change, language, fmt) for change in view.changes]
-    notes: list[str] = []
-    if view.signatory_mismatch:
-        notes.append(
-            text["mismatch"].format(
-                registry=escape(view.signatory_mismatch), on_file=escape(view.legal_rep_on_file or "")
-            )
-        )
-    if view.occasions_in_window:
-        notes.append(text["window"].format(days=view.window_days, count=view.occasions_in_window))
-    detected = view.detected_at.strftime("%Y-%m-%d %H:%M UTC")
-    footer = [text["footer"].format(source=escape(view.source), detected=detected)]
+    window = (
+        [text["window"].format(days=view.window_days, count=view.occasions_in_window)]
+        if view.occasions_in_window
+        else []
+    )
+    detected_at = view.detected_at.astimezone(UTC) if view.detected_at.tzinfo else view.detected_at
+    detected = detected_at.strftime("%Y-%m-%d %H:%M UTC")  # naive times are UTC, as the database keeps them
+    footer = [
+        text["footer"].format(alert_id=view.alert_id or "–", source=escape(view.source), detected=detected)
+    ]
     emphasis = [text["action_high"]] if view.recommend_early_repayment else []
-    more = text["more"].replace("{borrower_id}", escape(view.borrower_id))
+    command = _history_command(view.borrower_id, fmt)
+
+    def more(count: int) -> str:
+        return text["more"].format(count=count, command=command)
+
+    def fits_without_changes(note: str) -> bool:
+        extra = [more(len(items))] if items else []
+        return limits.fits(_assemble(fmt, [], [*extra, note, *window], emphasis, footer))
+
+    notes = [*_mismatch_note(view, language, fmt, fits_without_changes), *window]
     body = _fit(fmt, limits, items, notes, emphasis, footer, more)
     return RenderedAlert(title=title, body=body)
 
@@ -328,7 +393,8 @@ def render_digest(
             )
         )
     title = text["digest_title"].format(day=day.isoformat(), count=len(views))
-    return RenderedAlert(title=title, body=_fit(fmt, limits, items, [], [], [], text["digest_more"]))
+    body = _fit(fmt, limits, items, [], [], [], lambda count: text["digest_more"].format(count=count))
+    return RenderedAlert(title=title, body=body)
 
 
 def render_test_message(target: str, language: str) -> RenderedAlert:

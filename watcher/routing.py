@@ -55,12 +55,17 @@ def delivery_targets(
 
 
 def target_urls(config: Config, target: str) -> list[str]:
-    """The URLs configured for a target now (empty when the target is gone from the config)."""
+    """The URLs configured for a target now (empty when the target is gone from the config).
+
+    A URL listed twice is one destination: it gets one outbox row and one message, not two.
+    """
     if target.startswith(OFFICER_PREFIX):
         officer = config.officers.get(target.removeprefix(OFFICER_PREFIX))
-        return list(officer.urls) if officer else []
-    notifier = config.notifiers.get(target.removeprefix(NOTIFIER_PREFIX))
-    return list(notifier.urls) if notifier else []
+        urls = officer.urls if officer else []
+    else:
+        notifier = config.notifiers.get(target.removeprefix(NOTIFIER_PREFIX))
+        urls = notifier.urls if notifier else []
+    return list(dict.fromkeys(urls))
 
 
 def target_language(config: Config, target: str) -> str:
