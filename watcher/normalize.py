@@ -31,8 +31,10 @@ _TAG = re.compile(r"<[^>]{0,200}>")
 _SPACE = re.compile(r"\s+")
 _CJK = r"\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _SPACE_NEAR_CJK = re.compile(rf"(?<=[{_CJK}()])\s+|\s+(?=[{_CJK}()])")
+# Applied after NFKC, which has already made full-width ［］ half-width: map [] too, or they stay square.
 _BRACKETS = str.maketrans(
-    {"【": "(", "】": ")", "〔": "(", "〕": ")", "〖": "(", "〗": ")", "［": "(", "］": ")"}
+    {"【": "(", "】": ")", "〔": "(", "〕": ")", "〖": "(", "〗": ")", "［": "(", "］": ")",
+     "[": "(", "]": ")"}
 )
 _EMPTY_MARKERS = {"", "-", "--", "—", "无", "暂无", "null", "none", "n/a"}
 
