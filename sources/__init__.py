@@ -16,6 +16,10 @@ if TYPE_CHECKING:
 
 _REGISTRY: dict[str, type[Source]] = {}
 _NOT_SOURCES = {"base", "http"}
+# Type names whose module is named otherwise: a ``json`` or ``html`` module in this package would
+# shadow the standard library's wherever this folder ends up on sys.path.
+_MODULE_OF = {"json": "json_feed", "html": "html_page"}
+_TYPE_OF = {module: type_name for type_name, module in _MODULE_OF.items()}
 
 
 def register(type_name: str):
@@ -31,7 +35,7 @@ def register(type_name: str):
 
 def available_types() -> list[str]:
     return sorted(
-        info.name
+        _TYPE_OF.get(info.name, info.name)
         for info in pkgutil.iter_modules(__path__)
         if info.name not in _NOT_SOURCES and not info.name.startswith("_")
     )
@@ -40,7 +44,7 @@ def available_types() -> list[str]:
 def source_class(type_name: str) -> type[Source]:
     """The class registered for ``type_name``; KeyError with the known types when there is none."""
     if type_name not in _REGISTRY and type_name in available_types():
-        importlib.import_module(f"sources.{type_name}")
+        importlib.import_module(f"sources.{_MODULE_OF.get(type_name, type_name)}")
     try:
         return _REGISTRY[type_name]
     except KeyError:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from email.utils import parsedate_to_datetime
@@ -70,26 +70,39 @@ class MappedSource(Source):
     """
 
     endpoints: ClassVar[tuple[str, ...]] = ()
+    # False for sources whose mapping needs their configured options (the json and html feeds):
+    # the replay source maps saved files with the class alone, so it cannot offer them as formats.
+    replayable: ClassVar[bool] = True
 
     @classmethod
     def parse(cls, raw: Mapping[str, str], *, source: str, registry_id: str) -> RegistryRecord:
         """Map raw response texts (keyed by endpoint name) to a record, or raise a ``SourceError``."""
-        try:
-            return cls.map_payloads(raw, source=source, registry_id=registry_id)
-        except SourceError as error:
-            error.source = error.source or source
-            error.registry_id = error.registry_id or registry_id
-            raise
-        except RecursionError:
-            raise ParseError("response nested too deeply", source=source, registry_id=registry_id) from None
-        except Exception as error:  # the contract: a mapping bug or odd payload is a parse failure
-            reason = f"unexpected response shape ({type(error).__name__}: {error})"
-            raise ParseError(_shorten(reason), source=source, registry_id=registry_id) from error
+        return guarded_parse(cls.map_payloads, raw, source=source, registry_id=registry_id)
 
     @classmethod
     @abstractmethod
     def map_payloads(cls, raw: Mapping[str, str], *, source: str, registry_id: str) -> RegistryRecord:
         """The mapping itself; :meth:`parse` turns anything else it raises into a ParseError."""
+
+
+def guarded_parse(
+    mapping: Callable[..., RegistryRecord], raw: Mapping[str, str], *, source: str, registry_id: str
+) -> RegistryRecord:
+    """Run ``mapping(raw, source=, registry_id=)`` so that nothing but a ``SourceError`` escapes it.
+
+    Shared by :meth:`MappedSource.parse` and the sources whose mapping is an instance method.
+    """
+    try:
+        return mapping(raw, source=source, registry_id=registry_id)
+    except SourceError as error:
+        error.source = error.source or source
+        error.registry_id = error.registry_id or registry_id
+        raise
+    except RecursionError:
+        raise ParseError("response nested too deeply", source=source, registry_id=registry_id) from None
+    except Exception as error:  # the contract: a mapping bug or odd payload is a parse failure
+        reason = f"unexpected response shape ({type(error).__name__}: {error})"
+        raise ParseError(_shorten(reason), source=source, registry_id=registry_id) from error
 
 
 # -- helpers shared by the mapped sources --------------------------------------------------------

@@ -13,29 +13,25 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import ClassVar
 
-import httpx
-from pydantic import Field
-
 from sources import register
 from sources.base import (
     Fetched,
-    MappedSource,
     SourceOptions,
     as_date,
     as_list,
     as_object,
     as_text,
     load_json,
-    looks_like_challenge,
-    retry_after_seconds,
 )
-from watcher.errors import (
-    BlockedError,
-    NotFoundError,
-    ParseError,
-    RateLimitedError,
-    TransientError,
+from sources.http import (
+    HttpPolicy,
+    HttpResponse,
+    HttpSource,
+    HttpSourceOptions,
+    error_message,
+    raise_for_status,
 )
+from watcher.errors import NotFoundError, ParseError
 from watcher.identifiers import normalise_no_orgnr
 from watcher.normalize import ROLE_CATEGORY, clean_text, person_key
 from watcher.record import (
@@ -48,14 +44,12 @@ from watcher.record import (
     Role,
     Status,
 )
-from watcher.units import RateSpec
+
+_GONE = 410
 
 
-class BrregOptions(SourceOptions):
+class BrregOptions(HttpSourceOptions):
     base_url: str = "https://data.brreg.no/enhetsregisteret/api"
-    timeout: float = Field(default=20.0, gt=0, description="seconds per request")
-    # Requests per period; kept here for the shared HTTP policy, which does the throttling.
-    rate: RateSpec = Field(default="5/s", validate_default=True)
 
 
 _DAILY_MANAGER = frozenset({Role.LEGAL_REPRESENTATIVE, Role.MANAGER})
@@ -104,21 +98,22 @@ class _RoleGroup:
     categories: frozenset[Category]
 
 
+class _UnitRemoved(Exception):
+    """The unit answered 410 Gone: removed for legal reasons, and the register says nothing more."""
+
+    def __init__(self, orgnr: str, body: str) -> None:
+        super().__init__(f"{orgnr} removed (HTTP 410)")
+        self.orgnr = orgnr
+        self.body = body
+
+
 @register("brreg")
-class BrregSource(MappedSource):
+class BrregSource(HttpSource):
     """Enhetsregisteret: unit, status flags, capital, address and role holders of a Norwegian company."""
 
     Options: ClassVar[type[SourceOptions]] = BrregOptions
     endpoints: ClassVar[tuple[str, ...]] = ("enhet", "roller")
-
-    def __init__(self, name: str, options: SourceOptions) -> None:
-        super().__init__(name, options)
-        self.settings = (
-            options
-            if isinstance(options, BrregOptions)
-            else BrregOptions.model_validate(options.model_dump())
-        )
-        self._client: httpx.AsyncClient | None = None
+    identifier_name: ClassVar[str] = "orgnr"
 
     def normalise_id(self, registry_id: str) -> str:
         """The 9-digit organisasjonsnummer; ValueError when the mod-11 check fails."""
@@ -126,77 +121,33 @@ class BrregSource(MappedSource):
 
     # -- fetching ---------------------------------------------------------------------------------
 
+    def make_policy(self) -> HttpPolicy:
+        return HttpPolicy(self.name, self.settings, headers={"Accept": "application/json"})
+
     async def fetch(self, registry_id: str) -> Fetched:
         try:
-            orgnr = self.normalise_id(registry_id)
-        except ValueError as error:
-            raise NotFoundError(
-                f"invalid orgnr: {error}", source=self.name, registry_id=registry_id
-            ) from None
-        unit = await self._get(f"/enheter/{orgnr}", orgnr, missing_is_unknown=False)
-        if unit.status_code == httpx.codes.GONE:
-            # Removed for legal reasons: the register answers 410 and nothing else about the unit.
+            return await super().fetch(registry_id)
+        except _UnitRemoved as removed:
             record = RegistryRecord(
                 source=self.name,
-                registry_id=orgnr,
+                registry_id=removed.orgnr,
                 status=Status(CompanyStatus.DEREGISTERED, "410 Gone"),
             )
-            return Fetched(record=record, raw={"enhet": unit.text})
-        raw = {"enhet": self._body(unit, orgnr)}
-        roles = await self._get(f"/enheter/{orgnr}/roller", orgnr, missing_is_unknown=True)
-        if roles.status_code not in (httpx.codes.NOT_FOUND, httpx.codes.GONE):
+            return Fetched(record=record, raw={"enhet": removed.body})
+
+    async def fetch_raw(self, registry_id: str) -> dict[str, str]:
+        context = {"source": self.name, "registry_id": registry_id}
+        unit = await self.http.get(f"/enheter/{registry_id}", registry_id=registry_id)
+        if unit.status == _GONE:
+            raise _UnitRemoved(registry_id, unit.text)
+        _raise_for_status(unit, "enhet", context, not_found=f"no unit {registry_id} in Enhetsregisteret")
+        raw = {"enhet": unit.text}
+        roles = await self.http.get(f"/enheter/{registry_id}/roller", registry_id=registry_id)
+        if roles.status not in (404, _GONE):
             # Without a roles answer the role sections stay unknown rather than empty.
-            raw["roller"] = self._body(roles, orgnr)
-        return Fetched(record=self.parse(raw, source=self.name, registry_id=orgnr), raw=raw)
-
-    async def _get(self, path: str, orgnr: str, *, missing_is_unknown: bool) -> httpx.Response:
-        """GET and classify failures. 2xx and 410 go back to the caller, and 404 too when the resource
-        is optional (``missing_is_unknown``); otherwise 404 means the company does not exist."""
-        if self._client is None:
-            self._client = httpx.AsyncClient(
-                base_url=self.settings.base_url,
-                timeout=self.settings.timeout,
-                headers={"Accept": "application/json"},
-                follow_redirects=False,
-            )
-        context = {"source": self.name, "registry_id": orgnr}
-        try:
-            response = await self._client.get(path)
-        except httpx.TimeoutException as error:
-            raise TransientError(f"timeout on {path}: {type(error).__name__}", **context) from None
-        except httpx.HTTPError as error:
-            raise TransientError(f"network error on {path}: {type(error).__name__}", **context) from None
-        status = response.status_code
-        if status == httpx.codes.TOO_MANY_REQUESTS:
-            raise RateLimitedError(
-                f"429 on {path}",
-                retry_after=retry_after_seconds(response.headers.get("Retry-After")),
-                **context,
-            )
-        if status >= 500:
-            raise TransientError(f"HTTP {status} on {path}", **context)
-        if status == httpx.codes.BAD_REQUEST:
-            raise NotFoundError(f"invalid orgnr (HTTP 400: {_error_message(response)})", **context)
-        if status == httpx.codes.NOT_FOUND and not missing_is_unknown:
-            raise NotFoundError(f"no unit {orgnr} in Enhetsregisteret", **context)
-        if 200 <= status < 300 or status in (httpx.codes.NOT_FOUND, httpx.codes.GONE):
-            return response
-        if looks_like_challenge(response.text):
-            raise BlockedError(f"HTTP {status} challenge page on {path}", **context)
-        raise ParseError(f"unexpected HTTP {status} on {path}", **context)
-
-    def _body(self, response: httpx.Response, orgnr: str) -> str:
-        text = response.text
-        if not text.strip():
-            raise ParseError(
-                f"empty body from {response.request.url.path}", source=self.name, registry_id=orgnr
-            )
-        return text
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+            _raise_for_status(roles, "roller", context)
+            raw["roller"] = roles.text
+        return raw
 
     # -- mapping ----------------------------------------------------------------------------------
 
@@ -378,11 +329,8 @@ def _log_entry(group: _RoleGroup) -> ChangeLogEntry:
     )
 
 
-def _error_message(response: httpx.Response) -> str:
-    """The ``message`` of Brreg's error body, or the status text when the body is something else."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.reason_phrase
-    message = body.get("message") if isinstance(body, dict) else None
-    return clean_text(message) if isinstance(message, str) and message else response.reason_phrase
+def _raise_for_status(response: HttpResponse, what: str, context: dict, not_found: str | None = None) -> None:
+    """400 is Brreg's answer to an orgnr it considers invalid; the rest has the common meaning."""
+    if response.status == 400:
+        raise NotFoundError(f"invalid orgnr (HTTP 400: {error_message(response)})", **context)
+    raise_for_status(response, what=what, context=context, not_found=not_found)

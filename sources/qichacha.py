@@ -13,30 +13,12 @@ import unicodedata
 from collections.abc import Mapping
 from typing import ClassVar
 
-import httpx
 from pydantic import Field
 
 from sources import register
-from sources.base import (
-    Fetched,
-    MappedSource,
-    SourceOptions,
-    as_date,
-    as_list,
-    as_object,
-    as_text,
-    load_json,
-    looks_like_challenge,
-    retry_after_seconds,
-)
-from watcher.errors import (
-    AuthError,
-    BlockedError,
-    NotFoundError,
-    ParseError,
-    RateLimitedError,
-    TransientError,
-)
+from sources.base import SourceOptions, as_date, as_list, as_object, as_text, load_json
+from sources.http import HttpPolicy, HttpSource, HttpSourceOptions, raise_for_status
+from watcher.errors import AuthError, NotFoundError, ParseError, RateLimitedError, TransientError
 from watcher.identifiers import normalise_cn_uscc
 from watcher.normalize import (
     classify_change_item,
@@ -56,7 +38,6 @@ from watcher.record import (
     Shareholder,
     Status,
 )
-from watcher.units import RateSpec
 
 _INFO_PATH = "/ECIInfoVerify/GetInfo"
 _OK = "200"
@@ -83,13 +64,10 @@ _ENTITY_NAME = re.compile(
 _SHOULD_CAPI_UNIT = 10_000  # ShouldCapi is in 万元
 
 
-class QichachaOptions(SourceOptions):
+class QichachaOptions(HttpSourceOptions):
     key: str = Field(min_length=1)
     secret: str = Field(min_length=1, repr=False)
     base_url: str = "https://api.qichacha.com"
-    timeout: float = Field(default=20.0, gt=0, description="seconds per request")
-    # Requests per period; kept here for the shared HTTP policy, which does the throttling.
-    rate: RateSpec = Field(default="5/s", validate_default=True)
 
 
 def request_token(key: str, timespan: str, secret: str) -> str:
@@ -98,20 +76,13 @@ def request_token(key: str, timespan: str, secret: str) -> str:
 
 
 @register("qichacha")
-class QichachaSource(MappedSource):
+class QichachaSource(HttpSource):
     """A licensed vendor mirror of the Chinese registry (gsxt), with shareholders and a change log."""
 
     Options: ClassVar[type[SourceOptions]] = QichachaOptions
     endpoints: ClassVar[tuple[str, ...]] = ("getinfo",)
-
-    def __init__(self, name: str, options: SourceOptions) -> None:
-        super().__init__(name, options)
-        self.settings = (
-            options
-            if isinstance(options, QichachaOptions)
-            else QichachaOptions.model_validate(options.model_dump())
-        )
-        self._client: httpx.AsyncClient | None = None
+    identifier_name: ClassVar[str] = "unified social credit code"
+    settings: QichachaOptions
 
     def normalise_id(self, registry_id: str) -> str:
         """The 18-character unified social credit code (统一社会信用代码), upper case, check char verified."""
@@ -119,50 +90,32 @@ class QichachaSource(MappedSource):
 
     # -- fetching ---------------------------------------------------------------------------------
 
-    async def fetch(self, registry_id: str) -> Fetched:
-        context = {"source": self.name, "registry_id": registry_id}
-        try:
-            uscc = self.normalise_id(registry_id)
-        except ValueError as error:
-            raise NotFoundError(f"invalid unified social credit code: {error}", **context) from None
-        context["registry_id"] = uscc
-        if self._client is None:
-            self._client = httpx.AsyncClient(
-                base_url=self.settings.base_url,
-                timeout=self.settings.timeout,
-                headers={"Accept": "application/json"},
-                follow_redirects=False,
-            )
+    def make_policy(self) -> HttpPolicy:
+        return HttpPolicy(self.name, self.settings, headers={"Accept": "application/json"})
+
+    def signed_headers(self) -> dict[str, str]:
+        """Token and Timespan for one attempt: the signature covers the current second, so every
+        retry signs afresh."""
         timespan = str(int(time.time()))
-        headers = {
+        return {
             "Timespan": timespan,
             "Token": request_token(self.settings.key, timespan, self.settings.secret),
         }
-        try:
-            response = await self._client.get(
-                _INFO_PATH, params={"key": self.settings.key, "searchKey": uscc}, headers=headers
-            )
-        except httpx.TimeoutException as error:
-            raise TransientError(f"timeout: {type(error).__name__}", **context) from None
-        except httpx.HTTPError as error:
-            raise TransientError(f"network error: {type(error).__name__}", **context) from None
-        status = response.status_code
-        if status == httpx.codes.TOO_MANY_REQUESTS:
-            retry_after = retry_after_seconds(response.headers.get("Retry-After"))
-            raise RateLimitedError("HTTP 429", retry_after=retry_after, **context)
-        if status >= 500:
-            raise TransientError(f"HTTP {status}", **context)
-        if not 200 <= status < 300:
-            if looks_like_challenge(response.text):
-                raise BlockedError(f"HTTP {status} challenge page", **context)
-            raise ParseError(f"unexpected HTTP {status}", **context)
-        raw = {"getinfo": response.text}
-        return Fetched(record=self.parse(raw, source=self.name, registry_id=uscc), raw=raw)
 
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+    async def fetch_raw(self, registry_id: str) -> dict[str, str]:
+        context = {"source": self.name, "registry_id": registry_id}
+        response = await self.http.get(
+            _INFO_PATH,
+            params={"key": self.settings.key, "searchKey": registry_id},
+            headers=self.signed_headers,
+            registry_id=registry_id,
+        )
+        if response.status == 404:
+            # "No such company" comes back as Status 201 in an HTTP 200 envelope; an HTTP 404 means
+            # the endpoint moved, which must not mark the borrower as not found.
+            raise ParseError(f"HTTP 404 on {_INFO_PATH}: the endpoint is not there", **context)
+        raise_for_status(response, what="getinfo", context=context)
+        return {"getinfo": response.text}
 
     # -- mapping ----------------------------------------------------------------------------------
 

@@ -38,7 +38,7 @@ def mapped_source_types() -> list[str]:
             cls = source_class(type_name)
         except Exception:  # a sibling module that fails to import is simply not listed here
             continue
-        if issubclass(cls, MappedSource):
+        if issubclass(cls, MappedSource) and cls.replayable:
             known.append(type_name)
     return known
 
@@ -86,7 +86,7 @@ def _mapped_source(type_name: str) -> type[MappedSource]:
         cls = source_class(type_name)
     except KeyError:
         cls = None
-    if cls is None or not issubclass(cls, MappedSource):
+    if cls is None or not issubclass(cls, MappedSource) or not cls.replayable:
         known = ", ".join(mapped_source_types())
         raise ValueError(f"unknown replay format {type_name!r} (known formats: {known})")
     return cls

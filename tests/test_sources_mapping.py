@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
-from collections.abc import Callable
-from datetime import date
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date, timedelta
 from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -15,6 +21,7 @@ import respx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import sources.qichacha
 import watcher
 from sources import source_class
 from sources.base import MappedSource, load_json, retry_after_seconds
@@ -513,10 +520,28 @@ def test_retry_after_http_date_in_the_past_is_zero():
 
 # -- Brønnøysund over HTTP ------------------------------------------------------------------------
 
+FAST = {"retries": 2, "timeout": "5s", "deadline": "30s", "rate": "100000/s"}
+
 
 @pytest.fixture
-async def brreg():
-    source = BrregSource("no", BrregOptions(type="brreg"))
+def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Record the policy's waits (backoff, Retry-After, rate limit) instead of sleeping them."""
+    recorded: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def record(seconds: float, result: object = None) -> object:
+        recorded.append(seconds)
+        await real_sleep(0)
+        return result
+
+    monkeypatch.setattr("sources.http.asyncio.sleep", record)
+    monkeypatch.setattr("sources.http.BACKOFF_BASE_SECONDS", 0.001)
+    return recorded
+
+
+@pytest.fixture
+async def brreg(waits):
+    source = BrregSource("no", BrregOptions(type="brreg", **FAST))
     yield source
     await source.aclose()
 
@@ -527,9 +552,13 @@ def brreg_api():
         yield mock
 
 
+def _brreg_ok(brreg_api, roller: str = "roller_t0.json") -> respx.Route:
+    brreg_api.get(f"/enheter/{NO_ORGNR}/roller").respond(200, text=fixture_text(f"no_brreg/{roller}"))
+    return brreg_api.get(f"/enheter/{NO_ORGNR}")
+
+
 async def test_brreg_fetch_success(brreg, brreg_api):
-    unit = brreg_api.get(f"/enheter/{NO_ORGNR}").respond(200, text=fixture_text("no_brreg/enhet.json"))
-    brreg_api.get(f"/enheter/{NO_ORGNR}/roller").respond(200, text=fixture_text("no_brreg/roller_t0.json"))
+    unit = _brreg_ok(brreg_api).respond(200, text=fixture_text("no_brreg/enhet.json"))
 
     fetched = await brreg.fetch(NO_ORGNR)
 
@@ -543,9 +572,19 @@ async def test_brreg_fetch_success(brreg, brreg_api):
     assert unit.call_count == 2
 
 
+def test_brreg_options_take_the_shared_http_options():
+    options = BrregOptions(type="brreg", rate="10/s", timeout="7s", deadline="1m", retries=1)
+    assert options.base_url == BRREG_URL
+    assert str(options.rate) == "10/s" and options.timeout == timedelta(seconds=7)
+    assert options.deadline == timedelta(minutes=1) and options.retries == 1
+    assert BrregOptions(type="brreg").timeout == timedelta(seconds=20)
+    with pytest.raises(ValueError, match="duration"):
+        BrregOptions(type="brreg", timeout=20)
+
+
 async def test_brreg_fetch_not_found(brreg, brreg_api):
     brreg_api.get(f"/enheter/{NO_ORGNR}").respond(404, json={"status": 404})
-    with pytest.raises(NotFoundError):
+    with pytest.raises(NotFoundError, match="no unit 927140004"):
         await brreg.fetch(NO_ORGNR)
 
 
@@ -569,27 +608,54 @@ async def test_brreg_fetch_gone_is_deregistered(brreg, brreg_api):
     assert fetched.record.status.code is CompanyStatus.DEREGISTERED
     assert fetched.record.status.raw == "410 Gone"
     assert fetched.record.people is None
+    assert fetched.raw == {"enhet": ""}
 
 
-async def test_brreg_fetch_roles_missing_leaves_people_unknown(brreg, brreg_api):
+@pytest.mark.parametrize("status", [404, 410])
+async def test_brreg_fetch_roles_missing_leaves_people_unknown(brreg, brreg_api, status):
     brreg_api.get(f"/enheter/{NO_ORGNR}").respond(200, text=fixture_text("no_brreg/enhet.json"))
-    brreg_api.get(f"/enheter/{NO_ORGNR}/roller").respond(404)
+    brreg_api.get(f"/enheter/{NO_ORGNR}/roller").respond(status)
     fetched = await brreg.fetch(NO_ORGNR)
     assert fetched.record.people is None and fetched.record.name == "FJORDLYS SJØMAT AS"
+    assert set(fetched.raw) == {"enhet"}
 
 
-async def test_brreg_fetch_rate_limited(brreg, brreg_api):
-    brreg_api.get(f"/enheter/{NO_ORGNR}").respond(429, headers={"Retry-After": "12"})
+async def test_brreg_fetch_rate_limited(brreg, brreg_api, waits):
+    route = brreg_api.get(f"/enheter/{NO_ORGNR}").respond(429, headers={"Retry-After": "12"})
     with pytest.raises(RateLimitedError) as raised:
         await brreg.fetch(NO_ORGNR)
     assert raised.value.retry_after == 12.0
     assert raised.value.retryable
+    assert route.call_count == 3
+    assert [round(wait) for wait in waits] == [12, 12]
+
+
+async def test_brreg_fetch_429_with_retry_after_then_success(brreg, brreg_api, waits):
+    _brreg_ok(brreg_api).mock(
+        side_effect=[
+            httpx.Response(429, headers={"Retry-After": "1"}),
+            httpx.Response(200, text=fixture_text("no_brreg/enhet.json")),
+        ]
+    )
+    fetched = await brreg.fetch(NO_ORGNR)
+    assert fetched.record.name == "FJORDLYS SJØMAT AS"
+    # The Retry-After wait; the rest are the limiter's microsecond gaps between requests.
+    assert [wait for wait in waits if wait > 0.001] == [pytest.approx(1.0, abs=0.05)]
+
+
+async def test_brreg_fetch_server_error_then_success(brreg, brreg_api):
+    unit = _brreg_ok(brreg_api).mock(
+        side_effect=[httpx.Response(500), httpx.Response(200, text=fixture_text("no_brreg/enhet.json"))]
+    )
+    fetched = await brreg.fetch(NO_ORGNR)
+    assert fetched.record.legal_representative is not None and unit.call_count == 2
 
 
 async def test_brreg_fetch_server_error(brreg, brreg_api):
-    brreg_api.get(f"/enheter/{NO_ORGNR}").respond(500, text="Internal Server Error")
+    route = brreg_api.get(f"/enheter/{NO_ORGNR}").respond(500, text="Internal Server Error")
     with pytest.raises(TransientError):
         await brreg.fetch(NO_ORGNR)
+    assert route.call_count == 3
 
 
 @pytest.mark.parametrize("failure", [httpx.ConnectError("refused"), httpx.ReadTimeout("slow")])
@@ -605,10 +671,45 @@ async def test_brreg_fetch_empty_body(brreg, brreg_api):
         await brreg.fetch(NO_ORGNR)
 
 
-async def test_brreg_fetch_other_client_errors(brreg, brreg_api):
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        ("<html><body>captcha</body></html>", BlockedError),
+        ('{"organisasjonsnummer": "927140004", "navn": ', ParseError),
+        ("<html><body>Service</body></html>", ParseError),
+    ],
+)
+async def test_brreg_fetch_bad_200_bodies(brreg, brreg_api, body, error):
+    _brreg_ok(brreg_api).respond(200, text=body)
+    with pytest.raises(error):
+        await brreg.fetch(NO_ORGNR)
+
+
+async def test_brreg_fetch_forbidden_is_an_auth_error(brreg, brreg_api):
+    # The shared policy: a 401/403 means the operator must act (Brreg has no key, so: our IP or agent).
     brreg_api.get(f"/enheter/{NO_ORGNR}").respond(403, text="<html>Forbidden</html>")
+    with pytest.raises(AuthError):
+        await brreg.fetch(NO_ORGNR)
+
+
+async def test_brreg_fetch_other_client_errors(brreg, brreg_api):
+    brreg_api.get(f"/enheter/{NO_ORGNR}").respond(418, text="<html>teapot</html>")
     with pytest.raises(ParseError):
         await brreg.fetch(NO_ORGNR)
+
+
+async def test_brreg_fetch_past_its_deadline_is_transient_and_names_the_company(brreg_api):
+    source = BrregSource("no", BrregOptions(type="brreg", deadline="1s"))
+
+    async def stall(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(5)
+        return httpx.Response(200, text=fixture_text("no_brreg/enhet.json"))
+
+    brreg_api.get(f"/enheter/{NO_ORGNR}").mock(side_effect=stall)
+    with pytest.raises(TransientError, match="1s deadline") as raised:
+        await source.fetch(NO_ORGNR)
+    await source.aclose()
+    assert raised.value.source == "no" and raised.value.registry_id == NO_ORGNR
 
 
 async def test_brreg_fetch_honours_base_url():
@@ -622,12 +723,77 @@ async def test_brreg_fetch_honours_base_url():
     assert fetched.record.legal_representative.name == "Hanne Strand"
 
 
+# -- a real server on 127.0.0.1 -------------------------------------------------------------------
+
+
+class _FixtureHandler(BaseHTTPRequestHandler):
+    """Serves ``routes[path]`` (a fixture file name) as JSON; anything else is 404."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    routes: dict[str, str] = {}
+
+    def do_GET(self) -> None:
+        fixture = self.routes.get(urlsplit(self.path).path)
+        body = (FIXTURES / fixture).read_bytes() if fixture else b'{"status": 404}'
+        self.send_response(200 if fixture else 404)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet."""
+
+
+@contextmanager
+def fixture_server(routes: dict[str, str]) -> Iterator[str]:
+    handler = type("Handler", (_FixtureHandler,), {"routes": routes})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+async def test_brreg_fetch_from_a_real_server():
+    routes = {
+        f"/api/enheter/{NO_ORGNR}": "no_brreg/enhet.json",
+        f"/api/enheter/{NO_ORGNR}/roller": "no_brreg/roller_t1.json",
+    }
+    with fixture_server(routes) as url:
+        source = BrregSource("no", BrregOptions(type="brreg", base_url=f"{url}/api"))
+        fetched = await source.fetch(NO_ORGNR)
+        with pytest.raises(NotFoundError):
+            await source.fetch("974760673")
+        await source.aclose()
+    assert fetched.record.name == "FJORDLYS SJØMAT AS"
+    assert fetched.record.legal_representative is not None
+    assert fetched.record.legal_representative.name == "Hanne Strand"
+
+
+async def test_qichacha_fetch_from_a_real_server():
+    routes = {"/ECIInfoVerify/GetInfo": "cn_qichacha/eci_info_verify_getinfo_t0.json"}
+    with fixture_server(routes) as url:
+        options = QichachaOptions(type="qichacha", key="k", secret="s", base_url=url)
+        source = QichachaSource("cn", options)
+        fetched = await source.fetch(CN_USCC)
+        await source.aclose()
+    assert fetched.record.name == "杭州澜潮智能装备有限公司"
+    assert fetched.record.shareholders is not None and len(fetched.record.shareholders) == 2
+
+
 # -- Qichacha over HTTP ---------------------------------------------------------------------------
 
 
 @pytest.fixture
-async def qichacha():
-    source = QichachaSource("cn", QichachaOptions(type="qichacha", key="APPKEY123", secret="S3CRET"))
+async def qichacha(waits):
+    options = QichachaOptions(type="qichacha", key="APPKEY123", secret="S3CRET", **FAST)
+    source = QichachaSource("cn", options)
     yield source
     await source.aclose()
 
@@ -651,11 +817,30 @@ async def test_qichacha_fetch_success_and_signature(qichacha, qcc_api):
     request = route.calls.last.request
     assert request.url.params["key"] == "APPKEY123"
     assert request.url.params["searchKey"] == CN_USCC
+    assert request.headers["Accept"] == "application/json"
     timespan = request.headers["Timespan"]
     assert timespan.isdigit()
     expected = hashlib.md5(f"APPKEY123{timespan}S3CRET".encode()).hexdigest().upper()
     assert request.headers["Token"] == expected == request_token("APPKEY123", timespan, "S3CRET")
     assert "S3CRET" not in str(request.url)
+
+
+async def test_qichacha_signs_every_attempt_afresh(qichacha, qcc_api, monkeypatch):
+    clock = iter([1_700_000_000.4, 1_700_000_007.9, 1_700_000_015.0])
+    monkeypatch.setattr(sources.qichacha, "time", SimpleNamespace(time=lambda: next(clock)))
+    route = qcc_api.get("/ECIInfoVerify/GetInfo").mock(
+        side_effect=[
+            httpx.Response(503),
+            httpx.Response(429),
+            httpx.Response(200, text=fixture_text("cn_qichacha/eci_info_verify_getinfo_t0.json")),
+        ]
+    )
+
+    await qichacha.fetch(CN_USCC)
+
+    signed = [(call.request.headers["Timespan"], call.request.headers["Token"]) for call in route.calls]
+    assert [timespan for timespan, _ in signed] == ["1700000000", "1700000007", "1700000015"]
+    assert all(token == request_token("APPKEY123", timespan, "S3CRET") for timespan, token in signed)
 
 
 async def test_qichacha_fetch_no_result_envelope(qichacha, qcc_api):
@@ -678,22 +863,62 @@ async def test_qichacha_fetch_http_404(qichacha, qcc_api):
         await qichacha.fetch(CN_USCC)
 
 
-async def test_qichacha_fetch_rate_limited(qichacha, qcc_api):
-    qcc_api.get("/ECIInfoVerify/GetInfo").respond(429, headers={"Retry-After": "30"})
-    with pytest.raises(RateLimitedError) as raised:
+@pytest.mark.parametrize("status", [401, 403])
+async def test_qichacha_fetch_refused_credentials(qichacha, qcc_api, status):
+    qcc_api.get("/ECIInfoVerify/GetInfo").respond(status, text="denied")
+    with pytest.raises(AuthError):
         await qichacha.fetch(CN_USCC)
+
+
+async def test_qichacha_fetch_rate_limited(qichacha, qcc_api, waits):
+    route = qcc_api.get("/ECIInfoVerify/GetInfo").respond(429, headers={"Retry-After": "30"})
+    with pytest.raises(RateLimitedError, match="30s deadline") as raised:
+        await qichacha.fetch(CN_USCC)
+    # Waiting 30 s would pass the 30 s check deadline, so the check gives up at once.
     assert raised.value.retry_after == 30.0
+    assert route.call_count == 1 and waits == []
+
+
+async def test_qichacha_fetch_429_then_success(qichacha, qcc_api, waits):
+    qcc_api.get("/ECIInfoVerify/GetInfo").mock(
+        side_effect=[
+            httpx.Response(429, headers={"Retry-After": "2"}),
+            httpx.Response(200, text=fixture_text("cn_qichacha/eci_info_verify_getinfo_t0.json")),
+        ]
+    )
+    fetched = await qichacha.fetch(CN_USCC)
+    assert fetched.record.name == "杭州澜潮智能装备有限公司"
+    assert waits == [pytest.approx(2.0, abs=0.05)]
 
 
 async def test_qichacha_fetch_server_error(qichacha, qcc_api):
-    qcc_api.get("/ECIInfoVerify/GetInfo").respond(503)
+    route = qcc_api.get("/ECIInfoVerify/GetInfo").respond(503)
     with pytest.raises(TransientError):
         await qichacha.fetch(CN_USCC)
+    assert route.call_count == 3
+
+
+async def test_qichacha_fetch_server_error_then_success(qichacha, qcc_api):
+    qcc_api.get("/ECIInfoVerify/GetInfo").mock(
+        side_effect=[
+            httpx.Response(500),
+            httpx.Response(200, text=fixture_text("cn_qichacha/eci_info_verify_getinfo_t1.json")),
+        ]
+    )
+    fetched = await qichacha.fetch(CN_USCC)
+    assert fetched.record.legal_representative is not None
 
 
 async def test_qichacha_fetch_empty_body(qichacha, qcc_api):
     qcc_api.get("/ECIInfoVerify/GetInfo").respond(200, text="")
     with pytest.raises(ParseError):
+        await qichacha.fetch(CN_USCC)
+
+
+async def test_qichacha_fetch_truncated_json(qichacha, qcc_api):
+    body = fixture_text("cn_qichacha/eci_info_verify_getinfo_t0.json")
+    qcc_api.get("/ECIInfoVerify/GetInfo").respond(200, text=body[: len(body) // 2])
+    with pytest.raises(ParseError, match="truncated"):
         await qichacha.fetch(CN_USCC)
 
 
@@ -709,9 +934,22 @@ async def test_qichacha_fetch_timeout(qichacha, qcc_api):
         await qichacha.fetch(CN_USCC)
 
 
+async def test_qichacha_fetch_rejects_a_bad_code_without_asking(qichacha, qcc_api):
+    with pytest.raises(NotFoundError, match="invalid unified social credit code"):
+        await qichacha.fetch("91110108551385082A")
+    assert not qcc_api.calls
+
+
 def test_qichacha_options_need_key_and_secret():
     with pytest.raises(ValueError):
         QichachaOptions(type="qichacha", key="k")
+
+
+def test_qichacha_options_take_the_shared_http_options():
+    options = QichachaOptions(type="qichacha", key="k", secret="s", rate="2/s", timeout="30s")
+    assert options.base_url == QCC_URL and str(options.rate) == "2/s"
+    assert options.timeout == timedelta(seconds=30)
+    assert "secret='s'" not in repr(options)
 
 
 # -- replay ---------------------------------------------------------------------------------------

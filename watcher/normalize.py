@@ -33,17 +33,31 @@ _CJK = r"\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _SPACE_NEAR_CJK = re.compile(rf"(?<=[{_CJK}()])\s+|\s+(?=[{_CJK}()])")
 # Applied after NFKC, which has already made full-width ［］ half-width: map [] too, or they stay square.
 _BRACKETS = str.maketrans(
-    {"【": "(", "】": ")", "〔": "(", "〕": ")", "〖": "(", "〗": ")", "［": "(", "］": ")",
-     "[": "(", "]": ")"}
+    {
+        "【": "(",
+        "】": ")",
+        "〔": "(",
+        "〕": ")",
+        "〖": "(",
+        "〗": ")",
+        "［": "(",
+        "］": ")",
+        "[": "(",
+        "]": ")",
+    }
 )
 _EMPTY_MARKERS = {"", "-", "--", "—", "无", "暂无", "null", "none", "n/a"}
+
+
+# Zero-width characters and soft hyphens survive NFKC and would make equal names differ.
+_INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u200b\u200c\u200d\u2060\ufeff"))
 
 
 def clean_text(value: object) -> str:
     """NFKC, strip markup, unify Chinese brackets, collapse whitespace, drop spaces inside CJK text."""
     if value is None:
         return ""
-    text = unicodedata.normalize("NFKC", str(value))
+    text = unicodedata.normalize("NFKC", str(value)).translate(_INVISIBLE)
     text = _TAG.sub("", text).translate(_BRACKETS)
     text = _SPACE.sub(" ", text).strip()
     text = _SPACE_NEAR_CJK.sub("", text)
@@ -68,12 +82,12 @@ def person_key(name: object, *, registry_id: object = None, birth: object = None
 # -- stakes -------------------------------------------------------------------------------------
 
 _PERCENT_QUANTUM = Decimal("0.0001")
-_RANGE = re.compile(r"^\s*([0-9.]+)\s*%?\s*(?:-|–|~|to)\s*([0-9.]+)\s*%?\s*$")
+_RANGE = re.compile(r"^\s*([0-9.]+)\s*%?\s*(?:-|–|~|to)\s*([0-9.]+)\s*%?\s*$", re.IGNORECASE)
 
 
 def _decimal(text: object) -> Decimal | None:
     try:
-        value = Decimal(str(text).replace(",", "").strip())
+        value = Decimal(re.sub(r"[, '\u00a0\u202f]", "", str(text)).strip())
     except (InvalidOperation, ValueError):
         return None
     return value if value.is_finite() else None
@@ -134,7 +148,9 @@ _CURRENCIES = (
 )
 _MULTIPLIERS = (("亿", Decimal(100_000_000)), ("万", Decimal(10_000)), ("千", Decimal(1_000)))
 _CENT = Decimal("0.01")
-_NUMBER = re.compile(r"[0-9][0-9,]*(?:\.[0-9]+)?")
+# Digits grouped by commas, spaces or apostrophes ("1 000 000 NOK", "1'000'000"): a separator only
+# counts when three digits follow it, so "2024 5000万" is not read as one number.
+_NUMBER = re.compile(r"[0-9](?:[0-9]|[, '\u00a0\u202f](?=[0-9]{3}(?![0-9])))*(?:\.[0-9]+)?")
 
 
 def parse_amount(value: object, *, currency: str | None = None, unit: Decimal | int = 1) -> Money | None:
@@ -199,9 +215,16 @@ _ROLE_PHRASES: tuple[tuple[str, frozenset[Role]], ...] = tuple(
         ("会计", {Role.ACCOUNTANT}),
         ("审计", {Role.AUDITOR}),
         ("秘书", {Role.SECRETARY}),
+        ("vice-président", {Role.DIRECTOR}),
+        ("président du conseil de surveillance", {Role.SUPERVISOR}),
+        ("membre du conseil de surveillance", {Role.SUPERVISOR}),
         ("président du conseil", {Role.CHAIR, Role.DIRECTOR}),
+        ("président-directeur général", {Role.LEGAL_REPRESENTATIVE, Role.CHAIR, Role.DIRECTOR, Role.MANAGER}),
+        ("président du directoire", {Role.LEGAL_REPRESENTATIVE, Role.MANAGER}),
+        ("membre du directoire", {Role.MANAGER}),
         ("président", {Role.LEGAL_REPRESENTATIVE, Role.MANAGER}),
         ("gérant", {Role.LEGAL_REPRESENTATIVE, Role.MANAGER}),
+        ("directeur général délégué", {Role.MANAGER}),
         ("directeur général", {Role.MANAGER}),
         ("administrateur", {Role.DIRECTOR}),
         ("commissaire aux comptes", {Role.AUDITOR}),
@@ -340,16 +363,69 @@ def _normalize_money(money: Money | None) -> Money | None:
 
 
 def _merge_shareholders(holders: Iterable[Shareholder]) -> tuple[Shareholder, ...]:
-    merged: dict[str, Shareholder] = {}
+    """One entry per holder. A holder listed with several different holdings (tranches) holds their
+    sum; a row repeated verbatim counts once. Both rules are order-free."""
+    groups: dict[str, dict[tuple, Shareholder]] = {}
     for holder in holders:
         holder = replace(
             holder,
             name=clean_text(holder.name),
             key=_clean_key(holder.key, holder.name),
+            stake=_stake(holder.stake.low, holder.stake.high) if holder.stake is not None else None,
             subscribed=_normalize_money(holder.subscribed),
         )
-        merged.setdefault(holder.key, holder)
-    return tuple(sorted(merged.values(), key=lambda h: h.key))
+        # A repeated row is the same holding however it is spelt: compare what a change compares.
+        groups.setdefault(holder.key, {}).setdefault(_holding_identity(holder), holder)
+    merged = [_combined_holdings(sorted(group.values(), key=_holding_order)) for group in groups.values()]
+    return tuple(sorted(merged, key=lambda h: h.key))
+
+
+def _holding_identity(holder: Shareholder) -> tuple:
+    stake = (holder.stake.low, holder.stake.high) if holder.stake else None
+    money = holder.subscribed
+    amount = (
+        None
+        if money is None
+        else (money.amount, money.currency)
+        if money.amount is not None
+        else text_key(money.raw)
+    )
+    return (holder.kind.value, stake, amount)
+
+
+def _holding_order(holder: Shareholder) -> tuple:
+    stake = (holder.stake.low, holder.stake.high) if holder.stake else (Decimal(-1), Decimal(-1))
+    amount = (
+        holder.subscribed.amount
+        if holder.subscribed and holder.subscribed.amount is not None
+        else Decimal(-1)
+    )
+    return (holder.name, stake, amount, holder.kind.value)
+
+
+def _combined_holdings(holdings: list[Shareholder]) -> Shareholder:
+    first = holdings[0]
+    if len(holdings) == 1:
+        return first
+    stakes = [h.stake for h in holdings]
+    stake = None
+    if all(s is not None for s in stakes):
+        stake = _stake(
+            sum((s.low for s in stakes), Decimal(0)),
+            min(Decimal(100), sum((s.high for s in stakes), Decimal(0))),
+        )
+    amounts = [h.subscribed for h in holdings]
+    subscribed = None
+    if (
+        all(m is not None and m.amount is not None for m in amounts)
+        and len({m.currency for m in amounts}) == 1
+    ):
+        subscribed = Money(
+            sum((m.amount for m in amounts), Decimal(0)),
+            amounts[0].currency,
+            " + ".join(m.raw for m in amounts),
+        )
+    return replace(first, stake=stake, subscribed=subscribed)
 
 
 def _merge_controllers(controllers: Iterable[Controller]) -> tuple[Controller, ...]:

@@ -1,0 +1,551 @@
+"""UK Companies House Public Data API (free, with a key sent as HTTP Basic username).
+
+Three calls per company: the profile, the officer list (current and resigned officers, dated) and
+the persons with significant control (PSC). Both lists are paged; every page is collected and merged
+into one JSON document so the stored raw payload replays to the same record. The officer and PSC
+dates become the change log, which lets the pipeline date changes and count the ones made before
+our baseline toward the review window.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import ClassVar
+
+from pydantic import Field
+
+from sources import register
+from sources.base import SourceOptions, as_date, as_list, as_object, as_text, load_json
+from sources.http import HttpPolicy, HttpSource, HttpSourceOptions, raise_for_status
+from watcher.errors import NotFoundError, ParseError, TransientError
+from watcher.identifiers import normalise_uk_company_number
+from watcher.normalize import ROLE_CATEGORY, clean_text, parse_stake, person_key
+from watcher.record import (
+    Category,
+    ChangeLogEntry,
+    CompanyStatus,
+    Controller,
+    HolderKind,
+    Person,
+    RegistryRecord,
+    Role,
+    Stake,
+    Status,
+)
+from watcher.units import RateSpec
+
+# A company's officer history rarely passes a few hundred rows; more pages than this means the API
+# is not advancing, and a partial list must never be mapped (missing officers would look resigned).
+MAX_PAGES = 50
+# The API's documented behaviour for a company without PSC data is a 404 on the list: no controllers.
+NO_PSC_DOCUMENT = {"items": [], "total_results": 0}
+_PROFILE_NOT_FOUND = "company-profile-not-found"
+
+_STATUS_CODES: dict[str, CompanyStatus] = {
+    "active": CompanyStatus.ACTIVE,
+    "dissolved": CompanyStatus.DEREGISTERED,
+    "removed": CompanyStatus.DEREGISTERED,
+    "closed": CompanyStatus.DEREGISTERED,
+    "converted-closed": CompanyStatus.DEREGISTERED,
+    "liquidation": CompanyStatus.LIQUIDATION,
+    "receivership": CompanyStatus.LIQUIDATION,
+    "administration": CompanyStatus.LIQUIDATION,
+    "voluntary-arrangement": CompanyStatus.LIQUIDATION,
+    # UK companies are wound up, not made bankrupt (bankruptcy is for individuals): insolvency
+    # proceedings are liquidation-type proceedings, and both codes are critical anyway.
+    "insolvency-proceedings": CompanyStatus.LIQUIDATION,
+}
+# An active company the registrar proposes to strike off (for failing to file, or on its own DS01
+# application) is about to be dissolved: the UK counterpart of abnormal operation (经营异常).
+_STRIKE_OFF_DETAIL = "active-proposal-to-strike-off"
+
+_DIRECTOR = frozenset({Role.DIRECTOR})
+_SECRETARY = frozenset({Role.SECRETARY})
+_PARTNER = frozenset({Role.PARTNER})
+_SUPERVISOR = frozenset({Role.SUPERVISOR})
+_MANAGER = frozenset({Role.MANAGER})
+_OTHER = frozenset({Role.OTHER})
+# Every ``officer_role`` of the API's enumeration. Partners of LLPs and limited partnerships are the
+# owners, hence ``partner`` (a shareholder change). Receivers, judicial factors and the people
+# authorised to represent an overseas company are not the company's own officers: ``other``.
+_OFFICER_ROLES: dict[str, frozenset[Role]] = {
+    "director": _DIRECTOR,
+    "corporate-director": _DIRECTOR,
+    "nominee-director": _DIRECTOR,
+    "corporate-nominee-director": _DIRECTOR,
+    "member-of-an-administrative-organ": _DIRECTOR,
+    "corporate-member-of-an-administrative-organ": _DIRECTOR,
+    "secretary": _SECRETARY,
+    "corporate-secretary": _SECRETARY,
+    "nominee-secretary": _SECRETARY,
+    "corporate-nominee-secretary": _SECRETARY,
+    "llp-member": _PARTNER,
+    "llp-designated-member": _PARTNER,
+    "corporate-llp-member": _PARTNER,
+    "corporate-llp-designated-member": _PARTNER,
+    "general-partner-in-a-limited-partnership": _PARTNER,
+    "limited-partner-in-a-limited-partnership": _PARTNER,
+    "member-of-a-supervisory-organ": _SUPERVISOR,
+    "corporate-member-of-a-supervisory-organ": _SUPERVISOR,
+    "member-of-a-management-organ": _MANAGER,
+    "corporate-member-of-a-management-organ": _MANAGER,
+    "manager-of-an-eeig": _MANAGER,
+    "corporate-manager-of-an-eeig": _MANAGER,
+    "managing-officer": _MANAGER,
+    "corporate-managing-officer": _MANAGER,
+    "cic-manager": _MANAGER,
+    "receiver-and-manager": _OTHER,
+    "judicial-factor": _OTHER,
+    "person-authorised-to-accept": _OTHER,
+    "person-authorised-to-represent": _OTHER,
+    "person-authorised-to-represent-and-accept": _OTHER,
+}
+
+_OFFICER_ID = re.compile(r"/officers/([^/?#]+)/appointments")
+# natures_of_control bands: "ownership-of-shares-25-to-50-percent[-as-trust|-as-firm]", the LLP
+# "right-to-share-surplus-assets-…-limited-liability-partnership" and the overseas-entity
+# "…-more-than-25-percent-registered-overseas-entity" forms.
+_BAND = re.compile(
+    r"^(?P<what>ownership-of-shares|right-to-share-surplus-assets|voting-rights)-"
+    r"(?:(?P<low>\d+)-to-(?P<high>\d+)|more-than-(?P<above>\d+))-percent"
+)
+_OWNERSHIP = frozenset({"ownership-of-shares", "right-to-share-surplus-assets"})
+
+
+class CompaniesHouseOptions(HttpSourceOptions):
+    base_url: str = "https://api.company-information.service.gov.uk"
+    api_key: str = Field(min_length=1, repr=False)
+    # The documented limit: 600 requests per rolling five minutes per key.
+    rate: RateSpec = "600/5m"
+    # The API's default pages are small (35 officers, 25 PSCs); 100 is what clients use in practice.
+    items_per_page: int = Field(default=100, ge=1, le=100)
+
+
+@register("companies_house")
+class CompaniesHouseSource(HttpSource):
+    """Companies House: name, status, registered office, officers with dates, and PSCs."""
+
+    Options: ClassVar[type[SourceOptions]] = CompaniesHouseOptions
+    endpoints: ClassVar[tuple[str, ...]] = ("profile", "officers", "psc")
+    settings: CompaniesHouseOptions
+
+    def normalise_id(self, registry_id: str) -> str:
+        """The 8-character company number (``445790`` → ``00445790``, ``sc612345`` → ``SC612345``)."""
+        return normalise_uk_company_number(registry_id)
+
+    def make_policy(self) -> HttpPolicy:
+        """The key is the Basic-auth username with an empty password, as Companies House documents."""
+        return HttpPolicy(
+            self.name,
+            self.settings,
+            headers={"Accept": "application/json"},
+            auth=(self.settings.api_key, ""),
+        )
+
+    # -- fetching ---------------------------------------------------------------------------------
+
+    async def fetch_raw(self, registry_id: str) -> dict[str, str]:
+        context = {"source": self.name, "registry_id": registry_id}
+        profile = await self.http.get(f"/company/{registry_id}", registry_id=registry_id)
+        raise_for_status(
+            profile,
+            what="company profile",
+            context=context,
+            not_found=f"Companies House has no company {registry_id}",
+        )
+        officers = await self._all_pages(f"/company/{registry_id}/officers", "officers", context)
+        psc = await self._all_pages(
+            f"/company/{registry_id}/persons-with-significant-control", "psc", context, missing_is_empty=True
+        )
+        return {"profile": profile.text, "officers": officers, "psc": psc}
+
+    async def _all_pages(self, path: str, what: str, context: dict, *, missing_is_empty: bool = False) -> str:
+        """Every item of a paged list as one document; the first page's own text when it holds all.
+
+        The next page starts after the items received so far, so a server that caps the page size
+        below ``items_per_page`` is still read in full.
+        """
+        items: list[object] = []
+        first_page: dict[str, object] = {}
+        first_text = ""
+        total = 0
+        for page_number in range(MAX_PAGES):
+            response = await self.http.get(
+                path,
+                params={"items_per_page": str(self.settings.items_per_page), "start_index": str(len(items))},
+                registry_id=context["registry_id"],
+            )
+            what_page = f"{what} page {page_number + 1}"
+            if response.status == 404 and page_number == 0 and missing_is_empty:
+                return json.dumps(NO_PSC_DOCUMENT)
+            if response.status == 404:
+                # The profile was found a moment ago: a missing list (or page) is not "no such company".
+                raise ParseError(f"{what_page}: HTTP 404 for a company that exists", **context)
+            raise_for_status(response, what=what_page, context=context)
+            page = _list_page(response.text, what_page, context)
+            page_total, page_items = _page_total_and_items(page, what_page, context)
+            if page_number == 0:
+                first_page, first_text, total = page, response.text, page_total
+            elif page_total != total:
+                raise TransientError(
+                    f"{what} changed while being read ({total} then {page_total} items); read it again",
+                    **context,
+                )
+            items.extend(page_items)
+            if len(items) >= total:
+                if page_number == 0:
+                    return first_text
+                merged = {**first_page, "items": items, "start_index": 0, "items_per_page": len(items)}
+                return json.dumps(merged, ensure_ascii=False)
+            if not page_items:
+                raise ParseError(f"{what_page} is empty after {len(items)} of {total} items", **context)
+        raise ParseError(f"{what} has more than {MAX_PAGES} pages; refusing a partial list", **context)
+
+    # -- mapping ----------------------------------------------------------------------------------
+
+    @classmethod
+    def map_payloads(cls, raw: Mapping[str, str], *, source: str, registry_id: str) -> RegistryRecord:
+        if "profile" not in raw:
+            raise ParseError("no profile response")
+        profile = as_object(load_json(raw["profile"], what="profile"), "profile")
+        _refuse_error_envelope(profile, "profile")
+        number = clean_text(as_text(profile.get("company_number"), "company_number")).upper()
+        if not number:
+            raise ParseError("profile has no company_number")
+        if number != clean_text(registry_id).upper():
+            raise ParseError(f"profile is for {number}, not {registry_id}")
+        name = clean_text(as_text(profile.get("company_name"), "company_name"))
+        if not name:
+            raise ParseError("profile has no company_name")
+        created_on = as_date(profile.get("date_of_creation"), "date_of_creation")
+
+        officers = None if raw.get("officers") is None else _officers(raw["officers"])
+        pscs = None if raw.get("psc") is None else _pscs(raw["psc"])
+        change_log = None
+        if officers is not None and pscs is not None:
+            # A log missing one list would make that list's rows look new when they come back.
+            change_log = tuple(
+                entry
+                for history in (*officers, *pscs)
+                for entry in history.log_entries(founded_on=created_on)
+            )
+        return RegistryRecord(
+            source=source,
+            registry_id=number,
+            name=name,
+            status=_status(profile),
+            registered_capital=None,  # only in filed documents (SH01, CS01), not in the API's JSON
+            address=_address(profile.get("registered_office_address")),
+            legal_representative=None,  # no such role in UK company law
+            people=None if officers is None else tuple(o.person for o in officers if o.current),
+            shareholders=None,  # the API lists PSCs (25 % or more, or control), not the members
+            controllers=None if pscs is None else tuple(p.controller for p in pscs if p.current),
+            finance_head=None,  # not a registered role; ``occupation`` is free text
+            change_log=change_log,
+        )
+
+
+# -- profile --------------------------------------------------------------------------------------
+
+
+def _refuse_error_envelope(document: Mapping[str, object], what: str, **context: str | None) -> None:
+    """``{"errors": [{"error": "company-profile-not-found", …}]}`` is an answer, never data."""
+    if "errors" not in document:
+        return
+    errors = document["errors"]
+    codes = []
+    for error in errors if isinstance(errors, list) else [errors]:
+        code = error.get("error") if isinstance(error, dict) else error
+        codes.append(clean_text(code) if isinstance(code, str) else "?")
+    message = f"{what}: Companies House error {', '.join(codes) or '(no code)'}"
+    if _PROFILE_NOT_FOUND in codes:
+        raise NotFoundError(message, **context)
+    raise ParseError(message, **context)
+
+
+def _status(profile: Mapping[str, object]) -> Status | None:
+    status = clean_text(as_text(profile.get("company_status"), "company_status")).casefold()
+    if not status:
+        return None
+    detail = clean_text(as_text(profile.get("company_status_detail"), "company_status_detail")).casefold()
+    code = _STATUS_CODES.get(status, CompanyStatus.OTHER)
+    if code is CompanyStatus.ACTIVE and detail == _STRIKE_OFF_DETAIL:
+        code = CompanyStatus.ABNORMAL
+    return Status(code, f"{status} ({detail})" if detail else status)
+
+
+_ADDRESS_PARTS = (
+    "premises",
+    "address_line_1",
+    "address_line_2",
+    "po_box",
+    "locality",
+    "region",
+    "postal_code",
+    "country",
+)
+
+
+def _address(value: object) -> str | None:
+    """One line, in postal order; ``care_of`` is a person, not part of the place."""
+    if value is None:
+        return None
+    address = as_object(value, "registered_office_address")
+    parts = (
+        clean_text(as_text(address.get(part), f"registered_office_address.{part}")) for part in _ADDRESS_PARTS
+    )
+    return ", ".join(part for part in parts if part) or None
+
+
+# -- officers and PSCs ----------------------------------------------------------------------------
+
+
+def _list_page(text: str, what: str, context: dict) -> dict[str, object]:
+    document = load_json(text, what=what, **context)
+    if not isinstance(document, dict):
+        raise ParseError(f"{what} is not an object", **context)
+    _refuse_error_envelope(document, what, **context)
+    return document
+
+
+def _page_total_and_items(page: Mapping[str, object], what: str, context: dict) -> tuple[int, list[object]]:
+    total = page.get("total_results")
+    if not isinstance(total, int) or isinstance(total, bool) or total < 0:
+        raise ParseError(f"{what} has no total_results", **context)
+    items = page.get("items", [] if total == 0 else None)
+    if not isinstance(items, list):
+        raise ParseError(f"{what} has no items list", **context)
+    return total, items
+
+
+def _list_items(text: str, what: str) -> list[object]:
+    """The items of a (merged) list document, refusing one that holds fewer than it says it has."""
+    document = as_object(load_json(text, what=what), what)
+    _refuse_error_envelope(document, what)
+    total = document.get("total_results")
+    items = as_list(document.get("items", [] if total == 0 else None), f"{what}.items")
+    if isinstance(total, int) and not isinstance(total, bool) and len(items) < total:
+        raise ParseError(f"{what} holds {len(items)} of its {total} items: a partial list")
+    return items
+
+
+def _birth_month(value: object, what: str) -> str:
+    """``{"month": 4, "year": 1979}`` → ``1979-04`` (the API never gives the day)."""
+    if value is None:
+        return ""
+    birth = as_object(value, what)
+    year = as_text(birth.get("year"), f"{what}.year").strip()
+    month = as_text(birth.get("month"), f"{what}.month").strip()
+    if not year:
+        return ""
+    return f"{year}-{month.zfill(2)}" if month else year
+
+
+def _is_founding(day: date, founded_on: date | None) -> bool:
+    return founded_on is not None and day <= founded_on
+
+
+@dataclass(frozen=True, slots=True)
+class _Appointment:
+    """One row of the officer list: the person it maps to and the dates of its history."""
+
+    person: Person
+    resigned_on: date | None
+
+    @property
+    def current(self) -> bool:
+        return self.resigned_on is None
+
+    def log_entries(self, *, founded_on: date | None) -> list[ChangeLogEntry]:
+        """An appointment row and, once resigned, a resignation row.
+
+        The founding officers' appointments (on the day of incorporation) are logged without a
+        category: forming the company is not a change of its key people, and counting it would make
+        a young borrower's first real change look like its second.
+        """
+        label = f"{self.person.name} ({self.person.role_text or 'officer'})"
+        categories = frozenset(ROLE_CATEGORY[role] for role in self.person.roles)
+        entries = []
+        appointed_on = self.person.appointed_on
+        if appointed_on is not None:
+            founding = _is_founding(appointed_on, founded_on)
+            entries.append(
+                ChangeLogEntry(
+                    categories=frozenset() if founding else categories,
+                    item=f"appointed {label}",
+                    after=self.person.name,
+                    date=appointed_on,
+                )
+            )
+        if self.resigned_on is not None:
+            entries.append(
+                ChangeLogEntry(
+                    categories=categories,
+                    item=f"resigned {label}",
+                    before=self.person.name,
+                    date=self.resigned_on,
+                )
+            )
+        return entries
+
+
+def _officers(text: str) -> tuple[_Appointment, ...]:
+    appointments = []
+    for index, item in enumerate(_list_items(text, "officers")):
+        what = f"officers[{index}]"
+        officer = as_object(item, what)
+        name = clean_text(as_text(officer.get("name"), f"{what}.name"))
+        if not name:
+            raise ParseError(f"{what} has no name")
+        role_text = clean_text(as_text(officer.get("officer_role"), f"{what}.officer_role")).casefold()
+        officer_id = _officer_id(officer.get("links"), what)
+        key = (
+            person_key(name, registry_id=f"ch-officer:{officer_id}")
+            if officer_id
+            else person_key(name, birth=_birth_month(officer.get("date_of_birth"), f"{what}.date_of_birth"))
+        )
+        person = Person(
+            name=name,
+            key=key,
+            roles=_OFFICER_ROLES.get(role_text, _OTHER),
+            role_text=role_text,
+            appointed_on=as_date(officer.get("appointed_on"), f"{what}.appointed_on"),
+        )
+        resigned_on = as_date(officer.get("resigned_on"), f"{what}.resigned_on")
+        appointments.append(_Appointment(person=person, resigned_on=resigned_on))
+    return tuple(appointments)
+
+
+def _officer_id(links: object, what: str) -> str:
+    """The person's id across companies, from ``links.officer.appointments``; "" when absent."""
+    if links is None:
+        return ""
+    officer_links = as_object(links, f"{what}.links").get("officer")
+    if officer_links is None:
+        return ""
+    path = as_text(as_object(officer_links, f"{what}.links.officer").get("appointments"), what)
+    match = _OFFICER_ID.search(path)
+    return match.group(1) if match else ""
+
+
+@dataclass(frozen=True, slots=True)
+class _SignificantControl:
+    """One row of the PSC list: the controller and the dates it was notified and ceased."""
+
+    controller: Controller
+    notified_on: date | None
+    ceased_on: date | None
+    ceased: bool
+
+    @property
+    def current(self) -> bool:
+        return not self.ceased and self.ceased_on is None
+
+    def log_entries(self, *, founded_on: date | None) -> list[ChangeLogEntry]:
+        """Notified and ceased rows; a PSC notified on the day of incorporation is the founding owner."""
+        controller = {Category.CONTROLLER}
+        label = f"{self.controller.name} (PSC)"
+        entries = []
+        if self.notified_on is not None:
+            founding = _is_founding(self.notified_on, founded_on)
+            entries.append(
+                ChangeLogEntry(
+                    categories=frozenset() if founding else frozenset(controller),
+                    item=f"notified {label}",
+                    after=self.controller.name,
+                    date=self.notified_on,
+                )
+            )
+        if self.ceased_on is not None:
+            entries.append(
+                ChangeLogEntry(
+                    categories=frozenset(controller),
+                    item=f"ceased {label}",
+                    before=self.controller.name,
+                    date=self.ceased_on,
+                )
+            )
+        return entries
+
+
+def _pscs(text: str) -> tuple[_SignificantControl, ...]:
+    rows = []
+    for index, item in enumerate(_list_items(text, "psc")):
+        what = f"psc[{index}]"
+        psc = as_object(item, what)
+        kind = clean_text(as_text(psc.get("kind"), f"{what}.kind")).casefold()
+        name = clean_text(as_text(psc.get("name"), f"{what}.name")) or clean_text(
+            as_text(psc.get("description"), f"{what}.description")
+        )
+        if not name:
+            raise ParseError(f"{what} has no name")
+        natures = tuple(
+            clean_text(as_text(nature, f"{what}.natures_of_control"))
+            for nature in as_list(psc.get("natures_of_control") or [], f"{what}.natures_of_control")
+        )
+        psc_id = _psc_id(psc.get("links"), what)
+        key = (
+            person_key(name, registry_id=psc_id)
+            if psc_id
+            else person_key(name, birth=_birth_month(psc.get("date_of_birth"), f"{what}.date_of_birth"))
+        )
+        ceased = psc.get("ceased")
+        if ceased is not None and not isinstance(ceased, bool):
+            raise ParseError(f"{what}.ceased is not true/false")
+        controller = Controller(
+            name=name,
+            key=key,
+            kind=_psc_kind(kind, psc),
+            stake=_stake(natures),
+            natures=frozenset(nature for nature in natures if nature),
+        )
+        rows.append(
+            _SignificantControl(
+                controller=controller,
+                notified_on=as_date(psc.get("notified_on"), f"{what}.notified_on"),
+                ceased_on=as_date(psc.get("ceased_on"), f"{what}.ceased_on"),
+                ceased=bool(ceased),
+            )
+        )
+    return tuple(rows)
+
+
+def _psc_id(links: object, what: str) -> str:
+    """The last segment of ``links.self`` (``…/individual/{id}``); "" when absent."""
+    if links is None:
+        return ""
+    path = as_text(as_object(links, f"{what}.links").get("self"), f"{what}.links.self").strip().rstrip("/")
+    return path.rsplit("/", 1)[-1] if "/" in path else ""
+
+
+def _psc_kind(kind: str, psc: Mapping[str, object]) -> HolderKind:
+    """Individuals (and super-secure PSCs, who are individuals) are people; companies and other
+    legal persons are entities. An unknown kind is an entity when it carries an identification."""
+    if kind.startswith(("individual", "super-secure")):
+        return HolderKind.PERSON
+    if kind.startswith(("corporate-entity", "legal-person")):
+        return HolderKind.ENTITY
+    return HolderKind.ENTITY if psc.get("identification") is not None else HolderKind.PERSON
+
+
+def _stake(natures: tuple[str, ...]) -> Stake | None:
+    """The ownership band (shares, or an LLP's surplus assets), else the voting band; the highest
+    band when several apply (held directly and as trustee, say); None when control is not a band."""
+    ownership: list[Stake] = []
+    voting: list[Stake] = []
+    for nature in natures:
+        match = _BAND.match(nature)
+        if match is None:
+            continue
+        if match["above"] is not None:
+            stake = parse_stake(f"{match['above']}-100%")
+        else:
+            stake = parse_stake(f"{match['low']}-{match['high']}%")
+        if stake is not None:
+            (ownership if match["what"] in _OWNERSHIP else voting).append(stake)
+    bands = ownership or voting
+    return max(bands, key=lambda band: (band.high, band.low)) if bands else None

@@ -1,0 +1,591 @@
+"""One hardened HTTP policy shared by every HTTP source.
+
+Per-source rate limit that saturates but never exceeds the configured rate; retries with
+exponential backoff and full jitter on transient failures, honouring ``Retry-After``; a deadline
+for the whole check; a response size cap; charset detection (GBK/GB18030 pages exist); redirects
+followed only within the same host; TLS verification always on. Every failure ends as a
+``SourceError`` subclass, never as a response the mapping could mistake for data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import codecs
+import contextvars
+import json
+import random
+import re
+import ssl
+import time
+import zlib
+from abc import abstractmethod
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import ClassVar
+
+import httpx
+from pydantic import Field, ValidationInfo, field_validator
+
+from sources.base import (
+    BASE_DIR_CONTEXT,
+    Fetched,
+    MappedSource,
+    SourceOptions,
+    looks_like_challenge,
+    retry_after_seconds,
+)
+from watcher import __version__
+from watcher.errors import (
+    AuthError,
+    BlockedError,
+    NotFoundError,
+    ParseError,
+    RateLimitedError,
+    SourceError,
+    TransientError,
+)
+from watcher.units import Duration, Rate, RateSpec
+
+USER_AGENT = f"borrower-watcher/{__version__} (post-loan monitoring)"
+RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 5
+BACKOFF_BASE_SECONDS = 0.5
+BACKOFF_CAP_SECONDS = 30.0
+
+
+class HttpSourceOptions(SourceOptions):
+    """Options every HTTP source accepts."""
+
+    base_url: str
+    rate: RateSpec = "5/s"
+    timeout: Duration = "20s"
+    deadline: Duration = "2m"
+    retries: int = Field(default=3, ge=0, le=10)
+    max_response_bytes: int = Field(default=10_000_000, ge=1_000)
+    ca_bundle: str | None = None
+    proxy: str | None = None
+
+    @field_validator("timeout", "deadline")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be longer than 0s")
+        return value
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _readable_ca_bundle(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """Resolve against the config file's folder and load it now: a bad bundle is a config error,
+        not a crash on the first check."""
+        if value is None:
+            return None
+        path = Path(value).expanduser()
+        base_dir = (info.context or {}).get(BASE_DIR_CONTEXT)
+        if base_dir is not None and not path.is_absolute():
+            path = Path(base_dir) / path
+        try:
+            ssl.create_default_context(cafile=str(path))
+        except (OSError, ssl.SSLError) as error:
+            raise ValueError(f"cannot load CA bundle {path}: {error}") from None
+        return str(path)
+
+
+# -- rate limiting --------------------------------------------------------------------------------
+
+
+class SlidingWindowLimiter:
+    """At most ``count`` requests in any window of ``per``, evenly spaced: saturates, never exceeds.
+
+    A token bucket lets a full bucket burst on top of the steady rate, which a registry counting
+    requests per second answers with 429. Here the n-th request waits until the (n - count)-th is
+    ``per`` old, so the limit is reached (saturated) and never exceeded; and requests are paced
+    ``per / count`` apart, so a window fills one request at a time rather than in a burst (kinder to
+    the server, and no queue at its door to delay the arrivals it counts). ``margin`` widens the
+    window slightly to absorb network jitter between our clock and the server's.
+    """
+
+    def __init__(
+        self,
+        rate: Rate,
+        *,
+        margin: float = 0.02,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] | None = None,
+    ) -> None:
+        self.count = rate.count
+        self.window = rate.per.total_seconds() * (1 + margin)
+        self.spacing = self.window / self.count
+        self._sent: list[float] = []  # ascending
+        # Where the pace put the latest slot. Spacing counts from there rather than from when the
+        # request went out (see ``confirm``) or when the sleep before it ended (a little late,
+        # always), so neither the client's overhead nor timer lateness slows the pace down. The
+        # count per window, which is what the server checks, is always kept on actual times.
+        self._paced = float("-inf")
+        self._lock = asyncio.Lock()
+        self._clock = clock
+        self._sleep = sleep
+        # The end of the last completed wait. A sleep may return a hair before its target (the
+        # event loop's clock resolution) or at once (a test's fake sleep); time never runs behind it.
+        self._reached = float("-inf")
+        self._pause = (float("-inf"), float("-inf"))  # (began, ends) of the latest pause
+
+    def _now(self) -> float:
+        return max(self._clock(), self._reached)
+
+    def _expire(self, now: float) -> None:
+        expired = 0
+        while expired < len(self._sent) and self._sent[expired] + self.window <= now:
+            expired += 1
+        del self._sent[:expired]
+
+    def delay(self) -> float:
+        """Seconds until the next request may go (0 when it may go now)."""
+        now = self._now()
+        self._expire(now)
+        wait = self._paced + self.spacing - now
+        if len(self._sent) >= self.count:
+            # Usually ``count`` slots are held at most; a request sent after its slot lapsed holds one more.
+            wait = max(wait, self._sent[len(self._sent) - self.count] + self.window - now)
+        return max(0.0, wait)
+
+    async def acquire(self) -> float:
+        """Wait for a slot and take it; returns the slot's time, for :meth:`confirm`.
+
+        Waiters are served one at a time, in arrival order.
+        """
+        async with self._lock:
+            while True:
+                wait = self.delay()
+                if wait <= 0:
+                    stamp = self._now()
+                    bisect.insort(self._sent, stamp)
+                    due = self._paced + self.spacing
+                    self._paced = due if stamp - due < self.spacing else stamp
+                    return stamp
+                target = self._now() + wait
+                # Looked up at call time so tests can replace asyncio.sleep.
+                await (self._sleep or asyncio.sleep)(wait)
+                self._reached = max(self._reached, target)
+
+    async def confirm(self, slot: float) -> float:
+        """The request of ``slot`` is being sent only now: count it from now. Returns its slot.
+
+        Opening a connection (TCP, TLS) or waiting for a free one delays a request past its slot's
+        time; counted from the slot, the next window would open early and the server would see more
+        than ``count`` requests in one of its windows. A slot still within its window moves to now
+        (decisions taken meanwhile saw it as taken either way); a slot that lapsed while the request
+        waited may already have let another request go, so the request takes a fresh one, as it does
+        when a pause began after its slot. Slots only ever move later, so this never loosens the limit.
+        """
+        now = self._now()
+        if now <= slot:
+            return slot
+        began, ends = self._pause
+        if slot + self.window <= now or slot <= began <= now < ends:
+            return await self.acquire()
+        index = bisect.bisect_left(self._sent, slot)
+        if index < len(self._sent) and self._sent[index] == slot:
+            del self._sent[index]
+        bisect.insort(self._sent, now)
+        return now
+
+    def paused_for(self) -> float:
+        """Seconds left of the latest pause (0 when none is running)."""
+        return max(0.0, self._pause[1] - self._now())
+
+    def pause(self, seconds: float) -> None:
+        """After a 429 or a Retry-After: no request for ``seconds``. Never loosens the window: a short
+        pause after a burst still leaves the burst's slots taken."""
+        now = self._now()
+        self._expire(now)
+        self._pause = (now, max(self._pause[1], now + seconds))
+        until = now + seconds - self.window
+        held = [*self._sent, *[until] * (self.count - len(self._sent))]
+        self._sent = sorted(max(sent, until) for sent in held)
+
+
+# -- decoding -------------------------------------------------------------------------------------
+
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([a-zA-Z0-9_\-]+)""", re.IGNORECASE)
+# Chinese pages declare gb2312 or gbk and use characters only GB18030 has; it is a superset of both.
+_CHARSET_ALIASES = {"gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030", "cp936": "gb18030"}
+
+
+def _codec(name: str | None) -> str | None:
+    if not name:
+        return None
+    name = _CHARSET_ALIASES.get(name.strip().lower(), name.strip().lower())
+    try:
+        return codecs.lookup(name).name
+    except LookupError:
+        return None
+
+
+def decode_body(content: bytes, content_type: str | None) -> str:
+    """Text of a response: BOM, then the declared charset, then an HTML meta tag, then UTF-8, then GB18030."""
+    for bom, encoding in (
+        (codecs.BOM_UTF8, "utf-8"),
+        (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"),
+    ):
+        if content.startswith(bom):
+            return content.decode(encoding, errors="replace").lstrip("\ufeff")
+    declared = None
+    if content_type:
+        match = re.search(r"charset\s*=\s*[\"']?([^;\"'\s]+)", content_type, re.IGNORECASE)
+        declared = _codec(match.group(1)) if match else None
+    if declared is None:
+        meta = _META_CHARSET.search(content[:4096])
+        declared = _codec(meta.group(1).decode("ascii", "ignore")) if meta else None
+    candidates = [declared] if declared else []
+    candidates += [encoding for encoding in ("utf-8", "gb18030") if encoding not in candidates]
+    for encoding in candidates:
+        try:
+            return content.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return content.decode(declared or "utf-8", errors="replace")
+
+
+# -- the policy -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HttpResponse:
+    """A response that passed the policy: complete, within the size cap, decoded."""
+
+    status: int
+    url: str
+    headers: httpx.Headers
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Deadline:
+    end: float
+    budget: float
+
+
+_deadline: contextvars.ContextVar[_Deadline | None] = contextvars.ContextVar(
+    "watcher_http_deadline", default=None
+)
+
+
+def _with_note(error: SourceError, note: str) -> SourceError:
+    """The same kind of error with a note appended, keeping ``retry_after`` for rate limits."""
+    context = {"source": error.source, "registry_id": error.registry_id}
+    if isinstance(error, RateLimitedError):
+        return RateLimitedError(f"{error}{note}", retry_after=error.retry_after, **context)
+    return type(error)(f"{error}{note}", **context)
+
+
+class HttpPolicy:
+    """The HTTP client of one source: connection reuse, rate limit, retries, deadline, caps."""
+
+    def __init__(
+        self,
+        source: str,
+        options: HttpSourceOptions,
+        *,
+        headers: Mapping[str, str] | None = None,
+        auth: httpx.Auth | tuple[str, str] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.source = source
+        self.options = options
+        self.limiter = SlidingWindowLimiter(options.rate)
+        verify: ssl.SSLContext | bool = (
+            ssl.create_default_context(cafile=options.ca_bundle) if options.ca_bundle else True
+        )
+        self.client = httpx.AsyncClient(
+            base_url=options.base_url,
+            headers={"User-Agent": USER_AGENT, "Accept-Encoding": "gzip, deflate", **(headers or {})},
+            auth=auth,
+            timeout=options.timeout.total_seconds(),
+            follow_redirects=False,
+            verify=verify,
+            proxy=options.proxy,
+            transport=transport,
+            limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
+        )
+
+    @asynccontextmanager
+    async def deadline(self, budget: timedelta | None = None) -> AsyncIterator[None]:
+        """Bound everything inside (requests, retries, waits) by one total time budget.
+
+        Nested deadlines never extend an outer one.
+        """
+        seconds = (budget if budget is not None else self.options.deadline).total_seconds()
+        end = time.monotonic() + seconds
+        outer = _deadline.get()
+        if outer is not None and outer.end < end:
+            end, seconds = outer.end, outer.budget
+        token = _deadline.set(_Deadline(end, seconds))
+        try:
+            async with asyncio.timeout(max(0.0, end - time.monotonic())) as scope:
+                yield
+        except TimeoutError:
+            if not scope.expired():
+                raise
+            raise TransientError(
+                f"check took longer than its {seconds:g}s deadline", source=self.source
+            ) from None
+        finally:
+            _deadline.reset(token)
+
+    def _within_deadline(self, wait: float, error: SourceError) -> None:
+        """Give up now, with ``error``'s kind, when waiting ``wait`` seconds would pass the deadline."""
+        current = _deadline.get()
+        if current is not None and wait >= current.end - time.monotonic():
+            note = f"; retrying in {wait:.1f}s would pass the check's {current.budget:g}s deadline"
+            raise _with_note(error, note)
+
+    def _backoff(self, attempt: int) -> float:
+        """Exponential backoff with full jitter: spreads retries of many borrowers apart."""
+        return random.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt))
+
+    async def get(
+        self,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | Callable[[], Mapping[str, str]] | None = None,
+        registry_id: str | None = None,
+    ) -> HttpResponse:
+        """GET with the whole policy. Returns any final status; raises on transport failures, on
+        retryable statuses that outlast the retries, on oversize bodies and on foreign redirects.
+
+        ``headers`` may be a callable so signed headers (timestamps) are fresh on every attempt.
+        A ``Retry-After`` pauses the whole source (every request of it waits), a backoff only this one.
+        """
+        context = {"source": self.source, "registry_id": registry_id}
+        url = path
+        redirects = 0
+        attempt = 0
+        while True:
+            paused = self.limiter.paused_for()
+            if paused > 0:
+                # Fail fast, rather than wait out the deadline, while the source asked us to stay away.
+                reason = f"{self.source} asked for a pause (Retry-After), {paused:.1f}s left"
+                self._within_deadline(paused, RateLimitedError(reason, retry_after=paused, **context))
+            slot = await self.limiter.acquire()
+            request_headers = headers() if callable(headers) else headers
+            try:
+                response = await self._send(url, params, request_headers, slot, context)
+            except TransientError as error:
+                attempt += 1
+                if attempt > self.options.retries:
+                    raise _with_note(error, f" (after {attempt} attempts)") from None
+                wait = self._backoff(attempt)
+                self._within_deadline(wait, error)
+                await asyncio.sleep(wait)
+                continue
+            if response.status in REDIRECT_STATUSES:
+                redirects += 1
+                if redirects > MAX_REDIRECTS:
+                    raise BlockedError(f"more than {MAX_REDIRECTS} redirects from {path}", **context)
+                url = self._same_host_redirect(response, context)
+                params = None
+                continue
+            if response.status not in RETRYABLE_STATUSES:
+                return response
+            attempt += 1
+            retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+            failure: SourceError = (
+                RateLimitedError(f"HTTP 429 on {path}", retry_after=retry_after, **context)
+                if response.status == 429
+                else TransientError(f"HTTP {response.status} on {path}", **context)
+            )
+            if retry_after is not None:
+                self.limiter.pause(retry_after)
+            if attempt > self.options.retries:
+                raise _with_note(failure, f" (after {attempt} attempts)")
+            if retry_after is not None:
+                # The wait itself happens in the limiter, where every request of this source waits.
+                self._within_deadline(self.limiter.delay(), failure)
+            else:
+                wait = self._backoff(attempt)
+                self._within_deadline(wait, failure)
+                await asyncio.sleep(wait)
+
+    async def _send(
+        self,
+        url: str,
+        params: Mapping[str, str] | None,
+        headers: Mapping[str, str] | None,
+        slot: float,
+        context: dict,
+    ) -> HttpResponse:
+        timeout = self.options.timeout.total_seconds()
+        current = _deadline.get()
+        if current is not None:
+            remaining = current.end - time.monotonic()
+            if remaining <= 0:
+                raise TransientError(f"the check's {current.budget:g}s deadline passed", **context)
+            timeout = min(timeout, remaining)
+        cap = self.options.max_response_bytes
+
+        async def trace(event: str, info: dict) -> None:
+            """httpcore's hook, called as the request's first bytes are about to go out."""
+            if event.endswith(".send_request_headers.started"):
+                await self.limiter.confirm(slot)
+
+        try:
+            async with self.client.stream(
+                "GET", url, params=params, headers=headers, timeout=timeout, extensions={"trace": trace}
+            ) as response:
+                declared = response.headers.get("Content-Length", "").strip()
+                if declared.isdigit() and int(declared) > cap:
+                    raise ParseError(
+                        f"response of {declared} bytes is larger than the {cap}-byte cap", **context
+                    )
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in response.aiter_raw():
+                    size += len(chunk)
+                    if size > cap:
+                        raise ParseError(f"response larger than the {cap}-byte cap", **context)
+                    chunks.append(chunk)
+                content = _decompress(response.headers, b"".join(chunks), cap, context)
+                return HttpResponse(
+                    status=response.status_code,
+                    url=str(response.url),
+                    headers=response.headers,
+                    text=decode_body(content, response.headers.get("Content-Type")),
+                )
+        except httpx.TimeoutException as error:
+            raise TransientError(f"timeout ({type(error).__name__}) on {url}", **context) from None
+        except httpx.HTTPError as error:
+            reason = f"network error ({type(error).__name__}: {error}) on {url}"
+            raise TransientError(reason, **context) from None
+        except httpx.InvalidURL as error:
+            raise ParseError(f"invalid URL {url!r}: {error}", **context) from None
+
+    def _same_host_redirect(self, response: HttpResponse, context: dict) -> str:
+        location = response.headers.get("Location")
+        if not location:
+            raise ParseError(f"HTTP {response.status} without a Location header", **context)
+        try:
+            target = httpx.URL(response.url).join(location)
+        except httpx.InvalidURL as error:
+            raise ParseError(f"HTTP {response.status} to an invalid Location ({error})", **context) from None
+        origin = httpx.URL(response.url)
+        # httpx leaves default ports out, so http://host → https://host (an upgrade) is the same host.
+        if (target.host, target.port) != (origin.host, origin.port):
+            raise BlockedError(f"redirect to another host ({target.host}) refused", **context)
+        if origin.scheme == "https" and target.scheme != "https":
+            raise BlockedError(f"redirect from https to {target.scheme} refused", **context)
+        return str(target)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+def _decompress(headers: httpx.Headers, content: bytes, cap: int, context: dict) -> bytes:
+    """Undo Content-Encoding with the same cap, so a small gzip bomb cannot blow memory up."""
+    encoding = headers.get("Content-Encoding", "").strip().lower()
+    if encoding in ("", "identity"):
+        return content
+    if encoding not in ("gzip", "deflate", "x-gzip"):
+        raise ParseError(f"unsupported Content-Encoding {encoding!r}", **context)
+    # wbits 47 detects a gzip or zlib header; some servers send "deflate" as a raw stream (-15).
+    failure = f"corrupt {encoding} body"
+    for wbits in (47, -15) if encoding == "deflate" else (47,):
+        decompressor = zlib.decompressobj(wbits=wbits)
+        try:
+            data = decompressor.decompress(content, cap + 1)
+        except zlib.error as error:
+            failure = f"corrupt {encoding} body ({error})"
+            continue
+        if len(data) > cap:
+            raise ParseError(f"decompressed response larger than the {cap}-byte cap", **context)
+        if not decompressor.eof:
+            raise ParseError(f"truncated {encoding} body", **context)
+        return data
+    raise ParseError(failure, **context)
+
+
+def raise_for_status(
+    response: HttpResponse, *, what: str, context: dict, not_found: str | None = None
+) -> None:
+    """The common meaning of final statuses; sources handle their own special cases first."""
+    status = response.status
+    if 200 <= status < 300:
+        if not response.text.strip():
+            raise ParseError(f"{what}: empty body with HTTP {status}", **context)
+        return
+    if looks_like_challenge(response.text):
+        raise BlockedError(f"{what}: HTTP {status} with a captcha or challenge page", **context)
+    if status in (401, 403):
+        raise AuthError(f"{what}: HTTP {status}: the source refused our credentials", **context)
+    if status in (404, 410):
+        raise NotFoundError(not_found or f"{what}: HTTP {status}", **context)
+    raise ParseError(f"{what}: unexpected HTTP {status}", **context)
+
+
+def error_message(response: HttpResponse) -> str:
+    """The ``message`` of a JSON error body, or the status's reason phrase when there is none."""
+    reason = httpx.codes.get_reason_phrase(response.status) or f"HTTP {response.status}"
+    try:
+        body = json.loads(response.text)
+    except ValueError:
+        return reason
+    message = body.get("message") if isinstance(body, dict) else None
+    return " ".join(message.split()) if isinstance(message, str) and message.strip() else reason
+
+
+class HttpSource(MappedSource):
+    """A mapped source fetched over HTTP: ``fetch_raw`` gets the payloads, ``parse`` maps them."""
+
+    Options: ClassVar[type[SourceOptions]] = HttpSourceOptions
+    # How error messages name the registry's identifier ("orgnr", "SIREN"...).
+    identifier_name: ClassVar[str] = "identifier"
+    settings: HttpSourceOptions
+
+    def __init__(self, name: str, options: SourceOptions) -> None:
+        super().__init__(name, options)
+        self.settings = (
+            options
+            if isinstance(options, self.Options)
+            else self.Options.model_validate(options.model_dump())
+        )  # type: ignore[assignment]
+        self._http: HttpPolicy | None = None
+
+    def make_policy(self) -> HttpPolicy:
+        """The source's client; sources with auth or fixed headers override this."""
+        return HttpPolicy(self.name, self.settings)
+
+    @property
+    def http(self) -> HttpPolicy:
+        if self._http is None:
+            self._http = self.make_policy()
+        return self._http
+
+    async def fetch(self, registry_id: str) -> Fetched:
+        try:
+            normalised = self.normalise_id(registry_id)
+        except ValueError as error:
+            raise NotFoundError(
+                f"invalid {self.identifier_name}: {error}", source=self.name, registry_id=registry_id
+            ) from None
+        try:
+            async with self.http.deadline():
+                raw = await self.fetch_raw(normalised)
+        except SourceError as error:
+            error.registry_id = error.registry_id or normalised
+            raise
+        return Fetched(record=self.parse(raw, source=self.name, registry_id=normalised), raw=raw)
+
+    @abstractmethod
+    async def fetch_raw(self, registry_id: str) -> dict[str, str]:
+        """The raw payload texts, keyed by endpoint name, or a ``SourceError``."""
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None

@@ -1,0 +1,472 @@
+"""China: Tianyancha open API (天眼查开放平台), a licensed mirror of the national registry (gsxt).
+
+Four calls per company, each billed by the vendor: base facts (``ic/baseinfo/normal``), shareholders
+(``ic/holder/2.0``), key staff (``ic/staff/2.0``) and the dated change log (``ic/changeinfo/2.0``).
+List endpoints are paged (20 rows a call); their pages are merged into one document so a replay maps
+the same data.
+Errors come back as HTTP 200 with a non-zero ``error_code`` in the envelope.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import ClassVar
+from zoneinfo import ZoneInfo
+
+from pydantic import Field
+
+from sources import register
+from sources.base import SourceOptions, as_list, as_object, as_text, load_json
+from sources.http import HttpPolicy, HttpSource, HttpSourceOptions, raise_for_status
+from watcher.errors import (
+    AuthError,
+    NotFoundError,
+    ParseError,
+    RateLimitedError,
+    SourceError,
+    TransientError,
+)
+from watcher.identifiers import normalise_cn_uscc
+from watcher.normalize import (
+    classify_change_item,
+    clean_text,
+    parse_amount,
+    parse_stake,
+    person_key,
+    roles_from_title,
+)
+from watcher.record import (
+    ChangeLogEntry,
+    CompanyStatus,
+    HolderKind,
+    Money,
+    Person,
+    RegistryRecord,
+    Role,
+    Shareholder,
+    Stake,
+    Status,
+)
+
+_BASEINFO_PATH = "/services/open/ic/baseinfo/normal"
+_LIST_PATHS: dict[str, str] = {
+    "holder": "/services/open/ic/holder/2.0",
+    "staff": "/services/open/ic/staff/2.0",
+    "changeinfo": "/services/open/ic/changeinfo/2.0",
+}
+_PAGE_SIZE = 20
+_SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+# ``error_code`` table as republished for Tianyancha's API on Huawei Cloud's marketplace
+# (support.huaweicloud.com/tbis-dma/tbis_04.html, "错误代码说明"). UNVERIFIED against a vendor
+# contract: confirm with the contract documents (research §10).
+_OK = 0
+_NO_DATA_CODE = 300000  # 无数据
+_ERROR_CLASSES: dict[int, type[SourceError]] = {
+    300001: TransientError,  # 请求失败
+    300002: AuthError,  # 账号失效
+    300003: AuthError,  # 账号过期
+    300004: RateLimitedError,  # 访问频率过快
+    300005: AuthError,  # 无权限访问此api
+    300006: AuthError,  # 余额不足
+    300007: AuthError,  # 剩余次数不足
+    300008: ParseError,  # 缺少必要参数: our request is wrong, retrying will not help
+    300009: AuthError,  # 账号信息有误
+    300010: ParseError,  # URL不存在: wrong base_url or path
+    300011: AuthError,  # 此IP无权限访问此api (IP allow-list)
+    300012: TransientError,  # 报告生成中: ask again later
+}
+# Codes outside the table are classified by the words of ``reason``.
+_AUTH_WORDS = ("余额", "权限", "token", "key", "授权", "过期", "账号", "次数不足", "失效")
+_RATE_WORDS = ("频率", "频繁", "qps", "并发")
+
+# First match wins: "吊销，未注销" is revoked, not deregistered.
+_STATUS_WORDS: tuple[tuple[tuple[str, ...], CompanyStatus], ...] = (
+    (("吊销",), CompanyStatus.REVOKED),
+    (("注销",), CompanyStatus.DEREGISTERED),
+    (("破产",), CompanyStatus.BANKRUPT),
+    (("清算",), CompanyStatus.LIQUIDATION),
+    (("存续", "在营", "开业", "在册"), CompanyStatus.ACTIVE),
+)
+# holder ``type``: 1 company, 2 person, 3 other (an organisation such as a government body or fund).
+_HOLDER_KINDS = {1: HolderKind.ENTITY, 2: HolderKind.PERSON, 3: HolderKind.ENTITY}
+_ENTITY_NAME = re.compile(
+    r"(公司|企业|合伙\)|集团|中心|事务所|合作社|研究院|研究所|委员会|管理局|银行|基金会|厂)$|有限",
+)
+# Epoch milliseconds of any date after 1973 have 12 or more digits; 8 digits are a date (20260226).
+_EPOCH_MS = re.compile(r"[0-9]{11,15}")
+
+
+class TianyanchaOptions(HttpSourceOptions):
+    base_url: str = "http://open.api.tianyancha.com"
+    token: str = Field(min_length=1, repr=False)
+    # Every page is a billed call; a list longer than this many pages is left incomplete (see mapping).
+    max_pages: int = Field(default=10, ge=1, le=100)
+
+
+@register("tianyancha")
+class TianyanchaSource(HttpSource):
+    """Base facts, shareholders with stakes, key staff and the dated change log of a Chinese company."""
+
+    Options: ClassVar[type[SourceOptions]] = TianyanchaOptions
+    endpoints: ClassVar[tuple[str, ...]] = ("baseinfo", "holder", "staff", "changeinfo")
+    identifier_name: ClassVar[str] = "unified social credit code"
+    settings: TianyanchaOptions
+
+    def normalise_id(self, registry_id: str) -> str:
+        """The 18-character unified social credit code (统一社会信用代码), upper case, check char verified."""
+        return normalise_cn_uscc(unicodedata.normalize("NFKC", registry_id))
+
+    def make_policy(self) -> HttpPolicy:
+        """The vendor authenticates every call by the bare console token in ``Authorization``."""
+        return HttpPolicy(self.name, self.settings, headers={"Authorization": self.settings.token})
+
+    async def fetch_raw(self, registry_id: str) -> dict[str, str]:
+        context = {"source": self.name, "registry_id": registry_id}
+        try:
+            response = await self.http.get(
+                _BASEINFO_PATH, params={"keyword": registry_id}, registry_id=registry_id
+            )
+            raise_for_status(response, what="baseinfo", context=context)
+            # Fail before paying for the list calls when the company or the account is the problem.
+            if _envelope_result(response.text, "baseinfo") is _NO_DATA:
+                raise NotFoundError("Tianyancha has no data for this company (error_code 300000)")
+            raw = {"baseinfo": response.text}
+            for endpoint, path in _LIST_PATHS.items():
+                raw[endpoint] = await self._fetch_pages(endpoint, path, registry_id)
+        except SourceError as error:
+            error.source = error.source or self.name
+            error.registry_id = error.registry_id or registry_id
+            raise
+        return raw
+
+    async def _fetch_pages(self, endpoint: str, path: str, uscc: str) -> str:
+        """All pages of a list endpoint: the vendor's own text when one page holds everything, else the
+        pages merged into one envelope of the same shape (``total`` kept as the vendor reported it)."""
+        context = {"source": self.name, "registry_id": uscc}
+        items: list[object] = []
+        total = 0
+        texts: list[str] = []
+        for page in range(1, self.settings.max_pages + 1):
+            params = {"keyword": uscc, "pageNum": str(page), "pageSize": str(_PAGE_SIZE)}
+            response = await self.http.get(path, params=params, registry_id=uscc)
+            what = f"{endpoint} page {page}"
+            raise_for_status(response, what=what, context=context)
+            result = _envelope_result(response.text, what)
+            if result is _NO_DATA:  # on page 1 the mapping decides what it means; later it ends the list
+                if page == 1:
+                    return response.text
+                break
+            texts.append(response.text)
+            listing = _listing(result, what)
+            items.extend(listing.items)
+            total = listing.total
+            if not listing.items or len(items) >= total:
+                break
+        if len(texts) == 1:
+            return texts[0]
+        merged = {"result": {"total": total, "items": items}, "reason": "ok", "error_code": _OK}
+        return json.dumps(merged, ensure_ascii=False)
+
+    # -- mapping ----------------------------------------------------------------------------------
+
+    @classmethod
+    def map_payloads(cls, raw: Mapping[str, str], *, source: str, registry_id: str) -> RegistryRecord:
+        for endpoint in cls.endpoints:
+            if endpoint not in raw:
+                raise ParseError(f"no {endpoint} response")
+        base = _envelope_result(raw["baseinfo"], "baseinfo")
+        if base is _NO_DATA:
+            raise NotFoundError("Tianyancha has no data for this company (error_code 300000)")
+        company = as_object(base, "baseinfo result")
+        wanted = clean_text(registry_id).upper()
+        credit_code = clean_text(as_text(company.get("creditCode"), "creditCode")).upper()
+        if credit_code != wanted:
+            raise ParseError(f"baseinfo is for creditCode {credit_code or '(none)'}, not {wanted}")
+        name = clean_text(as_text(company.get("name"), "name"))
+        if not name:
+            raise ParseError("baseinfo has no name")
+
+        people = _staff(raw["staff"])
+        return RegistryRecord(
+            source=source,
+            registry_id=wanted,
+            name=name,
+            status=_status(as_text(company.get("regStatus"), "regStatus")),
+            registered_capital=parse_amount(as_text(company.get("regCapital"), "regCapital")),
+            address=clean_text(as_text(company.get("regLocation"), "regLocation")) or None,
+            legal_representative=_legal_representative(company, people),
+            people=people,
+            shareholders=_holders(raw["holder"]),
+            controllers=None,
+            finance_head=_finance_head(people),
+            change_log=_change_log(raw["changeinfo"]),
+        )
+
+
+# -- envelope ---------------------------------------------------------------------------------------
+
+
+class _NoData:
+    """The vendor's "no data" answer (error_code 300000); what it means depends on the endpoint."""
+
+
+_NO_DATA = _NoData()
+
+
+def _envelope_result(text: str, what: str) -> object:
+    """The envelope's ``result``; _NO_DATA for 300000; the mapped error class for other codes."""
+    envelope = as_object(load_json(text, what=what), what)
+    code = _error_code(envelope.get("error_code"), what)
+    if code == _OK:
+        return envelope.get("result")
+    reason = clean_text(as_text(envelope.get("reason"), f"{what}.reason"))
+    if code == _NO_DATA_CODE:
+        return _NO_DATA
+    detail = f"{what}: Tianyancha error_code {code}: {reason or 'no reason given'}"
+    raise _error_class(code, reason)(detail)
+
+
+def _error_code(value: object, what: str) -> int:
+    if isinstance(value, bool) or value is None:
+        raise ParseError(f"{what} has no error_code")
+    text = as_text(value, f"{what}.error_code").strip()
+    try:
+        return int(text)
+    except ValueError:
+        raise ParseError(f"{what}.error_code {text!r} is not a number") from None
+
+
+def _error_class(code: int, reason: str) -> type[SourceError]:
+    known = _ERROR_CLASSES.get(code)
+    if known is not None:
+        return known
+    folded = reason.casefold()
+    if any(word in folded for word in _RATE_WORDS):
+        return RateLimitedError
+    if any(word in folded for word in _AUTH_WORDS):
+        return AuthError
+    return ParseError
+
+
+@dataclass(frozen=True, slots=True)
+class _Listing:
+    """One list result: the rows at hand and how many the vendor says there are."""
+
+    total: int
+    items: list[object]
+
+    @property
+    def complete(self) -> bool:
+        return len(self.items) >= self.total
+
+
+def _listing(result: object, what: str) -> _Listing:
+    """A ``{"total": n, "items": [...]}`` result. A missing total means the items are all there is."""
+    body = as_object(result, f"{what} result")
+    listed = body.get("items")
+    items = [] if listed is None else as_list(listed, f"{what}.items")
+    total_text = as_text(body.get("total"), f"{what}.total").strip()
+    if not total_text:
+        return _Listing(len(items), items)
+    try:
+        total = int(Decimal(total_text))
+    except (ArithmeticError, ValueError):
+        raise ParseError(f"{what}.total {total_text!r} is not a number") from None
+    return _Listing(total, items)
+
+
+def _list_payload(text: str, what: str) -> _Listing | None:
+    """The listing of a list endpoint's payload; None when the vendor answered "no data"."""
+    result = _envelope_result(text, what)
+    return None if result is _NO_DATA else _listing(result, what)
+
+
+# -- base facts -------------------------------------------------------------------------------------
+
+
+def _status(text: str) -> Status | None:
+    raw = clean_text(text)
+    if not raw:
+        return None
+    for words, code in _STATUS_WORDS:
+        if any(word in raw for word in words):
+            return Status(code, raw)
+    return Status(CompanyStatus.OTHER, raw)
+
+
+def _legal_representative(company: Mapping[str, object], people: tuple[Person, ...] | None) -> Person | None:
+    """``legalPersonName`` carries no id: borrow the staff entry's key when the same name is listed."""
+    name = clean_text(as_text(company.get("legalPersonName"), "legalPersonName"))
+    if not name:
+        return None
+    same_name = sorted(
+        person.key for person in people or () if person.name == name and person.key.startswith("id:")
+    )
+    key = same_name[0] if same_name else person_key(name)
+    return Person(name=name, key=key, roles=frozenset({Role.LEGAL_REPRESENTATIVE}), role_text="法定代表人")
+
+
+# -- staff ------------------------------------------------------------------------------------------
+
+
+def _staff(text: str) -> tuple[Person, ...] | None:
+    """Key staff. No data, or a list cut short by the page limit, is unknown, never "nobody"."""
+    listing = _list_payload(text, "staff")
+    if listing is None or not listing.complete:
+        return None
+    return tuple(_staff_member(item, f"staff.items[{index}]") for index, item in enumerate(listing.items))
+
+
+def _staff_member(item: object, what: str) -> Person:
+    member = as_object(item, what)
+    name = clean_text(as_text(member.get("name"), f"{what}.name"))
+    if not name:
+        raise ParseError(f"{what} has no name")
+    titles = member.get("typeJoin")
+    if titles is None:
+        title = clean_text(as_text(member.get("staffTypeName"), f"{what}.staffTypeName"))
+    else:
+        parts = (
+            clean_text(as_text(part, f"{what}.typeJoin")) for part in as_list(titles, f"{what}.typeJoin")
+        )
+        title = "兼".join(part for part in parts if part)
+    key = person_key(name, registry_id=as_text(member.get("id"), f"{what}.id"))
+    return Person(name=name, key=key, roles=roles_from_title(title), role_text=title)
+
+
+def _finance_head(people: tuple[Person, ...] | None) -> Person | None:
+    """Only when staff lists one: Tianyancha rarely does, and None keeps the finance head unknown."""
+    heads = [person for person in people or () if Role.FINANCE_HEAD in person.roles]
+    return min(heads, key=lambda person: person.key, default=None)
+
+
+# -- shareholders -----------------------------------------------------------------------------------
+
+
+def _holders(text: str) -> tuple[Shareholder, ...] | None:
+    """Shareholders. No data, or a list cut short by the page limit, is unknown, never "nobody"."""
+    listing = _list_payload(text, "holder")
+    if listing is None or not listing.complete:
+        return None
+    return tuple(_holder(item, f"holder.items[{index}]") for index, item in enumerate(listing.items))
+
+
+def _holder(item: object, what: str) -> Shareholder:
+    holder = as_object(item, what)
+    name = clean_text(as_text(holder.get("name"), f"{what}.name"))
+    if not name:
+        raise ParseError(f"{what} has no name")
+    stake, subscribed = _subscription(holder.get("capital"), f"{what}.capital")
+    return Shareholder(
+        name=name,
+        # ``hcgid`` is the holder's own Tianyancha id; ``id`` only numbers the holder row.
+        key=person_key(name, registry_id=as_text(holder.get("hcgid"), f"{what}.hcgid")),
+        kind=_holder_kind(holder.get("type"), name, f"{what}.type"),
+        stake=stake,
+        subscribed=subscribed,
+    )
+
+
+def _holder_kind(value: object, name: str, what: str) -> HolderKind:
+    text = as_text(value, what).strip()
+    if text.isdigit() and int(text) in _HOLDER_KINDS:
+        return _HOLDER_KINDS[int(text)]
+    return HolderKind.ENTITY if _ENTITY_NAME.search(name) else HolderKind.PERSON
+
+
+def _subscription(value: object, what: str) -> tuple[Stake | None, Money | None]:
+    """Stake and subscribed amount from the subscription rows (``capital[]``, keys misspelt by the vendor).
+
+    A holder can have several rows (tranches with their own date and payment method). Identical rows
+    count once. Amounts add up. Percentages: when every row carries the same one it is the holder's
+    total repeated, otherwise the rows are per-tranche shares and add up. The vendor does not say
+    which it does (unverified), but either way the result does not depend on the rows' order.
+    """
+    if value is None:
+        return None, None
+    rows: dict[tuple[str, str, str, str], None] = {}
+    for index, item in enumerate(as_list(value, what)):
+        row = as_object(item, f"{what}[{index}]")
+        amount = clean_text(as_text(row.get("amomon"), f"{what}[{index}].amomon"))
+        percent = clean_text(as_text(row.get("percent"), f"{what}[{index}].percent"))
+        due = clean_text(as_text(row.get("time"), f"{what}[{index}].time"))
+        method = clean_text(as_text(row.get("paymet"), f"{what}[{index}].paymet"))
+        rows[(amount, percent, due, method)] = None
+    unique = list(rows)
+    return _total_stake([row[1] for row in unique]), _total_amount([row[0] for row in unique])
+
+
+def _total_stake(percents: list[str]) -> Stake | None:
+    stakes = [parse_stake(text) for text in percents if text]
+    if not stakes or any(stake is None or not stake.exact for stake in stakes):
+        return None
+    distinct = {stake for stake in stakes if stake is not None}
+    if len(distinct) == 1:
+        return distinct.pop()
+    total = sum((stake.low for stake in stakes if stake is not None), Decimal(0))
+    return parse_stake(f"{format(total, 'f')}%")
+
+
+def _total_amount(amounts: list[str]) -> Money | None:
+    parsed = [parse_amount(text) for text in amounts if text]
+    if not parsed:
+        return None
+    if len(parsed) == 1:
+        return parsed[0]
+    numbers = [money.amount for money in parsed if money is not None and money.amount is not None]
+    currencies = {money.currency for money in parsed if money is not None}
+    if len(numbers) != len(parsed) or len(currencies) != 1:
+        return None
+    return Money(sum(numbers, Decimal(0)), currencies.pop(), " + ".join(sorted(amounts)))
+
+
+# -- change log -------------------------------------------------------------------------------------
+
+
+def _change_log(text: str) -> tuple[ChangeLogEntry, ...]:
+    """Dated change rows. No data means no rows: a log can only add events, so empty is safe here,
+    and a list cut short by the page limit keeps the rows it has."""
+    listing = _list_payload(text, "changeinfo")
+    if listing is None:
+        return ()
+    return tuple(
+        _change_entry(item, f"changeinfo.items[{index}]") for index, item in enumerate(listing.items)
+    )
+
+
+def _change_entry(item: object, what: str) -> ChangeLogEntry:
+    row = as_object(item, what)
+    label = clean_text(as_text(row.get("changeItem"), f"{what}.changeItem"))
+    return ChangeLogEntry(
+        categories=classify_change_item(label),
+        item=label,
+        before=clean_text(as_text(row.get("contentBefore"), f"{what}.contentBefore")),
+        after=clean_text(as_text(row.get("contentAfter"), f"{what}.contentAfter")),
+        date=_change_date(row.get("changeTime"), f"{what}.changeTime"),
+    )
+
+
+def _change_date(value: object, what: str) -> date | None:
+    """``2026-02-26`` (a time part is ignored) or epoch milliseconds, as a date in Asia/Shanghai.
+
+    None when absent or unreadable: a date is only evidence for dating a change.
+    """
+    text = as_text(value, what).strip()
+    if not text:
+        return None
+    if _EPOCH_MS.fullmatch(text):
+        try:
+            return datetime.fromtimestamp(int(text) / 1000, _SHANGHAI).date()
+        except (OverflowError, OSError, ValueError):
+            return None
+    try:
+        return date.fromisoformat(text[:10])
+    except ValueError:
+        return None
