@@ -47,12 +47,13 @@ class Source(ABC):
         self.name = name
         self.options = options
 
+    # The registry's identifier scheme (a ``watcher.identifiers`` kind such as "no_orgnr"), checked
+    # with its real algorithm; None accepts any non-empty identifier.
+    id_kind: ClassVar[str | None] = None
+
     def normalise_id(self, registry_id: str) -> str:
         """The registry's canonical form of an identifier; ValueError saying why when it is invalid."""
-        value = registry_id.strip()
-        if not value:
-            raise ValueError("registry_id is empty")
-        return value
+        return canonical_id(type(self), registry_id)
 
     @abstractmethod
     async def fetch(self, registry_id: str) -> Fetched:
@@ -60,6 +61,21 @@ class Source(ABC):
 
     async def aclose(self) -> None:
         """Release connections. Sources without any keep the default."""
+
+
+def canonical_id(source_class: type[Source], registry_id: str) -> str:
+    """``registry_id`` checked and normalised as ``source_class``'s registry writes it.
+
+    A function of the class, not an instance, so the replay source applies its format's check.
+    """
+    value = registry_id.strip()
+    if not value:
+        raise ValueError("registry_id is empty")
+    if source_class.id_kind is None:
+        return value
+    from watcher.identifiers import normaliser_for
+
+    return normaliser_for(source_class.id_kind)(value)
 
 
 class MappedSource(Source):

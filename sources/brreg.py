@@ -32,7 +32,6 @@ from sources.http import (
     raise_for_status,
 )
 from watcher.errors import NotFoundError, ParseError
-from watcher.identifiers import normalise_no_orgnr
 from watcher.normalize import ROLE_CATEGORY, clean_text, person_key
 from watcher.record import (
     Category,
@@ -115,9 +114,7 @@ class BrregSource(HttpSource):
     endpoints: ClassVar[tuple[str, ...]] = ("enhet", "roller")
     identifier_name: ClassVar[str] = "orgnr"
 
-    def normalise_id(self, registry_id: str) -> str:
-        """The 9-digit organisasjonsnummer; ValueError when the mod-11 check fails."""
-        return normalise_no_orgnr(registry_id)
+    id_kind: ClassVar[str | None] = "no_orgnr"
 
     # -- fetching ---------------------------------------------------------------------------------
 
@@ -248,7 +245,11 @@ def _address(value: object) -> str | None:
 
 def _role_groups(text: str) -> tuple[_RoleGroup, ...]:
     document = as_object(load_json(text, what="roller"), "roller")
-    groups = as_list(document.get("rollegrupper", []), "rollegrupper")
+    if "rollegrupper" not in document:
+        # A roles answer without its one section is broken, not "no roles": every officer would
+        # otherwise look removed.
+        raise ParseError("roller has no rollegrupper")
+    groups = as_list(document["rollegrupper"], "rollegrupper")
     return tuple(_role_group(as_object(group, "rollegruppe"), index) for index, group in enumerate(groups))
 
 

@@ -22,7 +22,6 @@ from sources import register
 from sources.base import SourceOptions, as_date, as_list, as_object, as_text, load_json
 from sources.http import HttpPolicy, HttpSource, HttpSourceOptions, raise_for_status
 from watcher.errors import NotFoundError, ParseError, TransientError
-from watcher.identifiers import normalise_uk_company_number
 from watcher.normalize import ROLE_CATEGORY, clean_text, parse_stake, person_key
 from watcher.record import (
     Category,
@@ -133,9 +132,7 @@ class CompaniesHouseSource(HttpSource):
     endpoints: ClassVar[tuple[str, ...]] = ("profile", "officers", "psc")
     settings: CompaniesHouseOptions
 
-    def normalise_id(self, registry_id: str) -> str:
-        """The 8-character company number (``445790`` → ``00445790``, ``sc612345`` → ``SC612345``)."""
-        return normalise_uk_company_number(registry_id)
+    id_kind: ClassVar[str | None] = "uk_company_number"
 
     def make_policy(self) -> HttpPolicy:
         """The key is the Basic-auth username with an empty password, as Companies House documents."""

@@ -15,7 +15,6 @@ from sources import register
 from sources.base import SourceOptions, as_list, as_object, as_text, load_json
 from sources.http import HttpPolicy, HttpSource, HttpSourceOptions, raise_for_status
 from watcher.errors import NotFoundError, ParseError, SourceError
-from watcher.identifiers import normalise_fr_siren
 from watcher.normalize import clean_text, person_key, roles_from_title
 from watcher.record import CompanyStatus, Person, RegistryRecord, Role, Status
 from watcher.units import RateSpec
@@ -57,9 +56,7 @@ class FrRechercheSource(HttpSource):
     endpoints: ClassVar[tuple[str, ...]] = ("search",)
     identifier_name: ClassVar[str] = "SIREN"
 
-    def normalise_id(self, registry_id: str) -> str:
-        """The 9-digit SIREN, Luhn-checked (spaces allowed, as SIRENs are often written 834 217 655)."""
-        return normalise_fr_siren(registry_id)
+    id_kind: ClassVar[str | None] = "fr_siren"
 
     def make_policy(self) -> HttpPolicy:
         """JSON only; the shared policy already sends the descriptive User-Agent the API asks for."""

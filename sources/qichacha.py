@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-import unicodedata
 from collections.abc import Mapping
 from typing import ClassVar
 
@@ -19,7 +18,6 @@ from sources import register
 from sources.base import SourceOptions, as_date, as_list, as_object, as_text, load_json
 from sources.http import HttpPolicy, HttpSource, HttpSourceOptions, raise_for_status
 from watcher.errors import AuthError, NotFoundError, ParseError, RateLimitedError, TransientError
-from watcher.identifiers import normalise_cn_uscc
 from watcher.normalize import (
     classify_change_item,
     clean_text,
@@ -84,9 +82,7 @@ class QichachaSource(HttpSource):
     identifier_name: ClassVar[str] = "unified social credit code"
     settings: QichachaOptions
 
-    def normalise_id(self, registry_id: str) -> str:
-        """The 18-character unified social credit code (统一社会信用代码), upper case, check char verified."""
-        return normalise_cn_uscc(unicodedata.normalize("NFKC", registry_id))
+    id_kind: ClassVar[str | None] = "cn_uscc"
 
     # -- fetching ---------------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from typing import ClassVar
 from pydantic import ValidationInfo, field_validator
 
 from sources import available_types, register, source_class
-from sources.base import BASE_DIR_CONTEXT, Fetched, MappedSource, Source, SourceOptions
+from sources.base import BASE_DIR_CONTEXT, Fetched, MappedSource, Source, SourceOptions, canonical_id
 from watcher.errors import NotFoundError, ParseError
 
 _EXTENSIONS = (".json", ".html")
@@ -59,8 +59,8 @@ class ReplaySource(Source):
         self.format = _mapped_source(self.settings.format)
 
     def normalise_id(self, registry_id: str) -> str:
-        """Any id that is a plain folder name: it must not climb out of the replay folder."""
-        value = super().normalise_id(registry_id)
+        """Checked as its format's registry checks ids; a plain folder name that stays inside the folder."""
+        value = canonical_id(self.format, registry_id)
         if value in (".", "..") or "/" in value or "\\" in value or "\0" in value:
             raise ValueError(f"registry_id {registry_id!r} is not a plain folder name")
         return value

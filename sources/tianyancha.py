@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -32,7 +31,6 @@ from watcher.errors import (
     SourceError,
     TransientError,
 )
-from watcher.identifiers import normalise_cn_uscc
 from watcher.normalize import (
     classify_change_item,
     clean_text,
@@ -119,9 +117,7 @@ class TianyanchaSource(HttpSource):
     identifier_name: ClassVar[str] = "unified social credit code"
     settings: TianyanchaOptions
 
-    def normalise_id(self, registry_id: str) -> str:
-        """The 18-character unified social credit code (统一社会信用代码), upper case, check char verified."""
-        return normalise_cn_uscc(unicodedata.normalize("NFKC", registry_id))
+    id_kind: ClassVar[str | None] = "cn_uscc"
 
     def make_policy(self) -> HttpPolicy:
         """The vendor authenticates every call by the bare console token in ``Authorization``."""

@@ -396,11 +396,6 @@ def test_import_reports_each_bad_row_and_keeps_every_good_row(tmp_path: Path):
     assert {b["id"] for b in ws.borrowers()} == {"good-cn", "good-no", "good-no2"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: ReplaySource.normalise_id (sources/replay.py) accepts any folder name and does "
-    "not apply its format's identifier check/normalisation (USCC check character, orgnr mod-11, upper case)",
-)
 def test_replay_sources_check_identifiers_like_their_format(ws: Workspace, tmp_path: Path):
     csv_path = tmp_path / "borrowers.csv"
     csv_path.write_text(
@@ -611,11 +606,6 @@ def test_garbage_response_is_a_failure_never_a_change(baselined: Workspace, borr
     assert_planted(ws.history())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: sources/brreg.py _role_groups reads document.get('rollegrupper', []), so a roles "
-    "document without 'rollegrupper' (e.g. '{}') means 'no roles' and every officer is reported removed",
-)
 def test_roles_document_without_role_groups_is_not_a_change(baselined: Workspace):
     ws = baselined
     ws.stage(1)

@@ -7,6 +7,7 @@ Formats and check algorithms follow the registries research notes, section 8 (id
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 
 DIGITS = "0123456789"
@@ -32,10 +33,11 @@ class InvalidIdentifier(ValueError):
 
 
 def _compact(value: str) -> str:
-    """Drop all whitespace and uppercase, because ids get copied from PDFs and emails with stray spaces."""
+    """Full-width to ASCII (Chinese spreadsheets), no whitespace, upper case: ids get copied from PDFs,
+    emails and spreadsheets with stray spaces and wide characters."""
     if not isinstance(value, str):
         raise TypeError(f"identifier must be a str, got {type(value).__name__}")
-    return "".join(value.split()).upper()
+    return "".join(unicodedata.normalize("NFKC", value).split()).upper()
 
 
 def _show(text: str) -> str:
