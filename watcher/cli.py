@@ -28,10 +28,12 @@ borrowers_app = typer.Typer(help="Manage the watched borrowers.", no_args_is_hel
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 alerts_app = typer.Typer(help="List alerts and work through them (acknowledge, close).")
 notify_app = typer.Typer(help="Notification channels.", no_args_is_help=True)
+users_app = typer.Typer(help="Users of the review console.", no_args_is_help=True)
 app.add_typer(borrowers_app, name="borrowers")
 app.add_typer(db_app, name="db")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(notify_app, name="notify")
+app.add_typer(users_app, name="users")
 
 CLI_ACTOR = "cli"
 
@@ -46,6 +48,11 @@ class AlertStatus(StrEnum):
     acknowledged = "acknowledged"
     closed = "closed"
     all = "all"
+
+
+class Role(StrEnum):
+    officer = "officer"
+    reviewer = "reviewer"
 
 
 class HistoryFormat(StrEnum):
@@ -588,6 +595,107 @@ def status() -> None:
             f"failing borrower {borrower.id}: ×{borrower.consecutive_failures} "
             f"({borrower.last_error_kind}) {borrower.last_error}"
         )
+
+
+# -- console ------------------------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on (default: [console] host).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: [console] port).")] = None,
+) -> None:
+    """Serve the review console (web pages for officers and compliance) until SIGTERM or Ctrl-C."""
+    import asyncio
+    import signal
+
+    from watcher.console.app import ConsoleStartError, serve_console
+    from watcher.logs import configure
+
+    config = load()
+    if config.console.secret_key is None:
+        raise fail(
+            f"{config.path}: key console.secret_key: required to serve the console "
+            '(e.g. secret_key = "${WATCHER_CONSOLE_KEY}")'
+        )
+    if port is not None and not 1 <= port <= 65535:
+        raise fail(f"--port {port}: expected 1 to 65535")
+    configure(fmt=config.logging.format, level=config.logging.level)
+    store = open_db(config)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await serve_console(store, config, stop, host=host, port=port)
+
+    typer.echo(
+        f"console on http://{host or config.console.host}:{port or config.console.port}/ "
+        f"(database {store.safe_url}); stop with Ctrl-C",
+        err=True,
+    )
+    try:
+        asyncio.run(main())
+    except ConsoleStartError as error:
+        raise fail(str(error), 1) from None
+    finally:
+        store.dispose()
+
+
+@users_app.command("add")
+def users_add(
+    username: Annotated[str, typer.Argument(help="Sign-in name.")],
+    role: Annotated[Role, typer.Option("--role", help="officer (own borrowers) or reviewer (all).")],
+    officer: Annotated[
+        str | None, typer.Option("--officer", help="The [officers.<id>] this officer is (role officer).")
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Display name, recorded as who handled an alert.")
+    ] = None,
+    language: Annotated[str | None, typer.Option(help="Preferred console language: zh-CN or en.")] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from the first line of stdin.")
+    ] = False,
+) -> None:
+    """Add a console user; the password is asked for (or read from stdin), never given as an argument."""
+    import getpass
+
+    from watcher.console.auth import UserError, create_user
+
+    config = load()
+    if officer is not None and officer not in config.officers:
+        known = ", ".join(sorted(config.officers)) or "none configured"
+        raise fail(f"--officer {officer!r}: no such [officers.<id>] in the config (known: {known})")
+    if language is not None and language not in ("zh-CN", "en"):
+        raise fail(f"--language {language!r}: expected zh-CN or en")
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif sys.stdin.isatty():
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            raise fail("the passwords differ")
+    else:
+        raise fail("no terminal to ask for the password; pipe it in with --password-stdin")
+    display_name = name or (config.officers[officer].name if officer else username)
+    store = open_db(config)
+    try:
+        with store.transaction() as session:
+            create_user(
+                session,
+                username=username,
+                password=password,
+                role=role.value,
+                display_name=display_name,
+                officer_id=officer,
+                language=language,
+                actor=CLI_ACTOR,
+            )
+    except UserError as error:
+        raise fail(str(error)) from None
+    finally:
+        store.dispose()
+    typer.echo(f"added {role.value} {username} ({display_name})")
 
 
 # -- db -----------------------------------------------------------------------------------------

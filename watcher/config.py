@@ -24,6 +24,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     PlainValidator,
+    SecretStr,
     SerializationInfo,
     ValidationError,
     ValidationInfo,
@@ -41,6 +42,7 @@ __all__ = [
     "EXAMPLE_CONFIG",
     "STARTER_CONFIG",
     "Config",
+    "ConsoleSection",
     "DatabaseSection",
     "Language",
     "NotifierConfig",
@@ -202,6 +204,56 @@ class RulesSection(_Model):
         return value
 
 
+_HEADER_NAME = re.compile(r"[A-Za-z0-9-]+")
+CONSOLE_SECRET_MIN_LENGTH = 32
+
+
+class ConsoleSection(_Model):
+    """``[console]``: the review console (``watcher serve``, or ``watcher run`` when enabled).
+
+    ``secret_key`` signs the session cookies; it is a secret, so it comes from ``${ENV}`` and is
+    required only when the console runs. ``trusted_user_header`` names the header a reverse proxy
+    sets to the signed-in user: honoured only when configured, and only for users in the database.
+    """
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    secret_key: SecretStr | None = None
+    trusted_user_header: str | None = None
+    session_hours: int = Field(default=8, ge=1, le=24 * 30)
+
+    @field_validator("secret_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < CONSOLE_SECRET_MIN_LENGTH:
+            raise PydanticCustomError(
+                "console_secret",
+                f"must be at least {CONSOLE_SECRET_MIN_LENGTH} characters; generate one with "
+                "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'",
+            )
+        return value
+
+    @field_validator("trusted_user_header")
+    @classmethod
+    def _header_name(cls, value: str | None) -> str | None:
+        if value is not None and _HEADER_NAME.fullmatch(value) is None:
+            raise PydanticCustomError("console_header", "expected an HTTP header name such as X-Remote-User")
+        return value
+
+    @model_validator(mode="after")
+    def _secret_when_enabled(self) -> ConsoleSection:
+        if self.enabled and self.secret_key is None:
+            raise _error_at(
+                ("secret_key",),
+                "console_secret",
+                "required when enabled = true; set it from the environment: "
+                'secret_key = "${WATCHER_CONSOLE_KEY}"',
+                None,
+            )
+        return self
+
+
 def _not_blank(value: str) -> str:
     if not value.strip():
         raise PydanticCustomError("blank", "must not be empty")
@@ -297,6 +349,7 @@ class Config(_Model):
     sources: dict[_SourceName, _SourceTable] = {}
     notifiers: dict[str, NotifierConfig] = {}
     officers: dict[str, OfficerConfig] = {}
+    console: ConsoleSection = Field(default_factory=ConsoleSection)
     path: Path | None = Field(default=None, exclude=True)
 
     @model_validator(mode="after")
@@ -449,7 +502,9 @@ _APPEND_GOT = {"clock", "active_hours", "timezone", "unknown_source", "source_ty
 """This module's own error kinds whose message leaves the offending value out, for ``_reason`` to add
 (at ``{value}`` when the message has that placeholder, else at the end)."""
 
-_OWN_KINDS = _APPEND_GOT | {"missing_type", "table", "blank", "database_url", "source_name"}
+_OWN_KINDS = _APPEND_GOT | {
+    "missing_type", "table", "blank", "database_url", "source_name", "console_secret", "console_header"
+}
 _ECHOING_KINDS = {"duration": DURATION_FORMS, "rate": RATE_FORMS}
 """Kinds from ``watcher.units`` whose message quotes the value; replaced when that value is secret."""
 
@@ -624,6 +679,22 @@ window = "365d"
 # More occasions than this within the window is high risk: raise a risk warning and consider
 # calling the loan early. The first occasion is a warning.
 frequent_after = 1
+
+[console]
+# The review console (web pages for officers and compliance): `watcher serve`, or started by
+# `watcher run` when enabled. Users are created with `watcher users add`.
+enabled = false
+# Keep 127.0.0.1 and put a TLS reverse proxy in front to reach it from other machines.
+host = "127.0.0.1"
+port = 8080
+# Signs the session cookies (at least 32 characters); required when enabled. Keep it in the
+# environment, e.g. generated with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'
+# secret_key = "${WATCHER_CONSOLE_KEY}"
+# Only behind a reverse proxy that authenticates users and sets this header itself (stripping any
+# the browser sent): the console then trusts it for users that exist in its users table.
+# trusted_user_header = "X-Remote-User"
+# Sign-ins expire after this many hours.
+session_hours = 8
 """
 
 _EXAMPLES = """\

@@ -180,3 +180,24 @@ class Instance(SQLModel, table=True):
     heartbeat_at: datetime = Field(default_factory=utcnow)
     last_sweep_at: datetime | None = None
     stopped_at: datetime | None = None
+
+
+class User(SQLModel, table=True):
+    """A console user. ``password_hash`` is salted scrypt (see ``watcher.console.auth``), never a password.
+
+    Officers see only the borrowers whose ``officer`` is their ``officer_id`` ([officers.<id>]);
+    reviewers (compliance, the risk desk) see every borrower. ``language`` is the user's preferred
+    console language (None: the [watcher] language).
+    """
+
+    __tablename__ = "console_user"
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(max_length=64, unique=True)
+    display_name: str = Field(max_length=128)
+    password_hash: str = Field(max_length=255)
+    role: str = Field(max_length=16)
+    officer_id: str | None = Field(default=None, max_length=64)
+    language: str | None = Field(default=None, max_length=8)
+    active: bool = True
+    created_at: datetime = Field(default_factory=utcnow)

@@ -31,7 +31,7 @@ from watcher.models import (
     utcnow,
 )
 
-SCHEMA_HEAD = "0003"
+SCHEMA_HEAD = "0004"
 MIGRATIONS = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -392,6 +392,36 @@ def claim_due_borrowers(
     )
 
 
+def release_claims(session: Session, *, instance: str, borrower_ids: Sequence[str]) -> int:
+    """Give back claims this instance will not check (it is stopping); they stay due as they were.
+
+    Only claims still held by ``instance`` are touched: one whose lease ran out and that another
+    instance took over stays with that instance.
+    """
+    if not borrower_ids:
+        return 0
+    result = session.exec(
+        update(Borrower)
+        .where(col(Borrower.id).in_(list(borrower_ids)), Borrower.claimed_by == instance)
+        .values(claimed_by=None, lease_until=None)
+    )
+    return result.rowcount
+
+
+def renew_claims(
+    session: Session, *, instance: str, borrower_ids: Sequence[str], now: datetime, lease: timedelta
+) -> int:
+    """Extend the leases of claims this instance still holds while their checks run."""
+    if not borrower_ids:
+        return 0
+    result = session.exec(
+        update(Borrower)
+        .where(col(Borrower.id).in_(list(borrower_ids)), Borrower.claimed_by == instance)
+        .values(lease_until=now + lease)
+    )
+    return result.rowcount
+
+
 def heartbeat(
     session: Session,
     *,
@@ -402,12 +432,20 @@ def heartbeat(
     now: datetime,
     swept: bool = False,
     stopped: bool = False,
+    started: bool = False,
 ) -> None:
+    """Record that instance ``name`` is alive; ``started`` on start-up, ``stopped`` on a clean stop.
+
+    A restart under the same name (a fixed ``instance_name``) gets a new ``started_at``, so
+    ``watcher status`` shows when the running process started, not the first start ever.
+    """
     from watcher.models import Instance
 
     row = session.get(Instance, name)
     if row is None:
         row = Instance(name=name, host=host, pid=pid, version=version, started_at=now, heartbeat_at=now)
+    elif started:
+        row.started_at = now
     row.host, row.pid, row.version, row.heartbeat_at = host, pid, version, now
     if swept:
         row.last_sweep_at = now

@@ -1,0 +1,121 @@
+"""History and alert exports for audits, as CSV and XLSX.
+
+Registry text is untrusted and spreadsheets execute formulas: a company called ``=HYPERLINK(...)``
+must arrive as text. Every text cell that a spreadsheet would read as a formula (starting with
+``=``, ``+``, ``-``, ``@``, or a tab or carriage return that some programs skip) gets a leading
+apostrophe, OWASP's advice for CSV injection; XLSX cells are also written with the string type.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+
+from watcher.models import Alert, Borrower
+from watcher.store import HISTORY_FIELDS, HistoryRow
+
+ALERT_FIELDS: tuple[str, ...] = (
+    "id",
+    "created_at",
+    "severity",
+    "status",
+    "borrower_id",
+    "borrower_name",
+    "source",
+    "acknowledged_by",
+    "acknowledged_at",
+    "note",
+    "closed_by",
+    "closed_at",
+)
+
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
+XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def neutralise(value: object) -> object:
+    """A text value a spreadsheet cannot take for a formula; numbers and empty values unchanged."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def _iso(value: datetime | date | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def history_records(rows: Iterable[HistoryRow]) -> list[dict]:
+    """The ``watcher history`` jsonl contract, one dict per change event."""
+    return [row.as_json() for row in rows]
+
+
+def alert_records(rows: Iterable[tuple[Alert, Borrower]]) -> list[dict]:
+    return [
+        {
+            "id": alert.id,
+            "created_at": _iso(alert.created_at),
+            "severity": alert.severity,
+            "status": alert.status,
+            "borrower_id": borrower.id,
+            "borrower_name": borrower.name,
+            "source": alert.source,
+            "acknowledged_by": alert.acknowledged_by,
+            "acknowledged_at": _iso(alert.acknowledged_at),
+            "note": alert.note,
+            "closed_by": alert.closed_by,
+            "closed_at": _iso(alert.closed_at),
+        }
+        for alert, borrower in rows
+    ]
+
+
+def to_csv(fields: Sequence[str], records: Iterable[dict]) -> bytes:
+    """UTF-8 with a byte-order mark, so Excel opens Chinese text correctly."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(fields), lineterminator="\r\n")
+    writer.writeheader()
+    for record in records:
+        writer.writerow({key: "" if value is None else neutralise(value) for key, value in record.items()})
+    return ("\ufeff" + buffer.getvalue()).encode("utf-8")
+
+
+def to_xlsx(sheet_title: str, fields: Sequence[str], records: Iterable[dict]) -> bytes:
+    from openpyxl import Workbook
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    workbook = Workbook(write_only=False)
+    sheet = workbook.active
+    sheet.title = sheet_title
+    sheet.append(list(fields))
+    for record in records:
+        row = []
+        for key in fields:
+            value = record.get(key)
+            if isinstance(value, str):
+                # Control characters are not allowed in XLSX and would make openpyxl refuse the file.
+                value = neutralise(ILLEGAL_CHARACTERS_RE.sub("\ufffd", value))
+            row.append(value)
+        sheet.append(row)
+        for cell in sheet[sheet.max_row]:
+            if isinstance(cell.value, str):
+                cell.data_type = "s"
+    sheet.freeze_panes = "A2"
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+__all__ = [
+    "ALERT_FIELDS",
+    "CSV_MEDIA_TYPE",
+    "HISTORY_FIELDS",
+    "XLSX_MEDIA_TYPE",
+    "alert_records",
+    "history_records",
+    "neutralise",
+    "to_csv",
+    "to_xlsx",
+]

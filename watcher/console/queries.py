@@ -1,0 +1,290 @@
+"""The console's reads, every one scoped to what the signed-in user may see.
+
+An officer sees the borrowers whose ``officer`` is their ``officer_id`` and nothing else: their
+alerts, change events, raw responses and exports. A reviewer sees every borrower. Scoping is applied
+in SQL (:func:`scoped`), so no page or export can forget it by filtering too late.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from sqlalchemy import case, false, func, literal
+from sqlalchemy.orm import defer
+from sqlmodel import Session, col, or_, select
+
+from watcher.console.auth import REVIEWER
+from watcher.models import Alert, AuditLog, Borrower, ChangeEvent, Snapshot, User
+from watcher.rules import Severity
+from watcher.store import HistoryRow, history
+
+SEVERITY_ORDER = ("critical", "high", "warning", "info")
+FAILING_AFTER = 3
+"""Consecutive failed checks from which the portfolio marks a borrower: one failure is noise."""
+
+
+def sees_all(user: User) -> bool:
+    return user.role == REVIEWER
+
+
+def scoped(query, user: User):
+    """``query`` (which involves Borrower) limited to the borrowers ``user`` may see."""
+    if sees_all(user):
+        return query
+    if not user.officer_id:
+        return query.where(false())
+    return query.where(col(Borrower.officer) == user.officer_id)
+
+
+def can_see(user: User, borrower: Borrower) -> bool:
+    return sees_all(user) or (user.officer_id is not None and borrower.officer == user.officer_id)
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+@dataclass(frozen=True, slots=True)
+class BorrowerFilter:
+    """Portfolio filters; also choose the borrowers of the history page and its export."""
+
+    search: str = ""
+    officer: str = ""
+    tag: str = ""
+    severity: str = ""
+    borrower_id: str = ""
+
+    @property
+    def empty(self) -> bool:
+        return not (self.search or self.officer or self.tag or self.severity or self.borrower_id)
+
+
+def _borrower_query(user: User, filters: BorrowerFilter, *, ids_only: bool = False):
+    query = scoped(select(Borrower.id) if ids_only else select(Borrower), user)
+    if filters.borrower_id:
+        query = query.where(col(Borrower.id) == filters.borrower_id)
+    if filters.search:
+        pattern = f"%{_like_escape(filters.search.strip())}%"
+        query = query.where(
+            or_(
+                col(Borrower.name).ilike(pattern, escape="\\"),
+                col(Borrower.id).ilike(pattern, escape="\\"),
+                col(Borrower.registry_id).ilike(pattern, escape="\\"),
+            )
+        )
+    if filters.officer:
+        query = query.where(col(Borrower.officer) == filters.officer)
+    if filters.tag:
+        tags = literal(",") + col(Borrower.tags) + literal(",")
+        query = query.where(tags.like(f"%,{_like_escape(filters.tag)},%", escape="\\"))
+    if filters.severity:
+        query = query.where(
+            col(Borrower.id).in_(
+                select(Alert.borrower_id).where(Alert.status == "open", Alert.severity == filters.severity)
+            )
+        )
+    return query
+
+
+@dataclass(frozen=True, slots=True)
+class PortfolioRow:
+    borrower: Borrower
+    open_alerts: int
+    top_severity: str | None
+
+    @property
+    def failing(self) -> bool:
+        return self.borrower.consecutive_failures >= FAILING_AFTER
+
+
+def portfolio(session: Session, user: User, filters: BorrowerFilter, *, limit: int) -> list[PortfolioRow]:
+    borrowers = list(session.exec(_borrower_query(user, filters).order_by(col(Borrower.id)).limit(limit)))
+    ids = [b.id for b in borrowers]
+    severities: dict[str, list[str]] = {}
+    if ids:
+        for borrower_id, severity in session.exec(
+            select(Alert.borrower_id, Alert.severity).where(
+                Alert.status == "open", col(Alert.borrower_id).in_(ids)
+            )
+        ):
+            severities.setdefault(borrower_id, []).append(severity)
+    return [
+        PortfolioRow(
+            b,
+            len(severities.get(b.id, ())),
+            max(severities[b.id], key=lambda s: Severity(s).rank) if b.id in severities else None,
+        )
+        for b in borrowers
+    ]
+
+
+def visible_officers_and_tags(session: Session, user: User) -> tuple[list[str], list[str]]:
+    """Officer ids and tags present among the borrowers ``user`` sees, for the filter menus."""
+    rows = session.exec(scoped(select(Borrower.officer, Borrower.tags), user).distinct())
+    officers: set[str] = set()
+    tags: set[str] = set()
+    for officer, tag_text in rows:
+        if officer:
+            officers.add(officer)
+        tags.update(tag for tag in (tag_text or "").split(",") if tag)
+    return sorted(officers), sorted(tags)
+
+
+def visible_borrower(session: Session, user: User, borrower_id: str) -> Borrower | None:
+    """The borrower when ``user`` may see it; None when it is missing or someone else's."""
+    borrower = session.get(Borrower, borrower_id)
+    return borrower if borrower is not None and can_see(user, borrower) else None
+
+
+# -- alerts ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AlertFilter:
+    status: str = "open"
+    severity: str = ""
+    officer: str = ""
+    borrower_id: str = ""
+
+
+def _severity_rank():
+    return case({name: rank for rank, name in enumerate(SEVERITY_ORDER)}, value=col(Alert.severity), else_=9)
+
+
+def alerts(
+    session: Session, user: User, filters: AlertFilter, *, limit: int | None
+) -> list[tuple[Alert, Borrower]]:
+    """Alerts with their borrower, most severe first, then newest first."""
+    query = scoped(select(Alert, Borrower).join(Borrower, col(Borrower.id) == col(Alert.borrower_id)), user)
+    if filters.status != "all":
+        query = query.where(Alert.status == filters.status)
+    if filters.severity:
+        query = query.where(Alert.severity == filters.severity)
+    if filters.officer:
+        query = query.where(col(Borrower.officer) == filters.officer)
+    if filters.borrower_id:
+        query = query.where(col(Borrower.id) == filters.borrower_id)
+    query = query.order_by(_severity_rank(), col(Alert.created_at).desc(), col(Alert.id).desc())
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.exec(query))
+
+
+def visible_alert(session: Session, user: User, alert_id: int) -> Alert | None:
+    alert = session.get(Alert, alert_id)
+    if alert is None:
+        return None
+    borrower = session.get(Borrower, alert.borrower_id)
+    return alert if borrower is not None and can_see(user, borrower) else None
+
+
+# -- history --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryFilter:
+    borrowers: BorrowerFilter = BorrowerFilter()
+    categories: tuple[str, ...] = ()
+    since: date | None = None
+    until: date | None = None
+
+
+def _start_of(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def as_utc(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every time this project stores is UTC."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def scoped_history(session: Session, user: User, filters: HistoryFilter) -> list[HistoryRow]:
+    """``watcher history`` rows of the borrowers the filters select among those ``user`` sees.
+
+    ``store.history`` reads an empty borrower list as "all borrowers", so the visible set is
+    always passed explicitly unless a reviewer asked for everything; an empty set returns nothing.
+    """
+    if sees_all(user) and filters.borrowers.empty:
+        borrower_ids: Sequence[str] = ()
+    else:
+        borrower_ids = list(session.exec(_borrower_query(user, filters.borrowers, ids_only=True)))
+        if not borrower_ids:
+            return []
+    rows = history(
+        session,
+        borrower_ids=borrower_ids,
+        since=_start_of(filters.since) if filters.since else None,
+        categories=filters.categories,
+    )
+    if filters.until is not None:
+        end = _start_of(filters.until + timedelta(days=1))
+        rows = [row for row in rows if as_utc(row.detected_at) < end]
+    return rows
+
+
+# -- timeline -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Timeline:
+    borrower: Borrower
+    events: list[ChangeEvent]
+    alerts: dict[int, Alert]
+    snapshots: list[Snapshot]
+    audit: list[AuditLog]
+
+
+def timeline(session: Session, borrower: Borrower) -> Timeline:
+    """Every change event of ``borrower`` oldest first, with its alerts, snapshots and audit trail."""
+    events = list(
+        session.exec(
+            select(ChangeEvent)
+            .where(ChangeEvent.borrower_id == borrower.id)
+            .order_by(col(ChangeEvent.detected_at), col(ChangeEvent.id))
+        )
+    )
+    alert_rows = list(
+        session.exec(select(Alert).where(Alert.borrower_id == borrower.id).order_by(col(Alert.id)))
+    )
+    snapshots = list(
+        session.exec(
+            select(Snapshot)
+            .where(Snapshot.borrower_id == borrower.id)
+            .options(defer(Snapshot.raw_gz), defer(Snapshot.record_json))
+            .order_by(col(Snapshot.fetched_at), col(Snapshot.id))
+        )
+    )
+    alert_ids = [str(alert.id) for alert in alert_rows]
+    trail = list(
+        session.exec(
+            select(AuditLog)
+            .where(
+                or_(
+                    (col(AuditLog.subject_type) == "alert") & col(AuditLog.subject_id).in_(alert_ids),
+                    (col(AuditLog.subject_type) == "borrower") & (col(AuditLog.subject_id) == borrower.id),
+                )
+            )
+            .order_by(col(AuditLog.at), col(AuditLog.id))
+        )
+    )
+    return Timeline(borrower, events, {alert.id: alert for alert in alert_rows}, snapshots, trail)
+
+
+def visible_snapshot(session: Session, user: User, snapshot_id: int) -> tuple[Snapshot, Borrower] | None:
+    snapshot = session.get(Snapshot, snapshot_id)
+    if snapshot is None:
+        return None
+    borrower = session.get(Borrower, snapshot.borrower_id)
+    if borrower is None or not can_see(user, borrower):
+        return None
+    return snapshot, borrower
+
+
+def open_alert_count(session: Session, user: User) -> int:
+    query = scoped(
+        select(func.count()).select_from(Alert).join(Borrower, col(Borrower.id) == col(Alert.borrower_id)),
+        user,
+    ).where(Alert.status == "open")
+    return session.exec(query).one()
