@@ -424,16 +424,23 @@ def run() -> None:
 
     from watcher.daemon import Daemon, InstanceLockError, SqliteInstanceLock
     from watcher.logs import configure
+    from watcher.store import Store
 
     config = load()
     configure(fmt=config.logging.format, level=config.logging.level)
-    store = open_db(config)
-    lock = SqliteInstanceLock(store.sqlite_path) if store.sqlite_path else None
+    sqlite_path = Store(config.database.url).sqlite_path
+    lock = SqliteInstanceLock(sqlite_path) if sqlite_path else None
     if lock is not None:
         try:
-            lock.acquire()
+            lock.acquire()  # before any migration: a second instance must not touch the schema
         except InstanceLockError as error:
             raise fail(str(error)) from None
+    try:
+        store = open_db(config)
+    except typer.Exit:
+        if lock is not None:
+            lock.release()
+        raise
     try:
         code = asyncio.run(Daemon(store, config, instance=instance_name(config)).run())
     finally:

@@ -2,27 +2,30 @@
 
 Each instance keeps its own in-memory scheduler; the *work* is made exactly-once in the database
 (claims with leases), so several instances can share one PostgreSQL database. SQLite stays
-single-instance: a second daemon on the same file is refused. SIGTERM/SIGINT stop the claiming of
-new work, let in-flight checks and sends finish within ``stop_timeout``, and exit 0.
+single-instance: a second daemon on the same file is refused. While a check runs, its claim's lease
+is renewed, so a slow registry never lets another instance check the same borrower at the same time;
+a killed instance stops renewing and its claims return after the lease. SIGTERM/SIGINT stop the
+claiming of new work, let in-flight checks and sends finish within ``stop_timeout``, release the
+claims of checks that did not run, and exit 0.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import signal
 import socket
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime, time, timedelta
 from pathlib import Path
 
 from watcher import __version__, sdnotify
 from watcher.config import Config
 from watcher.dispatch import Dispatcher
-from watcher.models import utcnow
-from watcher.pipeline import Checker
-from watcher.store import Store, claim_due_borrowers, heartbeat
+from watcher.models import Borrower, utcnow
+from watcher.pipeline import Checker, CheckOutcome
+from watcher.store import Store, claim_due_borrowers, heartbeat, release_claims, renew_claims
 
 log = logging.getLogger("watcher.daemon")
 
@@ -86,21 +89,41 @@ class Daemon:
         self.dispatcher = Dispatcher(store, config, instance=instance, lease=config.schedule.lease)
         self.stopping = asyncio.Event()
         self._busy: set[asyncio.Task] = set()
+        self._running: dict[str, asyncio.Task] = {}
+        # Borrowers this process claimed and has not finished checking: their leases are renewed
+        # while they run, and whatever is left at stop is released.
+        self._held: set[str] = set()
         self._scheduler = None
         self.sweeps = 0
         self.checked = 0
 
     # -- jobs ----------------------------------------------------------------------------------------
 
-    def _track(self, coroutine) -> asyncio.Task:
-        """Jobs run as tracked tasks so that shutdown can wait for them instead of cancelling them."""
-        task = asyncio.get_running_loop().create_task(coroutine)
+    def _start(self, name: str, work: Callable[[], Coroutine]) -> None:
+        """Run ``work`` as a tracked task unless one of that name still runs or we are stopping.
+
+        Scheduler jobs only start tasks and return at once: a sweep of many borrowers may take
+        hours, and a job still running when its next run falls due would log a "skipped: maximum
+        number of running instances" warning every ``sweep_every``. Tracked tasks are what
+        shutdown waits for instead of cancelling them.
+        """
+        if self.stopping.is_set() or (name in self._running and not self._running[name].done()):
+            return
+        task = asyncio.get_running_loop().create_task(work(), name=name)
+        self._running[name] = task
         self._busy.add(task)
-        task.add_done_callback(self._busy.discard)
-        return task
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task) -> None:
+        self._busy.discard(task)
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None:
+            log.error("%s failed: %s: %s", task.get_name(), type(error).__name__, error, exc_info=error)
 
     async def sweep(self) -> None:
-        await asyncio.shield(self._track(self._sweep()))
+        self._start("sweep", self._sweep)
 
     async def _sweep(self) -> None:
         """Claim due borrowers batch by batch and check them, until none is due or we are stopping."""
@@ -112,7 +135,9 @@ class Daemon:
             claimed = await asyncio.to_thread(self._claim, batch)
             if not claimed:
                 break
-            outcomes = await self.checker.check(claimed)
+            outcomes = await self._check(claimed)
+            if not outcomes:
+                continue
             self.checked += len(outcomes)
             failed = [o for o in outcomes if not o.ok]
             alerts = [o for o in outcomes if o.alert_id is not None]
@@ -124,19 +149,90 @@ class Daemon:
                     "check of %s failed (%s): %s", outcome.borrower_id, outcome.error_kind, outcome.error
                 )
             if alerts:
-                await self._dispatch()
+                self._start("dispatch", self._dispatch)
+        if self.stopping.is_set():
+            return  # cut short: not a completed sweep; the final heartbeat records the stop
         self.sweeps += 1
         await asyncio.to_thread(self._beat, True)
         sdnotify.notify(f"STATUS=running: {self.checked} checks, last sweep {utcnow():%H:%M:%S} UTC")
 
-    def _claim(self, batch: int):
+    async def _check(self, claimed: Sequence[Borrower]) -> list[CheckOutcome]:
+        """Check a claimed batch, ``concurrency`` at a time, like ``Checker.check``, but stop-aware.
+
+        Once stopping, checks that have not started are skipped and their claims released at once,
+        so that a stop waits for at most ``concurrency`` checks, not the whole batch, and the other
+        instances (or the next start) need not wait for the lease. A check cancelled after
+        ``stop_timeout`` stays in ``_held`` and is released once the database thread is idle.
+        """
+        self._held.update(borrower.id for borrower in claimed)
+        limit = asyncio.Semaphore(self.config.schedule.concurrency)
+        skipped: list[str] = []
+
+        async def one(borrower: Borrower) -> CheckOutcome | None:
+            async with limit:
+                if self.stopping.is_set():
+                    skipped.append(borrower.id)
+                    return None
+                try:
+                    outcome = await self.checker.check_one(borrower)
+                except asyncio.CancelledError:
+                    raise
+                except BaseException:
+                    self._held.discard(borrower.id)  # not renewed: retried after the lease
+                    raise
+                self._held.discard(borrower.id)
+                return outcome
+
+        results = await asyncio.gather(*(one(borrower) for borrower in claimed), return_exceptions=True)
+        if skipped:
+            await asyncio.to_thread(self._release, skipped)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return [result for result in results if result is not None]
+
+    def _claim(self, batch: int) -> list[Borrower]:
         with self.store.transaction() as session:
             return claim_due_borrowers(
                 session, instance=self.instance, now=utcnow(), lease=self.config.schedule.lease, limit=batch
             )
 
+    def _release(self, borrower_ids: Sequence[str]) -> None:
+        with self.store.transaction() as session:
+            release_claims(session, instance=self.instance, borrower_ids=borrower_ids)
+        self._held.difference_update(borrower_ids)
+
+    async def _renew_claims(self) -> None:
+        """While checks run, extend their leases every third of a lease.
+
+        Rate limits, ``Retry-After`` pauses and retries can make a batch outlast the lease; a lapsed
+        claim lets another instance check the same borrower at the same time (twice the registry
+        calls, and two transactions diffing against the same snapshot). A killed instance stops
+        renewing, so its claims still come back after one lease.
+        """
+        every = max(self.config.schedule.lease.total_seconds() / 3, 0.2)
+        while True:
+            await asyncio.sleep(every)
+            held = list(self._held)
+            if not held:
+                continue
+            try:
+                await asyncio.to_thread(self._renew, held)
+            except Exception as error:  # the database may be back by the next renewal
+                log.warning("renewing %d claim(s) failed: %s: %s", len(held), type(error).__name__, error)
+
+    def _renew(self, borrower_ids: Sequence[str]) -> None:
+        with self.store.transaction() as session:
+            renew_claims(
+                session,
+                instance=self.instance,
+                borrower_ids=borrower_ids,
+                now=utcnow(),
+                lease=self.config.schedule.lease,
+            )
+
     async def dispatch(self) -> None:
-        await asyncio.shield(self._track(self._dispatch()))
+        self._start("dispatch", self._dispatch)
 
     async def _dispatch(self) -> None:
         if self.stopping.is_set():
@@ -151,9 +247,12 @@ class Daemon:
             )
 
     async def beat(self) -> None:
+        self._start("heartbeat", self._periodic_beat)
+
+    async def _periodic_beat(self) -> None:
         await asyncio.to_thread(self._beat, False)
 
-    def _beat(self, swept: bool, stopped: bool = False) -> None:
+    def _beat(self, swept: bool, stopped: bool = False, started: bool = False) -> None:
         with self.store.transaction() as session:
             heartbeat(
                 session,
@@ -164,14 +263,17 @@ class Daemon:
                 now=utcnow(),
                 swept=swept,
                 stopped=stopped,
+                started=started,
             )
 
     async def _watchdog(self, interval: float) -> None:
-        """Pinged from the event loop: a blocked loop misses pings and systemd restarts us."""
-        while not self.stopping.is_set():
+        """Pinged from the event loop: a blocked loop misses pings and systemd restarts us.
+
+        Pings go on while stopping, until the drain is over: a long drain must not look like a hang.
+        """
+        while True:
             sdnotify.notify("WATCHDOG=1")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stopping.wait(), timeout=interval)
+            await asyncio.sleep(interval)
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
@@ -181,7 +283,7 @@ class Daemon:
 
         every = self.config.schedule.sweep_every.total_seconds()
         # A daemon's loop can stall for seconds; the 1 s default grace would drop runs. Coalesce
-        # backlogged runs into one, and never run two sweeps at once.
+        # backlogged runs into one. Jobs only start tracked tasks (``_start``), so they never overlap.
         scheduler = AsyncIOScheduler(
             timezone=self.config.watcher.zone,
             job_defaults={
@@ -204,6 +306,9 @@ class Daemon:
         return scheduler
 
     async def housekeeping(self) -> None:
+        self._start("housekeeping", self._housekeeping)
+
+    async def _housekeeping(self) -> None:
         """Reclaiming needs no job (expired leases are claimable); this only reports stale claims."""
         stale = await asyncio.to_thread(self._stale_claims)
         if stale:
@@ -211,8 +316,6 @@ class Daemon:
 
     def _stale_claims(self) -> int:
         from sqlmodel import func, select
-
-        from watcher.models import Borrower
 
         with self.store.session() as session:
             return session.exec(
@@ -223,11 +326,18 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._request_stop, signum)
-        await asyncio.to_thread(self._beat, False)
+        await asyncio.to_thread(self._beat, False, False, True)
         self._scheduler = self._schedule()
         self._scheduler.start()
+        console = None
+        if self.config.console.enabled:
+            from watcher.console.app import serve_console
+
+            console = loop.create_task(serve_console(self.store, self.config, self.stopping), name="console")
+            console.add_done_callback(self._finished)  # a start failure (port taken) is logged at once
+        renewals = loop.create_task(self._renew_claims(), name="renew-claims")
         watchdog = sdnotify.watchdog_interval()
-        watchdog_task = loop.create_task(self._watchdog(watchdog)) if watchdog else None
+        watchdog_task = loop.create_task(self._watchdog(watchdog), name="watchdog") if watchdog else None
         sdnotify.notify("READY=1", f"STATUS=running as {self.instance}")
         log.info("watcher %s running as %s (database %s)", __version__, self.instance, self.store.safe_url)
         await self.stopping.wait()
@@ -242,18 +352,30 @@ class Daemon:
                 task.cancel()
             if pending:
                 log.warning(
-                    "stopping: %d job(s) did not finish in %gs and were cancelled; their claims "
-                    "return after the lease",
+                    "stopping: %d job(s) did not finish in %gs and were cancelled; their claims are released",
                     len(pending),
                     timeout,
                 )
                 await asyncio.gather(*pending, return_exceptions=True)
         self._scheduler.shutdown(wait=False)
-        if watchdog_task:
-            watchdog_task.cancel()
+        # Closing the checker waits for its database thread, so a cancelled check's transaction has
+        # either committed (and cleared its claim) or never started before the rest is released.
         await self.checker.aclose()
         self.dispatcher.close()
-        await asyncio.to_thread(self._beat, False, True)
+        renewals.cancel()
+        await asyncio.gather(renewals, return_exceptions=True)
+        try:
+            if self._held:
+                log.info("stopping: releasing %d claim(s) of checks that did not run", len(self._held))
+                await asyncio.to_thread(self._release, sorted(self._held))
+            await asyncio.to_thread(self._beat, False, True)
+        except Exception as error:  # the database is gone: leases run out on their own
+            log.warning("stopping: could not record the stop: %s: %s", type(error).__name__, error)
+        if console is not None:
+            await asyncio.gather(console, return_exceptions=True)
+        if watchdog_task:
+            watchdog_task.cancel()
+            await asyncio.gather(watchdog_task, return_exceptions=True)
         log.info("stopped cleanly")
         return 0
 

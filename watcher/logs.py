@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -33,11 +34,33 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+def stdout_is_journal() -> bool:
+    """Whether stdout is the journal stream systemd connected, as ``JOURNAL_STREAM`` says.
+
+    systemd sets ``JOURNAL_STREAM=<device>:<inode>`` of that stream, and every child inherits it:
+    ``watcher run`` started from a shell inside a unit, or with its output piped or sent to a file,
+    sees the variable with a stdout that is not the journal. systemd.exec(5) says to compare it
+    with stdout's own device and inode.
+    """
+    device, sep, inode = os.environ.get("JOURNAL_STREAM", "").partition(":")
+    if not sep:
+        return False
+    try:
+        stat = os.fstat(sys.stdout.fileno())
+        return (stat.st_dev, stat.st_ino) == (int(device), int(inode))
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
 def configure(*, fmt: str, level: str) -> None:
+    # Names of Chinese borrowers and instances must never make a log line fail: a locale whose
+    # encoding cannot write them (LANG=en_US.ISO-8859-1) gets escapes instead of logging errors.
+    with contextlib.suppress(AttributeError, ValueError):
+        sys.stdout.reconfigure(errors="backslashreplace")
     handler = logging.StreamHandler(sys.stdout)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
-    elif os.environ.get("JOURNAL_STREAM"):
+    elif stdout_is_journal():
         handler.setFormatter(JournalFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

@@ -132,7 +132,9 @@ class Checker:
     def _record_failure(self, borrower_id: str, error: SourceError) -> CheckOutcome:
         now = self.clock()
         with self.store.transaction() as session:
-            borrower = session.get(Borrower, borrower_id)
+            # Locked: a second, overlapping check of the same borrower (a lease that lapsed) waits and
+            # then sees this one's snapshot, instead of storing the same change twice.
+            borrower = session.get(Borrower, borrower_id, with_for_update=True)
             assert borrower is not None
             borrower.last_checked_at = now
             borrower.claimed_by = None
@@ -155,7 +157,9 @@ class Checker:
         record = normalize_record(fetched.record)
         digest = content_hash(record)
         with self.store.transaction() as session:
-            borrower = session.get(Borrower, borrower_id)
+            # Locked: a second, overlapping check of the same borrower (a lease that lapsed) waits and
+            # then sees this one's snapshot, instead of storing the same change twice.
+            borrower = session.get(Borrower, borrower_id, with_for_update=True)
             assert borrower is not None
             outcome = self._apply(session, borrower, record, digest, fetched, now)
             borrower.last_checked_at = now

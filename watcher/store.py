@@ -327,9 +327,10 @@ def status_summary(session: Session, now: datetime | None = None) -> StatusSumma
     now = now or utcnow()
     count = func.count()
     borrowers_total = session.exec(select(count).select_from(Borrower)).one()
-    due = session.exec(select(count).select_from(Borrower).where(Borrower.next_check_at <= now)).one()
+    active = col(Borrower.active).is_(True)
+    due = session.exec(select(count).select_from(Borrower).where(active, Borrower.next_check_at <= now)).one()
     overdue = session.exec(
-        select(count).select_from(Borrower).where(Borrower.next_check_at <= now - OVERDUE_AFTER)
+        select(count).select_from(Borrower).where(active, Borrower.next_check_at <= now - OVERDUE_AFTER)
     ).one()
     last_check = session.exec(select(func.max(Borrower.last_checked_at))).one()
     failing = list(
