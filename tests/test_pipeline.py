@@ -21,7 +21,7 @@ from sqlmodel import select
 from watcher.config import load_config
 from watcher.importer import BorrowerRow, upsert_borrowers
 from watcher.models import Alert, AuditLog, Borrower, ChangeEvent, Delivery, KeyPersonOccasion, Snapshot
-from watcher.pipeline import Checker
+from watcher.pipeline import Checker, next_slot
 from watcher.store import open_store, unpack_raw
 
 FIXTURES = Path(__file__).parent / "fixtures" / "registries"
@@ -372,4 +372,20 @@ def test_next_check_is_scheduled_after_success_and_sooner_after_failure(sqlite_w
     world.feed_qichacha(CN_ID, "eci_info_verify_getinfo_t0.json")
     world.check(T1)
     [borrower] = world.rows(Borrower)
-    assert borrower.next_check_at == T1 + world.config.schedule.interval
+    interval = world.config.schedule.interval
+    assert T1 + interval * 0.75 <= borrower.next_check_at < T1 + interval * 1.75
+    # From then on the borrower keeps its slot: exactly one interval between checks.
+    world.check(borrower.next_check_at)
+    [again] = world.rows(Borrower)
+    assert again.next_check_at - borrower.next_check_at == interval
+
+
+def test_checks_of_many_borrowers_spread_evenly_over_the_interval():
+    """100,000 borrowers imported at once must not all fall due at the same moment every day."""
+    interval = timedelta(hours=24)
+    offsets = [(next_slot(f"borrower-{n}", T1, interval) - T1) / interval for n in range(24_000)]
+    assert all(0.75 <= offset < 1.75 for offset in offsets)
+    hours = [0] * 24
+    for offset in offsets:
+        hours[int((offset - 0.75) * 24)] += 1
+    assert min(hours) > 800 and max(hours) < 1200  # about 1,000 an hour, no rush hour
