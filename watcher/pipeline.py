@@ -55,6 +55,7 @@ class CheckOutcome:
     error: str | None = None
 
 
+HEALTH_WRITE_EVERY = timedelta(minutes=1)
 MIN_GAP = 0.75  # of the interval: the first re-check after an import or a change of interval
 
 
@@ -95,6 +96,7 @@ class Checker:
         self.sources = sources if sources is not None else build_sources(config)
         self.rules = RuleSettings(window=config.rules.window, frequent_after=config.rules.frequent_after)
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="watcher-db")
+        self._success_written_at: dict[str, datetime] = {}
 
     async def aclose(self) -> None:
         for source in self.sources.values():
@@ -172,6 +174,7 @@ class Checker:
             record_source_health(
                 session, borrower.source, ok=False, error=str(error), kind=error.kind, at=now
             )
+        self._success_written_at.pop(borrower.source, None)  # the next success resets the failure count
         return CheckOutcome(borrower_id, ok=False, error_kind=error.kind, error=str(error))
 
     def _record_success(self, borrower_id: str, fetched: Fetched) -> CheckOutcome:
@@ -193,8 +196,18 @@ class Checker:
             borrower.last_error_kind = None
             borrower.next_check_at = self._next_check(borrower, now)
             session.add(borrower)
-            record_source_health(session, borrower.source, ok=True, at=now)
+            write_health = self._health_due(borrower.source, now)
+            if write_health:
+                record_source_health(session, borrower.source, ok=True, at=now)
+        if write_health:
+            self._success_written_at[borrower.source] = now
         return outcome
+
+    def _health_due(self, source: str, now: datetime) -> bool:
+        """A source's success is written at most once a minute while it stays healthy: one less write
+        per check, and `watcher status` is still right to the minute. Failures are always written."""
+        written = self._success_written_at.get(source)
+        return written is None or not (timedelta(0) <= now - written < HEALTH_WRITE_EVERY)
 
     def _apply(
         self,
@@ -226,7 +239,9 @@ class Checker:
         ]
         news = [c for c in changes if c not in late_history]
         today = now.date()
-        earlier = occasion_days_since(session, borrower.id, today - self.rules.window)
+        # Earlier occasions matter only to a check that found something: unchanged checks (nearly
+        # all of them) skip the query.
+        earlier = occasion_days_since(session, borrower.id, today - self.rules.window) if changes else []
         earlier += [c.effective_date for c in late_history if c.key_person and c.effective_date]
         assessment = assess(
             news,
