@@ -81,3 +81,40 @@ def test_raw_responses_are_compressed_and_round_trip():
     packed = pack_raw(raw)
     assert len(packed) < len(raw["getinfo"].encode()) / 5
     assert unpack_raw(packed) == raw
+
+
+def test_upgrade_keeps_history_and_backfills_the_borrowers_content_hash(any_url):
+    """A database from before 0005 keeps its snapshots, and each borrower learns its latest hash."""
+    from alembic import command
+    from alembic.config import Config
+
+    from watcher.models import Borrower, Snapshot
+    from watcher.store import MIGRATIONS
+
+    store = Store(any_url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with store.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0004")
+    with store.engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO borrower (id, name, source, registry_id, tags, active, created_at, updated_at, "
+                "consecutive_failures) VALUES ('b1', 'A', 'no', '927140004', '', true, CURRENT_TIMESTAMP, "
+                "CURRENT_TIMESTAMP, 0)"
+            )
+        )
+        for digest in ("old", "new"):
+            connection.execute(
+                text(
+                    "INSERT INTO snapshot (borrower_id, source, fetched_at, content_hash, record_json, "
+                    "raw_gz) VALUES ('b1', 'no', CURRENT_TIMESTAMP, :digest, '{}', :raw)"
+                ),
+                {"digest": digest, "raw": pack_raw({})},
+            )
+    assert store.upgrade() == ("0004", SCHEMA_HEAD)
+    with store.session() as session:
+        assert session.get(Borrower, "b1").last_content_hash == "new"
+        assert len(session.exec(select(Snapshot)).all()) == 2
+    store.dispose()

@@ -31,6 +31,7 @@ class Borrower(SQLModel, table=True):
     last_checked_at: datetime | None = None
     last_success_at: datetime | None = None
     baseline_at: datetime | None = None
+    last_content_hash: str | None = Field(default=None, max_length=64)
     consecutive_failures: int = 0
     last_error: str | None = None
     last_error_kind: str | None = Field(default=None, max_length=32)

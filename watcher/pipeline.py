@@ -225,7 +225,7 @@ class Checker:
             snapshot = self._snapshot(session, borrower, record, digest, fetched, now)
             borrower.baseline_at = now
             self._remember_history(session, borrower, record, now)
-        elif latest_hash(session, borrower.id) != digest:
+        elif (borrower.last_content_hash or latest_hash(session, borrower.id)) != digest:
             previous = latest_snapshot(session, borrower.id)
             old = record_from_dict(json.loads(previous.record_json)) if previous else record
             changes = diff(old, record)
@@ -309,6 +309,7 @@ class Checker:
         fetched: Fetched,
         now: datetime,
     ) -> Snapshot:
+        borrower.last_content_hash = digest
         snapshot = Snapshot(
             borrower_id=borrower.id,
             source=borrower.source,
