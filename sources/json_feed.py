@@ -40,6 +40,7 @@ from watcher.identifiers import normaliser_for
 from watcher.normalize import (
     classify_change_item,
     clean_text,
+    looks_like_company,
     parse_amount,
     parse_stake,
     person_key,
@@ -411,11 +412,6 @@ _ENTITY_KIND_WORDS = (
     "legal person",
 )
 _PERSON_KIND_WORDS = ("自然人", "person", "individual")
-_ENTITY_NAME = re.compile(
-    r"(公司|企业|合伙\)|集团|中心|事务所|合作社|研究院|研究所|委员会|银行|基金会|基金|厂)$|有限|"
-    r"\b(co|ltd|limited|inc|llc|gmbh|plc|corp|corporation|as|asa|ab|ag|bv|nv|sa|sas|sarl|spa|lp|llp)\.?$",
-    re.IGNORECASE,
-)
 
 
 def holder_kind(name: str, kind_text: str) -> HolderKind:
@@ -425,7 +421,7 @@ def holder_kind(name: str, kind_text: str) -> HolderKind:
         if any(word in text for word in _ENTITY_KIND_WORDS):
             return HolderKind.ENTITY
         return HolderKind.PERSON if any(word in text for word in _PERSON_KIND_WORDS) else HolderKind.ENTITY
-    return HolderKind.ENTITY if _ENTITY_NAME.search(clean_text(name)) else HolderKind.PERSON
+    return HolderKind.ENTITY if looks_like_company(name) else HolderKind.PERSON
 
 
 def _scalar(value: object, where: str) -> object:

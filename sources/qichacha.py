@@ -7,7 +7,6 @@ change log (``ChangeRecords``). Errors come back as HTTP 200 with a ``Status`` c
 from __future__ import annotations
 
 import hashlib
-import re
 import time
 from collections.abc import Mapping
 from typing import ClassVar
@@ -21,20 +20,20 @@ from watcher.errors import AuthError, NotFoundError, ParseError, RateLimitedErro
 from watcher.normalize import (
     classify_change_item,
     clean_text,
+    looks_like_company,
     parse_amount,
     parse_stake,
     person_key,
     roles_from_title,
+    status_from_text,
 )
 from watcher.record import (
     ChangeLogEntry,
-    CompanyStatus,
     HolderKind,
     Person,
     RegistryRecord,
     Role,
     Shareholder,
-    Status,
 )
 
 _INFO_PATH = "/ECIInfoVerify/GetInfo"
@@ -45,20 +44,7 @@ _RETRY_LATER = frozenset({"120", "199", "205"})
 # 101-116: key, balance, IP/signature, daily quota; 121: data may not leave China (host onshore).
 _OPERATOR_MUST_ACT = frozenset({str(code) for code in range(101, 117)} | {"121"})
 
-# First match wins: "吊销，未注销" is revoked, not deregistered.
-_STATUS_WORDS: tuple[tuple[tuple[str, ...], CompanyStatus], ...] = (
-    (("吊销",), CompanyStatus.REVOKED),
-    (("注销",), CompanyStatus.DEREGISTERED),
-    (("破产",), CompanyStatus.BANKRUPT),
-    (("清算",), CompanyStatus.LIQUIDATION),
-    (("存续", "在营", "开业", "在册"), CompanyStatus.ACTIVE),
-)
 _ENTITY_STOCK_TYPES = ("企业", "公司", "合伙", "法人", "机构", "单位", "政府", "国资", "基金", "社会团体")
-_ENTITY_NAME = re.compile(
-    r"(公司|企业|合伙\)|集团|中心|事务所|合作社|研究院|研究所|委员会|管理局|银行|基金会|厂)$"
-    r"|有限|\b(co|ltd|limited|inc|llc|gmbh|plc|corp)\b",
-    re.IGNORECASE,
-)
 _SHOULD_CAPI_UNIT = 10_000  # ShouldCapi is in 万元
 
 
@@ -136,7 +122,7 @@ class QichachaSource(HttpSource):
             source=source,
             registry_id=wanted,
             name=name,
-            status=_status(as_text(result.get("Status"), "Status")),
+            status=status_from_text(as_text(result.get("Status"), "Status")),
             registered_capital=parse_amount(as_text(result.get("RegistCapi"), "RegistCapi")),
             address=clean_text(as_text(result.get("Address"), "Address")) or None,
             legal_representative=_legal_representative(result),
@@ -164,16 +150,6 @@ def _check_envelope(envelope: Mapping[str, object]) -> None:
     if status in _OPERATOR_MUST_ACT:
         raise AuthError(detail)
     raise ParseError(detail)
-
-
-def _status(text: str) -> Status | None:
-    raw = clean_text(text)
-    if not raw:
-        return None
-    for words, code in _STATUS_WORDS:
-        if any(word in raw for word in words):
-            return Status(code, raw)
-    return Status(CompanyStatus.OTHER, raw)
 
 
 def _legal_representative(result: Mapping[str, object]) -> Person | None:
@@ -237,7 +213,7 @@ def _holder_kind(name: str, stock_type: str) -> HolderKind:
     """自然人股东 is a person; a company-like type or name (…有限公司, …合伙企业(有限合伙)) is an entity."""
     if "自然人" in stock_type:
         return HolderKind.PERSON
-    if any(word in stock_type for word in _ENTITY_STOCK_TYPES) or _ENTITY_NAME.search(name):
+    if any(word in stock_type for word in _ENTITY_STOCK_TYPES) or looks_like_company(name):
         return HolderKind.ENTITY
     return HolderKind.PERSON
 

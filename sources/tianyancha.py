@@ -34,14 +34,15 @@ from watcher.errors import (
 from watcher.normalize import (
     classify_change_item,
     clean_text,
+    looks_like_company,
     parse_amount,
     parse_stake,
     person_key,
     roles_from_title,
+    status_from_text,
 )
 from watcher.record import (
     ChangeLogEntry,
-    CompanyStatus,
     HolderKind,
     Money,
     Person,
@@ -49,7 +50,6 @@ from watcher.record import (
     Role,
     Shareholder,
     Stake,
-    Status,
 )
 
 _BASEINFO_PATH = "/services/open/ic/baseinfo/normal"
@@ -84,19 +84,8 @@ _ERROR_CLASSES: dict[int, type[SourceError]] = {
 _AUTH_WORDS = ("余额", "权限", "token", "key", "授权", "过期", "账号", "次数不足", "失效")
 _RATE_WORDS = ("频率", "频繁", "qps", "并发")
 
-# First match wins: "吊销，未注销" is revoked, not deregistered.
-_STATUS_WORDS: tuple[tuple[tuple[str, ...], CompanyStatus], ...] = (
-    (("吊销",), CompanyStatus.REVOKED),
-    (("注销",), CompanyStatus.DEREGISTERED),
-    (("破产",), CompanyStatus.BANKRUPT),
-    (("清算",), CompanyStatus.LIQUIDATION),
-    (("存续", "在营", "开业", "在册"), CompanyStatus.ACTIVE),
-)
 # holder ``type``: 1 company, 2 person, 3 other (an organisation such as a government body or fund).
 _HOLDER_KINDS = {1: HolderKind.ENTITY, 2: HolderKind.PERSON, 3: HolderKind.ENTITY}
-_ENTITY_NAME = re.compile(
-    r"(公司|企业|合伙\)|集团|中心|事务所|合作社|研究院|研究所|委员会|管理局|银行|基金会|厂)$|有限",
-)
 # Epoch milliseconds of any date after 1973 have 12 or more digits; 8 digits are a date (20260226).
 _EPOCH_MS = re.compile(r"[0-9]{11,15}")
 
@@ -194,7 +183,7 @@ class TianyanchaSource(HttpSource):
             source=source,
             registry_id=wanted,
             name=name,
-            status=_status(as_text(company.get("regStatus"), "regStatus")),
+            status=status_from_text(as_text(company.get("regStatus"), "regStatus")),
             registered_capital=parse_amount(as_text(company.get("regCapital"), "regCapital")),
             address=clean_text(as_text(company.get("regLocation"), "regLocation")) or None,
             legal_representative=_legal_representative(company, people),
@@ -287,16 +276,6 @@ def _list_payload(text: str, what: str) -> _Listing | None:
 # -- base facts -------------------------------------------------------------------------------------
 
 
-def _status(text: str) -> Status | None:
-    raw = clean_text(text)
-    if not raw:
-        return None
-    for words, code in _STATUS_WORDS:
-        if any(word in raw for word in words):
-            return Status(code, raw)
-    return Status(CompanyStatus.OTHER, raw)
-
-
 def _legal_representative(company: Mapping[str, object], people: tuple[Person, ...] | None) -> Person | None:
     """``legalPersonName`` carries no id: borrow the staff entry's key when the same name is listed."""
     name = clean_text(as_text(company.get("legalPersonName"), "legalPersonName"))
@@ -374,7 +353,7 @@ def _holder_kind(value: object, name: str, what: str) -> HolderKind:
     text = as_text(value, what).strip()
     if text.isdigit() and int(text) in _HOLDER_KINDS:
         return _HOLDER_KINDS[int(text)]
-    return HolderKind.ENTITY if _ENTITY_NAME.search(name) else HolderKind.PERSON
+    return HolderKind.ENTITY if looks_like_company(name) else HolderKind.PERSON
 
 
 def _subscription(value: object, what: str) -> tuple[Stake | None, Money | None]:

@@ -17,6 +17,7 @@ from decimal import Decimal, InvalidOperation
 from watcher.record import (
     Category,
     ChangeLogEntry,
+    CompanyStatus,
     Controller,
     Money,
     Person,
@@ -302,6 +303,42 @@ def classify_change_item(label: object) -> frozenset[Category]:
         if any(keyword in text for keyword in keywords):
             return categories
     return frozenset()
+
+
+# -- company status and holder kinds --------------------------------------------------------------
+
+# First match wins: "吊销，未注销" is revoked, not deregistered.
+_STATUS_WORDS: tuple[tuple[tuple[str, ...], CompanyStatus], ...] = (
+    (("吊销",), CompanyStatus.REVOKED),
+    (("注销",), CompanyStatus.DEREGISTERED),
+    (("破产",), CompanyStatus.BANKRUPT),
+    (("清算",), CompanyStatus.LIQUIDATION),
+    (("经营异常",), CompanyStatus.ABNORMAL),
+    (("存续", "在营", "在业", "开业", "在册"), CompanyStatus.ACTIVE),
+)
+
+
+def status_from_text(text: object) -> Status | None:
+    """A Chinese registration status (登记状态) as vendors write it; unknown wording is ``other``."""
+    raw = clean_text(text)
+    if not raw:
+        return None
+    for words, code in _STATUS_WORDS:
+        if any(word in raw for word in words):
+            return Status(code, raw)
+    return Status(CompanyStatus.OTHER, raw)
+
+
+_COMPANY_NAME = re.compile(
+    r"(公司|企业|合伙\)|集团|中心|事务所|合作社|研究院|研究所|委员会|管理局|银行|基金会|基金|厂)$|有限|"
+    r"\b(co|ltd|limited|inc|llc|gmbh|plc|corp|corporation|as|asa|ab|ag|bv|nv|sa|sas|sarl|spa|lp|llp)\.?$",
+    re.IGNORECASE,
+)
+
+
+def looks_like_company(name: object) -> bool:
+    """Whether a holder's name is a company's (…有限公司, …合伙企业(有限合伙), … Ltd, … AS)."""
+    return _COMPANY_NAME.search(clean_text(name)) is not None
 
 
 # -- whole records ------------------------------------------------------------------------------
