@@ -231,7 +231,9 @@ def test_a_failed_fetch_never_becomes_a_change(world):
     world.feed_qichacha(CN_ID, "eci_info_verify_getinfo_t1.json")
     assert world.check(T1)["cn1"].changes == 8
     with world.store.session() as session:
-        recovered = session.exec(text("SELECT consecutive_failures, last_success_at FROM source_health")).one()
+        recovered = session.exec(
+            text("SELECT consecutive_failures, last_success_at FROM source_health")
+        ).one()
     assert recovered[0] == 0 and recovered[1] is not None
 
 

@@ -311,7 +311,8 @@ def test_change_dates(change_time, expected):
     [
         ("存续", CompanyStatus.ACTIVE),
         ("存续（在营、开业、在册）", CompanyStatus.ACTIVE),
-        ("在业", CompanyStatus.OTHER),
+        ("在业", CompanyStatus.ACTIVE),
+        ("迁出", CompanyStatus.OTHER),
         ("吊销，未注销", CompanyStatus.REVOKED),
         ("注销", CompanyStatus.DEREGISTERED),
         ("破产", CompanyStatus.BANKRUPT),
