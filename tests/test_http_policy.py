@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -38,6 +38,7 @@ from sources.http import (
     decode_body,
     raise_for_status,
 )
+from tests.loopback import QuietHandler, running
 from watcher.errors import (
     AuthError,
     BlockedError,
@@ -100,12 +101,11 @@ def api():
 
 # -- a real server on 127.0.0.1 -------------------------------------------------------------------
 
-Route = Callable[[BaseHTTPRequestHandler], None]
+Route = Callable[[QuietHandler], None]
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
 
     def do_GET(self) -> None:
         route = self.server.routes.get(urlsplit(self.path).path)  # type: ignore[attr-defined]
@@ -113,9 +113,6 @@ class _Handler(BaseHTTPRequestHandler):
             reply(self, 404, b"not found")
         else:
             route(self)
-
-    def log_message(self, format: str, *args: object) -> None:
-        """Keep test output quiet."""
 
 
 class LoopbackServer(ThreadingHTTPServer):
@@ -148,30 +145,18 @@ class LoopbackServer(ThreadingHTTPServer):
 
 @contextmanager
 def serving(routes: dict[str, Route], tls: ssl.SSLContext | None = None) -> Iterator[LoopbackServer]:
-    server = LoopbackServer(routes, tls)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+    with running(LoopbackServer(routes, tls)) as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
-def reply(handler: BaseHTTPRequestHandler, status: int, body: bytes, headers: dict[str, str] | None = None):
-    handler.send_response(status)
-    for name, value in {"Content-Type": "application/json", **(headers or {})}.items():
-        handler.send_header(name, value)
-    handler.send_header("Content-Length", str(len(body)))
-    handler.end_headers()
-    handler.wfile.write(body)
+def reply(handler: QuietHandler, status: int, body: bytes, headers: dict[str, str] | None = None):
+    handler.send_body(status, body, "application/json", headers)
 
 
 def chunked_stream(total: int, chunk: int = 4096) -> Route:
     """A body sent in chunks with no Content-Length, growing to ``total`` bytes."""
 
-    def route(handler: BaseHTTPRequestHandler) -> None:
+    def route(handler: QuietHandler) -> None:
         handler.send_response(200)
         handler.send_header("Content-Type", "application/json")
         handler.send_header("Transfer-Encoding", "chunked")
@@ -189,7 +174,7 @@ def chunked_stream(total: int, chunk: int = 4096) -> Route:
 
 
 def slow(seconds: float) -> Route:
-    def route(handler: BaseHTTPRequestHandler) -> None:
+    def route(handler: QuietHandler) -> None:
         time.sleep(seconds)
         try:
             reply(handler, 200, b'{"late": true}')
@@ -494,7 +479,7 @@ async def test_gzip_bomb_above_the_cap_is_refused():
     bomb = gzip.compress(b"\0" * 5_000_000)
     assert len(bomb) < 10_000
 
-    def route(handler: BaseHTTPRequestHandler) -> None:
+    def route(handler: QuietHandler) -> None:
         reply(handler, 200, bomb, {"Content-Encoding": "gzip"})
 
     with serving({"/bomb": route}) as server:
@@ -513,7 +498,7 @@ async def test_gzip_bomb_above_the_cap_is_refused():
     ],
 )
 async def test_bad_content_encoding_is_a_parse_error(content, encoding, message):
-    def route(handler: BaseHTTPRequestHandler) -> None:
+    def route(handler: QuietHandler) -> None:
         reply(handler, 200, content, {"Content-Encoding": encoding})
 
     with serving({"/doc": route}) as server:
@@ -752,7 +737,7 @@ def rate_enforcing(limit: int, log: dict[str, list[float]]) -> Route:
     """429 to the (limit+1)-th request that arrived within the last second, as registries do."""
     lock = threading.Lock()
 
-    def route(handler: BaseHTTPRequestHandler) -> None:
+    def route(handler: QuietHandler) -> None:
         now = time.monotonic()
         with lock:
             log["arrived"].append(now)

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 from collections.abc import Callable, Iterator
 from datetime import date
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -23,6 +21,7 @@ import sources.companies_house as companies_house
 import sources.http
 from sources import source_class
 from sources.companies_house import NO_PSC_DOCUMENT, CompaniesHouseOptions, CompaniesHouseSource
+from tests.loopback import QuietHandler, serve
 from watcher.diff import Change, diff
 from watcher.errors import (
     AuthError,
@@ -940,10 +939,9 @@ async def test_fetch_list_without_a_total_is_a_parse_error(source, api):
 # -- integration: a real HTTP server on 127.0.0.1 ---------------------------------------------------
 
 
-class CompaniesHouseStub(BaseHTTPRequestHandler):
+class CompaniesHouseStub(QuietHandler):
     """Serves the fixtures by path, paging lists by ``start_index`` and ``items_per_page`` as the API does."""
 
-    disable_nagle_algorithm = True
     routes = {
         PROFILE_PATH: "company_profile.json",
         OFFICERS_PATH: "officers_t1.json",
@@ -972,29 +970,14 @@ class CompaniesHouseStub(BaseHTTPRequestHandler):
         self._send(200, json.dumps(document))
 
     def _send(self, status: int, body: str) -> None:
-        data = body.encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: object) -> None:
-        """Quiet: the test asserts on what was requested instead."""
+        self.send_body(status, body.encode("utf-8"), "application/json")
 
 
 @pytest.fixture
 def stub_server() -> Iterator[str]:
     CompaniesHouseStub.seen = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), CompaniesHouseStub)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with serve(CompaniesHouseStub) as url:
+        yield url
 
 
 async def test_fetch_against_a_real_server(stub_server):

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import copy
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -20,6 +18,7 @@ from hypothesis import strategies as st
 import sources.http
 from sources import source_class
 from sources.fr_recherche import FrRechercheOptions, FrRechercheSource
+from tests.loopback import QuietHandler, serve
 from watcher.diff import diff
 from watcher.errors import (
     AuthError,
@@ -505,43 +504,24 @@ def test_parse_mutated_fixture(data):
 NO_RESULTS = b'{"results": [], "total_results": 0, "page": 1, "per_page": 1, "total_pages": 0}'
 
 
-class FixtureHandler(BaseHTTPRequestHandler):
+class FixtureHandler(QuietHandler):
     """Serves the saved search response for the fixture's SIREN, an empty result list otherwise."""
-
-    disable_nagle_algorithm = True
 
     def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
         url = urlsplit(self.path)
         query = parse_qs(url.query)
         if url.path != "/search":
-            self._send(404, b'{"erreur": "not found"}')
+            self.send_body(404, b'{"erreur": "not found"}')
         elif query.get("q") == [SIREN]:
-            self._send(200, fixture_text().encode("utf-8"))
+            self.send_body(200, fixture_text().encode("utf-8"))
         else:
-            self._send(200, NO_RESULTS)
-
-    def _send(self, status: int, body: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (the stdlib's signature)
-        """Quiet: the test output is not the place for access logs."""
+            self.send_body(200, NO_RESULTS)
 
 
 @pytest.fixture
 def local_server() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FixtureHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serve(FixtureHandler) as url:
+        yield url
 
 
 async def test_fetch_from_a_real_local_server(local_server):

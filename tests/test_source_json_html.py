@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +31,7 @@ from sources.json_feed import (
     resolve_json_path,
 )
 from sources.replay import ReplayOptions, ReplaySource, mapped_source_types
+from tests.loopback import QuietHandler, serve
 from watcher.config import load_config
 from watcher.diff import diff
 from watcher.errors import (
@@ -969,10 +968,9 @@ async def test_html_fetch_sends_an_html_accept_header(api):
 # -- a real HTTP server on 127.0.0.1 ------------------------------------------------------------------
 
 
-class FeedHandler(BaseHTTPRequestHandler):
+class FeedHandler(QuietHandler):
     """Serves the fixtures by path: the JSON feed, the GB18030 portal page, and a captcha."""
 
-    disable_nagle_algorithm = True
     routes: dict[str, tuple[str, bytes]] = {
         f"/api/companies/{USCC}": ("application/json", (FEEDS / "core_company_t0.json").read_bytes()),
         f"/portal/customers/{USCC}/registry": (
@@ -987,27 +985,13 @@ class FeedHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
         content_type, body = self.routes.get(self.path, ("application/json", b'{"message": "not found"}'))
-        self.send_response(200 if self.path in self.routes else 404)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (the stdlib's signature)
-        """Quiet: the test output is not the place for access logs."""
+        self.send_body(200 if self.path in self.routes else 404, body, content_type)
 
 
 @pytest.fixture
 def local_server() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FeedHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serve(FeedHandler) as url:
+        yield url
 
 
 async def test_json_feed_from_a_real_local_server(local_server):

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import date
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -21,6 +19,7 @@ from hypothesis import strategies as st
 import sources.http
 from sources import source_class
 from sources.tianyancha import TianyanchaOptions, TianyanchaSource
+from tests.loopback import QuietHandler, serve
 from watcher.diff import diff
 from watcher.errors import (
     AuthError,
@@ -821,10 +820,8 @@ def test_parse_mutated_fixtures(endpoint, data):
 FILES_BY_PATH = {PATHS[endpoint]: name for endpoint, name in T1_FILES.items()}
 
 
-class FixtureHandler(BaseHTTPRequestHandler):
+class FixtureHandler(QuietHandler):
     """Serves the fixture of each endpoint path; refuses requests without the token as the vendor does."""
-
-    disable_nagle_algorithm = True
 
     def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
         url = urlsplit(self.path)
@@ -839,28 +836,13 @@ class FixtureHandler(BaseHTTPRequestHandler):
             self._send(200, fixture_text(FILES_BY_PATH[url.path]))
 
     def _send(self, status: int, text: str) -> None:
-        body = text.encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json;charset=UTF-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (the stdlib's signature)
-        """Quiet: the test output is not the place for access logs."""
+        self.send_body(status, text.encode("utf-8"), "application/json;charset=UTF-8")
 
 
 @pytest.fixture
 def local_server() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FixtureHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serve(FixtureHandler) as url:
+        yield url
 
 
 async def test_fetch_from_a_real_local_server(local_server):

@@ -5,12 +5,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import urlsplit
@@ -28,6 +26,7 @@ from sources.base import MappedSource, load_json, retry_after_seconds
 from sources.brreg import BrregOptions, BrregSource
 from sources.qichacha import QichachaOptions, QichachaSource, request_token
 from sources.replay import ReplayOptions, ReplaySource
+from tests.loopback import QuietHandler, serve
 from watcher.errors import (
     AuthError,
     BlockedError,
@@ -727,38 +726,23 @@ async def test_brreg_fetch_honours_base_url():
 # -- a real server on 127.0.0.1 -------------------------------------------------------------------
 
 
-class _FixtureHandler(BaseHTTPRequestHandler):
+class _FixtureHandler(QuietHandler):
     """Serves ``routes[path]`` (a fixture file name) as JSON; anything else is 404."""
 
     protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
     routes: dict[str, str] = {}
 
     def do_GET(self) -> None:
         fixture = self.routes.get(urlsplit(self.path).path)
         body = (FIXTURES / fixture).read_bytes() if fixture else b'{"status": 404}'
-        self.send_response(200 if fixture else 404)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        """Quiet."""
+        self.send_body(200 if fixture else 404, body)
 
 
 @contextmanager
 def fixture_server(routes: dict[str, str]) -> Iterator[str]:
     handler = type("Handler", (_FixtureHandler,), {"routes": routes})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with serve(handler) as url:
+        yield url
 
 
 async def test_brreg_fetch_from_a_real_server():
