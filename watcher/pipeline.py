@@ -109,22 +109,29 @@ class Checker:
     async def check(
         self, borrowers: Sequence[Borrower], on_outcome: Callable[[CheckOutcome], None] | None = None
     ) -> list[CheckOutcome]:
-        limit = asyncio.Semaphore(self.config.schedule.concurrency)
+        """Check ``borrowers`` with ``concurrency`` workers; outcomes come back in input order.
 
-        async def one(borrower: Borrower) -> CheckOutcome:
-            async with limit:
+        A fixed pool of workers takes borrowers one by one, rather than one coroutine per borrower,
+        so memory and scheduling cost do not grow with the portfolio.
+        """
+        outcomes: list[CheckOutcome | None] = [None] * len(borrowers)
+        queue = iter(enumerate(borrowers))  # shared: each borrower is taken by exactly one worker
+
+        async def worker() -> None:
+            for index, borrower in queue:
                 outcome = await self.check_one(borrower)
-            if on_outcome is not None:
-                on_outcome(outcome)
-            return outcome
+                outcomes[index] = outcome
+                if on_outcome is not None:
+                    on_outcome(outcome)
 
-        results = await asyncio.gather(*(one(borrower) for borrower in borrowers), return_exceptions=True)
-        # Every check runs to its end before an unexpected error (e.g. the database) is re-raised,
-        # so no half-finished task is left behind.
+        workers = min(self.config.schedule.concurrency, len(borrowers))
+        results = await asyncio.gather(*(worker() for _ in range(workers)), return_exceptions=True)
+        # Every worker runs to its end before an unexpected error (e.g. the database) is re-raised,
+        # so no half-finished check is left behind.
         for result in results:
             if isinstance(result, BaseException):
                 raise result
-        return list(results)
+        return [outcome for outcome in outcomes if outcome is not None]
 
     async def check_one(self, borrower: Borrower) -> CheckOutcome:
         source = self.sources.get(borrower.source)
