@@ -21,6 +21,7 @@ import sources.companies_house as companies_house
 import sources.http
 from sources import source_class
 from sources.companies_house import NO_PSC_DOCUMENT, CompaniesHouseOptions, CompaniesHouseSource
+from tests.fuzzing import json_values, mutate, only_records_or_source_errors
 from tests.loopback import QuietHandler, serve
 from watcher.diff import Change, diff
 from watcher.errors import (
@@ -29,7 +30,6 @@ from watcher.errors import (
     NotFoundError,
     ParseError,
     RateLimitedError,
-    SourceError,
     TransientError,
 )
 from watcher.record import (
@@ -566,33 +566,6 @@ def test_bad_payloads_raise_parse_or_blocked_errors(endpoint, text, error):
 
 
 # -- property tests: parse returns a record or raises a SourceError, nothing else -------------------
-
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30),
-    lambda children: (
-        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=12), children, max_size=5)
-    ),
-    max_leaves=25,
-)
-
-
-def only_records_or_source_errors(run: Callable[[], RegistryRecord]) -> None:
-    try:
-        result = run()
-    except SourceError:
-        return
-    assert isinstance(result, RegistryRecord)
-
-
-def mutate(document: object, data: st.DataObject) -> object:
-    """Replace one randomly chosen node of a real response with an arbitrary JSON value."""
-    if isinstance(document, dict) and document and data.draw(st.booleans()):
-        key = data.draw(st.sampled_from(sorted(document)))
-        return {**document, key: mutate(document[key], data)}
-    if isinstance(document, list) and document and data.draw(st.booleans()):
-        index = data.draw(st.integers(0, len(document) - 1))
-        return [*document[:index], mutate(document[index], data), *document[index + 1 :]]
-    return data.draw(json_values)
 
 
 @pytest.mark.parametrize("endpoint", CompaniesHouseSource.endpoints)

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 import sources.http
 from sources import source_class
 from sources.tianyancha import TianyanchaOptions, TianyanchaSource
+from tests.fuzzing import json_values, mutate, only_records_or_handled_errors
 from tests.loopback import QuietHandler, serve
 from watcher.diff import diff
 from watcher.errors import (
@@ -27,7 +28,6 @@ from watcher.errors import (
     NotFoundError,
     ParseError,
     RateLimitedError,
-    SourceError,
     TransientError,
 )
 from watcher.normalize import content_hash
@@ -760,35 +760,7 @@ async def test_fetch_bad_200_bodies(source, api, endpoint, body, error, message)
 
 # -- property tests: a parser returns a record or raises a SourceError, nothing else -----------------
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30),
-    lambda children: (
-        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=12), children, max_size=5)
-    ),
-    max_leaves=25,
-)
 endpoints = st.sampled_from(TianyanchaSource.endpoints)
-
-
-def only_records_or_handled_errors(run: Callable[[], RegistryRecord]) -> None:
-    """A record, or a SourceError the mapping raised on purpose (not a bug caught by ``parse``)."""
-    try:
-        result = run()
-    except SourceError as error:
-        assert "unexpected response shape" not in str(error)
-        return
-    assert isinstance(result, RegistryRecord)
-
-
-def mutate(document: object, data: st.DataObject) -> object:
-    """Replace one randomly chosen node of a real response with an arbitrary JSON value."""
-    if isinstance(document, dict) and document and data.draw(st.booleans()):
-        key = data.draw(st.sampled_from(sorted(document)))
-        return {**document, key: mutate(document[key], data)}
-    if isinstance(document, list) and document and data.draw(st.booleans()):
-        index = data.draw(st.integers(0, len(document) - 1))
-        return [*document[:index], mutate(document[index], data), *document[index + 1 :]]
-    return data.draw(json_values)
 
 
 @given(endpoint=endpoints, document=json_values)

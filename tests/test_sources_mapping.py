@@ -26,6 +26,7 @@ from sources.base import MappedSource, load_json, retry_after_seconds
 from sources.brreg import BrregOptions, BrregSource
 from sources.qichacha import QichachaOptions, QichachaSource, request_token
 from sources.replay import ReplayOptions, ReplaySource
+from tests.fuzzing import json_values, mutate, only_records_or_source_errors
 from tests.loopback import QuietHandler, serve
 from watcher.errors import (
     AuthError,
@@ -33,7 +34,6 @@ from watcher.errors import (
     NotFoundError,
     ParseError,
     RateLimitedError,
-    SourceError,
     TransientError,
 )
 from watcher.normalize import content_hash
@@ -420,69 +420,42 @@ def test_missing_endpoint_payload_is_a_parse_error():
 
 # -- property tests: a parser returns a record or raises a SourceError, nothing else -------------
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30),
-    lambda children: (
-        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=12), children, max_size=5)
-    ),
-    max_leaves=25,
-)
-
-
-def _only_records_or_source_errors(parse: Callable[[], RegistryRecord]) -> None:
-    try:
-        result = parse()
-    except SourceError:
-        return
-    assert isinstance(result, RegistryRecord)
-
-
-def _mutate(document: object, data: st.DataObject) -> object:
-    """Replace one randomly chosen node of a real response with an arbitrary JSON value."""
-    if isinstance(document, dict) and document and data.draw(st.booleans()):
-        key = data.draw(st.sampled_from(sorted(document)))
-        return {**document, key: _mutate(document[key], data)}
-    if isinstance(document, list) and document and data.draw(st.booleans()):
-        index = data.draw(st.integers(0, len(document) - 1))
-        return [*document[:index], _mutate(document[index], data), *document[index + 1 :]]
-    return data.draw(json_values)
-
 
 @given(enhet=json_values, roller=json_values)
 def test_brreg_parse_arbitrary_json(enhet, roller):
     raw = {"enhet": json.dumps(enhet), "roller": json.dumps(roller)}
-    _only_records_or_source_errors(lambda: parse_brreg(raw))
+    only_records_or_source_errors(lambda: parse_brreg(raw))
 
 
 @given(text=st.text())
 def test_brreg_parse_arbitrary_text(text):
-    _only_records_or_source_errors(lambda: parse_brreg({"enhet": text, "roller": text}))
+    only_records_or_source_errors(lambda: parse_brreg({"enhet": text, "roller": text}))
 
 
 @settings(suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_brreg_parse_mutated_fixtures(data):
-    enhet = _mutate(json.loads(fixture_text("no_brreg/enhet.json")), data)
-    roller = _mutate(json.loads(fixture_text("no_brreg/roller_t1.json")), data)
+    enhet = mutate(json.loads(fixture_text("no_brreg/enhet.json")), data)
+    roller = mutate(json.loads(fixture_text("no_brreg/roller_t1.json")), data)
     raw = {"enhet": json.dumps(enhet), "roller": json.dumps(roller)}
-    _only_records_or_source_errors(lambda: parse_brreg(raw))
+    only_records_or_source_errors(lambda: parse_brreg(raw))
 
 
 @given(document=json_values)
 def test_qichacha_parse_arbitrary_json(document):
-    _only_records_or_source_errors(lambda: parse_qcc({"getinfo": json.dumps(document)}))
+    only_records_or_source_errors(lambda: parse_qcc({"getinfo": json.dumps(document)}))
 
 
 @given(text=st.text())
 def test_qichacha_parse_arbitrary_text(text):
-    _only_records_or_source_errors(lambda: parse_qcc({"getinfo": text}))
+    only_records_or_source_errors(lambda: parse_qcc({"getinfo": text}))
 
 
 @settings(suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_qichacha_parse_mutated_fixtures(data):
-    document = _mutate(qcc_document("eci_info_verify_getinfo_t1.json"), data)
-    _only_records_or_source_errors(lambda: parse_qcc({"getinfo": json.dumps(document, ensure_ascii=False)}))
+    document = mutate(qcc_document("eci_info_verify_getinfo_t1.json"), data)
+    only_records_or_source_errors(lambda: parse_qcc({"getinfo": json.dumps(document, ensure_ascii=False)}))
 
 
 # -- identifiers ---------------------------------------------------------------------------------
