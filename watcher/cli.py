@@ -180,6 +180,8 @@ def borrowers_list(
     with store.session() as session:
         rows = borrowers(session)
     if output_format is ListFormat.json:
+        from datetime import timedelta
+
         from watcher.units import format_duration
 
         items = [
@@ -190,7 +192,9 @@ def borrowers_list(
                 "registry_id": b.registry_id,
                 "officer": b.officer,
                 "tags": b.tag_list,
-                "interval": format_duration_seconds(b.interval_seconds, format_duration),
+                "interval": format_duration(timedelta(seconds=b.interval_seconds))
+                if b.interval_seconds
+                else None,
                 "legal_rep_on_file": b.legal_rep_on_file,
             }
             for b in rows
@@ -211,12 +215,6 @@ def borrowers_list(
             health if b.last_checked_at else "not checked yet",
         )
     _print(table)
-
-
-def format_duration_seconds(seconds: int | None, formatter) -> str | None:
-    from datetime import timedelta
-
-    return formatter(timedelta(seconds=seconds)) if seconds else None
 
 
 # -- check --------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
@@ -17,8 +18,6 @@ DIGEST_BELOW = Severity.HIGH
 
 def url_fingerprint(url: str) -> str:
     """Identifies a configured URL in the outbox without storing the URL, which holds tokens."""
-    import hashlib
-
     return hashlib.sha256(url.encode("utf-8")).hexdigest()[:16]
 
 

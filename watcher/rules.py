@@ -15,7 +15,7 @@ from enum import StrEnum
 
 from watcher.diff import Change
 from watcher.normalize import text_key
-from watcher.record import CRITICAL_STATUSES, Category, CompanyStatus, RegistryRecord
+from watcher.record import CRITICAL_STATUSES, Category, RegistryRecord
 
 
 class Severity(StrEnum):
@@ -151,7 +151,3 @@ def _turned_critical(change: Change, record: RegistryRecord) -> bool:
         and record.status is not None
         and record.status.code in CRITICAL_STATUSES
     )
-
-
-def is_critical_status(code: CompanyStatus) -> bool:
-    return code in CRITICAL_STATUSES
