@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from abc import ABC, abstractmethod
@@ -13,6 +14,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from watcher import __version__
 from watcher.errors import BlockedError, ParseError, SourceError
 from watcher.record import RegistryRecord
 
@@ -31,10 +33,33 @@ class SourceOptions(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class Fetched:
-    """A successful fetch: the mapped record and the raw responses behind it (kept for audit)."""
+    """A successful fetch: the mapped record and the raw responses behind it (kept for audit).
+
+    ``payload_digest`` identifies the raw answer (see :func:`payload_digest`); None when the source
+    cannot tell, and then the next check always maps its answer again.
+    """
 
     record: RegistryRecord
     raw: dict[str, str] = field(default_factory=dict)
+    payload_digest: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SamePayload:
+    """The registry answered exactly what it answered before: not mapped again, so nothing changed."""
+
+    payload_digest: str
+
+
+def payload_digest(mapping: str, registry_id: str, raw: Mapping[str, str]) -> str:
+    """A digest of a raw answer together with what maps it (``mapping``: the source's type, the
+    software version and any configured mapping), so an upgrade or a new mapping maps again."""
+    digest = hashlib.blake2b(digest_size=20)
+    for part in (mapping, registry_id, *(text for item in sorted(raw.items()) for text in item)):
+        data = part.encode("utf-8", "surrogatepass")
+        digest.update(len(data).to_bytes(8, "big"))
+        digest.update(data)
+    return digest.hexdigest()
 
 
 class Source(ABC):
@@ -55,9 +80,25 @@ class Source(ABC):
         """The registry's canonical form of an identifier; ValueError saying why when it is invalid."""
         return canonical_id(type(self), registry_id)
 
-    @abstractmethod
     async def fetch(self, registry_id: str) -> Fetched:
         """Fetch and map one company. Raises a ``watcher.errors.SourceError`` subclass on failure."""
+        fetched = await self.fetch_if_changed(registry_id, None)
+        assert isinstance(fetched, Fetched)  # nothing to compare with: always mapped
+        return fetched
+
+    @abstractmethod
+    async def fetch_if_changed(self, registry_id: str, last_payload: str | None) -> Fetched | SamePayload:
+        """Like :meth:`fetch`, but an answer whose :func:`payload_digest` is ``last_payload`` is not
+        mapped again: :class:`SamePayload` comes back instead.
+
+        Nearly every check of a portfolio finds its registry answer as it was; skipping the mapping,
+        normalising and hashing of those is most of an unchanged cycle's work after the network.
+        """
+
+    @property
+    def mapping_fingerprint(self) -> str:
+        """What maps this source's answers besides the answer itself: part of every payload digest."""
+        return f"{self.type_name}\0{__version__}"
 
     async def aclose(self) -> None:
         """Release connections. Sources without any keep the default."""

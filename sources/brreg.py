@@ -16,6 +16,7 @@ from typing import ClassVar
 from sources import register
 from sources.base import (
     Fetched,
+    SamePayload,
     SourceOptions,
     as_date,
     as_list,
@@ -121,9 +122,9 @@ class BrregSource(HttpSource):
     def make_policy(self) -> HttpPolicy:
         return HttpPolicy(self.name, self.settings, headers={"Accept": "application/json"})
 
-    async def fetch(self, registry_id: str) -> Fetched:
+    async def fetch_if_changed(self, registry_id: str, last_payload: str | None) -> Fetched | SamePayload:
         try:
-            return await super().fetch(registry_id)
+            return await super().fetch_if_changed(registry_id, last_payload)
         except _UnitRemoved as removed:
             record = RegistryRecord(
                 source=self.name,

@@ -34,8 +34,10 @@ from sources.base import (
     BASE_DIR_CONTEXT,
     Fetched,
     MappedSource,
+    SamePayload,
     SourceOptions,
     looks_like_challenge,
+    payload_digest,
     retry_after_seconds,
 )
 from watcher import __version__
@@ -48,6 +50,7 @@ from watcher.errors import (
     SourceError,
     TransientError,
 )
+from watcher.record import RegistryRecord
 from watcher.units import Duration, Rate, RateSpec
 
 USER_AGENT = f"borrower-watcher/{__version__} (post-loan monitoring)"
@@ -566,7 +569,7 @@ class HttpSource(MappedSource):
             self._http = self.make_policy()
         return self._http
 
-    async def fetch(self, registry_id: str) -> Fetched:
+    async def fetch_if_changed(self, registry_id: str, last_payload: str | None) -> Fetched | SamePayload:
         try:
             normalised = self.normalise_id(registry_id)
         except ValueError as error:
@@ -579,7 +582,14 @@ class HttpSource(MappedSource):
         except SourceError as error:
             error.registry_id = error.registry_id or normalised
             raise
-        return Fetched(record=self.parse(raw, source=self.name, registry_id=normalised), raw=raw)
+        digest = payload_digest(self.mapping_fingerprint, normalised, raw)
+        if digest == last_payload:
+            return SamePayload(digest)
+        return Fetched(record=self.map_raw(raw, registry_id=normalised), raw=raw, payload_digest=digest)
+
+    def map_raw(self, raw: Mapping[str, str], *, registry_id: str) -> RegistryRecord:
+        """The record of fetched payloads; only a ``SourceError`` escapes."""
+        return self.parse(raw, source=self.name, registry_id=registry_id)
 
     @abstractmethod
     async def fetch_raw(self, registry_id: str) -> dict[str, str]:

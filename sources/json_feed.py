@@ -33,9 +33,9 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from sources import register
-from sources.base import Fetched, SourceOptions, as_list, guarded_parse, load_json
+from sources.base import SourceOptions, as_list, guarded_parse, load_json
 from sources.http import HttpPolicy, HttpSource, HttpSourceOptions, raise_for_status
-from watcher.errors import NotFoundError, ParseError
+from watcher.errors import ParseError
 from watcher.identifiers import normaliser_for
 from watcher.normalize import (
     classify_change_item,
@@ -613,16 +613,13 @@ class ConfiguredFeedSource(HttpSource):
         headers = {"Accept": self.accept, **self.settings.headers}
         return HttpPolicy(self.name, self.settings, headers=headers)
 
-    async def fetch(self, registry_id: str) -> Fetched:
-        try:
-            normalised = self.normalise_id(registry_id)
-        except ValueError as error:
-            raise NotFoundError(
-                f"invalid identifier: {error}", source=self.name, registry_id=registry_id
-            ) from None
-        async with self.http.deadline():
-            raw = await self.fetch_raw(normalised)
-        return Fetched(record=self.parse_response(raw, registry_id=normalised), raw=raw)
+    @property
+    def mapping_fingerprint(self) -> str:
+        """The configured mapping maps the answers too; headers (secrets) play no part in it."""
+        return f"{super().mapping_fingerprint}\0{self.settings.model_dump_json(exclude={'headers'})}"
+
+    def map_raw(self, raw: Mapping[str, str], *, registry_id: str) -> RegistryRecord:
+        return self.parse_response(raw, registry_id=registry_id)
 
     async def fetch_raw(self, registry_id: str) -> dict[str, str]:
         context = {"source": self.name, "registry_id": registry_id}

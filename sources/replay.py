@@ -12,7 +12,16 @@ from typing import ClassVar
 from pydantic import ValidationInfo, field_validator
 
 from sources import available_types, register, source_class
-from sources.base import BASE_DIR_CONTEXT, Fetched, MappedSource, Source, SourceOptions, canonical_id
+from sources.base import (
+    BASE_DIR_CONTEXT,
+    Fetched,
+    MappedSource,
+    SamePayload,
+    Source,
+    SourceOptions,
+    canonical_id,
+    payload_digest,
+)
 from watcher.errors import NotFoundError, ParseError
 
 _EXTENSIONS = (".json", ".html")
@@ -65,7 +74,11 @@ class ReplaySource(Source):
             raise ValueError(f"registry_id {registry_id!r} is not a plain folder name")
         return value
 
-    async def fetch(self, registry_id: str) -> Fetched:
+    @property
+    def mapping_fingerprint(self) -> str:
+        return f"{super().mapping_fingerprint}\0{self.settings.format}"
+
+    async def fetch_if_changed(self, registry_id: str, last_payload: str | None) -> Fetched | SamePayload:
         context = {"source": self.name, "registry_id": registry_id}
         try:
             company_id = self.normalise_id(registry_id)
@@ -77,8 +90,11 @@ class ReplaySource(Source):
         raw = {
             endpoint: _read_payload(company_folder, endpoint, context) for endpoint in self.format.endpoints
         }
+        digest = payload_digest(self.mapping_fingerprint, company_id, raw)
+        if digest == last_payload:
+            return SamePayload(digest)
         record = self.format.parse(raw, source=self.name, registry_id=company_id)
-        return Fetched(record=record, raw=raw)
+        return Fetched(record=record, raw=raw, payload_digest=digest)
 
 
 def _mapped_source(type_name: str) -> type[MappedSource]:

@@ -47,7 +47,7 @@ class _TestSource(Source):
 
     Options: ClassVar[type[SourceOptions]] = _TestSourceOptions
 
-    async def fetch(self, registry_id: str) -> Fetched:
+    async def fetch_if_changed(self, registry_id: str, last_payload: str | None) -> Fetched:
         raise NotImplementedError
 
 
@@ -635,7 +635,7 @@ def _stand_in(type_name: str) -> type[Source]:
         model_config = ConfigDict(extra="allow")
 
     class StandIn(Source):
-        async def fetch(self, registry_id: str) -> Fetched:
+        async def fetch_if_changed(self, registry_id: str, last_payload: str | None) -> Fetched:
             raise NotImplementedError
 
     StandIn.Options = Options

@@ -394,3 +394,147 @@ def test_checks_of_many_borrowers_spread_evenly_over_the_interval():
     for offset in offsets:
         hours[int((offset - 0.75) * 24)] += 1
     assert min(hours) > 800 and max(hours) < 1200  # about 1,000 an hour, no rush hour
+
+
+# -- unchanged checks: identical answers are not mapped again, and are written in batches ---------
+
+
+def _count_mappings(monkeypatch) -> list[str]:
+    """Registry ids the Brønnøysund mapping was run for (the real mapping still runs)."""
+    from sources.brreg import BrregSource
+
+    mapped: list[str] = []
+    real = BrregSource.map_payloads.__func__
+
+    def counting(cls, raw, *, source, registry_id):
+        mapped.append(registry_id)
+        return real(cls, raw, source=source, registry_id=registry_id)
+
+    monkeypatch.setattr(BrregSource, "map_payloads", classmethod(counting))
+    return mapped
+
+
+def test_an_identical_answer_is_not_mapped_again_but_a_reformatted_one_is(world, monkeypatch):
+    world.add(NO1)
+    world.feed_brreg(NO_ID, "enhet.json", "roller_t0.json")
+    mapped = _count_mappings(monkeypatch)
+    world.check(T0)
+    assert mapped == [NO_ID]
+    [baseline] = world.rows(Borrower)
+    assert baseline.last_payload_digest
+
+    outcome = world.check(T1)["no1"]
+    assert mapped == [NO_ID]  # byte-identical answer: not mapped again
+    assert (outcome.ok, outcome.changes, outcome.alert_id) == (True, 0, None)
+    [borrower] = world.rows(Borrower)
+    assert (borrower.last_checked_at, borrower.last_success_at) == (T1, T1)
+    assert borrower.next_check_at > T1 and borrower.claimed_by is None
+    assert borrower.last_payload_digest == baseline.last_payload_digest
+
+    # Same content, other bytes: mapped, found unchanged, and the new answer's digest remembered.
+    roles = world.folder / "feed" / "no" / NO_ID / "roller.json"
+    roles.write_text(json.dumps(json.loads(roles.read_text("utf-8")), indent=4), encoding="utf-8")
+    assert world.check(T2)["no1"].changes == 0
+    assert mapped == [NO_ID, NO_ID]
+    [after] = world.rows(Borrower)
+    assert after.last_payload_digest not in (None, baseline.last_payload_digest)
+    assert after.last_success_at == T2
+    assert len(world.rows(Snapshot)) == 1 and world.rows(ChangeEvent) == []
+
+
+def test_a_change_after_identical_answers_is_still_found(world):
+    world.add(NO1)
+    world.feed_brreg(NO_ID, "enhet.json", "roller_t0.json")
+    world.check(T0)
+    world.check(T1)
+    world.feed_brreg(NO_ID, "enhet.json", "roller_t1.json")
+    outcome = world.check(T2)["no1"]
+    assert outcome.changes > 0 and outcome.alert_id is not None
+    assert len(world.rows(Snapshot)) == 2
+
+
+def test_a_new_signatory_on_file_is_assessed_even_when_the_answer_is_identical(sqlite_world, monkeypatch):
+    """The answer alone does not decide a check: the bank's own file changed, so it is mapped again."""
+    world = sqlite_world
+    world.add(NO1)  # on file: Magnus Solheim, as the registry says
+    world.feed_brreg(NO_ID, "enhet.json", "roller_t0.json")
+    world.check(T0)
+    assert world.rows(Alert) == []
+    world.add(_with(NO1, legal_rep_on_file="Kari Nordmann"))
+    mapped = _count_mappings(monkeypatch)
+    outcome = world.check(T1)["no1"]
+    assert mapped == [NO_ID]
+    assert outcome.severity == "warning"
+    [alert] = world.rows(Alert)
+    assert alert.signatory_mismatch == "Magnus Solheim"
+
+
+def test_unchanged_checks_are_written_in_a_few_transactions(sqlite_world):
+    from sqlalchemy import event
+
+    from watcher.pipeline import SETTLE_BATCH
+
+    world = sqlite_world
+    count = SETTLE_BATCH + 44
+    rows = [_with(NO1, id=f"no{n}", legal_rep_on_file=None) for n in range(count)]
+    world.add(*rows)
+    world.feed_brreg(NO_ID, "enhet.json", "roller_t0.json")
+    world.check(T0)
+    commits: list[int] = []
+    event.listen(world.store.engine, "commit", lambda connection: commits.append(1))
+    outcomes = world.check(T1)
+    assert len(outcomes) == count and all(o.ok and not o.baseline for o in outcomes.values())
+    assert len(commits) <= 3  # two batches (and at most one health row), not one per borrower
+    checked = world.rows(Borrower)
+    assert {b.last_success_at for b in checked} == {T1}
+    assert all(b.next_check_at > T1 and b.claimed_by is None for b in checked)
+
+
+def test_an_unchanged_result_yields_to_a_change_stored_meanwhile(world):
+    """A lapsed lease let another check store a change while this one ran: this one compared against
+    an outdated record, so it stores nothing and the borrower is checked again at once."""
+    world.add(NO1)
+    world.feed_brreg(NO_ID, "enhet.json", "roller_t0.json")
+    world.check(T0)
+    checker = Checker(world.store, world.config, clock=lambda: T1)
+
+    async def run():
+        try:
+            with world.store.session() as session:
+                [stale] = list(session.exec(select(Borrower)))
+            with world.store.transaction() as session:  # the other check's change
+                session.get(Borrower, "no1").last_content_hash = "f" * 64
+            return await checker.check([stale])
+        finally:
+            await checker.aclose()
+
+    [outcome] = asyncio.run(run())
+    assert outcome.ok
+    [borrower] = world.rows(Borrower)
+    assert borrower.last_content_hash == "f" * 64
+    assert borrower.last_checked_at == T0 and borrower.next_check_at == T1
+    assert borrower.last_payload_digest is None
+
+
+def test_the_digest_covers_the_configured_mapping_but_not_its_secrets():
+    from sources.base import payload_digest
+    from sources.json_feed import JsonFeedSource
+
+    def feed(**changes):
+        options = {
+            "type": "json",
+            "base_url": "https://feed.bank.example",
+            "url": "/companies/{id}",
+            "headers": {"Authorization": "Bearer one"},
+            "fields": {"name": "data.name"},
+        } | changes
+        return JsonFeedSource("feed", JsonFeedSource.Options.model_validate(options))
+
+    raw = {"response": '{"data": {"name": "X"}}'}
+    base = payload_digest(feed().mapping_fingerprint, "1", raw)
+    assert payload_digest(feed(headers={"Authorization": "Bearer two"}).mapping_fingerprint, "1", raw) == base
+    assert payload_digest(feed(fields={"name": "data.title"}).mapping_fingerprint, "1", raw) != base
+    assert payload_digest(feed().mapping_fingerprint, "2", raw) != base
+    assert payload_digest(feed().mapping_fingerprint, "1", {"response": raw["response"] + " "}) != base
+    # Parts are length-prefixed: moving text between endpoints changes the digest.
+    assert payload_digest("m", "1", {"a": "bc"}) != payload_digest("m", "1", {"ab": "c"})

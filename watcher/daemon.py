@@ -184,6 +184,9 @@ class Daemon:
                 return outcome
 
         results = await asyncio.gather(*(one(borrower) for borrower in claimed), return_exceptions=True)
+        # Unchanged checks are written in batches; the last one waits at most a check's deadline here,
+        # well within the lease.
+        await self.checker.flush()
         if skipped:
             await asyncio.to_thread(self._release, skipped)
         for result in results:

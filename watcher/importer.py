@@ -193,6 +193,8 @@ def upsert_borrowers(session: Session, rows: Sequence[BorrowerRow], *, actor: st
             borrower.next_check_at = now
         for key, value in differences.items():
             setattr(borrower, key, value)
+        # The next check parses and assesses in full: its outcome may depend on what changed here.
+        borrower.last_payload_digest = None
         borrower.updated_at = now
         session.add(borrower)
         audit(

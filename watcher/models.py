@@ -32,6 +32,10 @@ class Borrower(SQLModel, table=True):
     last_success_at: datetime | None = None
     baseline_at: datetime | None = None
     last_content_hash: str | None = Field(default=None, max_length=64)
+    # Digest of the raw answer of the last successful check (``sources.base.payload_digest``): the
+    # same answer next time is not parsed again. Cleared whenever the bank's own data changes
+    # (import), since a check's assessment also depends on it.
+    last_payload_digest: str | None = Field(default=None, max_length=64)
     consecutive_failures: int = 0
     last_error: str | None = None
     last_error_kind: str | None = Field(default=None, max_length=32)

@@ -16,10 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import bindparam, select, update
 from sqlmodel import Session
 
 from sources import source_class
-from sources.base import Fetched, Source
+from sources.base import Fetched, SamePayload, Source
 from watcher.config import Config
 from watcher.diff import Change, diff
 from watcher.errors import SourceError
@@ -27,7 +28,7 @@ from watcher.models import Alert, Borrower, ChangeEvent, Delivery, KeyPersonOcca
 from watcher.normalize import content_hash, normalize_record
 from watcher.record import KEY_PERSON_CATEGORIES, RegistryRecord, record_as_dict, record_from_dict
 from watcher.routing import plan_deliveries
-from watcher.rules import Assessment, RuleSettings, assess
+from watcher.rules import Assessment, RuleSettings, assess, signatory_mismatch
 from watcher.store import (
     Store,
     audit,
@@ -56,6 +57,20 @@ class CheckOutcome:
 
 
 HEALTH_WRITE_EVERY = timedelta(minutes=1)
+SETTLE_BATCH = 256  # unchanged checks written in one transaction
+SETTLE_AGE = timedelta(seconds=2)  # ... or once the oldest of them has waited this long
+
+
+@dataclass(frozen=True, slots=True)
+class _Unchanged:
+    """The bookkeeping of a check that found its borrower as stored, waiting to be written."""
+
+    borrower_id: str
+    source: str
+    content_hash: str
+    payload_digest: str | None
+    checked_at: datetime
+    next_check_at: datetime
 MIN_GAP = 0.75  # of the interval: the first re-check after an import or a change of interval
 
 
@@ -97,11 +112,15 @@ class Checker:
         self.rules = RuleSettings(window=config.rules.window, frequent_after=config.rules.frequent_after)
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="watcher-db")
         self._success_written_at: dict[str, datetime] = {}
+        self._unsettled: list[_Unchanged] = []
 
     async def aclose(self) -> None:
-        for source in self.sources.values():
-            await source.aclose()
-        self._db.shutdown(wait=True)
+        try:
+            await self.flush()
+        finally:
+            for source in self.sources.values():
+                await source.aclose()
+            self._db.shutdown(wait=True)
 
     async def _in_db(self, function: Callable, *args):
         return await asyncio.get_running_loop().run_in_executor(self._db, function, *args)
@@ -126,6 +145,7 @@ class Checker:
 
         workers = min(self.config.schedule.concurrency, len(borrowers))
         results = await asyncio.gather(*(worker() for _ in range(workers)), return_exceptions=True)
+        await self.flush()
         # Every worker runs to its end before an unexpected error (e.g. the database) is re-raised,
         # so no half-finished check is left behind.
         for result in results:
@@ -134,6 +154,7 @@ class Checker:
         return [outcome for outcome in outcomes if outcome is not None]
 
     async def check_one(self, borrower: Borrower) -> CheckOutcome:
+        """Check one borrower. An unchanged result may be written later, with others: see :meth:`flush`."""
         source = self.sources.get(borrower.source)
         if source is None:
             error = SourceError(
@@ -142,11 +163,106 @@ class Checker:
                 registry_id=borrower.registry_id,
             )
             return await self._in_db(self._record_failure, borrower.id, error)
+        settled = borrower.baseline_at is not None and borrower.last_content_hash is not None
         try:
-            fetched = await source.fetch(borrower.registry_id)
+            fetched = await source.fetch_if_changed(
+                borrower.registry_id, borrower.last_payload_digest if settled else None
+            )
         except SourceError as error:
             return await self._in_db(self._record_failure, borrower.id, error)
-        return await self._in_db(self._record_success, borrower.id, fetched)
+        if isinstance(fetched, SamePayload):
+            return await self._settle(borrower, fetched.payload_digest)
+        record = normalize_record(fetched.record)
+        digest = content_hash(record)
+        if (
+            settled
+            and digest == borrower.last_content_hash
+            and signatory_mismatch(record, borrower.legal_rep_on_file) == borrower.signatory_mismatch
+        ):
+            return await self._settle(borrower, fetched.payload_digest)
+        return await self._in_db(self._record_success, borrower.id, fetched, record, digest)
+
+    # -- unchanged checks, written in batches ------------------------------------------------------
+
+    async def _settle(self, borrower: Borrower, payload: str | None) -> CheckOutcome:
+        """Queue an unchanged check's bookkeeping; write the queue once it is big or old enough.
+
+        Nothing of an unchanged check needs to be stored at once: until its batch is written the
+        borrower stays claimed (or due) and is simply checked again, so a crash loses no alert, and
+        a cycle spends one transaction per ``SETTLE_BATCH`` borrowers instead of one each.
+        """
+        now = self.clock()
+        self._unsettled.append(
+            _Unchanged(
+                borrower_id=borrower.id,
+                source=borrower.source,
+                content_hash=borrower.last_content_hash or "",
+                payload_digest=payload,
+                checked_at=now,
+                next_check_at=self._next_check(borrower, now),
+            )
+        )
+        oldest = self._unsettled[0].checked_at
+        if len(self._unsettled) >= SETTLE_BATCH or not (timedelta(0) <= now - oldest < SETTLE_AGE):
+            await self.flush()
+        return CheckOutcome(borrower.id, ok=True)
+
+    async def flush(self) -> None:
+        """Write every queued unchanged check (``check`` does at its end; callers of ``check_one`` must)."""
+        batch, self._unsettled = self._unsettled, []
+        if batch:
+            await self._in_db(self._write_unchanged, batch)
+
+    def _write_unchanged(self, batch: Sequence[_Unchanged]) -> None:
+        table = Borrower.__table__
+        statement = (
+            update(table)
+            .where(table.c.id == bindparam("b_id"), table.c.last_content_hash == bindparam("b_hash"))
+            .values(
+                last_checked_at=bindparam("b_at"),
+                last_success_at=bindparam("b_at"),
+                next_check_at=bindparam("b_next"),
+                last_payload_digest=bindparam("b_payload"),
+                claimed_by=None,
+                lease_until=None,
+                consecutive_failures=0,
+                last_error=None,
+                last_error_kind=None,
+            )
+        )
+        rows = [
+            {
+                "b_id": item.borrower_id,
+                "b_hash": item.content_hash,
+                "b_at": item.checked_at,
+                "b_next": item.next_check_at,
+                "b_payload": item.payload_digest,
+            }
+            for item in batch
+        ]
+        expected = {item.borrower_id: item.content_hash for item in batch}
+        now = self.clock()
+        with self.store.transaction() as session:
+            connection = session.connection()
+            connection.execute(statement, rows)
+            stored = connection.execute(
+                select(table.c.id, table.c.last_content_hash).where(table.c.id.in_(list(expected)))
+            )
+            # Another check of the same borrower (a lease that lapsed) stored a change meanwhile: this
+            # result compared against an outdated record, so check it again, in full, right away.
+            moved = [borrower_id for borrower_id, digest in stored if expected[borrower_id] != digest]
+            if moved:
+                connection.execute(
+                    update(table)
+                    .where(table.c.id.in_(moved))
+                    .values(claimed_by=None, lease_until=None, next_check_at=now, last_payload_digest=None)
+                )
+            sources = sorted({item.source for item in batch})
+            written = [source for source in sources if self._health_due(source, now)]
+            for source in written:
+                record_source_health(session, source, ok=True, at=now)
+        for source in written:
+            self._success_written_at[source] = now
 
     # -- database side (runs on the single DB thread) ----------------------------------------------
 
@@ -184,10 +300,10 @@ class Checker:
         self._success_written_at.pop(borrower.source, None)  # the next success resets the failure count
         return CheckOutcome(borrower_id, ok=False, error_kind=error.kind, error=str(error))
 
-    def _record_success(self, borrower_id: str, fetched: Fetched) -> CheckOutcome:
+    def _record_success(
+        self, borrower_id: str, fetched: Fetched, record: RegistryRecord, digest: str
+    ) -> CheckOutcome:
         now = self.clock()
-        record = normalize_record(fetched.record)
-        digest = content_hash(record)
         with self.store.transaction() as session:
             # Locked: a second, overlapping check of the same borrower (a lease that lapsed) waits and
             # then sees this one's snapshot, instead of storing the same change twice.
@@ -202,6 +318,7 @@ class Checker:
             borrower.last_error = None
             borrower.last_error_kind = None
             borrower.next_check_at = self._next_check(borrower, now)
+            borrower.last_payload_digest = fetched.payload_digest
             session.add(borrower)
             write_health = self._health_due(borrower.source, now)
             if write_health:
