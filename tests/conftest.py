@@ -1,11 +1,12 @@
-"""Shared fixtures: real SQLite files and a real PostgreSQL schema per test that asks for one, and a
-self-signed certificate for loopback TLS."""
+"""Shared fixtures: real SQLite files and a real PostgreSQL schema per test that asks for one, a
+self-signed certificate for loopback TLS, and a guard that keeps every test on the loopback interface."""
 
 from __future__ import annotations
 
 import ipaddress
 import os
 import shutil
+import socket
 import subprocess
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -17,6 +18,53 @@ FIXTURES = Path(__file__).parent / "fixtures"
 POSTGRES_ADMIN_URL = os.environ.get(
     "WATCHER_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
+
+
+def _is_loopback(host: object) -> bool:
+    if host is None or host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(str(host).split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+@pytest.fixture(autouse=True)
+def loopback_only(monkeypatch: pytest.MonkeyPatch):
+    """Tests talk to 127.0.0.1 only: a look-up or connection elsewhere (an HTTP mock that did not
+    intercept, say) is refused as unreachable and fails the test, naming the address."""
+    attempts: list[str] = []
+
+    def refuse(what: str) -> OSError:
+        attempts.append(what)
+        return ConnectionRefusedError(f"tests talk to loopback only, refused: {what}")
+
+    real_getaddrinfo = socket.getaddrinfo
+    real_connect = socket.socket.connect
+    real_connect_ex = socket.socket.connect_ex
+
+    def getaddrinfo(host, *args, **kwargs):
+        if not _is_loopback(host.decode() if isinstance(host, bytes) else host):
+            raise refuse(f"look-up of {host!r}")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    def checked(sock: socket.socket, address) -> None:
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and not _is_loopback(address[0]):
+            raise refuse(f"connection to {address!r}")
+
+    def connect(self: socket.socket, address) -> None:
+        checked(self, address)
+        return real_connect(self, address)
+
+    def connect_ex(self: socket.socket, address) -> int:
+        checked(self, address)
+        return real_connect_ex(self, address)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
+    yield
+    assert not attempts, f"the test tried to leave the loopback interface: {attempts}"
 
 
 @pytest.fixture
@@ -45,7 +93,6 @@ def postgres_url():
 
 
 def _self_signed_with_cryptography(cert: Path, key: Path) -> None:
-
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec

@@ -38,6 +38,7 @@ from sources.http import (
     raise_for_status,
 )
 from tests.loopback import QuietHandler, running
+from tests.mocking import UNREAD_HTTPX
 from watcher.errors import (
     AuthError,
     BlockedError,
@@ -94,7 +95,7 @@ async def policy():
 
 @pytest.fixture
 def api():
-    with respx.mock(base_url=API, assert_all_called=False) as mock:
+    with respx.mock(using=UNREAD_HTTPX, base_url=API, assert_all_called=False) as mock:
         yield mock
 
 
@@ -586,7 +587,7 @@ async def test_relative_redirect_is_resolved_against_the_response_url(policy, ap
 
 async def test_http_to_https_upgrade_on_the_same_host_is_followed():
     client = HttpPolicy("test", make_options(base_url="http://registry.test"))
-    with respx.mock(assert_all_called=False) as mock:
+    with respx.mock(using=UNREAD_HTTPX, assert_all_called=False) as mock:
         mock.get("http://registry.test/doc").respond(301, headers={"Location": "https://registry.test/doc"})
         mock.get("https://registry.test/doc").respond(200, text="{}")
         assert (await client.get("/doc")).url == "https://registry.test/doc"
