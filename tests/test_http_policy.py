@@ -37,6 +37,7 @@ from sources.http import (
     decode_body,
     raise_for_status,
 )
+from sources.transport import KeepAliveTransport
 from tests.loopback import QuietHandler, running
 from tests.mocking import UNREAD_HTTPX
 from watcher.errors import (
@@ -669,6 +670,26 @@ async def test_sequential_requests_reuse_one_connection():
             assert (await client.get("/doc")).status == 200
         await client.aclose()
     assert server.connections == 1
+
+
+@pytest.mark.parametrize(
+    ("proxy", "environment", "expected"),
+    [
+        (None, {}, KeepAliveTransport),
+        ("http://127.0.0.1:3128", {}, httpx.AsyncHTTPTransport),
+        (None, {"HTTPS_PROXY": "http://127.0.0.1:3128"}, httpx.AsyncHTTPTransport),
+    ],
+    ids=["direct", "configured-proxy", "environment-proxy"],
+)
+async def test_the_keep_alive_transport_unless_a_proxy_is_in_play(monkeypatch, proxy, environment, expected):
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    client = HttpPolicy("test", make_options(proxy=proxy))
+    transport = client.client._transport_for_url(httpx.URL(f"{API}/doc"))
+    await client.aclose()
+    assert type(transport) is expected
 
 
 # -- the rate limit against a server that enforces it ---------------------------------------------
