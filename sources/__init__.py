@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from sources.base import Source
 
 _REGISTRY: dict[str, type[Source]] = {}
-_NOT_SOURCES = {"base", "http"}
+_NOT_SOURCES = {"base", "http", "transport"}
 # Type names whose module is named otherwise: a ``json`` or ``html`` module in this package would
 # shadow the standard library's wherever this folder ends up on sys.path.
 _MODULE_OF = {"json": "json_feed", "html": "html_page"}

@@ -18,6 +18,7 @@ import random
 import re
 import ssl
 import time
+import urllib.request
 import zlib
 from abc import abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -40,6 +41,7 @@ from sources.base import (
     payload_digest,
     retry_after_seconds,
 )
+from sources.transport import KeepAliveTransport
 from watcher import __version__
 from watcher.errors import (
     AuthError,
@@ -57,6 +59,7 @@ USER_AGENT = f"borrower-watcher/{__version__} (post-loan monitoring)"
 RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5
+MAX_CONNECTIONS = 32  # per source
 BACKOFF_BASE_SECONDS = 0.5
 BACKOFF_CAP_SECONDS = 30.0
 
@@ -255,6 +258,11 @@ def decode_body(content: bytes, content_type: str | None) -> str:
     return content.decode(declared or "utf-8", errors="replace")
 
 
+def _environment_proxies() -> bool:
+    """Whether HTTP_PROXY, HTTPS_PROXY or ALL_PROXY is set (httpx honours them)."""
+    return any(urllib.request.getproxies().get(scheme) for scheme in ("http", "https", "all"))
+
+
 # -- the policy -----------------------------------------------------------------------------------
 
 
@@ -302,9 +310,15 @@ class HttpPolicy:
         self.source = source
         self.options = options
         self.limiter = SlidingWindowLimiter(options.rate)
-        verify: ssl.SSLContext | bool = (
-            ssl.create_default_context(cafile=options.ca_bundle) if options.ca_bundle else True
+        verify = (
+            ssl.create_default_context(cafile=options.ca_bundle)
+            if options.ca_bundle
+            else httpx.create_ssl_context()
         )
+        # Our keep-alive transport, unless a test passes one or a proxy is in play (configured, or
+        # HTTP(S)_PROXY in the environment): then httpx's default transport, which speaks to proxies.
+        if transport is None and options.proxy is None and not _environment_proxies():
+            transport = KeepAliveTransport(ssl_context=verify, max_connections=MAX_CONNECTIONS)
         self.client = httpx.AsyncClient(
             base_url=options.base_url,
             headers={"User-Agent": USER_AGENT, "Accept-Encoding": "gzip, deflate", **(headers or {})},
@@ -314,7 +328,7 @@ class HttpPolicy:
             verify=verify,
             proxy=options.proxy,
             transport=transport,
-            limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
+            limits=httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS),
         )
 
     @asynccontextmanager

@@ -8,7 +8,6 @@ import gzip
 import itertools
 import shutil
 import ssl
-import subprocess
 import threading
 import time
 import zlib
@@ -38,7 +37,9 @@ from sources.http import (
     decode_body,
     raise_for_status,
 )
+from sources.transport import KeepAliveTransport
 from tests.loopback import QuietHandler, running
+from tests.mocking import UNREAD_HTTPX
 from watcher.errors import (
     AuthError,
     BlockedError,
@@ -95,7 +96,7 @@ async def policy():
 
 @pytest.fixture
 def api():
-    with respx.mock(base_url=API, assert_all_called=False) as mock:
+    with respx.mock(using=UNREAD_HTTPX, base_url=API, assert_all_called=False) as mock:
         yield mock
 
 
@@ -587,7 +588,7 @@ async def test_relative_redirect_is_resolved_against_the_response_url(policy, ap
 
 async def test_http_to_https_upgrade_on_the_same_host_is_followed():
     client = HttpPolicy("test", make_options(base_url="http://registry.test"))
-    with respx.mock(assert_all_called=False) as mock:
+    with respx.mock(using=UNREAD_HTTPX, assert_all_called=False) as mock:
         mock.get("http://registry.test/doc").respond(301, headers={"Location": "https://registry.test/doc"})
         mock.get("https://registry.test/doc").respond(200, text="{}")
         assert (await client.get("/doc")).url == "https://registry.test/doc"
@@ -633,65 +634,6 @@ async def test_redirect_to_an_invalid_location_is_a_source_error(api):
 # -- TLS ------------------------------------------------------------------------------------------
 
 
-def _self_signed_with_cryptography(cert: Path, key: Path) -> None:
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    private = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.now(UTC)
-    loopback = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(private.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(loopback, critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(private, hashes.SHA256())
-    )
-    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key.write_bytes(
-        private.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-
-
-def _self_signed_with_openssl(cert: Path, key: Path) -> None:
-    subprocess.run(
-        [
-            "openssl", "req", "-x509", "-nodes", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-            "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
-            "-addext", "subjectAltName=IP:127.0.0.1",
-        ],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def self_signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    try:
-        _self_signed_with_cryptography(cert, key)
-    except ImportError:
-        if shutil.which("openssl") is None:
-            pytest.skip("neither the cryptography package nor the openssl command is available")
-        _self_signed_with_openssl(cert, key)
-    return cert, key
-
-
 @contextmanager
 def tls_server(cert: Path, key: Path) -> Iterator[LoopbackServer]:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -728,6 +670,26 @@ async def test_sequential_requests_reuse_one_connection():
             assert (await client.get("/doc")).status == 200
         await client.aclose()
     assert server.connections == 1
+
+
+@pytest.mark.parametrize(
+    ("proxy", "environment", "expected"),
+    [
+        (None, {}, KeepAliveTransport),
+        ("http://127.0.0.1:3128", {}, httpx.AsyncHTTPTransport),
+        (None, {"HTTPS_PROXY": "http://127.0.0.1:3128"}, httpx.AsyncHTTPTransport),
+    ],
+    ids=["direct", "configured-proxy", "environment-proxy"],
+)
+async def test_the_keep_alive_transport_unless_a_proxy_is_in_play(monkeypatch, proxy, environment, expected):
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    client = HttpPolicy("test", make_options(proxy=proxy))
+    transport = client.client._transport_for_url(httpx.URL(f"{API}/doc"))
+    await client.aclose()
+    assert type(transport) is expected
 
 
 # -- the rate limit against a server that enforces it ---------------------------------------------
