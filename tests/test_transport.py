@@ -96,7 +96,13 @@ def _read_request(sock: socket.socket, buffer: bytes) -> tuple[bytes, bytes, byt
 class _ScriptedHandler(socketserver.BaseRequestHandler):
     def handle(self) -> None:
         server: ScriptedServer = self.server  # type: ignore[assignment]
-        sock = server.tls.wrap_socket(self.request, server_side=True) if server.tls else self.request
+        if server.tls is None:
+            self.serve(server, self.request)
+        else:
+            with server.tls.wrap_socket(self.request, server_side=True) as sock:
+                self.serve(server, sock)
+
+    def serve(self, server: ScriptedServer, sock: socket.socket) -> None:
         with server.lock:
             server.connections += 1
             number = server.connections
