@@ -310,15 +310,13 @@ class HttpPolicy:
         self.source = source
         self.options = options
         self.limiter = SlidingWindowLimiter(options.rate)
-        verify = (
-            ssl.create_default_context(cafile=options.ca_bundle)
-            if options.ca_bundle
-            else httpx.create_ssl_context()
-        )
+        bank_ca = ssl.create_default_context(cafile=options.ca_bundle) if options.ca_bundle else None
         # Our keep-alive transport, unless a test passes one or a proxy is in play (configured, or
         # HTTP(S)_PROXY in the environment): then httpx's default transport, which speaks to proxies.
+        # Without a bank CA the transport loads the default trust store on its first https connection.
         if transport is None and options.proxy is None and not _environment_proxies():
-            transport = KeepAliveTransport(ssl_context=verify, max_connections=MAX_CONNECTIONS)
+            transport = KeepAliveTransport(ssl_context=bank_ca, max_connections=MAX_CONNECTIONS)
+        verify: ssl.SSLContext | bool = bank_ca or True
         self.client = httpx.AsyncClient(
             base_url=options.base_url,
             headers={"User-Agent": USER_AGENT, "Accept-Encoding": "gzip, deflate", **(headers or {})},
