@@ -1,23 +1,30 @@
-"""respx at the level of httpx's client, so mocks intercept whatever transport the client uses.
+"""respx at the level of the HTTP policy's transport, where the policy sends its requests.
 
-respx's own ``using="httpx"`` hands the client the mocked response already read, as no transport
-would, and ``aiter_raw()`` (how the HTTP policy reads a body, to cap it) then raises StreamConsumed.
-``respx.mock(using=UNREAD_HTTPX)`` hands over an unread copy of it instead.
+The policy hands requests straight to its keep-alive transport (not through httpx's client), so
+respx's own mockers, which patch httpcore's pool or the client, would not see them.
+``respx.mock(using=TRANSPORT)`` patches ``KeepAliveTransport.handle_async_request`` and answers with
+an unread copy of the mocked response, as a transport would: the policy reads bodies with
+``aiter_raw()`` to cap them.
 """
 
 from __future__ import annotations
 
 import httpx
-from respx.mocks import HTTPXMocker
+from respx.mocks import Mocker
 from respx.models import clone_response
 
-UNREAD_HTTPX = "httpx-unread"
+TRANSPORT = "watcher-transport"
 
 
-class _UnreadHTTPXMocker(HTTPXMocker):
-    name = UNREAD_HTTPX
+class _TransportMocker(Mocker):
+    name = TRANSPORT
+    targets = ["sources.transport.KeepAliveTransport"]
+    target_methods = ["handle_async_request"]
 
     @classmethod
-    async def async_handler(cls, httpx_request: httpx.Request) -> httpx.Response:
-        response = await super().async_handler(httpx_request)
-        return clone_response(response, httpx_request)
+    def mock(cls, spec):
+        async def handle_async_request(transport, request: httpx.Request) -> httpx.Response:
+            response = await cls.async_handler(request)
+            return clone_response(response, request)
+
+        return handle_async_request

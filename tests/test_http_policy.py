@@ -39,7 +39,7 @@ from sources.http import (
 )
 from sources.transport import KeepAliveTransport
 from tests.loopback import QuietHandler, running
-from tests.mocking import UNREAD_HTTPX
+from tests.mocking import TRANSPORT
 from watcher.errors import (
     AuthError,
     BlockedError,
@@ -96,7 +96,7 @@ async def policy():
 
 @pytest.fixture
 def api():
-    with respx.mock(using=UNREAD_HTTPX, base_url=API, assert_all_called=False) as mock:
+    with respx.mock(using=TRANSPORT, base_url=API, assert_all_called=False) as mock:
         yield mock
 
 
@@ -588,7 +588,7 @@ async def test_relative_redirect_is_resolved_against_the_response_url(policy, ap
 
 async def test_http_to_https_upgrade_on_the_same_host_is_followed():
     client = HttpPolicy("test", make_options(base_url="http://registry.test"))
-    with respx.mock(using=UNREAD_HTTPX, assert_all_called=False) as mock:
+    with respx.mock(using=TRANSPORT, assert_all_called=False) as mock:
         mock.get("http://registry.test/doc").respond(301, headers={"Location": "https://registry.test/doc"})
         mock.get("https://registry.test/doc").respond(200, text="{}")
         assert (await client.get("/doc")).url == "https://registry.test/doc"
@@ -626,7 +626,7 @@ async def test_redirect_without_a_location_is_a_parse_error(policy, api):
 async def test_redirect_to_an_invalid_location_is_a_source_error(api):
     client = HttpPolicy("test", make_options(retries=0))
     api.get("/doc").respond(302, headers={"Location": "http://[::1"})
-    with pytest.raises(TransientError, match="location"):
+    with pytest.raises(ParseError, match="invalid Location"):
         await client.get("/doc")
     await client.aclose()
 
@@ -686,9 +686,10 @@ async def test_the_keep_alive_transport_unless_a_proxy_is_in_play(monkeypatch, p
         monkeypatch.delenv(name, raising=False)
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
-    client = HttpPolicy("test", make_options(proxy=proxy))
-    transport = client.client._transport_for_url(httpx.URL(f"{API}/doc"))
-    await client.aclose()
+    policy = HttpPolicy("test", make_options(proxy=proxy))
+    url = httpx.URL(f"{API}/doc")
+    transport = policy.proxied._transport_for_url(url) if policy.proxied else policy.transport
+    await policy.aclose()
     assert type(transport) is expected
 
 

@@ -23,7 +23,7 @@ from sources import source_class
 from sources.companies_house import NO_PSC_DOCUMENT, CompaniesHouseOptions, CompaniesHouseSource
 from tests.fuzzing import json_values, mutate, only_records_or_source_errors
 from tests.loopback import QuietHandler, serve
-from tests.mocking import UNREAD_HTTPX
+from tests.mocking import TRANSPORT
 from watcher.diff import Change, diff
 from watcher.errors import (
     AuthError,
@@ -647,7 +647,7 @@ async def source():
 
 @pytest.fixture
 def api() -> Iterator[respx.MockRouter]:
-    with respx.mock(using=UNREAD_HTTPX, base_url=CH_URL, assert_all_called=False) as mock:
+    with respx.mock(using=TRANSPORT, base_url=CH_URL, assert_all_called=False) as mock:
         yield mock
 
 

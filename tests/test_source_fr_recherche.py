@@ -20,7 +20,7 @@ from sources import source_class
 from sources.fr_recherche import FrRechercheOptions, FrRechercheSource
 from tests.fuzzing import json_values, mutate, only_records_or_handled_errors
 from tests.loopback import QuietHandler, serve
-from tests.mocking import UNREAD_HTTPX
+from tests.mocking import TRANSPORT
 from watcher.diff import diff
 from watcher.errors import (
     AuthError,
@@ -313,7 +313,7 @@ async def source():
 
 @pytest.fixture
 def api():
-    with respx.mock(using=UNREAD_HTTPX, base_url=BASE_URL, assert_all_called=False) as mock:
+    with respx.mock(using=TRANSPORT, base_url=BASE_URL, assert_all_called=False) as mock:
         yield mock
 
 

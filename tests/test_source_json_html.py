@@ -32,7 +32,7 @@ from sources.json_feed import (
 )
 from sources.replay import ReplayOptions, ReplaySource, mapped_source_types
 from tests.loopback import QuietHandler, serve
-from tests.mocking import UNREAD_HTTPX
+from tests.mocking import TRANSPORT
 from watcher.config import load_config
 from watcher.diff import diff
 from watcher.errors import (
@@ -876,7 +876,7 @@ async def core():
 
 @pytest.fixture
 def api():
-    with respx.mock(using=UNREAD_HTTPX, base_url=BASE_URL, assert_all_called=False) as mock:
+    with respx.mock(using=TRANSPORT, base_url=BASE_URL, assert_all_called=False) as mock:
         yield mock
 
 

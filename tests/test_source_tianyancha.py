@@ -21,7 +21,7 @@ from sources import source_class
 from sources.tianyancha import TianyanchaOptions, TianyanchaSource
 from tests.fuzzing import json_values, mutate, only_records_or_handled_errors
 from tests.loopback import QuietHandler, serve
-from tests.mocking import UNREAD_HTTPX
+from tests.mocking import TRANSPORT
 from watcher.diff import diff
 from watcher.errors import (
     AuthError,
@@ -544,7 +544,7 @@ async def source():
 
 @pytest.fixture
 def api():
-    with respx.mock(using=UNREAD_HTTPX, base_url=BASE_URL, assert_all_called=False) as mock:
+    with respx.mock(using=TRANSPORT, base_url=BASE_URL, assert_all_called=False) as mock:
         yield mock
 
 

@@ -28,7 +28,7 @@ from sources.qichacha import QichachaOptions, QichachaSource, request_token
 from sources.replay import ReplayOptions, ReplaySource
 from tests.fuzzing import json_values, mutate, only_records_or_source_errors
 from tests.loopback import QuietHandler, serve
-from tests.mocking import UNREAD_HTTPX
+from tests.mocking import TRANSPORT
 from watcher.errors import (
     AuthError,
     BlockedError,
@@ -522,7 +522,7 @@ async def brreg(waits):
 
 @pytest.fixture
 def brreg_api():
-    with respx.mock(using=UNREAD_HTTPX, base_url=BRREG_URL, assert_all_called=False) as mock:
+    with respx.mock(using=TRANSPORT, base_url=BRREG_URL, assert_all_called=False) as mock:
         yield mock
 
 
@@ -688,7 +688,7 @@ async def test_brreg_fetch_past_its_deadline_is_transient_and_names_the_company(
 
 async def test_brreg_fetch_honours_base_url():
     source = BrregSource("no", BrregOptions(type="brreg", base_url="https://mirror.bank.example/brreg"))
-    with respx.mock(using=UNREAD_HTTPX, base_url="https://mirror.bank.example/brreg") as mock:
+    with respx.mock(using=TRANSPORT, base_url="https://mirror.bank.example/brreg") as mock:
         mock.get(f"/enheter/{NO_ORGNR}").respond(200, text=fixture_text("no_brreg/enhet.json"))
         mock.get(f"/enheter/{NO_ORGNR}/roller").respond(200, text=fixture_text("no_brreg/roller_t1.json"))
         fetched = await source.fetch(NO_ORGNR)
@@ -759,7 +759,7 @@ async def qichacha(waits):
 
 @pytest.fixture
 def qcc_api():
-    with respx.mock(using=UNREAD_HTTPX, base_url=QCC_URL, assert_all_called=False) as mock:
+    with respx.mock(using=TRANSPORT, base_url=QCC_URL, assert_all_called=False) as mock:
         yield mock
 
 
