@@ -317,6 +317,7 @@ class HttpPolicy:
         self.headers = httpx.Headers({**fixed, **(headers or {})})
         base = httpx.URL(options.base_url)
         self.base_url = base.copy_with(raw_path=base.raw_path.rstrip(b"/") + b"/")
+        self._base_text = str(self.base_url)
         bank_ca = ssl.create_default_context(cafile=options.ca_bundle) if options.ca_bundle else None
         # Requests go straight to a transport: httpx's client machinery (URL and header merging,
         # auth and redirect flows, hooks) cost a third of an unchanged cycle, and the policy does its
@@ -342,9 +343,8 @@ class HttpPolicy:
         self, url: str, params: Mapping[str, str] | None, headers: Mapping[str, str] | None, extensions: dict
     ) -> httpx.Request:
         """A GET of ``url`` (relative to ``base_url`` unless absolute) with the policy's headers."""
-        target = httpx.URL(url)
-        if target.is_relative_url:
-            target = self.base_url.copy_with(raw_path=self.base_url.raw_path + target.raw_path.lstrip(b"/"))
+        absolute = url.startswith(("http://", "https://"))  # redirect targets; paths are relative
+        target = httpx.URL(url if absolute else self._base_text + url.lstrip("/"))
         if params:
             target = target.copy_merge_params(params)
         merged = self.headers
