@@ -70,7 +70,18 @@ ACTIVITIES: tuple[tuple[str, tuple[str, ...], bool], ...] = (
         ("_SelectorSocketTransport.write (", "getpeername (", "sock_recv", ".recv ("),
         True,
     ),
-    ("HTTP: httpx/httpcore/anyio per-request work", ("HttpPolicy.get (", "HttpPolicy._send ("), False),
+    ("HTTP: keep-alive transport (h11)", ("KeepAliveTransport.", "_ResponseStream."), False),
+    (
+        "HTTP: policy per-request work (httpx models, decoding)",
+        ("HttpPolicy.get (", "HttpPolicy._send ("),
+        False,
+    ),
+    ("source: payload digest", ("payload_digest (",), False),
+    (
+        "unchanged checks: queue and batched writes",
+        ("Checker._settle (", "Checker._write_unchanged ("),
+        False,
+    ),
     ("per-borrower output line (typer.echo)", ("echo (typer", "_outcome_line ("), False),
     ("asyncio loop + thread hand-off", ("asyncio/", "concurrent/futures/"), False),
 )
