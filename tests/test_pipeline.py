@@ -21,7 +21,7 @@ from sqlmodel import select
 from watcher.config import load_config
 from watcher.importer import BorrowerRow, upsert_borrowers
 from watcher.models import Alert, AuditLog, Borrower, ChangeEvent, Delivery, KeyPersonOccasion, Snapshot
-from watcher.pipeline import Checker, next_slot
+from watcher.pipeline import MIN_GAP, Checker, next_slot
 from watcher.store import open_store, unpack_raw
 
 FIXTURES = Path(__file__).parent / "fixtures" / "registries"
@@ -383,6 +383,25 @@ def test_next_check_is_scheduled_after_success_and_sooner_after_failure(sqlite_w
     world.check(borrower.next_check_at)
     [again] = world.rows(Borrower)
     assert again.next_check_at - borrower.next_check_at == interval
+
+
+def test_a_check_that_runs_late_keeps_its_slot(world):
+    """A sweep or a backlog may start a check well after its slot: the next one still comes one
+    interval after the slot, not a whole interval later (once every two intervals)."""
+    world.add(NO1)
+    world.feed_brreg(NO_ID, "enhet.json", "roller_t0.json")
+    world.check(T0)
+    [borrower] = world.rows(Borrower)
+    slot, interval = borrower.next_check_at, world.config.schedule.interval
+    world.check(slot + interval * 0.5)
+    [late] = world.rows(Borrower)
+    assert late.next_check_at == slot + interval
+    # Later than a whole interval (a backlog): the next slot on the same phase at least MIN_GAP away.
+    now = late.next_check_at + interval * 1.5
+    world.check(now)
+    [backlogged] = world.rows(Borrower)
+    assert (backlogged.next_check_at - slot) % interval == timedelta(0)
+    assert interval * MIN_GAP <= backlogged.next_check_at - now < interval * (1 + MIN_GAP)
 
 
 def test_checks_of_many_borrowers_spread_evenly_over_the_interval():

@@ -13,6 +13,7 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import replace
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 
 from watcher.record import (
     Category,
@@ -58,7 +59,14 @@ def clean_text(value: object) -> str:
     """NFKC, strip markup, unify Chinese brackets, collapse whitespace, drop spaces inside CJK text."""
     if value is None:
         return ""
-    text = unicodedata.normalize("NFKC", str(value)).translate(_INVISIBLE)
+    return _clean(value if isinstance(value, str) else str(value))
+
+
+@lru_cache(maxsize=16_384)
+def _clean(value: str) -> str:
+    """Cached: a record's names and addresses are cleaned several times over (mapping, normalising,
+    keys, hashing), and the same ones again at every check."""
+    text = unicodedata.normalize("NFKC", value).translate(_INVISIBLE)
     text = _TAG.sub("", text).translate(_BRACKETS)
     text = _SPACE.sub(" ", text).strip()
     text = _SPACE_NEAR_CJK.sub("", text)

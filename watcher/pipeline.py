@@ -74,21 +74,37 @@ class _Unchanged:
 MIN_GAP = 0.75  # of the interval: the first re-check after an import or a change of interval
 
 
-def next_slot(borrower_id: str, now: datetime, interval: timedelta) -> datetime:
+def next_slot(
+    borrower_id: str,
+    now: datetime,
+    interval: timedelta,
+    *,
+    scheduled: datetime | None = None,
+    tolerance: timedelta = timedelta(0),
+) -> datetime:
     """The borrower's next due time on its own fixed phase within the interval.
 
     Each borrower's phase comes from a hash of its id, so 100,000 borrowers imported together are
     spread evenly over the interval instead of falling due at the same moment every day, and each
-    keeps its slot from then on (exactly one interval apart). Only the first re-check may come
-    sooner, and never before ``MIN_GAP`` of an interval.
+    keeps its slot from then on (exactly one interval apart). A check that was due on its slot
+    (``scheduled``, give or take ``tolerance``: jitter and rounding) is next due one interval after
+    that slot, however late it ran. Any other check (the first after an import, a retry, a new
+    interval) is next due on the first slot at least ``MIN_GAP`` of an interval from now.
     """
     period = interval.total_seconds()
     phase = int.from_bytes(hashlib.blake2b(borrower_id.encode(), digest_size=8).digest()) / 2**64 * period
+    zone = now.tzinfo or UTC
+    if scheduled is not None:
+        due = scheduled.timestamp() if scheduled.tzinfo else scheduled.replace(tzinfo=UTC).timestamp()
+        nearest = round((due - phase) / period) * period + phase
+        following = nearest + period
+        if abs(due - nearest) <= tolerance.total_seconds() + 0.001 and following > now.timestamp():
+            return datetime.fromtimestamp(following, tz=zone)
     elapsed = now.timestamp() - phase
     slot = (elapsed // period + 1) * period + phase
     if slot - now.timestamp() < MIN_GAP * period:
         slot += period
-    return datetime.fromtimestamp(slot, tz=now.tzinfo or UTC)
+    return datetime.fromtimestamp(slot, tz=zone)
 
 
 def build_sources(config: Config) -> dict[str, Source]:
@@ -272,9 +288,11 @@ class Checker:
             if borrower.interval_seconds
             else self.config.schedule.interval
         )
-        jitter = self.config.schedule.jitter.total_seconds()
-        due = next_slot(borrower.id, now, interval)
-        return due + timedelta(seconds=random.uniform(0, jitter) if jitter else 0)
+        jitter = self.config.schedule.jitter
+        due = next_slot(
+            borrower.id, now, interval, scheduled=borrower.next_check_at, tolerance=jitter
+        )
+        return due + timedelta(seconds=random.uniform(0, jitter.total_seconds()) if jitter else 0)
 
     def _record_failure(self, borrower_id: str, error: SourceError) -> CheckOutcome:
         now = self.clock()
