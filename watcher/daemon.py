@@ -174,19 +174,19 @@ class Daemon:
                     skipped.append(borrower.id)
                     return None
                 try:
-                    outcome = await self.checker.check_one(borrower)
+                    return await self.checker.check_one(borrower)
                 except asyncio.CancelledError:
                     raise
                 except BaseException:
                     self._held.discard(borrower.id)  # not renewed: retried after the lease
                     raise
-                self._held.discard(borrower.id)
-                return outcome
 
         results = await asyncio.gather(*(one(borrower) for borrower in claimed), return_exceptions=True)
-        # Unchanged checks are written in batches; the last one waits at most a check's deadline here,
-        # well within the lease.
-        await self.checker.flush()
+        # Unchanged checks are written in batches: their claims stay held (and renewed) until then.
+        try:
+            await self.checker.flush()
+        finally:
+            self._held.difference_update(borrower.id for borrower in claimed)
         if skipped:
             await asyncio.to_thread(self._release, skipped)
         for result in results:
