@@ -6,9 +6,10 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from socketserver import BaseServer
 from typing import TypeVar
 
-ServerT = TypeVar("ServerT", bound=ThreadingHTTPServer)
+ServerT = TypeVar("ServerT", bound=BaseServer)
 
 
 class QuietHandler(BaseHTTPRequestHandler):

@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sources.transport import KeepAliveTransport
+from tests.loopback import running
 
 # -- a scripted server ----------------------------------------------------------------------------
 
@@ -130,15 +131,8 @@ class _ScriptedHandler(socketserver.BaseRequestHandler):
 
 @contextmanager
 def scripted(script: Script, tls: ssl.SSLContext | None = None) -> Iterator[ScriptedServer]:
-    server = ScriptedServer(script, tls)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+    with running(ScriptedServer(script, tls)) as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 def client(server: ScriptedServer, timeout: httpx.Timeout | float = 5.0, **options) -> httpx.AsyncClient:
