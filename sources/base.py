@@ -95,6 +95,19 @@ class Source(ABC):
         normalising and hashing of those is most of an unchanged cycle's work after the network.
         """
 
+    def unless_same(
+        self,
+        registry_id: str,
+        raw: dict[str, str],
+        last_payload: str | None,
+        mapping: Callable[[], RegistryRecord],
+    ) -> Fetched | SamePayload:
+        """``raw`` mapped by ``mapping``, or :class:`SamePayload` when its digest is ``last_payload``."""
+        digest = payload_digest(self.mapping_fingerprint, registry_id, raw)
+        if digest == last_payload:
+            return SamePayload(digest)
+        return Fetched(record=mapping(), raw=raw, payload_digest=digest)
+
     @property
     def mapping_fingerprint(self) -> str:
         """What maps this source's answers besides the answer itself: part of every payload digest."""

@@ -39,7 +39,6 @@ from sources.base import (
     SamePayload,
     SourceOptions,
     looks_like_challenge,
-    payload_digest,
     retry_after_seconds,
 )
 from sources.transport import KeepAliveTransport
@@ -634,10 +633,9 @@ class HttpSource(MappedSource):
         except SourceError as error:
             error.registry_id = error.registry_id or normalised
             raise
-        digest = payload_digest(self.mapping_fingerprint, normalised, raw)
-        if digest == last_payload:
-            return SamePayload(digest)
-        return Fetched(record=self.map_raw(raw, registry_id=normalised), raw=raw, payload_digest=digest)
+        return self.unless_same(
+            normalised, raw, last_payload, lambda: self.map_raw(raw, registry_id=normalised)
+        )
 
     def map_raw(self, raw: Mapping[str, str], *, registry_id: str) -> RegistryRecord:
         """The record of fetched payloads; only a ``SourceError`` escapes."""

@@ -20,7 +20,6 @@ from sources.base import (
     Source,
     SourceOptions,
     canonical_id,
-    payload_digest,
 )
 from watcher.errors import NotFoundError, ParseError
 
@@ -90,11 +89,12 @@ class ReplaySource(Source):
         raw = {
             endpoint: _read_payload(company_folder, endpoint, context) for endpoint in self.format.endpoints
         }
-        digest = payload_digest(self.mapping_fingerprint, company_id, raw)
-        if digest == last_payload:
-            return SamePayload(digest)
-        record = self.format.parse(raw, source=self.name, registry_id=company_id)
-        return Fetched(record=record, raw=raw, payload_digest=digest)
+        return self.unless_same(
+            company_id,
+            raw,
+            last_payload,
+            lambda: self.format.parse(raw, source=self.name, registry_id=company_id),
+        )
 
 
 def _mapped_source(type_name: str) -> type[MappedSource]:

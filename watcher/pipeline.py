@@ -179,10 +179,10 @@ class Checker:
                 registry_id=borrower.registry_id,
             )
             return await self._in_db(self._record_failure, borrower.id, error)
-        settled = borrower.baseline_at is not None and borrower.last_content_hash is not None
+        has_baseline = borrower.baseline_at is not None and borrower.last_content_hash is not None
         try:
             fetched = await source.fetch_if_changed(
-                borrower.registry_id, borrower.last_payload_digest if settled else None
+                borrower.registry_id, borrower.last_payload_digest if has_baseline else None
             )
         except SourceError as error:
             return await self._in_db(self._record_failure, borrower.id, error)
@@ -191,7 +191,7 @@ class Checker:
         record = normalize_record(fetched.record)
         digest = content_hash(record)
         if (
-            settled
+            has_baseline
             and digest == borrower.last_content_hash
             and signatory_mismatch(record, borrower.legal_rep_on_file) == borrower.signatory_mismatch
         ):
