@@ -191,12 +191,15 @@ class LoggingSection(_Model):
 
 
 class RulesSection(_Model):
-    """``[rules]``: the review window and how many key-person change occasions are tolerated."""
+    """``[rules]``: the review window and how many key-person change occasions are tolerated;
+    how long a mass disappearance waits for confirmation; when failing checks become a gap alert."""
 
     window: Duration = timedelta(days=365)
     frequent_after: int = Field(default=1, ge=0)
+    confirm_after: Duration = timedelta(minutes=10)
+    failing_after: Duration = timedelta(hours=24)
 
-    @field_validator("window")
+    @field_validator("window", "confirm_after", "failing_after")
     @classmethod
     def _positive(cls, value: timedelta) -> timedelta:
         if value <= timedelta(0):
@@ -679,6 +682,11 @@ window = "365d"
 # More occasions than this within the window is high risk: raise a risk warning and consider
 # calling the loan early. The first occasion is a warning.
 frequent_after = 1
+# A section that held people or shareholders and is empty now (with no status explaining it) is
+# stored and alerted only when a second fetch at least this much later shows the same.
+confirm_after = "10m"
+# A borrower whose checks have all failed for longer than this raises a "monitoring gap" alert.
+failing_after = "24h"
 
 [console]
 # The review console (web pages for officers and compliance): `watcher serve`, or started by
