@@ -25,7 +25,14 @@ from watcher.config import Config
 from watcher.dispatch import Dispatcher
 from watcher.models import Borrower, utcnow
 from watcher.pipeline import Checker, CheckOutcome
-from watcher.store import Store, claim_due_borrowers, heartbeat, release_claims, renew_claims
+from watcher.store import (
+    Store,
+    claim_due_borrowers,
+    heartbeat,
+    release_claims,
+    renew_claims,
+    reschedule_beyond_interval,
+)
 
 log = logging.getLogger("watcher.daemon")
 
@@ -131,6 +138,9 @@ class Daemon:
         if not in_active_hours(schedule.active_window, utcnow().astimezone(self.config.watcher.zone)):
             return
         batch = schedule.concurrency * 4
+        moved = await asyncio.to_thread(self._reschedule)
+        if moved:
+            log.info("%d borrower(s) rescheduled within the interval of %s", moved, schedule.interval)
         while not self.stopping.is_set():
             claimed = await asyncio.to_thread(self._claim, batch)
             if not claimed:
@@ -193,6 +203,13 @@ class Daemon:
             if isinstance(result, BaseException):
                 raise result
         return [result for result in results if result is not None]
+
+    def _reschedule(self) -> int:
+        schedule = self.config.schedule
+        with self.store.transaction() as session:
+            return reschedule_beyond_interval(
+                session, interval=schedule.interval, jitter=schedule.jitter, now=utcnow()
+            )
 
     def _claim(self, batch: int) -> list[Borrower]:
         with self.store.transaction() as session:

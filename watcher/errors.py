@@ -69,3 +69,10 @@ class AuthError(SourceError):
     """Key invalid, balance exhausted, quota exceeded: the operator must act."""
 
     kind = "auth"
+
+
+class CheckStorageError(WatcherError):
+    """A check's result could not be written (the database refused it): recorded as a failed check
+    of that borrower, retried like any failure, while the rest of the sweep goes on."""
+
+    kind = "storage"

@@ -191,6 +191,8 @@ def upsert_borrowers(session: Session, rows: Sequence[BorrowerRow], *, actor: st
         if "source" in differences or "registry_id" in differences:
             borrower.baseline_at = None
             borrower.next_check_at = now
+        if "interval_seconds" in differences:
+            borrower.next_check_at = now  # a new interval takes effect at the next sweep
         for key, value in differences.items():
             setattr(borrower, key, value)
         # The next check parses and assesses in full: its outcome may depend on what changed here.

@@ -42,6 +42,15 @@ class Borrower(SQLModel, table=True):
     signatory_mismatch: str | None = None
     claimed_by: str | None = Field(default=None, max_length=128)
     lease_until: datetime | None = None
+    # When the first check failed since the last success: a gap longer than [rules] failing_after
+    # raises a monitoring-gap alert (``gap_alert_id``), and the next success a recovery notice.
+    failing_since: datetime | None = Field(default=None, index=True)
+    gap_alert_id: int | None = Field(default=None, index=True)
+    # A mass disappearance (people or shareholders all gone) waits for a second, identical fetch at
+    # least [rules] confirm_after later before it is stored: the first fetch is kept here meanwhile.
+    pending_since: datetime | None = None
+    pending_hash: str | None = Field(default=None, max_length=64)
+    pending_raw_gz: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
 
     @property
     def tag_list(self) -> list[str]:
@@ -60,13 +69,22 @@ class Snapshot(SQLModel, table=True):
     content_hash: str = Field(max_length=64)
     record_json: str = Field(sa_column=Column(Text, nullable=False))
     raw_gz: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    # A confirmed mass disappearance keeps both fetches as evidence: this is the first one.
+    first_seen_at: datetime | None = None
+    first_raw_gz: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
 
 
 class Alert(SQLModel, table=True):
+    """``kind`` is ``change`` (registry changes, with change events), ``monitoring_gap`` or
+    ``monitoring_restored``. A gap alert about a whole source has no ``borrower_id``; its borrowers
+    are in ``alert_borrower``, and ``detail`` (JSON) says what failed since when."""
+
     __tablename__ = "alert"
 
     id: int | None = Field(default=None, primary_key=True)
-    borrower_id: str = Field(foreign_key="borrower.id", index=True, max_length=64)
+    borrower_id: str | None = Field(default=None, foreign_key="borrower.id", index=True, max_length=64)
+    kind: str = Field(default="change", max_length=32)
+    detail: str | None = Field(default=None, sa_column=Column(Text))
     source: str = Field(max_length=64)
     severity: str = Field(max_length=16)
     status: str = Field(default="open", max_length=16, index=True)
@@ -79,6 +97,15 @@ class Alert(SQLModel, table=True):
     note: str | None = Field(default=None, sa_column=Column(Text))
     closed_by: str | None = None
     closed_at: datetime | None = None
+
+
+class AlertBorrower(SQLModel, table=True):
+    """The borrowers a monitoring-gap alert is about (one, or many for a whole source)."""
+
+    __tablename__ = "alert_borrower"
+
+    alert_id: int = Field(foreign_key="alert.id", primary_key=True)
+    borrower_id: str = Field(foreign_key="borrower.id", primary_key=True, max_length=64, index=True)
 
 
 class ChangeEvent(SQLModel, table=True):

@@ -8,27 +8,28 @@ one outbox row per delivery target, so a crash can delay an alert but never lose
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import random
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from sources import source_class
 from sources.base import Fetched, SamePayload, Source
 from watcher.config import Config
 from watcher.diff import Change, diff
-from watcher.errors import SourceError
+from watcher.errors import CheckStorageError, SourceError
 from watcher.models import Alert, Borrower, ChangeEvent, Delivery, KeyPersonOccasion, Snapshot, utcnow
-from watcher.normalize import content_hash, normalize_record
+from watcher.normalize import content_hash, normalize_record, strip_controls
 from watcher.record import KEY_PERSON_CATEGORIES, RegistryRecord, record_as_dict, record_from_dict
 from watcher.routing import plan_deliveries
-from watcher.rules import Assessment, RuleSettings, assess, signatory_mismatch
+from watcher.rules import Assessment, RuleSettings, assess, signatory_mismatch, vanished_sections
+from watcher.schedule import next_check_at
 from watcher.store import (
     Store,
     audit,
@@ -54,6 +55,8 @@ class CheckOutcome:
     severity: str | None = None
     error_kind: str | None = None
     error: str | None = None
+    # A mass disappearance held until a second fetch confirms it: nothing stored, nothing alerted.
+    awaiting_confirmation: bool = False
 
 
 HEALTH_WRITE_EVERY = timedelta(minutes=1)
@@ -71,41 +74,6 @@ class _Unchanged:
     payload_digest: str | None
     checked_at: datetime
     next_check_at: datetime
-MIN_GAP = 0.75  # of the interval: the first re-check after an import or a change of interval
-
-
-def next_slot(
-    borrower_id: str,
-    now: datetime,
-    interval: timedelta,
-    *,
-    scheduled: datetime | None = None,
-    tolerance: timedelta = timedelta(0),
-) -> datetime:
-    """The borrower's next due time on its own fixed phase within the interval.
-
-    Each borrower's phase comes from a hash of its id, so 100,000 borrowers imported together are
-    spread evenly over the interval instead of falling due at the same moment every day, and each
-    keeps its slot from then on (exactly one interval apart). A check that was due on its slot
-    (``scheduled``, give or take ``tolerance``: jitter and rounding) is next due one interval after
-    that slot, however late it ran. Any other check (the first after an import, a retry, a new
-    interval) is next due on the first slot at least ``MIN_GAP`` of an interval from now.
-    """
-    period = interval.total_seconds()
-    phase = int.from_bytes(hashlib.blake2b(borrower_id.encode(), digest_size=8).digest()) / 2**64 * period
-    zone = now.tzinfo or UTC
-    if scheduled is not None:
-        due = scheduled.timestamp() if scheduled.tzinfo else scheduled.replace(tzinfo=UTC).timestamp()
-        nearest = round((due - phase) / period) * period + phase
-        following = nearest + period
-        if abs(due - nearest) <= tolerance.total_seconds() + 0.001 and following > now.timestamp():
-            return datetime.fromtimestamp(following, tz=zone)
-    elapsed = now.timestamp() - phase
-    slot = (elapsed // period + 1) * period + phase
-    if slot - now.timestamp() < MIN_GAP * period:
-        slot += period
-    return datetime.fromtimestamp(slot, tz=zone)
-
 
 def build_sources(config: Config) -> dict[str, Source]:
     return {name: source_class(options.type)(name, options) for name, options in config.sources.items()}
@@ -196,7 +164,16 @@ class Checker:
             and signatory_mismatch(record, borrower.legal_rep_on_file) == borrower.signatory_mismatch
         ):
             return await self._settle(borrower, fetched.payload_digest)
-        return await self._in_db(self._record_success, borrower.id, fetched, record, digest)
+        try:
+            return await self._in_db(self._record_success, borrower.id, fetched, record, digest)
+        except (SQLAlchemyError, ValueError) as error:
+            # The database refused this check's data: a failed check of this borrower, retried and
+            # shown in status, while the sweep goes on. If even that cannot be written, the
+            # database itself is the problem and the original error goes up.
+            reason = getattr(error, "orig", None) or error
+            message = " ".join(str(reason).split())[:300]
+            failure = CheckStorageError(f"storing the check failed: {type(reason).__name__}: {message}")
+            return await self._in_db(self._record_failure, borrower.id, failure)
 
     # -- unchanged checks, written in batches ------------------------------------------------------
 
@@ -244,6 +221,10 @@ class Checker:
                 consecutive_failures=0,
                 last_error=None,
                 last_error_kind=None,
+                failing_since=None,
+                pending_since=None,
+                pending_hash=None,
+                pending_raw_gz=None,
             )
         )
         rows = [
@@ -288,14 +269,18 @@ class Checker:
             if borrower.interval_seconds
             else self.config.schedule.interval
         )
-        jitter = self.config.schedule.jitter
-        due = next_slot(
-            borrower.id, now, interval, scheduled=borrower.next_check_at, tolerance=jitter
+        return next_check_at(
+            borrower.id,
+            now,
+            interval,
+            scheduled=borrower.next_check_at,
+            jitter=self.config.schedule.jitter,
+            draw=random.random(),
         )
-        return due + timedelta(seconds=random.uniform(0, jitter.total_seconds()) if jitter else 0)
 
-    def _record_failure(self, borrower_id: str, error: SourceError) -> CheckOutcome:
+    def _record_failure(self, borrower_id: str, error: SourceError | CheckStorageError) -> CheckOutcome:
         now = self.clock()
+        message = strip_controls(str(error))
         with self.store.transaction() as session:
             # Locked: a second, overlapping check of the same borrower (a lease that lapsed) waits and
             # then sees this one's snapshot, instead of storing the same change twice.
@@ -305,18 +290,22 @@ class Checker:
             borrower.claimed_by = None
             borrower.lease_until = None
             borrower.consecutive_failures += 1
-            borrower.last_error = str(error)
+            borrower.last_error = message
             borrower.last_error_kind = error.kind
+            if borrower.failing_since is None:
+                borrower.failing_since = now
             backoff = self.config.schedule.retry_after_failure * min(
                 2 ** (borrower.consecutive_failures - 1), 16
             )
             borrower.next_check_at = now + min(backoff, self.config.schedule.interval)
             session.add(borrower)
-            record_source_health(
-                session, borrower.source, ok=False, error=str(error), kind=error.kind, at=now
-            )
-        self._success_written_at.pop(borrower.source, None)  # the next success resets the failure count
-        return CheckOutcome(borrower_id, ok=False, error_kind=error.kind, error=str(error))
+            if isinstance(error, SourceError):  # a storage failure says nothing about the registry
+                record_source_health(
+                    session, borrower.source, ok=False, error=message, kind=error.kind, at=now
+                )
+        if isinstance(error, SourceError):
+            self._success_written_at.pop(borrower.source, None)  # the next success resets the count
+        return CheckOutcome(borrower_id, ok=False, error_kind=error.kind, error=message)
 
     def _record_success(
         self, borrower_id: str, fetched: Fetched, record: RegistryRecord, digest: str
@@ -335,8 +324,16 @@ class Checker:
             borrower.consecutive_failures = 0
             borrower.last_error = None
             borrower.last_error_kind = None
+            borrower.failing_since = None
             borrower.next_check_at = self._next_check(borrower, now)
-            borrower.last_payload_digest = fetched.payload_digest
+            if outcome.awaiting_confirmation:
+                # Checked again once the confirmation is due, and the same answer must be mapped
+                # again then (not skipped as "same as last time").
+                assert borrower.pending_since is not None
+                confirm_at = borrower.pending_since + self.config.rules.confirm_after
+                borrower.next_check_at = max(now, min(borrower.next_check_at, confirm_at))
+            else:
+                borrower.last_payload_digest = fetched.payload_digest
             session.add(borrower)
             write_health = self._health_due(borrower.source, now)
             if write_health:
@@ -370,6 +367,8 @@ class Checker:
         elif (borrower.last_content_hash or latest_hash(session, borrower.id)) != digest:
             previous = latest_snapshot(session, borrower.id)
             old = record_from_dict(json.loads(previous.record_json)) if previous else record
+            if not self._confirmed(borrower, old, record, digest, fetched, now):
+                return CheckOutcome(borrower.id, ok=True, awaiting_confirmation=True)
             changes = diff(old, record)
             snapshot = self._snapshot(session, borrower, record, digest, fetched, now)
 
@@ -442,6 +441,35 @@ class Checker:
             severity=assessment.severity.value if assessment.severity else None,
         )
 
+    def _confirmed(
+        self,
+        borrower: Borrower,
+        old: RegistryRecord,
+        record: RegistryRecord,
+        digest: str,
+        fetched: Fetched,
+        now: datetime,
+    ) -> bool:
+        """Whether a change may be stored now: yes, unless people or shareholders vanished en masse
+        and no second fetch at least ``confirm_after`` after the first has shown the same yet.
+
+        The first fetch of such a change is kept on the borrower; when the confirming fetch comes,
+        both go into the snapshot as evidence.
+        """
+        if not vanished_sections(old, record):
+            self._forget_pending(borrower)
+            return True
+        if borrower.pending_hash == digest and borrower.pending_since is not None:
+            return now - borrower.pending_since >= self.config.rules.confirm_after
+        borrower.pending_since = now
+        borrower.pending_hash = digest
+        borrower.pending_raw_gz = pack_raw(fetched.raw)
+        return False
+
+    @staticmethod
+    def _forget_pending(borrower: Borrower) -> None:
+        borrower.pending_since = borrower.pending_hash = borrower.pending_raw_gz = None
+
     def _snapshot(
         self,
         session: Session,
@@ -452,6 +480,7 @@ class Checker:
         now: datetime,
     ) -> Snapshot:
         borrower.last_content_hash = digest
+        confirmed = borrower.pending_hash == digest and borrower.pending_raw_gz is not None
         snapshot = Snapshot(
             borrower_id=borrower.id,
             source=borrower.source,
@@ -459,7 +488,10 @@ class Checker:
             content_hash=digest,
             record_json=json.dumps(record_as_dict(record), ensure_ascii=False, sort_keys=True),
             raw_gz=pack_raw(fetched.raw),
+            first_seen_at=borrower.pending_since if confirmed else None,
+            first_raw_gz=borrower.pending_raw_gz if confirmed else None,
         )
+        self._forget_pending(borrower)
         session.add(snapshot)
         session.flush()
         return snapshot

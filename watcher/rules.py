@@ -15,7 +15,7 @@ from enum import StrEnum
 
 from watcher.diff import Change
 from watcher.normalize import text_key
-from watcher.record import CRITICAL_STATUSES, Category, RegistryRecord
+from watcher.record import CRITICAL_STATUSES, Category, CompanyStatus, RegistryRecord
 
 
 class Severity(StrEnum):
@@ -151,3 +151,28 @@ def _turned_critical(change: Change, record: RegistryRecord) -> bool:
         and record.status is not None
         and record.status.code in CRITICAL_STATUSES
     )
+
+
+# A company that is dissolved, bankrupt or being wound up may well have lost its people: that
+# explains an empty section. Abnormal operation does not.
+_EXPLAINS_DISAPPEARANCE = frozenset(
+    {CompanyStatus.LIQUIDATION, CompanyStatus.BANKRUPT, CompanyStatus.REVOKED, CompanyStatus.DEREGISTERED}
+)
+
+
+def vanished_sections(old: RegistryRecord, new: RegistryRecord) -> tuple[str, ...]:
+    """The sections (people, shareholders, controllers) that held someone before and are empty now,
+    unless the new status explains it.
+
+    Registries answer with empty lists when something on their side breaks (Brønnøysund's
+    ``{"rollegrupper": []}``, Qichacha's empty ``Employees`` and ``Partners``): such a change is held
+    until a second fetch confirms it, never alerted at once as "everyone left".
+    """
+    if new.status is not None and new.status.code in _EXPLAINS_DISAPPEARANCE:
+        return ()
+    vanished = []
+    for section in ("people", "shareholders", "controllers"):
+        before, after = getattr(old, section), getattr(new, section)
+        if before and after is not None and not after:
+            vanished.append(section)
+    return tuple(vanished)

@@ -30,8 +30,9 @@ from watcher.models import (
     SourceHealth,
     utcnow,
 )
+from watcher.schedule import first_slot_after
 
-SCHEMA_HEAD = "0006"
+SCHEMA_HEAD = "0008"
 MIGRATIONS = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -356,6 +357,31 @@ def status_summary(session: Session, now: datetime | None = None) -> StatusSumma
 
 
 # -- claims (several instances on PostgreSQL; one on SQLite) -------------------------------------
+
+
+def reschedule_beyond_interval(
+    session: Session, *, interval: timedelta, jitter: timedelta, now: datetime, limit: int = 1000
+) -> int:
+    """Bring the next checks of borrowers on the default interval within that interval (plus jitter),
+    each on its own phase: a shortened ``[schedule] interval`` takes effect at the next sweep instead
+    of after the old, longer one. Normally finds nothing (an index range scan); returns how many moved.
+    """
+    far = list(
+        session.exec(
+            select(Borrower.id)
+            .where(
+                col(Borrower.active).is_(True),
+                Borrower.next_check_at > now + interval + jitter,
+                col(Borrower.interval_seconds).is_(None),
+            )
+            .limit(limit)
+        )
+    )
+    for borrower_id in far:
+        slot = first_slot_after(borrower_id, now.timestamp(), interval)
+        moved = datetime.fromtimestamp(slot, tz=now.tzinfo)
+        session.exec(update(Borrower).where(col(Borrower.id) == borrower_id).values(next_check_at=moved))
+    return len(far)
 
 
 def claim_due_borrowers(

@@ -1,0 +1,72 @@
+"""Property tests of the pure core's trust rules: control characters never survive normalisation, and
+only a real mass disappearance is held for confirmation."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.strategies import registry_records, statuses
+from watcher.normalize import clean_text, normalize_record, strip_controls
+from watcher.record import CompanyStatus, record_as_dict
+from watcher.rules import vanished_sections
+
+CONTROLS = [chr(code) for code in (*range(0x00, 0x09), *range(0x0E, 0x20), *range(0x7F, 0xA0))]
+hostile_text = st.text(alphabet=st.sampled_from([*CONTROLS, "a", "王", " ", "\n", "\t", "\r"]), max_size=30)
+
+
+def _strings(value):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _strings(item)
+
+
+@given(hostile_text)
+def test_no_control_character_survives_cleaning(text):
+    assert not set(clean_text(text)) & set(CONTROLS)
+    assert not set(strip_controls(text)) & {*CONTROLS, "\r"}
+    assert set(strip_controls(text)) <= set(text)  # nothing is added
+
+
+@given(registry_records(all_present=True), hostile_text)
+def test_no_control_character_survives_in_any_normalised_field(record, noise):
+    assert record.name is not None and record.legal_representative is not None
+    dirty = replace(
+        record,
+        name=noise + record.name + noise,
+        address=(record.address or "") + noise,
+        legal_representative=replace(
+            record.legal_representative, name=noise + record.legal_representative.name
+        ),
+    )
+    for text in _strings(record_as_dict(normalize_record(dirty))):
+        assert not set(text) & set(CONTROLS), repr(text)
+
+
+@given(registry_records(all_present=True), registry_records(all_present=True))
+def test_only_sections_that_held_someone_and_are_empty_now_are_held(old, new):
+    vanished = vanished_sections(old, new)
+    for section in vanished:
+        assert getattr(old, section) and getattr(new, section) == ()
+    if all(getattr(new, section) for section in ("people", "shareholders", "controllers")):
+        assert vanished == ()
+
+
+@given(registry_records(all_present=True), statuses())
+def test_everyone_gone_is_held_unless_the_status_explains_it(old, status):
+    new = replace(old, people=(), shareholders=(), controllers=(), status=status)
+    explained = status.code in {
+        CompanyStatus.LIQUIDATION,
+        CompanyStatus.BANKRUPT,
+        CompanyStatus.REVOKED,
+        CompanyStatus.DEREGISTERED,
+    }
+    held = bool(old.people or old.shareholders or old.controllers) and not explained
+    assert bool(vanished_sections(old, new)) == held
