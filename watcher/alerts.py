@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 from sqlmodel import Session, col, select
 
 from watcher.models import Alert, Borrower, ChangeEvent, Delivery
 from watcher.record import Action, Category
-from watcher.render import AlertView, ChangeLine
+from watcher.render import AlertView, ChangeLine, GapLine
 from watcher.rules import Severity
 from watcher.store import audit
 
@@ -17,6 +18,8 @@ def alert_view(session: Session, alert_id: int, *, window_days: int) -> AlertVie
     alert = session.get(Alert, alert_id)
     if alert is None:
         raise KeyError(f"no alert #{alert_id}")
+    if alert.kind != "change":
+        return _monitoring_view(session, alert, window_days)
     borrower = session.get(Borrower, alert.borrower_id)
     assert borrower is not None
     events = session.exec(
@@ -41,6 +44,36 @@ def alert_view(session: Session, alert_id: int, *, window_days: int) -> AlertVie
     )
 
 
+def _monitoring_view(session: Session, alert: Alert, window_days: int) -> AlertView:
+    """A monitoring-gap or recovery alert: its borrowers as they were when it was raised."""
+    detail = json.loads(alert.detail or "{}")
+    lines = tuple(
+        GapLine(
+            borrower_id=entry["id"],
+            name=entry.get("name") or entry["id"],
+            officer=entry.get("officer"),
+            since=datetime.fromisoformat(entry["since"]) if entry.get("since") else None,
+            error_kind=entry.get("error_kind"),
+        )
+        for entry in detail.get("borrowers", [])
+    )
+    borrower = session.get(Borrower, alert.borrower_id) if alert.borrower_id else None
+    return AlertView(
+        alert_id=alert.id,
+        borrower_id=borrower.id if borrower else "",
+        borrower_name=borrower.name if borrower else "",
+        severity=Severity(alert.severity),
+        source=alert.source,
+        detected_at=alert.created_at,
+        changes=(),
+        occasions_in_window=0,
+        window_days=window_days,
+        recommend_early_repayment=False,
+        kind=alert.kind,
+        gap=lines,
+    )
+
+
 def delivery_targets_of(session: Session, alert_id: int) -> list[str]:
     return list(
         session.exec(select(Delivery.target).where(Delivery.alert_id == alert_id).order_by(Delivery.id))
@@ -54,9 +87,10 @@ class AlertStateError(Exception):
 OPEN, ACKNOWLEDGED, CLOSED = "open", "acknowledged", "closed"
 
 
-def list_alerts(session: Session, *, status: str | None = OPEN) -> list[tuple[Alert, Borrower]]:
-    """Alerts with their borrower, newest first; ``status=None`` for all."""
-    query = select(Alert, Borrower).join(Borrower, col(Borrower.id) == col(Alert.borrower_id))
+def list_alerts(session: Session, *, status: str | None = OPEN) -> list[tuple[Alert, Borrower | None]]:
+    """Alerts with their borrower, newest first; ``status=None`` for all. An alert about a whole
+    source (a monitoring gap of many borrowers) has no single borrower."""
+    query = select(Alert, Borrower).join(Borrower, col(Borrower.id) == col(Alert.borrower_id), isouter=True)
     if status is not None:
         query = query.where(Alert.status == status)
     return list(session.exec(query.order_by(col(Alert.created_at).desc(), col(Alert.id).desc())))

@@ -248,16 +248,21 @@ def check(
 
     try:
         outcomes = asyncio.run(_run_checks(store, config, selected))
+        gaps = _scan_gaps(store, config)
     except SQLAlchemyError as error:
         raise fail(f"database {_safe_url(config.database.url)}: {str(error).splitlines()[0]}", 1) from None
     failed = [o for o in outcomes if not o.ok]
     alerts = [o for o in outcomes if o.alert_id is not None]
     baselines = sum(1 for o in outcomes if o.ok and o.baseline)
+    waiting = sum(1 for o in outcomes if o.awaiting_confirmation)
     typer.echo(
         f"checked {len(outcomes)}: {len(outcomes) - len(failed)} ok ({baselines} baseline), "
         f"{len(failed)} failed, {len(alerts)} alert(s)"
+        + (f", {waiting} awaiting confirmation" if waiting else "")
     )
-    if no_notify and alerts:
+    if gaps.gaps or gaps.restored:
+        typer.echo(f"monitoring: {len(gaps.gaps)} gap alert(s), {len(gaps.restored)} recovery notice(s)")
+    if no_notify and (alerts or gaps.alert_ids):
         typer.echo("alerts stored; --no-notify: nothing sent (the daemon or the next check sends them)")
     elif not no_notify:
         try:
@@ -275,6 +280,14 @@ def check(
             "failed: " + "; ".join(f"{o.borrower_id} ({o.error_kind}: {o.error})" for o in failed), err=True
         )
         raise typer.Exit(1)
+
+
+def _scan_gaps(store: Store, config: Config):
+    from watcher.models import utcnow
+    from watcher.monitoring import scan_monitoring_gaps
+
+    with store.transaction() as session:
+        return scan_monitoring_gaps(session, config, utcnow())
 
 
 async def _run_checks(store: Store, config: Config, selected):
@@ -472,7 +485,7 @@ def alerts_list(
             _when(alert.created_at),
             alert.severity,
             alert.status,
-            f"{borrower.id} {borrower.name}",
+            f"{borrower.id} {borrower.name}" if borrower else f"{alert.kind}: {alert.source}",
             alert.source,
             handled,
             alert.note or "",

@@ -24,6 +24,7 @@ from watcher import __version__, sdnotify
 from watcher.config import Config
 from watcher.dispatch import Dispatcher
 from watcher.models import Borrower, utcnow
+from watcher.monitoring import GapReport, scan_monitoring_gaps
 from watcher.pipeline import Checker, CheckOutcome
 from watcher.store import (
     Store,
@@ -162,6 +163,13 @@ class Daemon:
                 self._start("dispatch", self._dispatch)
         if self.stopping.is_set():
             return  # cut short: not a completed sweep; the final heartbeat records the stop
+        gaps = await asyncio.to_thread(self._scan_gaps)
+        for alert_id in gaps.gaps:
+            log.warning("monitoring gap: alert #%d opened", alert_id)
+        for alert_id in gaps.restored:
+            log.info("monitoring restored: alert #%d opened", alert_id)
+        if gaps.alert_ids:
+            self._start("dispatch", self._dispatch)
         self.sweeps += 1
         await asyncio.to_thread(self._beat, True)
         sdnotify.notify(f"STATUS=running: {self.checked} checks, last sweep {utcnow():%H:%M:%S} UTC")
@@ -203,6 +211,10 @@ class Daemon:
             if isinstance(result, BaseException):
                 raise result
         return [result for result in results if result is not None]
+
+    def _scan_gaps(self) -> GapReport:
+        with self.store.transaction() as session:
+            return scan_monitoring_gaps(session, self.config, utcnow())
 
     def _reschedule(self) -> int:
         schedule = self.config.schedule

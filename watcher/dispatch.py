@@ -28,7 +28,13 @@ from watcher.alerts import alert_view
 from watcher.config import Config
 from watcher.models import Delivery, utcnow
 from watcher.render import AlertView, RenderedAlert, render_alert, render_digest
-from watcher.routing import target_language, target_max_attempts, target_urls, url_fingerprint
+from watcher.routing import (
+    OFFICER_PREFIX,
+    target_language,
+    target_max_attempts,
+    target_urls,
+    url_fingerprint,
+)
 from watcher.store import Store, audit
 
 log = logging.getLogger("watcher.dispatch")
@@ -169,9 +175,11 @@ class Dispatcher:
         window_days = self.config.rules.window.days
         views: dict[int, AlertView] = {}
 
-        def view(alert_id: int) -> AlertView:
+        def view(alert_id: int, target: str) -> AlertView:
             if alert_id not in views:
                 views[alert_id] = alert_view(session, alert_id, window_days=window_days)
+            if target.startswith(OFFICER_PREFIX):  # an officer reads only about their own borrowers
+                return views[alert_id].for_officer(target.removeprefix(OFFICER_PREFIX))
             return views[alert_id]
 
         work = [
@@ -180,7 +188,7 @@ class Dispatcher:
                 row.target,
                 row.url_fingerprint,
                 row.attempts,
-                (view(row.alert_id),),
+                (view(row.alert_id, row.target),),
                 False,
                 lease_until,
             )
@@ -199,7 +207,7 @@ class Dispatcher:
                     target,
                     fingerprint,
                     max(r.attempts for r in held),
-                    tuple(view(r.alert_id) for r in held),
+                    tuple(view(r.alert_id, target) for r in held),
                     True,
                     lease_until,
                 )

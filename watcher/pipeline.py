@@ -24,7 +24,7 @@ from sources.base import Fetched, SamePayload, Source
 from watcher.config import Config
 from watcher.diff import Change, diff
 from watcher.errors import CheckStorageError, SourceError
-from watcher.models import Alert, Borrower, ChangeEvent, Delivery, KeyPersonOccasion, Snapshot, utcnow
+from watcher.models import Alert, Borrower, ChangeEvent, KeyPersonOccasion, Snapshot, utcnow
 from watcher.normalize import content_hash, normalize_record, strip_controls
 from watcher.record import KEY_PERSON_CATEGORIES, RegistryRecord, record_as_dict, record_from_dict
 from watcher.routing import plan_deliveries
@@ -32,6 +32,7 @@ from watcher.rules import Assessment, RuleSettings, assess, signatory_mismatch, 
 from watcher.schedule import next_check_at
 from watcher.store import (
     Store,
+    add_deliveries,
     audit,
     latest_hash,
     latest_snapshot,
@@ -533,18 +534,7 @@ class Checker:
             severity=assessment.severity,
             now=now,
         )
-        for delivery in planned:
-            session.add(
-                Delivery(
-                    alert_id=alert.id,
-                    target=delivery.target,
-                    url_fingerprint=delivery.url_fingerprint,
-                    channel=delivery.channel,
-                    status="held" if delivery.held_until else "pending",
-                    next_attempt_at=delivery.held_until or now,
-                    created_at=now,
-                )
-            )
+        add_deliveries(session, alert.id, planned, now)
         targets = sorted({delivery.target for delivery in planned})
         audit(
             session,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from enum import StrEnum
 
@@ -84,6 +84,14 @@ _TEXT = {
         "digest_more": "另有 {count} 条未列出，见 watcher alerts。",
         "test_title": "【测试】Borrower Watcher 通知测试",
         "test_body": "这是一条测试消息：目标 {target} 可以收到 Borrower Watcher 的预警。",
+        "monitoring_gap": "监控中断",
+        "monitoring_restored": "监控恢复",
+        "title_kind": "【{severity}】{name}（{borrower_id}）{kind}",
+        "title_kind_source": "【{severity}】来源 {source}：{count} 家借款人{kind}",
+        "gap_line": "{name}（{borrower_id}）：自 {since} 起检查全部失败（最近错误：{error_kind}）",
+        "restored_line": "{name}（{borrower_id}）：检查已恢复正常",
+        "gap_note": "监控中断期间无法发现登记信息的变更：请人工核查，或联系运维处理数据源故障。",
+        "gap_hidden": "另有 {count} 家借款人（其他客户经理负责）。",
     },
     "en": {
         "title": "[{severity}] {name} ({borrower_id}): registry record changed",
@@ -101,6 +109,15 @@ _TEXT = {
         "digest_more": "{count} more not shown; see watcher alerts.",
         "test_title": "[Test] Borrower Watcher notification test",
         "test_body": "This is a test message: target {target} can receive Borrower Watcher alerts.",
+        "monitoring_gap": "monitoring gap",
+        "monitoring_restored": "monitoring restored",
+        "title_kind": "[{severity}] {name} ({borrower_id}): {kind}",
+        "title_kind_source": "[{severity}] source {source}: {kind} for {count} borrower(s)",
+        "gap_line": "{name} ({borrower_id}): every check has failed since {since} (last error: {error_kind})",
+        "restored_line": "{name} ({borrower_id}): checks succeed again",
+        "gap_note": "Registry changes cannot be detected during a monitoring gap: check the borrower "
+        "manually, or ask operations to repair the source.",
+        "gap_hidden": "{count} more borrower(s) of other officers.",
     },
 }
 
@@ -113,6 +130,17 @@ class ChangeLine:
     before: str | None
     after: str | None
     effective_date: date | None
+
+
+@dataclass(frozen=True, slots=True)
+class GapLine:
+    """One borrower of a monitoring-gap or recovery alert."""
+
+    borrower_id: str
+    name: str
+    officer: str | None
+    since: datetime | None
+    error_kind: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +157,16 @@ class AlertView:
     recommend_early_repayment: bool
     signatory_mismatch: str | None = None
     legal_rep_on_file: str | None = None
+    kind: str = "change"  # or "monitoring_gap", "monitoring_restored": then ``gap`` lists borrowers
+    gap: tuple[GapLine, ...] = ()
+    gap_hidden: int = 0  # borrowers left out of ``gap`` for an officer who does not handle them
+
+    def for_officer(self, officer: str) -> AlertView:
+        """What one officer may read: a gap alert about a whole source lists only their borrowers."""
+        if not self.gap:
+            return self
+        own = tuple(line for line in self.gap if line.officer == officer)
+        return replace(self, gap=own, gap_hidden=self.gap_hidden + len(self.gap) - len(own))
 
 
 class BodyFormat(StrEnum):
@@ -333,10 +371,58 @@ def _history_command(borrower_id: str, fmt: BodyFormat) -> str:
     return _escaper(fmt)(command)
 
 
+def _time_label(moment: datetime) -> str:
+    moment = moment.astimezone(UTC) if moment.tzinfo else moment  # naive times are UTC, as stored
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _render_monitoring(view: AlertView, language: str, fmt: BodyFormat, limits: Limits) -> RenderedAlert:
+    """A monitoring gap or its recovery: which borrowers, since when, what failed; no change lines."""
+    escape = _escaper(fmt)
+    text = _TEXT[language]
+    severity = SEVERITY_LABEL[language][view.severity]
+    kind = text[view.kind]
+    if view.borrower_id:
+        title = text["title_kind"].format(
+            severity=severity,
+            name=" ".join(view.borrower_name.split()),
+            borrower_id=view.borrower_id,
+            kind=kind,
+        )
+    else:
+        count = len(view.gap) + view.gap_hidden
+        title = text["title_kind_source"].format(
+            severity=severity, source=view.source, count=count, kind=kind
+        )
+    line_key = "gap_line" if view.kind == "monitoring_gap" else "restored_line"
+    items = [
+        text[line_key].format(
+            name=escape(line.name),
+            borrower_id=escape(line.borrower_id),
+            since=_time_label(line.since) if line.since else "–",
+            error_kind=escape(line.error_kind or "–"),
+        )
+        for line in view.gap
+    ]
+    notes = [text["gap_hidden"].format(count=view.gap_hidden)] if view.gap_hidden else []
+    emphasis = [text["gap_note"]] if view.kind == "monitoring_gap" else []
+    footer = [
+        text["footer"].format(
+            alert_id=view.alert_id or "–", source=escape(view.source), detected=_time_label(view.detected_at)
+        )
+    ]
+    body = _fit(
+        fmt, limits, items, notes, emphasis, footer, lambda count: text["digest_more"].format(count=count)
+    )
+    return RenderedAlert(title=title, body=body)
+
+
 def render_alert(
     view: AlertView, language: str, fmt: BodyFormat = BodyFormat.TEXT, limits: Limits = NO_LIMIT
 ) -> RenderedAlert:
     """Title and body of one alert in ``language`` and ``fmt``, within ``limits``."""
+    if view.kind != "change":
+        return _render_monitoring(view, language, fmt, limits)
     escape = _escaper(fmt)
     text = _TEXT[language]
     severity = SEVERITY_LABEL[language][view.severity]
@@ -350,10 +436,10 @@ def render_alert(
         if view.occasions_in_window
         else []
     )
-    detected_at = view.detected_at.astimezone(UTC) if view.detected_at.tzinfo else view.detected_at
-    detected = detected_at.strftime("%Y-%m-%d %H:%M UTC")  # naive times are UTC, as the database keeps them
     footer = [
-        text["footer"].format(alert_id=view.alert_id or "–", source=escape(view.source), detected=detected)
+        text["footer"].format(
+            alert_id=view.alert_id or "–", source=escape(view.source), detected=_time_label(view.detected_at)
+        )
     ]
     emphasis = [text["action_high"]] if view.recommend_early_repayment else []
     command = _history_command(view.borrower_id, fmt)
@@ -383,6 +469,8 @@ def render_digest(
     items = []
     for view in views:
         categories = sorted({CATEGORY_LABEL[language][change.category] for change in view.changes})
+        if view.kind != "change":
+            categories = [text[view.kind]]
         items.append(
             text["digest_line"].format(
                 severity=SEVERITY_LABEL[language][view.severity],

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import event, func, text
 from sqlalchemy.engine import Engine
@@ -31,6 +32,9 @@ from watcher.models import (
     utcnow,
 )
 from watcher.schedule import first_slot_after
+
+if TYPE_CHECKING:
+    from watcher.routing import PlannedDelivery
 
 SCHEMA_HEAD = "0008"
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -169,6 +173,24 @@ def audit(
 
 
 # -- queries ------------------------------------------------------------------------------------
+
+
+def add_deliveries(
+    session: Session, alert_id: int, planned: Iterable[PlannedDelivery], now: datetime
+) -> None:
+    """The outbox rows of a new alert, in the alert's own transaction: nothing is lost in a crash."""
+    for delivery in planned:
+        session.add(
+            Delivery(
+                alert_id=alert_id,
+                target=delivery.target,
+                url_fingerprint=delivery.url_fingerprint,
+                channel=delivery.channel,
+                status="held" if delivery.held_until else "pending",
+                next_attempt_at=delivery.held_until or now,
+                created_at=now,
+            )
+        )
 
 
 def latest_snapshot(session: Session, borrower_id: str) -> Snapshot | None:

@@ -1,0 +1,152 @@
+"""Monitoring gaps: a borrower whose checks all fail for longer than failing_after raises one alert, a
+whole failing source one alert listing its borrowers, and a recovery sends one notice."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+
+from tests.test_pipeline import CN1, CN_ID, NO1, NO_ID, T0, T1, World
+from watcher.alerts import alert_view, list_alerts
+from watcher.importer import BorrowerRow
+from watcher.models import Alert, AlertBorrower, AuditLog, Borrower, ChangeEvent, Delivery
+from watcher.monitoring import scan_monitoring_gaps
+from watcher.render import BodyFormat, render_alert
+
+FAILING_AFTER = timedelta(hours=24)  # the default of [rules] failing_after
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def world(request, tmp_path, sqlite_url) -> World:
+    url = sqlite_url if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    made = World(tmp_path, url)
+    yield made
+    made.store.dispose()
+
+
+def _break(world: World, source: str, registry_id: str) -> None:
+    """The registry answers garbage for this company: every check of it fails (a parse error)."""
+    folder = world.folder / "feed" / source / registry_id
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("getinfo.json", "enhet.json", "roller.json"):
+        (folder / name).write_text("<html>maintenance</html>", encoding="utf-8")
+
+
+def _scan(world: World, when):
+    with world.store.transaction() as session:
+        return scan_monitoring_gaps(session, world.config, when)
+
+
+def test_a_borrower_failing_longer_than_failing_after_raises_one_gap_alert_and_one_recovery(world):
+    world.add(CN1)
+    world.feed_qichacha(CN_ID, "eci_info_verify_getinfo_t0.json")
+    world.check(T0)
+    _break(world, "cn", CN_ID)
+    assert not world.check(T1)["cn1"].ok
+    assert _scan(world, T1 + FAILING_AFTER / 2).alert_ids == ()  # not long enough yet
+    world.check(T1 + FAILING_AFTER / 2)
+    report = _scan(world, T1 + FAILING_AFTER + timedelta(minutes=1))
+    [gap_id] = report.gaps
+    # Once: the next scans while it still fails raise nothing more.
+    world.check(T1 + FAILING_AFTER * 2)
+    assert _scan(world, T1 + FAILING_AFTER * 2).alert_ids == ()
+    [alert] = world.rows(Alert)
+    assert (alert.kind, alert.severity, alert.borrower_id, alert.status) == (
+        "monitoring_gap",
+        "high",
+        "cn1",
+        "open",
+    )
+    detail = json.loads(alert.detail)
+    assert detail["source"] == "cn" and detail["error_kind"] == "parse_error"
+    assert detail["borrowers"][0]["since"].startswith(T1.date().isoformat())
+    # Its officer and the notifiers its severity and tags reach; not part of the change history.
+    targets = {delivery.target for delivery in world.rows(Delivery)}
+    assert targets == {"officer:zhang_wei", "notifier:risk_desk", "notifier:zhejiang_team"}
+    assert world.rows(ChangeEvent) == []
+    assert any(
+        entry.action == "alert.opened" and entry.subject_id == str(gap_id) for entry in world.rows(AuditLog)
+    )
+
+    world.feed_qichacha(CN_ID, "eci_info_verify_getinfo_t0.json")  # the registry answers again
+    assert world.check(T1 + FAILING_AFTER * 3)["cn1"].ok
+    [restored_id] = _scan(world, T1 + FAILING_AFTER * 3).restored
+    restored = next(alert for alert in world.rows(Alert) if alert.id == restored_id)
+    assert (restored.kind, restored.severity, restored.borrower_id) == ("monitoring_restored", "info", "cn1")
+    assert _scan(world, T1 + FAILING_AFTER * 4).alert_ids == ()
+    [borrower] = world.rows(Borrower)
+    assert borrower.gap_alert_id is None and borrower.failing_since is None
+
+
+def test_a_whole_failing_source_raises_one_alert_listing_its_borrowers(world):
+    more = [
+        BorrowerRow(id=f"no{n}", name=f"SELSKAP {n} AS", source="no", registry_id=NO_ID, officer=officer)
+        for n, officer in ((2, "zhang_wei"), (3, None))
+    ]
+    world.add(NO1, *more, CN1)
+    world.feed_qichacha(CN_ID, "eci_info_verify_getinfo_t0.json")
+    _break(world, "no", NO_ID)
+    world.check(T0)
+    report = _scan(world, T0 + FAILING_AFTER * 2)
+    [alert_id] = report.gaps
+    [alert] = world.rows(Alert)
+    assert alert.borrower_id is None and alert.source == "no"
+    assert sorted(link.borrower_id for link in world.rows(AlertBorrower)) == ["no1", "no2", "no3"]
+    assert sorted(b.id for b in world.rows(Borrower) if b.gap_alert_id == alert_id) == ["no1", "no2", "no3"]
+    with world.store.session() as session:
+        view = alert_view(session, alert_id, window_days=365)
+        listed = list_alerts(session, status=None)
+    assert [borrower for _, borrower in listed] == [None]  # an alert about a source is listed too
+    body = render_alert(view, "zh-CN").body
+    assert "监控中断" in render_alert(view, "zh-CN").title and all(f"no{n}" in body for n in (1, 2, 3))
+    # An officer reads only about their own borrowers; the others are counted, not named.
+    own = render_alert(view.for_officer("zhang_wei"), "en")
+    assert "no2" in own.body and "no1" not in own.body and "no3" not in own.body
+    assert "2 more borrower(s) of other officers" in own.body
+    # One recovery notice when the source answers again.
+    world.feed_brreg(NO_ID, "enhet.json", "roller_t0.json")
+    world.check(T0 + FAILING_AFTER * 3)
+    assert len(_scan(world, T0 + FAILING_AFTER * 3).restored) == 1
+
+
+def test_a_few_failing_borrowers_of_a_healthy_source_are_alerted_one_by_one(world):
+    broken = [
+        BorrowerRow(id=f"no{n}", name=f"SELSKAP {n} AS", source="no", registry_id=f"9{n:08d}") for n in (2, 3)
+    ]
+    healthy = [
+        BorrowerRow(id=f"no{n}", name=f"SELSKAP {n} AS", source="no", registry_id=NO_ID) for n in (4, 5)
+    ]
+    world.add(NO1, *broken, *healthy)
+    world.feed_brreg(NO_ID, "enhet.json", "roller_t0.json")
+    for row in broken:
+        _break(world, "no", row.registry_id)
+    outcomes = world.check(T0)
+    assert sorted(id for id, outcome in outcomes.items() if not outcome.ok) == ["no2", "no3"]
+    report = _scan(world, T0 + FAILING_AFTER * 2)
+    assert len(report.gaps) == 2
+    assert sorted(alert.borrower_id for alert in world.rows(Alert)) == ["no2", "no3"]
+
+
+def test_gap_alert_text_names_borrower_source_since_and_error(sqlite_world_monitor):
+    world = sqlite_world_monitor
+    world.add(NO1)
+    _break(world, "no", NO_ID)
+    world.check(T0)
+    [gap_id] = _scan(world, T0 + FAILING_AFTER * 2).gaps
+    with world.store.session() as session:
+        view = alert_view(session, gap_id, window_days=365)
+    zh = render_alert(view, "zh-CN", BodyFormat.MARKDOWN)
+    en = render_alert(view, "en", BodyFormat.HTML)
+    assert zh.title == "【高风险】FJORDLYS SJØMAT AS（no1）监控中断"
+    assert "自 2025-12-30 02:00 UTC 起检查全部失败" in zh.body and "parse＿error" in zh.body
+    assert en.title == "[High risk] FJORDLYS SJØMAT AS (no1): monitoring gap"
+    assert "every check has failed since 2025-12-30 02:00 UTC" in en.body and "Source: no" in en.body
+
+
+@pytest.fixture
+def sqlite_world_monitor(tmp_path, sqlite_url) -> World:
+    made = World(tmp_path, sqlite_url)
+    yield made
+    made.store.dispose()
