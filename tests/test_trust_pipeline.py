@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import zlib
-from datetime import timedelta
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import text
@@ -152,3 +153,39 @@ def test_a_check_the_database_refuses_fails_that_borrower_and_the_sweep_goes_on(
     cn1 = next(b for b in world.rows(Borrower) if b.id == "cn1")
     assert cn1.last_error_kind == "storage" and cn1.failing_since == T1
     assert cn1.next_check_at <= T1 + world.config.schedule.retry_after_failure  # retried soon
+
+
+def test_manual_checks_do_not_push_the_next_automatic_check(world):
+    """Three manual checks before a 24h borrower fell due moved its next check days away."""
+    world.add(NO1)
+    world.feed_brreg(NO_ID, "enhet.json", "roller_t0.json")
+    world.check(T0)
+    [borrower] = world.rows(Borrower)
+    due = borrower.next_check_at
+    for hours in (1, 2, 3):
+        world.check(T0 + timedelta(hours=hours))
+    [borrower] = world.rows(Borrower)
+    assert borrower.next_check_at == due
+
+
+def test_a_shortened_interval_takes_effect_at_the_next_sweep(world):
+    from watcher.importer import upsert_borrowers
+    from watcher.store import reschedule_beyond_interval
+
+    world.add(NO1, replace(NO1, id="no2", interval_seconds=7 * 86400))
+    world.feed_brreg(NO_ID, "enhet.json", "roller_t0.json")
+    world.check(T0)
+    # The default interval was 7 days when no1 was last checked: its next check is far out.
+    with world.store.transaction() as session:
+        session.get(Borrower, "no1").next_check_at = T0 + timedelta(days=7)
+    interval, jitter = world.config.schedule.interval, world.config.schedule.jitter
+    with world.store.transaction() as session:
+        moved = reschedule_beyond_interval(session, interval=interval, jitter=jitter, now=T0)
+    assert moved == 1
+    no1 = next(b for b in world.rows(Borrower) if b.id == "no1")
+    assert T0 < no1.next_check_at <= T0 + interval + jitter
+    # A re-imported CSV with a shorter interval for no2: due at the next sweep.
+    with world.store.transaction() as session:
+        upsert_borrowers(session, [replace(NO1, id="no2", interval_seconds=3600)], actor="test")
+    no2 = next(b for b in world.rows(Borrower) if b.id == "no2")
+    assert no2.next_check_at <= datetime.now(UTC)
