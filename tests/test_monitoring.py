@@ -4,6 +4,7 @@ whole failing source one alert listing its borrowers, and a recovery sends one n
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 
 import pytest
@@ -150,3 +151,44 @@ def sqlite_world_monitor(tmp_path, sqlite_url) -> World:
     made = World(tmp_path, sqlite_url)
     yield made
     made.store.dispose()
+
+
+def test_console_shows_a_source_gap_to_reviewers_and_to_officers_of_listed_borrowers(tmp_path, sqlite_url):
+    from tests.test_console import ConsoleWorld, page_token, signed_in
+
+    console = ConsoleWorld(tmp_path, sqlite_url)
+    try:
+        for answer in (tmp_path / "feed" / "no").glob("*/*.json"):
+            answer.write_text("<html>maintenance</html>", encoding="utf-8")
+        since = T1 + timedelta(days=400)
+        outcomes = console.deployment.check(since)
+        assert [o.ok for o in outcomes.values()].count(False) == 2
+        with console.store.transaction() as session:
+            [gap_id] = scan_monitoring_gaps(session, console.config, since + FAILING_AFTER * 2).gaps
+        card = re.compile(rf'<article[^>]*id="alert-{gap_id}".*?</article>', re.S)
+
+        reviewer = card.search(signed_in(console, "risk").get("/alerts").text)
+        assert reviewer and "监控中断" in reviewer[0]
+        assert "b-fjordlys" in reviewer[0] and "b-hardanger" in reviewer[0]
+        li = signed_in(console, "li")
+        own = card.search(li.get("/alerts").text)
+        assert own and "b-fjordlys" in own[0] and "b-hardanger" not in own[0] and "另有 1 家借款人" in own[0]
+        for other in ("zhang", "wang"):
+            assert not card.search(signed_in(console, other).get("/alerts").text)
+        # The officer handles it like any alert: same lifecycle and audit.
+        response = li.post(
+            f"/alerts/{gap_id}/ack",
+            data={"csrf_token": page_token(li), "note": "数据源维护", "next": "/alerts"},
+            follow_redirects=False,
+        )
+        assert response.status_code == 303
+        assert console.alert(gap_id).status == "acknowledged"
+        zhang = signed_in(console, "zhang")
+        refused = zhang.post(
+            f"/alerts/{gap_id}/close",
+            data={"csrf_token": page_token(zhang), "note": "x", "next": "/alerts"},
+            follow_redirects=False,
+        )
+        assert refused.status_code in (403, 404) and console.alert(gap_id).status == "acknowledged"
+    finally:
+        console.deployment.close()

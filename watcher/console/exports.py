@@ -21,6 +21,7 @@ ALERT_FIELDS: tuple[str, ...] = (
     "created_at",
     "severity",
     "status",
+    "kind",
     "borrower_id",
     "borrower_name",
     "source",
@@ -52,15 +53,17 @@ def history_records(rows: Iterable[HistoryRow]) -> list[dict]:
     return [row.as_json() for row in rows]
 
 
-def alert_records(rows: Iterable[tuple[Alert, Borrower]]) -> list[dict]:
+def alert_records(rows: Iterable[tuple[Alert, Borrower | None]]) -> list[dict]:
+    """One dict per alert; an alert about a whole source (a monitoring gap) has no borrower."""
     return [
         {
             "id": alert.id,
             "created_at": _iso(alert.created_at),
             "severity": alert.severity,
             "status": alert.status,
-            "borrower_id": borrower.id,
-            "borrower_name": borrower.name,
+            "kind": alert.kind,
+            "borrower_id": borrower.id if borrower else None,
+            "borrower_name": borrower.name if borrower else None,
             "source": alert.source,
             "acknowledged_by": alert.acknowledged_by,
             "acknowledged_at": _iso(alert.acknowledged_at),

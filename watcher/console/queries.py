@@ -16,7 +16,7 @@ from sqlalchemy.orm import defer
 from sqlmodel import Session, col, or_, select
 
 from watcher.console.auth import REVIEWER
-from watcher.models import Alert, AuditLog, Borrower, ChangeEvent, Snapshot, User
+from watcher.models import Alert, AlertBorrower, AuditLog, Borrower, ChangeEvent, Snapshot, User
 from watcher.rules import Severity
 from watcher.store import HistoryRow, history
 
@@ -153,11 +153,28 @@ def _severity_rank():
     return case({name: rank for rank, name in enumerate(SEVERITY_ORDER)}, value=col(Alert.severity), else_=9)
 
 
+def _officers_source_alerts(user: User):
+    """Alerts about a whole source (no single borrower) that list one of ``user``'s borrowers."""
+    return (
+        select(AlertBorrower.alert_id)
+        .join(Borrower, col(Borrower.id) == col(AlertBorrower.borrower_id))
+        .where(col(Borrower.officer) == user.officer_id)
+    )
+
+
 def alerts(
     session: Session, user: User, filters: AlertFilter, *, limit: int | None
-) -> list[tuple[Alert, Borrower]]:
-    """Alerts with their borrower, most severe first, then newest first."""
-    query = scoped(select(Alert, Borrower).join(Borrower, col(Borrower.id) == col(Alert.borrower_id)), user)
+) -> list[tuple[Alert, Borrower | None]]:
+    """Alerts with their borrower, most severe first, then newest first. An alert about a whole
+    source (a monitoring gap) has no borrower; an officer sees it when it lists one of theirs."""
+    query = select(Alert, Borrower).join(Borrower, col(Borrower.id) == col(Alert.borrower_id), isouter=True)
+    if not sees_all(user):
+        query = query.where(
+            or_(
+                col(Borrower.officer) == user.officer_id if user.officer_id else false(),
+                col(Alert.borrower_id).is_(None) & col(Alert.id).in_(_officers_source_alerts(user)),
+            )
+        )
     if filters.status != "all":
         query = query.where(Alert.status == filters.status)
     if filters.severity:
@@ -176,6 +193,11 @@ def visible_alert(session: Session, user: User, alert_id: int) -> Alert | None:
     alert = session.get(Alert, alert_id)
     if alert is None:
         return None
+    if alert.borrower_id is None:
+        if sees_all(user):
+            return alert
+        listed = session.exec(_officers_source_alerts(user).where(AlertBorrower.alert_id == alert_id)).first()
+        return alert if listed is not None and user.officer_id else None
     borrower = session.get(Borrower, alert.borrower_id)
     return alert if borrower is not None and can_see(user, borrower) else None
 

@@ -401,6 +401,8 @@ def alerts_inbox(request: Request, ctx: Ctx) -> Response:
     with ctx.console.store.session() as session:
         rows = queries.alerts(session, ctx.user, filters, limit=PAGE_LIMIT)
         views = {alert.id: alert_view(session, alert.id, window_days=window_days) for alert, _ in rows}
+        if not queries.sees_all(ctx.user) and ctx.user.officer_id:
+            views = {alert_id: view.for_officer(ctx.user.officer_id) for alert_id, view in views.items()}
         officers, _tags = queries.visible_officers_and_tags(session, ctx.user)
     return render(
         ctx,
