@@ -192,3 +192,36 @@ def test_console_shows_a_source_gap_to_reviewers_and_to_officers_of_listed_borro
         assert refused.status_code in (403, 404) and console.alert(gap_id).status == "acknowledged"
     finally:
         console.deployment.close()
+
+
+def test_the_daemon_raises_a_gap_alert_and_delivers_it(tmp_path, sqlite_url):
+    """`watcher run` against a registry that refuses every connection: after failing_after, the officer
+    hears of the gap once, in the configured language."""
+    import socket
+
+    from tests.test_daemon import add_borrowers, chat_robot, daemon_spawner, rows, wait_until, write_config
+    from watcher.config import load_config
+    from watcher.store import open_store
+
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}/enhetsregisteret/api"
+    with chat_robot() as chat, daemon_spawner() as spawn:
+        config = write_config(
+            tmp_path,
+            database_url=sqlite_url,
+            registry_url=closed,
+            officer_url=chat.dingtalk_url("tok"),
+            extra='[rules]\nfailing_after = "2s"\n',
+        )
+        store = open_store(load_config(config).database.url)
+        add_borrowers(store, ["927140004"], officer="kari")
+        daemon = spawn(config)
+        daemon.wait_ready()
+        wait_until(lambda: chat.count("监控中断", "tok") >= 1, 30, "the gap alert to reach the officer")
+        [alert] = rows(store, Alert)
+        assert (alert.kind, alert.severity, alert.borrower_id) == ("monitoring_gap", "high", "no-000")
+        assert "monitoring gap: alert #" in daemon.output
+        daemon.stop()
+        store.dispose()
+    assert chat.count("监控中断", "tok") == 1
