@@ -373,6 +373,7 @@ def print_history(rows, output_format: HistoryFormat) -> None:
     import csv
     import json
 
+    from watcher.console.exports import neutralise
     from watcher.store import HISTORY_FIELDS
 
     if output_format is HistoryFormat.jsonl:
@@ -382,7 +383,7 @@ def print_history(rows, output_format: HistoryFormat) -> None:
         writer = csv.DictWriter(sys.stdout, fieldnames=HISTORY_FIELDS, lineterminator="\n")
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: ("" if v is None else v) for k, v in row.as_json().items()})
+            writer.writerow({k: ("" if v is None else neutralise(v)) for k, v in row.as_json().items()})
     else:
         table = _table(
             "id",
