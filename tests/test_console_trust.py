@@ -7,11 +7,14 @@ officer wang (no borrowers), reviewer risk (everything).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import csv
 import io
 import json
+import re
 from collections.abc import Iterator
+from html import escape
 
 import pytest
 
@@ -25,6 +28,7 @@ from tests.test_console import (
 )
 from watcher.console.exports import CELL_SEPARATORS, FORMULA_TRIGGERS, neutralise
 from watcher.models import Borrower
+from watcher.pipeline import Checker
 
 CALC = "ACME;=cmd|' /C calc'!A0"
 """The issue's cell: harmless as one cell, a command when a spreadsheet splits it at the ``;``."""
@@ -53,6 +57,52 @@ def cookie_payload(value: str) -> dict:
     """What Starlette's signed session cookie carries: base64 JSON, then timestamp and signature."""
     data = value.split(".")[0]
     return json.loads(base64.b64decode(data + "=" * (-len(data) % 4)))
+
+
+# -- point 12: /status scoped by officer ------------------------------------------------------------
+
+
+def _fail_fjordlys(world: ConsoleWorld) -> str:
+    """Li's borrower b-fjordlys gets an answer that is not Brønnøysund data; returns the stored error."""
+    feed = world.deployment.folder / "feed" / "no" / "927140004"
+    (feed / "enhet.json").write_text('{"feilmelding": "Internal error on /enheter/927140004"}', "utf-8")
+    checker = Checker(world.store, world.config)
+
+    async def run() -> None:
+        try:
+            with world.store.session() as session:
+                borrower = session.get(Borrower, "b-fjordlys")
+            await checker.check([borrower])
+        finally:
+            await checker.aclose()
+
+    asyncio.run(run())
+    with world.store.session() as session:
+        borrower = session.get(Borrower, "b-fjordlys")
+    assert borrower.consecutive_failures == 1 and borrower.last_error
+    return borrower.last_error
+
+
+def test_status_shows_an_officer_only_their_own_borrowers(any_world):
+    world = any_world
+    shown = escape(_fail_fjordlys(world))
+    reviewer = signed_in(world, "risk").get("/status").text
+    assert shown in reviewer and "b-fjordlys" in reviewer
+    owner = signed_in(world, "li").get("/status").text
+    assert shown in owner and "b-fjordlys" in owner
+
+    for name in ("zhang", "wang"):
+        page = signed_in(world, name).get("/status").text
+        assert shown not in page and "b-fjordlys" not in page, name
+    assert _borrower_count(signed_in(world, "zhang").get("/status").text) == 1
+    assert _borrower_count(reviewer) == 3
+
+
+def _borrower_count(html: str) -> int:
+    """The first card of the status page: how many borrowers the user watches."""
+    match = re.search(r'<div class="num">(\d+)</div>', html)
+    assert match, "no borrower count card"
+    return int(match[1])
 
 
 # -- point 14: formula triggers wherever a cell may start -------------------------------------------

@@ -51,7 +51,7 @@ from watcher.console.exports import (
 from watcher.console.i18n import ACTION_LABEL, CATEGORY_LABEL, LANGUAGES, SEVERITY_LABEL, STATUS_LABEL, TEXT
 from watcher.models import Borrower, User, utcnow
 from watcher.record import Category
-from watcher.store import Store, status_summary, unpack_raw
+from watcher.store import Store, unpack_raw
 
 log = logging.getLogger("watcher.console")
 
@@ -605,13 +605,13 @@ def export_alerts(request: Request, ctx: Ctx) -> Response:
 
 @page
 def status_page(request: Request, ctx: Ctx) -> Response:
-    """`watcher status` as a page; the failing borrowers listed are only those the user may see."""
+    """`watcher status` as a page, scoped like every page: an officer's counts, failing borrowers and
+    deliveries are their own, and no error text of someone else's borrower reaches them."""
     assert ctx.user is not None
-    user = ctx.user
     now = ctx.console.clock()
     with ctx.console.store.session() as session:
-        summary = status_summary(session, now)
-    failing = [b for b in summary.failing_borrowers if queries.can_see(user, b)]
+        summary = queries.scoped_status(session, ctx.user, now)
+    failing = summary.failing_borrowers
     instances = []
     for instance in summary.instances:
         if instance.stopped_at is not None:
