@@ -18,7 +18,7 @@ import re
 import warnings
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -38,7 +38,7 @@ from tests.deployment import (
 )
 from watcher.cli import app as cli_app
 from watcher.console.app import ROUTES, SESSION_COOKIE, create_app
-from watcher.console.auth import LoginThrottle, create_user
+from watcher.console.auth import create_user
 from watcher.console.exports import ALERT_FIELDS
 from watcher.models import Alert, AuditLog, Snapshot, User
 from watcher.store import HISTORY_FIELDS
@@ -82,13 +82,13 @@ RUNNER = CliRunner()
 
 
 class FakeClock:
-    """Monotonic seconds for the login throttle, moved by the test instead of by sleeping."""
+    """The console's clock: the real time plus ``offset``, moved by the test instead of by sleeping."""
 
     def __init__(self) -> None:
-        self.now = 1000.0
+        self.offset = timedelta(0)
 
-    def __call__(self) -> float:
-        return self.now
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
 
 
 class ConsoleWorld:
@@ -124,9 +124,11 @@ class ConsoleWorld:
                 )
         self.clock = FakeClock()
 
-    def client(self, config=None) -> TestClient:
-        throttle = LoginThrottle(clock=self.clock)
-        return TestClient(create_app(self.store, config or self.config, throttle=throttle))
+    def client(self, config=None, *, address: str = "testclient", store=None, **options) -> TestClient:
+        """A browser at ``address`` (the peer address the console sees), on ``store`` (default: the
+        deployment's; another Store on the same database is another console instance)."""
+        app = create_app(store or self.store, config or self.config, clock=self.clock)
+        return TestClient(app, client=(address, 50000), **options)
 
     def alert_ids(self) -> dict[str, int]:
         return {borrower_id: alert.id for borrower_id, alert in self.deployment.alerts().items()}
@@ -273,21 +275,18 @@ def test_five_failures_lock_the_name_for_a_minute(world):
     [entry] = world.audit("console.locked_out")
     assert entry.subject_id == "zhang"
 
-    world.clock.now += 59
+    world.clock.offset += timedelta(seconds=59)
     assert sign_in(client, "zhang", PASSWORD).status_code == 429
-    world.clock.now += 2
+    world.clock.offset += timedelta(seconds=2)
     assert sign_in(client, "zhang", PASSWORD).status_code == 303
 
 
-def test_a_disabled_user_and_an_expired_session_are_signed_out(world, monkeypatch):
+def test_a_disabled_user_and_an_expired_session_are_signed_out(world):
     client = signed_in(world, "zhang")
     assert client.get("/", follow_redirects=False).status_code == 200
-    import watcher.console.views as views
-
-    real_time = views.time.time
-    monkeypatch.setattr(views.time, "time", lambda: real_time() + 8 * 3600 + 5)
+    world.clock.offset += timedelta(hours=8, seconds=5)
     assert client.get("/", follow_redirects=False).status_code == 303
-    monkeypatch.undo()
+    world.clock.offset = timedelta(0)
 
     client = signed_in(world, "zhang")
     with world.store.transaction() as session:
@@ -645,10 +644,9 @@ def test_the_proxy_header_is_ignored_unless_configured(world):
 
 
 def test_the_proxy_header_signs_in_existing_users_only(world):
-    config = world.config.model_copy(
-        update={"console": world.config.console.model_copy(update={"trusted_user_header": "X-Remote-User"})}
-    )
-    client = world.client(config)
+    console = {"trusted_user_header": "X-Remote-User", "trusted_proxies": ["127.0.0.1"]}
+    config = world.config.model_copy(update={"console": world.config.console.model_copy(update=console)})
+    client = world.client(config, address="127.0.0.1")
     page = client.get("/", headers={"X-Remote-User": "zhang"})
     assert page.status_code == 200 and 'id="current-user">张伟<' in page.text
     assert "b-fjordlys" not in page.text, "scoping applies to proxy users too"

@@ -38,7 +38,8 @@ SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "screenshots" / "con
 class ServedConsole:
     """``serve_console`` on its own event loop in a thread, on a socket bound to a free loopback port."""
 
-    def __init__(self, world: ConsoleWorld) -> None:
+    def __init__(self, world: ConsoleWorld, config=None) -> None:
+        self.config = config or world.config
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
@@ -52,7 +53,7 @@ class ServedConsole:
     def _run(self, world: ConsoleWorld) -> None:
         asyncio.set_event_loop(self.loop)
         try:
-            self.loop.run_until_complete(serve_console(world.store, world.config, self.stop, sock=self.sock))
+            self.loop.run_until_complete(serve_console(world.store, self.config, self.stop, sock=self.sock))
         except BaseException as error:  # reported by close()
             self.error = error
         finally:

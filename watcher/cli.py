@@ -386,6 +386,7 @@ def print_history(rows, output_format: HistoryFormat) -> None:
     import csv
     import json
 
+    from watcher.console.exports import neutralise
     from watcher.store import HISTORY_FIELDS
 
     if output_format is HistoryFormat.jsonl:
@@ -395,7 +396,7 @@ def print_history(rows, output_format: HistoryFormat) -> None:
         writer = csv.DictWriter(sys.stdout, fieldnames=HISTORY_FIELDS, lineterminator="\n")
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: ("" if v is None else v) for k, v in row.as_json().items()})
+            writer.writerow({k: ("" if v is None else neutralise(v)) for k, v in row.as_json().items()})
     else:
         table = _table(
             "id",
@@ -677,8 +678,6 @@ def users_add(
     ] = False,
 ) -> None:
     """Add a console user; the password is asked for (or read from stdin), never given as an argument."""
-    import getpass
-
     from watcher.console.auth import UserError, create_user
 
     config = load()
@@ -687,14 +686,7 @@ def users_add(
         raise fail(f"--officer {officer!r}: no such [officers.<id>] in the config (known: {known})")
     if language is not None and language not in ("zh-CN", "en"):
         raise fail(f"--language {language!r}: expected zh-CN or en")
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    elif sys.stdin.isatty():
-        password = getpass.getpass("password: ")
-        if getpass.getpass("again: ") != password:
-            raise fail("the passwords differ")
-    else:
-        raise fail("no terminal to ask for the password; pipe it in with --password-stdin")
+    password = _read_new_password(password_stdin)
     display_name = name or (config.officers[officer].name if officer else username)
     store = open_db(config)
     try:
@@ -714,6 +706,119 @@ def users_add(
     finally:
         store.dispose()
     typer.echo(f"added {role.value} {username} ({display_name})")
+
+
+def _read_new_password(password_stdin: bool) -> str:
+    """A new password from stdin's first line, or asked twice on a terminal; never an argument."""
+    import getpass
+
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if not sys.stdin.isatty():
+        raise fail("no terminal to ask for the password; pipe it in with --password-stdin")
+    password = getpass.getpass("password: ")
+    if getpass.getpass("again: ") != password:
+        raise fail("the passwords differ")
+    return password
+
+
+@users_app.command("list")
+def users_list(
+    output_format: Annotated[ListFormat, typer.Option("--format", help="table or json")] = ListFormat.table,
+) -> None:
+    """Console users: role, officer, whether active, and how many sessions are signed in."""
+    import json
+
+    from watcher.console.auth import list_users, session_counts
+    from watcher.models import utcnow
+
+    store = open_db(load())
+    try:
+        with store.session() as session:
+            users = list_users(session)
+            sessions = session_counts(session, now=utcnow())
+    finally:
+        store.dispose()
+    rows = [
+        {
+            "username": user.username,
+            "display_name": user.display_name,
+            "role": user.role,
+            "officer": user.officer_id,
+            "language": user.language,
+            "active": user.active,
+            "sessions": sessions.get(user.id, 0),
+            "created_at": user.created_at.isoformat(),
+        }
+        for user in users
+    ]
+    if output_format is ListFormat.json:
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    table = _table("user", "name", "role", "officer", "active", "sessions", "created")
+    for user, row in zip(users, rows, strict=True):
+        table.add_row(
+            user.username,
+            user.display_name,
+            user.role,
+            user.officer_id or "",
+            "yes" if user.active else "disabled",
+            str(row["sessions"]),
+            _when(user.created_at),
+        )
+    _print(table)
+
+
+def _set_active(username: str, active: bool) -> None:
+    from watcher.console.auth import UserError, set_active
+
+    store = open_db(load())
+    try:
+        with store.transaction() as session:
+            _user, ended = set_active(session, username, active=active, actor=CLI_ACTOR)
+    except UserError as error:
+        raise fail(str(error)) from None
+    finally:
+        store.dispose()
+    if active:
+        typer.echo(f"enabled {username}")
+    else:
+        typer.echo(f"disabled {username}; {ended} session(s) signed out")
+
+
+@users_app.command("disable")
+def users_disable(username: Annotated[str, typer.Argument(help="Sign-in name.")]) -> None:
+    """Refuse a user's sign-ins and sign out every session of theirs at once."""
+    _set_active(username, False)
+
+
+@users_app.command("enable")
+def users_enable(username: Annotated[str, typer.Argument(help="Sign-in name.")]) -> None:
+    """Let a disabled user sign in again (their old sessions stay ended)."""
+    _set_active(username, True)
+
+
+@users_app.command("passwd")
+def users_passwd(
+    username: Annotated[str, typer.Argument(help="Sign-in name.")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from the first line of stdin.")
+    ] = False,
+) -> None:
+    """Set a user's password; the password is asked for (or read from stdin), and every session ends."""
+    from watcher.console.auth import UserError, set_password
+
+    config = load()
+    password = _read_new_password(password_stdin)
+    store = open_db(config)
+    try:
+        with store.transaction() as session:
+            _user, ended = set_password(session, username, password, actor=CLI_ACTOR)
+    except UserError as error:
+        raise fail(str(error)) from None
+    finally:
+        store.dispose()
+    typer.echo(f"password of {username} changed; {ended} session(s) signed out")
 
 
 # -- db -----------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import tomllib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import time, timedelta
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -211,12 +212,35 @@ _HEADER_NAME = re.compile(r"[A-Za-z0-9-]+")
 CONSOLE_SECRET_MIN_LENGTH = 32
 
 
+def _network(value: str) -> str:
+    try:
+        ip_network(value.strip(), strict=False)
+    except ValueError:
+        raise PydanticCustomError(
+            "console_proxy", "expected an IP address or network such as 10.0.0.0/8, got {value}",
+            {"value": repr(value)},
+        ) from None
+    return value.strip()
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` (an address or ``localhost``) is reachable only from this machine."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 class ConsoleSection(_Model):
     """``[console]``: the review console (``watcher serve``, or ``watcher run`` when enabled).
 
     ``secret_key`` signs the session cookies; it is a secret, so it comes from ``${ENV}`` and is
     required only when the console runs. ``trusted_user_header`` names the header a reverse proxy
-    sets to the signed-in user: honoured only when configured, and only for users in the database.
+    sets to the signed-in user: honoured only from ``trusted_proxies`` (the addresses of the
+    reverse proxies in front), and only for users in the database. ``secure_cookies`` (None: on
+    unless the console listens on loopback) marks cookies Secure and sends HSTS.
     """
 
     enabled: bool = False
@@ -224,6 +248,8 @@ class ConsoleSection(_Model):
     port: int = Field(default=8080, ge=1, le=65535)
     secret_key: SecretStr | None = None
     trusted_user_header: str | None = None
+    trusted_proxies: list[Annotated[str, AfterValidator(_network)]] = []
+    secure_cookies: bool | None = None
     session_hours: int = Field(default=8, ge=1, le=24 * 30)
 
     @field_validator("secret_key")
@@ -243,6 +269,28 @@ class ConsoleSection(_Model):
         if value is not None and _HEADER_NAME.fullmatch(value) is None:
             raise PydanticCustomError("console_header", "expected an HTTP header name such as X-Remote-User")
         return value
+
+    @model_validator(mode="after")
+    def _proxies_for_the_header(self) -> ConsoleSection:
+        if self.trusted_user_header is not None and not self.trusted_proxies:
+            raise _error_at(
+                ("trusted_user_header",),
+                "console_header",
+                "requires trusted_proxies, the addresses of the reverse proxies allowed to set it "
+                '(e.g. trusted_proxies = ["127.0.0.1"]); without it any client could name any user',
+                None,
+            )
+        return self
+
+    @property
+    def proxy_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        return tuple(ip_network(entry, strict=False) for entry in self.trusted_proxies)
+
+    def cookies_secure(self, host: str | None = None) -> bool:
+        """``secure_cookies`` when set, else on unless the console listens on loopback."""
+        if self.secure_cookies is not None:
+            return self.secure_cookies
+        return not is_loopback_host(host or self.host)
 
     @model_validator(mode="after")
     def _secret_when_enabled(self) -> ConsoleSection:
@@ -692,15 +740,24 @@ failing_after = "24h"
 # The review console (web pages for officers and compliance): `watcher serve`, or started by
 # `watcher run` when enabled. Users are created with `watcher users add`.
 enabled = false
-# Keep 127.0.0.1 and put a TLS reverse proxy in front to reach it from other machines.
+# Keep 127.0.0.1 and put a TLS reverse proxy in front to reach it from other machines. Another
+# address with no trusted_proxies gets a warning at start-up: the console itself speaks plain HTTP.
 host = "127.0.0.1"
 port = 8080
 # Signs the session cookies (at least 32 characters); required when enabled. Keep it in the
 # environment, e.g. generated with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'
 # secret_key = "${WATCHER_CONSOLE_KEY}"
+# Addresses or networks of the TLS-terminating reverse proxies in front of the console. Only
+# requests from them may carry trusted_user_header, and their X-Forwarded-For names the client
+# that the sign-in lockout counts.
+# trusted_proxies = ["127.0.0.1", "10.0.8.0/24"]
 # Only behind a reverse proxy that authenticates users and sets this header itself (stripping any
-# the browser sent): the console then trusts it for users that exist in its users table.
+# the browser sent): the console then trusts it, from trusted_proxies only (required with it), for
+# users that exist in its users table.
 # trusted_user_header = "X-Remote-User"
+# Mark cookies Secure and send HSTS: on by default unless host is loopback. Set true when the
+# browser reaches a loopback console through an HTTPS proxy.
+# secure_cookies = true
 # Sign-ins expire after this many hours.
 session_hours = 8
 """

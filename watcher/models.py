@@ -233,3 +233,37 @@ class User(SQLModel, table=True):
     language: str | None = Field(default=None, max_length=8)
     active: bool = True
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class ConsoleSession(SQLModel, table=True):
+    """A signed-in console session. The browser's signed cookie holds only an opaque id; this row is
+    the authority, so signing out, ``watcher users disable`` or a new password end it at once.
+
+    ``id_hash`` is the SHA-256 of that id: a copy of the table does not hand out usable sessions.
+    ``flash`` is a one-time message for the next page (e.g. "alert #3 acknowledged").
+    """
+
+    __tablename__ = "console_session"
+
+    id_hash: str = Field(primary_key=True, max_length=64)
+    user_id: int = Field(foreign_key="console_user.id", index=True)
+    via: str = Field(max_length=80)
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime = Field(index=True)
+    flash: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class LoginFailures(SQLModel, table=True):
+    """Wrong passwords counted per user name (``kind`` "name") and per client address ("address").
+
+    In the database so that every console process and instance sees the same counts: a guesser
+    cannot spread attempts over instances, nor clear them by waiting for a restart.
+    """
+
+    __tablename__ = "console_login_failures"
+
+    kind: str = Field(primary_key=True, max_length=16)
+    key: str = Field(primary_key=True, max_length=128)
+    failures: int = 0
+    last_failure_at: datetime | None = None
+    locked_until: datetime | None = None

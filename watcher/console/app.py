@@ -1,9 +1,10 @@
 """The review console as an ASGI app (Starlette), and how to serve it on its own or inside ``watcher run``.
 
-Sessions are signed cookies (``[console] secret_key``; HttpOnly, SameSite=Lax, expiring after
-``session_hours``). Every response carries a strict Content-Security-Policy: the pages load only
-their own stylesheet and run no script at all, so registry text that slipped past escaping still
-could not execute.
+Sessions live in the database; the browser's cookie, signed with ``[console] secret_key`` (HttpOnly,
+SameSite=Lax, Secure unless served on loopback), carries only an opaque session id, so signing out
+ends a session everywhere. Every response carries a strict Content-Security-Policy: the pages load
+only their own stylesheet and run no script at all, so registry text that slipped past escaping
+still could not execute; with Secure cookies it also carries HSTS.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from watcher.config import Config
+from watcher.config import Config, ConsoleSection, is_loopback_host
 from watcher.console import views
 from watcher.console.auth import LoginThrottle
 from watcher.models import utcnow
@@ -42,14 +43,17 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"same-origin"),
 )
+HSTS = (b"strict-transport-security", b"max-age=31536000")
 
 
 class SecurityHeaders:
     """Adds the security headers to every response, and ``no-store`` to all but static files:
-    pages hold borrower data that must not linger in shared caches or the browser's back button."""
+    pages hold borrower data that must not linger in shared caches or the browser's back button.
+    With ``hsts``, browsers are told to reach the console over HTTPS only from then on."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, hsts: bool = False) -> None:
         self.app = app
+        self.headers = (*SECURITY_HEADERS, HSTS) if hsts else SECURITY_HEADERS
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -62,7 +66,7 @@ class SecurityHeaders:
                 headers = [
                     (name, value) for name, value in message.get("headers", []) if name.lower() != b"server"
                 ]
-                headers.extend(SECURITY_HEADERS)
+                headers.extend(self.headers)
                 if not static:
                     headers.append((b"cache-control", b"no-store"))
                 message = {**message, "headers": headers}
@@ -93,29 +97,54 @@ def create_app(
     store: Store,
     config: Config,
     *,
+    host: str | None = None,
     throttle: LoginThrottle | None = None,
     clock: Callable[[], datetime] = utcnow,
 ) -> Starlette:
-    """The console for one deployment; raises ValueError when ``[console] secret_key`` is missing."""
+    """The console for one deployment, served on ``host`` (default ``[console] host``); raises
+    ValueError when ``[console] secret_key`` is missing."""
     settings = config.console
     if settings.secret_key is None:
         raise ValueError("[console] secret_key is required to serve the console")
+    secure = settings.cookies_secure(host)
     app = Starlette(
         routes=ROUTES,
         middleware=[
-            Middleware(SecurityHeaders),
+            Middleware(SecurityHeaders, hsts=secure),
             Middleware(
                 SessionMiddleware,
                 secret_key=settings.secret_key.get_secret_value(),
                 session_cookie=SESSION_COOKIE,
                 max_age=settings.session_hours * 3600,
                 same_site="lax",
-                https_only=False,
+                https_only=secure,
             ),
         ],
     )
-    app.state.console = views.Console(store, config, throttle or LoginThrottle(), clock)
+    app.state.console = views.Console(store, config, throttle or LoginThrottle(), clock, secure)
     return app
+
+
+def exposure_warnings(settings: ConsoleSection, host: str, port: int) -> list[str]:
+    """What is risky about serving on ``host``: the console speaks plain HTTP, so beyond loopback
+    only a TLS-terminating reverse proxy in front (``trusted_proxies``) keeps passwords and session
+    cookies off the wire in clear text."""
+    if is_loopback_host(host):
+        return []
+    warnings = []
+    if not settings.trusted_proxies:
+        warnings.append(
+            f"console listens on {host}:{port}, reachable from other machines, over plain HTTP and "
+            "with no [console] trusted_proxies: passwords and session cookies can be read and replayed "
+            "by anyone on the network path; keep host = 127.0.0.1 behind a TLS-terminating reverse "
+            "proxy and list that proxy in trusted_proxies"
+        )
+    if not settings.cookies_secure(host):
+        warnings.append(
+            f"console listens on {host}:{port} with secure_cookies = false: browsers will also send "
+            "the session cookie over plain HTTP, where it can be stolen and replayed"
+        )
+    return warnings
 
 
 class ConsoleStartError(RuntimeError):
@@ -162,9 +191,11 @@ async def serve_console(
     Runs on the caller's event loop next to the daemon; database work runs in worker threads.
     Raises :class:`ConsoleStartError` when it cannot listen.
     """
-    app = create_app(store, config)
     host = host or config.console.host
     port = port if port is not None else config.console.port
+    for warning in exposure_warnings(config.console, host, port):
+        log.warning("%s", warning)
+    app = create_app(store, config, host=host)
     embedded = _EmbeddedServer(app, host, port)
     server = embedded.server
 

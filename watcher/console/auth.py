@@ -1,4 +1,4 @@
-"""Console accounts: salted password hashes, the sign-in throttle, and CSRF tokens.
+"""Console accounts: salted password hashes, server-side sessions, the sign-in throttle, CSRF tokens.
 
 Passwords are hashed with scrypt (stdlib, memory-hard) and a random salt per user; checks compare
 in constant time, and an unknown user name costs the same hash as a known one, so timing does not
@@ -12,14 +12,13 @@ import hashlib
 import hmac
 import re
 import secrets
-import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
-from sqlmodel import Session, select
+from sqlalchemy import delete, func
+from sqlmodel import Session, col, select
 
-from watcher.models import User, utcnow
+from watcher.models import ConsoleSession, LoginFailures, User, utcnow
 from watcher.store import audit
 
 OFFICER, REVIEWER = "officer", "reviewer"
@@ -133,66 +132,229 @@ def check_credentials(session: Session, username: str, password: str) -> User | 
     return user if verify_password(password, user.password_hash) else None
 
 
-@dataclass
-class _Failures:
-    count: int = 0
-    locked_until: float = 0.0
+NAME, ADDRESS = "name", "address"
+"""The two things sign-in failures are counted by: the user name as typed, and the client address."""
+_KEY_CHARS = 128
 
 
+def _aware(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every time this project stores is UTC."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
 class LoginThrottle:
-    """Per user name: after ``max_failures`` wrong passwords in a row, refuse sign-ins for ``lockout``.
+    """After ``max_failures_per_name`` wrong passwords for one name, or ``max_failures_per_address``
+    from one client address (whatever names it tried), refuse sign-ins for ``lockout``.
 
-    Kept in memory per console process: a restart clears it, which is acceptable because the point
-    is to make guessing slow (5 guesses a minute), not to lock accounts for good. Keyed by the name
-    as typed (case-folded), so unknown names are throttled too and do not reveal themselves.
+    The counts live in the database (:class:`watcher.models.LoginFailures`), so they hold across
+    console processes and instances and survive restarts. A count is forgotten ``memory`` after its
+    last failure; a right password clears its name's count but not its address's, so a guesser who
+    owns one account cannot reset the address count with it. Names are keyed as typed (case-folded),
+    so unknown names are throttled too and do not reveal themselves.
     """
 
-    def __init__(
-        self,
-        *,
-        max_failures: int = 5,
-        lockout_seconds: float = 60.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.max_failures = max_failures
-        self.lockout_seconds = lockout_seconds
-        self.clock = clock
-        self._failures: dict[str, _Failures] = {}
-        self._lock = threading.Lock()
+    max_failures_per_name: int = 5
+    max_failures_per_address: int = 10
+    lockout: timedelta = timedelta(seconds=60)
+    memory: timedelta = timedelta(minutes=15)
 
     @staticmethod
-    def _key(username: str) -> str:
-        return username.strip().casefold()
+    def _keys(username: str, address: str | None) -> list[tuple[str, str]]:
+        keys = [(NAME, username.strip().casefold()[:_KEY_CHARS])]
+        if address:
+            keys.append((ADDRESS, address[:_KEY_CHARS]))
+        return keys
 
-    def locked_for(self, username: str) -> float:
-        """Seconds until this name may try again; 0 when it may try now."""
-        with self._lock:
-            entry = self._failures.get(self._key(username))
-            if entry is None:
-                return 0.0
-            return max(0.0, entry.locked_until - self.clock())
+    def locked_for(self, session: Session, *, username: str, address: str | None, now: datetime) -> float:
+        """Seconds until this name from this address may try again; 0 when it may try now."""
+        wait = 0.0
+        for kind, key in self._keys(username, address):
+            entry = session.get(LoginFailures, (kind, key))
+            if entry is not None and entry.locked_until is not None:
+                wait = max(wait, (_aware(entry.locked_until) - now).total_seconds())
+        return wait
 
-    def failed(self, username: str) -> bool:
-        """Record a wrong password; True when this failure starts a lockout."""
-        with self._lock:
-            key = self._key(username)
-            entry = self._failures.setdefault(key, _Failures())
-            if entry.locked_until and entry.locked_until <= self.clock():
-                entry.count, entry.locked_until = 0, 0.0
-            entry.count += 1
-            if entry.count >= self.max_failures:
-                entry.locked_until = self.clock() + self.lockout_seconds
-                entry.count = 0
-                return True
-            return False
+    def failed(self, session: Session, *, username: str, address: str | None, now: datetime) -> list[str]:
+        """Record a wrong password; returns the kinds (name, address) whose lockout it starts."""
+        session.exec(
+            delete(LoginFailures).where(
+                col(LoginFailures.last_failure_at) < now - self.memory,
+                col(LoginFailures.locked_until).is_(None) | (col(LoginFailures.locked_until) < now),
+            )
+        )
+        started: list[str] = []
+        limits = {NAME: self.max_failures_per_name, ADDRESS: self.max_failures_per_address}
+        for kind, key in self._keys(username, address):
+            entry = _entry_for_update(session, kind, key)
+            expired = entry.locked_until is not None and _aware(entry.locked_until) <= now
+            last = entry.last_failure_at
+            forgotten = last is not None and _aware(last) < now - self.memory
+            if expired or forgotten:
+                entry.failures, entry.locked_until = 0, None
+            entry.failures += 1
+            entry.last_failure_at = now
+            if entry.failures >= limits[kind]:
+                entry.failures, entry.locked_until = 0, now + self.lockout
+                started.append(kind)
+            session.add(entry)
+        return started
 
-    def succeeded(self, username: str) -> None:
-        with self._lock:
-            self._failures.pop(self._key(username), None)
+    def succeeded(self, session: Session, *, username: str) -> None:
+        session.exec(
+            delete(LoginFailures).where(
+                col(LoginFailures.kind) == NAME,
+                col(LoginFailures.key) == username.strip().casefold()[:_KEY_CHARS],
+            )
+        )
 
 
-def new_csrf_token() -> str:
+def _entry_for_update(session: Session, kind: str, key: str) -> LoginFailures:
+    """The counter row, created if missing and locked until commit, so concurrent instances add up."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    session.exec(insert(LoginFailures).values(kind=kind, key=key, failures=0).on_conflict_do_nothing())
+    return session.exec(
+        select(LoginFailures)
+        .where(LoginFailures.kind == kind, LoginFailures.key == key)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+
+
+# -- server-side sessions -------------------------------------------------------------------------
+
+
+def new_session_id() -> str:
     return secrets.token_urlsafe(32)
+
+
+def _session_digest(session_id: str) -> str:
+    return hashlib.sha256(session_id.encode("utf-8")).hexdigest()
+
+
+def start_session(session: Session, user: User, *, via: str, now: datetime, hours: int) -> str:
+    """A new session for ``user``; returns its opaque id, the only thing the browser's cookie carries."""
+    session.exec(delete(ConsoleSession).where(col(ConsoleSession.expires_at) < now))
+    session_id = new_session_id()
+    session.add(
+        ConsoleSession(
+            id_hash=_session_digest(session_id),
+            user_id=user.id,
+            via=via[:80],
+            created_at=now,
+            expires_at=now + timedelta(hours=hours),
+        )
+    )
+    return session_id
+
+
+def find_session(session: Session, session_id: str, *, now: datetime) -> tuple[ConsoleSession, User] | None:
+    """The live session with this id and its active user; None once it ended or expired, or the user
+    was disabled."""
+    row = session.get(ConsoleSession, _session_digest(session_id))
+    if row is None or _aware(row.expires_at) <= now:
+        return None
+    user = session.get(User, row.user_id)
+    if user is None or not user.active:
+        return None
+    return row, user
+
+
+def end_session(session: Session, session_id: str) -> None:
+    session.exec(delete(ConsoleSession).where(col(ConsoleSession.id_hash) == _session_digest(session_id)))
+
+
+def end_sessions_of(session: Session, user: User) -> int:
+    """Sign ``user`` out everywhere; returns how many sessions ended."""
+    ended = session.exec(delete(ConsoleSession).where(col(ConsoleSession.user_id) == user.id))
+    return ended.rowcount or 0
+
+
+def session_counts(session: Session, *, now: datetime) -> dict[int, int]:
+    """Live sessions per user id."""
+    rows = session.exec(
+        select(ConsoleSession.user_id, func.count())
+        .where(col(ConsoleSession.expires_at) > now)
+        .group_by(col(ConsoleSession.user_id))
+    )
+    return dict(rows.all())
+
+
+def set_flash(session: Session, session_id: str, message: str) -> None:
+    row = session.get(ConsoleSession, _session_digest(session_id))
+    if row is not None:
+        row.flash = message
+        session.add(row)
+
+
+def take_flash(session: Session, session_id: str) -> str | None:
+    """The session's one-time message, cleared as it is read."""
+    row = session.get(ConsoleSession, _session_digest(session_id))
+    if row is None or row.flash is None:
+        return None
+    message, row.flash = row.flash, None
+    session.add(row)
+    return message
+
+
+def csrf_token_for(secret: str, session_id: str) -> str:
+    """The CSRF token of a session: derived from its id with the console's key, so it is stored nowhere
+    and a page of one session never validates a POST of another."""
+    mac = hmac.new(secret.encode("utf-8"), b"csrf\x00" + session_id.encode("utf-8"), hashlib.sha256)
+    return base64.urlsafe_b64encode(mac.digest()).decode("ascii").rstrip("=")
+
+
+# -- managing users (watcher users ...) -------------------------------------------------------------
+
+
+def _existing(session: Session, username: str) -> User:
+    user = find_user(session, username)
+    if user is None:
+        raise UserError(f"no console user {username!r} (see watcher users list)")
+    return user
+
+
+def set_active(session: Session, username: str, *, active: bool, actor: str) -> tuple[User, int]:
+    """Enable or disable a user; disabling ends every session of theirs at once. Returns (user, ended)."""
+    user = _existing(session, username)
+    user.active = active
+    session.add(user)
+    ended = 0 if active else end_sessions_of(session, user)
+    audit(
+        session,
+        actor=actor,
+        action="console.user_enabled" if active else "console.user_disabled",
+        subject_type="console_user",
+        subject_id=username,
+        detail={"sessions_ended": ended} if not active else {},
+    )
+    return user, ended
+
+
+def set_password(session: Session, username: str, password: str, *, actor: str) -> tuple[User, int]:
+    """A new password; every session of the user ends, so a stolen cookie dies with the old password."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise UserError(f"the password must be at least {MIN_PASSWORD_LENGTH} characters")
+    user = _existing(session, username)
+    user.password_hash = hash_password(password)
+    session.add(user)
+    ended = end_sessions_of(session, user)
+    audit(
+        session,
+        actor=actor,
+        action="console.password_changed",
+        subject_type="console_user",
+        subject_id=username,
+        detail={"sessions_ended": ended},
+    )
+    return user, ended
+
+
+def list_users(session: Session) -> list[User]:
+    return list(session.exec(select(User).order_by(col(User.username))))
 
 
 def csrf_matches(expected: str | None, given: str | None) -> bool:
@@ -214,13 +376,14 @@ def record_sign_in(session: Session, user: User, *, via: str) -> None:
     )
 
 
-def record_lockout(session: Session, username: str, *, seconds: float) -> None:
+def record_lockout(session: Session, kind: str, key: str, *, seconds: float) -> None:
+    """Audit a lockout: of a user name (``kind`` name) or of a client address (``kind`` address)."""
     audit(
         session,
-        actor=username[:128] or "(empty)",
+        actor=key[:128] or "(empty)",
         action="console.locked_out",
-        subject_type="console_user",
-        subject_id=username[:64] or "(empty)",
+        subject_type="console_user" if kind == NAME else "console_client",
+        subject_id=key[:64] or "(empty)",
         detail={"seconds": int(seconds)},
         at=utcnow(),
     )

@@ -1,15 +1,20 @@
 """History and alert exports for audits, as CSV and XLSX.
 
 Registry text is untrusted and spreadsheets execute formulas: a company called ``=HYPERLINK(...)``
-must arrive as text. Every text cell that a spreadsheet would read as a formula (starting with
-``=``, ``+``, ``-``, ``@``, or a tab or carriage return that some programs skip) gets a leading
-apostrophe, OWASP's advice for CSV injection; XLSX cells are also written with the string type.
+must arrive as text. Every formula trigger (``=``, ``+``, ``-``, ``@`` and their full-width forms)
+that a spreadsheet could read as the start of a cell gets an apostrophe before it, OWASP's advice
+for CSV injection: at the start of the text, but also after any separator or line break, since a
+program that splits the text on another delimiter (``ACME;=cmd|' /C calc'!A0`` opened with ``;``),
+or on lines, would start a cell there. A leading tab or carriage return, which some programs skip,
+is treated the same way. XLSX cells are also written with the string type. :func:`neutralise` is the
+one function every CSV and XLSX writer of the project uses (``watcher history --format csv`` too).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 
@@ -32,16 +37,24 @@ ALERT_FIELDS: tuple[str, ...] = (
     "closed_at",
 )
 
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_TRIGGERS = "=+-@\uff1d\uff0b\uff0d\uff20"
+"""Characters that make a spreadsheet cell a formula (``=`` ``+`` ``-`` ``@``, ASCII and full-width)."""
+CELL_SEPARATORS = ",;|\t\r\n\v\f\x1c\x1d\x1e\x1f\x85\u2028\u2029"
+"""Delimiters and line breaks after which some program may start a new cell."""
+_CELL_START = re.compile(
+    f"(?:^|(?<=[{re.escape(CELL_SEPARATORS)}]))([ \u3000]*)(?=[{re.escape(FORMULA_TRIGGERS)}])"
+    "|^(?=[\t\r])"
+)
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
 XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def neutralise(value: object) -> object:
-    """A text value a spreadsheet cannot take for a formula; numbers and empty values unchanged."""
-    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
-        return "'" + value
-    return value
+    """A text value no spreadsheet can take for a formula, wherever it starts a cell; numbers and
+    empty values unchanged."""
+    if not isinstance(value, str):
+        return value
+    return _CELL_START.sub(lambda match: (match[1] or "") + "'", value)
 
 
 def _iso(value: datetime | date | None) -> str | None:

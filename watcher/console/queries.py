@@ -8,7 +8,7 @@ in SQL (:func:`scoped`), so no page or export can forget it by filtering too lat
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import case, false, func, literal
@@ -16,9 +16,19 @@ from sqlalchemy.orm import defer
 from sqlmodel import Session, col, or_, select
 
 from watcher.console.auth import REVIEWER
-from watcher.models import Alert, AlertBorrower, AuditLog, Borrower, ChangeEvent, Snapshot, User
+from watcher.models import (
+    Alert,
+    AlertBorrower,
+    AuditLog,
+    Borrower,
+    ChangeEvent,
+    Delivery,
+    Snapshot,
+    SourceHealth,
+    User,
+)
 from watcher.rules import Severity
-from watcher.store import HistoryRow, history
+from watcher.store import OVERDUE_AFTER, HistoryRow, StatusSummary, history, status_summary
 
 SEVERITY_ORDER = ("critical", "high", "warning", "info")
 FAILING_AFTER = 3
@@ -310,3 +320,53 @@ def open_alert_count(session: Session, user: User) -> int:
         user,
     ).where(Alert.status == "open")
     return session.exec(query).one()
+
+
+# -- status ---------------------------------------------------------------------------------------
+
+
+def scoped_status(session: Session, user: User, now: datetime) -> StatusSummary:
+    """``watcher status`` for ``user``: a reviewer sees it whole; for an officer the borrower counts,
+    the failing borrowers and the delivery backlog cover their own borrowers only, and a source's
+    last error (the text of whichever borrower failed last, e.g. ``HTTP 500 on /enheter/<id>``)
+    is reduced to its kind."""
+    summary = status_summary(session, now)
+    if sees_all(user):
+        return summary
+    count = func.count()
+    active = col(Borrower.active).is_(True)
+    mine = scoped(select(count).select_from(Borrower), user)
+    failing = scoped(select(Borrower).where(Borrower.consecutive_failures > 0), user)
+
+    def deliveries(*where) -> int:
+        query = (
+            select(count)
+            .select_from(Delivery)
+            .join(Alert, col(Alert.id) == col(Delivery.alert_id))
+            .join(Borrower, col(Borrower.id) == col(Alert.borrower_id))
+        )
+        return session.exec(scoped(query, user).where(*where)).one()
+
+    return replace(
+        summary,
+        borrowers=session.exec(mine).one(),
+        due=session.exec(mine.where(active, Borrower.next_check_at <= now)).one(),
+        overdue=session.exec(mine.where(active, Borrower.next_check_at <= now - OVERDUE_AFTER)).one(),
+        last_check_at=session.exec(scoped(select(func.max(Borrower.last_checked_at)), user)).one(),
+        failing_borrowers=list(session.exec(failing.order_by(col(Borrower.id)).limit(50))),
+        sources=[
+            SourceHealth(
+                source=health.source,
+                last_success_at=health.last_success_at,
+                last_failure_at=health.last_failure_at,
+                consecutive_failures=health.consecutive_failures,
+                last_error=None,
+                last_error_kind=health.last_error_kind,
+            )
+            for health in summary.sources
+        ],
+        deliveries_pending=deliveries(Delivery.status == "pending", Delivery.attempts == 0),
+        deliveries_retrying=deliveries(Delivery.status == "pending", Delivery.attempts > 0),
+        deliveries_dead=deliveries(Delivery.status == "dead"),
+        deliveries_held=deliveries(Delivery.status == "held"),
+    )

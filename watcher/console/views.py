@@ -1,8 +1,9 @@
 """The console's pages and actions.
 
-Every handler runs through :func:`page`: it resolves the signed-in user (session cookie, or the
-trusted proxy header when one is configured), sends anyone else to ``/login``, checks the CSRF
-token of every POST, and runs the handler in a worker thread because the database calls block.
+Every handler runs through :func:`page`: it resolves the signed-in user (the server-side session
+named by the cookie's opaque id, or the trusted header when a trusted proxy sent the request), sends
+anyone else to ``/login``, checks the CSRF token of every POST, and runs the handler in a worker
+thread because the database calls block.
 Handlers only read through :mod:`watcher.console.queries`, which scopes every query to the
 borrowers the user may see; state changes go through :mod:`watcher.alerts`, as the CLI's do.
 """
@@ -12,10 +13,10 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from ipaddress import IPv4Network, IPv6Network, ip_address
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -30,13 +31,20 @@ from watcher.alerts import AlertStateError, acknowledge, alert_view, close
 from watcher.config import Config
 from watcher.console import queries
 from watcher.console.auth import (
+    NAME,
     LoginThrottle,
     check_credentials,
     csrf_matches,
+    csrf_token_for,
+    end_session,
+    find_session,
     find_user,
-    new_csrf_token,
+    new_session_id,
     record_lockout,
     record_sign_in,
+    set_flash,
+    start_session,
+    take_flash,
 )
 from watcher.console.exports import (
     ALERT_FIELDS,
@@ -49,14 +57,18 @@ from watcher.console.exports import (
     to_xlsx,
 )
 from watcher.console.i18n import ACTION_LABEL, CATEGORY_LABEL, LANGUAGES, SEVERITY_LABEL, STATUS_LABEL, TEXT
-from watcher.models import Borrower, User, utcnow
+from watcher.models import Borrower, ConsoleSession, User, utcnow
 from watcher.record import Category
-from watcher.store import Store, status_summary, unpack_raw
+from watcher.store import Store, unpack_raw
 
 log = logging.getLogger("watcher.console")
 
 TEMPLATES = Path(__file__).with_name("templates")
 LANGUAGE_COOKIE = "watcher_lang"
+SESSION_ID = "sid"
+"""The one key of the signed session cookie: an opaque id, the server-side session's or, before
+signing in, only what the sign-in form's CSRF token is derived from."""
+PASSWORD_SIGN_IN = "password"
 PAGE_LIMIT = 500
 MAX_NOTE_CHARS = 4000
 ALERT_STATUSES = ("open", "acknowledged", "closed", "all")
@@ -68,14 +80,21 @@ EXPORT_FORMATS = ("csv", "xlsx")
 
 @dataclass
 class Console:
-    """What every request needs: the deployment's store and config, the throttle, the templates."""
+    """What every request needs: the deployment's store and config, the throttle, the templates.
+
+    ``secure_cookies`` marks the cookies Secure (``[console] secure_cookies`` for the address served).
+    """
 
     store: Store
     config: Config
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
     clock: Callable[[], datetime] = utcnow
+    secure_cookies: bool = False
 
     def __post_init__(self) -> None:
+        settings = self.config.console
+        self.secret = settings.secret_key.get_secret_value() if settings.secret_key is not None else ""
+        self.proxies = settings.proxy_networks
         self.templates = jinja2.Environment(
             loader=jinja2.FileSystemLoader(TEMPLATES),
             autoescape=True,
@@ -87,13 +106,14 @@ class Console:
 
 @dataclass
 class Ctx:
-    """One request's signed-in user, language and (for POST) form."""
+    """One request's signed-in user and their session, language and (for POST) form."""
 
     console: Console
     request: Request
     user: User | None
     lang: str
     form: FormData | None = None
+    login: ConsoleSession | None = None
 
     def t(self, key: str, **values: Any) -> str:
         text = TEXT[self.lang][key]
@@ -127,41 +147,109 @@ def choose_language(request: Request, config: Config, user: User | None) -> str:
     return config.watcher.language
 
 
-def _session_user(console: Console, request: Request) -> User | None:
+def _in_networks(address: str, networks: Sequence[IPv4Network | IPv6Network]) -> bool:
+    try:
+        parsed = ip_address(address.strip().strip("[]"))
+    except ValueError:
+        return False
+    mapped = getattr(parsed, "ipv4_mapped", None)
+    return any(parsed in network or (mapped is not None and mapped in network) for network in networks)
+
+
+def from_trusted_proxy(console: Console, request: Request) -> bool:
+    """Whether the peer that sent this request is one of ``[console] trusted_proxies``."""
+    peer = request.client.host if request.client is not None else None
+    return peer is not None and _in_networks(peer, console.proxies)
+
+
+def client_address(console: Console, request: Request) -> str | None:
+    """Who is signing in, for the sign-in throttle: the peer, or behind a trusted proxy the nearest
+    address in ``X-Forwarded-For`` that is not itself a trusted proxy."""
+    peer = request.client.host if request.client is not None else None
+    if peer is None or not from_trusted_proxy(console, request):
+        return peer
+    hops = [hop.strip() for hop in request.headers.get("x-forwarded-for", "").split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if not _in_networks(hop, console.proxies):
+            return hop
+    return hops[0] if hops else peer
+
+
+def _session_id(request: Request) -> str | None:
+    value = request.session.get(SESSION_ID)
+    return value if isinstance(value, str) and value else None
+
+
+def _begin(request: Request, session_id: str) -> None:
+    """Replace whatever the cookie held by ``session_id`` (a new id at every sign-in: no fixation)."""
+    request.session.clear()
+    request.session[SESSION_ID] = session_id
+
+
+def _proxy_user(console: Console, request: Request, header: str, name: str) -> tuple[User, ConsoleSession]:
+    now = console.clock()
+    current = _session_id(request)
+    with console.store.session() as session:
+        user = find_user(session, name.strip())
+        found = find_session(session, current, now=now) if current else None
+    if user is None or not user.active:
+        raise ProxyUserRefused(name)
+    if found is not None and found[1].id == user.id:
+        return found[1], found[0]
+    with console.store.transaction() as session:
+        session_id = start_session(
+            session, user, via=f"header {header}", now=now, hours=console.config.console.session_hours
+        )
+        record_sign_in(session, user, via=f"header {header}")
+    _begin(request, session_id)
+    with console.store.session() as session:
+        signed = find_session(session, session_id, now=now)
+    assert signed is not None
+    return signed[1], signed[0]
+
+
+def _session_user(console: Console, request: Request) -> tuple[User, ConsoleSession] | None:
+    """The signed-in user and their session row; None when nobody (still) is."""
     header = console.config.console.trusted_user_header
-    if header:
+    if header and from_trusted_proxy(console, request):
         name = request.headers.get(header)
         if name is not None:
-            with console.store.session() as session:
-                user = find_user(session, name.strip())
-            if user is None or not user.active:
-                raise ProxyUserRefused(name)
-            if request.session.get("proxy_user") != user.username:
-                request.session["proxy_user"] = user.username
-                with console.store.transaction() as session:
-                    record_sign_in(session, user, via=f"header {header}")
-            return user
-    user_id = request.session.get("uid")
-    signed_in_at = request.session.get("at")
-    if not isinstance(user_id, int) or not isinstance(signed_in_at, int | float):
-        return None
-    if time.time() - signed_in_at > console.config.console.session_hours * 3600:
-        request.session.clear()
+            return _proxy_user(console, request, header, name)
+    session_id = _session_id(request)
+    if session_id is None:
         return None
     with console.store.session() as session:
-        user = session.get(User, user_id)
-    if user is None or not user.active:
-        request.session.clear()
+        found = find_session(session, session_id, now=console.clock())
+    if found is None or found[0].via != PASSWORD_SIGN_IN:
+        # An ended session's id stays in the cookie, harmless: only the sign-in form's CSRF token is
+        # derived from it, and signing in issues a new id. A session the proxy's header opened lasts
+        # only while the proxy keeps sending that header.
         return None
-    return user
+    row, user = found
+    return user, row
 
 
 def ensure_csrf(request: Request) -> str:
-    token = request.session.get("csrf")
-    if not isinstance(token, str) or not token:
-        token = new_csrf_token()
-        request.session["csrf"] = token
-    return token
+    """The CSRF token of this browser's session id, giving a browser without one an id first."""
+    session_id = _session_id(request)
+    if session_id is None:
+        session_id = new_session_id()
+        _begin(request, session_id)
+    return csrf_token_for(_console(request).secret, session_id)
+
+
+def csrf_valid(ctx: Ctx) -> bool:
+    session_id = _session_id(ctx.request)
+    expected = csrf_token_for(ctx.console.secret, session_id) if session_id else None
+    return csrf_matches(expected, ctx.field("csrf_token"))
+
+
+def _take_flash(ctx: Ctx) -> str | None:
+    session_id = _session_id(ctx.request)
+    if ctx.login is None or ctx.login.flash is None or session_id is None:
+        return None
+    with ctx.console.store.transaction() as session:
+        return take_flash(session, session_id)
 
 
 def local_path(target: str | None) -> str:
@@ -203,7 +291,7 @@ def render(ctx: Ctx, template: str, status_code: int = 200, **values: Any) -> HT
         languages=LANGUAGES,
         user=ctx.user,
         csrf_token=ensure_csrf(request),
-        flash=request.session.pop("flash", None),
+        flash=_take_flash(ctx),
         path=request.url.path,
         when=when,
         href=href,
@@ -229,7 +317,14 @@ def error_page(ctx: Ctx, status_code: int, message: str) -> HTMLResponse:
 def _remember_language(request: Request, response: Response) -> None:
     chosen = request.query_params.get("lang")
     if chosen in LANGUAGES:
-        response.set_cookie(LANGUAGE_COOKIE, chosen, max_age=365 * 24 * 3600, httponly=True, samesite="lax")
+        response.set_cookie(
+            LANGUAGE_COOKIE,
+            chosen,
+            max_age=365 * 24 * 3600,
+            httponly=True,
+            samesite="lax",
+            secure=_console(request).secure_cookies,
+        )
 
 
 Handler = Callable[[Request, Ctx], Response]
@@ -259,15 +354,16 @@ async def _read_form(request: Request) -> FormData | None:
 def _guarded(handler: Handler, request: Request, form: FormData | None) -> Response:
     console = _console(request)
     try:
-        user = _session_user(console, request)
+        signed_in = _session_user(console, request)
     except ProxyUserRefused:
         ctx = Ctx(console, request, None, choose_language(request, console.config, None), form)
         return error_page(ctx, 403, ctx.t("forbidden"))
-    if user is None:
+    if signed_in is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(href("/login", next=target if request.method == "GET" else None), 303)
-    ctx = Ctx(console, request, user, choose_language(request, console.config, user), form)
-    if request.method == "POST" and not csrf_matches(request.session.get("csrf"), ctx.field("csrf_token")):
+    user, login = signed_in
+    ctx = Ctx(console, request, user, choose_language(request, console.config, user), form, login)
+    if request.method == "POST" and not csrf_valid(ctx):
         log.warning("refused POST %s by %s: CSRF token missing or wrong", request.url.path, user.username)
         return error_page(ctx, 403, ctx.t("csrf"))
     response = handler(request, ctx)
@@ -316,34 +412,45 @@ def _login(request: Request, form: FormData | None) -> Response:
         response = render(ctx, "login.html", next_target=next_target, error=None, username="")
         _remember_language(request, response)
         return response
-    if not csrf_matches(request.session.get("csrf"), ctx.field("csrf_token")):
+    if not csrf_valid(ctx):
         return error_page(ctx, 403, ctx.t("csrf"))
     username, password = ctx.field("username").strip(), ctx.field("password")
-    throttle = console.throttle
-    wait = throttle.locked_for(username)
+    throttle, now = console.throttle, console.clock()
+    address = client_address(console, request)
+    with console.store.session() as session:
+        wait = throttle.locked_for(session, username=username, address=address, now=now)
     if wait > 0:
         message = ctx.t("locked", seconds=int(wait) + 1)
         return render(ctx, "login.html", 429, next_target=next_target, error=message, username=username)
     with console.store.session() as session:
         user = check_credentials(session, username, password) if username and password else None
     if user is None:
-        if throttle.failed(username):
-            log.warning("console sign-in locked for %ds after repeated failures", throttle.lockout_seconds)
-            with console.store.transaction() as session:
-                if find_user(session, username) is not None:
-                    record_lockout(session, username, seconds=throttle.lockout_seconds)
+        with console.store.transaction() as session:
+            for kind in throttle.failed(session, username=username, address=address, now=now):
+                seconds = throttle.lockout.total_seconds()
+                log.warning("console sign-in locked for %ds after repeated failures (by %s)", seconds, kind)
+                if kind != NAME:
+                    record_lockout(session, kind, address or "", seconds=seconds)
+                elif find_user(session, username) is not None:
+                    record_lockout(session, kind, username, seconds=seconds)
         message = ctx.t("wrong_credentials")
         return render(ctx, "login.html", 401, next_target=next_target, error=message, username=username)
-    throttle.succeeded(username)
-    request.session.clear()
-    request.session.update({"uid": user.id, "at": time.time(), "csrf": new_csrf_token()})
     with console.store.transaction() as session:
-        record_sign_in(session, user, via="password")
+        throttle.succeeded(session, username=username)
+        session_id = start_session(
+            session, user, via=PASSWORD_SIGN_IN, now=now, hours=console.config.console.session_hours
+        )
+        record_sign_in(session, user, via=PASSWORD_SIGN_IN)
+    _begin(request, session_id)
     return RedirectResponse(next_target, 303)
 
 
 @page
 def logout(request: Request, ctx: Ctx) -> Response:
+    session_id = _session_id(request)
+    if session_id is not None:
+        with ctx.console.store.transaction() as session:
+            end_session(session, session_id)
     request.session.clear()
     return RedirectResponse("/login", 303)
 
@@ -434,7 +541,10 @@ def _lifecycle(request: Request, ctx: Ctx, step, done_key: str) -> Response:
     except AlertStateError as error:
         return error_page(ctx, 409, f"{ctx.t('conflict')}: {error}")
     log.info("alert #%s %s by %s in the console", alert_id, step.__name__, ctx.user.username)
-    request.session["flash"] = ctx.t(done_key, id=alert_id)
+    session_id = _session_id(request)
+    if session_id is not None:
+        with ctx.console.store.transaction() as session:
+            set_flash(session, session_id, ctx.t(done_key, id=alert_id))
     return RedirectResponse(local_path(ctx.field("next") or "/alerts"), 303)
 
 
@@ -607,13 +717,13 @@ def export_alerts(request: Request, ctx: Ctx) -> Response:
 
 @page
 def status_page(request: Request, ctx: Ctx) -> Response:
-    """`watcher status` as a page; the failing borrowers listed are only those the user may see."""
+    """`watcher status` as a page, scoped like every page: an officer's counts, failing borrowers and
+    deliveries are their own, and no error text of someone else's borrower reaches them."""
     assert ctx.user is not None
-    user = ctx.user
     now = ctx.console.clock()
     with ctx.console.store.session() as session:
-        summary = status_summary(session, now)
-    failing = [b for b in summary.failing_borrowers if queries.can_see(user, b)]
+        summary = queries.scoped_status(session, ctx.user, now)
+    failing = summary.failing_borrowers
     instances = []
     for instance in summary.instances:
         if instance.stopped_at is not None:
