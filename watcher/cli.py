@@ -7,12 +7,14 @@ inside the commands so that start-up stays quick.
 
 from __future__ import annotations
 
+import re
 import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from typer.core import TyperGroup
 
 from watcher import output
 from watcher.output import echo
@@ -21,7 +23,26 @@ if TYPE_CHECKING:
     from watcher.config import Config
     from watcher.store import Store
 
+
+
+class _Commands(TyperGroup):
+    """Every command: a database failure part way through is one line naming the database, exit 1.
+
+    Reaching the database at all is checked by :func:`open_db` (exit 2: the URL or the server is
+    wrong); a failure after that (a full disk, a server gone away) means some of the work failed.
+    """
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except Exception as error:
+            if not _is_database_error(error):
+                raise
+            raise fail(_database_problem(state.database_url, error), 1) from None
+
+
 app = typer.Typer(
+    cls=_Commands,
     help="Borrower Watcher: watch company registries for changes in the bank's borrowers.",
     no_args_is_help=True,
     add_completion=False,
@@ -66,6 +87,7 @@ class HistoryFormat(StrEnum):
 
 class _State:
     config_path: str | None = None
+    database_url: str | None = None
 
 
 state = _State()
@@ -93,9 +115,11 @@ def load() -> Config:
 
     path = resolve_config_path(state.config_path)
     try:
-        return load_config(path)
+        config = load_config(path)
     except ConfigError as error:
         raise fail(str(error)) from None
+    state.database_url = config.database.url
+    return config
 
 
 def open_db(config: Config) -> Store:
@@ -106,16 +130,32 @@ def open_db(config: Config) -> Store:
     try:
         return open_store(config.database.url)
     except SQLAlchemyError as error:
-        raise fail(
-            f"database {_safe_url(config.database.url)}: {error.__class__.__name__}: "
-            f"{str(error).splitlines()[0]}"
-        ) from None
+        raise fail(_database_problem(config.database.url, error)) from None
 
 
 def _safe_url(url: str) -> str:
+    """The URL with its password masked, even when it does not parse."""
     from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
 
-    return make_url(url).render_as_string(hide_password=True)
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return re.sub(r"(://[^/@:]*:)[^/@]*@", r"\1***@", url)
+
+
+def _is_database_error(error: BaseException) -> bool:
+    # Commands that never touched the database have not imported SQLAlchemy: nothing to match then.
+    errors = sys.modules.get("sqlalchemy.exc")
+    return errors is not None and isinstance(error, errors.SQLAlchemyError)
+
+
+def _database_problem(url: str | None, error: BaseException) -> str:
+    """``database URL: ErrorClass: first line``, from the driver's own error when there is one."""
+    cause = getattr(error, "orig", None) or error
+    lines = str(cause).strip().splitlines()
+    where = f"database {_safe_url(url)}" if url else "database"
+    return f"{where}: {type(cause).__name__}: {lines[0] if lines else 'failed'}"
 
 
 # -- init ---------------------------------------------------------------------------------------
@@ -250,7 +290,7 @@ def check(
     try:
         outcomes = asyncio.run(_run_checks(store, config, selected))
     except SQLAlchemyError as error:
-        raise fail(f"database {_safe_url(config.database.url)}: {str(error).splitlines()[0]}", 1) from None
+        raise fail(_database_problem(config.database.url, error), 1) from None
     failed = [o for o in outcomes if not o.ok]
     alerts = [o for o in outcomes if o.alert_id is not None]
     baselines = sum(1 for o in outcomes if o.ok and o.baseline)
@@ -264,9 +304,7 @@ def check(
         try:
             report = asyncio.run(_dispatch(store, config))
         except SQLAlchemyError as error:
-            raise fail(
-                f"database {_safe_url(config.database.url)}: {str(error).splitlines()[0]}", 1
-            ) from None
+            raise fail(_database_problem(config.database.url, error), 1) from None
         if report.sent or report.failed or report.dead:
             echo(
                 f"deliveries: {report.sent} sent, {report.failed} failed (will retry), {report.dead} dead"
@@ -428,6 +466,11 @@ def run() -> None:
             lock.acquire()  # before any migration: a second instance must not touch the schema
         except InstanceLockError as error:
             raise fail(str(error)) from None
+        except OSError as error:
+            raise fail(
+                f"database {_safe_url(config.database.url)}: cannot open the lock file {lock.path} "
+                f"({error.strerror or error})"
+            ) from None
     try:
         store = open_db(config)
     except typer.Exit:
@@ -713,7 +756,7 @@ def db_upgrade() -> None:
     try:
         before, after = store.upgrade()
     except SQLAlchemyError as error:
-        raise fail(f"database {_safe_url(config.database.url)}: {str(error).splitlines()[0]}") from None
+        raise fail(_database_problem(config.database.url, error)) from None
     if before == after:
         echo(f"database is up to date (revision {after})")
     else:
