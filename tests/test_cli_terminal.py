@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pty
+import re
 import shutil
 import subprocess
 import sys
@@ -74,3 +75,30 @@ def test_plain_lines_when_piped(deployment: Path):
     assert "━" not in result.stdout and "\x1b[" not in result.stdout
     assert "no1: baseline stored" in result.stdout.splitlines()
     assert "no2: baseline stored" in result.stdout.splitlines()
+
+
+def test_untrusted_text_on_a_terminal_is_shown_inert(deployment: Path):
+    """Markup and escape sequences from the CSV and registries neither crash the progress bar or the
+    table nor act on the terminal (issue 11, point 13)."""
+    hostile = (
+        "id,name,source,registry_id\n"
+        '"evil[/x]","Broken [/bar] markup \x1b]0;pwned\x07\x1b[2J\u009b2J AS",no,912345602\n'
+    )
+    (deployment / "hostile.csv").write_text(hostile, encoding="utf-8")
+    imported = subprocess.run(
+        [sys.executable, "-m", "watcher", "borrowers", "import", "hostile.csv"],
+        cwd=deployment,
+        capture_output=True,
+        text=True,
+    )
+    assert imported.returncode == 0, imported.stderr
+
+    code, output = run_in_terminal([sys.executable, "-m", "watcher", "check"], deployment)
+    assert code == 1, output  # evil[/x] has no saved responses: its check fails, printed above the bar
+    assert "Traceback" not in output and "evil[/x]: " in output
+    listed_code, listed = run_in_terminal([sys.executable, "-m", "watcher", "borrowers", "list"], deployment)
+    assert listed_code == 0, listed
+    assert "[/bar]" in listed and "evil[/x]" in listed  # shown as they are (the name column wraps)
+    for screen in (output, listed):
+        assert "\x1b]" not in screen and "\x07" not in screen and "\x1b[2J" not in screen
+        assert not re.search("[\u0080-\u009f]", screen)

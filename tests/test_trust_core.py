@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.strategies import registry_records, statuses
-from watcher.normalize import clean_text, normalize_record, strip_controls
+from watcher.normalize import clean_text, normalize_record
 from watcher.record import CompanyStatus, record_as_dict
 from watcher.rules import vanished_sections
 
@@ -31,8 +31,6 @@ def _strings(value):
 @given(hostile_text)
 def test_no_control_character_survives_cleaning(text):
     assert not set(clean_text(text)) & set(CONTROLS)
-    assert not set(strip_controls(text)) & {*CONTROLS, "\r"}
-    assert set(strip_controls(text)) <= set(text)  # nothing is added
 
 
 @given(registry_records(all_present=True), hostile_text)

@@ -7,18 +7,42 @@ inside the commands so that start-up stays quick.
 
 from __future__ import annotations
 
+import re
 import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from typer.core import TyperGroup
+
+from watcher import output
+from watcher.output import echo
 
 if TYPE_CHECKING:
     from watcher.config import Config
     from watcher.store import Store
 
+
+
+class _Commands(TyperGroup):
+    """Every command: a database failure part way through is one line naming the database, exit 1.
+
+    Reaching the database at all is checked by :func:`open_db` (exit 2: the URL or the server is
+    wrong); a failure after that (a full disk, a server gone away) means some of the work failed.
+    """
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except Exception as error:
+            if not _is_database_error(error):
+                raise
+            raise fail(_database_problem(state.database_url, error), 1) from None
+
+
 app = typer.Typer(
+    cls=_Commands,
     help="Borrower Watcher: watch company registries for changes in the bank's borrowers.",
     no_args_is_help=True,
     add_completion=False,
@@ -63,6 +87,7 @@ class HistoryFormat(StrEnum):
 
 class _State:
     config_path: str | None = None
+    database_url: str | None = None
 
 
 state = _State()
@@ -70,7 +95,7 @@ state = _State()
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     """One line on stderr saying what and where, then the exit code."""
-    typer.echo(f"watcher: {message}", err=True)
+    echo(f"watcher: {message}", err=True)
     return typer.Exit(code)
 
 
@@ -90,9 +115,11 @@ def load() -> Config:
 
     path = resolve_config_path(state.config_path)
     try:
-        return load_config(path)
+        config = load_config(path)
     except ConfigError as error:
         raise fail(str(error)) from None
+    state.database_url = config.database.url
+    return config
 
 
 def open_db(config: Config) -> Store:
@@ -103,16 +130,32 @@ def open_db(config: Config) -> Store:
     try:
         return open_store(config.database.url)
     except SQLAlchemyError as error:
-        raise fail(
-            f"database {_safe_url(config.database.url)}: {error.__class__.__name__}: "
-            f"{str(error).splitlines()[0]}"
-        ) from None
+        raise fail(_database_problem(config.database.url, error)) from None
 
 
 def _safe_url(url: str) -> str:
+    """The URL with its password masked, even when it does not parse."""
     from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
 
-    return make_url(url).render_as_string(hide_password=True)
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return re.sub(r"(://[^/@:]*:)[^/@]*@", r"\1***@", url)
+
+
+def _is_database_error(error: BaseException) -> bool:
+    # Commands that never touched the database have not imported SQLAlchemy: nothing to match then.
+    errors = sys.modules.get("sqlalchemy.exc")
+    return errors is not None and isinstance(error, errors.SQLAlchemyError)
+
+
+def _database_problem(url: str | None, error: BaseException) -> str:
+    """``database URL: ErrorClass: first line``, from the driver's own error when there is one."""
+    cause = getattr(error, "orig", None) or error
+    lines = str(cause).strip().splitlines()
+    where = f"database {_safe_url(url)}" if url else "database"
+    return f"{where}: {type(cause).__name__}: {lines[0] if lines else 'failed'}"
 
 
 # -- init ---------------------------------------------------------------------------------------
@@ -132,7 +175,7 @@ def init(
         path.write_text(STARTER_CONFIG, encoding="utf-8")
     except OSError as error:
         raise fail(f"{path}: cannot write ({error.strerror or error})") from None
-    typer.echo(f"wrote {path}")
+    echo(f"wrote {path}")
 
 
 # -- borrowers ----------------------------------------------------------------------------------
@@ -153,13 +196,13 @@ def borrowers_import(
     except BorrowerFileError as error:
         raise fail(str(error)) from None
     for problem in parsed.warnings:
-        typer.echo(f"{file}: line {problem.line}: warning: {problem.message}", err=True)
+        echo(f"{file}: line {problem.line}: warning: {problem.message}", err=True)
     for problem in parsed.rejected:
-        typer.echo(f"{file}: line {problem.line}: rejected: {problem.message}", err=True)
+        echo(f"{file}: line {problem.line}: rejected: {problem.message}", err=True)
     store = open_db(config)
     with store.transaction() as session:
         counts = upsert_borrowers(session, parsed.rows, actor=CLI_ACTOR)
-    typer.echo(
+    echo(
         f"imported {len(parsed.rows)} borrower(s): {counts.added} added, {counts.updated} updated, "
         f"{counts.unchanged} unchanged; {len(parsed.rejected)} rejected"
     )
@@ -172,8 +215,6 @@ def borrowers_list(
     output_format: Annotated[ListFormat, typer.Option("--format", help="table or json")] = ListFormat.table,
 ) -> None:
     """List the watched borrowers."""
-    import json
-
     from watcher.store import borrowers
 
     store = open_db(load())
@@ -199,9 +240,9 @@ def borrowers_list(
             }
             for b in rows
         ]
-        typer.echo(json.dumps(items, ensure_ascii=False, indent=2))
+        output.echo_json(items, indent=2)
         return
-    table = _table("id", "name", "source", "registry_id", "officer", "tags", "last success", "status")
+    table = output.table("id", "name", "source", "registry_id", "officer", "tags", "last success", "status")
     for b in rows:
         health = f"failing ×{b.consecutive_failures}: {b.last_error_kind}" if b.consecutive_failures else "ok"
         table.add_row(
@@ -214,7 +255,7 @@ def borrowers_list(
             _when(b.last_success_at),
             health if b.last_checked_at else "not checked yet",
         )
-    _print(table)
+    output.print_table(table)
 
 
 # -- check --------------------------------------------------------------------------------------
@@ -242,7 +283,7 @@ def check(
     if unknown:
         raise fail(f"unknown borrower id(s): {', '.join(unknown)}")
     if not selected:
-        typer.echo("no borrowers to check (import some with `watcher borrowers import FILE.csv`)")
+        echo("no borrowers to check (import some with `watcher borrowers import FILE.csv`)")
         return
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -250,33 +291,31 @@ def check(
         outcomes = asyncio.run(_run_checks(store, config, selected))
         gaps = _scan_gaps(store, config)
     except SQLAlchemyError as error:
-        raise fail(f"database {_safe_url(config.database.url)}: {str(error).splitlines()[0]}", 1) from None
+        raise fail(_database_problem(config.database.url, error), 1) from None
     failed = [o for o in outcomes if not o.ok]
     alerts = [o for o in outcomes if o.alert_id is not None]
     baselines = sum(1 for o in outcomes if o.ok and o.baseline)
     waiting = sum(1 for o in outcomes if o.awaiting_confirmation)
-    typer.echo(
+    echo(
         f"checked {len(outcomes)}: {len(outcomes) - len(failed)} ok ({baselines} baseline), "
         f"{len(failed)} failed, {len(alerts)} alert(s)"
         + (f", {waiting} awaiting confirmation" if waiting else "")
     )
     if gaps.gaps or gaps.restored:
-        typer.echo(f"monitoring: {len(gaps.gaps)} gap alert(s), {len(gaps.restored)} recovery notice(s)")
+        echo(f"monitoring: {len(gaps.gaps)} gap alert(s), {len(gaps.restored)} recovery notice(s)")
     if no_notify and (alerts or gaps.alert_ids):
-        typer.echo("alerts stored; --no-notify: nothing sent (the daemon or the next check sends them)")
+        echo("alerts stored; --no-notify: nothing sent (the daemon or the next check sends them)")
     elif not no_notify:
         try:
             report = asyncio.run(_dispatch(store, config))
         except SQLAlchemyError as error:
-            raise fail(
-                f"database {_safe_url(config.database.url)}: {str(error).splitlines()[0]}", 1
-            ) from None
+            raise fail(_database_problem(config.database.url, error), 1) from None
         if report.sent or report.failed or report.dead:
-            typer.echo(
+            echo(
                 f"deliveries: {report.sent} sent, {report.failed} failed (will retry), {report.dead} dead"
             )
     if failed:
-        typer.echo(
+        echo(
             "failed: " + "; ".join(f"{o.borrower_id} ({o.error_kind}: {o.error})" for o in failed), err=True
         )
         raise typer.Exit(1)
@@ -296,18 +335,13 @@ async def _run_checks(store: Store, config: Config, selected):
     checker = Checker(store, config)
     try:
         if sys.stdout.isatty():
-            from rich.progress import Progress
-
-            with Progress(transient=False) as progress:
-                task = progress.add_task("checking", total=len(selected))
+            with output.progress_bar("checking", len(selected)) as step:
 
                 def advance(outcome: CheckOutcome) -> None:
-                    progress.advance(task)
-                    if not outcome.ok:
-                        progress.console.print(f"[red]{outcome.borrower_id}: {outcome.error_kind}[/red]")
+                    step(None if outcome.ok else f"{outcome.borrower_id}: {outcome.error_kind}")
 
                 return await checker.check(selected, on_outcome=advance)
-        return await checker.check(selected, on_outcome=lambda outcome: typer.echo(_outcome_line(outcome)))
+        return await checker.check(selected, on_outcome=lambda outcome: echo(_outcome_line(outcome)))
     finally:
         await checker.aclose()
 
@@ -384,21 +418,20 @@ def history(
 
 def print_history(rows, output_format: HistoryFormat) -> None:
     import csv
-    import json
 
     from watcher.console.exports import neutralise
     from watcher.store import HISTORY_FIELDS
 
     if output_format is HistoryFormat.jsonl:
         for row in rows:
-            typer.echo(json.dumps(row.as_json(), ensure_ascii=False))
+            output.echo_json(row.as_json())
     elif output_format is HistoryFormat.csv:
         writer = csv.DictWriter(sys.stdout, fieldnames=HISTORY_FIELDS, lineterminator="\n")
         writer.writeheader()
         for row in rows:
             writer.writerow({k: ("" if v is None else neutralise(v)) for k, v in row.as_json().items()})
     else:
-        table = _table(
+        table = output.table(
             "id",
             "detected",
             "borrower",
@@ -423,7 +456,7 @@ def print_history(rows, output_format: HistoryFormat) -> None:
                 row.severity or "",
                 str(row.alert_id or ""),
             )
-        _print(table)
+        output.print_table(table)
 
 
 # -- run ----------------------------------------------------------------------------------------
@@ -447,6 +480,11 @@ def run() -> None:
             lock.acquire()  # before any migration: a second instance must not touch the schema
         except InstanceLockError as error:
             raise fail(str(error)) from None
+        except OSError as error:
+            raise fail(
+                f"database {_safe_url(config.database.url)}: cannot open the lock file {lock.path} "
+                f"({error.strerror or error})"
+            ) from None
     try:
         store = open_db(config)
     except typer.Exit:
@@ -478,7 +516,7 @@ def alerts_list(
     store = open_db(load())
     with store.session() as session:
         rows = list_alerts(session, status=None if status is AlertStatus.all else status.value)
-    table = _table("id", "created", "severity", "status", "borrower", "source", "handled by", "note")
+    table = output.table("id", "created", "severity", "status", "borrower", "source", "handled by", "note")
     for alert, borrower in rows:
         handled = alert.closed_by or alert.acknowledged_by or ""
         table.add_row(
@@ -491,7 +529,7 @@ def alerts_list(
             handled,
             alert.note or "",
         )
-    _print(table)
+    output.print_table(table)
 
 
 def _lifecycle(step, alert_id: int, by: str, note: str | None, verb: str) -> None:
@@ -508,7 +546,7 @@ def _lifecycle(step, alert_id: int, by: str, note: str | None, verb: str) -> Non
         raise fail(f"no alert #{alert_id}", 1) from None
     except AlertStateError as error:
         raise fail(str(error), 1) from None
-    typer.echo(f"alert #{alert.id} {verb} by {by.strip()}")
+    echo(f"alert #{alert.id} {verb} by {by.strip()}")
 
 
 @alerts_app.command("ack")
@@ -562,7 +600,7 @@ def notify_test(
     results = asyncio.run(run_notify_test(config, targets))
     for result in results:
         mark = "ok" if result.ok else "FAILED"
-        typer.echo(f"{result.target} {result.channel}: {mark}{': ' + result.detail if result.detail else ''}")
+        echo(f"{result.target} {result.channel}: {mark}{': ' + result.detail if result.detail else ''}")
     if not all(result.ok for result in results):
         raise typer.Exit(1)
 
@@ -590,13 +628,13 @@ def status() -> None:
             state = "alive"
         else:
             state = f"NOT RESPONDING since {_when(instance.heartbeat_at)}"
-        typer.echo(
+        echo(
             f"instance {instance.name} ({instance.host}, pid {instance.pid}, {instance.version}): {state}; "
             f"last sweep {_when(instance.last_sweep_at) or 'never'}"
         )
-    typer.echo(f"borrowers: {summary.borrowers} ({summary.due} due, {summary.overdue} overdue)")
-    typer.echo(f"last check: {_when(summary.last_check_at) or 'never'}")
-    typer.echo(
+    echo(f"borrowers: {summary.borrowers} ({summary.due} due, {summary.overdue} overdue)")
+    echo(f"last check: {_when(summary.last_check_at) or 'never'}")
+    echo(
         f"deliveries: {summary.deliveries_pending} pending, {summary.deliveries_retrying} retrying, "
         f"{summary.deliveries_dead} dead, {summary.deliveries_held} held for digests"
     )
@@ -606,11 +644,11 @@ def status() -> None:
             if health.consecutive_failures
             else "ok"
         )
-        typer.echo(
+        echo(
             f"source {health.source}: {state}; last success {_when(health.last_success_at) or 'never'}"
         )
     for borrower in summary.failing_borrowers:
-        typer.echo(
+        echo(
             f"failing borrower {borrower.id}: ×{borrower.consecutive_failures} "
             f"({borrower.last_error_kind}) {borrower.last_error}"
         )
@@ -649,7 +687,7 @@ def serve(
             loop.add_signal_handler(signum, stop.set)
         await serve_console(store, config, stop, host=host, port=port)
 
-    typer.echo(
+    echo(
         f"console on http://{host or config.console.host}:{port or config.console.port}/ "
         f"(database {store.safe_url}); stop with Ctrl-C",
         err=True,
@@ -705,7 +743,7 @@ def users_add(
         raise fail(str(error)) from None
     finally:
         store.dispose()
-    typer.echo(f"added {role.value} {username} ({display_name})")
+    echo(f"added {role.value} {username} ({display_name})")
 
 
 def _read_new_password(password_stdin: bool) -> str:
@@ -727,8 +765,6 @@ def users_list(
     output_format: Annotated[ListFormat, typer.Option("--format", help="table or json")] = ListFormat.table,
 ) -> None:
     """Console users: role, officer, whether active, and how many sessions are signed in."""
-    import json
-
     from watcher.console.auth import list_users, session_counts
     from watcher.models import utcnow
 
@@ -753,9 +789,9 @@ def users_list(
         for user in users
     ]
     if output_format is ListFormat.json:
-        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        output.echo_json(rows, indent=2)
         return
-    table = _table("user", "name", "role", "officer", "active", "sessions", "created")
+    table = output.table("user", "name", "role", "officer", "active", "sessions", "created")
     for user, row in zip(users, rows, strict=True):
         table.add_row(
             user.username,
@@ -766,7 +802,7 @@ def users_list(
             str(row["sessions"]),
             _when(user.created_at),
         )
-    _print(table)
+    output.print_table(table)
 
 
 def _set_active(username: str, active: bool) -> None:
@@ -781,9 +817,9 @@ def _set_active(username: str, active: bool) -> None:
     finally:
         store.dispose()
     if active:
-        typer.echo(f"enabled {username}")
+        echo(f"enabled {username}")
     else:
-        typer.echo(f"disabled {username}; {ended} session(s) signed out")
+        echo(f"disabled {username}; {ended} session(s) signed out")
 
 
 @users_app.command("disable")
@@ -818,7 +854,7 @@ def users_passwd(
         raise fail(str(error)) from None
     finally:
         store.dispose()
-    typer.echo(f"password of {username} changed; {ended} session(s) signed out")
+    echo(f"password of {username} changed; {ended} session(s) signed out")
 
 
 # -- db -----------------------------------------------------------------------------------------
@@ -836,11 +872,11 @@ def db_upgrade() -> None:
     try:
         before, after = store.upgrade()
     except SQLAlchemyError as error:
-        raise fail(f"database {_safe_url(config.database.url)}: {str(error).splitlines()[0]}") from None
+        raise fail(_database_problem(config.database.url, error)) from None
     if before == after:
-        typer.echo(f"database is up to date (revision {after})")
+        echo(f"database is up to date (revision {after})")
     else:
-        typer.echo(f"database upgraded from {before or 'empty'} to {after}")
+        echo(f"database upgraded from {before or 'empty'} to {after}")
 
 
 # -- demo ---------------------------------------------------------------------------------------
@@ -856,7 +892,7 @@ def demo(
 
     if language not in ("zh-CN", "en"):
         raise fail(f"--language {language!r}: expected zh-CN or en")
-    run_demo(language=language, keep=keep, echo=typer.echo, print_history=print_history)
+    run_demo(language=language, keep=keep, echo=echo, print_history=print_history)
 
 
 # -- output helpers -----------------------------------------------------------------------------
@@ -864,20 +900,6 @@ def demo(
 
 def _when(value) -> str:
     return value.strftime("%Y-%m-%d %H:%M") if value else ""
-
-
-def _table(*columns: str):
-    from rich.table import Table
-
-    table = Table(*columns, show_lines=False)
-    return table
-
-
-def _print(table) -> None:
-    from rich.console import Console
-
-    # Piped output is read by people in files and logs, not squeezed into an 80-column guess.
-    Console(width=None if sys.stdout.isatty() else 200).print(table)
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ from datetime import time, timedelta
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -114,6 +115,8 @@ class DatabaseSection(_Model):
     @classmethod
     def _supported_scheme(cls, value: str) -> str:
         scheme = value.partition(":")[0]
+        if scheme in {"postgresql", "postgres", "postgresql+psycopg"}:
+            _check_server_address(value)
         if scheme == "sqlite" or scheme.startswith("sqlite+") or scheme == "postgresql+psycopg":
             return value
         if scheme in {"postgresql", "postgres"}:
@@ -126,6 +129,24 @@ class DatabaseSection(_Model):
     @property
     def is_sqlite(self) -> bool:
         return self.url.startswith("sqlite")
+
+
+def _check_server_address(url: str) -> None:
+    """A bad port or an unescaped ``@`` is a config error here, not a traceback (or a leaked
+    password in an error message) when the database is first opened."""
+    parts = urlsplit(url)
+    if parts.netloc.count("@") > 1:
+        raise PydanticCustomError(
+            "database_url", "the user or password in the database URL has an unescaped @ (write it %40)"
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise PydanticCustomError(
+            "database_url", "the port in the database URL must be a number from 1 to 65535"
+        )
 
 
 def anchor_sqlite_url(url: str, base_dir: Path) -> str:

@@ -66,9 +66,8 @@ language = "en"
 """
 
 
-def run_demo(
-    *, language: str, keep: Path | None, echo: Callable[[str], None], print_history: Callable
-) -> None:
+def run_demo(*, language: str, keep: Path | None, echo: Callable[..., None], print_history: Callable) -> None:
+    """``echo`` prints one line (the command line's, which keeps registry text off the terminal)."""
     workdir = Path(tempfile.mkdtemp(prefix="watcher-demo-")) if keep is None else keep
     workdir.mkdir(parents=True, exist_ok=True)
     try:
@@ -78,7 +77,7 @@ def run_demo(
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _run(workdir: Path, language: str, echo: Callable[[str], None], print_history: Callable) -> None:
+def _run(workdir: Path, language: str, echo: Callable[..., None], print_history: Callable) -> None:
     from watcher.cli import HistoryFormat
 
     config_path = workdir / "watcher.toml"
@@ -93,7 +92,8 @@ def _run(workdir: Path, language: str, echo: Callable[[str], None], print_histor
     source_of = {row.registry_id: row.source for row in parsed.rows}
     for number, when in enumerate(ROUND_TIMES, start=1):
         _stage_round(config, source_of, number)
-        echo(f"\n=== round {number}: registries as of {when:%Y-%m-%d} ===")
+        echo()
+        echo(f"=== round {number}: registries as of {when:%Y-%m-%d} ===")
         checker = Checker(store, config, sources=build_sources(config), clock=lambda when=when: when)
         with store.session() as session:
             from watcher.store import borrowers
@@ -118,10 +118,13 @@ def _run(workdir: Path, language: str, echo: Callable[[str], None], print_histor
                 view = alert_view(session, outcome.alert_id, window_days=window_days)
                 targets = delivery_targets_of(session, outcome.alert_id)
             rendered = render_alert(view, language)
-            echo(f"\n--- alert #{outcome.alert_id} → {', '.join(targets) or 'no target'} ---")
+            echo()
+            echo(f"--- alert #{outcome.alert_id} → {', '.join(targets) or 'no target'} ---")
             echo(rendered.title)
-            echo(rendered.body)
-    echo("\n=== change history ===")
+            for line in rendered.body.splitlines():
+                echo(line)
+    echo()
+    echo("=== change history ===")
     with store.session() as session:
         rows = history(session)
     print_history(rows, HistoryFormat.table)

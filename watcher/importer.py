@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,9 @@ from watcher.units import parse_duration
 REQUIRED_COLUMNS = ("id", "name", "source", "registry_id")
 OPTIONAL_COLUMNS = ("officer", "tags", "interval", "legal_rep_on_file")
 COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
+MAX_FIELD_CHARS = 1000
+"""Longer cells are rejected with their row: no name, id or tag list is that long."""
+UTF8_BOM = b"\xef\xbb\xbf"
 
 
 class BorrowerFileError(Exception):
@@ -50,23 +54,79 @@ class ParsedBorrowers:
 
 
 def _decode(path: Path) -> str:
-    """UTF-8 (with or without Excel's BOM), else GB18030, which Chinese spreadsheet exports use."""
+    """UTF-8 (with or without Excel's BOM), else GB18030, which Chinese spreadsheet exports use.
+
+    One encoding for the whole file: GB18030 decodes almost any bytes, so a UTF-8 file with one
+    GB18030 row would otherwise import with every UTF-8 row garbled. A file that mixes them is
+    refused, naming the first line that is not in the encoding the rest of the file uses.
+    """
     try:
         data = path.read_bytes()
     except OSError as error:
         raise BorrowerFileError(f"{path}: cannot read ({error.strerror or error})") from None
-    for encoding in ("utf-8-sig", "gb18030"):
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    raise BorrowerFileError(f"{path}: not UTF-8 or GB18030 text")
+    has_bom = data.startswith(UTF8_BOM)
+    body = data[len(UTF8_BOM) :] if has_bom else data
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    lines = body.split(b"\n")  # no multi-byte character of either encoding contains a newline byte
+    not_utf8 = [number for number, line in enumerate(lines, 1) if not _decodes(line, "utf-8")]
+    utf8_text = [
+        number for number, line in enumerate(lines, 1) if not line.isascii() and _decodes(line, "utf-8")
+    ]
+    if has_bom:
+        raise BorrowerFileError(
+            f"{path}: line {not_utf8[0]}: not UTF-8, though the file starts with a UTF-8 byte order mark"
+        )
+    if utf8_text and len(utf8_text) >= len(not_utf8):
+        raise BorrowerFileError(
+            f"{path}: line {not_utf8[0]}: not UTF-8, unlike the rest of the file (UTF-8 text on line "
+            f"{utf8_text[0]}); save the whole file in one encoding, preferably UTF-8"
+        )
+    if utf8_text:
+        raise BorrowerFileError(
+            f"{path}: line {utf8_text[0]}: UTF-8, unlike the rest of the file (GB18030 from line "
+            f"{not_utf8[0]}); save the whole file in one encoding, preferably UTF-8"
+        )
+    try:
+        return body.decode("gb18030")
+    except UnicodeDecodeError:
+        neither = next(n for n, line in enumerate(lines, 1) if not _decodes(line, "gb18030"))
+        raise BorrowerFileError(f"{path}: line {neither}: neither UTF-8 nor GB18030 text") from None
+
+
+def _decodes(data: bytes, encoding: str) -> bool:
+    try:
+        data.decode(encoding)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+@contextmanager
+def _csv_fields_up_to(size: int) -> Iterator[None]:
+    """Let the csv module read fields of any length in this file, so an oversized cell is one
+    rejected row rather than an error that ends the import."""
+    previous = csv.field_size_limit()
+    csv.field_size_limit(max(previous, size))
+    try:
+        yield
+    finally:
+        csv.field_size_limit(previous)
 
 
 def parse_borrowers_csv(
     path: Path, *, sources: Mapping[str, Source], officers: Sequence[str] = ()
 ) -> ParsedBorrowers:
     text = _decode(path)
+    with _csv_fields_up_to(len(text) + 1):
+        return _parse(path, text, sources=sources, officers=officers)
+
+
+def _parse(
+    path: Path, text: str, *, sources: Mapping[str, Source], officers: Sequence[str]
+) -> ParsedBorrowers:
     reader = csv.reader(io.StringIO(text, newline=""))
     header_row = next(reader, [])
     header = [name.strip() for name in header_row]
@@ -91,6 +151,10 @@ def parse_borrowers_csv(
             result.rejected.append(RowProblem(line, f"{len(cells)} fields, header has {len(header)}"))
             continue
         values = dict(zip(header, cells, strict=False))
+        unstorable = _unstorable_cell(values)
+        if unstorable:
+            result.rejected.append(RowProblem(line, unstorable))
+            continue
         try:
             row = _row(values, sources)
         except ValueError as error:
@@ -110,6 +174,16 @@ def parse_borrowers_csv(
             )
         result.rows.append(row)
     return result
+
+
+def _unstorable_cell(values: Mapping[str, str]) -> str | None:
+    """Why a cell cannot be kept (too long, or a NUL that PostgreSQL refuses), or None."""
+    for name, cell in values.items():
+        if len(cell) > MAX_FIELD_CHARS:
+            return f"{name} is {len(cell)} characters long (at most {MAX_FIELD_CHARS})"
+        if "\x00" in cell:
+            return f"{name} contains a NUL character"
+    return None
 
 
 def _row(values: Mapping[str, str | None], sources: Mapping[str, Source]) -> BorrowerRow:

@@ -57,13 +57,6 @@ _EMPTY_MARKERS = {"", "-", "--", "—", "无", "暂无", "null", "none", "n/a"}
 _INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u200b\u200c\u200d\u2060\ufeff"))
 _CONTROLS = dict.fromkeys([*range(0x00, 0x09), *range(0x0E, 0x20), *range(0x7F, 0xA0)])
 _INVISIBLE.update(_CONTROLS)
-_CONTROLS_BUT_LINES = dict.fromkeys([*_CONTROLS, 0x0B, 0x0C, 0x0D])
-
-
-def strip_controls(text: str) -> str:
-    """``text`` without control characters other than tab and newline: safe for any database
-    column and any terminal, whatever a registry or an error message put in it."""
-    return text.translate(_CONTROLS_BUT_LINES)
 
 
 def clean_text(value: object) -> str:

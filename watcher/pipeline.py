@@ -25,7 +25,7 @@ from watcher.config import Config
 from watcher.diff import Change, diff
 from watcher.errors import CheckStorageError, SourceError
 from watcher.models import Alert, Borrower, ChangeEvent, KeyPersonOccasion, Snapshot, utcnow
-from watcher.normalize import content_hash, normalize_record, strip_controls
+from watcher.normalize import content_hash, normalize_record
 from watcher.record import KEY_PERSON_CATEGORIES, RegistryRecord, record_as_dict, record_from_dict
 from watcher.routing import plan_deliveries
 from watcher.rules import Assessment, RuleSettings, assess, signatory_mismatch, vanished_sections
@@ -281,7 +281,7 @@ class Checker:
 
     def _record_failure(self, borrower_id: str, error: SourceError | CheckStorageError) -> CheckOutcome:
         now = self.clock()
-        message = strip_controls(str(error))
+        message = str(error).replace("\x00", "")  # the one character a database refuses in text
         with self.store.transaction() as session:
             # Locked: a second, overlapping check of the same borrower (a lease that lapsed) waits and
             # then sees this one's snapshot, instead of storing the same change twice.

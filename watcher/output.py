@@ -1,0 +1,119 @@
+"""Everything the command line prints goes through here, because most of it is untrusted text.
+
+Borrower names come from a bank's CSV, company and person names and error details from registries,
+notes from officers: none of it may crash the output (rich reads ``[/x]`` as a closing tag) or drive
+the terminal (``ESC ] 0 ; … BEL`` retitles the window, CSI sequences move the cursor and recolour,
+C1 characters do the same on some terminals). So text for people (plain lines, tables, the progress
+bar) is never read as markup and has control sequences and characters removed; json keeps
+the data exactly, with every control character escaped, so it stays valid and inert on a terminal;
+CSV is written as it is, for spreadsheets and scripts.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import typer
+
+_ESCAPE_SEQUENCE = re.compile(
+    # CSI: colours, cursor movement, erasing (ESC [ or the 8-bit C1 form), parameters and all.
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"
+    # Every other escape: ESC, intermediate bytes, a final byte. For a string (OSC, DCS, APC…: a
+    # window title, a link) that removes the introducer and ESC \ only; BEL and C1 go with the
+    # control characters. Its text stays visible, so a string begun in one value and ended in
+    # another cannot hide what lies between.
+    r"|\x1b[ -/]*[0-~]"
+)
+_LINE_BREAK = re.compile(r"\r\n|[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]")
+# C0 but tab and newline, DEL, C1, and the bidi embeddings/overrides/isolates that reorder what is shown.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_CONTROL_BUT_NEWLINE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# What json.dumps(ensure_ascii=False) leaves raw: DEL, C1, the two separators that split lines, bidi controls.
+_JSON_RAW = re.compile(r"[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(value: object, *, one_line: bool = True) -> str:
+    """``value`` as text safe to show on a terminal: no escape sequences, no control characters.
+
+    ``one_line`` turns line breaks into spaces, so one record stays one line; otherwise they become
+    plain newlines (table cells may wrap).
+    """
+    if value is None:
+        return ""
+    text = _ESCAPE_SEQUENCE.sub("", str(value))
+    if one_line:
+        return _CONTROL.sub("", _LINE_BREAK.sub(" ", text))
+    return _CONTROL_BUT_NEWLINE.sub("", _LINE_BREAK.sub("\n", text))
+
+
+def echo(message: object = "", *, err: bool = False) -> None:
+    """Print one line for people (on stderr with ``err``)."""
+    typer.echo(printable(message), err=err)
+
+
+def json_text(value: object, *, indent: int | None = None) -> str:
+    """JSON with the data kept whole; characters a terminal or a line splitter would act on are escaped."""
+    text = json.dumps(value, ensure_ascii=False, indent=indent)
+    return _JSON_RAW.sub(lambda match: f"\\u{ord(match[0]):04x}", text)
+
+
+def echo_json(value: object, *, indent: int | None = None) -> None:
+    typer.echo(json_text(value, indent=indent))
+
+
+@dataclass
+class Table:
+    """Rows for a rich table, each cell already :func:`printable`; shown with :func:`print_table`."""
+
+    columns: tuple[str, ...]
+    rows: list[tuple[str, ...]] = field(default_factory=list)
+
+    def add_row(self, *cells: object) -> None:
+        self.rows.append(tuple(printable(cell, one_line=False) for cell in cells))
+
+
+def table(*columns: str) -> Table:
+    return Table(columns)
+
+
+def _console():
+    from rich.console import Console
+
+    # Piped output is read by people in files and logs, not squeezed into an 80-column guess.
+    return Console(width=None if sys.stdout.isatty() else 200, markup=False, emoji=False, highlight=False)
+
+
+def print_table(rows: Table) -> None:
+    from rich.table import Table as RichTable
+    from rich.text import Text
+
+    # Text cells are never parsed as markup, whatever brackets the data holds.
+    shown = RichTable(show_lines=False)
+    for column in rows.columns:
+        shown.add_column(Text(column))
+    for row in rows.rows:
+        shown.add_row(*(Text(cell) for cell in row))
+    _console().print(shown)
+
+
+@contextmanager
+def progress_bar(description: str, total: int) -> Iterator[Callable[[str | None], None]]:
+    """A progress bar for a terminal; the step function advances it, printing a problem above it."""
+    from rich.markup import escape
+    from rich.progress import Progress
+    from rich.text import Text
+
+    with Progress(console=_console(), transient=False) as progress:
+        task = progress.add_task(escape(printable(description)), total=total)  # the column reads markup
+
+        def step(problem: str | None = None) -> None:
+            progress.advance(task)
+            if problem is not None:
+                progress.console.print(Text(printable(problem), style="red"))
+
+        yield step
