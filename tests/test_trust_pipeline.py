@@ -189,3 +189,23 @@ def test_a_shortened_interval_takes_effect_at_the_next_sweep(world):
         upsert_borrowers(session, [replace(NO1, id="no2", interval_seconds=3600)], actor="test")
     no2 = next(b for b in world.rows(Borrower) if b.id == "no2")
     assert no2.next_check_at <= datetime.now(UTC)
+
+
+def test_the_command_line_shows_a_borrower_awaiting_confirmation(sqlite_world):
+    from typer.testing import CliRunner
+
+    from watcher.cli import app
+
+    world = sqlite_world
+    world.add(NO1)
+    world.feed_brreg(NO_ID, "enhet.json", "roller_t0.json")
+    config = str(world.folder / "watcher.toml")
+    runner = CliRunner()
+    assert runner.invoke(app, ["--config", config, "check"]).exit_code == 0
+    _feed_empty_roles(world)
+    checked = runner.invoke(app, ["--config", config, "check"])
+    assert checked.exit_code == 0, checked.output
+    assert "0 alert(s), 1 awaiting confirmation" in checked.output
+    listed = runner.invoke(app, ["--config", config, "borrowers", "list"], env={"COLUMNS": "200"})
+    assert "awaiting confirmation since" in listed.output
+    assert world.rows(Alert) == []

@@ -245,6 +245,8 @@ def borrowers_list(
     table = output.table("id", "name", "source", "registry_id", "officer", "tags", "last success", "status")
     for b in rows:
         health = f"failing ×{b.consecutive_failures}: {b.last_error_kind}" if b.consecutive_failures else "ok"
+        if b.pending_since is not None:
+            health = f"awaiting confirmation since {_when(b.pending_since)}"
         table.add_row(
             b.id,
             b.name,
