@@ -8,7 +8,10 @@ the dead-instance rule: an instance silent for three heartbeat periods is dead.
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
+import socket
 import subprocess
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -32,6 +35,7 @@ from tests.test_daemon import (
     write_config,
 )
 from watcher.config import load_config
+from watcher.daemon import Daemon
 from watcher.health import DEAD_AFTER_HEARTBEATS
 from watcher.models import Borrower, Delivery, Instance, utcnow
 from watcher.store import claim_due_borrowers, heartbeat, open_store
@@ -216,20 +220,27 @@ def test_a_starting_instance_frees_a_dead_ones_claims_and_forgets_instances_sile
     store.dispose()
 
 
-# -- SQLite: one instance, restarted ---------------------------------------------------------------------
+# -- a restart: the predecessor's heartbeat is still fresh ---------------------------------------------
 
 
 @slow
-@pytest.mark.parametrize("instance_name", [None, "watcher-a"], ids=["host-pid-names", "fixed-name"])
-def test_a_restarted_sqlite_instance_frees_its_dead_predecessors_claims_at_start(
-    tmp_path, spawn, sqlite_url, instance_name
+@pytest.mark.parametrize(
+    ("database", "instance_name"),
+    [("sqlite", None), ("sqlite", "watcher-a"), ("postgres", "watcher-a")],
+    ids=["sqlite-host-pid-names", "sqlite-fixed-name", "postgres-fixed-name"],
+)
+def test_a_restarted_instance_frees_its_dead_predecessors_claims_at_start(
+    tmp_path, spawn, request, database, instance_name
 ):
-    """SIGKILL mid-sweep with eight borrowers claimed for a minute; the restarted daemon (whose
-    predecessor's heartbeat is still fresh: the default 15 s period) checks all of them at once.
-    The SQLite instance lock proves the predecessor dead, whatever name it had."""
+    """SIGKILL mid-sweep with eight borrowers claimed for a minute, then a restart at once (as
+    systemd's Restart= does): the predecessor's heartbeat is still fresh (the default 15 s period),
+    yet the new daemon checks all of them at once. On SQLite the instance lock proves the predecessor
+    dead, whatever its name; on PostgreSQL, a predecessor under the same fixed name on this host
+    whose process is gone."""
+    url = request.getfixturevalue("sqlite_url" if database == "sqlite" else "postgres_url")
     with BrregStandIn(delay=1.0) as registry:
         config = config_with_heartbeat(
-            tmp_path, "15s", database_url=sqlite_url, registry_url=registry.base_url,
+            tmp_path, "15s", database_url=url, registry_url=registry.base_url,
             instance_name=instance_name, interval="1h",
         )  # fmt: skip
         store = open_store(load_config(config).database.url)
@@ -259,3 +270,37 @@ def test_a_restarted_sqlite_instance_frees_its_dead_predecessors_claims_at_start
     assert max(fetched.values()) < earliest_lease_end.timestamp() - 30
     holders = {holder for holder, _ in held.values()}
     assert f"freed 8 borrower and 0 delivery claim(s) of dead instance(s) {holders.pop()}" in second.output
+    store.dispose()
+
+
+def test_a_restart_under_a_fixed_name_frees_nothing_while_its_namesake_on_another_host_lives(
+    tmp_path, postgres_url
+):
+    """Two hosts configured with the same instance_name (a mistake) must not free each other's claims:
+    only a namesake on this host whose process is gone counts as a dead predecessor."""
+    path = config_with_heartbeat(
+        tmp_path, "15s", database_url=postgres_url, registry_url="http://127.0.0.1:9", instance_name="twin"
+    )
+    config = load_config(path)
+    store = open_store(postgres_url)
+    add_borrowers(store, ["974760673", "927140004"])
+    finished = subprocess.Popen(["true"])
+    finished.wait()
+    gone_pid = finished.pid  # a process of this host that has exited
+
+    def restart_frees(host: str, pid: int) -> bool:
+        with store.transaction() as session:
+            heartbeat(session, name="twin", host=host, pid=pid, version="0", now=utcnow())
+            claim_due_borrowers(session, instance="twin", now=utcnow(), lease=LEASE, limit=2)
+        daemon = Daemon(store, config, instance="twin")
+        try:
+            daemon._free_dead_claims(starting=True)
+        finally:
+            daemon.dispatcher.close()
+            asyncio.run(daemon.checker.aclose())
+        return rows(store, Borrower, col(Borrower.claimed_by).is_not(None)) == []
+
+    assert not restart_frees("other-host", gone_pid)
+    assert not restart_frees(socket.gethostname(), os.getppid())  # a live process
+    assert restart_frees(socket.gethostname(), gone_pid)
+    store.dispose()

@@ -309,21 +309,24 @@ class Daemon:
         """Free the claims of dead instances at once, rather than after their lease; forget old ones.
 
         Dead: silent for three heartbeat periods. At start on SQLite every registered instance is
-        dead, this one's own name included (the instance lock admits one daemon per file). Claims
-        held by names never registered (``watcher check`` sending the outbox) wait for their lease.
+        dead, this one's own name included (the instance lock admits one daemon per file); on
+        PostgreSQL so is a predecessor under this instance's own name on this host whose process is
+        gone (a restart under a fixed ``instance_name``). Claims held by names never registered
+        (``watcher check`` sending the outbox) wait for their lease.
         """
         now = utcnow()
         period = self.config.schedule.heartbeat
         single = starting and self.store.sqlite_path is not None
+
+        def is_dead(instance: Instance) -> bool:
+            silent = single or is_silent(instance, now=now, heartbeat=period)
+            if instance.name != self.instance:
+                return silent
+            return starting and (silent or self._gone(instance))
+
         with self.store.transaction() as session:
             instances = list(session.exec(select(Instance)))
-            dead = [
-                i
-                for i in instances
-                if (single or is_silent(i, now=now, heartbeat=period))
-                and (i.name != self.instance or starting)
-                and (i.name, i.heartbeat_at) not in self._freed
-            ]
+            dead = [i for i in instances if is_dead(i) and (i.name, i.heartbeat_at) not in self._freed]
             borrowers, deliveries = free_claims_of(session, [i.name for i in dead])
             gone = [i.name for i in instances if i.name != self.instance and is_forgotten(i, now=now)]
             forget_instances(session, gone)
@@ -337,6 +340,20 @@ class Daemon:
             )
         if gone:
             log.info("forgot instance(s) not heard from for a day: %s", ", ".join(sorted(gone)))
+
+    def _gone(self, instance: Instance) -> bool:
+        """Whether ``instance`` ran on this host as a process that no longer exists (or is this one)."""
+        if instance.host != self.host or instance.stopped_at is not None:
+            return False
+        if instance.pid == os.getpid():
+            return True
+        try:
+            os.kill(instance.pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # alive, as another user
+            return False
+        return False
 
     def _observe_health(self) -> None:
         with self.store.session() as session:
