@@ -744,8 +744,10 @@ def test_status_from_another_process_shows_instances_sweeps_backlog_and_failures
     )
     assert daemon.stop()[0] == 0, daemon.output
 
-    assert status.returncode == 0, status
+    assert status.returncode == 1, status  # a failing source and borrower, deliveries retrying
     lines = status.stdout.splitlines()
+    assert "problem: source brreg_down failing ×1 (transient)" in lines
+    assert "problem: deliveries failing: 2 retrying, 0 dead" in lines
     [instance_line] = [line for line in lines if line.startswith("instance ")]
     assert instance_line.startswith(f"instance watcher-a ({socket.gethostname()}, pid {daemon.pid}, ")
     assert ": alive; last sweep 20" in instance_line

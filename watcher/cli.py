@@ -611,22 +611,28 @@ def notify_test(
 
 
 @app.command()
-def status() -> None:
-    """Health: last check, due and overdue borrowers, failing sources, delivery backlog."""
-    from watcher.store import status_summary
+def status(
+    output_format: Annotated[
+        ListFormat, typer.Option("--format", help="table (for people) or json (for scripts)")
+    ] = ListFormat.table,
+) -> None:
+    """Health: instances, last check, due and overdue borrowers, failing sources, delivery backlog.
 
-    store = open_db(load())
+    Exit 1 when anything needs attention (the problems are listed), 0 when all is well.
+    """
+    from watcher.health import InstanceState, read_health
+
+    config = load()
+    store = open_db(config)
     with store.session() as session:
-        summary = status_summary(session)
-    from datetime import timedelta
-
-    from watcher.models import utcnow
-
-    alive_after = utcnow() - timedelta(minutes=1)
-    for instance in summary.instances:
-        if instance.stopped_at is not None:
+        report = read_health(session, config)
+    if output_format is ListFormat.json:
+        output.echo_json(report.as_json(), indent=2)
+        raise typer.Exit(0 if report.ok else 1)
+    for instance in report.instances:
+        if instance.state is InstanceState.stopped:
             state = f"stopped {_when(instance.stopped_at)}"
-        elif instance.heartbeat_at >= alive_after:
+        elif instance.state is InstanceState.alive:
             state = "alive"
         else:
             state = f"NOT RESPONDING since {_when(instance.heartbeat_at)}"
@@ -634,13 +640,13 @@ def status() -> None:
             f"instance {instance.name} ({instance.host}, pid {instance.pid}, {instance.version}): {state}; "
             f"last sweep {_when(instance.last_sweep_at) or 'never'}"
         )
-    echo(f"borrowers: {summary.borrowers} ({summary.due} due, {summary.overdue} overdue)")
-    echo(f"last check: {_when(summary.last_check_at) or 'never'}")
+    echo(f"borrowers: {report.borrowers} ({report.due} due, {report.overdue} overdue)")
+    echo(f"last check: {_when(report.last_check_at) or 'never'}")
     echo(
-        f"deliveries: {summary.deliveries_pending} pending, {summary.deliveries_retrying} retrying, "
-        f"{summary.deliveries_dead} dead, {summary.deliveries_held} held for digests"
+        f"deliveries: {report.deliveries_pending} pending, {report.deliveries_retrying} retrying, "
+        f"{report.deliveries_dead} dead, {report.deliveries_held} held for digests"
     )
-    for health in summary.sources:
+    for health in report.sources:
         state = (
             f"FAILING ×{health.consecutive_failures} ({health.last_error_kind}): {health.last_error}"
             if health.consecutive_failures
@@ -649,11 +655,18 @@ def status() -> None:
         echo(
             f"source {health.source}: {state}; last success {_when(health.last_success_at) or 'never'}"
         )
-    for borrower in summary.failing_borrowers:
+    for borrower in report.failing_borrowers:
         echo(
             f"failing borrower {borrower.id}: ×{borrower.consecutive_failures} "
             f"({borrower.last_error_kind}) {borrower.last_error}"
         )
+    for borrower in report.awaiting_confirmation:
+        echo(f"awaiting confirmation: {borrower.id} (a mass disappearance seen {_when(borrower.pending_since)})")
+    for problem in report.problems:
+        echo(f"problem: {problem.message}")
+    echo("health: ok" if report.ok else f"health: {len(report.problems)} problem(s)")
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 # -- console ------------------------------------------------------------------------------------

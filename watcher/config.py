@@ -47,6 +47,7 @@ __all__ = [
     "ConsoleSection",
     "DatabaseSection",
     "Language",
+    "MetricsSection",
     "NotifierConfig",
     "OfficerConfig",
     "RulesSection",
@@ -176,8 +177,9 @@ class ScheduleSection(_Model):
     sweep_every: Duration = timedelta(seconds=5)
     lease: Duration = timedelta(minutes=10)
     stop_timeout: Duration = timedelta(seconds=30)
+    heartbeat: Duration = timedelta(seconds=15)
 
-    @field_validator("interval", "retry_after_failure", "sweep_every", "lease", "stop_timeout")
+    @field_validator("interval", "retry_after_failure", "sweep_every", "lease", "stop_timeout", "heartbeat")
     @classmethod
     def _positive(cls, value: timedelta) -> timedelta:
         if value <= timedelta(0):
@@ -227,6 +229,14 @@ class RulesSection(_Model):
         if value <= timedelta(0):
             raise PydanticCustomError("positive", "must be longer than 0s")
         return value
+
+
+class MetricsSection(_Model):
+    """``[metrics]``: ``watcher run`` serves ``/healthz`` and Prometheus ``/metrics`` when enabled."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(default=9464, ge=1, le=65535)
 
 
 _HEADER_NAME = re.compile(r"[A-Za-z0-9-]+")
@@ -422,6 +432,7 @@ class Config(_Model):
     notifiers: dict[str, NotifierConfig] = {}
     officers: dict[str, OfficerConfig] = {}
     console: ConsoleSection = Field(default_factory=ConsoleSection)
+    metrics: MetricsSection = Field(default_factory=MetricsSection)
     path: Path | None = Field(default=None, exclude=True)
 
     @model_validator(mode="after")
@@ -738,6 +749,9 @@ sweep_every = "5s"
 lease = "10m"
 # On SIGTERM, how long in-flight checks and sends may take to finish (keep it below TimeoutStopSec).
 stop_timeout = "30s"
+# How often a running daemon records that it is alive. An instance silent for three of these is
+# dead: any live instance frees its claims at once, and its row leaves `watcher status` after a day.
+heartbeat = "15s"
 
 [logging]
 # "text" lines for journald, or "json" lines for a log shipper.
@@ -781,6 +795,13 @@ port = 8080
 # secure_cookies = true
 # Sign-ins expire after this many hours.
 session_hours = 8
+
+[metrics]
+# `watcher run` serves /healthz (200 or 503, for load balancers and systemd-style probes) and
+# Prometheus /metrics on host:port. Keep 127.0.0.1 unless the scraper is on another machine.
+enabled = false
+host = "127.0.0.1"
+port = 9464
 """
 
 _EXAMPLES = """\

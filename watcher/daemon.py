@@ -7,6 +7,12 @@ is renewed, so a slow registry never lets another instance check the same borrow
 a killed instance stops renewing and its claims return after the lease. SIGTERM/SIGINT stop the
 claiming of new work, let in-flight checks and sends finish within ``stop_timeout``, release the
 claims of checks that did not run, and exit 0.
+
+An instance silent for three heartbeat periods is dead (``watcher.health``): on every heartbeat a live
+instance frees a dead one's claims at once, well before their lease, and forgets instances not heard
+from for a day. On SQLite the instance lock proves every other registered instance dead, so a
+restarted daemon frees its predecessor's claims at start. With ``[metrics] enabled`` the daemon
+serves ``/healthz`` and Prometheus ``/metrics`` (``watcher.metrics``).
 """
 
 from __future__ import annotations
@@ -19,16 +25,24 @@ import socket
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime, time, timedelta
 from pathlib import Path
+from time import monotonic
+
+from sqlalchemy import text
+from sqlmodel import select
 
 from watcher import __version__, sdnotify
 from watcher.config import Config
 from watcher.dispatch import Dispatcher
-from watcher.models import Borrower, utcnow
+from watcher.health import Liveness, is_forgotten, is_silent, read_health, scheduler_state
+from watcher.metrics import DaemonMetrics
+from watcher.models import Borrower, Instance, utcnow
 from watcher.monitoring import GapReport, scan_monitoring_gaps
 from watcher.pipeline import Checker, CheckOutcome
 from watcher.store import (
     Store,
     claim_due_borrowers,
+    forget_instances,
+    free_claims_of,
     heartbeat,
     release_claims,
     renew_claims,
@@ -37,8 +51,8 @@ from watcher.store import (
 
 log = logging.getLogger("watcher.daemon")
 
-HEARTBEAT_EVERY = timedelta(seconds=15)
 HOUSEKEEPING_EVERY = timedelta(hours=1)
+PING_TIMEOUT = 3.0  # seconds /healthz waits for the database
 
 
 class InstanceLockError(Exception):
@@ -104,6 +118,11 @@ class Daemon:
         self._scheduler = None
         self.sweeps = 0
         self.checked = 0
+        self.metrics = DaemonMetrics()
+        self._last_tick: float | None = None  # monotonic time the heartbeat job last fired
+        # Dead instances whose claims this process freed, by name and last heartbeat: freed once each.
+        self._freed: set[tuple[str, datetime]] = set()
+        self._ping = None  # the database probe of /healthz, while one runs
 
     # -- jobs ----------------------------------------------------------------------------------------
 
@@ -172,6 +191,7 @@ class Daemon:
             self._start("dispatch", self._dispatch)
         self.sweeps += 1
         await asyncio.to_thread(self._beat, True)
+        self.metrics.swept(utcnow())
         sdnotify.notify(f"STATUS=running: {self.checked} checks, last sweep {utcnow():%H:%M:%S} UTC")
 
     async def _check(self, claimed: Sequence[Borrower]) -> list[CheckOutcome]:
@@ -191,13 +211,16 @@ class Daemon:
                 if self.stopping.is_set():
                     skipped.append(borrower.id)
                     return None
+                started = monotonic()
                 try:
-                    return await self.checker.check_one(borrower)
+                    outcome = await self.checker.check_one(borrower)
                 except asyncio.CancelledError:
                     raise
                 except BaseException:
                     self._held.discard(borrower.id)  # not renewed: retried after the lease
                     raise
+                self.metrics.checked(borrower.source, outcome, monotonic() - started)
+                return outcome
 
         results = await asyncio.gather(*(one(borrower) for borrower in claimed), return_exceptions=True)
         # Unchanged checks are written in batches: their claims stay held (and renewed) until then.
@@ -270,6 +293,7 @@ class Daemon:
         if self.stopping.is_set():
             return
         report = await self.dispatcher.dispatch_due()
+        self.metrics.delivered(report)
         if report.sent or report.failed or report.dead:
             log.info(
                 "deliveries: %d sent, %d failed (will retry), %d dead",
@@ -279,12 +303,17 @@ class Daemon:
             )
 
     async def beat(self) -> None:
+        self._last_tick = monotonic()
         self._start("heartbeat", self._periodic_beat)
 
     async def _periodic_beat(self) -> None:
         await asyncio.to_thread(self._beat, False)
+        await asyncio.to_thread(self._free_dead_claims)
+        if self.config.metrics.enabled:
+            await asyncio.to_thread(self._observe_health)
 
     def _beat(self, swept: bool, stopped: bool = False, started: bool = False) -> None:
+        now = utcnow()
         with self.store.transaction() as session:
             heartbeat(
                 session,
@@ -292,11 +321,98 @@ class Daemon:
                 host=self.host,
                 pid=os.getpid(),
                 version=__version__,
-                now=utcnow(),
+                now=now,
                 swept=swept,
                 stopped=stopped,
                 started=started,
             )
+        self.metrics.beat(now)
+
+    def _free_dead_claims(self, starting: bool = False) -> None:
+        """Free the claims of dead instances at once, rather than after their lease; forget old ones.
+
+        Dead: silent for three heartbeat periods. At start on SQLite every registered instance is
+        dead, this one's own name included (the instance lock admits one daemon per file); on
+        PostgreSQL so is a predecessor under this instance's own name on this host whose process is
+        gone (a restart under a fixed ``instance_name``). Claims held by names never registered
+        (``watcher check`` sending the outbox) wait for their lease.
+        """
+        now = utcnow()
+        period = self.config.schedule.heartbeat
+        single = starting and self.store.sqlite_path is not None
+
+        def is_dead(instance: Instance) -> bool:
+            silent = single or is_silent(instance, now=now, heartbeat=period)
+            if instance.name != self.instance:
+                return silent
+            return starting and (silent or self._gone(instance))
+
+        with self.store.transaction() as session:
+            instances = list(session.exec(select(Instance)))
+            dead = [i for i in instances if is_dead(i) and (i.name, i.heartbeat_at) not in self._freed]
+            borrowers, deliveries = free_claims_of(session, [i.name for i in dead])
+            gone = [i.name for i in instances if i.name != self.instance and is_forgotten(i, now=now)]
+            forget_instances(session, gone)
+        self._freed.update((i.name, i.heartbeat_at) for i in dead)
+        if borrowers or deliveries:
+            log.warning(
+                "freed %d borrower and %d delivery claim(s) of dead instance(s) %s",
+                borrowers,
+                deliveries,
+                ", ".join(sorted(i.name for i in dead)),
+            )
+        if gone:
+            log.info("forgot instance(s) not heard from for a day: %s", ", ".join(sorted(gone)))
+
+    def _gone(self, instance: Instance) -> bool:
+        """Whether ``instance`` ran on this host as a process that no longer exists (or is this one)."""
+        if instance.host != self.host or instance.stopped_at is not None:
+            return False
+        if instance.pid == os.getpid():
+            return True
+        try:
+            os.kill(instance.pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # alive, as another user
+            return False
+        return False
+
+    def _observe_health(self) -> None:
+        with self.store.session() as session:
+            self.metrics.observe_health(read_health(session, self.config))
+
+    async def liveness(self) -> Liveness:
+        """``/healthz``: the scheduler runs (its heartbeat job fires) and the database answers."""
+        since = None if self._last_tick is None else monotonic() - self._last_tick
+        state = scheduler_state(
+            started=self._scheduler is not None and self._scheduler.running,
+            stopping=self.stopping.is_set(),
+            since_last_tick=since,
+            heartbeat=self.config.schedule.heartbeat,
+        )
+        error = await self._ping_database()
+        return Liveness(self.instance, state, error is None, error)
+
+    async def _ping_database(self) -> str | None:
+        """None when ``SELECT 1`` answers within a few seconds, else what went wrong, in a word or two.
+
+        One ping at a time: probes arriving while the database hangs share it rather than piling up
+        threads (the daemon's own work needs the default executor).
+        """
+        if self._ping is None or self._ping.done():
+            self._ping = asyncio.get_running_loop().create_task(asyncio.to_thread(self._select_one))
+        try:
+            await asyncio.wait_for(asyncio.shield(self._ping), timeout=PING_TIMEOUT)
+        except TimeoutError:
+            return f"no answer within {PING_TIMEOUT:g}s"
+        except Exception as error:
+            return type(error).__name__
+        return None
+
+    def _select_one(self) -> None:
+        with self.store.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
 
     async def _watchdog(self, interval: float) -> None:
         """Pinged from the event loop: a blocked loop misses pings and systemd restarts us.
@@ -331,7 +447,9 @@ class Daemon:
             next_run_time=datetime.now(self.config.watcher.zone),
         )
         scheduler.add_job(self.dispatch, IntervalTrigger(seconds=every * 2), id="dispatch")
-        scheduler.add_job(self.beat, IntervalTrigger(seconds=HEARTBEAT_EVERY.total_seconds()), id="heartbeat")
+        scheduler.add_job(
+            self.beat, IntervalTrigger(seconds=self.config.schedule.heartbeat.total_seconds()), id="heartbeat"
+        )
         scheduler.add_job(
             self.housekeeping, IntervalTrigger(seconds=HOUSEKEEPING_EVERY.total_seconds()), id="housekeeping"
         )
@@ -358,9 +476,20 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._request_stop, signum)
+        await asyncio.to_thread(self._free_dead_claims, True)
         await asyncio.to_thread(self._beat, False, False, True)
         self._scheduler = self._schedule()
         self._scheduler.start()
+        self._last_tick = monotonic()
+        probes = None
+        probes_stop = asyncio.Event()
+        if self.config.metrics.enabled:
+            from watcher.metrics import serve_probes
+
+            on = self.config.metrics
+            serving = serve_probes(self.metrics, self.liveness, probes_stop, host=on.host, port=on.port)
+            probes = loop.create_task(serving, name="metrics")
+            probes.add_done_callback(self._finished)  # a start failure (port taken) is logged at once
         console = None
         if self.config.console.enabled:
             from watcher.console.app import serve_console
@@ -405,6 +534,9 @@ class Daemon:
             log.warning("stopping: could not record the stop: %s: %s", type(error).__name__, error)
         if console is not None:
             await asyncio.gather(console, return_exceptions=True)
+        probes_stop.set()
+        if probes is not None:
+            await asyncio.gather(probes, return_exceptions=True)
         if watchdog_task:
             watchdog_task.cancel()
             await asyncio.gather(watchdog_task, return_exceptions=True)

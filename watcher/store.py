@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import event, func, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError, ProgrammingError
-from sqlmodel import Session, col, create_engine, select, update
+from sqlmodel import Session, col, create_engine, delete, select, update
 
 from watcher.models import (
     Alert,
@@ -500,3 +500,33 @@ def heartbeat(
         row.last_sweep_at = now
     row.stopped_at = now if stopped else None
     session.add(row)
+
+
+def free_claims_of(session: Session, holders: Sequence[str]) -> tuple[int, int]:
+    """Free every borrower and outbox claim held by ``holders`` (dead instances); returns both counts.
+
+    The borrowers stay due as they were and the deliveries keep their attempt count, so the next
+    sweep or dispatch of any live instance takes them up at once instead of after the lease.
+    """
+    if not holders:
+        return 0, 0
+    borrowers_freed = session.exec(
+        update(Borrower)
+        .where(col(Borrower.claimed_by).in_(list(holders)))
+        .values(claimed_by=None, lease_until=None)
+    ).rowcount
+    deliveries_freed = session.exec(
+        update(Delivery)
+        .where(col(Delivery.claimed_by).in_(list(holders)), col(Delivery.status).in_(("pending", "held")))
+        .values(claimed_by=None, lease_until=None)
+    ).rowcount
+    return borrowers_freed, deliveries_freed
+
+
+def forget_instances(session: Session, names: Sequence[str]) -> int:
+    """Delete instance rows (instances not heard from for a day): they leave ``watcher status``."""
+    if not names:
+        return 0
+    from watcher.models import Instance
+
+    return session.exec(delete(Instance).where(col(Instance.name).in_(list(names)))).rowcount
