@@ -209,3 +209,21 @@ def test_the_command_line_shows_a_borrower_awaiting_confirmation(sqlite_world):
     listed = runner.invoke(app, ["--config", config, "borrowers", "list"], env={"COLUMNS": "200"})
     assert "awaiting confirmation since" in listed.output
     assert world.rows(Alert) == []
+
+
+def test_status_lists_a_borrower_awaiting_confirmation_without_calling_it_a_problem(world):
+    from typer.testing import CliRunner
+
+    from watcher.cli import app
+
+    world.add(NO1)
+    world.feed_brreg(NO_ID, "enhet.json", "roller_t0.json")
+    world.check(T0)
+    _feed_empty_roles(world)
+    assert world.check(datetime.now(UTC))["no1"].awaiting_confirmation
+    config = str(world.folder / "watcher.toml")
+    table = CliRunner().invoke(app, ["--config", config, "status"])
+    assert "awaiting confirmation: no1" in table.output and table.exit_code == 0, table.output
+    report = json.loads(CliRunner().invoke(app, ["--config", config, "status", "--format", "json"]).output)
+    assert report["borrowers"]["awaiting_confirmation"] == 1
+    assert [entry["id"] for entry in report["awaiting_confirmation"]] == ["no1"]

@@ -661,7 +661,8 @@ def status(
             f"({borrower.last_error_kind}) {borrower.last_error}"
         )
     for borrower in report.awaiting_confirmation:
-        echo(f"awaiting confirmation: {borrower.id} (a mass disappearance seen {_when(borrower.pending_since)})")
+        seen = _when(borrower.pending_since)
+        echo(f"awaiting confirmation: {borrower.id} (a mass disappearance seen {seen})")
     for problem in report.problems:
         echo(f"problem: {problem.message}")
     echo("health: ok" if report.ok else f"health: {len(report.problems)} problem(s)")

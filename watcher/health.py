@@ -143,7 +143,8 @@ class HealthReport:
                 "awaiting_confirmation": len(self.awaiting_confirmation),
             },
             "awaiting_confirmation": [
-                {"id": b.id, "source": b.source, "since": _iso(b.pending_since)} for b in self.awaiting_confirmation
+                {"id": b.id, "source": b.source, "since": _iso(b.pending_since)}
+                for b in self.awaiting_confirmation
             ],
             "failing_after": format_duration(self.failing_after),
             "last_check_at": _iso(self.last_check_at),
