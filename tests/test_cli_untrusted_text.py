@@ -177,7 +177,7 @@ def test_check_lines_and_failure_summary_show_registry_errors_inert(hostile: Dep
 
 
 def test_status_shows_failing_registry_errors_inert(hostile: Deployment):
-    out = hostile.cli("status").stdout
+    out = hostile.cli("status", expect=1).stdout  # a failing borrower is a problem: exit 1
     assert_inert(out)
     assert f"failing borrower {HOSTILE_ID}" in out
     assert "enhet is for [/x]0;pwned, not 974760673" in out
