@@ -2,7 +2,8 @@
 
 Per-source rate limit that saturates but never exceeds the configured rate; retries with
 exponential backoff and full jitter on transient failures, honouring ``Retry-After``; a deadline
-for the whole check; a response size cap; charset detection (GBK/GB18030 pages exist); redirects
+for the whole check; a response size cap; strict decoding (a body must be valid in the charset it
+declares, JSON is always UTF-8, see :func:`decode_body`); redirects
 followed only within the same host; TLS verification always on. Every failure ends as a
 ``SourceError`` subclass, never as a response the mapping could mistake for data.
 """
@@ -218,13 +219,49 @@ class SlidingWindowLimiter:
 # -- decoding -------------------------------------------------------------------------------------
 
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([a-zA-Z0-9_\-]+)""", re.IGNORECASE)
-# Chinese pages declare gb2312 or gbk and use characters only GB18030 has; it is a superset of both.
+_DECLARED_CHARSET = re.compile(r"charset\s*=\s*[\"']?([^;\"'\s]+)", re.IGNORECASE)
+_JSON_MEDIA_TYPE = re.compile(r"(?:application|text)/(?:[\w.-]+\+)?json", re.IGNORECASE)
+_JSON_START = re.compile(rb"[ \t\r\n]*[\[{]")
+# Chinese pages declare gb2312 or gbk and use characters only GB18030 has; it is a superset of both,
+# so reading them as GB18030 is reading them in the charset they declare, not guessing another one.
 _CHARSET_ALIASES = {"gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030", "cp936": "gb18030"}
+_BYTE_ORDER_MARKS = (
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
 
 
-def _codec(name: str | None) -> str | None:
-    if not name:
-        return None
+@dataclass(frozen=True, slots=True)
+class Charsets:
+    """How one source's answers are decoded (see :func:`decode_body`).
+
+    ``json``: the source answers JSON, so a body that starts like JSON is JSON whatever its
+    Content-Type says. ``undeclared``: the charsets tried, strictly and in this order, for a body that
+    declares none: UTF-8 only, except for sources whose registries are known to send GB18030.
+    """
+
+    json: bool = False
+    undeclared: tuple[str, ...] = ("utf-8",)
+
+    def __post_init__(self) -> None:
+        if not self.undeclared:
+            raise ValueError("at least one charset for bodies that declare none")
+
+
+class UndecodableBody(ValueError):
+    """A body that is not valid text in the charset it declares (or, declaring none, in any allowed one).
+
+    ``preview`` is the body with the bad bytes replaced: for recognising challenge pages and quoting
+    error messages, never for data.
+    """
+
+    def __init__(self, reason: str, preview: str) -> None:
+        super().__init__(reason)
+        self.preview = preview
+
+
+def _codec(name: str) -> str | None:
     name = _CHARSET_ALIASES.get(name.strip().lower(), name.strip().lower())
     try:
         return codecs.lookup(name).name
@@ -232,30 +269,66 @@ def _codec(name: str | None) -> str | None:
         return None
 
 
-def decode_body(content: bytes, content_type: str | None) -> str:
-    """Text of a response: BOM, then the declared charset, then an HTML meta tag, then UTF-8, then GB18030."""
-    for bom, encoding in (
-        (codecs.BOM_UTF8, "utf-8"),
-        (codecs.BOM_UTF16_LE, "utf-16"),
-        (codecs.BOM_UTF16_BE, "utf-16"),
-    ):
+def _bad_byte(content: bytes, offset: int) -> str:
+    return f"byte 0x{content[offset : offset + 1].hex()} at offset {offset}"
+
+
+def _strict(content: bytes, encoding: str, why: str, *, skip: int = 0) -> str:
+    """``content[skip:]`` decoded as ``encoding`` without any replacement, or UndecodableBody."""
+    try:
+        return content[skip:].decode(encoding)
+    except UnicodeDecodeError as error:
+        reason = f"body is not valid {encoding} ({why}): {_bad_byte(content, skip + error.start)}"
+        raise UndecodableBody(reason, content[skip:].decode(encoding, errors="replace")) from None
+    except LookupError:  # a codec that is no text encoding (base64, zlib…)
+        raise UndecodableBody(
+            f"body declares {encoding!r}, which is not a text charset ({why})",
+            content.decode("utf-8", errors="replace"),
+        ) from None
+
+
+def decode_body(content: bytes, content_type: str | None, charsets: Charsets = Charsets()) -> str:
+    """The text of a response body, decoded strictly; UndecodableBody when it is not valid text.
+
+    Never guesses a charset other than the one a body declares: a wrong guess turns "Søren Ødegård"
+    into "S鴕en脴deg氓rd", and every name looks changed.
+
+    - JSON (a JSON Content-Type, or a JSON source's body starting with ``{`` or ``[``) is UTF-8 by
+      RFC 8259, whatever it declares (every byte string is valid Latin-1, so a label proves nothing);
+      a UTF-8 byte-order mark is allowed.
+    - Otherwise a byte-order mark, else the Content-Type's charset, else an HTML ``<meta charset>``
+      says which charset the body is in, and it must be valid in that one (gb2312 and gbk are read as
+      their superset GB18030). An unknown charset is a failure too.
+    - A body that declares nothing is tried in ``charsets.undeclared``, strictly, in order.
+    """
+    media_type = (content_type or "").split(";", 1)[0].strip()
+    skip = len(codecs.BOM_UTF8) if content.startswith(codecs.BOM_UTF8) else 0
+    if _JSON_MEDIA_TYPE.fullmatch(media_type) or (charsets.json and _JSON_START.match(content, skip)):
+        return _strict(content, "utf-8", "JSON is always UTF-8", skip=skip)
+    for bom, encoding in _BYTE_ORDER_MARKS:
         if content.startswith(bom):
-            return content.decode(encoding, errors="replace").lstrip("\ufeff")
-    declared = None
-    if content_type:
-        match = re.search(r"charset\s*=\s*[\"']?([^;\"'\s]+)", content_type, re.IGNORECASE)
-        declared = _codec(match.group(1)) if match else None
-    if declared is None:
+            return _strict(content, encoding, "as its byte-order mark says", skip=len(bom))
+    declared = _DECLARED_CHARSET.search(content_type or "")
+    label, where = (declared.group(1), "its Content-Type") if declared else (None, "")
+    if label is None:
         meta = _META_CHARSET.search(content[:4096])
-        declared = _codec(meta.group(1).decode("ascii", "ignore")) if meta else None
-    candidates = [declared] if declared else []
-    candidates += [encoding for encoding in ("utf-8", "gb18030") if encoding not in candidates]
-    for encoding in candidates:
+        label, where = (meta.group(1).decode("ascii"), "its <meta charset>") if meta else (None, "")
+    if label is not None:
+        encoding = _codec(label)
+        if encoding is None:
+            shown = label if len(label) <= 40 else label[:39] + "…"
+            reason = f"body declares an unknown charset {shown!r} in {where}"
+            raise UndecodableBody(reason, content.decode("utf-8", errors="replace"))
+        return _strict(content, encoding, f"as {where} declares")
+    failures = []
+    for encoding in charsets.undeclared:
         try:
             return content.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    return content.decode(declared or "utf-8", errors="replace")
+        except UnicodeDecodeError as error:
+            failures.append(f"{encoding}: {_bad_byte(content, error.start)}")
+    tried = " nor ".join(charsets.undeclared)
+    reason = f"body declares no charset and is not valid {tried} ({'; '.join(failures)})"
+    raise UndecodableBody(reason, content.decode("utf-8", errors="replace"))
 
 
 def _environment_proxies() -> bool:
@@ -266,14 +339,41 @@ def _environment_proxies() -> bool:
 # -- the policy -----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
 class HttpResponse:
-    """A response that passed the policy: complete, within the size cap, decoded."""
+    """A response that passed the policy: complete, within the size cap, decoded.
 
-    status: int
-    url: str
-    headers: httpx.Headers
-    text: str
+    ``text`` is the body for mapping: it raises a ParseError when the body is not valid in its charset
+    (``charset_error``), so such a body can never become data. ``preview`` is the same text with bad
+    bytes replaced, for diagnostics only (challenge pages, error messages of failed requests).
+    """
+
+    __slots__ = ("status", "url", "headers", "preview", "charset_error", "_context")
+
+    def __init__(
+        self,
+        status: int,
+        url: str,
+        headers: httpx.Headers,
+        text: str,
+        *,
+        charset_error: str | None = None,
+        context: Mapping[str, str | None] | None = None,
+    ) -> None:
+        self.status = status
+        self.url = url
+        self.headers = headers
+        self.preview = text
+        self.charset_error = charset_error
+        self._context = dict(context or {})
+
+    @property
+    def text(self) -> str:
+        if self.charset_error is not None:
+            raise ParseError(self.charset_error, **self._context)
+        return self.preview
+
+    def __repr__(self) -> str:
+        return f"HttpResponse(status={self.status}, url={self.url!r})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,9 +406,11 @@ class HttpPolicy:
         headers: Mapping[str, str] | None = None,
         auth: tuple[str, str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        charsets: Charsets = Charsets(),
     ) -> None:
         self.source = source
         self.options = options
+        self.charsets = charsets
         self.limiter = SlidingWindowLimiter(options.rate)
         fixed = {"Accept": "*/*", "Accept-Encoding": "gzip, deflate", "User-Agent": USER_AGENT}
         if auth is not None:
@@ -496,11 +598,18 @@ class HttpPolicy:
                         raise ParseError(f"response larger than the {cap}-byte cap", **context)
                     chunks.append(chunk)
                 content = _decompress(response.headers, b"".join(chunks), cap, context)
+                try:
+                    text = decode_body(content, response.headers.get("Content-Type"), self.charsets)
+                    charset_error = None
+                except UndecodableBody as error:
+                    text, charset_error = error.preview, f"HTTP {response.status_code} on {url}: {error}"
                 return HttpResponse(
-                    status=response.status_code,
-                    url=str(request.url),
-                    headers=response.headers,
-                    text=decode_body(content, response.headers.get("Content-Type")),
+                    response.status_code,
+                    str(request.url),
+                    response.headers,
+                    text,
+                    charset_error=charset_error,
+                    context=context,
                 )
             finally:
                 await response.aclose()
@@ -573,7 +682,7 @@ def raise_for_status(
         if not response.text.strip():
             raise ParseError(f"{what}: empty body with HTTP {status}", **context)
         return
-    if looks_like_challenge(response.text):
+    if looks_like_challenge(response.preview):
         raise BlockedError(f"{what}: HTTP {status} with a captcha or challenge page", **context)
     if status in (401, 403):
         raise AuthError(f"{what}: HTTP {status}: the source refused our credentials", **context)
@@ -586,7 +695,7 @@ def error_message(response: HttpResponse) -> str:
     """The ``message`` of a JSON error body, or the status's reason phrase when there is none."""
     reason = httpx.codes.get_reason_phrase(response.status) or f"HTTP {response.status}"
     try:
-        body = json.loads(response.text)
+        body = json.loads(response.preview)
     except ValueError:
         return reason
     message = body.get("message") if isinstance(body, dict) else None
@@ -610,9 +719,13 @@ class HttpSource(MappedSource):
         )  # type: ignore[assignment]
         self._http: HttpPolicy | None = None
 
+    def charsets(self) -> Charsets:
+        """How this source's answers are decoded: JSON, so UTF-8 whatever they declare."""
+        return Charsets(json=True, undeclared=self.undeclared_charsets)
+
     def make_policy(self) -> HttpPolicy:
         """The source's client; sources with auth or fixed headers override this."""
-        return HttpPolicy(self.name, self.settings)
+        return HttpPolicy(self.name, self.settings, charsets=self.charsets())
 
     @property
     def http(self) -> HttpPolicy:

@@ -30,10 +30,12 @@ import sources.http
 from sources.base import BASE_DIR_CONTEXT
 from sources.http import (
     MAX_REDIRECTS,
+    Charsets,
     HttpPolicy,
     HttpResponse,
     HttpSourceOptions,
     SlidingWindowLimiter,
+    UndecodableBody,
     decode_body,
     raise_for_status,
 )
@@ -512,11 +514,18 @@ async def test_bad_content_encoding_is_a_parse_error(content, encoding, message)
 # -- charsets -------------------------------------------------------------------------------------
 
 GB18030_ONLY = "𠮷堃"  # outside GB2312 (堃 is GBK, 𠮷 needs GB18030's four-byte form)
+NORWEGIAN = "Søren Ødegård"
+CHINESE_ANSWERS = Charsets(json=True, undeclared=("utf-8", "gb18030"))
+
+
+def with_stray_latin1_byte(text: str) -> bytes:
+    """UTF-8 with its first "ø" written as the single Latin-1 byte 0xF8, as a mixed-up export does."""
+    return text.encode().replace("ø".encode(), b"\xf8", 1)
 
 
 def test_gbk_declared_in_content_type():
-    body = f'{{"Name": "{CHINESE}"}}'.encode("gbk")
-    assert decode_body(body, "application/json; charset=GBK") == f'{{"Name": "{CHINESE}"}}'
+    page = f"<html><body>{CHINESE}</body></html>"
+    assert decode_body(page.encode("gbk"), "text/html; charset=GBK") == page
 
 
 def test_gb2312_declared_only_in_meta_decodes_as_gb18030():
@@ -532,9 +541,16 @@ def test_gbk_declared_in_http_equiv_meta():
     assert decode_body(page.encode("gbk"), None) == page
 
 
-def test_undeclared_gb18030_is_detected():
+def test_declared_latin1_page_is_read_as_latin1():
+    page = f"<p>{NORWEGIAN}</p>"
+    assert decode_body(page.encode("latin-1"), "text/html; charset=ISO-8859-1") == page
+
+
+def test_undeclared_gb18030_only_for_sources_that_allow_it():
     text = f"{CHINESE} {GB18030_ONLY}"
-    assert decode_body(text.encode("gb18030"), "text/plain") == text
+    assert decode_body(text.encode("gb18030"), "text/plain", CHINESE_ANSWERS) == text
+    with pytest.raises(UndecodableBody, match="declares no charset and is not valid utf-8"):
+        decode_body(text.encode("gb18030"), "text/plain")
 
 
 def test_utf8_with_bom_wins_over_a_wrong_declaration():
@@ -552,12 +568,61 @@ def test_undeclared_utf8():
     )
 
 
-def test_wrongly_declared_utf8_falls_back_to_gb18030():
-    assert decode_body(CHINESE.encode("gb18030"), "application/json; charset=utf-8") == CHINESE
+@pytest.mark.parametrize("charsets", [Charsets(), CHINESE_ANSWERS], ids=["default", "chinese"])
+@pytest.mark.parametrize("content_type", ["text/html; charset=utf-8", "text/plain; charset=UTF-8"])
+def test_a_body_invalid_in_its_declared_charset_is_never_read_as_another(content_type, charsets):
+    with pytest.raises(UndecodableBody, match="not valid utf-8 .*declares"):
+        decode_body(CHINESE.encode("gb18030"), content_type, charsets)
+    with pytest.raises(UndecodableBody, match="byte 0xf8 at offset 4"):
+        decode_body(with_stray_latin1_byte(f"<p>{NORWEGIAN}</p>"), content_type, charsets)
 
 
-def test_unknown_declared_charset_is_ignored():
-    assert decode_body(CHINESE.encode(), "text/html; charset=x-no-such-codec") == CHINESE
+def test_an_unknown_declared_charset_is_undecodable():
+    with pytest.raises(UndecodableBody, match="unknown charset 'x-no-such-codec'"):
+        decode_body(CHINESE.encode(), "text/html; charset=x-no-such-codec")
+    with pytest.raises(UndecodableBody, match="not a text charset"):
+        decode_body(b"<p>abc</p>", "text/html; charset=base64")
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json; charset=ISO-8859-1",
+        "application/json; charset=gbk",
+        "text/plain; charset=latin1",
+        None,
+    ],
+)
+def test_json_is_utf8_whatever_it_declares(content_type):
+    document = f'{{"navn": "{NORWEGIAN}", "x": "{CHINESE}"}}'
+    assert decode_body(document.encode(), content_type, Charsets(json=True)) == document
+    assert decode_body(b"\xef\xbb\xbf" + document.encode(), content_type, Charsets(json=True)) == document
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "charsets"),
+    [
+        (with_stray_latin1_byte(f'{{"navn": "{NORWEGIAN}"}}'), "application/json; charset=utf-8", Charsets()),
+        (f'{{"Name": "{CHINESE}"}}'.encode("gbk"), "application/json; charset=GBK", Charsets()),
+        (f'{{"Name": "{CHINESE}"}}'.encode("gb18030"), None, CHINESE_ANSWERS),
+        (
+            f'  [{{"navn": "{NORWEGIAN}"}}]'.encode("latin-1"),
+            "text/html; charset=ISO-8859-1",
+            Charsets(json=True),
+        ),
+        (f'{{"navn": "{NORWEGIAN}"}}'.encode("utf-16"), "application/json", Charsets(json=True)),
+    ],
+    ids=["stray-byte", "gbk-label", "undeclared-gb18030", "latin1-label", "utf16"],
+)
+def test_json_that_is_not_utf8_is_undecodable(body, content_type, charsets):
+    with pytest.raises(UndecodableBody, match=r"not valid utf-8 \(JSON is always UTF-8\)"):
+        decode_body(body, content_type, charsets)
+
+
+def test_a_page_of_a_json_source_is_read_in_the_charset_it_declares():
+    """A JSON source may get a challenge page instead: it is no JSON, so its own label holds."""
+    page = "<html><body>请完成安全验证</body></html>"
+    assert decode_body(page.encode("gbk"), "text/html; charset=gbk", Charsets(json=True)) == page
 
 
 async def test_policy_decodes_a_gbk_page(policy, api):
@@ -565,6 +630,34 @@ async def test_policy_decodes_a_gbk_page(policy, api):
         200, content=CHINESE.encode("gbk"), headers={"Content-Type": "text/html; charset=gbk"}
     )
     assert (await policy.get("/doc")).text == CHINESE
+
+
+async def test_policy_never_hands_out_a_body_invalid_in_its_charset(api):
+    client = HttpPolicy("test", make_options(), charsets=Charsets(json=True))
+    body = with_stray_latin1_byte(f'{{"navn": "{NORWEGIAN}"}}')
+    api.get("/doc").respond(200, content=body, headers={"Content-Type": "application/json; charset=utf-8"})
+    response = await client.get("/doc", registry_id="42")
+    await client.aclose()
+
+    with pytest.raises(ParseError, match=r"HTTP 200 on /doc: body is not valid utf-8.*byte 0xf8") as raised:
+        _ = response.text
+    assert (raised.value.source, raised.value.registry_id) == ("test", "42")
+    assert "S\ufffdren" in response.preview  # for diagnostics only
+    with pytest.raises(ParseError, match="not valid utf-8"):
+        raise_for_status(response, what="doc", context={})
+
+
+async def test_an_undecodable_error_answer_is_still_retried(policy, api, waits):
+    route = api.get("/doc").mock(
+        side_effect=[
+            httpx.Response(
+                503, content=b"\xff\xfe\xfa", headers={"Content-Type": "text/html; charset=utf-8"}
+            ),
+            httpx.Response(200, text='{"ok": true}'),
+        ]
+    )
+    response = await policy.get("/doc")
+    assert response.text == '{"ok": true}' and route.call_count == 2
 
 
 # -- redirects ------------------------------------------------------------------------------------

@@ -942,6 +942,18 @@ async def test_replay_reads_html_extension_and_gb18030(tmp_path):
     assert fetched.record.name == "杭州澜潮智能装备有限公司"
 
 
+async def test_replay_never_garbles_a_file_that_is_not_utf8(tmp_path):
+    """A saved Brønnøysund answer with one Latin-1 byte is refused, naming the file; never read as GB18030."""
+    company = tmp_path / NO_ORGNR
+    company.mkdir()
+    (company / "enhet.json").write_text(fixture_text("no_brreg/enhet.json"), encoding="utf-8")
+    roles = fixture_text("no_brreg/roller_t0.json").replace("Magnus", "Søren")
+    (company / "roller.json").write_bytes(roles.encode().replace("ø".encode(), b"\xf8"))
+
+    with pytest.raises(ParseError, match=r"roller\.json: body declares no charset and is not valid utf-8"):
+        await _replay(tmp_path, "brreg").fetch(NO_ORGNR)
+
+
 async def test_replay_missing_company_is_not_found(tmp_path):
     with pytest.raises(NotFoundError):
         await _replay(tmp_path, "brreg").fetch(NO_ORGNR)
