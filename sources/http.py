@@ -39,6 +39,7 @@ from sources.base import (
     MappedSource,
     SamePayload,
     SourceOptions,
+    load_json,
     looks_like_challenge,
     retry_after_seconds,
 )
@@ -689,6 +690,19 @@ def raise_for_status(
     if status in (404, 410):
         raise NotFoundError(not_found or f"{what}: HTTP {status}", **context)
     raise ParseError(f"{what}: unexpected HTTP {status}", **context)
+
+
+def registry_answer(response: HttpResponse, *, what: str, context: dict) -> object:
+    """The JSON body of a non-2xx answer that states a fact (a removed unit, "no such list").
+
+    A status code alone is never a fact: in place of the registry's own body, an empty answer is a
+    transient failure, a captcha or challenge page is blocked, anything else that is not JSON is a
+    parse error. The caller then checks that the JSON is the registry's answer it expects.
+    """
+    label = f"{what} (HTTP {response.status})"
+    if not response.preview.strip():
+        raise TransientError(f"{label}: empty body instead of the registry's answer", **context)
+    return load_json(response.text, what=label, **context)
 
 
 def error_message(response: HttpResponse) -> str:
