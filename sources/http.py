@@ -1,9 +1,9 @@
 """One hardened HTTP policy shared by every HTTP source.
 
 Per-source rate limit that saturates but never exceeds the configured rate; retries with
-exponential backoff and full jitter on transient failures, honouring ``Retry-After``; a deadline
-for the whole check; a response size cap; strict decoding (a body must be valid in the charset it
-declares, JSON is always UTF-8, see :func:`decode_body`); redirects
+exponential backoff and full jitter on transient failures, honouring ``Retry-After`` up to the
+source's ``max_pause``; a deadline for the whole check; a response size cap; strict decoding (a body
+must be valid in the charset it declares, JSON is always UTF-8, see :func:`decode_body`); redirects
 followed only within the same host; TLS verification always on. Every failure ends as a
 ``SourceError`` subclass, never as a response the mapping could mistake for data.
 """
@@ -16,6 +16,7 @@ import bisect
 import codecs
 import contextvars
 import json
+import logging
 import random
 import re
 import ssl
@@ -65,6 +66,8 @@ MAX_CONNECTIONS = 32  # per source
 BACKOFF_BASE_SECONDS = 0.5
 BACKOFF_CAP_SECONDS = 30.0
 
+log = logging.getLogger("watcher.sources")
+
 
 class HttpSourceOptions(SourceOptions):
     """Options every HTTP source accepts."""
@@ -77,8 +80,10 @@ class HttpSourceOptions(SourceOptions):
     max_response_bytes: int = Field(default=10_000_000, ge=1_000)
     ca_bundle: str | None = None
     proxy: str | None = None
+    # The longest pause a Retry-After may impose on the whole source; longer requests are capped.
+    max_pause: Duration = "15m"
 
-    @field_validator("timeout", "deadline")
+    @field_validator("timeout", "deadline", "max_pause")
     @classmethod
     def _positive(cls, value: timedelta) -> timedelta:
         if value <= timedelta(0):
@@ -161,10 +166,11 @@ class SlidingWindowLimiter:
             wait = max(wait, self._sent[len(self._sent) - self.count] + self.window - now)
         return max(0.0, wait)
 
-    async def acquire(self) -> float:
+    async def acquire(self, before_wait: Callable[[float], None] | None = None) -> float:
         """Wait for a slot and take it; returns the slot's time, for :meth:`confirm`.
 
-        Waiters are served one at a time, in arrival order.
+        Waiters are served one at a time, in arrival order. ``before_wait`` sees every wait before it
+        starts and may raise to give up instead (a pause that began while this request queued).
         """
         async with self._lock:
             while True:
@@ -175,12 +181,14 @@ class SlidingWindowLimiter:
                     due = self._paced + self.spacing
                     self._paced = due if stamp - due < self.spacing else stamp
                     return stamp
+                if before_wait is not None:
+                    before_wait(wait)
                 target = self._now() + wait
                 # Looked up at call time so tests can replace asyncio.sleep.
                 await (self._sleep or asyncio.sleep)(wait)
                 self._reached = max(self._reached, target)
 
-    async def confirm(self, slot: float) -> float:
+    async def confirm(self, slot: float, before_wait: Callable[[float], None] | None = None) -> float:
         """The request of ``slot`` is being sent only now: count it from now. Returns its slot.
 
         Opening a connection (TCP, TLS) or waiting for a free one delays a request past its slot's
@@ -189,13 +197,14 @@ class SlidingWindowLimiter:
         (decisions taken meanwhile saw it as taken either way); a slot that lapsed while the request
         waited may already have let another request go, so the request takes a fresh one, as it does
         when a pause began after its slot. Slots only ever move later, so this never loosens the limit.
+        ``before_wait`` is as for :meth:`acquire`.
         """
         now = self._now()
         if now <= slot:
             return slot
         began, ends = self._pause
         if slot + self.window <= now or slot <= began <= now < ends:
-            return await self.acquire()
+            return await self.acquire(before_wait)
         index = bisect.bisect_left(self._sent, slot)
         if index < len(self._sent) and self._sent[index] == slot:
             del self._sent[index]
@@ -413,6 +422,7 @@ class HttpPolicy:
         self.options = options
         self.charsets = charsets
         self.limiter = SlidingWindowLimiter(options.rate)
+        self._pause_cap_logged = False
         fixed = {"Accept": "*/*", "Accept-Encoding": "gzip, deflate", "User-Agent": USER_AGENT}
         if auth is not None:
             fixed["Authorization"] = basic_auth(*auth)
@@ -486,6 +496,31 @@ class HttpPolicy:
             note = f"; retrying in {wait:.1f}s would pass the check's {current.budget:g}s deadline"
             raise _with_note(error, note)
 
+    def _refuse_a_long_pause(self, wait: float, context: dict) -> None:
+        """Fail fast, rather than wait out the check's deadline, while the source asked us to stay
+        away: before a request queues for its slot, and when a pause begins while it waits to go."""
+        paused = self.limiter.paused_for()
+        if paused > 0:
+            reason = f"{self.source} asked for a pause (Retry-After), {paused:.1f}s left"
+            self._within_deadline(max(wait, paused), RateLimitedError(reason, retry_after=paused, **context))
+
+    def _capped_pause(self, seconds: float | None) -> float | None:
+        """A Retry-After of at most ``max_pause``: one answer asking for a day (or for ever) must not
+        silence the whole source that long. The first cap of this source is logged, later ones not."""
+        cap = self.options.max_pause.total_seconds()
+        if seconds is None or seconds <= cap:
+            return seconds
+        if not self._pause_cap_logged:
+            self._pause_cap_logged = True
+            log.warning(
+                "%s asked for a pause of %.0fs (Retry-After); pausing %.0fs, its max_pause, then resuming"
+                " (longer pauses it asks for later are capped the same way without this line)",
+                self.source,
+                seconds,
+                cap,
+            )
+        return cap
+
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff with full jitter: spreads retries of many borrowers apart."""
         return random.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt))
@@ -509,15 +544,13 @@ class HttpPolicy:
         redirects = 0
         attempt = 0
         while True:
-            paused = self.limiter.paused_for()
-            if paused > 0:
-                # Fail fast, rather than wait out the deadline, while the source asked us to stay away.
-                reason = f"{self.source} asked for a pause (Retry-After), {paused:.1f}s left"
-                self._within_deadline(paused, RateLimitedError(reason, retry_after=paused, **context))
-            slot = await self.limiter.acquire()
+            self._refuse_a_long_pause(0.0, context)
+            slot = await self.limiter.acquire(lambda wait: self._refuse_a_long_pause(wait, context))
             request_headers = headers() if callable(headers) else headers
             try:
                 response = await self._send(url, params, request_headers, slot, context)
+            except RateLimitedError:
+                raise  # a pause began before the request went out: not a network failure to retry
             except TransientError as error:
                 attempt += 1
                 if attempt > self.options.retries:
@@ -536,7 +569,7 @@ class HttpPolicy:
             if response.status not in RETRYABLE_STATUSES:
                 return response
             attempt += 1
-            retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+            retry_after = self._capped_pause(retry_after_seconds(response.headers.get("Retry-After")))
             failure: SourceError = (
                 RateLimitedError(f"HTTP 429 on {path}", retry_after=retry_after, **context)
                 if response.status == 429
@@ -571,10 +604,19 @@ class HttpPolicy:
             timeout = min(timeout, remaining)
         cap = self.options.max_response_bytes
 
+        refused: list[RateLimitedError] = []
+
+        def refuse_a_long_pause(wait: float) -> None:
+            try:
+                self._refuse_a_long_pause(wait, context)
+            except RateLimitedError as error:
+                refused.append(error)  # the transport wraps it in a TransportError; raised as is below
+                raise
+
         async def trace(event: str, info: dict) -> None:
             """httpcore's hook, called as the request's first bytes are about to go out."""
             if event.endswith(".send_request_headers.started"):
-                await self.limiter.confirm(slot)
+                await self.limiter.confirm(slot, refuse_a_long_pause)
 
         timeouts = {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}
         try:
@@ -617,6 +659,8 @@ class HttpPolicy:
         except httpx.TimeoutException as error:
             raise TransientError(f"timeout ({type(error).__name__}) on {url}", **context) from None
         except httpx.HTTPError as error:
+            if refused:
+                raise refused[0] from None
             reason = f"network error ({type(error).__name__}: {error}) on {url}"
             raise TransientError(reason, **context) from None
         except httpx.InvalidURL as error:

@@ -369,6 +369,111 @@ async def test_a_pause_longer_than_the_deadline_fails_fast_without_asking(api, w
     assert route.call_count == 1 and waits == []
 
 
+def cap_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [record.getMessage() for record in caplog.records if "max_pause" in record.getMessage()]
+
+
+async def test_a_huge_retry_after_pauses_only_max_pause_then_resumes(api, waits, caplog):
+    """One 429 asking for a day (or for ever) pauses the source for max_pause, logged once, then resumes."""
+    client = HttpPolicy("qcc", make_options(max_pause="15m", retries=3))
+    route = api.get("/doc").mock(
+        side_effect=[
+            httpx.Response(429, headers={"Retry-After": "86400"}),
+            httpx.Response(429, headers={"Retry-After": "999999999"}),
+            httpx.Response(200, text="{}"),
+            httpx.Response(503, headers={"Retry-After": "86400"}),
+            httpx.Response(200, text="{}"),
+        ]
+    )
+    with caplog.at_level("WARNING", logger="watcher.sources"):
+        first = await client.get("/doc")
+        second = await client.get("/doc")
+    await client.aclose()
+
+    assert first.status == 200 and second.status == 200 and route.call_count == 5
+    # Every pause was cut to 15 minutes; the limiter's sleep was observed, not waited for.
+    assert [round(wait) for wait in waits if wait > 1] == [900, 900, 900]
+    (line,) = cap_lines(caplog)
+    assert "qcc asked for a pause of 86400s (Retry-After); pausing 900s" in line
+
+
+async def test_retry_after_within_max_pause_is_honoured_in_full(api, waits, caplog):
+    client = HttpPolicy("test", make_options(max_pause="1m"))
+    api.get("/doc").mock(
+        side_effect=[httpx.Response(429, headers={"Retry-After": "60"}), httpx.Response(200, text="{}")]
+    )
+    with caplog.at_level("WARNING", logger="watcher.sources"):
+        await client.get("/doc")
+    await client.aclose()
+    assert [round(wait) for wait in waits if wait > 1] == [60] and cap_lines(caplog) == []
+
+
+async def test_a_capped_pause_is_what_the_rate_limit_error_and_the_limiter_carry(api, waits):
+    client = HttpPolicy("test", make_options(max_pause="10m", retries=0))
+    api.get("/doc").respond(429, headers={"Retry-After": "86400"})
+    with pytest.raises(RateLimitedError) as raised:
+        await client.get("/doc")
+    assert raised.value.retry_after == 600.0
+    assert client.limiter.paused_for() == pytest.approx(600.0, abs=1.0)
+    await client.aclose()
+
+
+async def test_a_pause_that_begins_while_a_request_waits_for_its_slot_fails_it_fast(api, monkeypatch):
+    """A request queued behind the rate limit when another one's 429 starts a pause does not sit out
+    the check's deadline (and fail as a slow check): it fails at once as rate limited, unsent."""
+    client = HttpPolicy("test", make_options(rate="1/s", retries=0))
+    route = api.get("/doc").respond(200, text="{}")
+    await client.get("/doc")  # takes this second's only slot
+    paused: list[float] = []
+
+    async def another_request_gets_a_429(seconds: float, result: object = None) -> object:
+        if not paused:
+            paused.append(seconds)
+            client.limiter.pause(600)
+        return result
+
+    monkeypatch.setattr("sources.http.asyncio.sleep", another_request_gets_a_429)
+    with pytest.raises(RateLimitedError, match="asked for a pause .*5s deadline") as raised:
+        async with client.deadline(timedelta(seconds=5)):
+            await client.get("/doc")
+    await client.aclose()
+
+    assert paused and route.call_count == 1
+    assert raised.value.retry_after is not None and 590 <= raised.value.retry_after <= 600
+
+
+async def test_a_pause_that_begins_after_a_request_took_its_slot_fails_it_unsent():
+    """Through the real transport: the pause begins between the slot and the first byte (here, while the
+    request's headers are made); the request fails as rate limited at once instead of waiting."""
+    hits: list[str] = []
+
+    def record(handler: QuietHandler) -> None:
+        hits.append(handler.path)
+        reply(handler, 200, b"{}")
+
+    with serving({"/doc": record}) as server:
+        client = HttpPolicy("test", make_options(base_url=server.url, retries=2))
+
+        def headers_while_another_request_gets_a_429() -> dict[str, str]:
+            client.limiter.pause(600)
+            return {}
+
+        with pytest.raises(RateLimitedError, match="asked for a pause .*5s deadline"):
+            async with client.deadline(timedelta(seconds=5)):
+                await client.get("/doc", headers=headers_while_another_request_gets_a_429)
+        await client.aclose()
+    assert hits == []
+
+
+def test_max_pause_option():
+    assert make_options().max_pause == timedelta(minutes=15)
+    assert make_options(max_pause="1h").max_pause == timedelta(hours=1)
+    with pytest.raises(ValidationError, match="longer than 0s"):
+        make_options(max_pause="0s")
+    with pytest.raises(ValidationError, match="duration"):
+        make_options(max_pause=900)
+
+
 # -- the per-check deadline -----------------------------------------------------------------------
 
 
@@ -815,9 +920,9 @@ async def test_concurrent_requests_saturate_but_never_trip_a_server_rate_limit()
         confirmed: list[float] = []
         confirm = client.limiter.confirm
 
-        async def spy(slot: float) -> float:
+        async def spy(slot: float, before_wait: Callable[[float], None] | None = None) -> float:
             confirmed.append(slot)
-            return await confirm(slot)
+            return await confirm(slot, before_wait)
 
         client.limiter.confirm = spy  # type: ignore[method-assign]
         started = time.monotonic()
