@@ -140,6 +140,9 @@ class MappedSource(Source):
     """
 
     endpoints: ClassVar[tuple[str, ...]] = ()
+    # Charsets tried, strictly and in order, for an answer (or saved file) that declares none: UTF-8,
+    # and GB18030 after it only for the Chinese vendors, whose pages come in it.
+    undeclared_charsets: ClassVar[tuple[str, ...]] = ("utf-8",)
     # False for sources whose mapping needs their configured options (the json and html feeds):
     # the replay source maps saved files with the class alone, so it cannot offer them as formats.
     replayable: ClassVar[bool] = True

@@ -15,14 +15,13 @@ from typing import ClassVar
 
 from sources import register
 from sources.base import (
-    Fetched,
-    SamePayload,
     SourceOptions,
     as_date,
     as_list,
     as_object,
     as_text,
     load_json,
+    looks_like_challenge,
 )
 from sources.http import (
     HttpPolicy,
@@ -31,8 +30,9 @@ from sources.http import (
     HttpSourceOptions,
     error_message,
     raise_for_status,
+    registry_answer,
 )
-from watcher.errors import NotFoundError, ParseError
+from watcher.errors import BlockedError, NotFoundError, ParseError
 from watcher.normalize import ROLE_CATEGORY, clean_text, person_key
 from watcher.record import (
     Category,
@@ -98,15 +98,6 @@ class _RoleGroup:
     categories: frozenset[Category]
 
 
-class _UnitRemoved(Exception):
-    """The unit answered 410 Gone: removed for legal reasons, and the register says nothing more."""
-
-    def __init__(self, orgnr: str, body: str) -> None:
-        super().__init__(f"{orgnr} removed (HTTP 410)")
-        self.orgnr = orgnr
-        self.body = body
-
-
 @register("brreg")
 class BrregSource(HttpSource):
     """Enhetsregisteret: unit, status flags, capital, address and role holders of a Norwegian company."""
@@ -120,29 +111,27 @@ class BrregSource(HttpSource):
     # -- fetching ---------------------------------------------------------------------------------
 
     def make_policy(self) -> HttpPolicy:
-        return HttpPolicy(self.name, self.settings, headers={"Accept": "application/json"})
-
-    async def fetch_if_changed(self, registry_id: str, last_payload: str | None) -> Fetched | SamePayload:
-        try:
-            return await super().fetch_if_changed(registry_id, last_payload)
-        except _UnitRemoved as removed:
-            record = RegistryRecord(
-                source=self.name,
-                registry_id=removed.orgnr,
-                status=Status(CompanyStatus.DEREGISTERED, "410 Gone"),
-            )
-            return Fetched(record=record, raw={"enhet": removed.body})
+        return HttpPolicy(
+            self.name, self.settings, headers={"Accept": "application/json"}, charsets=self.charsets()
+        )
 
     async def fetch_raw(self, registry_id: str) -> dict[str, str]:
         context = {"source": self.name, "registry_id": registry_id}
         unit = await self.http.get(f"/enheter/{registry_id}", registry_id=registry_id)
         if unit.status == _GONE:
-            raise _UnitRemoved(registry_id, unit.text)
+            # Removed for legal reasons: the register answers 410 with the unit's orgnr and slettedato,
+            # which the mapping reads as deregistered. Only that answer: a 410 alone is no fact.
+            _check_removed_unit(unit, registry_id, context)
+            return {"enhet": unit.text}
         _raise_for_status(unit, "enhet", context, not_found=f"no unit {registry_id} in Enhetsregisteret")
         raw = {"enhet": unit.text}
         roles = await self.http.get(f"/enheter/{registry_id}/roller", registry_id=registry_id)
-        if roles.status not in (404, _GONE):
-            # Without a roles answer the role sections stay unknown rather than empty.
+        if roles.status in (404, _GONE):
+            # Without a roles answer the role sections stay unknown rather than empty; a challenge
+            # page in its place means we are being blocked, which must show as such.
+            if looks_like_challenge(roles.preview):
+                raise BlockedError(f"roller: HTTP {roles.status} with a captcha or challenge page", **context)
+        else:
             _raise_for_status(roles, "roller", context)
             raw["roller"] = roles.text
         return raw
@@ -329,6 +318,26 @@ def _log_entry(group: _RoleGroup) -> ChangeLogEntry:
         after=group.description,
         date=group.changed_on,
     )
+
+
+def _check_removed_unit(response: HttpResponse, orgnr: str, context: dict) -> None:
+    """A 410 is a removed unit only with the register's own body: this orgnr and a slettedato.
+
+    Anything else in its place (a proxy's or firewall's page, an empty body, other JSON) is a failed
+    fetch of the kind it shows, never "deregistered".
+    """
+    unit = registry_answer(response, what="enhet", context=context)
+    number = unit.get("organisasjonsnummer") if isinstance(unit, dict) else None
+    deleted_on = unit.get("slettedato") if isinstance(unit, dict) else None
+    if not (
+        isinstance(number, str)
+        and "".join(number.split()) == orgnr
+        and isinstance(deleted_on, str)
+        and as_date(deleted_on, "slettedato") is not None
+    ):
+        raise ParseError(
+            "enhet: HTTP 410 without the removed unit's organisasjonsnummer and slettedato", **context
+        )
 
 
 def _raise_for_status(response: HttpResponse, what: str, context: dict, not_found: str | None = None) -> None:

@@ -20,7 +20,14 @@ from pydantic import Field
 
 from sources import register
 from sources.base import SourceOptions, as_date, as_list, as_object, as_text, load_json
-from sources.http import HttpPolicy, HttpSource, HttpSourceOptions, raise_for_status
+from sources.http import (
+    HttpPolicy,
+    HttpResponse,
+    HttpSource,
+    HttpSourceOptions,
+    raise_for_status,
+    registry_answer,
+)
 from watcher.errors import NotFoundError, ParseError, TransientError
 from watcher.normalize import ROLE_CATEGORY, clean_text, parse_stake, person_key
 from watcher.record import (
@@ -43,6 +50,7 @@ MAX_PAGES = 50
 # The API's documented behaviour for a company without PSC data is a 404 on the list: no controllers.
 NO_PSC_DOCUMENT = {"items": [], "total_results": 0}
 _PROFILE_NOT_FOUND = "company-profile-not-found"
+_PSC_NOT_FOUND = "company-psc-not-found"
 
 _STATUS_CODES: dict[str, CompanyStatus] = {
     "active": CompanyStatus.ACTIVE,
@@ -139,6 +147,7 @@ class CompaniesHouseSource(HttpSource):
         return HttpPolicy(
             self.name,
             self.settings,
+            charsets=self.charsets(),
             headers={"Accept": "application/json"},
             auth=(self.settings.api_key, ""),
         )
@@ -178,6 +187,7 @@ class CompaniesHouseSource(HttpSource):
             )
             what_page = f"{what} page {page_number + 1}"
             if response.status == 404 and page_number == 0 and missing_is_empty:
+                _check_no_psc_answer(response, context)
                 return json.dumps(NO_PSC_DOCUMENT)
             if response.status == 404:
                 # The profile was found a moment ago: a missing list (or page) is not "no such company".
@@ -244,6 +254,16 @@ class CompaniesHouseSource(HttpSource):
             finance_head=None,  # not a registered role; ``occupation`` is free text
             change_log=change_log,
         )
+
+
+def _check_no_psc_answer(response: HttpResponse, context: dict) -> None:
+    """A 404 on the PSC list means "no PSC data" only with Companies House's own error body
+    (``company-psc-not-found``); anything else in its place is a failed fetch, never "no controllers"."""
+    document = registry_answer(response, what="psc", context=context)
+    errors = document.get("errors") if isinstance(document, dict) else None
+    listed = errors if isinstance(errors, list) else []
+    if not any(isinstance(error, dict) and error.get("error") == _PSC_NOT_FOUND for error in listed):
+        raise ParseError(f"psc: HTTP 404 without Companies House's {_PSC_NOT_FOUND} answer", **context)
 
 
 # -- profile --------------------------------------------------------------------------------------

@@ -60,14 +60,16 @@ class FrRechercheSource(HttpSource):
 
     def make_policy(self) -> HttpPolicy:
         """JSON only; the shared policy already sends the descriptive User-Agent the API asks for."""
-        return HttpPolicy(self.name, self.settings, headers={"Accept": "application/json"})
+        return HttpPolicy(
+            self.name, self.settings, headers={"Accept": "application/json"}, charsets=self.charsets()
+        )
 
     async def fetch_raw(self, registry_id: str) -> dict[str, str]:
         context = {"source": self.name, "registry_id": registry_id}
         params = {"q": registry_id, "page": "1", "per_page": "1", **_SEARCH_EXTRAS}
         response = await self.http.get(_SEARCH_PATH, params=params, registry_id=registry_id)
         if response.status == 400:
-            raise ParseError(f"search: HTTP 400 ({_error_message(response.text)})", **context)
+            raise ParseError(f"search: HTTP 400 ({_error_message(response.preview)})", **context)
         raise_for_status(response, what="search", context=context)
         return {"search": response.text}
 

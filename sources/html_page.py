@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Mapping
-from typing import Annotated, ClassVar
+from typing import Annotated, ClassVar, Literal
 
 import soupsieve
 from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning, Tag, XMLParsedAsHTMLWarning
@@ -22,6 +22,7 @@ from pydantic import AfterValidator
 
 from sources import register
 from sources.base import SourceOptions, looks_like_challenge
+from sources.http import Charsets
 from sources.json_feed import (
     ChangeLogMap,
     ConfiguredFeedSource,
@@ -115,6 +116,9 @@ class HtmlChangeLogMap(ChangeLogMap[RowValueSelector, ElementSelector]):
 class HtmlPageOptions(FeedOptions):
     """``[sources.<name>]`` with ``type = "html"``: every locator is a CSS selector."""
 
+    # Pages declaring no charset (neither Content-Type nor <meta charset>) are read as strict UTF-8;
+    # "gb18030" also accepts GB18030/GBK pages that are not valid UTF-8, as older Chinese portals send.
+    undeclared_charset: Literal["utf-8", "gb18030"] = "utf-8"
     fields: HtmlFieldsMap = HtmlFieldsMap()
     people: HtmlPeopleMap | None = None
     shareholders: HtmlShareholdersMap | None = None
@@ -175,6 +179,11 @@ class HtmlPageSource(ConfiguredFeedSource):
     endpoints: ClassVar[tuple[str, ...]] = ("page",)
     payload_name: ClassVar[str] = "page"
     accept: ClassVar[str] = "text/html,application/xhtml+xml"
+
+    def charsets(self) -> Charsets:
+        """Pages, not JSON: read in the charset they declare, else as ``undeclared_charset`` says."""
+        undeclared = ("utf-8", "gb18030") if self.settings.undeclared_charset == "gb18030" else ("utf-8",)
+        return Charsets(json=False, undeclared=undeclared)
 
     def map_response(self, raw: Mapping[str, str], *, source: str, registry_id: str) -> RegistryRecord:
         """A page the mapping cannot read is blocked when it looks like a captcha, else a parse error.

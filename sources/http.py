@@ -1,8 +1,9 @@
 """One hardened HTTP policy shared by every HTTP source.
 
 Per-source rate limit that saturates but never exceeds the configured rate; retries with
-exponential backoff and full jitter on transient failures, honouring ``Retry-After``; a deadline
-for the whole check; a response size cap; charset detection (GBK/GB18030 pages exist); redirects
+exponential backoff and full jitter on transient failures, honouring ``Retry-After`` up to the
+source's ``max_pause``; a deadline for the whole check; a response size cap; strict decoding (a body
+must be valid in the charset it declares, JSON is always UTF-8, see :func:`decode_body`); redirects
 followed only within the same host; TLS verification always on. Every failure ends as a
 ``SourceError`` subclass, never as a response the mapping could mistake for data.
 """
@@ -15,6 +16,7 @@ import bisect
 import codecs
 import contextvars
 import json
+import logging
 import random
 import re
 import ssl
@@ -38,6 +40,7 @@ from sources.base import (
     MappedSource,
     SamePayload,
     SourceOptions,
+    load_json,
     looks_like_challenge,
     retry_after_seconds,
 )
@@ -63,6 +66,8 @@ MAX_CONNECTIONS = 32  # per source
 BACKOFF_BASE_SECONDS = 0.5
 BACKOFF_CAP_SECONDS = 30.0
 
+log = logging.getLogger("watcher.sources")
+
 
 class HttpSourceOptions(SourceOptions):
     """Options every HTTP source accepts."""
@@ -75,8 +80,10 @@ class HttpSourceOptions(SourceOptions):
     max_response_bytes: int = Field(default=10_000_000, ge=1_000)
     ca_bundle: str | None = None
     proxy: str | None = None
+    # The longest pause a Retry-After may impose on the whole source; longer requests are capped.
+    max_pause: Duration = "15m"
 
-    @field_validator("timeout", "deadline")
+    @field_validator("timeout", "deadline", "max_pause")
     @classmethod
     def _positive(cls, value: timedelta) -> timedelta:
         if value <= timedelta(0):
@@ -159,10 +166,11 @@ class SlidingWindowLimiter:
             wait = max(wait, self._sent[len(self._sent) - self.count] + self.window - now)
         return max(0.0, wait)
 
-    async def acquire(self) -> float:
+    async def acquire(self, before_wait: Callable[[float], None] | None = None) -> float:
         """Wait for a slot and take it; returns the slot's time, for :meth:`confirm`.
 
-        Waiters are served one at a time, in arrival order.
+        Waiters are served one at a time, in arrival order. ``before_wait`` sees every wait before it
+        starts and may raise to give up instead (a pause that began while this request queued).
         """
         async with self._lock:
             while True:
@@ -173,12 +181,14 @@ class SlidingWindowLimiter:
                     due = self._paced + self.spacing
                     self._paced = due if stamp - due < self.spacing else stamp
                     return stamp
+                if before_wait is not None:
+                    before_wait(wait)
                 target = self._now() + wait
                 # Looked up at call time so tests can replace asyncio.sleep.
                 await (self._sleep or asyncio.sleep)(wait)
                 self._reached = max(self._reached, target)
 
-    async def confirm(self, slot: float) -> float:
+    async def confirm(self, slot: float, before_wait: Callable[[float], None] | None = None) -> float:
         """The request of ``slot`` is being sent only now: count it from now. Returns its slot.
 
         Opening a connection (TCP, TLS) or waiting for a free one delays a request past its slot's
@@ -187,13 +197,14 @@ class SlidingWindowLimiter:
         (decisions taken meanwhile saw it as taken either way); a slot that lapsed while the request
         waited may already have let another request go, so the request takes a fresh one, as it does
         when a pause began after its slot. Slots only ever move later, so this never loosens the limit.
+        ``before_wait`` is as for :meth:`acquire`.
         """
         now = self._now()
         if now <= slot:
             return slot
         began, ends = self._pause
         if slot + self.window <= now or slot <= began <= now < ends:
-            return await self.acquire()
+            return await self.acquire(before_wait)
         index = bisect.bisect_left(self._sent, slot)
         if index < len(self._sent) and self._sent[index] == slot:
             del self._sent[index]
@@ -218,13 +229,49 @@ class SlidingWindowLimiter:
 # -- decoding -------------------------------------------------------------------------------------
 
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([a-zA-Z0-9_\-]+)""", re.IGNORECASE)
-# Chinese pages declare gb2312 or gbk and use characters only GB18030 has; it is a superset of both.
+_DECLARED_CHARSET = re.compile(r"charset\s*=\s*[\"']?([^;\"'\s]+)", re.IGNORECASE)
+_JSON_MEDIA_TYPE = re.compile(r"(?:application|text)/(?:[\w.-]+\+)?json", re.IGNORECASE)
+_JSON_START = re.compile(rb"[ \t\r\n]*[\[{]")
+# Chinese pages declare gb2312 or gbk and use characters only GB18030 has; it is a superset of both,
+# so reading them as GB18030 is reading them in the charset they declare, not guessing another one.
 _CHARSET_ALIASES = {"gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030", "cp936": "gb18030"}
+_BYTE_ORDER_MARKS = (
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
 
 
-def _codec(name: str | None) -> str | None:
-    if not name:
-        return None
+@dataclass(frozen=True, slots=True)
+class Charsets:
+    """How one source's answers are decoded (see :func:`decode_body`).
+
+    ``json``: the source answers JSON, so a body that starts like JSON is JSON whatever its
+    Content-Type says. ``undeclared``: the charsets tried, strictly and in this order, for a body that
+    declares none: UTF-8 only, except for sources whose registries are known to send GB18030.
+    """
+
+    json: bool = False
+    undeclared: tuple[str, ...] = ("utf-8",)
+
+    def __post_init__(self) -> None:
+        if not self.undeclared:
+            raise ValueError("at least one charset for bodies that declare none")
+
+
+class UndecodableBody(ValueError):
+    """A body that is not valid text in the charset it declares (or, declaring none, in any allowed one).
+
+    ``preview`` is the body with the bad bytes replaced: for recognising challenge pages and quoting
+    error messages, never for data.
+    """
+
+    def __init__(self, reason: str, preview: str) -> None:
+        super().__init__(reason)
+        self.preview = preview
+
+
+def _codec(name: str) -> str | None:
     name = _CHARSET_ALIASES.get(name.strip().lower(), name.strip().lower())
     try:
         return codecs.lookup(name).name
@@ -232,30 +279,66 @@ def _codec(name: str | None) -> str | None:
         return None
 
 
-def decode_body(content: bytes, content_type: str | None) -> str:
-    """Text of a response: BOM, then the declared charset, then an HTML meta tag, then UTF-8, then GB18030."""
-    for bom, encoding in (
-        (codecs.BOM_UTF8, "utf-8"),
-        (codecs.BOM_UTF16_LE, "utf-16"),
-        (codecs.BOM_UTF16_BE, "utf-16"),
-    ):
+def _bad_byte(content: bytes, offset: int) -> str:
+    return f"byte 0x{content[offset : offset + 1].hex()} at offset {offset}"
+
+
+def _strict(content: bytes, encoding: str, why: str, *, skip: int = 0) -> str:
+    """``content[skip:]`` decoded as ``encoding`` without any replacement, or UndecodableBody."""
+    try:
+        return content[skip:].decode(encoding)
+    except UnicodeDecodeError as error:
+        reason = f"body is not valid {encoding} ({why}): {_bad_byte(content, skip + error.start)}"
+        raise UndecodableBody(reason, content[skip:].decode(encoding, errors="replace")) from None
+    except LookupError:  # a codec that is no text encoding (base64, zlib…)
+        raise UndecodableBody(
+            f"body declares {encoding!r}, which is not a text charset ({why})",
+            content.decode("utf-8", errors="replace"),
+        ) from None
+
+
+def decode_body(content: bytes, content_type: str | None, charsets: Charsets = Charsets()) -> str:
+    """The text of a response body, decoded strictly; UndecodableBody when it is not valid text.
+
+    Never guesses a charset other than the one a body declares: a wrong guess turns "Søren Ødegård"
+    into "S鴕en脴deg氓rd", and every name looks changed.
+
+    - JSON (a JSON Content-Type, or a JSON source's body starting with ``{`` or ``[``) is UTF-8 by
+      RFC 8259, whatever it declares (every byte string is valid Latin-1, so a label proves nothing);
+      a UTF-8 byte-order mark is allowed.
+    - Otherwise a byte-order mark, else the Content-Type's charset, else an HTML ``<meta charset>``
+      says which charset the body is in, and it must be valid in that one (gb2312 and gbk are read as
+      their superset GB18030). An unknown charset is a failure too.
+    - A body that declares nothing is tried in ``charsets.undeclared``, strictly, in order.
+    """
+    media_type = (content_type or "").split(";", 1)[0].strip()
+    skip = len(codecs.BOM_UTF8) if content.startswith(codecs.BOM_UTF8) else 0
+    if _JSON_MEDIA_TYPE.fullmatch(media_type) or (charsets.json and _JSON_START.match(content, skip)):
+        return _strict(content, "utf-8", "JSON is always UTF-8", skip=skip)
+    for bom, encoding in _BYTE_ORDER_MARKS:
         if content.startswith(bom):
-            return content.decode(encoding, errors="replace").lstrip("\ufeff")
-    declared = None
-    if content_type:
-        match = re.search(r"charset\s*=\s*[\"']?([^;\"'\s]+)", content_type, re.IGNORECASE)
-        declared = _codec(match.group(1)) if match else None
-    if declared is None:
+            return _strict(content, encoding, "as its byte-order mark says", skip=len(bom))
+    declared = _DECLARED_CHARSET.search(content_type or "")
+    label, where = (declared.group(1), "its Content-Type") if declared else (None, "")
+    if label is None:
         meta = _META_CHARSET.search(content[:4096])
-        declared = _codec(meta.group(1).decode("ascii", "ignore")) if meta else None
-    candidates = [declared] if declared else []
-    candidates += [encoding for encoding in ("utf-8", "gb18030") if encoding not in candidates]
-    for encoding in candidates:
+        label, where = (meta.group(1).decode("ascii"), "its <meta charset>") if meta else (None, "")
+    if label is not None:
+        encoding = _codec(label)
+        if encoding is None:
+            shown = label if len(label) <= 40 else label[:39] + "…"
+            reason = f"body declares an unknown charset {shown!r} in {where}"
+            raise UndecodableBody(reason, content.decode("utf-8", errors="replace"))
+        return _strict(content, encoding, f"as {where} declares")
+    failures = []
+    for encoding in charsets.undeclared:
         try:
             return content.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    return content.decode(declared or "utf-8", errors="replace")
+        except UnicodeDecodeError as error:
+            failures.append(f"{encoding}: {_bad_byte(content, error.start)}")
+    tried = " nor ".join(charsets.undeclared)
+    reason = f"body declares no charset and is not valid {tried} ({'; '.join(failures)})"
+    raise UndecodableBody(reason, content.decode("utf-8", errors="replace"))
 
 
 def _environment_proxies() -> bool:
@@ -266,14 +349,41 @@ def _environment_proxies() -> bool:
 # -- the policy -----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
 class HttpResponse:
-    """A response that passed the policy: complete, within the size cap, decoded."""
+    """A response that passed the policy: complete, within the size cap, decoded.
 
-    status: int
-    url: str
-    headers: httpx.Headers
-    text: str
+    ``text`` is the body for mapping: it raises a ParseError when the body is not valid in its charset
+    (``charset_error``), so such a body can never become data. ``preview`` is the same text with bad
+    bytes replaced, for diagnostics only (challenge pages, error messages of failed requests).
+    """
+
+    __slots__ = ("status", "url", "headers", "preview", "charset_error", "_context")
+
+    def __init__(
+        self,
+        status: int,
+        url: str,
+        headers: httpx.Headers,
+        text: str,
+        *,
+        charset_error: str | None = None,
+        context: Mapping[str, str | None] | None = None,
+    ) -> None:
+        self.status = status
+        self.url = url
+        self.headers = headers
+        self.preview = text
+        self.charset_error = charset_error
+        self._context = dict(context or {})
+
+    @property
+    def text(self) -> str:
+        if self.charset_error is not None:
+            raise ParseError(self.charset_error, **self._context)
+        return self.preview
+
+    def __repr__(self) -> str:
+        return f"HttpResponse(status={self.status}, url={self.url!r})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,10 +416,13 @@ class HttpPolicy:
         headers: Mapping[str, str] | None = None,
         auth: tuple[str, str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        charsets: Charsets = Charsets(),
     ) -> None:
         self.source = source
         self.options = options
+        self.charsets = charsets
         self.limiter = SlidingWindowLimiter(options.rate)
+        self._pause_cap_logged = False
         fixed = {"Accept": "*/*", "Accept-Encoding": "gzip, deflate", "User-Agent": USER_AGENT}
         if auth is not None:
             fixed["Authorization"] = basic_auth(*auth)
@@ -383,6 +496,31 @@ class HttpPolicy:
             note = f"; retrying in {wait:.1f}s would pass the check's {current.budget:g}s deadline"
             raise _with_note(error, note)
 
+    def _refuse_a_long_pause(self, wait: float, context: dict) -> None:
+        """Fail fast, rather than wait out the check's deadline, while the source asked us to stay
+        away: before a request queues for its slot, and when a pause begins while it waits to go."""
+        paused = self.limiter.paused_for()
+        if paused > 0:
+            reason = f"{self.source} asked for a pause (Retry-After), {paused:.1f}s left"
+            self._within_deadline(max(wait, paused), RateLimitedError(reason, retry_after=paused, **context))
+
+    def _capped_pause(self, seconds: float | None) -> float | None:
+        """A Retry-After of at most ``max_pause``: one answer asking for a day (or for ever) must not
+        silence the whole source that long. The first cap of this source is logged, later ones not."""
+        cap = self.options.max_pause.total_seconds()
+        if seconds is None or seconds <= cap:
+            return seconds
+        if not self._pause_cap_logged:
+            self._pause_cap_logged = True
+            log.warning(
+                "%s asked for a pause of %.0fs (Retry-After); pausing %.0fs, its max_pause, then resuming"
+                " (longer pauses it asks for later are capped the same way without this line)",
+                self.source,
+                seconds,
+                cap,
+            )
+        return cap
+
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff with full jitter: spreads retries of many borrowers apart."""
         return random.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt))
@@ -406,15 +544,13 @@ class HttpPolicy:
         redirects = 0
         attempt = 0
         while True:
-            paused = self.limiter.paused_for()
-            if paused > 0:
-                # Fail fast, rather than wait out the deadline, while the source asked us to stay away.
-                reason = f"{self.source} asked for a pause (Retry-After), {paused:.1f}s left"
-                self._within_deadline(paused, RateLimitedError(reason, retry_after=paused, **context))
-            slot = await self.limiter.acquire()
+            self._refuse_a_long_pause(0.0, context)
+            slot = await self.limiter.acquire(lambda wait: self._refuse_a_long_pause(wait, context))
             request_headers = headers() if callable(headers) else headers
             try:
                 response = await self._send(url, params, request_headers, slot, context)
+            except RateLimitedError:
+                raise  # a pause began before the request went out: not a network failure to retry
             except TransientError as error:
                 attempt += 1
                 if attempt > self.options.retries:
@@ -433,7 +569,7 @@ class HttpPolicy:
             if response.status not in RETRYABLE_STATUSES:
                 return response
             attempt += 1
-            retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+            retry_after = self._capped_pause(retry_after_seconds(response.headers.get("Retry-After")))
             failure: SourceError = (
                 RateLimitedError(f"HTTP 429 on {path}", retry_after=retry_after, **context)
                 if response.status == 429
@@ -468,10 +604,19 @@ class HttpPolicy:
             timeout = min(timeout, remaining)
         cap = self.options.max_response_bytes
 
+        refused: list[RateLimitedError] = []
+
+        def refuse_a_long_pause(wait: float) -> None:
+            try:
+                self._refuse_a_long_pause(wait, context)
+            except RateLimitedError as error:
+                refused.append(error)  # the transport wraps it in a TransportError; raised as is below
+                raise
+
         async def trace(event: str, info: dict) -> None:
             """httpcore's hook, called as the request's first bytes are about to go out."""
             if event.endswith(".send_request_headers.started"):
-                await self.limiter.confirm(slot)
+                await self.limiter.confirm(slot, refuse_a_long_pause)
 
         timeouts = {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}
         try:
@@ -496,17 +641,26 @@ class HttpPolicy:
                         raise ParseError(f"response larger than the {cap}-byte cap", **context)
                     chunks.append(chunk)
                 content = _decompress(response.headers, b"".join(chunks), cap, context)
+                try:
+                    text = decode_body(content, response.headers.get("Content-Type"), self.charsets)
+                    charset_error = None
+                except UndecodableBody as error:
+                    text, charset_error = error.preview, f"HTTP {response.status_code} on {url}: {error}"
                 return HttpResponse(
-                    status=response.status_code,
-                    url=str(request.url),
-                    headers=response.headers,
-                    text=decode_body(content, response.headers.get("Content-Type")),
+                    response.status_code,
+                    str(request.url),
+                    response.headers,
+                    text,
+                    charset_error=charset_error,
+                    context=context,
                 )
             finally:
                 await response.aclose()
         except httpx.TimeoutException as error:
             raise TransientError(f"timeout ({type(error).__name__}) on {url}", **context) from None
         except httpx.HTTPError as error:
+            if refused:
+                raise refused[0] from None
             reason = f"network error ({type(error).__name__}: {error}) on {url}"
             raise TransientError(reason, **context) from None
         except httpx.InvalidURL as error:
@@ -573,7 +727,7 @@ def raise_for_status(
         if not response.text.strip():
             raise ParseError(f"{what}: empty body with HTTP {status}", **context)
         return
-    if looks_like_challenge(response.text):
+    if looks_like_challenge(response.preview):
         raise BlockedError(f"{what}: HTTP {status} with a captcha or challenge page", **context)
     if status in (401, 403):
         raise AuthError(f"{what}: HTTP {status}: the source refused our credentials", **context)
@@ -582,11 +736,24 @@ def raise_for_status(
     raise ParseError(f"{what}: unexpected HTTP {status}", **context)
 
 
+def registry_answer(response: HttpResponse, *, what: str, context: dict) -> object:
+    """The JSON body of a non-2xx answer that states a fact (a removed unit, "no such list").
+
+    A status code alone is never a fact: in place of the registry's own body, an empty answer is a
+    transient failure, a captcha or challenge page is blocked, anything else that is not JSON is a
+    parse error. The caller then checks that the JSON is the registry's answer it expects.
+    """
+    label = f"{what} (HTTP {response.status})"
+    if not response.preview.strip():
+        raise TransientError(f"{label}: empty body instead of the registry's answer", **context)
+    return load_json(response.text, what=label, **context)
+
+
 def error_message(response: HttpResponse) -> str:
     """The ``message`` of a JSON error body, or the status's reason phrase when there is none."""
     reason = httpx.codes.get_reason_phrase(response.status) or f"HTTP {response.status}"
     try:
-        body = json.loads(response.text)
+        body = json.loads(response.preview)
     except ValueError:
         return reason
     message = body.get("message") if isinstance(body, dict) else None
@@ -610,9 +777,13 @@ class HttpSource(MappedSource):
         )  # type: ignore[assignment]
         self._http: HttpPolicy | None = None
 
+    def charsets(self) -> Charsets:
+        """How this source's answers are decoded: JSON, so UTF-8 whatever they declare."""
+        return Charsets(json=True, undeclared=self.undeclared_charsets)
+
     def make_policy(self) -> HttpPolicy:
         """The source's client; sources with auth or fixed headers override this."""
-        return HttpPolicy(self.name, self.settings)
+        return HttpPolicy(self.name, self.settings, charsets=self.charsets())
 
     @property
     def http(self) -> HttpPolicy:

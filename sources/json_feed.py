@@ -611,7 +611,7 @@ class ConfiguredFeedSource(HttpSource):
 
     def make_policy(self) -> HttpPolicy:
         headers = {"Accept": self.accept, **self.settings.headers}
-        return HttpPolicy(self.name, self.settings, headers=headers)
+        return HttpPolicy(self.name, self.settings, headers=headers, charsets=self.charsets())
 
     @property
     def mapping_fingerprint(self) -> str:

@@ -69,11 +69,15 @@ class QichachaSource(HttpSource):
     settings: QichachaOptions
 
     id_kind: ClassVar[str | None] = "cn_uscc"
+    # Its JSON is UTF-8 like any JSON; an undeclared error or challenge page may be GB18030.
+    undeclared_charsets: ClassVar[tuple[str, ...]] = ("utf-8", "gb18030")
 
     # -- fetching ---------------------------------------------------------------------------------
 
     def make_policy(self) -> HttpPolicy:
-        return HttpPolicy(self.name, self.settings, headers={"Accept": "application/json"})
+        return HttpPolicy(
+            self.name, self.settings, headers={"Accept": "application/json"}, charsets=self.charsets()
+        )
 
     def signed_headers(self) -> dict[str, str]:
         """Token and Timespan for one attempt: the signature covers the current second, so every

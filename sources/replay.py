@@ -21,6 +21,7 @@ from sources.base import (
     SourceOptions,
     canonical_id,
 )
+from sources.http import Charsets, UndecodableBody, decode_body
 from watcher.errors import NotFoundError, ParseError
 
 _EXTENSIONS = (".json", ".html")
@@ -86,8 +87,10 @@ class ReplaySource(Source):
         company_folder = Path(self.settings.folder) / company_id
         if not company_folder.is_dir():
             raise NotFoundError(f"no saved responses in {company_folder}", **context)
+        charsets = self.format.undeclared_charsets
         raw = {
-            endpoint: _read_payload(company_folder, endpoint, context) for endpoint in self.format.endpoints
+            endpoint: _read_payload(company_folder, endpoint, charsets, context)
+            for endpoint in self.format.endpoints
         }
         return self.unless_same(
             company_id,
@@ -108,8 +111,12 @@ def _mapped_source(type_name: str) -> type[MappedSource]:
     return cls
 
 
-def _read_payload(company_folder: Path, endpoint: str, context: dict[str, str]) -> str:
-    """The saved response text: UTF-8 (with or without BOM), else GB18030 as Chinese portals save it."""
+def _read_payload(
+    company_folder: Path, endpoint: str, charsets: tuple[str, ...], context: dict[str, str]
+) -> str:
+    """The saved response text, decoded strictly as the HTTP policy decodes an answer that declares no
+    charset: a byte-order mark or an HTML ``<meta charset>``, else ``charsets`` in order (UTF-8, and
+    GB18030 after it for the Chinese vendors' formats). Never garbled: a file valid in none fails."""
     candidates = [company_folder / f"{endpoint}{extension}" for extension in _EXTENSIONS]
     path = next((candidate for candidate in candidates if candidate.is_file()), None)
     if path is None:
@@ -119,6 +126,6 @@ def _read_payload(company_folder: Path, endpoint: str, context: dict[str, str]) 
     except OSError as error:
         raise ParseError(f"cannot read {path}: {error.strerror or error}", **context) from None
     try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return data.decode("gb18030", errors="replace")
+        return decode_body(data, None, Charsets(undeclared=charsets))
+    except UndecodableBody as error:
+        raise ParseError(f"{path}: {error}", **context) from None

@@ -107,10 +107,17 @@ class TianyanchaSource(HttpSource):
     settings: TianyanchaOptions
 
     id_kind: ClassVar[str | None] = "cn_uscc"
+    # Its JSON is UTF-8 like any JSON; an undeclared error or challenge page may be GB18030.
+    undeclared_charsets: ClassVar[tuple[str, ...]] = ("utf-8", "gb18030")
 
     def make_policy(self) -> HttpPolicy:
         """The vendor authenticates every call by the bare console token in ``Authorization``."""
-        return HttpPolicy(self.name, self.settings, headers={"Authorization": self.settings.token})
+        return HttpPolicy(
+            self.name,
+            self.settings,
+            headers={"Authorization": self.settings.token},
+            charsets=self.charsets(),
+        )
 
     async def fetch_raw(self, registry_id: str) -> dict[str, str]:
         context = {"source": self.name, "registry_id": registry_id}

@@ -30,10 +30,12 @@ import sources.http
 from sources.base import BASE_DIR_CONTEXT
 from sources.http import (
     MAX_REDIRECTS,
+    Charsets,
     HttpPolicy,
     HttpResponse,
     HttpSourceOptions,
     SlidingWindowLimiter,
+    UndecodableBody,
     decode_body,
     raise_for_status,
 )
@@ -367,6 +369,111 @@ async def test_a_pause_longer_than_the_deadline_fails_fast_without_asking(api, w
     assert route.call_count == 1 and waits == []
 
 
+def cap_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [record.getMessage() for record in caplog.records if "max_pause" in record.getMessage()]
+
+
+async def test_a_huge_retry_after_pauses_only_max_pause_then_resumes(api, waits, caplog):
+    """One 429 asking for a day (or for ever) pauses the source for max_pause, logged once, then resumes."""
+    client = HttpPolicy("qcc", make_options(max_pause="15m", retries=3))
+    route = api.get("/doc").mock(
+        side_effect=[
+            httpx.Response(429, headers={"Retry-After": "86400"}),
+            httpx.Response(429, headers={"Retry-After": "999999999"}),
+            httpx.Response(200, text="{}"),
+            httpx.Response(503, headers={"Retry-After": "86400"}),
+            httpx.Response(200, text="{}"),
+        ]
+    )
+    with caplog.at_level("WARNING", logger="watcher.sources"):
+        first = await client.get("/doc")
+        second = await client.get("/doc")
+    await client.aclose()
+
+    assert first.status == 200 and second.status == 200 and route.call_count == 5
+    # Every pause was cut to 15 minutes; the limiter's sleep was observed, not waited for.
+    assert [round(wait) for wait in waits if wait > 1] == [900, 900, 900]
+    (line,) = cap_lines(caplog)
+    assert "qcc asked for a pause of 86400s (Retry-After); pausing 900s" in line
+
+
+async def test_retry_after_within_max_pause_is_honoured_in_full(api, waits, caplog):
+    client = HttpPolicy("test", make_options(max_pause="1m"))
+    api.get("/doc").mock(
+        side_effect=[httpx.Response(429, headers={"Retry-After": "60"}), httpx.Response(200, text="{}")]
+    )
+    with caplog.at_level("WARNING", logger="watcher.sources"):
+        await client.get("/doc")
+    await client.aclose()
+    assert [round(wait) for wait in waits if wait > 1] == [60] and cap_lines(caplog) == []
+
+
+async def test_a_capped_pause_is_what_the_rate_limit_error_and_the_limiter_carry(api, waits):
+    client = HttpPolicy("test", make_options(max_pause="10m", retries=0))
+    api.get("/doc").respond(429, headers={"Retry-After": "86400"})
+    with pytest.raises(RateLimitedError) as raised:
+        await client.get("/doc")
+    assert raised.value.retry_after == 600.0
+    assert client.limiter.paused_for() == pytest.approx(600.0, abs=1.0)
+    await client.aclose()
+
+
+async def test_a_pause_that_begins_while_a_request_waits_for_its_slot_fails_it_fast(api, monkeypatch):
+    """A request queued behind the rate limit when another one's 429 starts a pause does not sit out
+    the check's deadline (and fail as a slow check): it fails at once as rate limited, unsent."""
+    client = HttpPolicy("test", make_options(rate="1/s", retries=0))
+    route = api.get("/doc").respond(200, text="{}")
+    await client.get("/doc")  # takes this second's only slot
+    paused: list[float] = []
+
+    async def another_request_gets_a_429(seconds: float, result: object = None) -> object:
+        if not paused:
+            paused.append(seconds)
+            client.limiter.pause(600)
+        return result
+
+    monkeypatch.setattr("sources.http.asyncio.sleep", another_request_gets_a_429)
+    with pytest.raises(RateLimitedError, match="asked for a pause .*5s deadline") as raised:
+        async with client.deadline(timedelta(seconds=5)):
+            await client.get("/doc")
+    await client.aclose()
+
+    assert paused and route.call_count == 1
+    assert raised.value.retry_after is not None and 590 <= raised.value.retry_after <= 600
+
+
+async def test_a_pause_that_begins_after_a_request_took_its_slot_fails_it_unsent():
+    """Through the real transport: the pause begins between the slot and the first byte (here, while the
+    request's headers are made); the request fails as rate limited at once instead of waiting."""
+    hits: list[str] = []
+
+    def record(handler: QuietHandler) -> None:
+        hits.append(handler.path)
+        reply(handler, 200, b"{}")
+
+    with serving({"/doc": record}) as server:
+        client = HttpPolicy("test", make_options(base_url=server.url, retries=2))
+
+        def headers_while_another_request_gets_a_429() -> dict[str, str]:
+            client.limiter.pause(600)
+            return {}
+
+        with pytest.raises(RateLimitedError, match="asked for a pause .*5s deadline"):
+            async with client.deadline(timedelta(seconds=5)):
+                await client.get("/doc", headers=headers_while_another_request_gets_a_429)
+        await client.aclose()
+    assert hits == []
+
+
+def test_max_pause_option():
+    assert make_options().max_pause == timedelta(minutes=15)
+    assert make_options(max_pause="1h").max_pause == timedelta(hours=1)
+    with pytest.raises(ValidationError, match="longer than 0s"):
+        make_options(max_pause="0s")
+    with pytest.raises(ValidationError, match="duration"):
+        make_options(max_pause=900)
+
+
 # -- the per-check deadline -----------------------------------------------------------------------
 
 
@@ -512,11 +619,18 @@ async def test_bad_content_encoding_is_a_parse_error(content, encoding, message)
 # -- charsets -------------------------------------------------------------------------------------
 
 GB18030_ONLY = "𠮷堃"  # outside GB2312 (堃 is GBK, 𠮷 needs GB18030's four-byte form)
+NORWEGIAN = "Søren Ødegård"
+CHINESE_ANSWERS = Charsets(json=True, undeclared=("utf-8", "gb18030"))
+
+
+def with_stray_latin1_byte(text: str) -> bytes:
+    """UTF-8 with its first "ø" written as the single Latin-1 byte 0xF8, as a mixed-up export does."""
+    return text.encode().replace("ø".encode(), b"\xf8", 1)
 
 
 def test_gbk_declared_in_content_type():
-    body = f'{{"Name": "{CHINESE}"}}'.encode("gbk")
-    assert decode_body(body, "application/json; charset=GBK") == f'{{"Name": "{CHINESE}"}}'
+    page = f"<html><body>{CHINESE}</body></html>"
+    assert decode_body(page.encode("gbk"), "text/html; charset=GBK") == page
 
 
 def test_gb2312_declared_only_in_meta_decodes_as_gb18030():
@@ -532,9 +646,16 @@ def test_gbk_declared_in_http_equiv_meta():
     assert decode_body(page.encode("gbk"), None) == page
 
 
-def test_undeclared_gb18030_is_detected():
+def test_declared_latin1_page_is_read_as_latin1():
+    page = f"<p>{NORWEGIAN}</p>"
+    assert decode_body(page.encode("latin-1"), "text/html; charset=ISO-8859-1") == page
+
+
+def test_undeclared_gb18030_only_for_sources_that_allow_it():
     text = f"{CHINESE} {GB18030_ONLY}"
-    assert decode_body(text.encode("gb18030"), "text/plain") == text
+    assert decode_body(text.encode("gb18030"), "text/plain", CHINESE_ANSWERS) == text
+    with pytest.raises(UndecodableBody, match="declares no charset and is not valid utf-8"):
+        decode_body(text.encode("gb18030"), "text/plain")
 
 
 def test_utf8_with_bom_wins_over_a_wrong_declaration():
@@ -552,12 +673,61 @@ def test_undeclared_utf8():
     )
 
 
-def test_wrongly_declared_utf8_falls_back_to_gb18030():
-    assert decode_body(CHINESE.encode("gb18030"), "application/json; charset=utf-8") == CHINESE
+@pytest.mark.parametrize("charsets", [Charsets(), CHINESE_ANSWERS], ids=["default", "chinese"])
+@pytest.mark.parametrize("content_type", ["text/html; charset=utf-8", "text/plain; charset=UTF-8"])
+def test_a_body_invalid_in_its_declared_charset_is_never_read_as_another(content_type, charsets):
+    with pytest.raises(UndecodableBody, match="not valid utf-8 .*declares"):
+        decode_body(CHINESE.encode("gb18030"), content_type, charsets)
+    with pytest.raises(UndecodableBody, match="byte 0xf8 at offset 4"):
+        decode_body(with_stray_latin1_byte(f"<p>{NORWEGIAN}</p>"), content_type, charsets)
 
 
-def test_unknown_declared_charset_is_ignored():
-    assert decode_body(CHINESE.encode(), "text/html; charset=x-no-such-codec") == CHINESE
+def test_an_unknown_declared_charset_is_undecodable():
+    with pytest.raises(UndecodableBody, match="unknown charset 'x-no-such-codec'"):
+        decode_body(CHINESE.encode(), "text/html; charset=x-no-such-codec")
+    with pytest.raises(UndecodableBody, match="not a text charset"):
+        decode_body(b"<p>abc</p>", "text/html; charset=base64")
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json; charset=ISO-8859-1",
+        "application/json; charset=gbk",
+        "text/plain; charset=latin1",
+        None,
+    ],
+)
+def test_json_is_utf8_whatever_it_declares(content_type):
+    document = f'{{"navn": "{NORWEGIAN}", "x": "{CHINESE}"}}'
+    assert decode_body(document.encode(), content_type, Charsets(json=True)) == document
+    assert decode_body(b"\xef\xbb\xbf" + document.encode(), content_type, Charsets(json=True)) == document
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "charsets"),
+    [
+        (with_stray_latin1_byte(f'{{"navn": "{NORWEGIAN}"}}'), "application/json; charset=utf-8", Charsets()),
+        (f'{{"Name": "{CHINESE}"}}'.encode("gbk"), "application/json; charset=GBK", Charsets()),
+        (f'{{"Name": "{CHINESE}"}}'.encode("gb18030"), None, CHINESE_ANSWERS),
+        (
+            f'  [{{"navn": "{NORWEGIAN}"}}]'.encode("latin-1"),
+            "text/html; charset=ISO-8859-1",
+            Charsets(json=True),
+        ),
+        (f'{{"navn": "{NORWEGIAN}"}}'.encode("utf-16"), "application/json", Charsets(json=True)),
+    ],
+    ids=["stray-byte", "gbk-label", "undeclared-gb18030", "latin1-label", "utf16"],
+)
+def test_json_that_is_not_utf8_is_undecodable(body, content_type, charsets):
+    with pytest.raises(UndecodableBody, match=r"not valid utf-8 \(JSON is always UTF-8\)"):
+        decode_body(body, content_type, charsets)
+
+
+def test_a_page_of_a_json_source_is_read_in_the_charset_it_declares():
+    """A JSON source may get a challenge page instead: it is no JSON, so its own label holds."""
+    page = "<html><body>请完成安全验证</body></html>"
+    assert decode_body(page.encode("gbk"), "text/html; charset=gbk", Charsets(json=True)) == page
 
 
 async def test_policy_decodes_a_gbk_page(policy, api):
@@ -565,6 +735,34 @@ async def test_policy_decodes_a_gbk_page(policy, api):
         200, content=CHINESE.encode("gbk"), headers={"Content-Type": "text/html; charset=gbk"}
     )
     assert (await policy.get("/doc")).text == CHINESE
+
+
+async def test_policy_never_hands_out_a_body_invalid_in_its_charset(api):
+    client = HttpPolicy("test", make_options(), charsets=Charsets(json=True))
+    body = with_stray_latin1_byte(f'{{"navn": "{NORWEGIAN}"}}')
+    api.get("/doc").respond(200, content=body, headers={"Content-Type": "application/json; charset=utf-8"})
+    response = await client.get("/doc", registry_id="42")
+    await client.aclose()
+
+    with pytest.raises(ParseError, match=r"HTTP 200 on /doc: body is not valid utf-8.*byte 0xf8") as raised:
+        _ = response.text
+    assert (raised.value.source, raised.value.registry_id) == ("test", "42")
+    assert "S\ufffdren" in response.preview  # for diagnostics only
+    with pytest.raises(ParseError, match="not valid utf-8"):
+        raise_for_status(response, what="doc", context={})
+
+
+async def test_an_undecodable_error_answer_is_still_retried(policy, api, waits):
+    route = api.get("/doc").mock(
+        side_effect=[
+            httpx.Response(
+                503, content=b"\xff\xfe\xfa", headers={"Content-Type": "text/html; charset=utf-8"}
+            ),
+            httpx.Response(200, text='{"ok": true}'),
+        ]
+    )
+    response = await policy.get("/doc")
+    assert response.text == '{"ok": true}' and route.call_count == 2
 
 
 # -- redirects ------------------------------------------------------------------------------------
@@ -722,9 +920,9 @@ async def test_concurrent_requests_saturate_but_never_trip_a_server_rate_limit()
         confirmed: list[float] = []
         confirm = client.limiter.confirm
 
-        async def spy(slot: float) -> float:
+        async def spy(slot: float, before_wait: Callable[[float], None] | None = None) -> float:
             confirmed.append(slot)
-            return await confirm(slot)
+            return await confirm(slot, before_wait)
 
         client.limiter.confirm = spy  # type: ignore[method-assign]
         started = time.monotonic()

@@ -791,6 +791,35 @@ async def test_fetch_psc_404_means_no_controllers(source, api):
     assert parse(fetched.raw) == fetched.record
 
 
+@pytest.mark.parametrize(
+    ("body", "content_type", "error", "message"),
+    [
+        (
+            "<html><title>Access denied</title>Complete the captcha</html>",
+            "text/html",
+            BlockedError,
+            "captcha",
+        ),
+        ("", "text/html", TransientError, "empty body"),
+        ("<html><body>Not Found</body></html>", "text/html", ParseError, "HTML where JSON"),
+        ("{}", "application/json", ParseError, "company-psc-not-found"),
+        ('{"errors": [{"error": "company-profile-not-found"}]}', "application/json", ParseError, "psc"),
+        ('{"errors": "company-psc-not-found"}', "application/json", ParseError, "company-psc-not-found"),
+    ],
+    ids=["captcha", "empty", "html", "empty-object", "other-error", "malformed-errors"],
+)
+async def test_fetch_psc_404_without_the_registry_answer_is_a_typed_failure(
+    source, api, body, content_type, error, message
+):
+    """Only Companies House's own "company-psc-not-found" means no controllers; a bare 404 is no fact."""
+    serve_fixtures(api)
+    api.get(PSC_PATH).respond(404, text=body, headers={"Content-Type": content_type})
+    with pytest.raises(error, match=message) as raised:
+        await source.fetch(NUMBER)
+    assert type(raised.value) is error
+    assert (raised.value.source, raised.value.registry_id) == ("uk", NUMBER)
+
+
 async def test_fetch_psc_404_on_a_later_page_is_a_parse_error(api):
     source = make_source(items_per_page=2)
     first = {**fixture_document("psc.json"), "items": fixture_document("psc.json")["items"][:2]}

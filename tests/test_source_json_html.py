@@ -966,6 +966,47 @@ async def test_html_fetch_sends_an_html_accept_header(api):
     assert route.calls.last.request.headers["Accept"].startswith("text/html")
 
 
+def undeclared_gb18030_page() -> bytes:
+    """The GB18030 portal page with its <meta charset="gbk"> taken out: it declares no charset at all."""
+    page = (FEEDS / "credit_portal_company_gb18030.html").read_bytes()
+    assert b'<meta charset="gbk">' in page
+    return page.replace(b'<meta charset="gbk">', b"")
+
+
+async def test_undeclared_gb18030_page_fails_unless_the_source_allows_it(api):
+    api.get(f"/customers/{USCC}/registry").respond(
+        200, content=undeclared_gb18030_page(), headers={"Content-Type": "text/html"}
+    )
+    strict, allowing = html_source(**FAST), html_source(**FAST, undeclared_charset="gb18030")
+    try:
+        with pytest.raises(ParseError, match="declares no charset and is not valid utf-8"):
+            await strict.fetch(USCC)
+        fetched = await allowing.fetch(USCC)
+    finally:
+        await strict.aclose()
+        await allowing.aclose()
+    assert fetched.record.name == "杭州澜潮智能装备有限公司"
+    assert fetched.record.finance_head is not None and fetched.record.finance_head.name == "刘䶮"
+
+
+async def test_page_declared_utf8_but_not_utf8_fails_even_where_gb18030_is_allowed(api):
+    api.get(f"/customers/{USCC}/registry").respond(
+        200, content=undeclared_gb18030_page(), headers={"Content-Type": "text/html; charset=utf-8"}
+    )
+    source = html_source(**FAST, undeclared_charset="gb18030")
+    try:
+        with pytest.raises(ParseError, match="not valid utf-8 \\(as its Content-Type declares\\)"):
+            await source.fetch(USCC)
+    finally:
+        await source.aclose()
+
+
+def test_undeclared_charset_accepts_only_utf8_or_gb18030():
+    assert html_source().settings.undeclared_charset == "utf-8"
+    with pytest.raises(ValidationError, match="undeclared_charset"):
+        html_source(undeclared_charset="latin-1")
+
+
 # -- a real HTTP server on 127.0.0.1 ------------------------------------------------------------------
 
 

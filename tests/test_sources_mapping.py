@@ -575,14 +575,70 @@ async def test_brreg_fetch_rejects_a_bad_orgnr_without_asking(brreg, brreg_api):
     assert not brreg_api.calls
 
 
-async def test_brreg_fetch_gone_is_deregistered(brreg, brreg_api):
-    brreg_api.get(f"/enheter/{NO_ORGNR}").respond(410, text="")
+def removed_unit_body(orgnr: str = NO_ORGNR) -> str:
+    """Brønnøysund's 410 answer for a unit removed for legal reasons: its orgnr and slettedato only."""
+    deleted = json.loads(fixture_text("no_brreg/enhet_deleted.json"))
+    return json.dumps({"organisasjonsnummer": orgnr, "slettedato": deleted["slettedato"]})
+
+
+async def test_brreg_fetch_gone_with_the_removed_unit_is_deregistered(brreg, brreg_api):
+    unit = brreg_api.get(f"/enheter/{NO_ORGNR}").respond(410, text=removed_unit_body())
     fetched = await brreg.fetch(NO_ORGNR)
     assert fetched.record.status is not None
     assert fetched.record.status.code is CompanyStatus.DEREGISTERED
-    assert fetched.record.status.raw == "410 Gone"
-    assert fetched.record.people is None
-    assert fetched.raw == {"enhet": ""}
+    assert fetched.record.name is None and fetched.record.people is None
+    assert fetched.raw == {"enhet": removed_unit_body()}
+    # The stored raw answer maps to the same record (replay, audit).
+    assert parse_brreg(fetched.raw) == fetched.record
+    assert unit.call_count == 1 and not any("roller" in str(call.request.url) for call in brreg_api.calls)
+
+
+CAPTCHA_PAGE = "<html><body><h1>Access denied</h1><p>Please solve the captcha to continue.</p></body></html>"
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "error", "message"),
+    [
+        (CAPTCHA_PAGE, "text/html", BlockedError, "captcha"),
+        ("", "text/html", TransientError, "empty body"),
+        ("   \n", "application/json", TransientError, "empty body"),
+        ("<html><body>Gone</body></html>", "text/html", ParseError, "HTML where JSON"),
+        (
+            '{"status": 410, "error": "Gone"}',
+            "application/json",
+            ParseError,
+            "organisasjonsnummer and slettedato",
+        ),
+        (json.dumps({"organisasjonsnummer": NO_ORGNR}), "application/json", ParseError, "slettedato"),
+        (removed_unit_body("974760673"), "application/json", ParseError, "organisasjonsnummer"),
+        (
+            json.dumps({"organisasjonsnummer": NO_ORGNR, "slettedato": "soon"}),
+            "application/json",
+            ParseError,
+            "slettedato",
+        ),
+        ("[]", "application/json", ParseError, "organisasjonsnummer and slettedato"),
+    ],
+    ids=[
+        "captcha",
+        "empty",
+        "blank",
+        "html",
+        "other-json",
+        "no-slettedato",
+        "other-orgnr",
+        "bad-date",
+        "array",
+    ],
+)
+async def test_brreg_fetch_gone_without_the_removed_unit_is_a_typed_failure(
+    brreg, brreg_api, body, content_type, error, message
+):
+    brreg_api.get(f"/enheter/{NO_ORGNR}").respond(410, text=body, headers={"Content-Type": content_type})
+    with pytest.raises(error, match=message) as raised:
+        await brreg.fetch(NO_ORGNR)
+    assert type(raised.value) is error
+    assert raised.value.source == "no" and raised.value.registry_id == NO_ORGNR
 
 
 @pytest.mark.parametrize("status", [404, 410])
@@ -592,6 +648,14 @@ async def test_brreg_fetch_roles_missing_leaves_people_unknown(brreg, brreg_api,
     fetched = await brreg.fetch(NO_ORGNR)
     assert fetched.record.people is None and fetched.record.name == "FJORDLYS SJØMAT AS"
     assert set(fetched.raw) == {"enhet"}
+
+
+@pytest.mark.parametrize("status", [404, 410])
+async def test_brreg_fetch_roles_captcha_is_blocked_not_unknown(brreg, brreg_api, status):
+    brreg_api.get(f"/enheter/{NO_ORGNR}").respond(200, text=fixture_text("no_brreg/enhet.json"))
+    brreg_api.get(f"/enheter/{NO_ORGNR}/roller").respond(status, text=CAPTCHA_PAGE)
+    with pytest.raises(BlockedError, match="roller"):
+        await brreg.fetch(NO_ORGNR)
 
 
 async def test_brreg_fetch_rate_limited(brreg, brreg_api, waits):
@@ -940,6 +1004,18 @@ async def test_replay_reads_html_extension_and_gb18030(tmp_path):
     )
     fetched = await _replay(tmp_path, "qichacha").fetch(CN_USCC)
     assert fetched.record.name == "杭州澜潮智能装备有限公司"
+
+
+async def test_replay_never_garbles_a_file_that_is_not_utf8(tmp_path):
+    """A saved Brønnøysund answer with one Latin-1 byte is refused, naming the file; never read as GB18030."""
+    company = tmp_path / NO_ORGNR
+    company.mkdir()
+    (company / "enhet.json").write_text(fixture_text("no_brreg/enhet.json"), encoding="utf-8")
+    roles = fixture_text("no_brreg/roller_t0.json").replace("Magnus", "Søren")
+    (company / "roller.json").write_bytes(roles.encode().replace("ø".encode(), b"\xf8"))
+
+    with pytest.raises(ParseError, match=r"roller\.json: body declares no charset and is not valid utf-8"):
+        await _replay(tmp_path, "brreg").fetch(NO_ORGNR)
 
 
 async def test_replay_missing_company_is_not_found(tmp_path):

@@ -818,6 +818,8 @@ rate = "5/s"
 type = "qichacha"
 key = "${QCC_KEY}"
 secret = "${QCC_SECRET}"
+# A Retry-After pauses the whole source; one asking for longer than this is cut to it (then resumes).
+max_pause = "15m"
 
 # Notifiers hear the alerts of every borrower that pass their filters. urls are apprise URLs
 # (email, DingTalk, WeCom, Feishu/Lark, Slack, Teams...).
