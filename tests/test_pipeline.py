@@ -22,7 +22,7 @@ from watcher.config import load_config
 from watcher.importer import BorrowerRow, upsert_borrowers
 from watcher.models import Alert, AuditLog, Borrower, ChangeEvent, Delivery, KeyPersonOccasion, Snapshot
 from watcher.pipeline import Checker
-from watcher.schedule import first_slot_after
+from watcher.schedule import SPREAD_FROM, spread_out
 from watcher.store import open_store, unpack_raw
 
 FIXTURES = Path(__file__).parent / "fixtures" / "registries"
@@ -401,25 +401,24 @@ def test_a_check_that_runs_late_keeps_its_slot(world):
     world.check(slot + interval * 0.5)
     [late] = world.rows(Borrower)
     assert slot + interval <= late.next_check_at <= slot + interval + jitter
-    # Later than a whole interval (a backlog): the next slot on the same phase, within an interval.
+    # Later than a whole interval (a backlog): spread out again, within an interval.
     now = late.next_check_at + interval * 1.5
     world.check(now)
     [backlogged] = world.rows(Borrower)
-    assert (backlogged.next_check_at - slot) % interval < timedelta(seconds=1) + jitter
-    assert timedelta(0) < backlogged.next_check_at - now <= interval + jitter
+    assert backlogged.next_check_at == spread_out("no1", now, interval)
+    assert interval * SPREAD_FROM <= backlogged.next_check_at - now <= interval
 
 
-def test_checks_of_many_borrowers_spread_evenly_over_the_interval():
+def test_checks_of_many_borrowers_spread_evenly_after_their_first_check():
     """100,000 borrowers imported at once must not all fall due at the same moment every day."""
     interval = timedelta(hours=24)
-    start = T1.timestamp()
-    offsets = [(first_slot_after(f"borrower-{n}", start, interval) - start) / interval.total_seconds()
-               for n in range(24_000)]
-    assert all(0 < offset <= 1 for offset in offsets)
-    hours = [0] * 24
+    offsets = [(spread_out(f"borrower-{n}", T1, interval) - T1) / interval for n in range(24_000)]
+    assert all(SPREAD_FROM <= offset <= 1 for offset in offsets)
+    window = 1 - SPREAD_FROM
+    minutes = [0] * 24  # the spread window in 24 equal parts
     for offset in offsets:
-        hours[min(int(offset * 24), 23)] += 1
-    assert min(hours) > 800 and max(hours) < 1200  # about 1,000 an hour, no rush hour
+        minutes[min(int((offset - SPREAD_FROM) / window * 24), 23)] += 1
+    assert min(minutes) > 800 and max(minutes) < 1200  # about 1,000 a part, no rush hour
 
 
 # -- unchanged checks: identical answers are not mapped again, and are written in batches ---------

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from watcher.schedule import next_check_at, phase_of
+from watcher.schedule import SPREAD_FROM, next_check_at, spread_out
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -27,19 +27,22 @@ def settings_(draw):
     borrower_ids,
     settings_(),
     st.one_of(st.none(), st.integers(-40 * 86400, 400 * 86400)),
-    st.lists(st.tuples(st.integers(0, 40 * 86400), fractions), min_size=1, max_size=30),
+    st.lists(st.tuples(st.integers(0, 40 * 86400), fractions, st.booleans()), min_size=1, max_size=30),
 )
 @settings(max_examples=300)
 def test_after_any_check_the_next_is_at_most_one_interval_and_jitter_away(
     borrower_id, schedule, first_due, checks
 ):
-    """Manual checks, backlogs, early and late checks in any order: never pushed further out."""
+    """Manual checks, backlogs, early and late checks, first checks and recoveries in any order:
+    the next check is never pushed further out than one interval plus jitter."""
     interval, jitter = schedule
     scheduled = None if first_due is None else START + timedelta(seconds=first_due)
     now = START
-    for gap, draw in checks:
+    for gap, draw, settle in checks:
         now += timedelta(seconds=gap)
-        scheduled = next_check_at(borrower_id, now, interval, scheduled=scheduled, jitter=jitter, draw=draw)
+        scheduled = next_check_at(
+            borrower_id, now, interval, scheduled=scheduled, jitter=jitter, draw=draw, settle=settle
+        )
         assert now < scheduled <= now + interval + jitter
 
 
@@ -47,29 +50,32 @@ def test_after_any_check_the_next_is_at_most_one_interval_and_jitter_away(
     borrower_ids,
     settings_(),
     st.one_of(st.none(), st.integers(-40 * 86400, 400 * 86400)),
-    st.lists(fractions, min_size=3, max_size=30),
+    st.lists(fractions, min_size=2, max_size=30),
+    st.lists(st.floats(min_value=0, max_value=0.99, allow_nan=False), min_size=30, max_size=30),
 )
 @settings(max_examples=300)
-def test_checked_when_due_a_borrower_keeps_its_phase_and_its_interval(
-    borrower_id, schedule, first_due, draws
+def test_checked_when_due_a_borrower_is_checked_once_per_interval(
+    borrower_id, schedule, first_due, draws, lateness
 ):
-    """When nothing intervenes (each check runs when due), checks are an interval apart, give or take
-    the jitter, on the borrower's own phase: after the first due check, which joins the phase."""
+    """When nothing intervenes (each check runs when due, or late by less than an interval), checks
+    are at least an interval apart, and each is due one interval (plus jitter) after the last."""
     interval, jitter = schedule
     scheduled = None if first_due is None else START + timedelta(seconds=first_due)
     now = START
-    times = []
-    for draw in draws:
+    due_times = []
+    for draw, late in zip(draws, lateness, strict=False):
         scheduled = next_check_at(borrower_id, now, interval, scheduled=scheduled, jitter=jitter, draw=draw)
-        now = scheduled
-        times.append(now)
-    period, phase = interval.total_seconds(), phase_of(borrower_id, interval)
-    on_phase = times[1:]
-    for earlier, later in zip(on_phase, on_phase[1:], strict=False):
-        assert later - earlier >= interval - jitter - timedelta(milliseconds=1)
-    for moment in on_phase:
-        offset = (moment.timestamp() - phase) % period
-        assert offset <= jitter.total_seconds() + 0.01 or offset >= period - 0.01
+        due_times.append(scheduled)
+        now = scheduled + interval * late * 0.5  # the sweep comes a little after the due time
+    settled = due_times[1:]  # the first may be a manual check's or a spread-out one
+    for earlier, later in zip(settled, settled[1:], strict=False):
+        assert interval <= later - earlier <= interval + jitter
+
+
+@given(borrower_ids, intervals)
+def test_a_spread_out_borrower_is_due_within_the_spread_window(borrower_id, interval):
+    spread = spread_out(borrower_id, START, interval)
+    assert START + interval * SPREAD_FROM <= spread <= START + interval
 
 
 def test_three_manual_checks_do_not_push_the_next_automatic_one():

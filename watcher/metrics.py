@@ -10,7 +10,6 @@ heartbeat, so a scrape never waits for a database query.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -27,6 +26,7 @@ from prometheus_client import (
 from watcher.dispatch import DispatchReport
 from watcher.health import HealthReport, InstanceState, Liveness, ProblemKind
 from watcher.pipeline import CheckOutcome
+from watcher.serving import serve_until_stopped
 
 log = logging.getLogger("watcher.metrics")
 
@@ -196,42 +196,12 @@ async def serve_probes(
     Runs on the daemon's event loop: a loop that hangs stops answering, which a probe counts as down.
     Raises :class:`MetricsStartError` when it cannot listen.
     """
-    import uvicorn
-
-    class Server(uvicorn.Server):
-        def capture_signals(self):  # the daemon's stop event ends us, not SIGTERM directly
-            return contextlib.nullcontext()
-
-    server = Server(
-        uvicorn.Config(
-            probe_app(metrics, liveness),
-            host=host,
-            port=port,
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-            server_header=False,
-            proxy_headers=False,
-        )
+    await serve_until_stopped(
+        probe_app(metrics, liveness),
+        stop_event,
+        host=host,
+        port=port,
+        what="metrics endpoint",
+        start_error=MetricsStartError,
+        access_log=False,
     )
-
-    async def run() -> None:
-        try:
-            await server.serve()
-        except SystemExit as error:  # uvicorn exits the process when it cannot bind
-            raise MetricsStartError(f"metrics endpoint could not listen on {host}:{port}") from error
-
-    serving = asyncio.create_task(run(), name="metrics-server")
-    stopping = asyncio.create_task(stop_event.wait(), name="metrics-stop")
-    try:
-        await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        server.should_exit = True
-        stopping.cancel()
-        await asyncio.gather(stopping, serving, return_exceptions=True)
-    error = serving.exception()
-    if error is not None:
-        raise error
-    if not stop_event.is_set():
-        raise MetricsStartError(f"metrics endpoint on {host}:{port} stopped unexpectedly")
-    log.debug("metrics endpoint on %s:%s stopped", host, port)

@@ -193,7 +193,7 @@ class Checker:
                 content_hash=borrower.last_content_hash or "",
                 payload_digest=payload,
                 checked_at=now,
-                next_check_at=self._next_check(borrower, now),
+                next_check_at=self._next_check(borrower, now, settle=borrower.consecutive_failures > 0),
             )
         )
         oldest = self._unsettled[0].checked_at
@@ -264,7 +264,7 @@ class Checker:
 
     # -- database side (runs on the single DB thread) ----------------------------------------------
 
-    def _next_check(self, borrower: Borrower, now: datetime) -> datetime:
+    def _next_check(self, borrower: Borrower, now: datetime, *, settle: bool) -> datetime:
         interval = (
             timedelta(seconds=borrower.interval_seconds)
             if borrower.interval_seconds
@@ -277,6 +277,7 @@ class Checker:
             scheduled=borrower.next_check_at,
             jitter=self.config.schedule.jitter,
             draw=random.random(),
+            settle=settle,
         )
 
     def _record_failure(self, borrower_id: str, error: SourceError | CheckStorageError) -> CheckOutcome:
@@ -317,6 +318,8 @@ class Checker:
             # then sees this one's snapshot, instead of storing the same change twice.
             borrower = session.get(Borrower, borrower_id, with_for_update=True)
             assert borrower is not None
+            # A first check, or a first success after failures, has no slot worth keeping.
+            settle = borrower.baseline_at is None or borrower.consecutive_failures > 0
             outcome = self._apply(session, borrower, record, digest, fetched, now)
             borrower.last_checked_at = now
             borrower.claimed_by = None
@@ -326,7 +329,7 @@ class Checker:
             borrower.last_error = None
             borrower.last_error_kind = None
             borrower.failing_since = None
-            borrower.next_check_at = self._next_check(borrower, now)
+            borrower.next_check_at = self._next_check(borrower, now, settle=settle)
             if outcome.awaiting_confirmation:
                 # Checked again once the confirmation is due, and the same answer must be mapped
                 # again then (not skipped as "same as last time").

@@ -31,7 +31,7 @@ from watcher.models import (
     SourceHealth,
     utcnow,
 )
-from watcher.schedule import first_slot_after
+from watcher.schedule import spread_out
 
 if TYPE_CHECKING:
     from watcher.routing import PlannedDelivery
@@ -385,8 +385,8 @@ def reschedule_beyond_interval(
     session: Session, *, interval: timedelta, jitter: timedelta, now: datetime, limit: int = 1000
 ) -> int:
     """Bring the next checks of borrowers on the default interval within that interval (plus jitter),
-    each on its own phase: a shortened ``[schedule] interval`` takes effect at the next sweep instead
-    of after the old, longer one. Normally finds nothing (an index range scan); returns how many moved.
+    spread out: a shortened ``[schedule] interval`` takes effect at the next sweep instead of after
+    the old, longer one. Normally finds nothing (an index range scan); returns how many moved.
     """
     far = list(
         session.exec(
@@ -400,8 +400,7 @@ def reschedule_beyond_interval(
         )
     )
     for borrower_id in far:
-        slot = first_slot_after(borrower_id, now.timestamp(), interval)
-        moved = datetime.fromtimestamp(slot, tz=now.tzinfo)
+        moved = spread_out(borrower_id, now, interval)
         session.exec(update(Borrower).where(col(Borrower.id) == borrower_id).values(next_check_at=moved))
     return len(far)
 

@@ -27,6 +27,7 @@ from watcher.config import Config, ConsoleSection, is_loopback_host
 from watcher.console import views
 from watcher.console.auth import LoginThrottle
 from watcher.models import utcnow
+from watcher.serving import serve_until_stopped
 from watcher.store import Store
 
 log = logging.getLogger("watcher.console")
@@ -151,32 +152,6 @@ class ConsoleStartError(RuntimeError):
     """The console could not start serving (typically: the port is taken)."""
 
 
-class _EmbeddedServer:
-    """A uvicorn server that leaves signal handling to its host (``watcher run``, ``watcher serve``)."""
-
-    def __init__(self, app: Starlette, host: str, port: int) -> None:
-        import uvicorn
-
-        class Server(uvicorn.Server):
-            def capture_signals(self):  # the host's stop event ends us, not SIGTERM directly
-                import contextlib
-
-                return contextlib.nullcontext()
-
-        self.server = Server(
-            uvicorn.Config(
-                app,
-                host=host,
-                port=port,
-                log_config=None,
-                access_log=True,
-                lifespan="off",
-                server_header=False,
-                proxy_headers=False,
-            )
-        )
-
-
 async def serve_console(
     store: Store,
     config: Config,
@@ -195,26 +170,12 @@ async def serve_console(
     port = port if port is not None else config.console.port
     for warning in exposure_warnings(config.console, host, port):
         log.warning("%s", warning)
-    app = create_app(store, config, host=host)
-    embedded = _EmbeddedServer(app, host, port)
-    server = embedded.server
-
-    async def run() -> None:
-        try:
-            await server.serve(sockets=[sock] if sock is not None else None)
-        except SystemExit as error:  # uvicorn exits the process when it cannot bind
-            raise ConsoleStartError(f"console could not listen on {host}:{port}") from error
-
-    serving = asyncio.create_task(run(), name="console")
-    stopping = asyncio.create_task(stop_event.wait(), name="console-stop")
-    try:
-        await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        server.should_exit = True
-        stopping.cancel()
-        await asyncio.gather(stopping, serving, return_exceptions=True)
-    error = serving.exception()
-    if error is not None:
-        raise error
-    if not stop_event.is_set():
-        raise ConsoleStartError(f"console on {host}:{port} stopped unexpectedly")
+    await serve_until_stopped(
+        create_app(store, config, host=host),
+        stop_event,
+        host=host,
+        port=port,
+        what="console",
+        start_error=ConsoleStartError,
+        sock=sock,
+    )
