@@ -13,7 +13,7 @@ import random
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -22,13 +22,13 @@ from sqlmodel import Session
 from sources import source_class
 from sources.base import Fetched, SamePayload, Source
 from watcher.config import Config
-from watcher.diff import Change, diff
 from watcher.errors import CheckStorageError, SourceError
+from watcher.evaluate import Evaluation, Outcome, StoredState, evaluate
 from watcher.models import Alert, Borrower, ChangeEvent, KeyPersonOccasion, Snapshot, utcnow
 from watcher.normalize import content_hash, normalize_record
-from watcher.record import KEY_PERSON_CATEGORIES, RegistryRecord, record_as_dict, record_from_dict
+from watcher.record import RegistryRecord, record_as_dict, record_from_dict
 from watcher.routing import plan_deliveries
-from watcher.rules import Assessment, RuleSettings, assess, signatory_mismatch, vanished_sections
+from watcher.rules import Assessment, RuleSettings, signatory_mismatch
 from watcher.schedule import next_check_at
 from watcher.store import (
     Store,
@@ -75,6 +75,49 @@ class _Unchanged:
     payload_digest: str | None
     checked_at: datetime
     next_check_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """What a failed check leaves on its borrower."""
+
+    kind: str
+    message: str
+    consecutive: int
+    since: datetime
+
+
+def settled(
+    *, now: datetime, next_check_at: datetime, payload: str | None = None, failure: Failure | None = None
+) -> dict[str, object]:
+    """The borrower's bookkeeping after a check, as column values: the one place that says what a
+    success or a failure leaves behind (the claim released, the error kept or cleared, the next due
+    time, and after a success no wait for confirmation), for the ORM and the batched writes alike."""
+    values: dict[str, object] = {
+        "last_checked_at": now,
+        "next_check_at": next_check_at,
+        "claimed_by": None,
+        "lease_until": None,
+    }
+    if failure is not None:
+        return values | {
+            "consecutive_failures": failure.consecutive,
+            "last_error": failure.message,
+            "last_error_kind": failure.kind,
+            "failing_since": failure.since,
+        }
+    return values | {
+        "last_success_at": now,
+        "last_payload_digest": payload,
+        "consecutive_failures": 0,
+        "last_error": None,
+        "last_error_kind": None,
+        "failing_since": None,
+        "pending_since": None,
+        "pending_hash": None,
+        "pending_raw_gz": None,
+    }
+
 
 def build_sources(config: Config) -> dict[str, Source]:
     return {name: source_class(options.type)(name, options) for name, options in config.sources.items()}
@@ -208,36 +251,21 @@ class Checker:
             await self._in_db(self._write_unchanged, batch)
 
     def _write_unchanged(self, batch: Sequence[_Unchanged]) -> None:
-        table = Borrower.__table__
+        table = Borrower.metadata.tables[Borrower.__tablename__]
+        settlements = [
+            settled(now=item.checked_at, next_check_at=item.next_check_at, payload=item.payload_digest)
+            for item in batch
+        ]
+        rows = [
+            {"b_id": item.borrower_id, "b_hash": item.content_hash}
+            | {f"v_{column}": value for column, value in values.items()}
+            for item, values in zip(batch, settlements, strict=True)
+        ]
         statement = (
             update(table)
             .where(table.c.id == bindparam("b_id"), table.c.last_content_hash == bindparam("b_hash"))
-            .values(
-                last_checked_at=bindparam("b_at"),
-                last_success_at=bindparam("b_at"),
-                next_check_at=bindparam("b_next"),
-                last_payload_digest=bindparam("b_payload"),
-                claimed_by=None,
-                lease_until=None,
-                consecutive_failures=0,
-                last_error=None,
-                last_error_kind=None,
-                failing_since=None,
-                pending_since=None,
-                pending_hash=None,
-                pending_raw_gz=None,
-            )
+            .values({column: bindparam(f"v_{column}") for column in settlements[0]})
         )
-        rows = [
-            {
-                "b_id": item.borrower_id,
-                "b_hash": item.content_hash,
-                "b_at": item.checked_at,
-                "b_next": item.next_check_at,
-                "b_payload": item.payload_digest,
-            }
-            for item in batch
-        ]
         expected = {item.borrower_id: item.content_hash for item in batch}
         now = self.clock()
         with self.store.transaction() as session:
@@ -288,18 +316,15 @@ class Checker:
             # then sees this one's snapshot, instead of storing the same change twice.
             borrower = session.get(Borrower, borrower_id, with_for_update=True)
             assert borrower is not None
-            borrower.last_checked_at = now
-            borrower.claimed_by = None
-            borrower.lease_until = None
-            borrower.consecutive_failures += 1
-            borrower.last_error = message
-            borrower.last_error_kind = error.kind
-            if borrower.failing_since is None:
-                borrower.failing_since = now
-            backoff = self.config.schedule.retry_after_failure * min(
-                2 ** (borrower.consecutive_failures - 1), 16
+            failures = borrower.consecutive_failures + 1
+            backoff = self.config.schedule.retry_after_failure * min(2 ** (failures - 1), 16)
+            values = settled(
+                now=now,
+                next_check_at=now + min(backoff, self.config.schedule.interval),
+                failure=Failure(error.kind, message, failures, borrower.failing_since or now),
             )
-            borrower.next_check_at = now + min(backoff, self.config.schedule.interval)
+            for column, value in values.items():
+                setattr(borrower, column, value)
             session.add(borrower)
             if isinstance(error, SourceError):  # a storage failure says nothing about the registry
                 record_source_health(
@@ -312,6 +337,7 @@ class Checker:
     def _record_success(
         self, borrower_id: str, fetched: Fetched, record: RegistryRecord, digest: str
     ) -> CheckOutcome:
+        """Load what the check's meaning depends on, :func:`evaluate` it, store the result."""
         now = self.clock()
         with self.store.transaction() as session:
             # Locked: a second, overlapping check of the same borrower (a lease that lapsed) waits and
@@ -319,25 +345,29 @@ class Checker:
             borrower = session.get(Borrower, borrower_id, with_for_update=True)
             assert borrower is not None
             # A first check, or a first success after failures, has no slot worth keeping.
-            settle = borrower.baseline_at is None or borrower.consecutive_failures > 0
-            outcome = self._apply(session, borrower, record, digest, fetched, now)
-            borrower.last_checked_at = now
-            borrower.claimed_by = None
-            borrower.lease_until = None
-            borrower.last_success_at = now
-            borrower.consecutive_failures = 0
-            borrower.last_error = None
-            borrower.last_error_kind = None
-            borrower.failing_since = None
-            borrower.next_check_at = self._next_check(borrower, now, settle=settle)
-            if outcome.awaiting_confirmation:
+            spread = borrower.baseline_at is None or borrower.consecutive_failures > 0
+            evaluation = evaluate(
+                self._stored_state(session, borrower, digest, now),
+                record,
+                digest,
+                now=now,
+                settings=self.rules,
+                confirm_after=self.config.rules.confirm_after,
+            )
+            outcome = self._store(session, borrower, evaluation, record, digest, fetched, now)
+            next_check = self._next_check(borrower, now, settle=spread)
+            if evaluation.hold:
                 # Checked again once the confirmation is due, and the same answer must be mapped
                 # again then (not skipped as "same as last time").
                 assert borrower.pending_since is not None
                 confirm_at = borrower.pending_since + self.config.rules.confirm_after
-                borrower.next_check_at = max(now, min(borrower.next_check_at, confirm_at))
-            else:
-                borrower.last_payload_digest = fetched.payload_digest
+                next_check = max(now, min(next_check, confirm_at))
+            values = settled(
+                now=now, next_check_at=next_check, payload=None if evaluation.hold else fetched.payload_digest
+            )
+            for column, value in values.items():
+                if not (evaluation.hold and column.startswith("pending_")):
+                    setattr(borrower, column, value)
             session.add(borrower)
             write_health = self._health_due(borrower.source, now)
             if write_health:
@@ -346,65 +376,62 @@ class Checker:
             self._success_written_at[borrower.source] = now
         return outcome
 
+    def _stored_state(self, session: Session, borrower: Borrower, digest: str, now: datetime) -> StoredState:
+        """The borrower's stored facts; the last record and earlier occasions only when the content
+        moved (unchanged checks, nearly all of them, read neither)."""
+        stored_hash = borrower.last_content_hash or latest_hash(session, borrower.id)
+        previous: RegistryRecord | None = None
+        earlier: tuple[date, ...] = ()
+        if borrower.baseline_at is not None and stored_hash != digest:
+            snapshot = latest_snapshot(session, borrower.id)
+            previous = record_from_dict(json.loads(snapshot.record_json)) if snapshot else None
+            earlier = tuple(occasion_days_since(session, borrower.id, now.date() - self.rules.window))
+        return StoredState(
+            baseline_at=borrower.baseline_at,
+            content_hash=stored_hash,
+            previous=previous,
+            earlier_occasions=earlier,
+            legal_rep_on_file=borrower.legal_rep_on_file,
+            signatory_mismatch=borrower.signatory_mismatch,
+            pending_hash=borrower.pending_hash,
+            pending_since=borrower.pending_since,
+        )
+
     def _health_due(self, source: str, now: datetime) -> bool:
         """A source's success is written at most once a minute while it stays healthy: one less write
         per check, and `watcher status` is still right to the minute. Failures are always written."""
         written = self._success_written_at.get(source)
         return written is None or not (timedelta(0) <= now - written < HEALTH_WRITE_EVERY)
 
-    def _apply(
+    def _store(
         self,
         session: Session,
         borrower: Borrower,
+        evaluation: Evaluation,
         record: RegistryRecord,
         digest: str,
         fetched: Fetched,
         now: datetime,
     ) -> CheckOutcome:
-        baseline = borrower.baseline_at is None
-        changes: list[Change] = []
-        snapshot: Snapshot | None = None
-        if baseline:
-            snapshot = self._snapshot(session, borrower, record, digest, fetched, now)
+        """Write what ``evaluation`` decided, in the caller's transaction."""
+        if evaluation.hold:
+            if borrower.pending_hash != digest:  # a new wait starts; the same answer keeps the old one
+                borrower.pending_since, borrower.pending_hash = now, digest
+                borrower.pending_raw_gz = pack_raw(fetched.raw)
+            return CheckOutcome(borrower.id, ok=True, awaiting_confirmation=True)
+        snapshot = self._snapshot(session, borrower, evaluation, record, digest, fetched, now)
+        if evaluation.outcome is Outcome.BASELINE:
             borrower.baseline_at = now
-            self._remember_history(session, borrower, record, now)
-        elif (borrower.last_content_hash or latest_hash(session, borrower.id)) != digest:
-            previous = latest_snapshot(session, borrower.id)
-            old = record_from_dict(json.loads(previous.record_json)) if previous else record
-            if not self._confirmed(borrower, old, record, digest, fetched, now):
-                return CheckOutcome(borrower.id, ok=True, awaiting_confirmation=True)
-            changes = diff(old, record)
-            snapshot = self._snapshot(session, borrower, record, digest, fetched, now)
-
-        baseline_day = (borrower.baseline_at or now).date()
-        late_history = [
-            c
-            for c in changes
-            if c.from_change_log and c.effective_date is not None and c.effective_date < baseline_day
-        ]
-        news = [c for c in changes if c not in late_history]
-        today = now.date()
-        # Earlier occasions matter only to a check that found something: unchanged checks (nearly
-        # all of them) skip the query.
-        earlier = occasion_days_since(session, borrower.id, today - self.rules.window) if changes else []
-        earlier += [c.effective_date for c in late_history if c.key_person and c.effective_date]
-        assessment = assess(
-            news,
-            record=record,
-            detected_on=today,
-            earlier_occasions=earlier,
-            settings=self.rules,
-            legal_rep_on_file=borrower.legal_rep_on_file,
-            previous_mismatch=borrower.signatory_mismatch,
-        )
+        assessment = evaluation.assessment
         borrower.signatory_mismatch = assessment.signatory_mismatch
-        alert = self._alert(session, borrower, assessment, now) if assessment.severity else None
-        for change in changes:
+        alert = self._alert(session, borrower, assessment, now) if evaluation.alerts else None
+        alert_id = alert.id if alert else None
+        for change in evaluation.changes:
             session.add(
                 ChangeEvent(
                     borrower_id=borrower.id,
                     snapshot_id=snapshot.id if snapshot else None,
-                    alert_id=alert.id if alert and change in news else None,
+                    alert_id=alert_id if change in evaluation.news else None,
                     source=borrower.source,
                     category=change.category.value,
                     action=change.action.value,
@@ -419,72 +446,43 @@ class Checker:
         for day in assessment.occasions:
             session.add(
                 KeyPersonOccasion(
-                    borrower_id=borrower.id,
-                    occasion_date=day,
-                    detected_at=now,
-                    alert_id=alert.id if alert else None,
+                    borrower_id=borrower.id, occasion_date=day, detected_at=now, alert_id=alert_id
                 )
             )
-        for change in late_history:
-            if change.key_person and change.effective_date:
-                session.add(
-                    KeyPersonOccasion(
-                        borrower_id=borrower.id,
-                        occasion_date=change.effective_date,
-                        detected_at=now,
-                        historical=True,
-                        evidence=change.subject,
-                    )
+        for occasion in evaluation.historical:
+            session.add(
+                KeyPersonOccasion(
+                    borrower_id=borrower.id,
+                    occasion_date=occasion.day,
+                    detected_at=now,
+                    historical=True,
+                    evidence=occasion.evidence,
                 )
+            )
         return CheckOutcome(
             borrower.id,
             ok=True,
-            baseline=baseline,
-            changes=len(changes),
-            alert_id=alert.id if alert else None,
+            baseline=evaluation.outcome is Outcome.BASELINE,
+            changes=len(evaluation.changes),
+            alert_id=alert_id,
             severity=assessment.severity.value if assessment.severity else None,
         )
-
-    def _confirmed(
-        self,
-        borrower: Borrower,
-        old: RegistryRecord,
-        record: RegistryRecord,
-        digest: str,
-        fetched: Fetched,
-        now: datetime,
-    ) -> bool:
-        """Whether a change may be stored now: yes, unless people or shareholders vanished en masse
-        and no second fetch at least ``confirm_after`` after the first has shown the same yet.
-
-        The first fetch of such a change is kept on the borrower; when the confirming fetch comes,
-        both go into the snapshot as evidence.
-        """
-        if not vanished_sections(old, record):
-            self._forget_pending(borrower)
-            return True
-        if borrower.pending_hash == digest and borrower.pending_since is not None:
-            return now - borrower.pending_since >= self.config.rules.confirm_after
-        borrower.pending_since = now
-        borrower.pending_hash = digest
-        borrower.pending_raw_gz = pack_raw(fetched.raw)
-        return False
-
-    @staticmethod
-    def _forget_pending(borrower: Borrower) -> None:
-        borrower.pending_since = borrower.pending_hash = borrower.pending_raw_gz = None
 
     def _snapshot(
         self,
         session: Session,
         borrower: Borrower,
+        evaluation: Evaluation,
         record: RegistryRecord,
         digest: str,
         fetched: Fetched,
         now: datetime,
-    ) -> Snapshot:
+    ) -> Snapshot | None:
+        """The new record with its raw answer (and, ending a wait for confirmation, the first fetch)."""
+        if not evaluation.stores_snapshot:
+            return None
         borrower.last_content_hash = digest
-        confirmed = borrower.pending_hash == digest and borrower.pending_raw_gz is not None
+        confirmed = evaluation.confirmed and borrower.pending_raw_gz is not None
         snapshot = Snapshot(
             borrower_id=borrower.id,
             source=borrower.source,
@@ -495,26 +493,9 @@ class Checker:
             first_seen_at=borrower.pending_since if confirmed else None,
             first_raw_gz=borrower.pending_raw_gz if confirmed else None,
         )
-        self._forget_pending(borrower)
         session.add(snapshot)
         session.flush()
         return snapshot
-
-    def _remember_history(
-        self, session: Session, borrower: Borrower, record: RegistryRecord, now: datetime
-    ) -> None:
-        """Key-person changes the source dates before our baseline still count toward the window."""
-        for entry in record.change_log or ():
-            if entry.date is not None and entry.categories & KEY_PERSON_CATEGORIES:
-                session.add(
-                    KeyPersonOccasion(
-                        borrower_id=borrower.id,
-                        occasion_date=entry.date,
-                        detected_at=now,
-                        historical=True,
-                        evidence=entry.item,
-                    )
-                )
 
     def _alert(self, session: Session, borrower: Borrower, assessment: Assessment, now: datetime) -> Alert:
         assert assessment.severity is not None
@@ -529,6 +510,7 @@ class Checker:
         )
         session.add(alert)
         session.flush()
+        assert alert.id is not None
         planned = plan_deliveries(
             self.config,
             officer=borrower.officer,
