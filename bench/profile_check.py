@@ -44,10 +44,10 @@ from watcher.errors import SourceError
 # appears in one of its frames (only in its innermost frame when leaf_only).
 ACTIVITIES: tuple[tuple[str, tuple[str, ...], bool], ...] = (
     ("module imports (start-up and lazy)", ("_find_and_load (<frozen importlib._bootstrap>",), False),
-    ("start-up: config load + validation", ("load_config (watcher/config.py",), False),
+    ("start-up: config load + validation", ("load_config (watcher/config/loading.py",), False),
     (
         "start-up: open store, schema check, load borrowers",
-        ("open_db (watcher/cli.py", "open_store (watcher/store.py", "borrowers (watcher/store.py"),
+        ("with_store (watcher/cli/base.py", "open_store (watcher/store.py", "borrowers (watcher/store.py"),
         False,
     ),
     ("DB thread: normalize_record + content_hash", ("normalize_record (", "content_hash ("), False),

@@ -186,8 +186,8 @@ def test_status_shows_failing_registry_errors_inert(hostile: Deployment):
 def test_the_command_line_prints_only_through_watcher_output():
     """One place keeps untrusted text inert: a new command printing by itself would bypass it."""
     root = Path(__file__).resolve().parents[1]
-    for module in ("watcher/cli.py", "watcher/demo.py"):
-        tree = ast.parse((root / module).read_text(encoding="utf-8"))
+    for module in (*sorted((root / "watcher" / "cli").glob("*.py")), root / "watcher" / "demo.py"):
+        tree = ast.parse(module.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
             if isinstance(node, ast.Call):
                 called = ast.unparse(node.func)

@@ -10,16 +10,19 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sources.replay import ReplayOptions
 from watcher.alerts import alert_view, delivery_targets_of
 from watcher.config import Config, load_config
 from watcher.importer import parse_borrowers_csv, upsert_borrowers
-from watcher.pipeline import Checker, build_sources
+from watcher.models import Borrower
+from watcher.output import HistoryFormat, echo, print_history
+from watcher.pipeline import Checker, CheckOutcome, build_sources
 from watcher.render import render_alert
-from watcher.store import history, open_store
+from watcher.store import Store, borrowers, history, open_store
 
 DEMO_DATA = Path(__file__).with_name("demo_data")
 ROUND_TIMES = (
@@ -66,20 +69,18 @@ language = "en"
 """
 
 
-def run_demo(*, language: str, keep: Path | None, echo: Callable[..., None], print_history: Callable) -> None:
-    """``echo`` prints one line (the command line's, which keeps registry text off the terminal)."""
+def run_demo(*, language: str, keep: Path | None) -> None:
+    """The three rounds in ``keep`` (a throw-away folder without it), printed via :mod:`watcher.output`."""
     workdir = Path(tempfile.mkdtemp(prefix="watcher-demo-")) if keep is None else keep
     workdir.mkdir(parents=True, exist_ok=True)
     try:
-        _run(workdir, language, echo, print_history)
+        _run(workdir, language)
     finally:
         if keep is None:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _run(workdir: Path, language: str, echo: Callable[..., None], print_history: Callable) -> None:
-    from watcher.cli import HistoryFormat
-
+def _run(workdir: Path, language: str) -> None:
     config_path = workdir / "watcher.toml"
     config_path.write_text(DEMO_CONFIG.format(language=language), encoding="utf-8")
     config = load_config(config_path)
@@ -88,41 +89,18 @@ def _run(workdir: Path, language: str, echo: Callable[..., None], print_history:
     parsed = parse_borrowers_csv(DEMO_DATA / "borrowers.csv", sources=sources, officers=list(config.officers))
     with store.transaction() as session:
         upsert_borrowers(session, parsed.rows, actor="demo")
-    window_days = config.rules.window.days
     source_of = {row.registry_id: row.source for row in parsed.rows}
     for number, when in enumerate(ROUND_TIMES, start=1):
         _stage_round(config, source_of, number)
         echo()
         echo(f"=== round {number}: registries as of {when:%Y-%m-%d} ===")
-        checker = Checker(store, config, sources=build_sources(config), clock=lambda when=when: when)
+        checker = Checker(store, config, sources=build_sources(config), clock=_fixed(when))
         with store.session() as session:
-            from watcher.store import borrowers
-
             selected = borrowers(session)
         outcomes = asyncio.run(_check(checker, selected))
         for outcome in outcomes:
-            state = (
-                "baseline (silent)"
-                if outcome.baseline
-                else f"{outcome.changes} change(s)"
-                if outcome.changes
-                else "unchanged"
-            )
-            if not outcome.ok:
-                state = f"FAILED {outcome.error_kind}: {outcome.error}"
-            echo(f"  {outcome.borrower_id}: {state}")
-        for outcome in outcomes:
-            if outcome.alert_id is None:
-                continue
-            with store.session() as session:
-                view = alert_view(session, outcome.alert_id, window_days=window_days)
-                targets = delivery_targets_of(session, outcome.alert_id)
-            rendered = render_alert(view, language)
-            echo()
-            echo(f"--- alert #{outcome.alert_id} → {', '.join(targets) or 'no target'} ---")
-            echo(rendered.title)
-            for line in rendered.body.splitlines():
-                echo(line)
+            echo(f"  {outcome.borrower_id}: {_state(outcome)}")
+        _show_alerts(store, config, outcomes, language)
     echo()
     echo("=== change history ===")
     with store.session() as session:
@@ -131,7 +109,36 @@ def _run(workdir: Path, language: str, echo: Callable[..., None], print_history:
     store.dispose()
 
 
-async def _check(checker: Checker, selected):
+def _fixed(when: datetime) -> Callable[[], datetime]:
+    """The clock of one round: every check in it happens at the round's simulated date."""
+    return lambda: when
+
+
+def _state(outcome: CheckOutcome) -> str:
+    if not outcome.ok:
+        return f"FAILED {outcome.error_kind}: {outcome.error}"
+    if outcome.baseline:
+        return "baseline (silent)"
+    return f"{outcome.changes} change(s)" if outcome.changes else "unchanged"
+
+
+def _show_alerts(store: Store, config: Config, outcomes: Sequence[CheckOutcome], language: str) -> None:
+    """Each alert of the round as its officers and notifiers would read it."""
+    for outcome in outcomes:
+        if outcome.alert_id is None:
+            continue
+        with store.session() as session:
+            view = alert_view(session, outcome.alert_id, window_days=config.rules.window.days)
+            targets = delivery_targets_of(session, outcome.alert_id)
+        rendered = render_alert(view, language)
+        echo()
+        echo(f"--- alert #{outcome.alert_id} → {', '.join(targets) or 'no target'} ---")
+        echo(rendered.title)
+        for line in rendered.body.splitlines():
+            echo(line)
+
+
+async def _check(checker: Checker, selected: Sequence[Borrower]) -> list[CheckOutcome]:
     try:
         return await checker.check(selected)
     finally:
@@ -141,7 +148,11 @@ async def _check(checker: Checker, selected):
 def _stage_round(config: Config, source_of: dict[str, str], number: int) -> None:
     """Put round N's saved responses where the replay sources read them, as a manual upload would."""
     round_dir = DEMO_DATA / f"round{number}"
-    folders = {name: Path(options.folder) for name, options in config.sources.items()}
+    folders = {
+        name: Path(options.folder)
+        for name, options in config.sources.items()
+        if isinstance(options, ReplayOptions)
+    }
     for folder in folders.values():
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)

@@ -8,6 +8,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session
 
@@ -15,6 +16,9 @@ from sources.base import Source
 from watcher.models import Borrower, utcnow
 from watcher.store import audit
 from watcher.units import parse_duration
+
+if TYPE_CHECKING:
+    import _csv
 
 REQUIRED_COLUMNS = ("id", "name", "source", "registry_id")
 OPTIONAL_COLUMNS = ("officer", "tags", "interval", "legal_rep_on_file")
@@ -71,6 +75,16 @@ def _decode(path: Path) -> str:
     except UnicodeDecodeError:
         pass
     lines = body.split(b"\n")  # no multi-byte character of either encoding contains a newline byte
+    _refuse_mixed_encodings(path, lines, has_bom=has_bom)
+    try:
+        return body.decode("gb18030")
+    except UnicodeDecodeError:
+        neither = next(n for n, line in enumerate(lines, 1) if not _decodes(line, "gb18030"))
+        raise BorrowerFileError(f"{path}: line {neither}: neither UTF-8 nor GB18030 text") from None
+
+
+def _refuse_mixed_encodings(path: Path, lines: list[bytes], *, has_bom: bool) -> None:
+    """Refuse a file that is not all UTF-8 yet claims to be (a BOM) or has lines of UTF-8 text."""
     not_utf8 = [number for number, line in enumerate(lines, 1) if not _decodes(line, "utf-8")]
     utf8_text = [
         number for number, line in enumerate(lines, 1) if not line.isascii() and _decodes(line, "utf-8")
@@ -89,11 +103,6 @@ def _decode(path: Path) -> str:
             f"{path}: line {utf8_text[0]}: UTF-8, unlike the rest of the file (GB18030 from line "
             f"{not_utf8[0]}); save the whole file in one encoding, preferably UTF-8"
         )
-    try:
-        return body.decode("gb18030")
-    except UnicodeDecodeError:
-        neither = next(n for n, line in enumerate(lines, 1) if not _decodes(line, "gb18030"))
-        raise BorrowerFileError(f"{path}: line {neither}: neither UTF-8 nor GB18030 text") from None
 
 
 def _decodes(data: bytes, encoding: str) -> bool:
@@ -128,35 +137,12 @@ def _parse(
     path: Path, text: str, *, sources: Mapping[str, Source], officers: Sequence[str]
 ) -> ParsedBorrowers:
     reader = csv.reader(io.StringIO(text, newline=""))
-    header_row = next(reader, [])
-    header = [name.strip() for name in header_row]
-    missing = [column for column in REQUIRED_COLUMNS if column not in header]
-    if missing:
-        raise BorrowerFileError(
-            f"{path}: line 1: header lacks {', '.join(missing)} (expected {','.join(REQUIRED_COLUMNS)} "
-            f"and optionally {','.join(OPTIONAL_COLUMNS)})"
-        )
-    unknown = [column for column in header if column not in COLUMNS]
-    if unknown:
-        raise BorrowerFileError(f"{path}: line 1: unknown column(s) {', '.join(unknown)}")
+    header = _header(path, next(reader, []))
     result = ParsedBorrowers()
     first_line_of: dict[str, int] = {}
-    previous_end = reader.line_num
-    for cells in reader:
-        # A quoted cell may span lines: a row is reported at the line where it starts.
-        line, previous_end = previous_end + 1, reader.line_num
-        if not any(cell.strip() for cell in cells):
-            continue
-        if len(cells) > len(header):
-            result.rejected.append(RowProblem(line, f"{len(cells)} fields, header has {len(header)}"))
-            continue
-        values = dict(zip(header, cells, strict=False))
-        unstorable = _unstorable_cell(values)
-        if unstorable:
-            result.rejected.append(RowProblem(line, unstorable))
-            continue
+    for line, cells in _numbered_rows(reader):
         try:
-            row = _row(values, sources)
+            row = _checked_row(cells, header, sources)
         except ValueError as error:
             result.rejected.append(RowProblem(line, str(error)))
             continue
@@ -174,6 +160,41 @@ def _parse(
             )
         result.rows.append(row)
     return result
+
+
+def _header(path: Path, header_row: list[str]) -> list[str]:
+    """The column names, refused as a whole when a required one is missing or one is unknown."""
+    header = [name.strip() for name in header_row]
+    missing = [column for column in REQUIRED_COLUMNS if column not in header]
+    if missing:
+        raise BorrowerFileError(
+            f"{path}: line 1: header lacks {', '.join(missing)} (expected {','.join(REQUIRED_COLUMNS)} "
+            f"and optionally {','.join(OPTIONAL_COLUMNS)})"
+        )
+    unknown = [column for column in header if column not in COLUMNS]
+    if unknown:
+        raise BorrowerFileError(f"{path}: line 1: unknown column(s) {', '.join(unknown)}")
+    return header
+
+
+def _numbered_rows(reader: _csv.Reader) -> Iterator[tuple[int, list[str]]]:
+    """Each row that is not blank, with its line: a quoted cell may span lines, so the line it starts on."""
+    previous_end = reader.line_num
+    for cells in reader:
+        line, previous_end = previous_end + 1, reader.line_num
+        if any(cell.strip() for cell in cells):
+            yield line, cells
+
+
+def _checked_row(cells: list[str], header: list[str], sources: Mapping[str, Source]) -> BorrowerRow:
+    """The borrower of one row; ValueError with the reason when the row is rejected."""
+    if len(cells) > len(header):
+        raise ValueError(f"{len(cells)} fields, header has {len(header)}")
+    values = dict(zip(header, cells, strict=False))
+    unstorable = _unstorable_cell(values)
+    if unstorable:
+        raise ValueError(unstorable)
+    return _row(values, sources)
 
 
 def _unstorable_cell(values: Mapping[str, str]) -> str | None:
@@ -235,7 +256,7 @@ def upsert_borrowers(session: Session, rows: Sequence[BorrowerRow], *, actor: st
     now = utcnow()
     added = updated = unchanged = 0
     for row in rows:
-        fields = {
+        fields: dict[str, Any] = {
             "name": row.name,
             "source": row.source,
             "registry_id": row.registry_id,

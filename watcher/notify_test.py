@@ -18,6 +18,12 @@ class ProbeResult:
     detail: str
 
 
+def probe_targets(config: Config) -> list[str]:
+    """Every target a test message can go to: each notifier, and each officer with urls of their own."""
+    notifiers = [f"notifier:{name}" for name in sorted(config.notifiers)]
+    return notifiers + [f"officer:{name}" for name in sorted(config.officers) if config.officers[name].urls]
+
+
 async def run_notify_test(config: Config, targets: list[str]) -> list[ProbeResult]:
     from notifiers import sender_for
 

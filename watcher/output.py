@@ -11,14 +11,21 @@ CSV is written as it is, for spreadsheets and scripts.
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from watcher.store import HistoryRow
 
 _ESCAPE_SEQUENCE = re.compile(
     # CSI: colours, cursor movement, erasing (ESC [ or the 8-bit C1 form), parameters and all.
@@ -117,3 +124,64 @@ def progress_bar(description: str, total: int) -> Iterator[Callable[[str | None]
                 progress.console.print(Text(printable(problem), style="red"))
 
         yield step
+
+
+def when(value: datetime | None) -> str:
+    """A time as people read it in a table or a line (minutes, no zone); empty for none."""
+    return value.strftime("%Y-%m-%d %H:%M") if value else ""
+
+
+class HistoryFormat(StrEnum):
+    table = "table"
+    csv = "csv"
+    jsonl = "jsonl"
+
+
+def print_history(rows: Iterable[HistoryRow], output_format: HistoryFormat) -> None:
+    """The change history: a table for people, CSV for spreadsheets (formulas neutralised), JSON lines."""
+    if output_format is HistoryFormat.jsonl:
+        for row in rows:
+            echo_json(row.as_json())
+    elif output_format is HistoryFormat.csv:
+        _history_csv(rows)
+    else:
+        _history_table(rows)
+
+
+def _history_csv(rows: Iterable[HistoryRow]) -> None:
+    from watcher.console.exports import neutralise
+    from watcher.store import HISTORY_FIELDS
+
+    writer = csv.DictWriter(sys.stdout, fieldnames=HISTORY_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if v is None else neutralise(v)) for k, v in row.as_json().items()})
+
+
+def _history_table(rows: Iterable[HistoryRow]) -> None:
+    shown = table(
+        "id",
+        "detected",
+        "borrower",
+        "category",
+        "action",
+        "subject",
+        "before → after",
+        "effective",
+        "severity",
+        "alert",
+    )
+    for row in rows:
+        shown.add_row(
+            str(row.id),
+            when(row.detected_at),
+            f"{row.borrower_id} {row.borrower_name}",
+            row.category,
+            row.action,
+            row.subject,
+            f"{row.before or '–'} → {row.after or '–'}",
+            row.effective_date.isoformat() if row.effective_date else "",
+            row.severity or "",
+            str(row.alert_id or ""),
+        )
+    print_table(shown)

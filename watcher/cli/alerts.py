@@ -1,0 +1,95 @@
+"""``watcher alerts [ack|close]``: list alerts and work through them, each step in the audit log."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from watcher import output
+from watcher.cli.base import fail, load, with_store
+from watcher.output import echo, when
+
+if TYPE_CHECKING:
+    from watcher.models import Alert
+
+group = typer.Typer(help="List alerts and work through them (acknowledge, close).")
+
+
+class AlertStatus(StrEnum):
+    open = "open"
+    acknowledged = "acknowledged"
+    closed = "closed"
+    all = "all"
+
+
+@group.callback(invoke_without_command=True)
+def alerts_list(
+    ctx: typer.Context,
+    status: Annotated[AlertStatus, typer.Option(help="open, acknowledged, closed or all")] = AlertStatus.open,
+) -> None:
+    """List alerts (open ones by default), newest first."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from watcher.alerts import list_alerts
+
+    with with_store(load()) as store, store.session() as session:
+        rows = list_alerts(session, status=None if status is AlertStatus.all else status.value)
+    table = output.table("id", "created", "severity", "status", "borrower", "source", "handled by", "note")
+    for alert, borrower in rows:
+        handled = alert.closed_by or alert.acknowledged_by or ""
+        table.add_row(
+            str(alert.id),
+            when(alert.created_at),
+            alert.severity,
+            alert.status,
+            f"{borrower.id} {borrower.name}" if borrower else f"{alert.kind}: {alert.source}",
+            alert.source,
+            handled,
+            alert.note or "",
+        )
+    output.print_table(table)
+
+
+def _lifecycle(step: Callable[..., Alert], alert_id: int, by: str, note: str | None, verb: str) -> None:
+    """One step of an alert's life (``step`` from :mod:`watcher.alerts`), by a named person."""
+    from watcher.alerts import AlertStateError
+    from watcher.models import utcnow
+
+    if not by.strip():
+        raise fail("--by must name who handles the alert")
+    with with_store(load()) as store:
+        try:
+            with store.transaction() as session:
+                alert = step(session, alert_id, by=by.strip(), note=note, at=utcnow())
+        except KeyError:
+            raise fail(f"no alert #{alert_id}", 1) from None
+        except AlertStateError as error:
+            raise fail(str(error), 1) from None
+    echo(f"alert #{alert.id} {verb} by {by.strip()}")
+
+
+@group.command("ack")
+def alerts_ack(
+    alert_id: Annotated[int, typer.Argument(metavar="ID", help="Alert id.")],
+    by: Annotated[str, typer.Option("--by", help="Who acknowledges it.")],
+    note: Annotated[str | None, typer.Option("--note", help="What was done or decided.")] = None,
+) -> None:
+    """Acknowledge an open alert (recorded in the audit log)."""
+    from watcher.alerts import acknowledge
+
+    _lifecycle(acknowledge, alert_id, by, note, "acknowledged")
+
+
+@group.command("close")
+def alerts_close(
+    alert_id: Annotated[int, typer.Argument(metavar="ID", help="Alert id.")],
+    by: Annotated[str, typer.Option("--by", help="Who closes it.")],
+    note: Annotated[str | None, typer.Option("--note", help="How it was resolved.")] = None,
+) -> None:
+    """Close an open or acknowledged alert (recorded in the audit log)."""
+    from watcher.alerts import close
+
+    _lifecycle(close, alert_id, by, note, "closed")

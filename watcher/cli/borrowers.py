@@ -1,0 +1,101 @@
+"""``watcher borrowers import|list``: the watched borrowers, from the bank's CSV."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from watcher import output
+from watcher.cli.base import CLI_ACTOR, ListFormat, fail, load, with_store
+from watcher.output import echo, when
+
+if TYPE_CHECKING:
+    from watcher.models import Borrower
+
+group = typer.Typer(help="Manage the watched borrowers.", no_args_is_help=True)
+
+
+@group.command("import")
+def borrowers_import(
+    file: Annotated[Path, typer.Argument(help="CSV: id,name,source,registry_id[,...]")],
+) -> None:
+    """Upsert borrowers from a CSV file; bad rows are reported and skipped (exit 1)."""
+    from watcher.importer import BorrowerFileError, parse_borrowers_csv, upsert_borrowers
+    from watcher.pipeline import build_sources
+
+    config = load()
+    sources = build_sources(config)
+    try:
+        parsed = parse_borrowers_csv(file, sources=sources, officers=list(config.officers))
+    except BorrowerFileError as error:
+        raise fail(str(error)) from None
+    for problem in parsed.warnings:
+        echo(f"{file}: line {problem.line}: warning: {problem.message}", err=True)
+    for problem in parsed.rejected:
+        echo(f"{file}: line {problem.line}: rejected: {problem.message}", err=True)
+    with with_store(config) as store, store.transaction() as session:
+        counts = upsert_borrowers(session, parsed.rows, actor=CLI_ACTOR)
+    echo(
+        f"imported {len(parsed.rows)} borrower(s): {counts.added} added, {counts.updated} updated, "
+        f"{counts.unchanged} unchanged; {len(parsed.rejected)} rejected"
+    )
+    if parsed.rejected:
+        raise typer.Exit(1)
+
+
+@group.command("list")
+def borrowers_list(
+    output_format: Annotated[ListFormat, typer.Option("--format", help="table or json")] = ListFormat.table,
+) -> None:
+    """List the watched borrowers."""
+    from watcher.store import borrowers
+
+    with with_store(load()) as store, store.session() as session:
+        rows = borrowers(session)
+    if output_format is ListFormat.json:
+        output.echo_json([_as_json(b) for b in rows], indent=2)
+        return
+    table = output.table("id", "name", "source", "registry_id", "officer", "tags", "last success", "status")
+    for b in rows:
+        table.add_row(
+            b.id,
+            b.name,
+            b.source,
+            b.registry_id,
+            b.officer or "",
+            ",".join(b.tag_list),
+            when(b.last_success_at),
+            _health(b),
+        )
+    output.print_table(table)
+
+
+def _as_json(borrower: Borrower) -> dict[str, Any]:
+    from datetime import timedelta
+
+    from watcher.units import format_duration
+
+    interval = borrower.interval_seconds
+    return {
+        "id": borrower.id,
+        "name": borrower.name,
+        "source": borrower.source,
+        "registry_id": borrower.registry_id,
+        "officer": borrower.officer,
+        "tags": borrower.tag_list,
+        "interval": format_duration(timedelta(seconds=interval)) if interval else None,
+        "legal_rep_on_file": borrower.legal_rep_on_file,
+    }
+
+
+def _health(borrower: Borrower) -> str:
+    """The status column: not checked yet, awaiting confirmation, failing (how often, why) or ok."""
+    if not borrower.last_checked_at:
+        return "not checked yet"
+    if borrower.pending_since is not None:
+        return f"awaiting confirmation since {when(borrower.pending_since)}"
+    if borrower.consecutive_failures:
+        return f"failing ×{borrower.consecutive_failures}: {borrower.last_error_kind}"
+    return "ok"

@@ -1,0 +1,54 @@
+"""``watcher run``: the daemon, until SIGTERM."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+import typer
+
+from watcher.cli.base import database_errors, fail, instance_name, load, safe_url, with_store
+
+if TYPE_CHECKING:
+    from watcher.config import Config
+
+
+def run() -> None:
+    """The daemon: check borrowers as they fall due and deliver alerts, until SIGTERM."""
+    import asyncio
+
+    from watcher.daemon import Daemon
+    from watcher.logs import configure
+
+    config = load()
+    configure(fmt=config.logging.format, level=config.logging.level)
+    with database_errors(config.database.url), _instance_lock(config), with_store(config) as store:
+        code = asyncio.run(Daemon(store, config, instance=instance_name(config)).run())
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _instance_lock(config: Config) -> Iterator[None]:
+    """On SQLite, the lock file that keeps a second instance away, taken before any migration."""
+    from watcher.daemon import InstanceLockError, SqliteInstanceLock
+    from watcher.store import Store
+
+    sqlite_path = Store(config.database.url).sqlite_path
+    if sqlite_path is None:
+        yield
+        return
+    lock = SqliteInstanceLock(sqlite_path)
+    try:
+        lock.acquire()  # before any migration: a second instance must not touch the schema
+    except InstanceLockError as error:
+        raise fail(str(error)) from None
+    except OSError as error:
+        raise fail(
+            f"database {safe_url(config.database.url)}: cannot open the lock file {lock.path} "
+            f"({error.strerror or error})"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()

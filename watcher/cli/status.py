@@ -1,0 +1,90 @@
+"""``watcher status``: the health of the deployment for people or scripts; exit 1 when it needs attention.
+
+What counts as healthy is :mod:`watcher.health`'s judgement; this module only prints it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from watcher import output
+from watcher.cli.base import ListFormat, load, with_store
+from watcher.output import echo, when
+
+if TYPE_CHECKING:
+    from watcher.health import HealthReport, InstanceView
+    from watcher.models import SourceHealth
+
+
+def status(
+    output_format: Annotated[
+        ListFormat, typer.Option("--format", help="table (for people) or json (for scripts)")
+    ] = ListFormat.table,
+) -> None:
+    """Health: instances, last check, due and overdue borrowers, failing sources, delivery backlog.
+
+    Exit 1 when anything needs attention (the problems are listed), 0 when all is well.
+    """
+    from watcher.health import read_health
+
+    config = load()
+    with with_store(config) as store, store.session() as session:
+        report = read_health(session, config)
+    if output_format is ListFormat.json:
+        output.echo_json(report.as_json(), indent=2)
+        raise typer.Exit(0 if report.ok else 1)
+    for line in _lines(report):
+        echo(line)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _lines(report: HealthReport) -> Iterator[str]:
+    for instance in report.instances:
+        yield _instance_line(instance)
+    yield f"borrowers: {report.borrowers} ({report.due} due, {report.overdue} overdue)"
+    yield f"last check: {when(report.last_check_at) or 'never'}"
+    yield (
+        f"deliveries: {report.deliveries_pending} pending, {report.deliveries_retrying} retrying, "
+        f"{report.deliveries_dead} dead, {report.deliveries_held} held for digests"
+    )
+    for health in report.sources:
+        yield _source_line(health)
+    for borrower in report.failing_borrowers:
+        yield (
+            f"failing borrower {borrower.id}: ×{borrower.consecutive_failures} "
+            f"({borrower.last_error_kind}) {borrower.last_error}"
+        )
+    for borrower in report.awaiting_confirmation:
+        seen = when(borrower.pending_since)
+        yield f"awaiting confirmation: {borrower.id} (a mass disappearance seen {seen})"
+    for problem in report.problems:
+        yield f"problem: {problem.message}"
+    yield "health: ok" if report.ok else f"health: {len(report.problems)} problem(s)"
+
+
+def _instance_line(instance: InstanceView) -> str:
+    from watcher.health import InstanceState
+
+    if instance.state is InstanceState.stopped:
+        state = f"stopped {when(instance.stopped_at)}"
+    elif instance.state is InstanceState.alive:
+        state = "alive"
+    else:
+        state = f"NOT RESPONDING since {when(instance.heartbeat_at)}"
+    return (
+        f"instance {instance.name} ({instance.host}, pid {instance.pid}, {instance.version}): {state}; "
+        f"last sweep {when(instance.last_sweep_at) or 'never'}"
+    )
+
+
+def _source_line(health: SourceHealth) -> str:
+    state = (
+        f"FAILING ×{health.consecutive_failures} ({health.last_error_kind}): {health.last_error}"
+        if health.consecutive_failures
+        else "ok"
+    )
+    return f"source {health.source}: {state}; last success {when(health.last_success_at) or 'never'}"

@@ -1,0 +1,130 @@
+"""``${NAME}`` in config values, replaced from the environment, and kept out of every error message.
+
+Values that came from the environment are secrets (keys, passwords, webhook tokens): a reason quotes
+the ``${NAME}`` the file says, never the text it stood for.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+Loc = tuple[str | int, ...]
+"""Where a value sits in the file: table names, keys and array indexes from the top."""
+
+_REFERENCE = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$\{")
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with the file: where (``loc``) and the reason an operator reads."""
+
+    loc: Loc
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Substitution:
+    """One string value that took text from the environment: what to show instead of it."""
+
+    loc: Loc
+    original: str
+    value: str
+    variables: tuple[tuple[str, str], ...]
+
+
+def _related(a: Loc, b: Loc) -> bool:
+    shorter = min(len(a), len(b))
+    return a[:shorter] == b[:shorter]
+
+
+class Redactor:
+    """Keeps text that came from the environment out of messages: it shows ``${NAME}`` instead."""
+
+    _MIN_GLOBAL = 4
+
+    def __init__(self, substitutions: list[Substitution]) -> None:
+        self._substitutions = substitutions
+
+    def from_environment(self, loc: Loc) -> bool:
+        """Whether the value at ``loc``, or any value under it, took text from the environment."""
+        return any(sub.loc[: len(loc)] == loc for sub in self._substitutions)
+
+    def shown(self, loc: Loc, value: object) -> str:
+        """How an offending value is quoted in a reason: its source text when it came from the environment."""
+        for sub in self._substitutions:
+            if sub.loc == loc:
+                return repr(sub.original)
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, dict):
+            return "a table"
+        if isinstance(value, list):
+            return "an array"
+        return repr(value) if isinstance(value, str) else str(value)
+
+    def redact(self, loc: Loc, text: str) -> str:
+        """Last line of defence: replace any environment text still present, longest first."""
+        pairs: list[tuple[str, str]] = []
+        for sub in self._substitutions:
+            near = _related(sub.loc, loc)
+            if sub.value and (near or len(sub.value) >= self._MIN_GLOBAL):
+                pairs.append((sub.value, sub.original))
+            pairs.extend(
+                (secret, f"${{{name}}}")
+                for name, secret in sub.variables
+                if secret and (near or len(secret) >= self._MIN_GLOBAL)
+            )
+        for secret, replacement in sorted(pairs, key=lambda pair: len(pair[0]), reverse=True):
+            text = text.replace(secret, replacement)
+        return text
+
+
+@dataclass(slots=True)
+class Substituted:
+    """The file's data with every reference replaced, what was replaced where, and what could not be."""
+
+    data: Any = None
+    substitutions: list[Substitution] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def redactor(self) -> Redactor:
+        return Redactor(self.substitutions)
+
+
+def substitute_environment(raw: dict[str, Any]) -> Substituted:
+    """``raw`` with ``${NAME}`` replaced from the environment throughout; only values, never keys."""
+    result = Substituted()
+    result.data = _substitute(raw, (), result)
+    return result
+
+
+def _substitute(value: Any, loc: Loc, result: Substituted) -> Any:
+    if isinstance(value, dict):
+        return {key: _substitute(item, (*loc, key), result) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_substitute(item, (*loc, index), result) for index, item in enumerate(value)]
+    if not isinstance(value, str) or "${" not in value:
+        return value
+    used: dict[str, str] = {}
+
+    def replace(match: re.Match[str]) -> str:
+        if match[0] == "$${":
+            return "${"
+        name = match[1]
+        if name is None:
+            result.problems.append(Problem(loc, "malformed ${...}; write ${NAME}, or $${ for a literal ${"))
+            return match[0]
+        if name not in os.environ:
+            result.problems.append(Problem(loc, f"environment variable {name} is not set"))
+            return match[0]
+        used[name] = os.environ[name]
+        return used[name]
+
+    replaced = _REFERENCE.sub(replace, value)
+    if used:
+        result.substitutions.append(Substitution(loc, value, replaced, tuple(used.items())))
+    return replaced

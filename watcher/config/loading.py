@@ -1,0 +1,105 @@
+"""Finding and reading the config file: TOML, then ``${ENV}``, then the schema, in that order.
+
+Any problem on the way raises one :class:`watcher.errors.ConfigError` naming the file, the dotted key
+and a short reason, so the command line can exit 2 with something an operator can act on.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from sources.base import BASE_DIR_CONTEXT
+from watcher.config.environment import Problem, substitute_environment
+from watcher.config.problems import config_error, problems_from
+from watcher.config.schema import Config, DatabaseSection
+from watcher.errors import ConfigError
+
+DEFAULT_CONFIG_FILE = "watcher.toml"
+CONFIG_ENV_VAR = "WATCHER_CONFIG"
+
+_TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
+
+
+def resolve_config_path(cli_value: str | Path | None) -> Path:
+    """``--config`` if given, else ``$WATCHER_CONFIG``, else ``./watcher.toml`` (the CLI contract)."""
+    chosen = cli_value or os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_FILE
+    return Path(chosen).expanduser()
+
+
+def anchor_sqlite_url(url: str, base_dir: Path) -> str:
+    """Make a relative SQLite path absolute against ``base_dir`` (the config file's directory).
+
+    ``sqlite:///watcher.db`` next to ``/etc/watcher/watcher.toml`` is ``/etc/watcher/watcher.db``
+    whatever the working directory; absolute paths, in-memory databases and other URLs are kept.
+    """
+    scheme, sep, rest = url.partition(":///")
+    if not sep or not scheme.startswith("sqlite"):
+        return url
+    database, query_sep, query = rest.partition("?")
+    if not database or database.startswith("/") or database == ":memory:" or database.startswith("file:"):
+        return url
+    absolute = os.path.normpath(base_dir.absolute() / Path(database).expanduser())
+    return f"{scheme}:///{absolute}{query_sep}{query}"
+
+
+def _read_bytes(path: Path, file: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError("file not found (create one with `watcher init`)", file=file) from None
+    except IsADirectoryError:
+        raise ConfigError("is a directory, not a config file", file=file) from None
+    except PermissionError:
+        raise ConfigError("permission denied", file=file) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror or exc}", file=file) from None
+
+
+def _read_toml(path: Path, file: str) -> dict[str, Any]:
+    data = _read_bytes(path, file)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not UTF-8 text (byte {exc.start})", file=file) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        position = _TOML_POSITION.search(message)
+        if position is not None:
+            detail = message[: position.start()]
+            reason = f"invalid TOML at line {position[1]}, column {position[2]}: {detail}"
+        else:
+            reason = f"invalid TOML: {message}"
+        raise ConfigError(reason, file=file) from None
+
+
+def load_config(path: Path | str) -> Config:
+    """Read, substitute ``${ENV}``, validate. Any problem raises one ConfigError (file, key, reason)."""
+    path = Path(path)
+    file = str(path)
+    substituted = substitute_environment(_read_toml(path, file))
+    redactor = substituted.redactor
+    problems = substituted.problems
+    if problems:
+        raise config_error(file, problems, redactor)
+    data = substituted.data
+    stray_path = data.pop("path", None) is not None
+    config: Config | None = None
+    try:
+        config = Config.model_validate(data, context={BASE_DIR_CONTEXT: path.absolute().parent})
+    except ValidationError as exc:
+        problems.extend(problems_from(exc, redactor))
+    if stray_path:
+        problems.append(Problem(("path",), "unknown key"))
+    if problems or config is None:
+        raise config_error(file, problems, redactor)
+    absolute = path.absolute()
+    database = DatabaseSection(url=anchor_sqlite_url(config.database.url, absolute.parent))
+    return config.model_copy(update={"path": absolute, "database": database})

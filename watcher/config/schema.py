@@ -1,0 +1,419 @@
+"""The configuration's schema: one frozen pydantic model per TOML table, validated once at load time.
+
+Validators raise ``PydanticCustomError`` with a kind and a short message; :mod:`watcher.config.problems`
+turns them into the operator-facing reason. Nothing here reads files or the environment.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import time, timedelta
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    SecretStr,
+    SerializationInfo,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+import sources
+from sources.base import SourceOptions
+from watcher.units import Duration
+
+Language = Literal["zh-CN", "en"]
+SeverityName = Literal["info", "warning", "high", "critical"]
+
+_SOURCE_NAME = re.compile(r"[a-z0-9_][a-z0-9_-]*")
+_CLOCK = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])")
+
+
+def _parse_clock(text: str) -> time:
+    match = _CLOCK.fullmatch(text)
+    if match is None:
+        raise PydanticCustomError("clock", "expected a time of day as HH:MM (24-hour)")
+    return time(int(match[1]), int(match[2]))
+
+
+class _Model(BaseModel):
+    """Config tables: unknown keys are errors, values never change after load, defaults validated."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class WatcherSection(_Model):
+    """``[watcher]``: how alerts speak and which clock the schedule follows."""
+
+    language: Language = "zh-CN"
+    timezone: str = "Asia/Shanghai"
+    instance_name: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise PydanticCustomError(
+                "timezone", "unknown time zone; use an IANA name such as Asia/Shanghai or UTC"
+            ) from None
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class DatabaseSection(_Model):
+    """``[database]``: SQLite for one instance, PostgreSQL (psycopg 3) for several."""
+
+    url: str = "sqlite:///watcher.db"
+
+    @field_validator("url")
+    @classmethod
+    def _supported_scheme(cls, value: str) -> str:
+        scheme = value.partition(":")[0]
+        if scheme in {"postgresql", "postgres", "postgresql+psycopg"}:
+            _check_server_address(value)
+        if scheme == "sqlite" or scheme.startswith("sqlite+") or scheme == "postgresql+psycopg":
+            return value
+        if scheme in {"postgresql", "postgres"}:
+            return "postgresql+psycopg" + value[len(scheme):]
+        raise PydanticCustomError(
+            "database_url",
+            "unsupported database URL; use sqlite:///path/to/watcher.db or postgresql+psycopg://user@host/db",
+        )
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.startswith("sqlite")
+
+
+def _check_server_address(url: str) -> None:
+    """A bad port or an unescaped ``@`` is a config error here, not a traceback (or a leaked
+    password in an error message) when the database is first opened."""
+    parts = urlsplit(url)
+    if parts.netloc.count("@") > 1:
+        raise PydanticCustomError(
+            "database_url", "the user or password in the database URL has an unescaped @ (write it %40)"
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise PydanticCustomError(
+            "database_url", "the port in the database URL must be a number from 1 to 65535"
+        )
+
+
+class ScheduleSection(_Model):
+    """``[schedule]``: when borrowers are checked and how many checks run at once."""
+
+    interval: Duration = timedelta(hours=24)
+    jitter: Duration = timedelta(minutes=30)
+    concurrency: int = Field(default=8, ge=1, le=256)
+    active_hours: str | None = None
+    retry_after_failure: Duration = timedelta(minutes=15)
+    sweep_every: Duration = timedelta(seconds=5)
+    lease: Duration = timedelta(minutes=10)
+    stop_timeout: Duration = timedelta(seconds=30)
+    heartbeat: Duration = timedelta(seconds=15)
+
+    @field_validator("interval", "retry_after_failure", "sweep_every", "lease", "stop_timeout", "heartbeat")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise PydanticCustomError("positive", "must be longer than 0s")
+        return value
+
+    @field_validator("active_hours")
+    @classmethod
+    def _window(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        start, dash, end = value.partition("-")
+        if not dash or _CLOCK.fullmatch(start.strip()) is None or _CLOCK.fullmatch(end.strip()) is None:
+            raise PydanticCustomError("active_hours", "expected HH:MM-HH:MM such as 08:00-20:00")
+        if start.strip() == end.strip():
+            raise PydanticCustomError("active_hours", "start and end are equal; omit the key to run all day")
+        return f"{start.strip()}-{end.strip()}"
+
+    @property
+    def active_window(self) -> tuple[time, time] | None:
+        """``(start, end)`` local times; ``end < start`` means the window runs past midnight."""
+        if self.active_hours is None:
+            return None
+        start, _, end = self.active_hours.partition("-")
+        return _parse_clock(start), _parse_clock(end)
+
+
+class LoggingSection(_Model):
+    """``[logging]``: the daemon logs to stdout for journald; JSON lines for log shippers."""
+
+    format: Literal["text", "json"] = "text"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class RulesSection(_Model):
+    """``[rules]``: the review window and how many key-person change occasions are tolerated;
+    how long a mass disappearance waits for confirmation; when failing checks become a gap alert."""
+
+    window: Duration = timedelta(days=365)
+    frequent_after: int = Field(default=1, ge=0)
+    confirm_after: Duration = timedelta(minutes=10)
+    failing_after: Duration = timedelta(hours=24)
+
+    @field_validator("window", "confirm_after", "failing_after")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise PydanticCustomError("positive", "must be longer than 0s")
+        return value
+
+
+class MetricsSection(_Model):
+    """``[metrics]``: ``watcher run`` serves ``/healthz`` and Prometheus ``/metrics`` when enabled."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(default=9464, ge=1, le=65535)
+
+
+_HEADER_NAME = re.compile(r"[A-Za-z0-9-]+")
+CONSOLE_SECRET_MIN_LENGTH = 32
+
+
+def _network(value: str) -> str:
+    try:
+        ip_network(value.strip(), strict=False)
+    except ValueError:
+        raise PydanticCustomError(
+            "console_proxy", "expected an IP address or network such as 10.0.0.0/8, got {value}",
+            {"value": repr(value)},
+        ) from None
+    return value.strip()
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` (an address or ``localhost``) is reachable only from this machine."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class ConsoleSection(_Model):
+    """``[console]``: the review console (``watcher serve``, or ``watcher run`` when enabled).
+
+    ``secret_key`` signs the session cookies; it is a secret, so it comes from ``${ENV}`` and is
+    required only when the console runs. ``trusted_user_header`` names the header a reverse proxy
+    sets to the signed-in user: honoured only from ``trusted_proxies`` (the addresses of the
+    reverse proxies in front), and only for users in the database. ``secure_cookies`` (None: on
+    unless the console listens on loopback) marks cookies Secure and sends HSTS.
+    """
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    secret_key: SecretStr | None = None
+    trusted_user_header: str | None = None
+    trusted_proxies: list[Annotated[str, AfterValidator(_network)]] = []
+    secure_cookies: bool | None = None
+    session_hours: int = Field(default=8, ge=1, le=24 * 30)
+
+    @field_validator("secret_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < CONSOLE_SECRET_MIN_LENGTH:
+            raise PydanticCustomError(
+                "console_secret",
+                f"must be at least {CONSOLE_SECRET_MIN_LENGTH} characters; generate one with "
+                "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'",
+            )
+        return value
+
+    @field_validator("trusted_user_header")
+    @classmethod
+    def _header_name(cls, value: str | None) -> str | None:
+        if value is not None and _HEADER_NAME.fullmatch(value) is None:
+            raise PydanticCustomError("console_header", "expected an HTTP header name such as X-Remote-User")
+        return value
+
+    @model_validator(mode="after")
+    def _proxies_for_the_header(self) -> ConsoleSection:
+        if self.trusted_user_header is not None and not self.trusted_proxies:
+            raise _error_at(
+                ("trusted_user_header",),
+                "console_header",
+                "requires trusted_proxies, the addresses of the reverse proxies allowed to set it "
+                '(e.g. trusted_proxies = ["127.0.0.1"]); without it any client could name any user',
+                None,
+            )
+        return self
+
+    @property
+    def proxy_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        return tuple(ip_network(entry, strict=False) for entry in self.trusted_proxies)
+
+    def cookies_secure(self, host: str | None = None) -> bool:
+        """``secure_cookies`` when set, else on unless the console listens on loopback."""
+        if self.secure_cookies is not None:
+            return self.secure_cookies
+        return not is_loopback_host(host or self.host)
+
+    @model_validator(mode="after")
+    def _secret_when_enabled(self) -> ConsoleSection:
+        if self.enabled and self.secret_key is None:
+            raise _error_at(
+                ("secret_key",),
+                "console_secret",
+                "required when enabled = true; set it from the environment: "
+                'secret_key = "${WATCHER_CONSOLE_KEY}"',
+                None,
+            )
+        return self
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise PydanticCustomError("blank", "must not be empty")
+    return value
+
+
+_Text = Annotated[str, AfterValidator(_not_blank)]
+
+
+class NotifierConfig(_Model):
+    """``[notifiers.<name>]``: a channel that hears every borrower's alerts that pass its filters."""
+
+    urls: list[_Text] = Field(min_length=1)
+    min_severity: SeverityName = "info"
+    tags: list[_Text] = []
+    sources: list[_Text] = []
+    digest: str | None = None
+    language: Language | None = None
+    max_attempts: int = Field(default=8, ge=1)
+
+    @field_validator("digest")
+    @classmethod
+    def _clock(cls, value: str | None) -> str | None:
+        if value is not None:
+            _parse_clock(value)
+        return value
+
+    @property
+    def digest_time(self) -> time | None:
+        return None if self.digest is None else _parse_clock(self.digest)
+
+
+class OfficerConfig(_Model):
+    """``[officers.<id>]``: a loan officer; borrowers name the id, the officer gets all their alerts."""
+
+    name: _Text
+    urls: list[_Text] = []
+    language: Language | None = None
+
+
+def _error_at(loc: tuple[str | int, ...], error_type: str, message: str, value: object) -> ValidationError:
+    return ValidationError.from_exception_data(
+        "Config", [InitErrorDetails(type=PydanticCustomError(error_type, message), loc=loc, input=value)]
+    )
+
+
+def _source_options(value: object, info: ValidationInfo) -> SourceOptions:
+    """Validate a ``[sources.<name>]`` table with the options model of the plugin its ``type`` names."""
+    if isinstance(value, SourceOptions):
+        return value
+    if not isinstance(value, dict):
+        raise PydanticCustomError("table", "expected a table [sources.<name>] with a type key")
+    type_name = value.get("type")
+    if type_name is None:
+        raise _error_at(("type",), "missing_type", 'missing required key (e.g. type = "brreg")', value)
+    if not isinstance(type_name, str):
+        raise _error_at(("type",), "string_type", "expected a string", type_name)
+    try:
+        source_class = sources.source_class(type_name)
+    except KeyError:
+        known = ", ".join(sources.available_types()) or "none installed"
+        message = f"unknown source type {{value}} (known: {known})"
+        raise _error_at(("type",), "source_type", message, type_name) from None
+    return source_class.Options.model_validate(value, context=info.context)
+
+
+def _dump_source_options(options: SourceOptions, info: SerializationInfo) -> dict[str, Any]:
+    return options.model_dump(mode=info.mode)
+
+
+def _source_name(value: str) -> str:
+    if _SOURCE_NAME.fullmatch(value) is None:
+        raise PydanticCustomError(
+            "source_name", "invalid source name; use lower-case letters, digits, '_' and '-'"
+        )
+    return value
+
+
+_SourceName = Annotated[str, AfterValidator(_source_name)]
+_SourceTable = Annotated[
+    SourceOptions, PlainValidator(_source_options), PlainSerializer(_dump_source_options)
+]
+
+
+class Config(_Model):
+    """The whole validated configuration. ``path`` is where it was loaded from, not a TOML key."""
+
+    watcher: WatcherSection = Field(default_factory=WatcherSection)
+    database: DatabaseSection = Field(default_factory=DatabaseSection)
+    schedule: ScheduleSection = Field(default_factory=ScheduleSection)
+    rules: RulesSection = Field(default_factory=RulesSection)
+    logging: LoggingSection = Field(default_factory=LoggingSection)
+    sources: dict[_SourceName, _SourceTable] = {}
+    notifiers: dict[str, NotifierConfig] = {}
+    officers: dict[str, OfficerConfig] = {}
+    console: ConsoleSection = Field(default_factory=ConsoleSection)
+    metrics: MetricsSection = Field(default_factory=MetricsSection)
+    path: Path | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _notifier_sources_exist(self) -> Config:
+        unknown = [
+            InitErrorDetails(
+                type=PydanticCustomError(
+                    "unknown_source", "no such [sources.<name>] table (defined: {defined})",
+                    {"defined": ", ".join(sorted(self.sources)) or "none"},
+                ),
+                loc=("notifiers", notifier_name, "sources", index),
+                input=source,
+            )
+            for notifier_name, notifier in self.notifiers.items()
+            for index, source in enumerate(notifier.sources)
+            if source not in self.sources
+        ]
+        if unknown:
+            raise ValidationError.from_exception_data("Config", unknown)
+        return self
+
+    @property
+    def base_dir(self) -> Path:
+        """Directory relative paths in the file are relative to; the working directory without a file."""
+        return self.path.parent if self.path is not None else Path.cwd()
+
+
+def default_config() -> Config:
+    """Every default, no file: for commands that run without one (``watcher demo``)."""
+    return Config()
