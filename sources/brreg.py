@@ -127,10 +127,11 @@ class BrregSource(HttpSource):
         raw = {"enhet": unit.text}
         roles = await self.http.get(f"/enheter/{registry_id}/roller", registry_id=registry_id)
         if roles.status in (404, _GONE):
-            # Without a roles answer the role sections stay unknown rather than empty; a challenge
-            # page in its place means we are being blocked, which must show as such.
+            # The register's own JSON answer leaves the role sections unknown rather than empty; a
+            # challenge page in its place is a block, and any other page is no answer at all.
             if looks_like_challenge(roles.preview):
                 raise BlockedError(f"roller: HTTP {roles.status} with a captcha or challenge page", **context)
+            registry_answer(roles, what="roller", context=context)
         else:
             _raise_for_status(roles, "roller", context)
             raw["roller"] = roles.text

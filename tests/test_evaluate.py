@@ -104,3 +104,26 @@ def test_a_status_that_explains_the_disappearance_is_stored_at_once(record):
     )
     evaluation = _run(_stored(record), bankrupt)
     assert evaluation.outcome is Outcome.CHANGED and evaluation.assessment.severity is Severity.CRITICAL
+
+
+@given(S.registry_records(all_present=True), S.registry_records())
+@SLOW
+def test_sections_a_source_left_unknown_keep_their_last_known_value(previous, record):
+    evaluation = _run(_stored(previous), record)
+    for name in (
+        "name",
+        "status",
+        "address",
+        "legal_representative",
+        "people",
+        "shareholders",
+        "controllers",
+    ):
+        if getattr(record, name) is None:
+            assert getattr(evaluation.record, name) == getattr(normalize_record(previous), name)
+    # Nothing that was known is reported as changed because it is unknown now.
+    assert all(
+        getattr(record, change.category.value, "known") is not None
+        for change in evaluation.changes
+        if change.category.value in ("name", "address")
+    )

@@ -35,6 +35,15 @@ def _break(world: World, source: str, registry_id: str) -> None:
         (folder / name).write_text("<html>maintenance</html>", encoding="utf-8")
 
 
+def _repair(world: World, orgnr: str) -> None:
+    """The registry answers for ``orgnr`` again (the Brønnøysund fixture, renumbered)."""
+    world.feed_brreg(orgnr, "enhet.json", "roller_t0.json")
+    unit_file = world.folder / "feed" / "no" / orgnr / "enhet.json"
+    unit = json.loads(unit_file.read_text("utf-8"))
+    unit["organisasjonsnummer"] = orgnr
+    unit_file.write_text(json.dumps(unit, ensure_ascii=False), encoding="utf-8")
+
+
 def _scan(world: World, when):
     with world.store.transaction() as session:
         return scan_monitoring_gaps(session, world.config, when)
@@ -141,7 +150,7 @@ def test_gap_alert_text_names_borrower_source_since_and_error(sqlite_world_monit
     zh = render_alert(view, "zh-CN", BodyFormat.MARKDOWN)
     en = render_alert(view, "en", BodyFormat.HTML)
     assert zh.title == "【高风险】FJORDLYS SJØMAT AS（no1）监控中断"
-    assert "自 2025-12-30 02:00 UTC 起检查全部失败" in zh.body and "parse＿error" in zh.body
+    assert "自 2025-12-30 02:00 UTC 起检查全部失败" in zh.body and "parse_error" in zh.body
     assert en.title == "[High risk] FJORDLYS SJØMAT AS (no1): monitoring gap"
     assert "every check has failed since 2025-12-30 02:00 UTC" in en.body and "Source: no" in en.body
 
@@ -175,21 +184,24 @@ def test_console_shows_a_source_gap_to_reviewers_and_to_officers_of_listed_borro
         assert own and "b-fjordlys" in own[0] and "b-hardanger" not in own[0] and "另有 1 家借款人" in own[0]
         for other in ("zhang", "wang"):
             assert not card.search(signed_in(console, other).get("/alerts").text)
-        # The officer handles it like any alert: same lifecycle and audit.
-        response = li.post(
+        # It lists other officers' borrowers too, so only a reviewer handles it (same lifecycle and
+        # audit as any alert); an officer sees it without the buttons and is refused a POST.
+        assert f'action="/alerts/{gap_id}/ack"' not in own[0]
+        for officer in ("li", "zhang"):
+            client = signed_in(console, officer)
+            refused = client.post(
+                f"/alerts/{gap_id}/ack",
+                data={"csrf_token": page_token(client), "note": "x", "next": "/alerts"},
+                follow_redirects=False,
+            )
+            assert refused.status_code == 403 and console.alert(gap_id).status == "open"
+        risk = signed_in(console, "risk")
+        response = risk.post(
             f"/alerts/{gap_id}/ack",
-            data={"csrf_token": page_token(li), "note": "数据源维护", "next": "/alerts"},
+            data={"csrf_token": page_token(risk), "note": "数据源维护", "next": "/alerts"},
             follow_redirects=False,
         )
-        assert response.status_code == 303
-        assert console.alert(gap_id).status == "acknowledged"
-        zhang = signed_in(console, "zhang")
-        refused = zhang.post(
-            f"/alerts/{gap_id}/close",
-            data={"csrf_token": page_token(zhang), "note": "x", "next": "/alerts"},
-            follow_redirects=False,
-        )
-        assert refused.status_code in (403, 404) and console.alert(gap_id).status == "acknowledged"
+        assert response.status_code == 303 and console.alert(gap_id).status == "acknowledged"
     finally:
         console.deployment.close()
 
@@ -225,3 +237,46 @@ def test_the_daemon_raises_a_gap_alert_and_delivers_it(tmp_path, sqlite_url):
         daemon.stop()
         store.dispose()
     assert chat.count("监控中断", "tok") == 1
+
+
+def test_a_source_failing_borrower_by_borrower_still_raises_one_alert_and_one_recovery(world):
+    """Each borrower fails at its own slot, so they pass failing_after one by one: still one alert for
+    the source (later ones join it quietly), and one recovery notice when the outage is over. (With
+    failing_after at least one interval, every borrower has been checked by the time the first one
+    is overdue.)"""
+    healthy = [BorrowerRow(id=f"ok{n}", name=f"OK {n} AS", source="no", registry_id=NO_ID) for n in range(6)]
+    from bench.registry_stub import valid_orgnrs
+
+    broken = [
+        BorrowerRow(id=f"bad{n:02d}", name=f"BAD {n} AS", source="no", registry_id=orgnr)
+        for n, orgnr in enumerate(valid_orgnrs(14))
+    ]
+    world.add(*healthy, *broken)
+    world.feed_brreg(NO_ID, "enhet.json", "roller_t0.json")
+    for row in broken:
+        _break(world, "no", row.registry_id)
+    world.check(T0, [row.id for row in healthy])
+    batches = [broken[0:3], broken[3:8], broken[8:14]]
+    for hour, batch in enumerate(batches):
+        world.check(T0 + timedelta(hours=hour), [row.id for row in batch])
+    gaps = []
+    for hour, _batch in enumerate(batches):
+        gaps += _scan(world, T0 + FAILING_AFTER + timedelta(hours=hour, minutes=1)).gaps
+    assert len(gaps) == 1
+    [alert] = world.rows(Alert)
+    assert alert.borrower_id is None
+    assert sorted(entry["id"] for entry in json.loads(alert.detail)["borrowers"]) == [
+        row.id for row in broken
+    ]
+    assert len(world.rows(AlertBorrower)) == 14
+    # They recover one batch at a time: one notice, once most of the source works again.
+    notices = []
+    for hour, batch in enumerate([broken[0:5], broken[5:10], broken[10:14]]):
+        when = T0 + FAILING_AFTER * 2 + timedelta(hours=hour)
+        for row in batch:
+            _repair(world, row.registry_id)
+        outcomes = world.check(when, [row.id for row in batch])
+        assert all(outcome.ok for outcome in outcomes.values()), [o.error for o in outcomes.values()]
+        notices += _scan(world, when).restored
+    assert len(notices) == 1
+    assert sorted(world.rows(Alert), key=lambda a: a.id)[-1].kind in ("monitoring_restored", "monitoring_gap")

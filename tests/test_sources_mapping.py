@@ -643,8 +643,11 @@ async def test_brreg_fetch_gone_without_the_removed_unit_is_a_typed_failure(
 
 @pytest.mark.parametrize("status", [404, 410])
 async def test_brreg_fetch_roles_missing_leaves_people_unknown(brreg, brreg_api, status):
+    """The register's own JSON answer for missing roles: the role sections are unknown, not empty."""
     brreg_api.get(f"/enheter/{NO_ORGNR}").respond(200, text=fixture_text("no_brreg/enhet.json"))
-    brreg_api.get(f"/enheter/{NO_ORGNR}/roller").respond(status)
+    brreg_api.get(f"/enheter/{NO_ORGNR}/roller").respond(
+        status, json={"status": status, "error": "Not Found", "path": f"/enheter/{NO_ORGNR}/roller"}
+    )
     fetched = await brreg.fetch(NO_ORGNR)
     assert fetched.record.people is None and fetched.record.name == "FJORDLYS SJØMAT AS"
     assert set(fetched.raw) == {"enhet"}
@@ -652,9 +655,13 @@ async def test_brreg_fetch_roles_missing_leaves_people_unknown(brreg, brreg_api,
 
 @pytest.mark.parametrize("status", [404, 410])
 async def test_brreg_fetch_roles_captcha_is_blocked_not_unknown(brreg, brreg_api, status):
+    """A challenge page or no body at all in place of the roles is a failure, never unknown roles."""
     brreg_api.get(f"/enheter/{NO_ORGNR}").respond(200, text=fixture_text("no_brreg/enhet.json"))
     brreg_api.get(f"/enheter/{NO_ORGNR}/roller").respond(status, text=CAPTCHA_PAGE)
     with pytest.raises(BlockedError, match="roller"):
+        await brreg.fetch(NO_ORGNR)
+    brreg_api.get(f"/enheter/{NO_ORGNR}/roller").respond(status)
+    with pytest.raises(TransientError, match="roller"):
         await brreg.fetch(NO_ORGNR)
 
 

@@ -227,3 +227,27 @@ def test_status_lists_a_borrower_awaiting_confirmation_without_calling_it_a_prob
     report = json.loads(CliRunner().invoke(app, ["--config", config, "status", "--format", "json"]).output)
     assert report["borrowers"]["awaiting_confirmation"] == 1
     assert [entry["id"] for entry in report["awaiting_confirmation"]] == ["no1"]
+
+
+def test_a_password_in_the_database_url_query_is_masked_in_messages():
+    from watcher.store import masked_database_url
+
+    shown = masked_database_url(
+        "postgresql+psycopg://postgres@127.0.0.1:5999/x?password=s3cretQ&sslmode=require"
+    )
+    assert "s3cretQ" not in shown and "password=***" in shown and "sslmode=require" in shown
+    assert (
+        "pw" not in masked_database_url("postgresql+psycopg://u:pw@h:99999999/x").split("@")[0].split(":")[-1]
+    )
+    assert "zz" not in masked_database_url("not a url://u:zz@h/x?password=zz")
+
+
+def test_a_lone_surrogate_in_a_registry_answer_is_dropped_not_a_crash(world):
+    """JSON may escape half a character ("\\ud800"): it crashed the content hash and the sweep."""
+    world.add(CN1)
+    body = _qichacha(Name="PLACEHOLDER").replace("PLACEHOLDER", "\\ud800杭州澜潮智能装备有限公司")
+    world.feed_qichacha(CN_ID, text_body=body)
+    outcome = world.check(T0)["cn1"]
+    assert outcome.ok, outcome.error
+    [snapshot] = world.rows(Snapshot)
+    assert json.loads(snapshot.record_json)["name"] == "杭州澜潮智能装备有限公司"

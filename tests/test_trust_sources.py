@@ -165,6 +165,44 @@ def roles_with_daily_manager(first: str, last: str) -> dict:
 @pytest.mark.parametrize(
     ("answer", "kind"),
     [
+        (Answer(410, b"<html><body><h1>Gone</h1>Maintenance</body></html>", "text/html"), "parse_error"),
+        (Answer(404, b"", "text/html"), "transient"),
+    ],
+    ids=["html-page", "empty-body"],
+)
+def test_a_roles_page_that_is_not_the_registers_answer_fails_the_check(deployment, registry, answer, kind):
+    """In place of the roles, a page that is not Brønnøysund's own answer is no fact: the check fails
+    (before, the roles became unknown and the next real board change was compared with nothing)."""
+    registry.company()
+    deployment.check(expect=0)
+    registry.answers[ROLES] = answer
+    failed = deployment.check(expect=1)
+    assert f"no-fjordlys ({kind}:" in failed.stderr and "roller" in failed.stderr
+    registry.company(roles=(FIXTURES / "roller_t1.json").read_bytes())
+    changed = deployment.check(expect=0)
+    events, alerts, _ = deployment.stored()
+    assert events and len(alerts) == 1, changed.output
+
+
+def test_roles_the_register_says_it_has_none_of_are_unknown_and_the_last_known_ones_kept(
+    deployment, registry
+):
+    """The register's own 404 for the roles leaves them unknown, not empty: the last known roles are
+    kept, so a board change seen later is still reported against them."""
+    registry.company()
+    deployment.check(expect=0)
+    registry.answers[ROLES] = Answer(404, b'{"status": 404, "error": "Not Found", "path": "/roller"}')
+    unknown = deployment.check(expect=0)
+    assert "no-fjordlys: unchanged" in unknown.output
+    registry.company(roles=(FIXTURES / "roller_t1.json").read_bytes())
+    deployment.check(expect=0)
+    events, alerts, _ = deployment.stored()
+    assert {event.category for event in events} >= {"director", "legal_representative"} and len(alerts) == 1
+
+
+@pytest.mark.parametrize(
+    ("answer", "kind"),
+    [
         (Answer(410, CAPTCHA_PAGE, "text/html; charset=utf-8"), "blocked"),
         (Answer(410, b"", "text/html"), "transient"),
         (Answer(410, b'{"status": 410, "error": "Gone", "path": "/enheter"}'), "parse_error"),

@@ -8,11 +8,12 @@ fetch, or changes with their occasions and assessment. ``watcher.pipeline`` load
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 
 from watcher.diff import Change, diff
+from watcher.normalize import content_hash
 from watcher.record import KEY_PERSON_CATEGORIES, RegistryRecord
 from watcher.rules import Assessment, RuleSettings, assess, vanished_sections
 
@@ -61,6 +62,8 @@ class Evaluation:
 
     outcome: Outcome
     assessment: Assessment
+    record: RegistryRecord
+    digest: str
     changes: tuple[Change, ...] = ()
     news: tuple[Change, ...] = ()
     historical: tuple[HistoricalOccasion, ...] = ()
@@ -85,15 +88,25 @@ def evaluate(
     settings: RuleSettings,
     confirm_after: timedelta,
 ) -> Evaluation:
-    """The meaning of a successful check that found ``record`` (normalised, content hash ``digest``)."""
+    """The meaning of a successful check that found ``record`` (normalised, content hash ``digest``).
+
+    ``Evaluation.record`` is what to store: ``record`` with the sections it left unknown carried
+    forward from the last stored record (a section a source could not provide this time is not
+    forgotten, so a later change to it is still compared against what was last known).
+    """
     if state.baseline_at is None:
         history = _change_log_history(record)
-        return Evaluation(Outcome.BASELINE, _assess(state, record, now, settings), historical=history)
+        assessment = _assess(state, record, now, settings)
+        return Evaluation(Outcome.BASELINE, assessment, record, digest, historical=history)
+    if state.previous is not None:
+        known = carry_forward(state.previous, record)
+        if known is not record:
+            record, digest = known, content_hash(known)
     if state.content_hash == digest:
-        return Evaluation(Outcome.UNCHANGED, _assess(state, record, now, settings))
+        return Evaluation(Outcome.UNCHANGED, _assess(state, record, now, settings), record, digest)
     previous = state.previous or record  # no stored record to compare with: nothing to report
     if vanished_sections(previous, record) and not _confirms(state, digest, now, confirm_after):
-        return Evaluation(Outcome.AWAITING_CONFIRMATION, _silence(state), hold=True)
+        return Evaluation(Outcome.AWAITING_CONFIRMATION, _silence(state), record, digest, hold=True)
     changes = tuple(diff(previous, record))
     baseline_day = state.baseline_at.date()
     late = tuple(change for change in changes if _before(change, baseline_day))
@@ -108,11 +121,27 @@ def evaluate(
     return Evaluation(
         Outcome.CHANGED,
         _assess(state, record, now, settings, news=news, counted=counted),
+        record,
+        digest,
         changes=changes,
         news=news,
         historical=historical,
         confirmed=state.pending_hash == digest,
     )
+
+
+_SECTIONS = tuple(f.name for f in fields(RegistryRecord) if f.name not in ("source", "registry_id"))
+
+
+def carry_forward(previous: RegistryRecord, record: RegistryRecord) -> RegistryRecord:
+    """``record`` with each section it left unknown (None) taken from ``previous``; ``record`` itself
+    when it left none unknown that ``previous`` knew."""
+    known = {
+        name: getattr(previous, name)
+        for name in _SECTIONS
+        if getattr(record, name) is None and getattr(previous, name) is not None
+    }
+    return replace(record, **known) if known else record
 
 
 def _before(change: Change, baseline_day: date) -> bool:

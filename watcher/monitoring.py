@@ -10,7 +10,7 @@ together (the registry is down, the key expired), one alert names the source and
 from __future__ import annotations
 
 import json
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -43,9 +43,9 @@ class GapReport:
 def scan_monitoring_gaps(session: Session, config: Config, now: datetime) -> GapReport:
     """Open gap alerts for borrowers failing longer than ``failing_after`` and recovery notices for
     borrowers whose gap alert is out and whose checks succeed again. Cheap when nothing is wrong:
-    both queries read only borrowers that are failing or have a gap alert out (indexed columns)."""
+    the queries read only borrowers that are failing or have a gap alert out (indexed columns)."""
     threshold = now - config.rules.failing_after
-    gapped = list(
+    overdue = list(
         session.exec(
             select(Borrower)
             .where(
@@ -57,54 +57,120 @@ def scan_monitoring_gaps(session: Session, config: Config, now: datetime) -> Gap
             .order_by(col(Borrower.id))
         )
     )
-    recovered = list(
+    sources = sorted({borrower.source for borrower in overdue})
+    gaps = [alert_id for source in sources for alert_id in _open_gaps(session, config, source, overdue, now)]
+    return GapReport(tuple(gaps), tuple(_restore(session, config, now)))
+
+
+def _open_gaps(
+    session: Session, config: Config, source: str, overdue: Sequence[Borrower], now: datetime
+) -> list[int]:
+    """Gap alerts for ``source``'s overdue borrowers: one for the source when most of it fails (every
+    failing borrower of it listed, and later ones joining that alert quietly), else one each."""
+    outage = _open_source_gap(session, source)
+    failing = _failing(session, source)
+    unalerted = [borrower for borrower in failing if borrower.gap_alert_id is None]
+    if outage is not None:
+        _join(session, outage, unalerted)
+        return []
+    if len(unalerted) >= 2 and len(failing) * 2 > _active_count(session, source):
+        alert = _open(
+            session, config, GAP, GAP_SEVERITY, source, unalerted, now, _gap_detail(source, unalerted)
+        )
+        _link(session, alert.id, unalerted)
+        return [alert.id]
+    opened = []
+    for borrower in (b for b in overdue if b.source == source):
+        alert = _open(
+            session, config, GAP, GAP_SEVERITY, source, [borrower], now, _gap_detail(source, [borrower])
+        )
+        _link(session, alert.id, [borrower])
+        opened.append(alert.id)
+    return opened
+
+
+def _restore(session: Session, config: Config, now: datetime) -> list[int]:
+    """One recovery notice per gap alert once every borrower it covers succeeds again: a source's
+    outage ends with one notice, not one per borrower as they come back at their own slots."""
+    recovered_gaps = sorted(
+        set(
+            session.exec(
+                select(Borrower.gap_alert_id).where(
+                    col(Borrower.gap_alert_id).is_not(None), col(Borrower.failing_since).is_(None)
+                )
+            )
+        )
+    )
+    restored = []
+    for gap_alert_id in recovered_gaps:
+        members = list(
+            session.exec(
+                select(Borrower).where(Borrower.gap_alert_id == gap_alert_id).order_by(col(Borrower.id))
+            )
+        )
+        if any(borrower.failing_since is not None for borrower in members):
+            continue
+        source = members[0].source
+        detail = {"source": source, "gap_alert_id": gap_alert_id, "borrowers": [_entry(b) for b in members]}
+        alert = _open(session, config, RESTORED, RESTORED_SEVERITY, source, members, now, detail)
+        _link(session, None, members)
+        restored.append(alert.id)
+    return restored
+
+
+def _link(session: Session, gap_alert_id: int | None, borrowers: Sequence[Borrower]) -> None:
+    """Point ``borrowers`` at the gap alert that covers them (None: no gap alert out)."""
+    for borrower in borrowers:
+        borrower.gap_alert_id = gap_alert_id
+        session.add(borrower)
+
+
+def _join(session: Session, outage_id: int, borrowers: Sequence[Borrower]) -> None:
+    """Borrowers that start failing during a source's outage join its alert, without a new message."""
+    if not borrowers:
+        return
+    outage = session.get(Alert, outage_id)
+    assert outage is not None
+    detail = json.loads(outage.detail or "{}")
+    detail["borrowers"] = [*detail.get("borrowers", []), *(_entry(borrower) for borrower in borrowers)]
+    outage.detail = json.dumps(detail, ensure_ascii=False, sort_keys=True)
+    session.add(outage)
+    for borrower in borrowers:
+        session.add(AlertBorrower(alert_id=outage_id, borrower_id=borrower.id))
+    _link(session, outage_id, borrowers)
+
+
+def _open_source_gap(session: Session, source: str) -> int | None:
+    """The source's gap alert about many borrowers that still covers some of them, if any."""
+    return session.exec(
+        select(Alert.id)
+        .join(Borrower, col(Borrower.gap_alert_id) == col(Alert.id))
+        .where(Alert.kind == GAP, col(Alert.borrower_id).is_(None), Alert.source == source)
+        .limit(1)
+    ).first()
+
+
+def _failing(session: Session, source: str) -> list[Borrower]:
+    """The source's active borrowers whose last checks failed, however long ago that began."""
+    return list(
         session.exec(
             select(Borrower)
-            .where(col(Borrower.gap_alert_id).is_not(None), col(Borrower.failing_since).is_(None))
+            .where(
+                col(Borrower.active).is_(True),
+                Borrower.source == source,
+                col(Borrower.failing_since).is_not(None),
+            )
             .order_by(col(Borrower.id))
         )
     )
-    gaps = []
-    by_source: dict[str, list[Borrower]] = defaultdict(list)
-    for borrower in gapped:
-        by_source[borrower.source].append(borrower)
-    for source, failing in sorted(by_source.items()):
-        if len(failing) >= 2 and _most_of_source_failing(session, source, threshold):
-            groups = [failing]
-        else:
-            groups = [[borrower] for borrower in failing]
-        for group in groups:
-            alert = _open(session, config, GAP, GAP_SEVERITY, source, group, now, _gap_detail(source, group))
-            for borrower in group:
-                borrower.gap_alert_id = alert.id
-                session.add(borrower)
-            gaps.append(alert.id)
-    restored = []
-    by_gap: dict[int, list[Borrower]] = defaultdict(list)
-    for borrower in recovered:
-        assert borrower.gap_alert_id is not None
-        by_gap[borrower.gap_alert_id].append(borrower)
-    for gap_alert_id, group in sorted(by_gap.items()):
-        source = group[0].source
-        detail = {"source": source, "gap_alert_id": gap_alert_id, "borrowers": [_entry(b) for b in group]}
-        alert = _open(session, config, RESTORED, RESTORED_SEVERITY, source, group, now, detail)
-        for borrower in group:
-            borrower.gap_alert_id = None
-            session.add(borrower)
-        restored.append(alert.id)
-    return GapReport(tuple(gaps), tuple(restored))
 
 
-def _most_of_source_failing(session: Session, source: str, threshold: datetime) -> bool:
-    """More than half of the source's active borrowers have failed for longer than ``failing_after``."""
-    active = (col(Borrower.active).is_(True), Borrower.source == source)
-    total = session.exec(select(func.count()).select_from(Borrower).where(*active)).one()
-    failing = session.exec(
+def _active_count(session: Session, source: str) -> int:
+    return session.exec(
         select(func.count())
         .select_from(Borrower)
-        .where(*active, col(Borrower.failing_since).is_not(None), col(Borrower.failing_since) <= threshold)
+        .where(col(Borrower.active).is_(True), Borrower.source == source)
     ).one()
-    return failing * 2 > total
 
 
 def _entry(borrower: Borrower) -> dict:

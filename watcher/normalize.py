@@ -57,6 +57,8 @@ _EMPTY_MARKERS = {"", "-", "--", "—", "无", "暂无", "null", "none", "n/a"}
 _INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u200b\u200c\u200d\u2060\ufeff"))
 _CONTROLS = dict.fromkeys([*range(0x00, 0x09), *range(0x0E, 0x20), *range(0x7F, 0xA0)])
 _INVISIBLE.update(_CONTROLS)
+# A lone surrogate (JSON allows "\ud800") is no character at all, and cannot even be encoded as UTF-8.
+_INVISIBLE.update(dict.fromkeys(range(0xD800, 0xE000)))
 
 
 def clean_text(value: object) -> str:

@@ -22,7 +22,7 @@ from sqlmodel import Session
 from sources import source_class
 from sources.base import Fetched, SamePayload, Source
 from watcher.config import Config
-from watcher.errors import CheckStorageError, SourceError
+from watcher.errors import CheckStorageError, ParseError, SourceError
 from watcher.evaluate import Evaluation, Outcome, StoredState, evaluate
 from watcher.models import Alert, Borrower, ChangeEvent, KeyPersonOccasion, Snapshot, utcnow
 from watcher.normalize import content_hash, normalize_record
@@ -200,8 +200,16 @@ class Checker:
             return await self._in_db(self._record_failure, borrower.id, error)
         if isinstance(fetched, SamePayload):
             return await self._settle(borrower, fetched.payload_digest)
-        record = normalize_record(fetched.record)
-        digest = content_hash(record)
+        try:
+            record = normalize_record(fetched.record)
+            digest = content_hash(record)
+        except (ValueError, TypeError) as error:  # e.g. text no encoding can hold: the answer is bad
+            failure = ParseError(
+                f"the registry's answer could not be normalised: {type(error).__name__}: {error}",
+                source=borrower.source,
+                registry_id=borrower.registry_id,
+            )
+            return await self._in_db(self._record_failure, borrower.id, failure)
         if (
             has_baseline
             and digest == borrower.last_content_hash
@@ -354,7 +362,7 @@ class Checker:
                 settings=self.rules,
                 confirm_after=self.config.rules.confirm_after,
             )
-            outcome = self._store(session, borrower, evaluation, record, digest, fetched, now)
+            outcome = self._store(session, borrower, evaluation, fetched, now)
             next_check = self._next_check(borrower, now, settle=spread)
             if evaluation.hold:
                 # Checked again once the confirmation is due, and the same answer must be mapped
@@ -404,22 +412,15 @@ class Checker:
         return written is None or not (timedelta(0) <= now - written < HEALTH_WRITE_EVERY)
 
     def _store(
-        self,
-        session: Session,
-        borrower: Borrower,
-        evaluation: Evaluation,
-        record: RegistryRecord,
-        digest: str,
-        fetched: Fetched,
-        now: datetime,
+        self, session: Session, borrower: Borrower, evaluation: Evaluation, fetched: Fetched, now: datetime
     ) -> CheckOutcome:
         """Write what ``evaluation`` decided, in the caller's transaction."""
         if evaluation.hold:
-            if borrower.pending_hash != digest:  # a new wait starts; the same answer keeps the old one
-                borrower.pending_since, borrower.pending_hash = now, digest
+            if borrower.pending_hash != evaluation.digest:  # a new wait; the same answer keeps the old one
+                borrower.pending_since, borrower.pending_hash = now, evaluation.digest
                 borrower.pending_raw_gz = pack_raw(fetched.raw)
             return CheckOutcome(borrower.id, ok=True, awaiting_confirmation=True)
-        snapshot = self._snapshot(session, borrower, evaluation, record, digest, fetched, now)
+        snapshot = self._snapshot(session, borrower, evaluation, fetched, now)
         if evaluation.outcome is Outcome.BASELINE:
             borrower.baseline_at = now
         assessment = evaluation.assessment
@@ -469,18 +470,12 @@ class Checker:
         )
 
     def _snapshot(
-        self,
-        session: Session,
-        borrower: Borrower,
-        evaluation: Evaluation,
-        record: RegistryRecord,
-        digest: str,
-        fetched: Fetched,
-        now: datetime,
+        self, session: Session, borrower: Borrower, evaluation: Evaluation, fetched: Fetched, now: datetime
     ) -> Snapshot | None:
         """The new record with its raw answer (and, ending a wait for confirmation, the first fetch)."""
         if not evaluation.stores_snapshot:
             return None
+        record, digest = evaluation.record, evaluation.digest
         borrower.last_content_hash = digest
         confirmed = evaluation.confirmed and borrower.pending_raw_gz is not None
         snapshot = Snapshot(

@@ -400,7 +400,7 @@ def _render_monitoring(view: AlertView, language: str, fmt: BodyFormat, limits: 
             name=escape(line.name),
             borrower_id=escape(line.borrower_id),
             since=_time_label(line.since) if line.since else "–",
-            error_kind=escape(line.error_kind or "–"),
+            error_kind=line.error_kind or "–",  # our own vocabulary, not registry text
         )
         for line in view.gap
     ]

@@ -7,6 +7,7 @@ that is behind on first use, so a fresh install needs no separate step.
 from __future__ import annotations
 
 import json
+import re
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -16,8 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import event, func, text
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
 from sqlmodel import Session, col, create_engine, delete, select, update
 
 from watcher.models import (
@@ -81,7 +82,7 @@ class Store:
     @property
     def safe_url(self) -> str:
         """The database URL without its password, for logs and messages."""
-        return self.engine.url.render_as_string(hide_password=True)
+        return masked_database_url(self.engine.url)
 
     @property
     def sqlite_path(self) -> Path | None:
@@ -128,6 +129,22 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+# Query parameters that carry a secret in a database URL (libpq and psycopg accept the password there).
+_SECRET_QUERY_KEYS = {"password", "passwd", "pwd", "sslpassword", "passfile"}
+
+
+def masked_database_url(url: str | URL) -> str:
+    """The database URL with its password masked, in the user part or the query, even when it does
+    not parse: safe for logs and error messages."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        text = re.sub(r"(://[^/@:]*:)[^/@]*@", r"\1***@", str(url))
+        return re.sub(r"([?&](?:password|passwd|pwd|sslpassword)=)[^&]*", r"\1***", text, flags=re.IGNORECASE)
+    secrets = {key: "***" for key in parsed.query if key.lower() in _SECRET_QUERY_KEYS}
+    return parsed.update_query_dict(secrets).render_as_string(hide_password=True).replace("%2A%2A%2A", "***")
 
 
 def open_store(url: str) -> Store:

@@ -7,7 +7,6 @@ modules are imported inside the functions so that start-up stays quick.
 
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -96,14 +95,10 @@ def with_store(config: Config, *, ensure_schema: bool = True) -> Iterator[Store]
 
 
 def safe_url(url: str) -> str:
-    """The URL with its password masked, even when it does not parse."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
+    """The URL with its password masked (in the user part or the query), even when it does not parse."""
+    from watcher.store import masked_database_url
 
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except (ArgumentError, ValueError):
-        return re.sub(r"(://[^/@:]*:)[^/@]*@", r"\1***@", url)
+    return masked_database_url(url)
 
 
 def _is_database_error(error: BaseException) -> bool:

@@ -199,6 +199,13 @@ def alerts(
     return list(session.exec(query))
 
 
+def may_handle_alert(session: Session, user: User, alert_id: int) -> bool:
+    """Whether ``user`` may acknowledge or close the alert: one they can see, and for an alert about a
+    whole source (which lists other officers' borrowers too) only a reviewer."""
+    alert = visible_alert(session, user, alert_id)
+    return alert is not None and (alert.borrower_id is not None or sees_all(user))
+
+
 def visible_alert(session: Session, user: User, alert_id: int) -> Alert | None:
     alert = session.get(Alert, alert_id)
     if alert is None:

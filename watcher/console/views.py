@@ -290,6 +290,7 @@ def render(ctx: Ctx, template: str, status_code: int = 200, **values: Any) -> HT
         lang=lang,
         languages=LANGUAGES,
         user=ctx.user,
+        sees_all=ctx.user is not None and queries.sees_all(ctx.user),
         csrf_token=ensure_csrf(request),
         flash=_take_flash(ctx),
         path=request.url.path,
@@ -535,7 +536,7 @@ def _lifecycle(request: Request, ctx: Ctx, step, done_key: str) -> Response:
         return error_page(ctx, 400, ctx.t("bad_request"))
     try:
         with ctx.console.store.transaction() as session:
-            if queries.visible_alert(session, ctx.user, alert_id) is None:
+            if not queries.may_handle_alert(session, ctx.user, alert_id):
                 return error_page(ctx, 403, ctx.t("forbidden"))
             step(session, alert_id, by=ctx.user.display_name, note=note, at=ctx.console.clock())
     except AlertStateError as error:
