@@ -15,6 +15,7 @@ them, so ``.ci/run`` runs them all.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import signal
@@ -50,6 +51,7 @@ READY_TIMEOUT = 45.0
 STOP_TIMEOUT = 5.0  # the stop_timeout every config here uses
 STOP_MARGIN = 3.0  # interpreter exit, closing clients, the last heartbeat
 CHINESE_NAME = "风控监控-上海一号"
+SWEPT = "STATUS=running: "  # what every completed sweep tells systemd, with the checks so far
 
 # Registered in pyproject.toml; marked tests run everywhere, CI included: nothing skips them.
 slow = pytest.mark.slow
@@ -109,14 +111,19 @@ class FakeSystemd:
                 self.notifications.append(Notification(time.monotonic(), text))
                 self._changed.notify_all()
 
-    def wait_for(self, line: str, timeout: float, *, prefix: bool = False) -> Notification | None:
-        """The first notification having ``line`` (or a line starting with it), waiting up to ``timeout``."""
+    def wait_for(
+        self, line: str, timeout: float, *, prefix: bool = False, count: int = 1
+    ) -> Notification | None:
+        """The ``count``-th notification having ``line`` (or a line starting with it), waiting up to
+        ``timeout``; ``count`` > 1 waits for that many of them (sweeps done, watchdog pings)."""
 
         def find() -> Notification | None:
-            for notification in self.notifications:
-                if any(got.startswith(line) if prefix else got == line for got in notification.lines):
-                    return notification
-            return None
+            matching = (
+                notification
+                for notification in self.notifications
+                if any(got.startswith(line) if prefix else got == line for got in notification.lines)
+            )
+            return next(itertools.islice(matching, count - 1, None), None)
 
         with self._changed:
             self._changed.wait_for(lambda: find() is not None, timeout=timeout)
@@ -273,6 +280,7 @@ def write_config(
     lease: str = "4s",
     concurrency: int = 2,
     active_hours: str | None = None,
+    heartbeat: str | None = None,
     timezone: str = "UTC",
     officer_url: str | None = None,
     extra: str = "",
@@ -296,6 +304,8 @@ def write_config(
     ]
     if active_hours is not None:
         lines.append(f'active_hours = "{active_hours}"')
+    if heartbeat is not None:
+        lines.append(f'heartbeat = "{heartbeat}"')
     lines += [
         "[logging]",
         'level = "info"',
@@ -466,8 +476,10 @@ def test_ready_status_watchdog_and_stopping_reach_systemd(tmp_path, registry, sp
         daemon = spawn(config, systemd=systemd, env={"WATCHDOG_USEC": "1000000", "JOURNAL_STREAM": "1:2"})
         ready = daemon.wait_ready()
         assert ready.lines == ["READY=1", f"STATUS=running as {CHINESE_NAME}"]
-        assert systemd.wait_for("STATUS=running: 6 checks", timeout=20, prefix=True) is not None
-        time.sleep(2.5)
+        assert systemd.wait_for(f"{SWEPT}6 checks", timeout=20, prefix=True) is not None
+        # Sweeps go on (three done) and the watchdog is fed all the while (six pings) before the stop.
+        assert systemd.wait_for(SWEPT, timeout=20, prefix=True, count=3) is not None
+        assert systemd.wait_for("WATCHDOG=1", timeout=20, count=6) is not None
         signalled = time.monotonic()
         code, _ = daemon.stop(signal.SIGTERM)
         pings = [n.at for n in systemd.notifications if n.text == "WATCHDOG=1"]
@@ -540,7 +552,6 @@ def test_stop_during_a_slow_sweep_leaves_no_borrower_half_written(
     daemon = spawn(config, env={"WATCHDOG_USEC": "1000000"})
     daemon.wait_ready()
     wait_until(lambda: len(registry.hits) >= before + 2, 20, "the first checks to reach the registry")
-    time.sleep(0.3)
     code, took = daemon.stop(signum)
 
     assert code == 0, daemon.output
@@ -652,9 +663,19 @@ def hours_window(local_now: datetime, start_after: timedelta, length: timedelta)
     return f"{start:%H:%M}-{end:%H:%M}"
 
 
+def ran_for(store: Store, span: timedelta) -> bool:
+    """The instance's own heartbeats cover ``span`` since it started: its scheduler ran that long.
+
+    A sweep outside active hours leaves no trace (no status, no log line); the heartbeat job of the
+    same scheduler does, so this proves how many sweep periods went by.
+    """
+    return any(instance.heartbeat_at - instance.started_at >= span for instance in rows(store, Instance))
+
+
 @slow
 def test_a_daemon_outside_its_active_hours_checks_nothing(tmp_path, registry, spawn, sqlite_url):
-    """Now ±1 h checks (the control); a window two hours ahead, in Shanghai time, checks nothing."""
+    """Now ±1 h checks (the control); a window two hours ahead, in Shanghai time, checks nothing
+    through the sweep at start and at least two more, which the daemon's heartbeats prove."""
     zone = "Asia/Shanghai"
     local_now = datetime.now(ZoneInfo(zone))
     store = open_store(sqlite_url)
@@ -665,10 +686,12 @@ def test_a_daemon_outside_its_active_hours_checks_nothing(tmp_path, registry, sp
         registry_url=registry.base_url,
         timezone=zone,
         active_hours=hours_window(local_now, timedelta(hours=2), timedelta(hours=2)),
+        heartbeat="1s",
     )
     daemon = spawn(closed)
     daemon.wait_ready()
-    time.sleep(3.5)  # the first sweep runs at start, then one per second
+    sweep_every = load_config(closed).schedule.sweep_every
+    wait_until(lambda: ran_for(store, 3 * sweep_every), 20, "three sweep periods of heartbeats")
     assert daemon.stop()[0] == 0, daemon.output
     assert registry.hits == []
     assert all(b.last_checked_at is None for b in rows(store, Borrower))
@@ -768,8 +791,9 @@ def test_status_from_another_process_shows_instances_sweeps_backlog_and_failures
 
 @slow
 def test_resident_memory_stays_flat_over_many_sweeps(tmp_path, spawn, sqlite_url):
-    """200 borrowers due every second for ~20 s: RSS in the last quarter within 10 % (or 8 MiB) of the
-    RSS after warm-up (first quarter). A leak per check (sessions, responses, tasks) would show."""
+    """200 borrowers due every second, RSS sampled after each of 20 sweeps (~20 s, ~4000 checks): the
+    last quarter within 10 % (or 8 MiB) of the RSS after warm-up (first quarter). A leak per check
+    (sessions, responses, tasks) would show."""
     with BrregStandIn(keep_hits=False) as registry:
         config = write_config(
             tmp_path,
@@ -784,8 +808,9 @@ def test_resident_memory_stays_flat_over_many_sweeps(tmp_path, spawn, sqlite_url
         daemon = spawn(config)
         daemon.wait_ready()
         samples: list[int] = []
-        for _ in range(20):
-            time.sleep(1)
+        for sweep in range(1, 21):
+            done = daemon.systemd.wait_for(SWEPT, timeout=30, prefix=True, count=sweep)
+            assert done is not None, f"sweep {sweep} never completed:\n{daemon.output}"
             samples.append(daemon.rss_kib())
         answered = registry.answered
         assert daemon.stop()[0] == 0, daemon.output

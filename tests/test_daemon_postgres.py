@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -39,9 +39,9 @@ from tests.test_daemon import (
     write_config,
 )
 from watcher.config import load_config
-from watcher.models import Alert, Borrower, Delivery, Instance
+from watcher.models import Alert, Borrower, Delivery, Instance, utcnow
 from watcher.pipeline import Checker
-from watcher.store import open_store, status_summary
+from watcher.store import Store, open_store, status_summary
 
 INTERVAL = 3.0
 SWEEP_EVERY = 1.0
@@ -108,7 +108,19 @@ class ClaimWatch:
                             self.steals.append(Steal(borrower_id, previous_holder, holder, left))
                     self._last[borrower_id] = (holder, lease_until)
                 self.polls += 1
-                time.sleep(0.02)
+                self._stop.wait(0.02)
+
+
+def fetched_since(registry: BrregStandIn, orgnrs: list[str], since: float, *, times: int) -> bool:
+    """Every orgnr's unit was fetched at least ``times`` times since ``since`` (monotonic seconds)."""
+    fetches = registry.fetch_times("enhet")
+    return all(sum(at >= since for at in fetches.get(orgnr, [])) >= times for orgnr in orgnrs)
+
+
+def swept_since(store: Store, names: list[str], since: datetime) -> bool:
+    """Each named instance recorded a completed sweep at or after ``since``."""
+    swept = {i.name: i.last_sweep_at for i in rows(store, Instance)}
+    return all(swept.get(name) is not None and swept[name] >= since for name in names)
 
 
 def pg_config(folder: Path, name: str, url: str, registry: BrregStandIn, **options) -> Path:
@@ -126,9 +138,10 @@ def pg_config(folder: Path, name: str, url: str, registry: BrregStandIn, **optio
 def test_two_instances_check_each_borrower_once_per_interval_and_deliver_each_alert_once(
     tmp_path, spawn, chat, postgres_url
 ):
-    """30 borrowers, two instances, interval 3 s, ~10 s: no orgnr is fetched twice within less than
-    interval − sweep_every, no claim changes hands while its lease runs, both instances do work; then
-    five planted changes give five alerts, each arriving at the officer's robot exactly once."""
+    """30 borrowers, two instances, interval 3 s: within 10 s every orgnr is fetched twice, none twice
+    within less than interval − sweep_every, no claim changes hands while its lease runs, both
+    instances do work; then five planted changes give five alerts, each arriving at the officer's
+    robot exactly once, still once after two more sweep periods of both instances."""
     with BrregStandIn() as registry:
         orgnrs = registry.orgnrs[:30]
         configs = [
@@ -144,17 +157,23 @@ def test_two_instances_check_each_borrower_once_per_interval_and_deliver_each_al
             for daemon in daemons:
                 daemon.wait_ready()
             observed_from = time.monotonic()
-            time.sleep(6)
+            wait_until(
+                lambda: fetched_since(registry, orgnrs, observed_from, times=2),
+                10,
+                "every orgnr fetched twice in 10 s with interval 3 s",
+            )
             registry.plant_change(changed)
-            time.sleep(4)
-            observed_until = time.monotonic()
             wait_until(
                 lambda: len(rows(store, Delivery, Delivery.status == "sent")) == 5
                 and len(rows(store, Alert)) == 5,
                 30,
                 "five alerts delivered",
             )
-            time.sleep(2 * SWEEP_EVERY)  # room for a duplicate send to show up
+            observed_until, delivered_at = time.monotonic(), utcnow()
+            # Room for a duplicate send to show up: both instances sweep (and run their outbox jobs)
+            # for two more sweep periods.
+            quiet_until = delivered_at + timedelta(seconds=2 * SWEEP_EVERY)
+            wait_until(lambda: swept_since(store, ["pg-a", "pg-b"], quiet_until), 30, "two sweep periods")
             for daemon in daemons:
                 code, _ = daemon.stop()
                 assert code == 0, daemon.output
@@ -205,10 +224,10 @@ def test_claims_of_a_killed_instance_are_checked_by_the_other_after_the_lease(tm
             victim = spawn(configs[0])
             victim.wait_ready()
             wait_until(lambda: bool(rows(store, Borrower, Borrower.claimed_by == "pg-a")), 20, "claims")
-            first_claims = time.monotonic()
+            first_lease = max(b.lease_until for b in rows(store, Borrower, Borrower.claimed_by == "pg-a"))
             survivor = spawn(configs[1])
             survivor.wait_ready()
-            time.sleep(max(0.0, first_claims + 4.5 - time.monotonic()))  # past the first lease
+            wait_until(lambda: datetime.now(UTC) > first_lease, 20, "pg-a's first lease to run out")
             wait_until(lambda: bool(rows(store, Borrower, Borrower.claimed_by == "pg-a")), 20, "more claims")
             victim.kill()
             killed_at = datetime.now(UTC)

@@ -37,7 +37,7 @@ from tests.deployment import (
 from watcher.cli import app
 from watcher.dispatch import Dispatcher, DispatchReport
 from watcher.importer import BorrowerRow
-from watcher.models import utcnow
+from watcher.models import Delivery, utcnow
 
 if TYPE_CHECKING:
     from tests.receivers import ChatReceiver, SmtpReceiver
@@ -391,6 +391,19 @@ def _due_rows(deploy, ding: ChatReceiver, database_url: str, alerts: int) -> Dep
     return world
 
 
+async def _first_lease_ran_out(world: Deployment, instance: str) -> None:
+    """Return once ``instance`` has claimed rows and the lease stored on that first claim has ended."""
+
+    def leases() -> list[datetime]:
+        claimed = world.deliveries(Delivery.claimed_by == instance)
+        return [row.lease_until for row in claimed if row.lease_until is not None]
+
+    while not (first := await asyncio.to_thread(leases)):
+        await asyncio.sleep(0.01)
+    while (left := (min(first) - utcnow()).total_seconds()) >= 0:
+        await asyncio.sleep(left)
+
+
 def _received_per_row(ding: ChatReceiver) -> Counter:
     return Counter((m.token, re.search(r"b-\d\d", m.text).group()) for m in ding.accepted)
 
@@ -435,7 +448,7 @@ def test_a_batch_that_outlasts_its_lease_is_handed_back_not_sent_twice(
         quick = Dispatcher(world.store, world.config, instance="quick", batch=2, concurrency=2, lease=lease)
 
         async def quick_later() -> DispatchReport:
-            await asyncio.sleep(1.4)  # after the slow instance's first lease has run out
+            await _first_lease_ran_out(world, "slow")
             return await quick.dispatch_due()
 
         try:

@@ -747,12 +747,12 @@ async def test_brreg_fetch_past_its_deadline_is_transient_and_names_the_company(
     source = BrregSource("no", BrregOptions(type="brreg", deadline="1s"))
 
     async def stall(request: httpx.Request) -> httpx.Response:
-        await asyncio.sleep(5)
+        await asyncio.Event().wait()  # a registry that never answers
         return httpx.Response(200, text=fixture_text("no_brreg/enhet.json"))
 
     brreg_api.get(f"/enheter/{NO_ORGNR}").mock(side_effect=stall)
     with pytest.raises(TransientError, match="1s deadline") as raised:
-        await source.fetch(NO_ORGNR)
+        await asyncio.wait_for(source.fetch(NO_ORGNR), timeout=5)  # a deadline not kept fails, not hangs
     await source.aclose()
     assert raised.value.source == "no" and raised.value.registry_id == NO_ORGNR
 
