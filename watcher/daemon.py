@@ -166,22 +166,28 @@ class Daemon:
             if not claimed:
                 break
             outcomes = await self._check(claimed)
-            if not outcomes:
-                continue
-            self.checked += len(outcomes)
-            failed = [o for o in outcomes if not o.ok]
-            alerts = [o for o in outcomes if o.alert_id is not None]
-            log.info(
-                "checked %d borrower(s): %d failed, %d alert(s)", len(outcomes), len(failed), len(alerts)
-            )
-            for outcome in failed:
-                log.warning(
-                    "check of %s failed (%s): %s", outcome.borrower_id, outcome.error_kind, outcome.error
-                )
-            if alerts:
-                self._start("dispatch", self._dispatch)
+            if outcomes:
+                self._report(outcomes)
         if self.stopping.is_set():
             return  # cut short: not a completed sweep; the final heartbeat records the stop
+        await self._raise_monitoring_gaps()
+        self.sweeps += 1
+        await asyncio.to_thread(self._beat, True)
+        self.metrics.swept(utcnow())
+        sdnotify.notify(f"STATUS=running: {self.checked} checks, last sweep {utcnow():%H:%M:%S} UTC")
+
+    def _report(self, outcomes: Sequence[CheckOutcome]) -> None:
+        """Log a batch's outcomes, and start delivering at once when it raised alerts."""
+        self.checked += len(outcomes)
+        failed = [o for o in outcomes if not o.ok]
+        alerts = [o for o in outcomes if o.alert_id is not None]
+        log.info("checked %d borrower(s): %d failed, %d alert(s)", len(outcomes), len(failed), len(alerts))
+        for outcome in failed:
+            log.warning("check of %s failed (%s): %s", outcome.borrower_id, outcome.error_kind, outcome.error)
+        if alerts:
+            self._start("dispatch", self._dispatch)
+
+    async def _raise_monitoring_gaps(self) -> None:
         gaps = await asyncio.to_thread(self._scan_gaps)
         for alert_id in gaps.gaps:
             log.warning("monitoring gap: alert #%d opened", alert_id)
@@ -189,10 +195,6 @@ class Daemon:
             log.info("monitoring restored: alert #%d opened", alert_id)
         if gaps.alert_ids:
             self._start("dispatch", self._dispatch)
-        self.sweeps += 1
-        await asyncio.to_thread(self._beat, True)
-        self.metrics.swept(utcnow())
-        sdnotify.notify(f"STATUS=running: {self.checked} checks, last sweep {utcnow():%H:%M:%S} UTC")
 
     async def _check(self, claimed: Sequence[Borrower]) -> list[CheckOutcome]:
         """Check a claimed batch, ``concurrency`` at a time, like ``Checker.check``, but stop-aware.

@@ -107,6 +107,19 @@ def evaluate(
     previous = state.previous or record  # no stored record to compare with: nothing to report
     if vanished_sections(previous, record) and not _confirms(state, digest, now, confirm_after):
         return Evaluation(Outcome.AWAITING_CONFIRMATION, _silence(state), record, digest, hold=True)
+    return _changed(state, previous, record, digest, now, settings)
+
+
+def _changed(
+    state: StoredState,
+    previous: RegistryRecord,
+    record: RegistryRecord,
+    digest: str,
+    now: datetime,
+    settings: RuleSettings,
+) -> Evaluation:
+    """The changes since ``previous``: news to alert, late history to count, and their assessment."""
+    assert state.baseline_at is not None
     changes = tuple(diff(previous, record))
     baseline_day = state.baseline_at.date()
     late = tuple(change for change in changes if _before(change, baseline_day))
