@@ -1,4 +1,4 @@
-"""The house rules of DESIGN.md that code review alone would let slip."""
+"""The house rules of docs/architecture.md that code review alone would let slip."""
 
 from __future__ import annotations
 
@@ -42,3 +42,15 @@ def test_command_line_start_up_does_not_import_heavy_modules():
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == ""
+
+
+def test_the_layering_contracts_hold():
+    """import-linter's contracts in pyproject.toml: the pure core does no I/O and knows nothing above
+    it, sources and notifiers never reach the layers above them, no import cycle inside watcher."""
+    from pathlib import Path
+
+    lint_imports = Path(sys.executable).with_name("lint-imports")
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run([str(lint_imports)], cwd=root, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 broken" in result.stdout
