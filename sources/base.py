@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date
 from email.utils import parsedate_to_datetime
 from typing import ClassVar
 
@@ -231,8 +232,11 @@ def load_json(text: str, *, what: str, source: str | None = None, registry_id: s
         raise ParseError(f"{what}: not JSON ({_shorten(str(error))})", **context) from None
 
 
-def retry_after_seconds(value: str | None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta seconds or an HTTP date); None when absent."""
+def retry_after_seconds(value: str | None, now: Callable[[], float] = time.time) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta seconds or an HTTP date); None when absent.
+
+    ``now`` is the wall clock (Unix seconds) an HTTP date is counted from.
+    """
     if not value:
         return None
     text = value.strip()
@@ -245,7 +249,7 @@ def retry_after_seconds(value: str | None) -> float | None:
             return None
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
-        seconds = (when - datetime.now(UTC)).total_seconds()
+        seconds = when.timestamp() - now()
     if not math.isfinite(seconds):
         return None
     return max(0.0, seconds)

@@ -24,7 +24,6 @@ from sources.base import (
     looks_like_challenge,
 )
 from sources.http import (
-    HttpPolicy,
     HttpResponse,
     HttpSource,
     HttpSourceOptions,
@@ -110,10 +109,8 @@ class BrregSource(HttpSource):
 
     # -- fetching ---------------------------------------------------------------------------------
 
-    def make_policy(self) -> HttpPolicy:
-        return HttpPolicy(
-            self.name, self.settings, headers={"Accept": "application/json"}, charsets=self.charsets()
-        )
+    def headers(self) -> dict[str, str]:
+        return {"Accept": "application/json"}
 
     async def fetch_raw(self, registry_id: str) -> dict[str, str]:
         context = {"source": self.name, "registry_id": registry_id}

@@ -21,10 +21,10 @@ from pydantic import Field
 from sources import register
 from sources.base import SourceOptions, as_date, as_list, as_object, as_text, load_json
 from sources.http import (
-    HttpPolicy,
     HttpResponse,
     HttpSource,
     HttpSourceOptions,
+    basic_auth,
     raise_for_status,
     registry_answer,
 )
@@ -142,15 +142,9 @@ class CompaniesHouseSource(HttpSource):
 
     id_kind: ClassVar[str | None] = "uk_company_number"
 
-    def make_policy(self) -> HttpPolicy:
+    def headers(self) -> dict[str, str]:
         """The key is the Basic-auth username with an empty password, as Companies House documents."""
-        return HttpPolicy(
-            self.name,
-            self.settings,
-            charsets=self.charsets(),
-            headers={"Accept": "application/json"},
-            auth=(self.settings.api_key, ""),
-        )
+        return {"Accept": "application/json", "Authorization": basic_auth(self.settings.api_key, "")}
 
     # -- fetching ---------------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from typing import ClassVar
 
 from sources import register
 from sources.base import SourceOptions, as_list, as_object, as_text, load_json
-from sources.http import HttpPolicy, HttpSource, HttpSourceOptions, raise_for_status
+from sources.http import HttpSource, HttpSourceOptions, raise_for_status
 from watcher.errors import NotFoundError, ParseError, SourceError
 from watcher.normalize import clean_text, person_key, roles_from_title
 from watcher.record import CompanyStatus, Person, RegistryRecord, Role, Status
@@ -58,11 +58,9 @@ class FrRechercheSource(HttpSource):
 
     id_kind: ClassVar[str | None] = "fr_siren"
 
-    def make_policy(self) -> HttpPolicy:
+    def headers(self) -> dict[str, str]:
         """JSON only; the shared policy already sends the descriptive User-Agent the API asks for."""
-        return HttpPolicy(
-            self.name, self.settings, headers={"Accept": "application/json"}, charsets=self.charsets()
-        )
+        return {"Accept": "application/json"}
 
     async def fetch_raw(self, registry_id: str) -> dict[str, str]:
         context = {"source": self.name, "registry_id": registry_id}

@@ -63,10 +63,31 @@ RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5
 MAX_CONNECTIONS = 32  # per source
-BACKOFF_BASE_SECONDS = 0.5
-BACKOFF_CAP_SECONDS = 30.0
 
 log = logging.getLogger("watcher.sources")
+
+Sleep = Callable[[float], Awaitable[object]]
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """Where the policy's waits, clocks and chance come from: the real ones, unless a test passes fakes.
+
+    ``clock`` (monotonic seconds) times the rate limit and the deadline; ``wall`` (Unix seconds) reads
+    Retry-After dates and stamps signed requests; ``jitter(low, high)`` picks each backoff wait, which
+    doubles from ``backoff_base`` per attempt up to ``backoff_cap`` seconds.
+    """
+
+    sleep: Sleep = asyncio.sleep
+    clock: Callable[[], float] = time.monotonic
+    wall: Callable[[], float] = time.time
+    jitter: Callable[[float, float], float] = random.uniform
+    backoff_base: float = 0.5
+    backoff_cap: float = 30.0
+
+    def backoff(self, attempt: int) -> float:
+        """Exponential backoff with full jitter: spreads retries of many borrowers apart."""
+        return self.jitter(0, min(self.backoff_cap, self.backoff_base * 2**attempt))
 
 
 class HttpSourceOptions(SourceOptions):
@@ -128,7 +149,7 @@ class SlidingWindowLimiter:
         *,
         margin: float = 0.02,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[object]] | None = None,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.count = rate.count
         self.window = rate.per.total_seconds() * (1 + margin)
@@ -184,8 +205,7 @@ class SlidingWindowLimiter:
                 if before_wait is not None:
                     before_wait(wait)
                 target = self._now() + wait
-                # Looked up at call time so tests can replace asyncio.sleep.
-                await (self._sleep or asyncio.sleep)(wait)
+                await self._sleep(wait)
                 self._reached = max(self._reached, target)
 
     async def confirm(self, slot: float, before_wait: Callable[[float], None] | None = None) -> float:
@@ -397,6 +417,14 @@ _deadline: contextvars.ContextVar[_Deadline | None] = contextvars.ContextVar(
 )
 
 
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    """An attempt that failed in a way worth retrying; ``pause`` is the (capped) Retry-After it asked for."""
+
+    error: SourceError
+    pause: float | None = None
+
+
 def _with_note(error: SourceError, note: str) -> SourceError:
     """The same kind of error with a note appended, keeping ``retry_after`` for rate limits."""
     context = {"source": error.source, "registry_id": error.registry_id}
@@ -414,18 +442,17 @@ class HttpPolicy:
         options: HttpSourceOptions,
         *,
         headers: Mapping[str, str] | None = None,
-        auth: tuple[str, str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         charsets: Charsets = Charsets(),
+        timing: Timing = Timing(),
     ) -> None:
         self.source = source
         self.options = options
         self.charsets = charsets
-        self.limiter = SlidingWindowLimiter(options.rate)
+        self.timing = timing
+        self.limiter = SlidingWindowLimiter(options.rate, clock=timing.clock, sleep=timing.sleep)
         self._pause_cap_logged = False
         fixed = {"Accept": "*/*", "Accept-Encoding": "gzip, deflate", "User-Agent": USER_AGENT}
-        if auth is not None:
-            fixed["Authorization"] = basic_auth(*auth)
         self.headers = httpx.Headers({**fixed, **(headers or {})})
         base = httpx.URL(options.base_url)
         self.base_url = base.copy_with(raw_path=base.raw_path.rstrip(b"/") + b"/")
@@ -472,13 +499,13 @@ class HttpPolicy:
         Nested deadlines never extend an outer one.
         """
         seconds = (budget if budget is not None else self.options.deadline).total_seconds()
-        end = time.monotonic() + seconds
+        end = self.timing.clock() + seconds
         outer = _deadline.get()
         if outer is not None and outer.end < end:
             end, seconds = outer.end, outer.budget
         token = _deadline.set(_Deadline(end, seconds))
         try:
-            async with asyncio.timeout(max(0.0, end - time.monotonic())) as scope:
+            async with asyncio.timeout(max(0.0, end - self.timing.clock())) as scope:
                 yield
         except TimeoutError:
             if not scope.expired():
@@ -492,7 +519,7 @@ class HttpPolicy:
     def _within_deadline(self, wait: float, error: SourceError) -> None:
         """Give up now, with ``error``'s kind, when waiting ``wait`` seconds would pass the deadline."""
         current = _deadline.get()
-        if current is not None and wait >= current.end - time.monotonic():
+        if current is not None and wait >= current.end - self.timing.clock():
             note = f"; retrying in {wait:.1f}s would pass the check's {current.budget:g}s deadline"
             raise _with_note(error, note)
 
@@ -521,10 +548,6 @@ class HttpPolicy:
             )
         return cap
 
-    def _backoff(self, attempt: int) -> float:
-        """Exponential backoff with full jitter: spreads retries of many borrowers apart."""
-        return random.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt))
-
     async def get(
         self,
         path: str,
@@ -544,48 +567,59 @@ class HttpPolicy:
         redirects = 0
         attempt = 0
         while True:
-            self._refuse_a_long_pause(0.0, context)
-            slot = await self.limiter.acquire(lambda wait: self._refuse_a_long_pause(wait, context))
-            request_headers = headers() if callable(headers) else headers
-            try:
-                response = await self._send(url, params, request_headers, slot, context)
-            except RateLimitedError:
-                raise  # a pause began before the request went out: not a network failure to retry
-            except TransientError as error:
+            outcome = await self._attempt(url, params, headers, path, context)
+            if isinstance(outcome, _Failure):
                 attempt += 1
-                if attempt > self.options.retries:
-                    raise _with_note(error, f" (after {attempt} attempts)") from None
-                wait = self._backoff(attempt)
-                self._within_deadline(wait, error)
-                await asyncio.sleep(wait)
-                continue
-            if response.status in REDIRECT_STATUSES:
+                await self._before_retry(outcome, attempt)
+            elif outcome.status in REDIRECT_STATUSES:
                 redirects += 1
                 if redirects > MAX_REDIRECTS:
                     raise BlockedError(f"more than {MAX_REDIRECTS} redirects from {path}", **context)
-                url = self._same_host_redirect(response, context)
+                url = self._same_host_redirect(outcome, context)
                 params = None
-                continue
-            if response.status not in RETRYABLE_STATUSES:
-                return response
-            attempt += 1
-            retry_after = self._capped_pause(retry_after_seconds(response.headers.get("Retry-After")))
-            failure: SourceError = (
-                RateLimitedError(f"HTTP 429 on {path}", retry_after=retry_after, **context)
-                if response.status == 429
-                else TransientError(f"HTTP {response.status} on {path}", **context)
-            )
-            if retry_after is not None:
-                self.limiter.pause(retry_after)
-            if attempt > self.options.retries:
-                raise _with_note(failure, f" (after {attempt} attempts)")
-            if retry_after is not None:
-                # The wait itself happens in the limiter, where every request of this source waits.
-                self._within_deadline(self.limiter.delay(), failure)
             else:
-                wait = self._backoff(attempt)
-                self._within_deadline(wait, failure)
-                await asyncio.sleep(wait)
+                return outcome
+
+    async def _attempt(
+        self,
+        url: str,
+        params: Mapping[str, str] | None,
+        headers: Mapping[str, str] | Callable[[], Mapping[str, str]] | None,
+        path: str,
+        context: dict,
+    ) -> HttpResponse | _Failure:
+        """One request in its rate-limit slot: a response to hand on, or a failure worth retrying."""
+        self._refuse_a_long_pause(0.0, context)
+        slot = await self.limiter.acquire(lambda wait: self._refuse_a_long_pause(wait, context))
+        request_headers = headers() if callable(headers) else headers
+        try:
+            response = await self._send(url, params, request_headers, slot, context)
+        except RateLimitedError:
+            raise  # a pause began before the request went out: not a network failure to retry
+        except TransientError as error:
+            return _Failure(error)
+        if response.status not in RETRYABLE_STATUSES:
+            return response
+        retry_after = retry_after_seconds(response.headers.get("Retry-After"), now=self.timing.wall)
+        pause = self._capped_pause(retry_after)
+        if response.status == 429:
+            return _Failure(RateLimitedError(f"HTTP 429 on {path}", retry_after=pause, **context), pause)
+        return _Failure(TransientError(f"HTTP {response.status} on {path}", **context), pause)
+
+    async def _before_retry(self, failure: _Failure, attempt: int) -> None:
+        """Wait before the next attempt, or raise ``failure`` when no attempt is left or the wait
+        would pass the deadline. A Retry-After pauses the whole source (the wait happens in the
+        limiter, where every request of this source waits); otherwise this request backs off."""
+        if failure.pause is not None:
+            self.limiter.pause(failure.pause)
+        if attempt > self.options.retries:
+            raise _with_note(failure.error, f" (after {attempt} attempts)")
+        if failure.pause is not None:
+            self._within_deadline(self.limiter.delay(), failure.error)
+            return
+        wait = self.timing.backoff(attempt)
+        self._within_deadline(wait, failure.error)
+        await self.timing.sleep(wait)
 
     async def _send(
         self,
@@ -598,7 +632,7 @@ class HttpPolicy:
         timeout = self.options.timeout.total_seconds()
         current = _deadline.get()
         if current is not None:
-            remaining = current.end - time.monotonic()
+            remaining = current.end - self.timing.clock()
             if remaining <= 0:
                 raise TransientError(f"the check's {current.budget:g}s deadline passed", **context)
             timeout = min(timeout, remaining)
@@ -768,27 +802,31 @@ class HttpSource(MappedSource):
     identifier_name: ClassVar[str] = "identifier"
     settings: HttpSourceOptions
 
-    def __init__(self, name: str, options: SourceOptions) -> None:
+    def __init__(self, name: str, options: SourceOptions, *, timing: Timing = Timing()) -> None:
         super().__init__(name, options)
         self.settings = (
             options
             if isinstance(options, self.Options)
             else self.Options.model_validate(options.model_dump())
         )  # type: ignore[assignment]
+        self.timing = timing
         self._http: HttpPolicy | None = None
 
     def charsets(self) -> Charsets:
         """How this source's answers are decoded: JSON, so UTF-8 whatever they declare."""
         return Charsets(json=True, undeclared=self.undeclared_charsets)
 
-    def make_policy(self) -> HttpPolicy:
-        """The source's client; sources with auth or fixed headers override this."""
-        return HttpPolicy(self.name, self.settings, charsets=self.charsets())
+    def headers(self) -> dict[str, str]:
+        """Headers of every request besides the policy's own (Accept, credentials); none by default."""
+        return {}
 
     @property
     def http(self) -> HttpPolicy:
+        """The source's client, made on first use with the source's headers, charsets and timing."""
         if self._http is None:
-            self._http = self.make_policy()
+            self._http = HttpPolicy(
+                self.name, self.settings, headers=self.headers(), charsets=self.charsets(), timing=self.timing
+            )
         return self._http
 
     async def fetch_if_changed(self, registry_id: str, last_payload: str | None) -> Fetched | SamePayload:

@@ -34,7 +34,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from sources import register
 from sources.base import SourceOptions, as_list, guarded_parse, load_json
-from sources.http import HttpPolicy, HttpSource, HttpSourceOptions, raise_for_status
+from sources.http import HttpSource, HttpSourceOptions, raise_for_status
 from watcher.errors import ParseError
 from watcher.identifiers import normaliser_for
 from watcher.normalize import (
@@ -609,9 +609,8 @@ class ConfiguredFeedSource(HttpSource):
             return super().normalise_id(registry_id)
         return normaliser_for(self.settings.id_kind)(unicodedata.normalize("NFKC", registry_id))
 
-    def make_policy(self) -> HttpPolicy:
-        headers = {"Accept": self.accept, **self.settings.headers}
-        return HttpPolicy(self.name, self.settings, headers=headers, charsets=self.charsets())
+    def headers(self) -> dict[str, str]:
+        return {"Accept": self.accept, **self.settings.headers}
 
     @property
     def mapping_fingerprint(self) -> str:

@@ -7,7 +7,6 @@ change log (``ChangeRecords``). Errors come back as HTTP 200 with a ``Status`` c
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Mapping
 from typing import ClassVar
 
@@ -15,7 +14,7 @@ from pydantic import Field
 
 from sources import register
 from sources.base import SourceOptions, as_date, as_list, as_object, as_text, load_json
-from sources.http import HttpPolicy, HttpSource, HttpSourceOptions, raise_for_status
+from sources.http import HttpSource, HttpSourceOptions, raise_for_status
 from watcher.errors import AuthError, NotFoundError, ParseError, RateLimitedError, TransientError
 from watcher.normalize import (
     classify_change_item,
@@ -74,15 +73,13 @@ class QichachaSource(HttpSource):
 
     # -- fetching ---------------------------------------------------------------------------------
 
-    def make_policy(self) -> HttpPolicy:
-        return HttpPolicy(
-            self.name, self.settings, headers={"Accept": "application/json"}, charsets=self.charsets()
-        )
+    def headers(self) -> dict[str, str]:
+        return {"Accept": "application/json"}
 
     def signed_headers(self) -> dict[str, str]:
         """Token and Timespan for one attempt: the signature covers the current second, so every
         retry signs afresh."""
-        timespan = str(int(time.time()))
+        timespan = str(int(self.timing.wall()))
         return {
             "Timespan": timespan,
             "Token": request_token(self.settings.key, timespan, self.settings.secret),

@@ -22,7 +22,7 @@ from pydantic import Field
 
 from sources import register
 from sources.base import SourceOptions, as_list, as_object, as_text, load_json
-from sources.http import HttpPolicy, HttpSource, HttpSourceOptions, raise_for_status
+from sources.http import HttpSource, HttpSourceOptions, raise_for_status
 from watcher.errors import (
     AuthError,
     NotFoundError,
@@ -110,14 +110,9 @@ class TianyanchaSource(HttpSource):
     # Its JSON is UTF-8 like any JSON; an undeclared error or challenge page may be GB18030.
     undeclared_charsets: ClassVar[tuple[str, ...]] = ("utf-8", "gb18030")
 
-    def make_policy(self) -> HttpPolicy:
+    def headers(self) -> dict[str, str]:
         """The vendor authenticates every call by the bare console token in ``Authorization``."""
-        return HttpPolicy(
-            self.name,
-            self.settings,
-            headers={"Authorization": self.settings.token},
-            charsets=self.charsets(),
-        )
+        return {"Authorization": self.settings.token}
 
     async def fetch_raw(self, registry_id: str) -> dict[str, str]:
         context = {"source": self.name, "registry_id": registry_id}

@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-import sources.http
 from sources import available_types, source_class
 from sources.html_page import HtmlPageOptions, HtmlPageSource, split_selector
+from sources.http import Timing
 from sources.json_feed import (
     WILDCARD,
     JsonFeedOptions,
@@ -143,12 +143,18 @@ def with_changes(table: dict[str, Any], **changes: Any) -> dict[str, Any]:
     return copy
 
 
+# Retries back off for about a millisecond instead of half a second.
+QUICK_RETRIES = Timing(backoff_base=0.001)
+
+
 def json_source(**changes: Any) -> JsonFeedSource:
-    return JsonFeedSource("core", JsonFeedOptions.model_validate(with_changes(JSON_TABLE, **changes)))
+    options = JsonFeedOptions.model_validate(with_changes(JSON_TABLE, **changes))
+    return JsonFeedSource("core", options, timing=QUICK_RETRIES)
 
 
 def html_source(**changes: Any) -> HtmlPageSource:
-    return HtmlPageSource("portal", HtmlPageOptions.model_validate(with_changes(HTML_TABLE, **changes)))
+    options = HtmlPageOptions.model_validate(with_changes(HTML_TABLE, **changes))
+    return HtmlPageSource("portal", options, timing=QUICK_RETRIES)
 
 
 def map_json(text: str, **changes: Any) -> RegistryRecord:
@@ -857,11 +863,6 @@ def test_feed_dates(value, expected):
 
 
 # -- fetching over HTTP (respx) -------------------------------------------------------------------------
-
-
-@pytest.fixture(autouse=True)
-def fast_backoff(monkeypatch):
-    monkeypatch.setattr(sources.http, "BACKOFF_BASE_SECONDS", 0.001)
 
 
 FAST = {"timeout": "2s", "deadline": "10s", "retries": 2, "rate": "1000/s"}

@@ -7,10 +7,10 @@ import hashlib
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
-from types import SimpleNamespace
 from urllib.parse import urlsplit
 
 import httpx
@@ -19,11 +19,11 @@ import respx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import sources.qichacha
 import watcher
 from sources import source_class
 from sources.base import MappedSource, load_json, retry_after_seconds
 from sources.brreg import BrregOptions, BrregSource
+from sources.http import Timing
 from sources.qichacha import QichachaOptions, QichachaSource, request_token
 from sources.replay import ReplayOptions, ReplaySource
 from tests.fuzzing import json_values, mutate, only_records_or_source_errors
@@ -498,24 +498,25 @@ FAST = {"retries": 2, "timeout": "5s", "deadline": "30s", "rate": "100000/s"}
 
 
 @pytest.fixture
-def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Record the policy's waits (backoff, Retry-After, rate limit) instead of sleeping them."""
-    recorded: list[float] = []
-    real_sleep = asyncio.sleep
-
-    async def record(seconds: float, result: object = None) -> object:
-        recorded.append(seconds)
-        await real_sleep(0)
-        return result
-
-    monkeypatch.setattr("sources.http.asyncio.sleep", record)
-    monkeypatch.setattr("sources.http.BACKOFF_BASE_SECONDS", 0.001)
-    return recorded
+def waits() -> list[float]:
+    """The waits (backoff, Retry-After, rate limit) of a source made with the ``timing`` fixture."""
+    return []
 
 
 @pytest.fixture
-async def brreg(waits):
-    source = BrregSource("no", BrregOptions(type="brreg", **FAST))
+def timing(waits: list[float]) -> Timing:
+    """The policy's waits recorded in ``waits`` instead of slept; backoff from a millisecond."""
+
+    async def record(seconds: float) -> None:
+        waits.append(seconds)
+        await asyncio.sleep(0)
+
+    return Timing(sleep=record, backoff_base=0.001)
+
+
+@pytest.fixture
+async def brreg(timing):
+    source = BrregSource("no", BrregOptions(type="brreg", **FAST), timing=timing)
     yield source
     await source.aclose()
 
@@ -814,9 +815,9 @@ async def test_qichacha_fetch_from_a_real_server():
 
 
 @pytest.fixture
-async def qichacha(waits):
+async def qichacha(timing):
     options = QichachaOptions(type="qichacha", key="APPKEY123", secret="S3CRET", **FAST)
-    source = QichachaSource("cn", options)
+    source = QichachaSource("cn", options, timing=timing)
     yield source
     await source.aclose()
 
@@ -848,9 +849,10 @@ async def test_qichacha_fetch_success_and_signature(qichacha, qcc_api):
     assert "S3CRET" not in str(request.url)
 
 
-async def test_qichacha_signs_every_attempt_afresh(qichacha, qcc_api, monkeypatch):
+async def test_qichacha_signs_every_attempt_afresh(qcc_api, timing):
     clock = iter([1_700_000_000.4, 1_700_000_007.9, 1_700_000_015.0])
-    monkeypatch.setattr(sources.qichacha, "time", SimpleNamespace(time=lambda: next(clock)))
+    options = QichachaOptions(type="qichacha", key="APPKEY123", secret="S3CRET", **FAST)
+    qichacha = QichachaSource("cn", options, timing=replace(timing, wall=lambda: next(clock)))
     route = qcc_api.get("/ECIInfoVerify/GetInfo").mock(
         side_effect=[
             httpx.Response(503),
@@ -860,6 +862,7 @@ async def test_qichacha_signs_every_attempt_afresh(qichacha, qcc_api, monkeypatc
     )
 
     await qichacha.fetch(CN_USCC)
+    await qichacha.aclose()
 
     signed = [(call.request.headers["Timespan"], call.request.headers["Token"]) for call in route.calls]
     assert [timespan for timespan, _ in signed] == ["1700000000", "1700000007", "1700000015"]
