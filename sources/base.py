@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date
-from email.utils import parsedate_to_datetime
+from datetime import date
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
@@ -230,29 +227,6 @@ def load_json(text: str, *, what: str, source: str | None = None, registry_id: s
         raise ParseError(f"{what}: {reason}", **context) from None
     except (ValueError, RecursionError) as error:
         raise ParseError(f"{what}: not JSON ({_shorten(str(error))})", **context) from None
-
-
-def retry_after_seconds(value: str | None, now: Callable[[], float] = time.time) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta seconds or an HTTP date); None when absent.
-
-    ``now`` is the wall clock (Unix seconds) an HTTP date is counted from.
-    """
-    if not value:
-        return None
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = when.timestamp() - now()
-    if not math.isfinite(seconds):
-        return None
-    return max(0.0, seconds)
 
 
 def _shorten(text: str, limit: int = 200) -> str:

@@ -23,14 +23,9 @@ from sources.base import (
     load_json,
     looks_like_challenge,
 )
-from sources.http import (
-    HttpResponse,
-    HttpSource,
-    HttpSourceOptions,
-    error_message,
-    raise_for_status,
-    registry_answer,
-)
+from sources.http import HttpSource
+from sources.http.options import HttpSourceOptions
+from sources.http.responses import HttpResponse, error_message, raise_for_status, registry_answer
 from watcher.errors import BlockedError, NotFoundError, ParseError
 from watcher.normalize import ROLE_CATEGORY, clean_text, person_key
 from watcher.record import (

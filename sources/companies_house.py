@@ -20,14 +20,10 @@ from pydantic import Field
 
 from sources import register
 from sources.base import SourceOptions, as_date, as_list, as_object, as_text, load_json
-from sources.http import (
-    HttpResponse,
-    HttpSource,
-    HttpSourceOptions,
-    basic_auth,
-    raise_for_status,
-    registry_answer,
-)
+from sources.http import HttpSource
+from sources.http.options import HttpSourceOptions
+from sources.http.policy import basic_auth
+from sources.http.responses import HttpResponse, raise_for_status, registry_answer
 from watcher.errors import NotFoundError, ParseError, TransientError
 from watcher.normalize import ROLE_CATEGORY, clean_text, parse_stake, person_key
 from watcher.record import (

@@ -13,7 +13,9 @@ from typing import ClassVar
 
 from sources import register
 from sources.base import SourceOptions, as_list, as_object, as_text, load_json
-from sources.http import HttpSource, HttpSourceOptions, raise_for_status
+from sources.http import HttpSource
+from sources.http.options import HttpSourceOptions
+from sources.http.responses import raise_for_status
 from watcher.errors import NotFoundError, ParseError, SourceError
 from watcher.normalize import clean_text, person_key, roles_from_title
 from watcher.record import CompanyStatus, Person, RegistryRecord, Role, Status

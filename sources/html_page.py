@@ -22,7 +22,7 @@ from pydantic import AfterValidator
 
 from sources import register
 from sources.base import SourceOptions, looks_like_challenge
-from sources.http import Charsets
+from sources.http.charsets import Charsets
 from sources.json_feed import (
     ChangeLogMap,
     ConfiguredFeedSource,

@@ -34,7 +34,9 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from sources import register
 from sources.base import SourceOptions, as_list, guarded_parse, load_json
-from sources.http import HttpSource, HttpSourceOptions, raise_for_status
+from sources.http import HttpSource
+from sources.http.options import HttpSourceOptions
+from sources.http.responses import raise_for_status
 from watcher.errors import ParseError
 from watcher.identifiers import normaliser_for
 from watcher.normalize import (

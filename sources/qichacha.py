@@ -14,7 +14,9 @@ from pydantic import Field
 
 from sources import register
 from sources.base import SourceOptions, as_date, as_list, as_object, as_text, load_json
-from sources.http import HttpSource, HttpSourceOptions, raise_for_status
+from sources.http import HttpSource
+from sources.http.options import HttpSourceOptions
+from sources.http.responses import raise_for_status
 from watcher.errors import AuthError, NotFoundError, ParseError, RateLimitedError, TransientError
 from watcher.normalize import (
     classify_change_item,

@@ -21,7 +21,7 @@ from sources.base import (
     SourceOptions,
     canonical_id,
 )
-from sources.http import Charsets, UndecodableBody, decode_body
+from sources.http.charsets import Charsets, UndecodableBody, decode_body
 from watcher.errors import NotFoundError, ParseError
 
 _EXTENSIONS = (".json", ".html")

@@ -1,4 +1,4 @@
-"""The shared HTTP policy (sources/http.py): retries, Retry-After, deadline, caps, charsets, redirects,
+"""The shared HTTP policy (sources/http/): retries, Retry-After, deadline, caps, charsets, redirects,
 TLS, connection reuse, and the sliding-window rate limiter. Everything talks to 127.0.0.1 or respx."""
 
 from __future__ import annotations
@@ -28,19 +28,13 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from sources.base import BASE_DIR_CONTEXT
-from sources.http import (
-    MAX_REDIRECTS,
-    Charsets,
-    HttpPolicy,
-    HttpResponse,
-    HttpSourceOptions,
-    SlidingWindowLimiter,
-    Timing,
-    UndecodableBody,
-    decode_body,
-    raise_for_status,
-)
-from sources.transport import KeepAliveTransport
+from sources.http.charsets import Charsets, UndecodableBody, decode_body
+from sources.http.limiter import SlidingWindowLimiter
+from sources.http.options import HttpSourceOptions
+from sources.http.policy import MAX_REDIRECTS, HttpPolicy
+from sources.http.responses import HttpResponse, raise_for_status
+from sources.http.timing import Timing
+from sources.http.transport import KeepAliveTransport
 from tests.loopback import QuietHandler, running
 from tests.mocking import TRANSPORT
 from watcher.errors import (

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 import sources.companies_house as companies_house
 from sources import source_class
 from sources.companies_house import NO_PSC_DOCUMENT, CompaniesHouseOptions, CompaniesHouseSource
-from sources.http import Timing
+from sources.http.timing import Timing
 from tests.fuzzing import json_values, mutate, only_records_or_source_errors
 from tests.loopback import QuietHandler, serve
 from tests.mocking import TRANSPORT

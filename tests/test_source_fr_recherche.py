@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from sources import source_class
 from sources.fr_recherche import FrRechercheOptions, FrRechercheSource
-from sources.http import Timing
+from sources.http.timing import Timing
 from tests.fuzzing import json_values, mutate, only_records_or_handled_errors
 from tests.loopback import QuietHandler, serve
 from tests.mocking import TRANSPORT

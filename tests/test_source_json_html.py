@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from sources import available_types, source_class
 from sources.html_page import HtmlPageOptions, HtmlPageSource, split_selector
-from sources.http import Timing
+from sources.http.timing import Timing
 from sources.json_feed import (
     WILDCARD,
     JsonFeedOptions,

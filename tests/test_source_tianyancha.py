@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sources import source_class
-from sources.http import Timing
+from sources.http.timing import Timing
 from sources.tianyancha import TianyanchaOptions, TianyanchaSource
 from tests.fuzzing import json_values, mutate, only_records_or_handled_errors
 from tests.loopback import QuietHandler, serve

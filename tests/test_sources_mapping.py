@@ -21,9 +21,10 @@ from hypothesis import strategies as st
 
 import watcher
 from sources import source_class
-from sources.base import MappedSource, load_json, retry_after_seconds
+from sources.base import MappedSource, load_json
 from sources.brreg import BrregOptions, BrregSource
-from sources.http import Timing
+from sources.http.policy import retry_after_seconds
+from sources.http.timing import Timing
 from sources.qichacha import QichachaOptions, QichachaSource, request_token
 from sources.replay import ReplayOptions, ReplaySource
 from tests.fuzzing import json_values, mutate, only_records_or_source_errors
