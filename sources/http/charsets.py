@@ -92,31 +92,56 @@ def decode_body(content: bytes, content_type: str | None, charsets: Charsets = C
       their superset GB18030). An unknown charset is a failure too.
     - A body that declares nothing is tried in ``charsets.undeclared``, strictly, in order.
     """
-    media_type = (content_type or "").split(";", 1)[0].strip()
-    skip = len(codecs.BOM_UTF8) if content.startswith(codecs.BOM_UTF8) else 0
-    if _JSON_MEDIA_TYPE.fullmatch(media_type) or (charsets.json and _JSON_START.match(content, skip)):
+    if _is_json(content, content_type, charsets):
+        skip = len(codecs.BOM_UTF8) if content.startswith(codecs.BOM_UTF8) else 0
         return _strict(content, "utf-8", "JSON is always UTF-8", skip=skip)
     for bom, encoding in _BYTE_ORDER_MARKS:
         if content.startswith(bom):
             return _strict(content, encoding, "as its byte-order mark says", skip=len(bom))
+    declared = _declared_charset(content, content_type)
+    if declared is not None:
+        return _in_declared_charset(content, *declared)
+    return _in_undeclared_charsets(content, charsets.undeclared)
+
+
+def _is_json(content: bytes, content_type: str | None, charsets: Charsets) -> bool:
+    """A JSON Content-Type, or a JSON source's body that starts like JSON (after a UTF-8 BOM)."""
+    media_type = (content_type or "").split(";", 1)[0].strip()
+    if _JSON_MEDIA_TYPE.fullmatch(media_type):
+        return True
+    skip = len(codecs.BOM_UTF8) if content.startswith(codecs.BOM_UTF8) else 0
+    return charsets.json and _JSON_START.match(content, skip) is not None
+
+
+def _declared_charset(content: bytes, content_type: str | None) -> tuple[str, str] | None:
+    """The charset label a body declares and where: its Content-Type, else an HTML ``<meta charset>``."""
     declared = _DECLARED_CHARSET.search(content_type or "")
-    label, where = (declared.group(1), "its Content-Type") if declared else (None, "")
-    if label is None:
-        meta = _META_CHARSET.search(content[:4096])
-        label, where = (meta.group(1).decode("ascii"), "its <meta charset>") if meta else (None, "")
-    if label is not None:
-        encoding = _codec(label)
-        if encoding is None:
-            shown = label if len(label) <= 40 else label[:39] + "…"
-            reason = f"body declares an unknown charset {shown!r} in {where}"
-            raise UndecodableBody(reason, content.decode("utf-8", errors="replace"))
-        return _strict(content, encoding, f"as {where} declares")
+    if declared:
+        return declared.group(1), "its Content-Type"
+    meta = _META_CHARSET.search(content[:4096])
+    if meta:
+        return meta.group(1).decode("ascii"), "its <meta charset>"
+    return None
+
+
+def _in_declared_charset(content: bytes, label: str, where: str) -> str:
+    """The body in the charset it declares (gb2312 and gbk read as GB18030); an unknown one fails."""
+    encoding = _codec(label)
+    if encoding is None:
+        shown = label if len(label) <= 40 else label[:39] + "…"
+        reason = f"body declares an unknown charset {shown!r} in {where}"
+        raise UndecodableBody(reason, content.decode("utf-8", errors="replace"))
+    return _strict(content, encoding, f"as {where} declares")
+
+
+def _in_undeclared_charsets(content: bytes, undeclared: tuple[str, ...]) -> str:
+    """A body that declares nothing, in the first of ``undeclared`` it is valid in."""
     failures = []
-    for encoding in charsets.undeclared:
+    for encoding in undeclared:
         try:
             return content.decode(encoding)
         except UnicodeDecodeError as error:
             failures.append(f"{encoding}: {_bad_byte(content, error.start)}")
-    tried = " nor ".join(charsets.undeclared)
+    tried = " nor ".join(undeclared)
     reason = f"body declares no charset and is not valid {tried} ({'; '.join(failures)})"
     raise UndecodableBody(reason, content.decode("utf-8", errors="replace"))

@@ -273,15 +273,9 @@ class HttpPolicy:
         slot: float,
         context: dict,
     ) -> HttpResponse:
-        timeout = self.options.timeout.total_seconds()
-        current = _deadline.get()
-        if current is not None:
-            remaining = current.end - self.timing.clock()
-            if remaining <= 0:
-                raise TransientError(f"the check's {current.budget:g}s deadline passed", **context)
-            timeout = min(timeout, remaining)
-        cap = self.options.max_response_bytes
-
+        """One request, sent when its slot (confirmed as the first byte goes out) allows; the whole
+        body read within the size cap and decoded. Transport failures become SourceErrors."""
+        timeout = self._request_timeout(context)
         refused: list[RateLimitedError] = []
 
         def refuse_a_long_pause(wait: float) -> None:
@@ -299,39 +293,9 @@ class HttpPolicy:
         timeouts = {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}
         try:
             request = self.request(url, params, headers, {"trace": trace, "timeout": timeouts})
-            if self.proxied is not None:
-                response = await self.proxied.send(request, stream=True)
-            else:
-                assert self.transport is not None
-                response = await self.transport.handle_async_request(request)
-                response.request = request
+            response = await self._open(request)
             try:
-                declared = response.headers.get("Content-Length", "").strip()
-                if declared.isdigit() and int(declared) > cap:
-                    raise ParseError(
-                        f"response of {declared} bytes is larger than the {cap}-byte cap", **context
-                    )
-                chunks: list[bytes] = []
-                size = 0
-                async for chunk in response.aiter_raw():
-                    size += len(chunk)
-                    if size > cap:
-                        raise ParseError(f"response larger than the {cap}-byte cap", **context)
-                    chunks.append(chunk)
-                content = _decompress(response.headers, b"".join(chunks), cap, context)
-                try:
-                    text = decode_body(content, response.headers.get("Content-Type"), self.charsets)
-                    charset_error = None
-                except UndecodableBody as error:
-                    text, charset_error = error.preview, f"HTTP {response.status_code} on {url}: {error}"
-                return HttpResponse(
-                    response.status_code,
-                    str(request.url),
-                    response.headers,
-                    text,
-                    charset_error=charset_error,
-                    context=context,
-                )
+                content = await self._body(response, context)
             finally:
                 await response.aclose()
         except httpx.TimeoutException as error:
@@ -343,6 +307,54 @@ class HttpPolicy:
             raise TransientError(reason, **context) from None
         except httpx.InvalidURL as error:
             raise ParseError(f"invalid URL {url!r}: {error}", **context) from None
+        try:
+            text = decode_body(content, response.headers.get("Content-Type"), self.charsets)
+            charset_error = None
+        except UndecodableBody as error:
+            text, charset_error = error.preview, f"HTTP {response.status_code} on {url}: {error}"
+        return HttpResponse(
+            response.status_code,
+            str(request.url),
+            response.headers,
+            text,
+            charset_error=charset_error,
+            context=context,
+        )
+
+    def _request_timeout(self, context: dict) -> float:
+        """The per-request timeout, cut to what is left of the check's deadline."""
+        timeout = self.options.timeout.total_seconds()
+        current = _deadline.get()
+        if current is None:
+            return timeout
+        remaining = current.end - self.timing.clock()
+        if remaining <= 0:
+            raise TransientError(f"the check's {current.budget:g}s deadline passed", **context)
+        return min(timeout, remaining)
+
+    async def _open(self, request: httpx.Request) -> httpx.Response:
+        """Send ``request`` and return once the response head is in; the body is still to be read."""
+        if self.proxied is not None:
+            return await self.proxied.send(request, stream=True)
+        assert self.transport is not None
+        response = await self.transport.handle_async_request(request)
+        response.request = request
+        return response
+
+    async def _body(self, response: httpx.Response, context: dict) -> bytes:
+        """The whole body, decompressed; a ParseError as soon as it grows beyond the size cap."""
+        cap = self.options.max_response_bytes
+        declared = response.headers.get("Content-Length", "").strip()
+        if declared.isdigit() and int(declared) > cap:
+            raise ParseError(f"response of {declared} bytes is larger than the {cap}-byte cap", **context)
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_raw():
+            size += len(chunk)
+            if size > cap:
+                raise ParseError(f"response larger than the {cap}-byte cap", **context)
+            chunks.append(chunk)
+        return _decompress(response.headers, b"".join(chunks), cap, context)
 
     def _same_host_redirect(self, response: HttpResponse, context: dict) -> str:
         location = response.headers.get("Location")
