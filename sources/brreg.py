@@ -131,7 +131,7 @@ class BrregSource(HttpSource):
     # -- mapping ----------------------------------------------------------------------------------
 
     @classmethod
-    def map_payloads(cls, raw: Mapping[str, str], *, source: str, registry_id: str) -> RegistryRecord:
+    def map_raw(cls, raw: Mapping[str, str], *, source: str, registry_id: str) -> RegistryRecord:
         if "enhet" not in raw:
             raise ParseError("no enhet response")
         unit = as_object(load_json(raw["enhet"], what="enhet"), "enhet")

@@ -205,7 +205,7 @@ class CompaniesHouseSource(HttpSource):
     # -- mapping ----------------------------------------------------------------------------------
 
     @classmethod
-    def map_payloads(cls, raw: Mapping[str, str], *, source: str, registry_id: str) -> RegistryRecord:
+    def map_raw(cls, raw: Mapping[str, str], *, source: str, registry_id: str) -> RegistryRecord:
         if "profile" not in raw:
             raise ParseError("no profile response")
         profile = as_object(load_json(raw["profile"], what="profile"), "profile")

@@ -76,7 +76,7 @@ class FrRechercheSource(HttpSource):
     # -- mapping ----------------------------------------------------------------------------------
 
     @classmethod
-    def map_payloads(cls, raw: Mapping[str, str], *, source: str, registry_id: str) -> RegistryRecord:
+    def map_raw(cls, raw: Mapping[str, str], *, source: str, registry_id: str) -> RegistryRecord:
         if "search" not in raw:
             raise ParseError("no search response")
         document = as_object(load_json(raw["search"], what="search"), "search")

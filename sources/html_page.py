@@ -185,7 +185,7 @@ class HtmlPageSource(ConfiguredFeedSource):
         undeclared = ("utf-8", "gb18030") if self.settings.undeclared_charset == "gb18030" else ("utf-8",)
         return Charsets(json=False, undeclared=undeclared)
 
-    def map_response(self, raw: Mapping[str, str], *, source: str, registry_id: str) -> RegistryRecord:
+    def map_raw(self, raw: Mapping[str, str], *, source: str, registry_id: str) -> RegistryRecord:
         """A page the mapping cannot read is blocked when it looks like a captcha, else a parse error.
 
         The challenge test comes only after a failed mapping: its markers ("challenge", "access

@@ -33,7 +33,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from sources import register
-from sources.base import SourceOptions, as_list, guarded_parse, load_json
+from sources.base import SourceOptions, as_list, load_json
 from sources.http import HttpSource
 from sources.http.options import HttpSourceOptions
 from sources.http.responses import raise_for_status
@@ -595,12 +595,11 @@ def assemble_record(
 
 
 class ConfiguredFeedSource(HttpSource):
-    """A feed mapped by its options, so the mapping is an instance method, not a classmethod.
+    """A feed mapped by its options, so ``map_raw`` is an instance method, not a classmethod.
 
     Replay maps saved files with a class alone, so these sources are not replay formats.
     """
 
-    replayable: ClassVar[bool] = False
     settings: FeedOptions
     payload_name: ClassVar[str] = "response"
     accept: ClassVar[str] = "*/*"
@@ -619,9 +618,6 @@ class ConfiguredFeedSource(HttpSource):
         """The configured mapping maps the answers too; headers (secrets) play no part in it."""
         return f"{super().mapping_fingerprint}\0{self.settings.model_dump_json(exclude={'headers'})}"
 
-    def map_raw(self, raw: Mapping[str, str], *, registry_id: str) -> RegistryRecord:
-        return self.parse_response(raw, registry_id=registry_id)
-
     async def fetch_raw(self, registry_id: str) -> dict[str, str]:
         context = {"source": self.name, "registry_id": registry_id}
         path = self.settings.url.format(id=quote(registry_id, safe=""))
@@ -631,20 +627,8 @@ class ConfiguredFeedSource(HttpSource):
         )
         return {self.payload_name: response.text}
 
-    def parse_response(self, raw: Mapping[str, str], *, registry_id: str) -> RegistryRecord:
-        """Map raw texts with this source's configured mapping; only a ``SourceError`` escapes."""
-        return guarded_parse(self.map_response, raw, source=self.name, registry_id=registry_id)
-
-    @abstractmethod
-    def map_response(self, raw: Mapping[str, str], *, source: str, registry_id: str) -> RegistryRecord:
-        """The mapping itself; :meth:`parse_response` turns anything else it raises into a ParseError."""
-
-    @classmethod
-    def map_payloads(cls, raw: Mapping[str, str], *, source: str, registry_id: str) -> RegistryRecord:
-        """There is no mapping without the configured fields: use :meth:`parse_response` of an instance."""
-        raise ParseError(f"a {cls.type_name or cls.__name__} feed is mapped by its configured fields only")
-
     def payload(self, raw: Mapping[str, str]) -> str:
+        """The one answer text a feed fetches."""
         if self.payload_name not in raw:
             raise ParseError(f"no {self.payload_name} in the raw responses")
         return raw[self.payload_name]
@@ -703,6 +687,6 @@ class JsonFeedSource(ConfiguredFeedSource):
     payload_name: ClassVar[str] = "feed"
     accept: ClassVar[str] = "application/json"
 
-    def map_response(self, raw: Mapping[str, str], *, source: str, registry_id: str) -> RegistryRecord:
+    def map_raw(self, raw: Mapping[str, str], *, source: str, registry_id: str) -> RegistryRecord:
         document = load_json(self.payload(raw), what=self.payload_name)
         return assemble_record(JsonReader(document), self.settings, source=source, registry_id=registry_id)

@@ -105,7 +105,7 @@ class QichachaSource(HttpSource):
     # -- mapping ----------------------------------------------------------------------------------
 
     @classmethod
-    def map_payloads(cls, raw: Mapping[str, str], *, source: str, registry_id: str) -> RegistryRecord:
+    def map_raw(cls, raw: Mapping[str, str], *, source: str, registry_id: str) -> RegistryRecord:
         if "getinfo" not in raw:
             raise ParseError("no getinfo response")
         envelope = as_object(load_json(raw["getinfo"], what="getinfo"), "getinfo")

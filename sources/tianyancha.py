@@ -118,21 +118,16 @@ class TianyanchaSource(HttpSource):
 
     async def fetch_raw(self, registry_id: str) -> dict[str, str]:
         context = {"source": self.name, "registry_id": registry_id}
-        try:
-            response = await self.http.get(
-                _BASEINFO_PATH, params={"keyword": registry_id}, registry_id=registry_id
-            )
-            raise_for_status(response, what="baseinfo", context=context)
-            # Fail before paying for the list calls when the company or the account is the problem.
-            if _envelope_result(response.text, "baseinfo") is _NO_DATA:
-                raise NotFoundError("Tianyancha has no data for this company (error_code 300000)")
-            raw = {"baseinfo": response.text}
-            for endpoint, path in _LIST_PATHS.items():
-                raw[endpoint] = await self._fetch_pages(endpoint, path, registry_id)
-        except SourceError as error:
-            error.source = error.source or self.name
-            error.registry_id = error.registry_id or registry_id
-            raise
+        response = await self.http.get(
+            _BASEINFO_PATH, params={"keyword": registry_id}, registry_id=registry_id
+        )
+        raise_for_status(response, what="baseinfo", context=context)
+        # Fail before paying for the list calls when the company or the account is the problem.
+        if _envelope_result(response.text, "baseinfo") is _NO_DATA:
+            raise NotFoundError("Tianyancha has no data for this company (error_code 300000)")
+        raw = {"baseinfo": response.text}
+        for endpoint, path in _LIST_PATHS.items():
+            raw[endpoint] = await self._fetch_pages(endpoint, path, registry_id)
         return raw
 
     async def _fetch_pages(self, endpoint: str, path: str, uscc: str) -> str:
@@ -166,7 +161,7 @@ class TianyanchaSource(HttpSource):
     # -- mapping ----------------------------------------------------------------------------------
 
     @classmethod
-    def map_payloads(cls, raw: Mapping[str, str], *, source: str, registry_id: str) -> RegistryRecord:
+    def map_raw(cls, raw: Mapping[str, str], *, source: str, registry_id: str) -> RegistryRecord:
         for endpoint in cls.endpoints:
             if endpoint not in raw:
                 raise ParseError(f"no {endpoint} response")

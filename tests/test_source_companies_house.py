@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 import sources.companies_house as companies_house
 from sources import source_class
+from sources.base import record_of
 from sources.companies_house import NO_PSC_DOCUMENT, CompaniesHouseOptions, CompaniesHouseSource
 from sources.http.timing import Timing
 from tests.fuzzing import json_values, mutate, only_records_or_source_errors
@@ -78,7 +79,7 @@ def ch_raw(officers_fixture: str = "officers_t0.json", **texts: str) -> dict[str
 
 
 def parse(raw: dict[str, str], registry_id: str = NUMBER) -> RegistryRecord:
-    return CompaniesHouseSource.parse(raw, source="uk", registry_id=registry_id)
+    return record_of(CompaniesHouseSource.map_raw, raw, source="uk", registry_id=registry_id)
 
 
 def with_items(name: str, items: list[dict]) -> str:

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sources import source_class
+from sources.base import record_of
 from sources.http.timing import Timing
 from sources.tianyancha import TianyanchaOptions, TianyanchaSource
 from tests.fuzzing import json_values, mutate, only_records_or_handled_errors
@@ -78,7 +79,7 @@ def raw_texts(files: dict[str, str] = T1_FILES, **documents: object) -> dict[str
 
 
 def parse(raw: dict[str, str], registry_id: str = USCC) -> RegistryRecord:
-    return TianyanchaSource.parse(raw, source="cn", registry_id=registry_id)
+    return record_of(TianyanchaSource.map_raw, raw, source="cn", registry_id=registry_id)
 
 
 def ok(result: object) -> dict:

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 import watcher
 from sources import source_class
-from sources.base import MappedSource, load_json
+from sources.base import class_mapping, load_json, record_of
 from sources.brreg import BrregOptions, BrregSource
 from sources.http.policy import retry_after_seconds
 from sources.http.timing import Timing
@@ -61,7 +61,7 @@ def brreg_raw(roller: str | None = "roller_t0.json", enhet: str = "enhet.json") 
 
 
 def parse_brreg(raw: dict[str, str], registry_id: str = NO_ORGNR) -> RegistryRecord:
-    return BrregSource.parse(raw, source="no", registry_id=registry_id)
+    return record_of(BrregSource.map_raw, raw, source="no", registry_id=registry_id)
 
 
 def qcc_raw(name: str = "eci_info_verify_getinfo_t0.json") -> dict[str, str]:
@@ -69,7 +69,7 @@ def qcc_raw(name: str = "eci_info_verify_getinfo_t0.json") -> dict[str, str]:
 
 
 def parse_qcc(raw: dict[str, str], registry_id: str = CN_USCC) -> RegistryRecord:
-    return QichachaSource.parse(raw, source="cn", registry_id=registry_id)
+    return record_of(QichachaSource.map_raw, raw, source="cn", registry_id=registry_id)
 
 
 def qcc_document(name: str = "eci_info_verify_getinfo_t0.json") -> dict:
@@ -415,9 +415,9 @@ def test_truncated_json_is_reported_as_truncated():
 
 def test_missing_endpoint_payload_is_a_parse_error():
     with pytest.raises(ParseError, match="enhet"):
-        BrregSource.parse({}, source="no", registry_id=NO_ORGNR)
+        record_of(BrregSource.map_raw, {}, source="no", registry_id=NO_ORGNR)
     with pytest.raises(ParseError, match="getinfo"):
-        QichachaSource.parse({}, source="cn", registry_id=CN_USCC)
+        record_of(QichachaSource.map_raw, {}, source="cn", registry_id=CN_USCC)
 
 
 # -- property tests: a parser returns a record or raises a SourceError, nothing else -------------
@@ -478,7 +478,7 @@ def test_sources_are_registered_by_type_name():
     assert source_class("brreg") is BrregSource
     assert source_class("qichacha") is QichachaSource
     assert source_class("replay") is ReplaySource
-    assert issubclass(BrregSource, MappedSource) and BrregSource.endpoints == ("enhet", "roller")
+    assert class_mapping(BrregSource) is not None and BrregSource.endpoints == ("enhet", "roller")
     assert QichachaSource.endpoints == ("getinfo",)
 
 

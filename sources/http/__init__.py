@@ -9,34 +9,29 @@ connections).
 
 from __future__ import annotations
 
-from abc import abstractmethod
-from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import ClassVar
 
-from sources.base import Fetched, MappedSource, SamePayload, SourceOptions
+from sources.base import Source, SourceOptions
 from sources.http.charsets import Charsets
 from sources.http.options import HttpSourceOptions
 from sources.http.policy import HttpPolicy
 from sources.http.timing import Timing
-from watcher.errors import NotFoundError, SourceError
-from watcher.record import RegistryRecord
 
 
-class HttpSource(MappedSource):
-    """A mapped source fetched over HTTP: ``fetch_raw`` gets the payloads, ``parse`` maps them."""
+class HttpSource(Source):
+    """A source fetched over HTTP through the shared policy (:attr:`http`), each fetch bounded by the
+    source's ``deadline``. Adapters implement ``fetch_raw`` and ``map_raw`` (see :class:`Source`)."""
 
     Options: ClassVar[type[SourceOptions]] = HttpSourceOptions
-    # How error messages name the registry's identifier ("orgnr", "SIREN"...).
-    identifier_name: ClassVar[str] = "identifier"
     settings: HttpSourceOptions
 
     def __init__(self, name: str, options: SourceOptions, *, timing: Timing = Timing()) -> None:
         super().__init__(name, options)
-        self.settings = (
-            options
-            if isinstance(options, self.Options)
-            else self.Options.model_validate(options.model_dump())
-        )  # type: ignore[assignment]
+        if not isinstance(options, self.Options):
+            options = self.Options.model_validate(options.model_dump())
+        assert isinstance(options, HttpSourceOptions)  # every HTTP source's Options extends them
+        self.settings = options
         self.timing = timing
         self._http: HttpPolicy | None = None
 
@@ -57,30 +52,8 @@ class HttpSource(MappedSource):
             )
         return self._http
 
-    async def fetch_if_changed(self, registry_id: str, last_payload: str | None) -> Fetched | SamePayload:
-        try:
-            normalised = self.normalise_id(registry_id)
-        except ValueError as error:
-            raise NotFoundError(
-                f"invalid {self.identifier_name}: {error}", source=self.name, registry_id=registry_id
-            ) from None
-        try:
-            async with self.http.deadline():
-                raw = await self.fetch_raw(normalised)
-        except SourceError as error:
-            error.registry_id = error.registry_id or normalised
-            raise
-        return self.unless_same(
-            normalised, raw, last_payload, lambda: self.map_raw(raw, registry_id=normalised)
-        )
-
-    def map_raw(self, raw: Mapping[str, str], *, registry_id: str) -> RegistryRecord:
-        """The record of fetched payloads; only a ``SourceError`` escapes."""
-        return self.parse(raw, source=self.name, registry_id=registry_id)
-
-    @abstractmethod
-    async def fetch_raw(self, registry_id: str) -> dict[str, str]:
-        """The raw payload texts, keyed by endpoint name, or a ``SourceError``."""
+    def deadline(self) -> AbstractAsyncContextManager[object]:
+        return self.http.deadline()
 
     async def aclose(self) -> None:
         if self._http is not None:
