@@ -1,9 +1,9 @@
 """Registry sources, one per file, registered by their ``type`` name.
 
 ``sources/<type>.py`` defines a :class:`sources.base.Source` subclass decorated with
-:func:`register`; subpackages (``sources/http/``) hold what several sources share. Modules are
-imported on first use, so adding a registry is adding one file and the command line does not pay for
-sources it does not use.
+:func:`register`; subpackages (``sources/http/``, ``sources/feeds/``) hold what several sources
+share. Modules are imported on first use, so adding a registry is adding one file and the command
+line does not pay for sources it does not use.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ if TYPE_CHECKING:
     from sources.base import Source
 
 _REGISTRY: dict[str, type[Source]] = {}
-# Modules of this package that are no source; its subpackages (``http``, shared by the HTTP sources)
-# are none either.
+# Modules of this package that are no source; its subpackages (``http``, ``feeds``: what several
+# sources share) are none either.
 _NOT_SOURCES = {"base"}
 # Type names whose module is named otherwise: a ``json`` or ``html`` module in this package would
 # shadow the standard library's wherever this folder ends up on sys.path.

@@ -22,18 +22,10 @@ from pydantic import AfterValidator
 
 from sources import register
 from sources.base import SourceOptions, looks_like_challenge
+from sources.feeds import ConfiguredFeedSource
+from sources.feeds.assembly import FeedReader, assemble_record
+from sources.feeds.mapping import ChangeLogMap, FeedOptions, FieldsMap, PeopleMap, SectionMap, ShareholdersMap
 from sources.http.charsets import Charsets
-from sources.json_feed import (
-    ChangeLogMap,
-    ConfiguredFeedSource,
-    FeedOptions,
-    FeedReader,
-    FieldsMap,
-    PeopleMap,
-    SectionMap,
-    ShareholdersMap,
-    assemble_record,
-)
 from watcher.errors import BlockedError, ParseError
 from watcher.record import RegistryRecord
 

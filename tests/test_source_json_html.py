@@ -18,19 +18,11 @@ from pydantic import ValidationError
 
 from sources import available_types, source_class
 from sources.base import class_mapping, record_of
+from sources.feeds.assembly import feed_date, holder_kind
+from sources.feeds.json_path import WILDCARD, PathMissing, format_path, parse_json_path, resolve_json_path
 from sources.html_page import HtmlPageOptions, HtmlPageSource, split_selector
 from sources.http.timing import Timing
-from sources.json_feed import (
-    WILDCARD,
-    JsonFeedOptions,
-    JsonFeedSource,
-    PathMissing,
-    feed_date,
-    format_path,
-    holder_kind,
-    parse_json_path,
-    resolve_json_path,
-)
+from sources.json_feed import JsonFeedOptions, JsonFeedSource
 from sources.replay import ReplayOptions, ReplaySource, mapped_source_types
 from tests.loopback import QuietHandler, serve
 from tests.mocking import TRANSPORT
