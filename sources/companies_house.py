@@ -38,7 +38,7 @@ from watcher.record import (
     Stake,
     Status,
 )
-from watcher.units import RateSpec
+from watcher.units import RateSpec, parse_rate
 
 # A company's officer history rarely passes a few hundred rows; more pages than this means the API
 # is not advancing, and a partial list must never be mapped (missing officers would look resigned).
@@ -123,7 +123,7 @@ class CompaniesHouseOptions(HttpSourceOptions):
     base_url: str = "https://api.company-information.service.gov.uk"
     api_key: str = Field(min_length=1, repr=False)
     # The documented limit: 600 requests per rolling five minutes per key.
-    rate: RateSpec = "600/5m"
+    rate: RateSpec = parse_rate("600/5m")
     # The API's default pages are small (35 officers, 25 PSCs); 100 is what clients use in practice.
     items_per_page: int = Field(default=100, ge=1, le=100)
 
@@ -206,30 +206,10 @@ class CompaniesHouseSource(HttpSource):
 
     @classmethod
     def map_raw(cls, raw: Mapping[str, str], *, source: str, registry_id: str) -> RegistryRecord:
-        if "profile" not in raw:
-            raise ParseError("no profile response")
-        profile = as_object(load_json(raw["profile"], what="profile"), "profile")
-        _refuse_error_envelope(profile, "profile")
-        number = clean_text(as_text(profile.get("company_number"), "company_number")).upper()
-        if not number:
-            raise ParseError("profile has no company_number")
-        if number != clean_text(registry_id).upper():
-            raise ParseError(f"profile is for {number}, not {registry_id}")
-        name = clean_text(as_text(profile.get("company_name"), "company_name"))
-        if not name:
-            raise ParseError("profile has no company_name")
+        profile, number, name = _profile(raw, registry_id)
         created_on = as_date(profile.get("date_of_creation"), "date_of_creation")
-
         officers = None if raw.get("officers") is None else _officers(raw["officers"])
         pscs = None if raw.get("psc") is None else _pscs(raw["psc"])
-        change_log = None
-        if officers is not None and pscs is not None:
-            # A log missing one list would make that list's rows look new when they come back.
-            change_log = tuple(
-                entry
-                for history in (*officers, *pscs)
-                for entry in history.log_entries(founded_on=created_on)
-            )
         return RegistryRecord(
             source=source,
             registry_id=number,
@@ -242,7 +222,7 @@ class CompaniesHouseSource(HttpSource):
             shareholders=None,  # the API lists PSCs (25 % or more, or control), not the members
             controllers=None if pscs is None else tuple(p.controller for p in pscs if p.current),
             finance_head=None,  # not a registered role; ``occupation`` is free text
-            change_log=change_log,
+            change_log=_change_log(officers, pscs, founded_on=created_on),
         )
 
 
@@ -257,6 +237,23 @@ def _check_no_psc_answer(response: HttpResponse, context: dict) -> None:
 
 
 # -- profile --------------------------------------------------------------------------------------
+
+
+def _profile(raw: Mapping[str, str], registry_id: str) -> tuple[dict[str, object], str, str]:
+    """The company profile with its number and name; refused unless it is this company's, named."""
+    if "profile" not in raw:
+        raise ParseError("no profile response")
+    profile = as_object(load_json(raw["profile"], what="profile"), "profile")
+    _refuse_error_envelope(profile, "profile")
+    number = clean_text(as_text(profile.get("company_number"), "company_number")).upper()
+    if not number:
+        raise ParseError("profile has no company_number")
+    if number != clean_text(registry_id).upper():
+        raise ParseError(f"profile is for {number}, not {registry_id}")
+    name = clean_text(as_text(profile.get("company_name"), "company_name"))
+    if not name:
+        raise ParseError("profile has no company_name")
+    return profile, number, name
 
 
 def _refuse_error_envelope(document: Mapping[str, object], what: str, **context: str | None) -> None:
@@ -398,6 +395,21 @@ class _Appointment:
                 )
             )
         return entries
+
+
+def _change_log(
+    officers: tuple[_Appointment, ...] | None,
+    pscs: tuple[_SignificantControl, ...] | None,
+    *,
+    founded_on: date | None,
+) -> tuple[ChangeLogEntry, ...] | None:
+    """The officer and PSC histories as dated rows; unknown unless both lists are known, as a log
+    missing one list would make that list's rows look new when they come back."""
+    if officers is None or pscs is None:
+        return None
+    rows = [entry for officer in officers for entry in officer.log_entries(founded_on=founded_on)]
+    rows += [entry for psc in pscs for entry in psc.log_entries(founded_on=founded_on)]
+    return tuple(rows)
 
 
 def _officers(text: str) -> tuple[_Appointment, ...]:

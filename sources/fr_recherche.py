@@ -19,7 +19,7 @@ from sources.http.responses import raise_for_status
 from watcher.errors import NotFoundError, ParseError, SourceError
 from watcher.normalize import clean_text, person_key, roles_from_title
 from watcher.record import CompanyStatus, Person, RegistryRecord, Role, Status
-from watcher.units import RateSpec
+from watcher.units import RateSpec, parse_rate
 
 _SEARCH_PATH = "/search"
 # ``include`` only works together with ``minimal=true`` (OpenAPI, search-api ``app/doc/open-api.yml``);
@@ -47,7 +47,7 @@ _ADDRESS_PARTS = (
 class FrRechercheOptions(HttpSourceOptions):
     base_url: str = "https://recherche-entreprises.api.gouv.fr"
     # Documented ceiling: 7 requests per second per IP (and 30 per ASN), answered with 429 + Retry-After.
-    rate: RateSpec = "7/s"
+    rate: RateSpec = parse_rate("7/s")
 
 
 @register("fr_recherche")

@@ -120,6 +120,8 @@ class HtmlPageOptions(FeedOptions):
 class HtmlReader(FeedReader):
     """Locates values in a parsed page by CSS selector."""
 
+    document: Tag
+
     def __init__(self, document: Tag) -> None:
         self.document = document
 
@@ -145,7 +147,7 @@ class HtmlReader(FeedReader):
             if found is None:
                 return None
             scope = found
-        rows = list(scope.select(section.items))
+        rows: list[object] = list(scope.select(section.items))
         if not rows and container is None:
             raise ParseError(
                 f"response missing a required section: {section_name} (no element matches items = "

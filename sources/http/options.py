@@ -9,22 +9,22 @@ from pathlib import Path
 from pydantic import Field, ValidationInfo, field_validator
 
 from sources.base import BASE_DIR_CONTEXT, SourceOptions
-from watcher.units import Duration, RateSpec
+from watcher.units import Duration, RateSpec, parse_rate
 
 
 class HttpSourceOptions(SourceOptions):
     """Options every HTTP source accepts."""
 
     base_url: str
-    rate: RateSpec = "5/s"
-    timeout: Duration = "20s"
-    deadline: Duration = "2m"
+    rate: RateSpec = parse_rate("5/s")
+    timeout: Duration = timedelta(seconds=20)
+    deadline: Duration = timedelta(minutes=2)
     retries: int = Field(default=3, ge=0, le=10)
     max_response_bytes: int = Field(default=10_000_000, ge=1_000)
     ca_bundle: str | None = None
     proxy: str | None = None
     # The longest pause a Retry-After may impose on the whole source; longer requests are capped.
-    max_pause: Duration = "15m"
+    max_pause: Duration = timedelta(minutes=15)
 
     @field_validator("timeout", "deadline", "max_pause")
     @classmethod
