@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 import watcher
 from sources import source_class
-from sources.base import class_mapping, load_json, record_of
+from sources.base import Fetched, SamePayload, class_mapping, load_json, record_of
 from sources.brreg import BrregOptions, BrregSource
 from sources.http.policy import retry_after_seconds
 from sources.http.timing import Timing
@@ -998,6 +998,20 @@ async def test_replay_maps_saved_responses(tmp_path):
     assert fetched.record.legal_representative is not None
     assert fetched.record.legal_representative.name == "Hanne Strand"
     assert set(fetched.raw) == {"enhet", "roller"}
+
+
+async def test_an_answer_identical_to_the_last_one_is_not_mapped_again(tmp_path):
+    company = tmp_path / NO_ORGNR
+    company.mkdir()
+    (company / "enhet.json").write_text(fixture_text("no_brreg/enhet.json"), encoding="utf-8")
+    (company / "roller.json").write_text(fixture_text("no_brreg/roller_t1.json"), encoding="utf-8")
+    source = _replay(tmp_path, "brreg")
+
+    first = await source.fetch(NO_ORGNR)
+    assert await source.fetch(NO_ORGNR, first.payload_digest) == SamePayload(first.payload_digest)
+    (company / "roller.json").write_text(fixture_text("no_brreg/roller_t0.json"), encoding="utf-8")
+    changed = await source.fetch(NO_ORGNR, first.payload_digest)
+    assert isinstance(changed, Fetched) and changed.payload_digest != first.payload_digest
 
 
 async def test_replay_reads_html_extension_and_gb18030(tmp_path):
