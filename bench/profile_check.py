@@ -63,7 +63,7 @@ ACTIVITIES: tuple[tuple[str, tuple[str, ...], bool], ...] = (
         ("Checker._record_success (", "Checker._record_failure ("),
         False,
     ),
-    ("source: parse + map payloads", ("MappedSource.parse (", "map_payloads ("), False),
+    ("source: map raw answers", ("record_of (", "map_raw ("), False),
     ("source: rate limiter", ("SlidingWindowLimiter.",), False),
     (
         "HTTP: socket syscalls (send, recv, getpeername)",

@@ -1,8 +1,9 @@
 """Registry sources, one per file, registered by their ``type`` name.
 
 ``sources/<type>.py`` defines a :class:`sources.base.Source` subclass decorated with
-:func:`register`. Modules are imported on first use, so adding a registry is adding one file
-and the command line does not pay for sources it does not use.
+:func:`register`; subpackages (``sources/http/``, ``sources/feeds/``) hold what several sources
+share. Modules are imported on first use, so adding a registry is adding one file and the command
+line does not pay for sources it does not use.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ if TYPE_CHECKING:
     from sources.base import Source
 
 _REGISTRY: dict[str, type[Source]] = {}
-_NOT_SOURCES = {"base", "http", "transport"}
+# Modules of this package that are no source; its subpackages (``http``, ``feeds``: what several
+# sources share) are none either.
+_NOT_SOURCES = {"base"}
 # Type names whose module is named otherwise: a ``json`` or ``html`` module in this package would
 # shadow the standard library's wherever this folder ends up on sys.path.
 _MODULE_OF = {"json": "json_feed", "html": "html_page"}
@@ -37,7 +40,7 @@ def available_types() -> list[str]:
     return sorted(
         _TYPE_OF.get(info.name, info.name)
         for info in pkgutil.iter_modules(__path__)
-        if info.name not in _NOT_SOURCES and not info.name.startswith("_")
+        if not info.ispkg and info.name not in _NOT_SOURCES and not info.name.startswith("_")
     )
 
 

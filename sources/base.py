@@ -1,21 +1,27 @@
-"""What every source provides: validated options, identifier checks, and ``fetch``."""
+"""The Source contract: a source fetches its raw answers and maps them to a record.
+
+Adapters implement :meth:`Source.fetch_raw` and :meth:`Source.map_raw`; :meth:`Source.fetch` checks
+the identifier, bounds the fetch by the source's deadline, skips an answer identical to the last one
+(:func:`payload_digest`) and maps the rest so that only a ``SourceError`` escapes. Below the contract,
+the helpers the mappings share to read JSON answers.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
-import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from email.utils import parsedate_to_datetime
-from typing import ClassVar
+from datetime import date
+from typing import ClassVar, Protocol, cast, overload
 
 from pydantic import BaseModel, ConfigDict
 
 from watcher import __version__
-from watcher.errors import BlockedError, ParseError, SourceError
+from watcher.errors import BlockedError, NotFoundError, ParseError, SourceError
 from watcher.record import RegistryRecord
 
 # Key of the validation context that carries the config file's folder: options resolve relative
@@ -62,51 +68,88 @@ def payload_digest(mapping: str, registry_id: str, raw: Mapping[str, str]) -> st
     return digest.hexdigest()
 
 
+class RawMapping(Protocol):
+    """A source's mapping: raw answer texts, keyed by endpoint name, to the record of ``registry_id``."""
+
+    def __call__(self, raw: Mapping[str, str], *, source: str, registry_id: str) -> RegistryRecord: ...
+
+
 class Source(ABC):
-    """A registry adapter. ``fetch`` returns a valid record or raises a ``SourceError`` subclass."""
+    """A registry adapter: :meth:`fetch_raw` gets the registry's answers, :meth:`map_raw` makes the
+    record of them. Callers use :meth:`fetch`, which does everything else, in this one place.
+
+    A registry's answers are mapped by the answers alone, so adapters write ``map_raw`` as a
+    classmethod and replay maps saved answers with the class (:func:`class_mapping`); the json and
+    html feeds map by their configured fields, so theirs is an instance method.
+    """
 
     type_name: ClassVar[str] = ""
     Options: ClassVar[type[SourceOptions]] = SourceOptions
+    # The registry's identifier scheme (a ``watcher.identifiers`` kind such as "no_orgnr"), checked
+    # with its real algorithm; None accepts any non-empty identifier.
+    id_kind: ClassVar[str | None] = None
+    # How error messages name the registry's identifier ("orgnr", "SIREN"...).
+    identifier_name: ClassVar[str] = "identifier"
+    # The answers one check fetches, by name: the keys of ``fetch_raw``'s result, and the saved
+    # files replay reads.
+    endpoints: ClassVar[tuple[str, ...]] = ()
+    # Charsets tried, strictly and in order, for an answer (or saved file) that declares none: UTF-8,
+    # and GB18030 after it only for the Chinese vendors, whose pages come in it.
+    undeclared_charsets: ClassVar[tuple[str, ...]] = ("utf-8",)
 
     def __init__(self, name: str, options: SourceOptions) -> None:
         self.name = name
         self.options = options
 
-    # The registry's identifier scheme (a ``watcher.identifiers`` kind such as "no_orgnr"), checked
-    # with its real algorithm; None accepts any non-empty identifier.
-    id_kind: ClassVar[str | None] = None
-
     def normalise_id(self, registry_id: str) -> str:
         """The registry's canonical form of an identifier; ValueError saying why when it is invalid."""
         return canonical_id(type(self), registry_id)
 
-    async def fetch(self, registry_id: str) -> Fetched:
-        """Fetch and map one company. Raises a ``watcher.errors.SourceError`` subclass on failure."""
-        fetched = await self.fetch_if_changed(registry_id, None)
-        assert isinstance(fetched, Fetched)  # nothing to compare with: always mapped
-        return fetched
+    @overload
+    async def fetch(self, registry_id: str) -> Fetched: ...
 
-    @abstractmethod
-    async def fetch_if_changed(self, registry_id: str, last_payload: str | None) -> Fetched | SamePayload:
-        """Like :meth:`fetch`, but an answer whose :func:`payload_digest` is ``last_payload`` is not
-        mapped again: :class:`SamePayload` comes back instead.
+    @overload
+    async def fetch(self, registry_id: str, last_payload: str | None) -> Fetched | SamePayload: ...
+
+    async def fetch(self, registry_id: str, last_payload: str | None = None) -> Fetched | SamePayload:
+        """The record of one company, or :class:`SamePayload` when the registry's answer has the
+        :func:`payload_digest` ``last_payload``: then it is not mapped again.
 
         Nearly every check of a portfolio finds its registry answer as it was; skipping the mapping,
         normalising and hashing of those is most of an unchanged cycle's work after the network.
+        Only a ``SourceError`` subclass escapes (an invalid identifier is a NotFoundError).
         """
-
-    def unless_same(
-        self,
-        registry_id: str,
-        raw: dict[str, str],
-        last_payload: str | None,
-        mapping: Callable[[], RegistryRecord],
-    ) -> Fetched | SamePayload:
-        """``raw`` mapped by ``mapping``, or :class:`SamePayload` when its digest is ``last_payload``."""
-        digest = payload_digest(self.mapping_fingerprint, registry_id, raw)
+        try:
+            normalised = self.normalise_id(registry_id)
+        except ValueError as error:
+            reason = f"invalid {self.identifier_name}: {error}"
+            raise NotFoundError(reason, source=self.name, registry_id=registry_id) from None
+        try:
+            async with self.deadline():
+                raw = await self.fetch_raw(normalised)
+        except SourceError as error:
+            _attribute(error, self.name, normalised)
+            raise
+        digest = payload_digest(self.mapping_fingerprint, normalised, raw)
         if digest == last_payload:
             return SamePayload(digest)
-        return Fetched(record=mapping(), raw=raw, payload_digest=digest)
+        record = record_of(self.map_raw, raw, source=self.name, registry_id=normalised)
+        return Fetched(record=record, raw=raw, payload_digest=digest)
+
+    @abstractmethod
+    async def fetch_raw(self, registry_id: str) -> dict[str, str]:
+        """The registry's answer texts for a normalised identifier, keyed by endpoint name, or a
+        ``SourceError`` when there is no answer to map (not found, refused, rate limited…)."""
+
+    @abstractmethod
+    def map_raw(self, raw: Mapping[str, str], *, source: str, registry_id: str) -> RegistryRecord:
+        """The record of ``raw`` (answer texts keyed by endpoint name), with no I/O: the same answers
+        always make the same record. A ``SourceError`` for answers that are not data; anything else
+        it raises is a parse failure (see :func:`record_of`)."""
+
+    def deadline(self) -> AbstractAsyncContextManager[object]:
+        """What bounds one fetch (its requests, retries and waits); sources without a network have none."""
+        return nullcontext()
 
     @property
     def mapping_fingerprint(self) -> str:
@@ -132,50 +175,35 @@ def canonical_id(source_class: type[Source], registry_id: str) -> str:
     return normaliser_for(source_class.id_kind)(value)
 
 
-class MappedSource(Source):
-    """A source whose responses are mapped by a pure classmethod, so replay can map saved files offline.
-
-    Subclasses name the payloads they need in ``endpoints`` and implement :meth:`map_payloads`;
-    :meth:`parse` wraps it so that nothing but a ``SourceError`` ever escapes a mapping.
-    """
-
-    endpoints: ClassVar[tuple[str, ...]] = ()
-    # Charsets tried, strictly and in order, for an answer (or saved file) that declares none: UTF-8,
-    # and GB18030 after it only for the Chinese vendors, whose pages come in it.
-    undeclared_charsets: ClassVar[tuple[str, ...]] = ("utf-8",)
-    # False for sources whose mapping needs their configured options (the json and html feeds):
-    # the replay source maps saved files with the class alone, so it cannot offer them as formats.
-    replayable: ClassVar[bool] = True
-
-    @classmethod
-    def parse(cls, raw: Mapping[str, str], *, source: str, registry_id: str) -> RegistryRecord:
-        """Map raw response texts (keyed by endpoint name) to a record, or raise a ``SourceError``."""
-        return guarded_parse(cls.map_payloads, raw, source=source, registry_id=registry_id)
-
-    @classmethod
-    @abstractmethod
-    def map_payloads(cls, raw: Mapping[str, str], *, source: str, registry_id: str) -> RegistryRecord:
-        """The mapping itself; :meth:`parse` turns anything else it raises into a ParseError."""
+def class_mapping(source_class: type[Source]) -> RawMapping | None:
+    """``source_class``'s mapping when the class alone maps its answers (``map_raw`` is a classmethod),
+    as replay needs; None when mapping takes the configured options (the json and html feeds)."""
+    if isinstance(inspect.getattr_static(source_class, "map_raw"), classmethod):
+        return cast(RawMapping, source_class.map_raw)
+    return None
 
 
-def guarded_parse(
-    mapping: Callable[..., RegistryRecord], raw: Mapping[str, str], *, source: str, registry_id: str
+def record_of(
+    map_raw: RawMapping, raw: Mapping[str, str], *, source: str, registry_id: str
 ) -> RegistryRecord:
-    """Run ``mapping(raw, source=, registry_id=)`` so that nothing but a ``SourceError`` escapes it.
-
-    Shared by :meth:`MappedSource.parse` and the sources whose mapping is an instance method.
-    """
+    """``map_raw(raw, source=, registry_id=)``, so that nothing but a ``SourceError`` escapes a mapping:
+    a mapping bug or an answer of an odd shape is a parse failure of that check, never a crash."""
     try:
-        return mapping(raw, source=source, registry_id=registry_id)
+        return map_raw(raw, source=source, registry_id=registry_id)
     except SourceError as error:
-        error.source = error.source or source
-        error.registry_id = error.registry_id or registry_id
+        _attribute(error, source, registry_id)
         raise
     except RecursionError:
         raise ParseError("response nested too deeply", source=source, registry_id=registry_id) from None
     except Exception as error:  # the contract: a mapping bug or odd payload is a parse failure
         reason = f"unexpected response shape ({type(error).__name__}: {error})"
         raise ParseError(_shorten(reason), source=source, registry_id=registry_id) from error
+
+
+def _attribute(error: SourceError, source: str, registry_id: str) -> None:
+    """Name the source and the company in ``error`` when it does not yet."""
+    error.source = error.source or source
+    error.registry_id = error.registry_id or registry_id
 
 
 # -- helpers shared by the mapped sources --------------------------------------------------------
@@ -229,26 +257,6 @@ def load_json(text: str, *, what: str, source: str | None = None, registry_id: s
         raise ParseError(f"{what}: {reason}", **context) from None
     except (ValueError, RecursionError) as error:
         raise ParseError(f"{what}: not JSON ({_shorten(str(error))})", **context) from None
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta seconds or an HTTP date); None when absent."""
-    if not value:
-        return None
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - datetime.now(UTC)).total_seconds()
-    if not math.isfinite(seconds):
-        return None
-    return max(0.0, seconds)
 
 
 def _shorten(text: str, limit: int = 200) -> str:

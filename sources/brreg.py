@@ -23,15 +23,9 @@ from sources.base import (
     load_json,
     looks_like_challenge,
 )
-from sources.http import (
-    HttpPolicy,
-    HttpResponse,
-    HttpSource,
-    HttpSourceOptions,
-    error_message,
-    raise_for_status,
-    registry_answer,
-)
+from sources.http import HttpSource
+from sources.http.options import HttpSourceOptions
+from sources.http.responses import HttpResponse, error_message, raise_for_status, registry_answer
 from watcher.errors import BlockedError, NotFoundError, ParseError
 from watcher.normalize import ROLE_CATEGORY, clean_text, person_key
 from watcher.record import (
@@ -110,10 +104,8 @@ class BrregSource(HttpSource):
 
     # -- fetching ---------------------------------------------------------------------------------
 
-    def make_policy(self) -> HttpPolicy:
-        return HttpPolicy(
-            self.name, self.settings, headers={"Accept": "application/json"}, charsets=self.charsets()
-        )
+    def headers(self) -> dict[str, str]:
+        return {"Accept": "application/json"}
 
     async def fetch_raw(self, registry_id: str) -> dict[str, str]:
         context = {"source": self.name, "registry_id": registry_id}
@@ -140,7 +132,7 @@ class BrregSource(HttpSource):
     # -- mapping ----------------------------------------------------------------------------------
 
     @classmethod
-    def map_payloads(cls, raw: Mapping[str, str], *, source: str, registry_id: str) -> RegistryRecord:
+    def map_raw(cls, raw: Mapping[str, str], *, source: str, registry_id: str) -> RegistryRecord:
         if "enhet" not in raw:
             raise ParseError("no enhet response")
         unit = as_object(load_json(raw["enhet"], what="enhet"), "enhet")

@@ -20,14 +20,10 @@ from pydantic import Field
 
 from sources import register
 from sources.base import SourceOptions, as_date, as_list, as_object, as_text, load_json
-from sources.http import (
-    HttpPolicy,
-    HttpResponse,
-    HttpSource,
-    HttpSourceOptions,
-    raise_for_status,
-    registry_answer,
-)
+from sources.http import HttpSource
+from sources.http.options import HttpSourceOptions
+from sources.http.policy import basic_auth
+from sources.http.responses import HttpResponse, raise_for_status, registry_answer
 from watcher.errors import NotFoundError, ParseError, TransientError
 from watcher.normalize import ROLE_CATEGORY, clean_text, parse_stake, person_key
 from watcher.record import (
@@ -42,7 +38,7 @@ from watcher.record import (
     Stake,
     Status,
 )
-from watcher.units import RateSpec
+from watcher.units import RateSpec, parse_rate
 
 # A company's officer history rarely passes a few hundred rows; more pages than this means the API
 # is not advancing, and a partial list must never be mapped (missing officers would look resigned).
@@ -127,7 +123,7 @@ class CompaniesHouseOptions(HttpSourceOptions):
     base_url: str = "https://api.company-information.service.gov.uk"
     api_key: str = Field(min_length=1, repr=False)
     # The documented limit: 600 requests per rolling five minutes per key.
-    rate: RateSpec = "600/5m"
+    rate: RateSpec = parse_rate("600/5m")
     # The API's default pages are small (35 officers, 25 PSCs); 100 is what clients use in practice.
     items_per_page: int = Field(default=100, ge=1, le=100)
 
@@ -142,15 +138,9 @@ class CompaniesHouseSource(HttpSource):
 
     id_kind: ClassVar[str | None] = "uk_company_number"
 
-    def make_policy(self) -> HttpPolicy:
+    def headers(self) -> dict[str, str]:
         """The key is the Basic-auth username with an empty password, as Companies House documents."""
-        return HttpPolicy(
-            self.name,
-            self.settings,
-            charsets=self.charsets(),
-            headers={"Accept": "application/json"},
-            auth=(self.settings.api_key, ""),
-        )
+        return {"Accept": "application/json", "Authorization": basic_auth(self.settings.api_key, "")}
 
     # -- fetching ---------------------------------------------------------------------------------
 
@@ -215,31 +205,11 @@ class CompaniesHouseSource(HttpSource):
     # -- mapping ----------------------------------------------------------------------------------
 
     @classmethod
-    def map_payloads(cls, raw: Mapping[str, str], *, source: str, registry_id: str) -> RegistryRecord:
-        if "profile" not in raw:
-            raise ParseError("no profile response")
-        profile = as_object(load_json(raw["profile"], what="profile"), "profile")
-        _refuse_error_envelope(profile, "profile")
-        number = clean_text(as_text(profile.get("company_number"), "company_number")).upper()
-        if not number:
-            raise ParseError("profile has no company_number")
-        if number != clean_text(registry_id).upper():
-            raise ParseError(f"profile is for {number}, not {registry_id}")
-        name = clean_text(as_text(profile.get("company_name"), "company_name"))
-        if not name:
-            raise ParseError("profile has no company_name")
+    def map_raw(cls, raw: Mapping[str, str], *, source: str, registry_id: str) -> RegistryRecord:
+        profile, number, name = _profile(raw, registry_id)
         created_on = as_date(profile.get("date_of_creation"), "date_of_creation")
-
         officers = None if raw.get("officers") is None else _officers(raw["officers"])
         pscs = None if raw.get("psc") is None else _pscs(raw["psc"])
-        change_log = None
-        if officers is not None and pscs is not None:
-            # A log missing one list would make that list's rows look new when they come back.
-            change_log = tuple(
-                entry
-                for history in (*officers, *pscs)
-                for entry in history.log_entries(founded_on=created_on)
-            )
         return RegistryRecord(
             source=source,
             registry_id=number,
@@ -252,7 +222,7 @@ class CompaniesHouseSource(HttpSource):
             shareholders=None,  # the API lists PSCs (25 % or more, or control), not the members
             controllers=None if pscs is None else tuple(p.controller for p in pscs if p.current),
             finance_head=None,  # not a registered role; ``occupation`` is free text
-            change_log=change_log,
+            change_log=_change_log(officers, pscs, founded_on=created_on),
         )
 
 
@@ -267,6 +237,23 @@ def _check_no_psc_answer(response: HttpResponse, context: dict) -> None:
 
 
 # -- profile --------------------------------------------------------------------------------------
+
+
+def _profile(raw: Mapping[str, str], registry_id: str) -> tuple[dict[str, object], str, str]:
+    """The company profile with its number and name; refused unless it is this company's, named."""
+    if "profile" not in raw:
+        raise ParseError("no profile response")
+    profile = as_object(load_json(raw["profile"], what="profile"), "profile")
+    _refuse_error_envelope(profile, "profile")
+    number = clean_text(as_text(profile.get("company_number"), "company_number")).upper()
+    if not number:
+        raise ParseError("profile has no company_number")
+    if number != clean_text(registry_id).upper():
+        raise ParseError(f"profile is for {number}, not {registry_id}")
+    name = clean_text(as_text(profile.get("company_name"), "company_name"))
+    if not name:
+        raise ParseError("profile has no company_name")
+    return profile, number, name
 
 
 def _refuse_error_envelope(document: Mapping[str, object], what: str, **context: str | None) -> None:
@@ -408,6 +395,21 @@ class _Appointment:
                 )
             )
         return entries
+
+
+def _change_log(
+    officers: tuple[_Appointment, ...] | None,
+    pscs: tuple[_SignificantControl, ...] | None,
+    *,
+    founded_on: date | None,
+) -> tuple[ChangeLogEntry, ...] | None:
+    """The officer and PSC histories as dated rows; unknown unless both lists are known, as a log
+    missing one list would make that list's rows look new when they come back."""
+    if officers is None or pscs is None:
+        return None
+    rows = [entry for officer in officers for entry in officer.log_entries(founded_on=founded_on)]
+    rows += [entry for psc in pscs for entry in psc.log_entries(founded_on=founded_on)]
+    return tuple(rows)
 
 
 def _officers(text: str) -> tuple[_Appointment, ...]:

@@ -13,11 +13,13 @@ from typing import ClassVar
 
 from sources import register
 from sources.base import SourceOptions, as_list, as_object, as_text, load_json
-from sources.http import HttpPolicy, HttpSource, HttpSourceOptions, raise_for_status
+from sources.http import HttpSource
+from sources.http.options import HttpSourceOptions
+from sources.http.responses import raise_for_status
 from watcher.errors import NotFoundError, ParseError, SourceError
 from watcher.normalize import clean_text, person_key, roles_from_title
 from watcher.record import CompanyStatus, Person, RegistryRecord, Role, Status
-from watcher.units import RateSpec
+from watcher.units import RateSpec, parse_rate
 
 _SEARCH_PATH = "/search"
 # ``include`` only works together with ``minimal=true`` (OpenAPI, search-api ``app/doc/open-api.yml``);
@@ -45,7 +47,7 @@ _ADDRESS_PARTS = (
 class FrRechercheOptions(HttpSourceOptions):
     base_url: str = "https://recherche-entreprises.api.gouv.fr"
     # Documented ceiling: 7 requests per second per IP (and 30 per ASN), answered with 429 + Retry-After.
-    rate: RateSpec = "7/s"
+    rate: RateSpec = parse_rate("7/s")
 
 
 @register("fr_recherche")
@@ -58,11 +60,9 @@ class FrRechercheSource(HttpSource):
 
     id_kind: ClassVar[str | None] = "fr_siren"
 
-    def make_policy(self) -> HttpPolicy:
+    def headers(self) -> dict[str, str]:
         """JSON only; the shared policy already sends the descriptive User-Agent the API asks for."""
-        return HttpPolicy(
-            self.name, self.settings, headers={"Accept": "application/json"}, charsets=self.charsets()
-        )
+        return {"Accept": "application/json"}
 
     async def fetch_raw(self, registry_id: str) -> dict[str, str]:
         context = {"source": self.name, "registry_id": registry_id}
@@ -76,7 +76,7 @@ class FrRechercheSource(HttpSource):
     # -- mapping ----------------------------------------------------------------------------------
 
     @classmethod
-    def map_payloads(cls, raw: Mapping[str, str], *, source: str, registry_id: str) -> RegistryRecord:
+    def map_raw(cls, raw: Mapping[str, str], *, source: str, registry_id: str) -> RegistryRecord:
         if "search" not in raw:
             raise ParseError("no search response")
         document = as_object(load_json(raw["search"], what="search"), "search")

@@ -22,18 +22,10 @@ from pydantic import AfterValidator
 
 from sources import register
 from sources.base import SourceOptions, looks_like_challenge
-from sources.http import Charsets
-from sources.json_feed import (
-    ChangeLogMap,
-    ConfiguredFeedSource,
-    FeedOptions,
-    FeedReader,
-    FieldsMap,
-    PeopleMap,
-    SectionMap,
-    ShareholdersMap,
-    assemble_record,
-)
+from sources.feeds import ConfiguredFeedSource
+from sources.feeds.assembly import FeedReader, assemble_record
+from sources.feeds.mapping import ChangeLogMap, FeedOptions, FieldsMap, PeopleMap, SectionMap, ShareholdersMap
+from sources.http.charsets import Charsets
 from watcher.errors import BlockedError, ParseError
 from watcher.record import RegistryRecord
 
@@ -128,6 +120,8 @@ class HtmlPageOptions(FeedOptions):
 class HtmlReader(FeedReader):
     """Locates values in a parsed page by CSS selector."""
 
+    document: Tag
+
     def __init__(self, document: Tag) -> None:
         self.document = document
 
@@ -153,7 +147,7 @@ class HtmlReader(FeedReader):
             if found is None:
                 return None
             scope = found
-        rows = list(scope.select(section.items))
+        rows: list[object] = list(scope.select(section.items))
         if not rows and container is None:
             raise ParseError(
                 f"response missing a required section: {section_name} (no element matches items = "
@@ -185,7 +179,7 @@ class HtmlPageSource(ConfiguredFeedSource):
         undeclared = ("utf-8", "gb18030") if self.settings.undeclared_charset == "gb18030" else ("utf-8",)
         return Charsets(json=False, undeclared=undeclared)
 
-    def map_response(self, raw: Mapping[str, str], *, source: str, registry_id: str) -> RegistryRecord:
+    def map_raw(self, raw: Mapping[str, str], *, source: str, registry_id: str) -> RegistryRecord:
         """A page the mapping cannot read is blocked when it looks like a captcha, else a parse error.
 
         The challenge test comes only after a failed mapping: its markers ("challenge", "access

@@ -7,7 +7,6 @@ change log (``ChangeRecords``). Errors come back as HTTP 200 with a ``Status`` c
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Mapping
 from typing import ClassVar
 
@@ -15,7 +14,9 @@ from pydantic import Field
 
 from sources import register
 from sources.base import SourceOptions, as_date, as_list, as_object, as_text, load_json
-from sources.http import HttpPolicy, HttpSource, HttpSourceOptions, raise_for_status
+from sources.http import HttpSource
+from sources.http.options import HttpSourceOptions
+from sources.http.responses import raise_for_status
 from watcher.errors import AuthError, NotFoundError, ParseError, RateLimitedError, TransientError
 from watcher.normalize import (
     classify_change_item,
@@ -74,15 +75,13 @@ class QichachaSource(HttpSource):
 
     # -- fetching ---------------------------------------------------------------------------------
 
-    def make_policy(self) -> HttpPolicy:
-        return HttpPolicy(
-            self.name, self.settings, headers={"Accept": "application/json"}, charsets=self.charsets()
-        )
+    def headers(self) -> dict[str, str]:
+        return {"Accept": "application/json"}
 
     def signed_headers(self) -> dict[str, str]:
         """Token and Timespan for one attempt: the signature covers the current second, so every
         retry signs afresh."""
-        timespan = str(int(time.time()))
+        timespan = str(int(self.timing.wall()))
         return {
             "Timespan": timespan,
             "Token": request_token(self.settings.key, timespan, self.settings.secret),
@@ -106,7 +105,7 @@ class QichachaSource(HttpSource):
     # -- mapping ----------------------------------------------------------------------------------
 
     @classmethod
-    def map_payloads(cls, raw: Mapping[str, str], *, source: str, registry_id: str) -> RegistryRecord:
+    def map_raw(cls, raw: Mapping[str, str], *, source: str, registry_id: str) -> RegistryRecord:
         if "getinfo" not in raw:
             raise ParseError("no getinfo response")
         envelope = as_object(load_json(raw["getinfo"], what="getinfo"), "getinfo")

@@ -6,6 +6,7 @@ source class. Used by ``watcher demo``, tests, and manual uploads of responses f
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import ClassVar
 
@@ -14,15 +15,15 @@ from pydantic import ValidationInfo, field_validator
 from sources import available_types, register, source_class
 from sources.base import (
     BASE_DIR_CONTEXT,
-    Fetched,
-    MappedSource,
-    SamePayload,
+    RawMapping,
     Source,
     SourceOptions,
     canonical_id,
+    class_mapping,
 )
-from sources.http import Charsets, UndecodableBody, decode_body
+from sources.http.charsets import Charsets, UndecodableBody, decode_body
 from watcher.errors import NotFoundError, ParseError
+from watcher.record import RegistryRecord
 
 _EXTENSIONS = (".json", ".html")
 
@@ -40,14 +41,14 @@ class ReplayOptions(SourceOptions):
 
 
 def mapped_source_types() -> list[str]:
-    """Type names whose responses can be replayed (sources with a pure ``parse``)."""
+    """Type names whose saved answers can be replayed: sources whose class alone maps them."""
     known = []
     for type_name in available_types():
         try:
             cls = source_class(type_name)
         except Exception:  # a sibling module that fails to import is simply not listed here
             continue
-        if issubclass(cls, MappedSource) and cls.replayable:
+        if class_mapping(cls) is not None:
             known.append(type_name)
     return known
 
@@ -65,7 +66,7 @@ class ReplaySource(Source):
             if isinstance(options, ReplayOptions)
             else ReplayOptions.model_validate(options.model_dump())
         )
-        self.format = _mapped_source(self.settings.format)
+        self.format, self._format_mapping = _format(self.settings.format)
 
     def normalise_id(self, registry_id: str) -> str:
         """Checked as its format's registry checks ids; a plain folder name that stays inside the folder."""
@@ -78,37 +79,32 @@ class ReplaySource(Source):
     def mapping_fingerprint(self) -> str:
         return f"{super().mapping_fingerprint}\0{self.settings.format}"
 
-    async def fetch_if_changed(self, registry_id: str, last_payload: str | None) -> Fetched | SamePayload:
+    async def fetch_raw(self, registry_id: str) -> dict[str, str]:
         context = {"source": self.name, "registry_id": registry_id}
-        try:
-            company_id = self.normalise_id(registry_id)
-        except ValueError as error:
-            raise NotFoundError(str(error), **context) from None
-        company_folder = Path(self.settings.folder) / company_id
+        company_folder = Path(self.settings.folder) / registry_id
         if not company_folder.is_dir():
             raise NotFoundError(f"no saved responses in {company_folder}", **context)
         charsets = self.format.undeclared_charsets
-        raw = {
+        return {
             endpoint: _read_payload(company_folder, endpoint, charsets, context)
             for endpoint in self.format.endpoints
         }
-        return self.unless_same(
-            company_id,
-            raw,
-            last_payload,
-            lambda: self.format.parse(raw, source=self.name, registry_id=company_id),
-        )
+
+    def map_raw(self, raw: Mapping[str, str], *, source: str, registry_id: str) -> RegistryRecord:
+        return self._format_mapping(raw, source=source, registry_id=registry_id)
 
 
-def _mapped_source(type_name: str) -> type[MappedSource]:
+def _format(type_name: str) -> tuple[type[Source], RawMapping]:
+    """The source class a replay ``format`` names, and its mapping; ValueError listing the formats."""
     try:
         cls = source_class(type_name)
     except KeyError:
         cls = None
-    if cls is None or not issubclass(cls, MappedSource) or not cls.replayable:
+    mapping = None if cls is None else class_mapping(cls)
+    if cls is None or mapping is None:
         known = ", ".join(mapped_source_types())
         raise ValueError(f"unknown replay format {type_name!r} (known formats: {known})")
-    return cls
+    return cls, mapping
 
 
 def _read_payload(

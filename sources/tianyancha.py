@@ -22,7 +22,9 @@ from pydantic import Field
 
 from sources import register
 from sources.base import SourceOptions, as_list, as_object, as_text, load_json
-from sources.http import HttpPolicy, HttpSource, HttpSourceOptions, raise_for_status
+from sources.http import HttpSource
+from sources.http.options import HttpSourceOptions
+from sources.http.responses import raise_for_status
 from watcher.errors import (
     AuthError,
     NotFoundError,
@@ -110,32 +112,22 @@ class TianyanchaSource(HttpSource):
     # Its JSON is UTF-8 like any JSON; an undeclared error or challenge page may be GB18030.
     undeclared_charsets: ClassVar[tuple[str, ...]] = ("utf-8", "gb18030")
 
-    def make_policy(self) -> HttpPolicy:
+    def headers(self) -> dict[str, str]:
         """The vendor authenticates every call by the bare console token in ``Authorization``."""
-        return HttpPolicy(
-            self.name,
-            self.settings,
-            headers={"Authorization": self.settings.token},
-            charsets=self.charsets(),
-        )
+        return {"Authorization": self.settings.token}
 
     async def fetch_raw(self, registry_id: str) -> dict[str, str]:
         context = {"source": self.name, "registry_id": registry_id}
-        try:
-            response = await self.http.get(
-                _BASEINFO_PATH, params={"keyword": registry_id}, registry_id=registry_id
-            )
-            raise_for_status(response, what="baseinfo", context=context)
-            # Fail before paying for the list calls when the company or the account is the problem.
-            if _envelope_result(response.text, "baseinfo") is _NO_DATA:
-                raise NotFoundError("Tianyancha has no data for this company (error_code 300000)")
-            raw = {"baseinfo": response.text}
-            for endpoint, path in _LIST_PATHS.items():
-                raw[endpoint] = await self._fetch_pages(endpoint, path, registry_id)
-        except SourceError as error:
-            error.source = error.source or self.name
-            error.registry_id = error.registry_id or registry_id
-            raise
+        response = await self.http.get(
+            _BASEINFO_PATH, params={"keyword": registry_id}, registry_id=registry_id
+        )
+        raise_for_status(response, what="baseinfo", context=context)
+        # Fail before paying for the list calls when the company or the account is the problem.
+        if _envelope_result(response.text, "baseinfo") is _NO_DATA:
+            raise NotFoundError("Tianyancha has no data for this company (error_code 300000)")
+        raw = {"baseinfo": response.text}
+        for endpoint, path in _LIST_PATHS.items():
+            raw[endpoint] = await self._fetch_pages(endpoint, path, registry_id)
         return raw
 
     async def _fetch_pages(self, endpoint: str, path: str, uscc: str) -> str:
@@ -169,7 +161,7 @@ class TianyanchaSource(HttpSource):
     # -- mapping ----------------------------------------------------------------------------------
 
     @classmethod
-    def map_payloads(cls, raw: Mapping[str, str], *, source: str, registry_id: str) -> RegistryRecord:
+    def map_raw(cls, raw: Mapping[str, str], *, source: str, registry_id: str) -> RegistryRecord:
         for endpoint in cls.endpoints:
             if endpoint not in raw:
                 raise ParseError(f"no {endpoint} response")

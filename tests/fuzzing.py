@@ -39,7 +39,7 @@ def only_records_or_source_errors(run: Callable[[], RegistryRecord]) -> None:
 
 
 def only_records_or_handled_errors(run: Callable[[], RegistryRecord]) -> None:
-    """A record, or a SourceError the mapping raised on purpose (not a bug caught by ``parse``)."""
+    """A record, or a SourceError the mapping raised on purpose (not a bug caught by ``record_of``)."""
     try:
         result = run()
     except SourceError as error:

@@ -18,7 +18,7 @@ TRANSPORT = "watcher-transport"
 
 class _TransportMocker(Mocker):
     name = TRANSPORT
-    targets = ["sources.transport.KeepAliveTransport"]
+    targets = ["sources.http.transport.KeepAliveTransport"]
     target_methods = ["handle_async_request"]
 
     @classmethod

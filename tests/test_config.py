@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, ConfigDict, Field
 
 import sources
-from sources.base import Fetched, Source, SourceOptions
+from sources.base import Source, SourceOptions
 from watcher.config import (
     EXAMPLE_CONFIG,
     STARTER_CONFIG,
@@ -46,9 +46,6 @@ class _TestSource(Source):
     """A source that exists only so that source-table validation can be tested on its own."""
 
     Options: ClassVar[type[SourceOptions]] = _TestSourceOptions
-
-    async def fetch_if_changed(self, registry_id: str, last_payload: str | None) -> Fetched:
-        raise NotImplementedError
 
 
 def write(tmp_path: Path, text: str, name: str = "watcher.toml") -> Path:
@@ -635,8 +632,7 @@ def _stand_in(type_name: str) -> type[Source]:
         model_config = ConfigDict(extra="allow")
 
     class StandIn(Source):
-        async def fetch_if_changed(self, registry_id: str, last_payload: str | None) -> Fetched:
-            raise NotImplementedError
+        """Never fetches: only its options are validated."""
 
     StandIn.Options = Options
     StandIn.type_name = type_name

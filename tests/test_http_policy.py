@@ -1,4 +1,4 @@
-"""The shared HTTP policy (sources/http.py): retries, Retry-After, deadline, caps, charsets, redirects,
+"""The shared HTTP policy (sources/http/): retries, Retry-After, deadline, caps, charsets, redirects,
 TLS, connection reuse, and the sliding-window rate limiter. Everything talks to 127.0.0.1 or respx."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from http.server import ThreadingHTTPServer
@@ -26,20 +27,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-import sources.http
 from sources.base import BASE_DIR_CONTEXT
-from sources.http import (
-    MAX_REDIRECTS,
-    Charsets,
-    HttpPolicy,
-    HttpResponse,
-    HttpSourceOptions,
-    SlidingWindowLimiter,
-    UndecodableBody,
-    decode_body,
-    raise_for_status,
-)
-from sources.transport import KeepAliveTransport
+from sources.http.charsets import Charsets, UndecodableBody, decode_body
+from sources.http.limiter import SlidingWindowLimiter
+from sources.http.options import HttpSourceOptions
+from sources.http.policy import MAX_REDIRECTS, HttpPolicy
+from sources.http.responses import HttpResponse, raise_for_status
+from sources.http.timing import Timing
+from sources.http.transport import KeepAliveTransport
 from tests.loopback import QuietHandler, running
 from tests.mocking import TRANSPORT
 from watcher.errors import (
@@ -69,29 +64,30 @@ def make_options(**overrides: object) -> HttpSourceOptions:
 
 
 @pytest.fixture
-def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Record every wait of the policy (backoff and limiter) instead of sleeping it."""
-    recorded: list[float] = []
-    real_sleep = asyncio.sleep
+def waits() -> list[float]:
+    """Every wait of a policy made with the ``timing`` fixture (backoff and limiter), in order."""
+    return []
 
-    async def record(seconds: float, result: object = None) -> object:
-        recorded.append(seconds)
-        await real_sleep(0)
-        return result
 
-    monkeypatch.setattr("sources.http.asyncio.sleep", record)
-    return recorded
+def upper_bound(low: float, high: float) -> float:
+    """Full jitter that always picks its upper bound, so backoff waits are predictable."""
+    return high
 
 
 @pytest.fixture
-def upper_jitter(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Full jitter always picks its upper bound, so backoff waits are predictable."""
-    monkeypatch.setattr(sources.http.random, "uniform", lambda low, high: high)
+def timing(waits: list[float]) -> Timing:
+    """The policy's waits recorded in ``waits`` instead of slept; jitter at its upper bound."""
+
+    async def record(seconds: float) -> None:
+        waits.append(seconds)
+        await asyncio.sleep(0)
+
+    return Timing(sleep=record, jitter=upper_bound)
 
 
 @pytest.fixture
-async def policy():
-    client = HttpPolicy("test", make_options())
+async def policy(timing: Timing):
+    client = HttpPolicy("test", make_options(), timing=timing)
     yield client
     await client.aclose()
 
@@ -191,14 +187,14 @@ def slow(seconds: float) -> Route:
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504])
-async def test_retryable_status_is_retried_then_succeeds(policy, api, waits, status):
+async def test_retryable_status_is_retried_then_succeeds(policy, api, waits, timing, status):
     route = api.get("/doc").mock(side_effect=[httpx.Response(status), httpx.Response(200, text='{"ok": 1}')])
 
     response = await policy.get("/doc")
 
     assert response.status == 200 and response.text == '{"ok": 1}'
     assert route.call_count == 2
-    assert len(waits) == 1 and 0 <= waits[0] <= 2 * sources.http.BACKOFF_BASE_SECONDS
+    assert len(waits) == 1 and 0 <= waits[0] <= 2 * timing.backoff_base
 
 
 @pytest.mark.parametrize(
@@ -216,26 +212,25 @@ async def test_transport_failures_are_retried_then_succeed(policy, api, waits, f
     assert len(waits) == 2
 
 
-async def test_backoff_grows_exponentially(policy, api, waits, upper_jitter):
+async def test_backoff_grows_exponentially(policy, api, waits, timing):
     api.get("/doc").mock(side_effect=[httpx.Response(503)] * 3 + [httpx.Response(200, text="{}")])
 
     await policy.get("/doc")
 
-    base = sources.http.BACKOFF_BASE_SECONDS
+    base = timing.backoff_base
     assert waits == [base * 2, base * 4, base * 8]
 
 
-async def test_backoff_is_capped(api, waits, upper_jitter, monkeypatch):
-    monkeypatch.setattr(sources.http, "BACKOFF_CAP_SECONDS", 1.5)
-    client = HttpPolicy("test", make_options(retries=4))
+async def test_backoff_is_capped(api, waits, timing):
+    client = HttpPolicy("test", make_options(retries=4), timing=replace(timing, backoff_cap=1.5))
     api.get("/doc").mock(side_effect=[httpx.Response(503)] * 4 + [httpx.Response(200, text="{}")])
     await client.get("/doc")
     await client.aclose()
     assert waits == [1.0, 1.5, 1.5, 1.5]
 
 
-async def test_retries_exhausted_is_a_transient_error(api, waits):
-    client = HttpPolicy("test", make_options(retries=2))
+async def test_retries_exhausted_is_a_transient_error(api, waits, timing):
+    client = HttpPolicy("test", make_options(retries=2), timing=timing)
     route = api.get("/doc").respond(503)
 
     with pytest.raises(TransientError, match="HTTP 503.*after 3 attempts") as raised:
@@ -247,16 +242,16 @@ async def test_retries_exhausted_is_a_transient_error(api, waits):
     assert route.call_count == 3 and len(waits) == 2
 
 
-async def test_timeouts_exhausted_are_transient(api, waits):
-    client = HttpPolicy("test", make_options(retries=1))
+async def test_timeouts_exhausted_are_transient(api, waits, timing):
+    client = HttpPolicy("test", make_options(retries=1), timing=timing)
     api.get("/doc").mock(side_effect=httpx.ReadTimeout("slow"))
     with pytest.raises(TransientError, match="ReadTimeout.*after 2 attempts"):
         await client.get("/doc")
     await client.aclose()
 
 
-async def test_no_retries_means_one_attempt(api, waits):
-    client = HttpPolicy("test", make_options(retries=0))
+async def test_no_retries_means_one_attempt(api, waits, timing):
+    client = HttpPolicy("test", make_options(retries=0), timing=timing)
     route = api.get("/doc").respond(500)
     with pytest.raises(TransientError):
         await client.get("/doc")
@@ -326,14 +321,14 @@ async def test_503_with_retry_after_is_honoured(policy, api, waits):
     assert len(waits) == 1 and waits[0] == pytest.approx(2.0, abs=0.05)
 
 
-async def test_429_without_retry_after_backs_off(policy, api, waits, upper_jitter):
+async def test_429_without_retry_after_backs_off(policy, api, waits, timing):
     api.get("/doc").mock(side_effect=[httpx.Response(429), httpx.Response(200, text="{}")])
     await policy.get("/doc")
-    assert waits == [2 * sources.http.BACKOFF_BASE_SECONDS]
+    assert waits == [2 * timing.backoff_base]
 
 
-async def test_429_forever_is_rate_limited_with_retry_after(api, waits):
-    client = HttpPolicy("test", make_options(retries=2))
+async def test_429_forever_is_rate_limited_with_retry_after(api, waits, timing):
+    client = HttpPolicy("test", make_options(retries=2), timing=timing)
     route = api.get("/doc").respond(429, headers={"Retry-After": "7"})
 
     with pytest.raises(RateLimitedError) as raised:
@@ -345,8 +340,8 @@ async def test_429_forever_is_rate_limited_with_retry_after(api, waits):
     assert len(waits) == 2 and all(wait == pytest.approx(7.0, abs=0.05) for wait in waits)
 
 
-async def test_retry_after_pauses_every_request_of_the_source(api, waits):
-    client = HttpPolicy("test", make_options(retries=0))
+async def test_retry_after_pauses_every_request_of_the_source(api, waits, timing):
+    client = HttpPolicy("test", make_options(retries=0), timing=timing)
     api.get("/doc").respond(429, headers={"Retry-After": "5"})
     with pytest.raises(RateLimitedError):
         await client.get("/doc")
@@ -354,8 +349,8 @@ async def test_retry_after_pauses_every_request_of_the_source(api, waits):
     await client.aclose()
 
 
-async def test_a_pause_longer_than_the_deadline_fails_fast_without_asking(api, waits):
-    client = HttpPolicy("test", make_options(retries=0))
+async def test_a_pause_longer_than_the_deadline_fails_fast_without_asking(api, waits, timing):
+    client = HttpPolicy("test", make_options(retries=0), timing=timing)
     route = api.get("/doc").respond(429, headers={"Retry-After": "60"})
     with pytest.raises(RateLimitedError):
         await client.get("/doc")
@@ -373,9 +368,9 @@ def cap_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [record.getMessage() for record in caplog.records if "max_pause" in record.getMessage()]
 
 
-async def test_a_huge_retry_after_pauses_only_max_pause_then_resumes(api, waits, caplog):
+async def test_a_huge_retry_after_pauses_only_max_pause_then_resumes(api, waits, timing, caplog):
     """One 429 asking for a day (or for ever) pauses the source for max_pause, logged once, then resumes."""
-    client = HttpPolicy("qcc", make_options(max_pause="15m", retries=3))
+    client = HttpPolicy("qcc", make_options(max_pause="15m", retries=3), timing=timing)
     route = api.get("/doc").mock(
         side_effect=[
             httpx.Response(429, headers={"Retry-After": "86400"}),
@@ -397,8 +392,8 @@ async def test_a_huge_retry_after_pauses_only_max_pause_then_resumes(api, waits,
     assert "qcc asked for a pause of 86400s (Retry-After); pausing 900s" in line
 
 
-async def test_retry_after_within_max_pause_is_honoured_in_full(api, waits, caplog):
-    client = HttpPolicy("test", make_options(max_pause="1m"))
+async def test_retry_after_within_max_pause_is_honoured_in_full(api, waits, timing, caplog):
+    client = HttpPolicy("test", make_options(max_pause="1m"), timing=timing)
     api.get("/doc").mock(
         side_effect=[httpx.Response(429, headers={"Retry-After": "60"}), httpx.Response(200, text="{}")]
     )
@@ -408,8 +403,8 @@ async def test_retry_after_within_max_pause_is_honoured_in_full(api, waits, capl
     assert [round(wait) for wait in waits if wait > 1] == [60] and cap_lines(caplog) == []
 
 
-async def test_a_capped_pause_is_what_the_rate_limit_error_and_the_limiter_carry(api, waits):
-    client = HttpPolicy("test", make_options(max_pause="10m", retries=0))
+async def test_a_capped_pause_is_what_the_rate_limit_error_and_the_limiter_carry(api, waits, timing):
+    client = HttpPolicy("test", make_options(max_pause="10m", retries=0), timing=timing)
     api.get("/doc").respond(429, headers={"Retry-After": "86400"})
     with pytest.raises(RateLimitedError) as raised:
         await client.get("/doc")
@@ -418,21 +413,20 @@ async def test_a_capped_pause_is_what_the_rate_limit_error_and_the_limiter_carry
     await client.aclose()
 
 
-async def test_a_pause_that_begins_while_a_request_waits_for_its_slot_fails_it_fast(api, monkeypatch):
+async def test_a_pause_that_begins_while_a_request_waits_for_its_slot_fails_it_fast(api):
     """A request queued behind the rate limit when another one's 429 starts a pause does not sit out
     the check's deadline (and fail as a slow check): it fails at once as rate limited, unsent."""
-    client = HttpPolicy("test", make_options(rate="1/s", retries=0))
-    route = api.get("/doc").respond(200, text="{}")
-    await client.get("/doc")  # takes this second's only slot
     paused: list[float] = []
 
-    async def another_request_gets_a_429(seconds: float, result: object = None) -> object:
+    async def another_request_gets_a_429(seconds: float) -> None:
         if not paused:
             paused.append(seconds)
             client.limiter.pause(600)
-        return result
 
-    monkeypatch.setattr("sources.http.asyncio.sleep", another_request_gets_a_429)
+    timing = Timing(sleep=another_request_gets_a_429)
+    client = HttpPolicy("test", make_options(rate="1/s", retries=0), timing=timing)
+    route = api.get("/doc").respond(200, text="{}")
+    await client.get("/doc")  # takes this second's only slot
     with pytest.raises(RateLimitedError, match="asked for a pause .*5s deadline") as raised:
         async with client.deadline(timedelta(seconds=5)):
             await client.get("/doc")
@@ -477,8 +471,8 @@ def test_max_pause_option():
 # -- the per-check deadline -----------------------------------------------------------------------
 
 
-async def test_deadline_stops_retries_before_a_wait_that_would_pass_it(api, waits, upper_jitter):
-    client = HttpPolicy("test", make_options(retries=10))
+async def test_deadline_stops_retries_before_a_wait_that_would_pass_it(api, waits, timing):
+    client = HttpPolicy("test", make_options(retries=10), timing=timing)
     route = api.get("/doc").respond(503)
 
     with pytest.raises(TransientError, match="would pass the check's 3s deadline"):
@@ -523,7 +517,7 @@ async def test_deadline_bounds_limiter_waits(api):
     await client.aclose()
 
 
-async def test_nested_deadline_never_extends_the_outer_one(policy, api, waits, upper_jitter):
+async def test_nested_deadline_never_extends_the_outer_one(policy, api, waits):
     api.get("/doc").respond(503)
     with pytest.raises(TransientError, match="2s deadline"):
         async with policy.deadline(timedelta(seconds=2)), policy.deadline(timedelta(seconds=60)):
@@ -531,8 +525,8 @@ async def test_nested_deadline_never_extends_the_outer_one(policy, api, waits, u
     assert waits == [1.0]
 
 
-async def test_default_deadline_comes_from_the_options(api, waits, upper_jitter):
-    client = HttpPolicy("test", make_options(deadline="3s", retries=10))
+async def test_default_deadline_comes_from_the_options(api, waits, timing):
+    client = HttpPolicy("test", make_options(deadline="3s", retries=10), timing=timing)
     api.get("/doc").respond(502)
     with pytest.raises(TransientError, match="3s deadline"):
         async with client.deadline():
@@ -1173,15 +1167,14 @@ async def test_a_request_delayed_into_a_pause_waits_for_its_end():
     assert fake.now == pytest.approx(4.1)
 
 
-async def test_limiter_trusts_a_sleep_that_returns_early(monkeypatch):
-    """A sleep that does not move the clock (asyncio.sleep replaced in a test) ends the wait anyway."""
+async def test_limiter_trusts_a_sleep_that_returns_early():
+    """A sleep that does not move the clock (a test's fake sleep) ends the wait anyway."""
     slept: list[float] = []
 
     async def instant(seconds: float) -> None:
         slept.append(seconds)
 
-    monkeypatch.setattr("sources.http.asyncio.sleep", instant)
-    limiter = SlidingWindowLimiter(Rate(2, timedelta(seconds=1)))
+    limiter = SlidingWindowLimiter(Rate(2, timedelta(seconds=1)), sleep=instant)
     for _ in range(6):
         await limiter.acquire()
     # Five gaps of 0.51 s (less the microseconds the real clock moved meanwhile).

@@ -429,13 +429,13 @@ def _count_mappings(monkeypatch) -> list[str]:
     from sources.brreg import BrregSource
 
     mapped: list[str] = []
-    real = BrregSource.map_payloads.__func__
+    real = BrregSource.map_raw.__func__
 
     def counting(cls, raw, *, source, registry_id):
         mapped.append(registry_id)
         return real(cls, raw, source=source, registry_id=registry_id)
 
-    monkeypatch.setattr(BrregSource, "map_payloads", classmethod(counting))
+    monkeypatch.setattr(BrregSource, "map_raw", classmethod(counting))
     return mapped
 
 

@@ -18,9 +18,10 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 import sources.companies_house as companies_house
-import sources.http
 from sources import source_class
+from sources.base import record_of
 from sources.companies_house import NO_PSC_DOCUMENT, CompaniesHouseOptions, CompaniesHouseSource
+from sources.http.timing import Timing
 from tests.fuzzing import json_values, mutate, only_records_or_source_errors
 from tests.loopback import QuietHandler, serve
 from tests.mocking import TRANSPORT
@@ -78,7 +79,7 @@ def ch_raw(officers_fixture: str = "officers_t0.json", **texts: str) -> dict[str
 
 
 def parse(raw: dict[str, str], registry_id: str = NUMBER) -> RegistryRecord:
-    return CompaniesHouseSource.parse(raw, source="uk", registry_id=registry_id)
+    return record_of(CompaniesHouseSource.map_raw, raw, source="uk", registry_id=registry_id)
 
 
 def with_items(name: str, items: list[dict]) -> str:
@@ -630,12 +631,11 @@ def test_company_numbers_are_normalised():
 
 def make_source(**fields: object) -> CompaniesHouseSource:
     options = {"type": "companies_house", "api_key": API_KEY, "timeout": "2s", "retries": 2, **fields}
-    return CompaniesHouseSource("uk", CompaniesHouseOptions(**options))
+    return CompaniesHouseSource("uk", CompaniesHouseOptions(**options), timing=QUICK_RETRIES)
 
 
-@pytest.fixture(autouse=True)
-def fast_backoff(monkeypatch):
-    monkeypatch.setattr(sources.http, "BACKOFF_BASE_SECONDS", 0.001)
+# Retries back off for about a millisecond instead of half a second.
+QUICK_RETRIES = Timing(backoff_base=0.001)
 
 
 @pytest.fixture

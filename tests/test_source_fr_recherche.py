@@ -15,9 +15,10 @@ import respx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import sources.http
 from sources import source_class
+from sources.base import record_of
 from sources.fr_recherche import FrRechercheOptions, FrRechercheSource
+from sources.http.timing import Timing
 from tests.fuzzing import json_values, mutate, only_records_or_handled_errors
 from tests.loopback import QuietHandler, serve
 from tests.mocking import TRANSPORT
@@ -51,7 +52,7 @@ def company(document: dict) -> dict:
 
 
 def parse(text: str, registry_id: str = SIREN) -> RegistryRecord:
-    return FrRechercheSource.parse({"search": text}, source="fr", registry_id=registry_id)
+    return record_of(FrRechercheSource.map_raw, {"search": text}, source="fr", registry_id=registry_id)
 
 
 def parse_document(document: object) -> RegistryRecord:
@@ -232,7 +233,7 @@ def test_empty_results_are_not_found_and_a_missing_list_is_a_parse_error():
 
 def test_missing_payload_is_a_parse_error():
     with pytest.raises(ParseError, match="search"):
-        FrRechercheSource.parse({}, source="fr", registry_id=SIREN)
+        record_of(FrRechercheSource.map_raw, {}, source="fr", registry_id=SIREN)
 
 
 def test_volatile_fields_and_order_do_not_change_the_content():
@@ -292,16 +293,15 @@ def test_source_is_registered_and_checks_sirens():
 # -- fetching over HTTP (respx) -------------------------------------------------------------------
 
 
-@pytest.fixture(autouse=True)
-def fast_backoff(monkeypatch):
-    monkeypatch.setattr(sources.http, "BACKOFF_BASE_SECONDS", 0.001)
+# Retries back off for about a millisecond instead of half a second.
+QUICK_RETRIES = Timing(backoff_base=0.001)
 
 
 def make_source(base_url: str = BASE_URL) -> FrRechercheSource:
     options = FrRechercheOptions(
         type="fr_recherche", base_url=base_url, timeout="2s", deadline="10s", retries=2, rate="1000/s"
     )
-    return FrRechercheSource("fr", options)
+    return FrRechercheSource("fr", options, timing=QUICK_RETRIES)
 
 
 @pytest.fixture

@@ -16,8 +16,9 @@ import respx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import sources.http
 from sources import source_class
+from sources.base import record_of
+from sources.http.timing import Timing
 from sources.tianyancha import TianyanchaOptions, TianyanchaSource
 from tests.fuzzing import json_values, mutate, only_records_or_handled_errors
 from tests.loopback import QuietHandler, serve
@@ -78,7 +79,7 @@ def raw_texts(files: dict[str, str] = T1_FILES, **documents: object) -> dict[str
 
 
 def parse(raw: dict[str, str], registry_id: str = USCC) -> RegistryRecord:
-    return TianyanchaSource.parse(raw, source="cn", registry_id=registry_id)
+    return record_of(TianyanchaSource.map_raw, raw, source="cn", registry_id=registry_id)
 
 
 def ok(result: object) -> dict:
@@ -516,9 +517,8 @@ def test_source_is_registered_and_checks_credit_codes():
 # -- fetching over HTTP (respx) -------------------------------------------------------------------
 
 
-@pytest.fixture(autouse=True)
-def fast_backoff(monkeypatch):
-    monkeypatch.setattr(sources.http, "BACKOFF_BASE_SECONDS", 0.001)
+# Retries back off for about a millisecond instead of half a second.
+QUICK_RETRIES = Timing(backoff_base=0.001)
 
 
 def make_source(base_url: str = BASE_URL, **options: object) -> TianyanchaSource:
@@ -532,7 +532,7 @@ def make_source(base_url: str = BASE_URL, **options: object) -> TianyanchaSource
         rate="1000/s",
         **options,
     )
-    return TianyanchaSource("cn", settings)
+    return TianyanchaSource("cn", settings, timing=QUICK_RETRIES)
 
 
 @pytest.fixture

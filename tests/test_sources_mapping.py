@@ -7,10 +7,10 @@ import hashlib
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
-from types import SimpleNamespace
 from urllib.parse import urlsplit
 
 import httpx
@@ -19,11 +19,12 @@ import respx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import sources.qichacha
 import watcher
 from sources import source_class
-from sources.base import MappedSource, load_json, retry_after_seconds
+from sources.base import Fetched, SamePayload, class_mapping, load_json, record_of
 from sources.brreg import BrregOptions, BrregSource
+from sources.http.policy import retry_after_seconds
+from sources.http.timing import Timing
 from sources.qichacha import QichachaOptions, QichachaSource, request_token
 from sources.replay import ReplayOptions, ReplaySource
 from tests.fuzzing import json_values, mutate, only_records_or_source_errors
@@ -60,7 +61,7 @@ def brreg_raw(roller: str | None = "roller_t0.json", enhet: str = "enhet.json") 
 
 
 def parse_brreg(raw: dict[str, str], registry_id: str = NO_ORGNR) -> RegistryRecord:
-    return BrregSource.parse(raw, source="no", registry_id=registry_id)
+    return record_of(BrregSource.map_raw, raw, source="no", registry_id=registry_id)
 
 
 def qcc_raw(name: str = "eci_info_verify_getinfo_t0.json") -> dict[str, str]:
@@ -68,7 +69,7 @@ def qcc_raw(name: str = "eci_info_verify_getinfo_t0.json") -> dict[str, str]:
 
 
 def parse_qcc(raw: dict[str, str], registry_id: str = CN_USCC) -> RegistryRecord:
-    return QichachaSource.parse(raw, source="cn", registry_id=registry_id)
+    return record_of(QichachaSource.map_raw, raw, source="cn", registry_id=registry_id)
 
 
 def qcc_document(name: str = "eci_info_verify_getinfo_t0.json") -> dict:
@@ -414,9 +415,9 @@ def test_truncated_json_is_reported_as_truncated():
 
 def test_missing_endpoint_payload_is_a_parse_error():
     with pytest.raises(ParseError, match="enhet"):
-        BrregSource.parse({}, source="no", registry_id=NO_ORGNR)
+        record_of(BrregSource.map_raw, {}, source="no", registry_id=NO_ORGNR)
     with pytest.raises(ParseError, match="getinfo"):
-        QichachaSource.parse({}, source="cn", registry_id=CN_USCC)
+        record_of(QichachaSource.map_raw, {}, source="cn", registry_id=CN_USCC)
 
 
 # -- property tests: a parser returns a record or raises a SourceError, nothing else -------------
@@ -477,7 +478,7 @@ def test_sources_are_registered_by_type_name():
     assert source_class("brreg") is BrregSource
     assert source_class("qichacha") is QichachaSource
     assert source_class("replay") is ReplaySource
-    assert issubclass(BrregSource, MappedSource) and BrregSource.endpoints == ("enhet", "roller")
+    assert class_mapping(BrregSource) is not None and BrregSource.endpoints == ("enhet", "roller")
     assert QichachaSource.endpoints == ("getinfo",)
 
 
@@ -498,24 +499,25 @@ FAST = {"retries": 2, "timeout": "5s", "deadline": "30s", "rate": "100000/s"}
 
 
 @pytest.fixture
-def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Record the policy's waits (backoff, Retry-After, rate limit) instead of sleeping them."""
-    recorded: list[float] = []
-    real_sleep = asyncio.sleep
-
-    async def record(seconds: float, result: object = None) -> object:
-        recorded.append(seconds)
-        await real_sleep(0)
-        return result
-
-    monkeypatch.setattr("sources.http.asyncio.sleep", record)
-    monkeypatch.setattr("sources.http.BACKOFF_BASE_SECONDS", 0.001)
-    return recorded
+def waits() -> list[float]:
+    """The waits (backoff, Retry-After, rate limit) of a source made with the ``timing`` fixture."""
+    return []
 
 
 @pytest.fixture
-async def brreg(waits):
-    source = BrregSource("no", BrregOptions(type="brreg", **FAST))
+def timing(waits: list[float]) -> Timing:
+    """The policy's waits recorded in ``waits`` instead of slept; backoff from a millisecond."""
+
+    async def record(seconds: float) -> None:
+        waits.append(seconds)
+        await asyncio.sleep(0)
+
+    return Timing(sleep=record, backoff_base=0.001)
+
+
+@pytest.fixture
+async def brreg(timing):
+    source = BrregSource("no", BrregOptions(type="brreg", **FAST), timing=timing)
     yield source
     await source.aclose()
 
@@ -821,9 +823,9 @@ async def test_qichacha_fetch_from_a_real_server():
 
 
 @pytest.fixture
-async def qichacha(waits):
+async def qichacha(timing):
     options = QichachaOptions(type="qichacha", key="APPKEY123", secret="S3CRET", **FAST)
-    source = QichachaSource("cn", options)
+    source = QichachaSource("cn", options, timing=timing)
     yield source
     await source.aclose()
 
@@ -855,9 +857,10 @@ async def test_qichacha_fetch_success_and_signature(qichacha, qcc_api):
     assert "S3CRET" not in str(request.url)
 
 
-async def test_qichacha_signs_every_attempt_afresh(qichacha, qcc_api, monkeypatch):
+async def test_qichacha_signs_every_attempt_afresh(qcc_api, timing):
     clock = iter([1_700_000_000.4, 1_700_000_007.9, 1_700_000_015.0])
-    monkeypatch.setattr(sources.qichacha, "time", SimpleNamespace(time=lambda: next(clock)))
+    options = QichachaOptions(type="qichacha", key="APPKEY123", secret="S3CRET", **FAST)
+    qichacha = QichachaSource("cn", options, timing=replace(timing, wall=lambda: next(clock)))
     route = qcc_api.get("/ECIInfoVerify/GetInfo").mock(
         side_effect=[
             httpx.Response(503),
@@ -867,6 +870,7 @@ async def test_qichacha_signs_every_attempt_afresh(qichacha, qcc_api, monkeypatc
     )
 
     await qichacha.fetch(CN_USCC)
+    await qichacha.aclose()
 
     signed = [(call.request.headers["Timespan"], call.request.headers["Token"]) for call in route.calls]
     assert [timespan for timespan, _ in signed] == ["1700000000", "1700000007", "1700000015"]
@@ -1001,6 +1005,20 @@ async def test_replay_maps_saved_responses(tmp_path):
     assert fetched.record.legal_representative is not None
     assert fetched.record.legal_representative.name == "Hanne Strand"
     assert set(fetched.raw) == {"enhet", "roller"}
+
+
+async def test_an_answer_identical_to_the_last_one_is_not_mapped_again(tmp_path):
+    company = tmp_path / NO_ORGNR
+    company.mkdir()
+    (company / "enhet.json").write_text(fixture_text("no_brreg/enhet.json"), encoding="utf-8")
+    (company / "roller.json").write_text(fixture_text("no_brreg/roller_t1.json"), encoding="utf-8")
+    source = _replay(tmp_path, "brreg")
+
+    first = await source.fetch(NO_ORGNR)
+    assert await source.fetch(NO_ORGNR, first.payload_digest) == SamePayload(first.payload_digest)
+    (company / "roller.json").write_text(fixture_text("no_brreg/roller_t0.json"), encoding="utf-8")
+    changed = await source.fetch(NO_ORGNR, first.payload_digest)
+    assert isinstance(changed, Fetched) and changed.payload_digest != first.payload_digest
 
 
 async def test_replay_reads_html_extension_and_gb18030(tmp_path):

@@ -1,4 +1,4 @@
-"""The keep-alive transport (sources/transport.py) against scripted servers on 127.0.0.1: connection
+"""The keep-alive transport (sources/http/transport.py) against scripted servers on 127.0.0.1: connection
 reuse and its cap, bodies, timeouts, TLS, the trace hook, and that only httpx exceptions come out."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sources.transport import KeepAliveTransport
+from sources.http.transport import KeepAliveTransport
 from tests.loopback import running
 
 # -- a scripted server ----------------------------------------------------------------------------

@@ -458,24 +458,18 @@ def _combined_holdings(holdings: list[Shareholder]) -> Shareholder:
     first = holdings[0]
     if len(holdings) == 1:
         return first
-    stakes = [h.stake for h in holdings]
+    stakes = [h.stake for h in holdings if h.stake is not None]
     stake = None
-    if all(s is not None for s in stakes):
+    if len(stakes) == len(holdings):
         stake = _stake(
             sum((s.low for s in stakes), Decimal(0)),
             min(Decimal(100), sum((s.high for s in stakes), Decimal(0))),
         )
-    amounts = [h.subscribed for h in holdings]
+    amounts = [h.subscribed for h in holdings if h.subscribed is not None]
+    numbers = [m.amount for m in amounts if m.amount is not None]
     subscribed = None
-    if (
-        all(m is not None and m.amount is not None for m in amounts)
-        and len({m.currency for m in amounts}) == 1
-    ):
-        subscribed = Money(
-            sum((m.amount for m in amounts), Decimal(0)),
-            amounts[0].currency,
-            " + ".join(m.raw for m in amounts),
-        )
+    if len(numbers) == len(holdings) and len({m.currency for m in amounts}) == 1:
+        subscribed = Money(sum(numbers, Decimal(0)), amounts[0].currency, " + ".join(m.raw for m in amounts))
     return replace(first, stake=stake, subscribed=subscribed)
 
 

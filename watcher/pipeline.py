@@ -193,7 +193,7 @@ class Checker:
             return await self._in_db(self._record_failure, borrower.id, error)
         has_baseline = borrower.baseline_at is not None and borrower.last_content_hash is not None
         try:
-            fetched = await source.fetch_if_changed(
+            fetched = await source.fetch(
                 borrower.registry_id, borrower.last_payload_digest if has_baseline else None
             )
         except SourceError as error:
