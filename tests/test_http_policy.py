@@ -78,11 +78,14 @@ def upper_bound(low: float, high: float) -> float:
 def timing(waits: list[float]) -> Timing:
     """The policy's waits recorded in ``waits`` instead of slept; jitter at its upper bound."""
 
+    now = [1_000.0]  # virtual time: it passes only when the policy waits, so waits are exact
+
     async def record(seconds: float) -> None:
         waits.append(seconds)
+        now[0] += max(seconds, 0.0)
         await asyncio.sleep(0)
 
-    return Timing(sleep=record, jitter=upper_bound)
+    return Timing(sleep=record, clock=lambda: now[0], jitter=upper_bound)
 
 
 @pytest.fixture
@@ -475,12 +478,12 @@ async def test_deadline_stops_retries_before_a_wait_that_would_pass_it(api, wait
     client = HttpPolicy("test", make_options(retries=10), timing=timing)
     route = api.get("/doc").respond(503)
 
-    with pytest.raises(TransientError, match="would pass the check's 3s deadline"):
-        async with client.deadline(timedelta(seconds=3)):
+    with pytest.raises(TransientError, match="would pass the check's 4s deadline"):
+        async with client.deadline(timedelta(seconds=4)):
             await client.get("/doc")
     await client.aclose()
 
-    # Waits of 1 s and 2 s fit; the next one (4 s) would not.
+    # Waits of 1 s and 2 s fit (3 s of the 4 pass); the next one (4 s) would not.
     assert waits == [1.0, 2.0] and route.call_count == 3
 
 

@@ -508,11 +508,14 @@ def waits() -> list[float]:
 def timing(waits: list[float]) -> Timing:
     """The policy's waits recorded in ``waits`` instead of slept; backoff from a millisecond."""
 
+    now = [1_000.0]  # virtual time: it passes only when the policy waits, so waits are exact
+
     async def record(seconds: float) -> None:
         waits.append(seconds)
+        now[0] += max(seconds, 0.0)
         await asyncio.sleep(0)
 
-    return Timing(sleep=record, backoff_base=0.001)
+    return Timing(sleep=record, clock=lambda: now[0], backoff_base=0.001)
 
 
 @pytest.fixture
