@@ -10,15 +10,15 @@ from sqlmodel import Session, col, select
 from watcher.models import Alert, Borrower, ChangeEvent, Delivery
 from watcher.record import Action, Category
 from watcher.render import AlertView, ChangeLine, GapLine
-from watcher.rules import Severity
 from watcher.store import audit
+from watcher.vocabulary import AlertKind, AlertStatus, AuditAction, Severity
 
 
 def alert_view(session: Session, alert_id: int, *, window_days: int) -> AlertView:
     alert = session.get(Alert, alert_id)
     if alert is None:
         raise KeyError(f"no alert #{alert_id}")
-    if alert.kind != "change":
+    if alert.kind != AlertKind.CHANGE:
         return _monitoring_view(session, alert, window_days)
     borrower = session.get(Borrower, alert.borrower_id)
     assert borrower is not None
@@ -69,7 +69,7 @@ def _monitoring_view(session: Session, alert: Alert, window_days: int) -> AlertV
         occasions_in_window=0,
         window_days=window_days,
         recommend_early_repayment=False,
-        kind=alert.kind,
+        kind=AlertKind(alert.kind),
         gap=lines,
     )
 
@@ -84,10 +84,9 @@ class AlertStateError(Exception):
     """The requested lifecycle step does not apply to the alert's current state."""
 
 
-OPEN, ACKNOWLEDGED, CLOSED = "open", "acknowledged", "closed"
-
-
-def list_alerts(session: Session, *, status: str | None = OPEN) -> list[tuple[Alert, Borrower | None]]:
+def list_alerts(
+    session: Session, *, status: AlertStatus | None = AlertStatus.OPEN
+) -> list[tuple[Alert, Borrower | None]]:
     """Alerts with their borrower, newest first; ``status=None`` for all. An alert about a whole
     source (a monitoring gap of many borrowers) has no single borrower."""
     query = select(Alert, Borrower).join(Borrower, col(Borrower.id) == col(Alert.borrower_id), isouter=True)
@@ -99,14 +98,15 @@ def list_alerts(session: Session, *, status: str | None = OPEN) -> list[tuple[Al
 def acknowledge(session: Session, alert_id: int, *, by: str, note: str | None, at: datetime) -> Alert:
     """open → acknowledged, recording who, when and why in the alert and the audit log."""
     alert = _get(session, alert_id)
-    if alert.status != OPEN:
+    if alert.status != AlertStatus.OPEN:
         raise AlertStateError(f"alert #{alert_id} is {alert.status}, only an open alert can be acknowledged")
-    alert.status, alert.acknowledged_by, alert.acknowledged_at, alert.note = ACKNOWLEDGED, by, at, note
+    alert.status = AlertStatus.ACKNOWLEDGED
+    alert.acknowledged_by, alert.acknowledged_at, alert.note = by, at, note
     session.add(alert)
     audit(
         session,
         actor=by,
-        action="alert.acknowledged",
+        action=AuditAction.ALERT_ACKNOWLEDGED,
         subject_type="alert",
         subject_id=alert_id,
         detail={"note": note or ""},
@@ -118,16 +118,16 @@ def acknowledge(session: Session, alert_id: int, *, by: str, note: str | None, a
 def close(session: Session, alert_id: int, *, by: str, note: str | None, at: datetime) -> Alert:
     """open or acknowledged → closed; closing is the end of the alert's handling."""
     alert = _get(session, alert_id)
-    if alert.status == CLOSED:
+    if alert.status == AlertStatus.CLOSED:
         raise AlertStateError(f"alert #{alert_id} is already closed")
-    alert.status, alert.closed_by, alert.closed_at = CLOSED, by, at
+    alert.status, alert.closed_by, alert.closed_at = AlertStatus.CLOSED, by, at
     if note:
         alert.note = f"{alert.note}\n{note}" if alert.note else note
     session.add(alert)
     audit(
         session,
         actor=by,
-        action="alert.closed",
+        action=AuditAction.ALERT_CLOSED,
         subject_type="alert",
         subject_id=alert_id,
         detail={"note": note or ""},

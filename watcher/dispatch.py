@@ -36,6 +36,7 @@ from watcher.routing import (
     url_fingerprint,
 )
 from watcher.store import Store, audit
+from watcher.vocabulary import AuditAction, DeliveryStatus
 
 log = logging.getLogger("watcher.dispatch")
 
@@ -150,7 +151,7 @@ class Dispatcher:
             due = (
                 select(Delivery.id)
                 .where(
-                    col(Delivery.status).in_(("pending", "held")),
+                    col(Delivery.status).in_((DeliveryStatus.PENDING, DeliveryStatus.HELD)),
                     Delivery.next_attempt_at <= now,
                     (col(Delivery.lease_until).is_(None)) | (Delivery.lease_until < now),
                 )
@@ -193,11 +194,11 @@ class Dispatcher:
                 lease_until,
             )
             for row in rows
-            if row.status == "pending"
+            if row.status == DeliveryStatus.PENDING
         ]
         digests: dict[tuple[str, str], list[Delivery]] = defaultdict(list)
         for row in rows:
-            if row.status == "held":
+            if row.status == DeliveryStatus.HELD:
                 digests[(row.target, row.url_fingerprint)].append(row)
         for (target, fingerprint), held in sorted(digests.items()):
             held.sort(key=lambda row: row.alert_id)
@@ -275,7 +276,7 @@ class Dispatcher:
                         update(Delivery)
                         .where(mine)
                         .values(
-                            status="sent",
+                            status=DeliveryStatus.SENT,
                             sent_at=now,
                             attempts=Delivery.attempts + 1,
                             last_error=None,
@@ -294,13 +295,13 @@ class Dispatcher:
                     "lease_until": None,
                 }
                 if gives_up:
-                    values["status"] = "dead"
+                    values["status"] = DeliveryStatus.DEAD
                     still_mine = session.exec(select(Delivery.id).where(mine)).all()
                     for delivery_id in still_mine:
                         audit(
                             session,
                             actor=SYSTEM_ACTOR,
-                            action="delivery.dead",
+                            action=AuditAction.DELIVERY_DEAD,
                             subject_type="delivery",
                             subject_id=delivery_id,
                             detail={"target": item.target, "attempts": attempts, "error": detail},

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
+from watcher.vocabulary import ErrorKind
+
 
 class WatcherError(Exception):
     """Base of every error this project raises on purpose."""
@@ -21,7 +25,7 @@ class ConfigError(WatcherError):
 class SourceError(WatcherError):
     """A fetch did not yield a valid record. Never reaches the diff."""
 
-    kind = "source_error"
+    kind: ClassVar[ErrorKind] = ErrorKind.SOURCE_ERROR
     retryable = False
 
     def __init__(self, message: str, *, source: str | None = None, registry_id: str | None = None) -> None:
@@ -33,14 +37,14 @@ class SourceError(WatcherError):
 class TransientError(SourceError):
     """Network failure, timeout, 5xx: worth retrying soon."""
 
-    kind = "transient"
+    kind = ErrorKind.TRANSIENT
     retryable = True
 
 
 class RateLimitedError(TransientError):
     """The source said slow down (429 or a vendor's quota-per-second code)."""
 
-    kind = "rate_limited"
+    kind = ErrorKind.RATE_LIMITED
 
     def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: str | None) -> None:
         self.retry_after = retry_after
@@ -50,29 +54,29 @@ class RateLimitedError(TransientError):
 class NotFoundError(SourceError):
     """The registry has no such company (or it was removed)."""
 
-    kind = "not_found"
+    kind = ErrorKind.NOT_FOUND
 
 
 class BlockedError(SourceError):
     """A captcha, WAF challenge or anti-bot page came back instead of data."""
 
-    kind = "blocked"
+    kind = ErrorKind.BLOCKED
 
 
 class ParseError(SourceError):
     """The response was not the expected shape: empty, truncated, HTML for JSON, missing a section."""
 
-    kind = "parse_error"
+    kind = ErrorKind.PARSE_ERROR
 
 
 class AuthError(SourceError):
     """Key invalid, balance exhausted, quota exceeded: the operator must act."""
 
-    kind = "auth"
+    kind = ErrorKind.AUTH
 
 
 class CheckStorageError(WatcherError):
     """A check's result could not be written (the database refused it): recorded as a failed check
     of that borrower, retried like any failure, while the rest of the sweep goes on."""
 
-    kind = "storage"
+    kind: ClassVar[ErrorKind] = ErrorKind.STORAGE

@@ -21,6 +21,7 @@ from watcher.config import Config
 from watcher.models import Borrower, Instance, SourceHealth, utcnow
 from watcher.store import status_summary
 from watcher.units import format_duration
+from watcher.vocabulary import OutboxState
 
 DEAD_AFTER_HEARTBEATS = 3
 FORGET_AFTER = timedelta(days=1)
@@ -149,10 +150,10 @@ class HealthReport:
             "failing_after": format_duration(self.failing_after),
             "last_check_at": _iso(self.last_check_at),
             "deliveries": {
-                "pending": self.deliveries_pending,
-                "retrying": self.deliveries_retrying,
-                "dead": self.deliveries_dead,
-                "held": self.deliveries_held,
+                OutboxState.PENDING: self.deliveries_pending,
+                OutboxState.RETRYING: self.deliveries_retrying,
+                OutboxState.DEAD: self.deliveries_dead,
+                OutboxState.HELD: self.deliveries_held,
             },
             "sources": [
                 {

@@ -27,11 +27,11 @@ from watcher.dispatch import DispatchReport
 from watcher.health import HealthReport, InstanceState, Liveness, ProblemKind
 from watcher.pipeline import CheckOutcome
 from watcher.serving import serve_until_stopped
+from watcher.vocabulary import DeliveryStatus, OutboxState
 
 log = logging.getLogger("watcher.metrics")
 
 CHECK_SECONDS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
-DELIVERY_STATES = ("pending", "retrying", "held", "dead")
 
 
 class MetricsStartError(RuntimeError):
@@ -114,8 +114,8 @@ class DaemonMetrics:
             "When this instance last recorded its heartbeat.",
             registry=r,
         )
-        for state in DELIVERY_STATES:
-            self.outbox.labels(state)
+        for outbox_state in OutboxState:
+            self.outbox.labels(outbox_state.value)
         for kind in ProblemKind:
             self.problems.labels(kind.value)
         for state in InstanceState:
@@ -126,7 +126,11 @@ class DaemonMetrics:
         self.check_seconds.labels(source).observe(seconds)
 
     def delivered(self, report: DispatchReport) -> None:
-        for result, count in (("sent", report.sent), ("failed", report.failed), ("dead", report.dead)):
+        for result, count in (
+            (DeliveryStatus.SENT, report.sent),
+            ("failed", report.failed),  # to be retried: not a status of its own
+            (DeliveryStatus.DEAD, report.dead),
+        ):
             if count:
                 self.deliveries.labels(result).inc(count)
 
@@ -142,13 +146,13 @@ class DaemonMetrics:
         self.borrowers_due.set(report.due)
         self.borrowers_overdue.set(report.overdue)
         self.borrowers_failing.set(report.failing)
-        for state, count in (
-            ("pending", report.deliveries_pending),
-            ("retrying", report.deliveries_retrying),
-            ("held", report.deliveries_held),
-            ("dead", report.deliveries_dead),
+        for outbox_state, count in (
+            (OutboxState.PENDING, report.deliveries_pending),
+            (OutboxState.RETRYING, report.deliveries_retrying),
+            (OutboxState.HELD, report.deliveries_held),
+            (OutboxState.DEAD, report.deliveries_dead),
         ):
-            self.outbox.labels(state).set(count)
+            self.outbox.labels(outbox_state.value).set(count)
         self.source_failures.clear()
         for health in report.sources:
             self.source_failures.labels(health.source).set(health.consecutive_failures)

@@ -7,6 +7,8 @@ from datetime import UTC, date, datetime
 from sqlalchemy import Column, Index, LargeBinary, Text
 from sqlmodel import Field, SQLModel
 
+from watcher.vocabulary import AlertKind, AlertStatus, DeliveryStatus
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -83,11 +85,11 @@ class Alert(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     borrower_id: str | None = Field(default=None, foreign_key="borrower.id", index=True, max_length=64)
-    kind: str = Field(default="change", max_length=32)
+    kind: str = Field(default=AlertKind.CHANGE, max_length=32)
     detail: str | None = Field(default=None, sa_column=Column(Text))
     source: str = Field(max_length=64)
     severity: str = Field(max_length=16)
-    status: str = Field(default="open", max_length=16, index=True)
+    status: str = Field(default=AlertStatus.OPEN, max_length=16, index=True)
     created_at: datetime = Field(default_factory=utcnow)
     occasions_in_window: int = 0
     recommend_early_repayment: bool = False
@@ -164,7 +166,7 @@ class Delivery(SQLModel, table=True):
     target: str = Field(max_length=128)
     url_fingerprint: str = Field(default="", max_length=16)
     channel: str = Field(default="", max_length=32)
-    status: str = Field(default="pending", max_length=16)
+    status: str = Field(default=DeliveryStatus.PENDING, max_length=16)
     attempts: int = 0
     next_attempt_at: datetime = Field(default_factory=utcnow)
     created_at: datetime = Field(default_factory=utcnow)

@@ -20,11 +20,11 @@ from sqlmodel import Session, col, func, select
 from watcher.config import Config
 from watcher.models import Alert, AlertBorrower, Borrower
 from watcher.routing import PlannedDelivery, plan_deliveries
-from watcher.rules import Severity
 from watcher.store import add_deliveries, audit
+from watcher.vocabulary import AlertKind, AuditAction, ErrorKind, Severity
 
 SYSTEM_ACTOR = "watcher"
-GAP, RESTORED = "monitoring_gap", "monitoring_restored"
+GAP, RESTORED = AlertKind.MONITORING_GAP, AlertKind.MONITORING_RESTORED
 GAP_SEVERITY, RESTORED_SEVERITY = Severity.HIGH, Severity.INFO
 
 
@@ -184,7 +184,7 @@ def _entry(borrower: Borrower) -> dict:
 
 
 def _gap_detail(source: str, group: Sequence[Borrower]) -> dict:
-    kinds = Counter(borrower.last_error_kind or "unknown" for borrower in group)
+    kinds = Counter(borrower.last_error_kind or ErrorKind.UNKNOWN for borrower in group)
     since = min(borrower.failing_since for borrower in group if borrower.failing_since is not None)
     return {
         "source": source,
@@ -197,7 +197,7 @@ def _gap_detail(source: str, group: Sequence[Borrower]) -> dict:
 def _open(
     session: Session,
     config: Config,
-    kind: str,
+    kind: AlertKind,
     severity: Severity,
     source: str,
     group: Sequence[Borrower],
@@ -233,7 +233,7 @@ def _open(
     audit(
         session,
         actor=SYSTEM_ACTOR,
-        action="alert.opened",
+        action=AuditAction.ALERT_OPENED,
         subject_type="alert",
         subject_id=alert.id,
         detail={

@@ -40,6 +40,7 @@ from watcher.store import (
     pack_raw,
     record_source_health,
 )
+from watcher.vocabulary import AuditAction, ErrorKind, Severity
 
 SYSTEM_ACTOR = "watcher"
 
@@ -53,8 +54,8 @@ class CheckOutcome:
     baseline: bool = False
     changes: int = 0
     alert_id: int | None = None
-    severity: str | None = None
-    error_kind: str | None = None
+    severity: Severity | None = None
+    error_kind: ErrorKind | None = None
     error: str | None = None
     # A mass disappearance held until a second fetch confirms it: nothing stored, nothing alerted.
     awaiting_confirmation: bool = False
@@ -81,7 +82,7 @@ class _Unchanged:
 class Failure:
     """What a failed check leaves on its borrower."""
 
-    kind: str
+    kind: ErrorKind
     message: str
     consecutive: int
     since: datetime
@@ -466,7 +467,7 @@ class Checker:
             baseline=evaluation.outcome is Outcome.BASELINE,
             changes=len(evaluation.changes),
             alert_id=alert_id,
-            severity=assessment.severity.value if assessment.severity else None,
+            severity=assessment.severity,
         )
 
     def _snapshot(
@@ -519,7 +520,7 @@ class Checker:
         audit(
             session,
             actor=SYSTEM_ACTOR,
-            action="alert.opened",
+            action=AuditAction.ALERT_OPENED,
             subject_type="alert",
             subject_id=alert.id,
             detail={"borrower_id": borrower.id, "severity": alert.severity, "targets": targets},

@@ -15,18 +15,18 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 
 from watcher.record import Action, Category
-from watcher.rules import Severity
+from watcher.vocabulary import AlertKind, Language, Severity
 
-LANGUAGES = ("zh-CN", "en")
+LANGUAGES = tuple(Language)
 
 SEVERITY_LABEL = {
-    "zh-CN": {
+    Language.ZH_CN: {
         Severity.INFO: "提示",
         Severity.WARNING: "警示",
         Severity.HIGH: "高风险",
         Severity.CRITICAL: "严重",
     },
-    "en": {
+    Language.EN: {
         Severity.INFO: "Info",
         Severity.WARNING: "Warning",
         Severity.HIGH: "High risk",
@@ -35,7 +35,7 @@ SEVERITY_LABEL = {
 }
 
 CATEGORY_LABEL = {
-    "zh-CN": {
+    Language.ZH_CN: {
         Category.LEGAL_REPRESENTATIVE: "法定代表人",
         Category.SHAREHOLDER: "股东",
         Category.DIRECTOR: "董事",
@@ -48,7 +48,7 @@ CATEGORY_LABEL = {
         Category.REGISTERED_CAPITAL: "注册资本",
         Category.ADDRESS: "住所",
     },
-    "en": {
+    Language.EN: {
         Category.LEGAL_REPRESENTATIVE: "Legal representative",
         Category.SHAREHOLDER: "Shareholder",
         Category.DIRECTOR: "Director",
@@ -64,12 +64,12 @@ CATEGORY_LABEL = {
 }
 
 ACTION_LABEL = {
-    "zh-CN": {Action.ADDED: "新增", Action.REMOVED: "退出", Action.CHANGED: "变更"},
-    "en": {Action.ADDED: "added", Action.REMOVED: "removed", Action.CHANGED: "changed"},
+    Language.ZH_CN: {Action.ADDED: "新增", Action.REMOVED: "退出", Action.CHANGED: "变更"},
+    Language.EN: {Action.ADDED: "added", Action.REMOVED: "removed", Action.CHANGED: "changed"},
 }
 
 _TEXT = {
-    "zh-CN": {
+    Language.ZH_CN: {
         "title": "【{severity}】{name}（{borrower_id}）登记信息变更",
         "title_mismatch": "【{severity}】{name}（{borrower_id}）预留签字人未更新",
         "effective": "生效日期",
@@ -84,8 +84,8 @@ _TEXT = {
         "digest_more": "另有 {count} 条未列出，见 watcher alerts。",
         "test_title": "【测试】Borrower Watcher 通知测试",
         "test_body": "这是一条测试消息：目标 {target} 可以收到 Borrower Watcher 的预警。",
-        "monitoring_gap": "监控中断",
-        "monitoring_restored": "监控恢复",
+        AlertKind.MONITORING_GAP: "监控中断",
+        AlertKind.MONITORING_RESTORED: "监控恢复",
         "title_kind": "【{severity}】{name}（{borrower_id}）{kind}",
         "title_kind_source": "【{severity}】来源 {source}：{count} 家借款人{kind}",
         "gap_line": "{name}（{borrower_id}）：自 {since} 起检查全部失败（最近错误：{error_kind}）",
@@ -93,7 +93,7 @@ _TEXT = {
         "gap_note": "监控中断期间无法发现登记信息的变更：请人工核查，或联系运维处理数据源故障。",
         "gap_hidden": "另有 {count} 家借款人（其他客户经理负责）。",
     },
-    "en": {
+    Language.EN: {
         "title": "[{severity}] {name} ({borrower_id}): registry record changed",
         "title_mismatch": "[{severity}] {name} ({borrower_id}): signatory on file not updated",
         "effective": "effective",
@@ -109,8 +109,8 @@ _TEXT = {
         "digest_more": "{count} more not shown; see watcher alerts.",
         "test_title": "[Test] Borrower Watcher notification test",
         "test_body": "This is a test message: target {target} can receive Borrower Watcher alerts.",
-        "monitoring_gap": "monitoring gap",
-        "monitoring_restored": "monitoring restored",
+        AlertKind.MONITORING_GAP: "monitoring gap",
+        AlertKind.MONITORING_RESTORED: "monitoring restored",
         "title_kind": "[{severity}] {name} ({borrower_id}): {kind}",
         "title_kind_source": "[{severity}] source {source}: {kind} for {count} borrower(s)",
         "gap_line": "{name} ({borrower_id}): every check has failed since {since} (last error: {error_kind})",
@@ -157,7 +157,7 @@ class AlertView:
     recommend_early_repayment: bool
     signatory_mismatch: str | None = None
     legal_rep_on_file: str | None = None
-    kind: str = "change"  # or "monitoring_gap", "monitoring_restored": then ``gap`` lists borrowers
+    kind: AlertKind = AlertKind.CHANGE  # a monitoring gap or its recovery: ``gap`` lists the borrowers
     gap: tuple[GapLine, ...] = ()
     gap_hidden: int = 0  # borrowers left out of ``gap`` for an officer who does not handle them
 
@@ -235,7 +235,7 @@ def _generic_subject(change: ChangeLine) -> bool:
     return change.subject == change.category.value.replace("_", " ")
 
 
-def change_line(change: ChangeLine, language: str, fmt: BodyFormat = BodyFormat.TEXT) -> str:
+def change_line(change: ChangeLine, language: Language, fmt: BodyFormat = BodyFormat.TEXT) -> str:
     """One change as one unit, never split: category, action, who, old → new, effective date."""
     escape = _escaper(fmt)
     none = _TEXT[language]["none"]
@@ -338,7 +338,9 @@ def _truncate(text: str, limits: Limits) -> str:
     return text + "…"
 
 
-def _mismatch_note(view: AlertView, language: str, fmt: BodyFormat, fits: Callable[[str], bool]) -> list[str]:
+def _mismatch_note(
+    view: AlertView, language: Language, fmt: BodyFormat, fits: Callable[[str], bool]
+) -> list[str]:
     """The "signatory on file not updated" note, if any, its registry name shortened when needed.
 
     The note cannot be left out like a change, so a registry name so long that the note would push
@@ -376,7 +378,7 @@ def _time_label(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _render_monitoring(view: AlertView, language: str, fmt: BodyFormat, limits: Limits) -> RenderedAlert:
+def _render_monitoring(view: AlertView, language: Language, fmt: BodyFormat, limits: Limits) -> RenderedAlert:
     """A monitoring gap or its recovery: which borrowers, since when, what failed; no change lines."""
     escape = _escaper(fmt)
     text = _TEXT[language]
@@ -394,7 +396,7 @@ def _render_monitoring(view: AlertView, language: str, fmt: BodyFormat, limits: 
         title = text["title_kind_source"].format(
             severity=severity, source=view.source, count=count, kind=kind
         )
-    line_key = "gap_line" if view.kind == "monitoring_gap" else "restored_line"
+    line_key = "gap_line" if view.kind == AlertKind.MONITORING_GAP else "restored_line"
     items = [
         text[line_key].format(
             name=escape(line.name),
@@ -405,7 +407,7 @@ def _render_monitoring(view: AlertView, language: str, fmt: BodyFormat, limits: 
         for line in view.gap
     ]
     notes = [text["gap_hidden"].format(count=view.gap_hidden)] if view.gap_hidden else []
-    emphasis = [text["gap_note"]] if view.kind == "monitoring_gap" else []
+    emphasis = [text["gap_note"]] if view.kind == AlertKind.MONITORING_GAP else []
     footer = [
         text["footer"].format(
             alert_id=view.alert_id or "–", source=escape(view.source), detected=_time_label(view.detected_at)
@@ -418,10 +420,10 @@ def _render_monitoring(view: AlertView, language: str, fmt: BodyFormat, limits: 
 
 
 def render_alert(
-    view: AlertView, language: str, fmt: BodyFormat = BodyFormat.TEXT, limits: Limits = NO_LIMIT
+    view: AlertView, language: Language, fmt: BodyFormat = BodyFormat.TEXT, limits: Limits = NO_LIMIT
 ) -> RenderedAlert:
     """Title and body of one alert in ``language`` and ``fmt``, within ``limits``."""
-    if view.kind != "change":
+    if view.kind != AlertKind.CHANGE:
         return _render_monitoring(view, language, fmt, limits)
     escape = _escaper(fmt)
     text = _TEXT[language]
@@ -458,7 +460,7 @@ def render_alert(
 
 def render_digest(
     views: Sequence[AlertView],
-    language: str,
+    language: Language,
     day: date,
     fmt: BodyFormat = BodyFormat.TEXT,
     limits: Limits = NO_LIMIT,
@@ -469,7 +471,7 @@ def render_digest(
     items = []
     for view in views:
         categories = sorted({CATEGORY_LABEL[language][change.category] for change in view.changes})
-        if view.kind != "change":
+        if view.kind != AlertKind.CHANGE:
             categories = [text[view.kind]]
         items.append(
             text["digest_line"].format(
@@ -485,6 +487,6 @@ def render_digest(
     return RenderedAlert(title=title, body=body)
 
 
-def render_test_message(target: str, language: str) -> RenderedAlert:
+def render_test_message(target: str, language: Language) -> RenderedAlert:
     text = _TEXT[language]
     return RenderedAlert(title=text["test_title"], body=text["test_body"].format(target=target))

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
 from watcher.config import Config
-from watcher.rules import Severity
+from watcher.vocabulary import Language, Severity
 
 OFFICER_PREFIX = "officer:"
 NOTIFIER_PREFIX = "notifier:"
@@ -67,14 +67,14 @@ def target_urls(config: Config, target: str) -> list[str]:
     return list(dict.fromkeys(urls))
 
 
-def target_language(config: Config, target: str) -> str:
+def target_language(config: Config, target: str) -> Language:
     if target.startswith(OFFICER_PREFIX):
         officer = config.officers.get(target.removeprefix(OFFICER_PREFIX))
         language = officer.language if officer else None
     else:
         notifier = config.notifiers.get(target.removeprefix(NOTIFIER_PREFIX))
         language = notifier.language if notifier else None
-    return language or config.watcher.language
+    return Language(language or config.watcher.language)
 
 
 def target_max_attempts(config: Config, target: str) -> int:

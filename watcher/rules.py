@@ -11,45 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
-from enum import StrEnum
 
 from watcher.diff import Change
 from watcher.normalize import text_key
 from watcher.record import CRITICAL_STATUSES, Category, CompanyStatus, RegistryRecord
-
-
-class Severity(StrEnum):
-    INFO = "info"
-    WARNING = "warning"
-    HIGH = "high"
-    CRITICAL = "critical"
-
-    @property
-    def rank(self) -> int:
-        return _RANK[self]
-
-    def __ge__(self, other: object) -> bool:  # type: ignore[override]
-        if not isinstance(other, Severity):
-            return NotImplemented
-        return self.rank >= other.rank
-
-    def __gt__(self, other: object) -> bool:  # type: ignore[override]
-        if not isinstance(other, Severity):
-            return NotImplemented
-        return self.rank > other.rank
-
-    def __le__(self, other: object) -> bool:  # type: ignore[override]
-        if not isinstance(other, Severity):
-            return NotImplemented
-        return self.rank <= other.rank
-
-    def __lt__(self, other: object) -> bool:  # type: ignore[override]
-        if not isinstance(other, Severity):
-            return NotImplemented
-        return self.rank < other.rank
-
-
-_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.HIGH: 2, Severity.CRITICAL: 3}
+from watcher.vocabulary import Severity  # defined with the other vocabularies; still importable from here
 
 
 @dataclass(frozen=True, slots=True)

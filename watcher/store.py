@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import event, func, text
+from sqlalchemy import ColumnElement, and_, event, func, text
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
 from sqlmodel import Session, col, create_engine, delete, select, update
@@ -33,6 +33,7 @@ from watcher.models import (
     utcnow,
 )
 from watcher.schedule import spread_out
+from watcher.vocabulary import AuditAction, DeliveryStatus, ErrorKind, OutboxState
 
 if TYPE_CHECKING:
     from watcher.routing import PlannedDelivery
@@ -171,7 +172,7 @@ def audit(
     session: Session,
     *,
     actor: str,
-    action: str,
+    action: AuditAction,
     subject_type: str,
     subject_id: object,
     detail: dict | None = None,
@@ -203,7 +204,7 @@ def add_deliveries(
                 target=delivery.target,
                 url_fingerprint=delivery.url_fingerprint,
                 channel=delivery.channel,
-                status="held" if delivery.held_until else "pending",
+                status=DeliveryStatus.HELD if delivery.held_until else DeliveryStatus.PENDING,
                 next_attempt_at=delivery.held_until or now,
                 created_at=now,
             )
@@ -248,7 +249,7 @@ def record_source_health(
     *,
     ok: bool,
     error: str | None = None,
-    kind: str | None = None,
+    kind: ErrorKind | None = None,
     at: datetime | None = None,
 ) -> None:
     at = at or utcnow()
@@ -363,6 +364,16 @@ class StatusSummary:
 OVERDUE_AFTER = timedelta(hours=1)
 
 
+def in_outbox_state(state: OutboxState) -> ColumnElement[bool]:
+    """The outbox rows counted as ``state``; the one place that says a pending row tried before is
+    retrying."""
+    if state is OutboxState.PENDING:
+        return and_(col(Delivery.status) == DeliveryStatus.PENDING, col(Delivery.attempts) == 0)
+    if state is OutboxState.RETRYING:
+        return and_(col(Delivery.status) == DeliveryStatus.PENDING, col(Delivery.attempts) > 0)
+    return col(Delivery.status) == DeliveryStatus(state.value)
+
+
 def status_summary(session: Session, now: datetime | None = None) -> StatusSummary:
     now = now or utcnow()
     count = func.count()
@@ -379,14 +390,12 @@ def status_summary(session: Session, now: datetime | None = None) -> StatusSumma
         )
     )
     health = list(session.exec(select(SourceHealth).order_by(col(SourceHealth.source))))
-    pending = session.exec(
-        select(count).select_from(Delivery).where(Delivery.status == "pending", Delivery.attempts == 0)
-    ).one()
-    retrying = session.exec(
-        select(count).select_from(Delivery).where(Delivery.status == "pending", Delivery.attempts > 0)
-    ).one()
-    dead = session.exec(select(count).select_from(Delivery).where(Delivery.status == "dead")).one()
-    held = session.exec(select(count).select_from(Delivery).where(Delivery.status == "held")).one()
+
+    def backlog(state: OutboxState) -> int:
+        return session.exec(select(count).select_from(Delivery).where(in_outbox_state(state))).one()
+
+    pending, retrying = backlog(OutboxState.PENDING), backlog(OutboxState.RETRYING)
+    dead, held = backlog(OutboxState.DEAD), backlog(OutboxState.HELD)
     from watcher.models import Instance
 
     instances = list(session.exec(select(Instance).order_by(col(Instance.name))))
@@ -533,7 +542,10 @@ def free_claims_of(session: Session, holders: Sequence[str]) -> tuple[int, int]:
     ).rowcount
     deliveries_freed = session.exec(
         update(Delivery)
-        .where(col(Delivery.claimed_by).in_(list(holders)), col(Delivery.status).in_(("pending", "held")))
+        .where(
+            col(Delivery.claimed_by).in_(list(holders)),
+            col(Delivery.status).in_((DeliveryStatus.PENDING, DeliveryStatus.HELD)),
+        )
         .values(claimed_by=None, lease_until=None)
     ).rowcount
     return borrowers_freed, deliveries_freed

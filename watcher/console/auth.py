@@ -20,6 +20,7 @@ from sqlmodel import Session, col, select
 
 from watcher.models import ConsoleSession, LoginFailures, User, utcnow
 from watcher.store import audit
+from watcher.vocabulary import AuditAction, Language
 
 OFFICER, REVIEWER = "officer", "reviewer"
 ROLES = (OFFICER, REVIEWER)
@@ -80,7 +81,7 @@ def create_user(
     role: str,
     display_name: str,
     officer_id: str | None = None,
-    language: str | None = None,
+    language: Language | None = None,
     actor: str,
 ) -> User:
     """Add a user, recorded in the audit log; raises :class:`UserError` for what the caller can fix."""
@@ -111,7 +112,7 @@ def create_user(
     audit(
         session,
         actor=actor,
-        action="console.user_added",
+        action=AuditAction.USER_ADDED,
         subject_type="console_user",
         subject_id=username,
         detail={"role": role, "officer_id": officer_id or "", "display_name": user.display_name},
@@ -326,7 +327,7 @@ def set_active(session: Session, username: str, *, active: bool, actor: str) -> 
     audit(
         session,
         actor=actor,
-        action="console.user_enabled" if active else "console.user_disabled",
+        action=AuditAction.USER_ENABLED if active else AuditAction.USER_DISABLED,
         subject_type="console_user",
         subject_id=username,
         detail={"sessions_ended": ended} if not active else {},
@@ -345,7 +346,7 @@ def set_password(session: Session, username: str, password: str, *, actor: str) 
     audit(
         session,
         actor=actor,
-        action="console.password_changed",
+        action=AuditAction.PASSWORD_CHANGED,
         subject_type="console_user",
         subject_id=username,
         detail={"sessions_ended": ended},
@@ -368,7 +369,7 @@ def record_sign_in(session: Session, user: User, *, via: str) -> None:
     audit(
         session,
         actor=user.display_name,
-        action="console.signed_in",
+        action=AuditAction.SIGNED_IN,
         subject_type="console_user",
         subject_id=user.username,
         detail={"via": via},
@@ -381,7 +382,7 @@ def record_lockout(session: Session, kind: str, key: str, *, seconds: float) -> 
     audit(
         session,
         actor=key[:128] or "(empty)",
-        action="console.locked_out",
+        action=AuditAction.LOCKED_OUT,
         subject_type="console_user" if kind == NAME else "console_client",
         subject_id=key[:64] or "(empty)",
         detail={"seconds": int(seconds)},

@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 from watcher.render import ACTION_LABEL, CATEGORY_LABEL, LANGUAGES, SEVERITY_LABEL
+from watcher.vocabulary import AlertKind, AlertStatus, Language, OutboxState
 
 __all__ = ["ACTION_LABEL", "CATEGORY_LABEL", "LANGUAGES", "SEVERITY_LABEL", "STATUS_LABEL", "TEXT"]
 
 STATUS_LABEL = {
-    "zh-CN": {"open": "待处理", "acknowledged": "已确认", "closed": "已关闭"},
-    "en": {"open": "Open", "acknowledged": "Acknowledged", "closed": "Closed"},
+    Language.ZH_CN: {
+        AlertStatus.OPEN: "待处理",
+        AlertStatus.ACKNOWLEDGED: "已确认",
+        AlertStatus.CLOSED: "已关闭",
+    },
+    Language.EN: {
+        AlertStatus.OPEN: "Open",
+        AlertStatus.ACKNOWLEDGED: "Acknowledged",
+        AlertStatus.CLOSED: "Closed",
+    },
 }
 
-TEXT: dict[str, dict[str, str]] = {
-    "zh-CN": {
+TEXT: dict[Language, dict[str, str]] = {
+    Language.ZH_CN: {
         "app": "借款人登记变更监测",
         "portfolio": "借款人总览",
         "alerts": "预警处理",
@@ -54,8 +63,8 @@ TEXT: dict[str, dict[str, str]] = {
         "closed_by": "关闭人",
         "closed_at": "关闭时间",
         "no_alerts": "没有符合条件的预警。",
-        "monitoring_gap": "监控中断",
-        "monitoring_restored": "监控恢复",
+        AlertKind.MONITORING_GAP: "监控中断",
+        AlertKind.MONITORING_RESTORED: "监控恢复",
         "gap_since": "检查全部失败，自",
         "gap_hidden": "另有 {count} 家借款人（其他客户经理负责）。",
         "no_borrowers": "没有符合条件的借款人。",
@@ -94,10 +103,10 @@ TEXT: dict[str, dict[str, str]] = {
         "last_failure": "最近失败",
         "ok": "正常",
         "deliveries": "通知投递积压",
-        "pending": "待发送",
-        "retrying": "重试中",
-        "dead": "已放弃",
-        "held": "等待汇总",
+        OutboxState.PENDING: "待发送",
+        OutboxState.RETRYING: "重试中",
+        OutboxState.DEAD: "已放弃",
+        OutboxState.HELD: "等待汇总",
         "failing_borrowers": "检查失败的借款人",
         "never": "从未",
         "window": "近 {days} 天内关键人员变更 {count} 次",
@@ -118,7 +127,7 @@ TEXT: dict[str, dict[str, str]] = {
         "alerts_export": "导出预警",
         "history_export": "导出变更历史",
     },
-    "en": {
+    Language.EN: {
         "app": "Borrower Watcher",
         "portfolio": "Portfolio",
         "alerts": "Alerts",
@@ -160,8 +169,8 @@ TEXT: dict[str, dict[str, str]] = {
         "closed_by": "Closed by",
         "closed_at": "Closed at",
         "no_alerts": "No alerts match.",
-        "monitoring_gap": "Monitoring gap",
-        "monitoring_restored": "Monitoring restored",
+        AlertKind.MONITORING_GAP: "Monitoring gap",
+        AlertKind.MONITORING_RESTORED: "Monitoring restored",
         "gap_since": "every check failed since",
         "gap_hidden": "{count} more borrower(s) of other officers.",
         "no_borrowers": "No borrowers match.",
@@ -200,10 +209,10 @@ TEXT: dict[str, dict[str, str]] = {
         "last_failure": "Last failure",
         "ok": "ok",
         "deliveries": "Delivery backlog",
-        "pending": "Pending",
-        "retrying": "Retrying",
-        "dead": "Dead",
-        "held": "Held for digests",
+        OutboxState.PENDING: "Pending",
+        OutboxState.RETRYING: "Retrying",
+        OutboxState.DEAD: "Dead",
+        OutboxState.HELD: "Held for digests",
         "failing_borrowers": "Failing borrowers",
         "never": "never",
         "window": "{count} key-person change(s) in the last {days} days",

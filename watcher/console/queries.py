@@ -27,10 +27,17 @@ from watcher.models import (
     SourceHealth,
     User,
 )
-from watcher.rules import Severity
-from watcher.store import OVERDUE_AFTER, HistoryRow, StatusSummary, history, status_summary
+from watcher.store import (
+    OVERDUE_AFTER,
+    HistoryRow,
+    StatusSummary,
+    history,
+    in_outbox_state,
+    status_summary,
+)
+from watcher.vocabulary import AlertStatus, AlertStatusFilter, OutboxState, Severity
 
-SEVERITY_ORDER = ("critical", "high", "warning", "info")
+SEVERITY_ORDER = Severity.most_severe_first()
 FAILING_AFTER = 3
 """Consecutive failed checks from which the portfolio marks a borrower: one failure is noise."""
 
@@ -92,7 +99,9 @@ def _borrower_query(user: User, filters: BorrowerFilter, *, ids_only: bool = Fal
     if filters.severity:
         query = query.where(
             col(Borrower.id).in_(
-                select(Alert.borrower_id).where(Alert.status == "open", Alert.severity == filters.severity)
+                select(Alert.borrower_id).where(
+                    Alert.status == AlertStatus.OPEN, Alert.severity == filters.severity
+                )
             )
         )
     return query
@@ -116,7 +125,7 @@ def portfolio(session: Session, user: User, filters: BorrowerFilter, *, limit: i
     if ids:
         for borrower_id, severity in session.exec(
             select(Alert.borrower_id, Alert.severity).where(
-                Alert.status == "open", col(Alert.borrower_id).in_(ids)
+                Alert.status == AlertStatus.OPEN, col(Alert.borrower_id).in_(ids)
             )
         ):
             severities.setdefault(borrower_id, []).append(severity)
@@ -153,7 +162,7 @@ def visible_borrower(session: Session, user: User, borrower_id: str) -> Borrower
 
 @dataclass(frozen=True, slots=True)
 class AlertFilter:
-    status: str = "open"
+    status: AlertStatusFilter = AlertStatusFilter.OPEN
     severity: str = ""
     officer: str = ""
     borrower_id: str = ""
@@ -185,8 +194,8 @@ def alerts(
                 col(Alert.borrower_id).is_(None) & col(Alert.id).in_(_officers_source_alerts(user)),
             )
         )
-    if filters.status != "all":
-        query = query.where(Alert.status == filters.status)
+    if filters.status.status is not None:
+        query = query.where(Alert.status == filters.status.status)
     if filters.severity:
         query = query.where(Alert.severity == filters.severity)
     if filters.officer:
@@ -325,7 +334,7 @@ def open_alert_count(session: Session, user: User) -> int:
     query = scoped(
         select(func.count()).select_from(Alert).join(Borrower, col(Borrower.id) == col(Alert.borrower_id)),
         user,
-    ).where(Alert.status == "open")
+    ).where(Alert.status == AlertStatus.OPEN)
     return session.exec(query).one()
 
 
@@ -345,14 +354,14 @@ def scoped_status(session: Session, user: User, now: datetime) -> StatusSummary:
     mine = scoped(select(count).select_from(Borrower), user)
     failing = scoped(select(Borrower).where(Borrower.consecutive_failures > 0), user)
 
-    def deliveries(*where) -> int:
+    def deliveries(state: OutboxState) -> int:
         query = (
             select(count)
             .select_from(Delivery)
             .join(Alert, col(Alert.id) == col(Delivery.alert_id))
             .join(Borrower, col(Borrower.id) == col(Alert.borrower_id))
         )
-        return session.exec(scoped(query, user).where(*where)).one()
+        return session.exec(scoped(query, user).where(in_outbox_state(state))).one()
 
     return replace(
         summary,
@@ -372,8 +381,8 @@ def scoped_status(session: Session, user: User, now: datetime) -> StatusSummary:
             )
             for health in summary.sources
         ],
-        deliveries_pending=deliveries(Delivery.status == "pending", Delivery.attempts == 0),
-        deliveries_retrying=deliveries(Delivery.status == "pending", Delivery.attempts > 0),
-        deliveries_dead=deliveries(Delivery.status == "dead"),
-        deliveries_held=deliveries(Delivery.status == "held"),
+        deliveries_pending=deliveries(OutboxState.PENDING),
+        deliveries_retrying=deliveries(OutboxState.RETRYING),
+        deliveries_dead=deliveries(OutboxState.DEAD),
+        deliveries_held=deliveries(OutboxState.HELD),
     )

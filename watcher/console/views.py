@@ -60,6 +60,7 @@ from watcher.console.i18n import ACTION_LABEL, CATEGORY_LABEL, LANGUAGES, SEVERI
 from watcher.models import Borrower, ConsoleSession, User, utcnow
 from watcher.record import Category
 from watcher.store import Store, unpack_raw
+from watcher.vocabulary import AlertKind, AlertStatus, AlertStatusFilter, Language
 
 log = logging.getLogger("watcher.console")
 
@@ -71,7 +72,7 @@ signing in, only what the sign-in form's CSRF token is derived from."""
 PASSWORD_SIGN_IN = "password"
 PAGE_LIMIT = 500
 MAX_NOTE_CHARS = 4000
-ALERT_STATUSES = ("open", "acknowledged", "closed", "all")
+ALERT_STATUSES = tuple(AlertStatusFilter)
 HEARTBEAT_FRESH = timedelta(minutes=1)
 """An instance whose heartbeat is older than this is shown as not responding, as in `watcher status`."""
 SEVERITIES = queries.SEVERITY_ORDER
@@ -111,7 +112,7 @@ class Ctx:
     console: Console
     request: Request
     user: User | None
-    lang: str
+    lang: Language
     form: FormData | None = None
     login: ConsoleSession | None = None
 
@@ -135,7 +136,7 @@ def _console(request: Request) -> Console:
     return request.app.state.console
 
 
-def choose_language(request: Request, config: Config, user: User | None) -> str:
+def choose_language(request: Request, config: Config, user: User | None) -> Language:
     """``?lang=``, then the language cookie, then the user's preference, then [watcher] language."""
     for candidate in (
         request.query_params.get("lang"),
@@ -143,8 +144,8 @@ def choose_language(request: Request, config: Config, user: User | None) -> str:
         user.language if user is not None else None,
     ):
         if candidate in LANGUAGES:
-            return candidate
-    return config.watcher.language
+            return Language(candidate)
+    return Language(config.watcher.language)
 
 
 def _in_networks(address: str, networks: Sequence[IPv4Network | IPv6Network]) -> bool:
@@ -306,6 +307,10 @@ def render(ctx: Ctx, template: str, status_code: int = 200, **values: Any) -> HT
             console.config.officers[officer_id].name if officer_id in console.config.officers else ""
         ),
         zone=console.config.watcher.timezone,
+        AlertKind=AlertKind,
+        AlertStatus=AlertStatus,
+        AlertStatusFilter=AlertStatusFilter,
+        Language=Language,
         **values,
     )
     return HTMLResponse(html, status_code=status_code)
@@ -494,7 +499,7 @@ def portfolio(request: Request, ctx: Ctx) -> Response:
 
 def _alert_filter(request: Request, user: User) -> queries.AlertFilter:
     return queries.AlertFilter(
-        status=_param(request, "status", ALERT_STATUSES) or "open",
+        status=AlertStatusFilter(_param(request, "status", ALERT_STATUSES) or AlertStatusFilter.OPEN),
         severity=_param(request, "severity", SEVERITIES),
         officer=_param(request, "officer") if queries.sees_all(user) else "",
         borrower_id=_param(request, "borrower"),
@@ -704,7 +709,9 @@ def export_alerts(request: Request, ctx: Ctx) -> Response:
         return error_page(ctx, 404, ctx.t("not_found"))
     filters = _alert_filter(request, ctx.user)
     if not request.query_params.get("status"):
-        filters = queries.AlertFilter("all", filters.severity, filters.officer, filters.borrower_id)
+        filters = queries.AlertFilter(
+            AlertStatusFilter.ALL, filters.severity, filters.officer, filters.borrower_id
+        )
     with ctx.console.store.session() as session:
         records = alert_records(queries.alerts(session, ctx.user, filters, limit=None))
     name = f"watcher-alerts-{_stamp(ctx)}"
