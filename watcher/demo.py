@@ -23,6 +23,7 @@ from watcher.output import HistoryFormat, echo, print_history
 from watcher.pipeline import Checker, CheckOutcome, build_sources
 from watcher.render import render_alert
 from watcher.store import Store, borrowers, history, open_store
+from watcher.vocabulary import Language
 
 DEMO_DATA = Path(__file__).with_name("demo_data")
 ROUND_TIMES = (
@@ -69,7 +70,7 @@ language = "en"
 """
 
 
-def run_demo(*, language: str, keep: Path | None) -> None:
+def run_demo(*, language: Language, keep: Path | None) -> None:
     """The three rounds in ``keep`` (a throw-away folder without it), printed via :mod:`watcher.output`."""
     workdir = Path(tempfile.mkdtemp(prefix="watcher-demo-")) if keep is None else keep
     workdir.mkdir(parents=True, exist_ok=True)
@@ -80,7 +81,7 @@ def run_demo(*, language: str, keep: Path | None) -> None:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _run(workdir: Path, language: str) -> None:
+def _run(workdir: Path, language: Language) -> None:
     config_path = workdir / "watcher.toml"
     config_path.write_text(DEMO_CONFIG.format(language=language), encoding="utf-8")
     config = load_config(config_path)
@@ -122,7 +123,7 @@ def _state(outcome: CheckOutcome) -> str:
     return f"{outcome.changes} change(s)" if outcome.changes else "unchanged"
 
 
-def _show_alerts(store: Store, config: Config, outcomes: Sequence[CheckOutcome], language: str) -> None:
+def _show_alerts(store: Store, config: Config, outcomes: Sequence[CheckOutcome], language: Language) -> None:
     """Each alert of the round as its officers and notifiers would read it."""
     for outcome in outcomes:
         if outcome.alert_id is None:

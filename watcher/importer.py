@@ -16,6 +16,7 @@ from sources.base import Source
 from watcher.models import Borrower, utcnow
 from watcher.store import audit
 from watcher.units import parse_duration
+from watcher.vocabulary import AuditAction
 
 if TYPE_CHECKING:
     import _csv
@@ -271,7 +272,7 @@ def upsert_borrowers(session: Session, rows: Sequence[BorrowerRow], *, actor: st
             audit(
                 session,
                 actor=actor,
-                action="borrower.added",
+                action=AuditAction.BORROWER_ADDED,
                 subject_type="borrower",
                 subject_id=row.id,
                 detail=fields,
@@ -297,7 +298,7 @@ def upsert_borrowers(session: Session, rows: Sequence[BorrowerRow], *, actor: st
         audit(
             session,
             actor=actor,
-            action="borrower.updated",
+            action=AuditAction.BORROWER_UPDATED,
             subject_type="borrower",
             subject_id=row.id,
             detail=differences,

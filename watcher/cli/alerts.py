@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -11,6 +10,7 @@ import typer
 from watcher import output
 from watcher.cli.base import fail, load, with_store
 from watcher.output import echo, when
+from watcher.vocabulary import AlertStatus, AlertStatusFilter
 
 if TYPE_CHECKING:
     from watcher.models import Alert
@@ -18,17 +18,12 @@ if TYPE_CHECKING:
 group = typer.Typer(help="List alerts and work through them (acknowledge, close).")
 
 
-class AlertStatus(StrEnum):
-    open = "open"
-    acknowledged = "acknowledged"
-    closed = "closed"
-    all = "all"
-
-
 @group.callback(invoke_without_command=True)
 def alerts_list(
     ctx: typer.Context,
-    status: Annotated[AlertStatus, typer.Option(help="open, acknowledged, closed or all")] = AlertStatus.open,
+    status: Annotated[
+        AlertStatusFilter, typer.Option(help="open, acknowledged, closed or all")
+    ] = AlertStatusFilter.OPEN,
 ) -> None:
     """List alerts (open ones by default), newest first."""
     if ctx.invoked_subcommand is not None:
@@ -36,7 +31,7 @@ def alerts_list(
     from watcher.alerts import list_alerts
 
     with with_store(load()) as store, store.session() as session:
-        rows = list_alerts(session, status=None if status is AlertStatus.all else status.value)
+        rows = list_alerts(session, status=status.status)
     table = output.table("id", "created", "severity", "status", "borrower", "source", "handled by", "note")
     for alert, borrower in rows:
         handled = alert.closed_by or alert.acknowledged_by or ""
@@ -80,7 +75,7 @@ def alerts_ack(
     """Acknowledge an open alert (recorded in the audit log)."""
     from watcher.alerts import acknowledge
 
-    _lifecycle(acknowledge, alert_id, by, note, "acknowledged")
+    _lifecycle(acknowledge, alert_id, by, note, AlertStatus.ACKNOWLEDGED)
 
 
 @group.command("close")
@@ -92,4 +87,4 @@ def alerts_close(
     """Close an open or acknowledged alert (recorded in the audit log)."""
     from watcher.alerts import close
 
-    _lifecycle(close, alert_id, by, note, "closed")
+    _lifecycle(close, alert_id, by, note, AlertStatus.CLOSED)

@@ -11,6 +11,7 @@ import typer
 from watcher import output
 from watcher.cli.base import CLI_ACTOR, ListFormat, fail, load, with_store
 from watcher.output import echo, when
+from watcher.vocabulary import Language
 
 if TYPE_CHECKING:
     from watcher.config import Config
@@ -90,7 +91,7 @@ def users_add(
     if officer is not None and officer not in config.officers:
         known = ", ".join(sorted(config.officers)) or "none configured"
         raise fail(f"--officer {officer!r}: no such [officers.<id>] in the config (known: {known})")
-    if language is not None and language not in ("zh-CN", "en"):
+    if language is not None and language not in tuple(Language):
         raise fail(f"--language {language!r}: expected zh-CN or en")
     password = _read_new_password(password_stdin)
     display_name = name or (config.officers[officer].name if officer else username)
@@ -104,7 +105,7 @@ def users_add(
                     role=role.value,
                     display_name=display_name,
                     officer_id=officer,
-                    language=language,
+                    language=Language(language) if language else None,
                     actor=CLI_ACTOR,
                 )
         except UserError as error:

@@ -64,7 +64,7 @@ def dotted(loc: Sequence[str | int]) -> str | None:
 
 def _limit_reason(kind: str, ctx: Mapping[str, Any], got: str) -> str | None:
     """The reason for a value outside the allowed choices, range or length; None for other kinds."""
-    if kind == "literal_error":
+    if kind in ("literal_error", "enum"):
         return f"expected {ctx.get('expected')}, got {got}"
     if kind in _BOUNDS:
         words, key = _BOUNDS[kind]

@@ -33,9 +33,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 import sources
 from sources.base import SourceOptions
 from watcher.units import Duration
-
-Language = Literal["zh-CN", "en"]
-SeverityName = Literal["info", "warning", "high", "critical"]
+from watcher.vocabulary import Language, Severity
 
 _SOURCE_NAME = re.compile(r"[a-z0-9_][a-z0-9_-]*")
 _CLOCK = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])")
@@ -57,7 +55,7 @@ class _Model(BaseModel):
 class WatcherSection(_Model):
     """``[watcher]``: how alerts speak and which clock the schedule follows."""
 
-    language: Language = "zh-CN"
+    language: Language = Language.ZH_CN
     timezone: str = "Asia/Shanghai"
     instance_name: str | None = None
 
@@ -303,7 +301,7 @@ class NotifierConfig(_Model):
     """``[notifiers.<name>]``: a channel that hears every borrower's alerts that pass its filters."""
 
     urls: list[_Text] = Field(min_length=1)
-    min_severity: SeverityName = "info"
+    min_severity: Severity = Severity.INFO
     tags: list[_Text] = []
     sources: list[_Text] = []
     digest: str | None = None
