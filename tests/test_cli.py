@@ -1,4 +1,4 @@
-"""The command line contract (DESIGN.md, "Interfaces"), end to end.
+"""The command line contract (README.md, "Using it"; docs/architecture.md), end to end.
 
 Real pipeline, real SQLite files in tmp_path, replay sources reading the bundled demo data: no mocks
 of our own code. Most commands go through ``typer.testing.CliRunner``; one test starts the real
