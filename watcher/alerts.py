@@ -76,7 +76,7 @@ def _monitoring_view(session: Session, alert: Alert, window_days: int) -> AlertV
 
 def delivery_targets_of(session: Session, alert_id: int) -> list[str]:
     return list(
-        session.exec(select(Delivery.target).where(Delivery.alert_id == alert_id).order_by(Delivery.id))
+        session.exec(select(Delivery.target).where(Delivery.alert_id == alert_id).order_by(col(Delivery.id)))
     )
 
 

@@ -26,6 +26,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime, time, timedelta
 from pathlib import Path
 from time import monotonic
+from typing import TYPE_CHECKING, TextIO
 
 from sqlalchemy import text
 from sqlmodel import select
@@ -49,6 +50,9 @@ from watcher.store import (
     reschedule_beyond_interval,
 )
 
+if TYPE_CHECKING:
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
 log = logging.getLogger("watcher.daemon")
 
 HOUSEKEEPING_EVERY = timedelta(hours=1)
@@ -64,7 +68,7 @@ class SqliteInstanceLock:
 
     def __init__(self, database_path: Path) -> None:
         self.path = database_path.with_name(database_path.name + ".lock")
-        self._file = None
+        self._file: TextIO | None = None
 
     def acquire(self) -> None:
         import fcntl
@@ -115,14 +119,14 @@ class Daemon:
         # Borrowers this process claimed and has not finished checking: their leases are renewed
         # while they run, and whatever is left at stop is released.
         self._held: set[str] = set()
-        self._scheduler = None
+        self._scheduler: AsyncIOScheduler | None = None
         self.sweeps = 0
         self.checked = 0
         self.metrics = DaemonMetrics()
         self._last_tick: float | None = None  # monotonic time the heartbeat job last fired
         # Dead instances whose claims this process freed, by name and last heartbeat: freed once each.
         self._freed: set[tuple[str, datetime]] = set()
-        self._ping = None  # the database probe of /healthz, while one runs
+        self._ping: asyncio.Task[None] | None = None  # the database probe of /healthz, while one runs
 
     # -- jobs ----------------------------------------------------------------------------------------
 
@@ -232,10 +236,13 @@ class Daemon:
             self._held.difference_update(borrower.id for borrower in claimed)
         if skipped:
             await asyncio.to_thread(self._release, skipped)
+        outcomes = []
         for result in results:
             if isinstance(result, BaseException):
                 raise result
-        return [result for result in results if result is not None]
+            if result is not None:
+                outcomes.append(result)
+        return outcomes
 
     def _scan_gaps(self) -> GapReport:
         with self.store.transaction() as session:
@@ -427,7 +434,7 @@ class Daemon:
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
-    def _schedule(self):
+    def _schedule(self) -> AsyncIOScheduler:
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
         from apscheduler.triggers.interval import IntervalTrigger
 
@@ -467,11 +474,11 @@ class Daemon:
             log.warning("%d borrower claim(s) outlived their lease; they are being checked again", stale)
 
     def _stale_claims(self) -> int:
-        from sqlmodel import func, select
+        from sqlmodel import col, func, select
 
         with self.store.session() as session:
             return session.exec(
-                select(func.count()).select_from(Borrower).where(Borrower.lease_until < utcnow())
+                select(func.count()).select_from(Borrower).where(col(Borrower.lease_until) < utcnow())
             ).one()
 
     async def run(self) -> int:
@@ -480,8 +487,8 @@ class Daemon:
             loop.add_signal_handler(signum, self._request_stop, signum)
         await asyncio.to_thread(self._free_dead_claims, True)
         await asyncio.to_thread(self._beat, False, False, True)
-        self._scheduler = self._schedule()
-        self._scheduler.start()
+        scheduler = self._scheduler = self._schedule()
+        scheduler.start()
         self._last_tick = monotonic()
         probes = None
         probes_stop = asyncio.Event()
@@ -506,7 +513,7 @@ class Daemon:
         await self.stopping.wait()
 
         sdnotify.notify("STOPPING=1", "STATUS=finishing in-flight checks and sends")
-        self._scheduler.pause()
+        scheduler.pause()
         timeout = self.config.schedule.stop_timeout.total_seconds()
         if self._busy:
             log.info("stopping: waiting up to %gs for %d in-flight job(s)", timeout, len(self._busy))
@@ -520,7 +527,7 @@ class Daemon:
                     timeout,
                 )
                 await asyncio.gather(*pending, return_exceptions=True)
-        self._scheduler.shutdown(wait=False)
+        scheduler.shutdown(wait=False)
         # Closing the checker waits for its database thread, so a cancelled check's transaction has
         # either committed (and cleared its claim) or never started before the rest is released.
         await self.checker.aclose()

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, TypeVar, TypeVarTuple
 
 from sqlmodel import Session, col, select, update
 
@@ -35,8 +36,11 @@ from watcher.routing import (
     target_urls,
     url_fingerprint,
 )
-from watcher.store import Store, audit
+from watcher.store import Store, audit, stored_id
 from watcher.vocabulary import AuditAction, DeliveryStatus
+
+if TYPE_CHECKING:
+    from notifiers.base import Sender
 
 log = logging.getLogger("watcher.dispatch")
 
@@ -46,6 +50,8 @@ MAX_SEND_TIME = timedelta(seconds=90)
 BACKOFF_BASE = timedelta(seconds=30)
 BACKOFF_CAP = timedelta(hours=6)
 SYSTEM_ACTOR = "watcher"
+_Args = TypeVarTuple("_Args")
+_Result = TypeVar("_Result")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +94,7 @@ class Dispatcher:
         lease: timedelta = DEFAULT_LEASE,
         batch: int = 200,
         concurrency: int = 8,
-        senders: Callable | None = None,
+        senders: Callable[[str], Sender] | None = None,
     ) -> None:
         from notifiers import sender_for
 
@@ -100,13 +106,13 @@ class Dispatcher:
         self.batch = batch
         self.concurrency = concurrency
         self.sender_for = senders or sender_for
-        self._senders: dict[str, object] = {}
+        self._senders: dict[str, Sender] = {}
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="watcher-dispatch-db")
 
     def close(self) -> None:
         self._db.shutdown(wait=True)
 
-    async def _in_db(self, function: Callable, *args):
+    async def _in_db(self, function: Callable[[*_Args], _Result], *args: *_Args) -> _Result:
         return await asyncio.get_running_loop().run_in_executor(self._db, function, *args)
 
     async def dispatch_due(self) -> DispatchReport:
@@ -149,11 +155,11 @@ class Dispatcher:
         now = self.clock()
         with self.store.transaction() as session:
             due = (
-                select(Delivery.id)
+                select(col(Delivery.id))
                 .where(
                     col(Delivery.status).in_((DeliveryStatus.PENDING, DeliveryStatus.HELD)),
-                    Delivery.next_attempt_at <= now,
-                    (col(Delivery.lease_until).is_(None)) | (Delivery.lease_until < now),
+                    col(Delivery.next_attempt_at) <= now,
+                    (col(Delivery.lease_until).is_(None)) | (col(Delivery.lease_until) < now),
                 )
                 .order_by(col(Delivery.next_attempt_at), col(Delivery.id))
                 .limit(self.batch)
@@ -164,7 +170,7 @@ class Dispatcher:
                     update(Delivery)
                     .where(col(Delivery.id).in_(due.scalar_subquery()))
                     .values(claimed_by=self.instance, lease_until=now + self.lease)
-                    .returning(Delivery.id)
+                    .returning(col(Delivery.id))
                 ).scalars()
             )
             if not claimed_ids:
@@ -185,7 +191,7 @@ class Dispatcher:
 
         work = [
             _Work(
-                (row.id,),
+                (stored_id(row),),
                 row.target,
                 row.url_fingerprint,
                 row.attempts,
@@ -204,7 +210,7 @@ class Dispatcher:
             held.sort(key=lambda row: row.alert_id)
             work.append(
                 _Work(
-                    tuple(r.id for r in held),
+                    tuple(stored_id(r) for r in held),
                     target,
                     fingerprint,
                     max(r.attempts for r in held),
@@ -223,12 +229,12 @@ class Dispatcher:
             return urls
         return [url for url in urls if url_fingerprint(url) == item.url_fingerprint]
 
-    def _sender(self, url: str):
+    def _sender(self, url: str) -> Sender:
         if url not in self._senders:
             self._senders[url] = self.sender_for(url)
         return self._senders[url]
 
-    def _render(self, item: _Work, sender) -> RenderedAlert:
+    def _render(self, item: _Work, sender: Sender) -> RenderedAlert:
         language = target_language(self.config, item.target)
         if item.digest:
             day = self.clock().astimezone(self.config.watcher.zone).date()
@@ -266,7 +272,7 @@ class Dispatcher:
         sent = failed = dead = 0
         with self.store.transaction() as session:
             for item, result in results:
-                mine = col(Delivery.id).in_(item.ids) & (Delivery.claimed_by == self.instance)
+                mine = col(Delivery.id).in_(item.ids) & (col(Delivery.claimed_by) == self.instance)
                 if result is None:  # not sent: release the claim, no attempt is counted
                     session.exec(update(Delivery).where(mine).values(claimed_by=None, lease_until=None))
                     continue

@@ -195,7 +195,7 @@ def read_health(session: Session, config: Config, now: datetime | None = None) -
     count = func.count()
     active = col(Borrower.active).is_(True)
     long_overdue = session.exec(
-        select(count).select_from(Borrower).where(active, Borrower.next_check_at <= now - failing_after)
+        select(count).select_from(Borrower).where(active, col(Borrower.next_check_at) <= now - failing_after)
     ).one()
     failing = session.exec(
         select(count).select_from(Borrower).where(active, Borrower.consecutive_failures > 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import os
@@ -55,8 +56,9 @@ def stdout_is_journal() -> bool:
 def configure(*, fmt: str, level: str) -> None:
     # Names of Chinese borrowers and instances must never make a log line fail: a locale whose
     # encoding cannot write them (LANG=en_US.ISO-8859-1) gets escapes instead of logging errors.
-    with contextlib.suppress(AttributeError, ValueError):
-        sys.stdout.reconfigure(errors="backslashreplace")
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        with contextlib.suppress(ValueError):
+            sys.stdout.reconfigure(errors="backslashreplace")
     handler = logging.StreamHandler(sys.stdout)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())

@@ -74,33 +74,30 @@ def _open_gaps(
         _join(session, outage, unalerted)
         return []
     if len(unalerted) >= 2 and len(failing) * 2 > _active_count(session, source):
-        alert = _open(
+        alert_id = _open(
             session, config, GAP, GAP_SEVERITY, source, unalerted, now, _gap_detail(source, unalerted)
         )
-        _link(session, alert.id, unalerted)
-        return [alert.id]
+        _link(session, alert_id, unalerted)
+        return [alert_id]
     opened = []
     for borrower in (b for b in overdue if b.source == source):
-        alert = _open(
+        alert_id = _open(
             session, config, GAP, GAP_SEVERITY, source, [borrower], now, _gap_detail(source, [borrower])
         )
-        _link(session, alert.id, [borrower])
-        opened.append(alert.id)
+        _link(session, alert_id, [borrower])
+        opened.append(alert_id)
     return opened
 
 
 def _restore(session: Session, config: Config, now: datetime) -> list[int]:
     """One recovery notice per gap alert once every borrower it covers succeeds again: a source's
     outage ends with one notice, not one per borrower as they come back at their own slots."""
-    recovered_gaps = sorted(
-        set(
-            session.exec(
-                select(Borrower.gap_alert_id).where(
-                    col(Borrower.gap_alert_id).is_not(None), col(Borrower.failing_since).is_(None)
-                )
-            )
+    covered = session.exec(
+        select(col(Borrower.gap_alert_id)).where(
+            col(Borrower.gap_alert_id).is_not(None), col(Borrower.failing_since).is_(None)
         )
     )
+    recovered_gaps = sorted({gap_alert_id for gap_alert_id in covered if gap_alert_id is not None})
     restored = []
     for gap_alert_id in recovered_gaps:
         members = list(
@@ -112,9 +109,8 @@ def _restore(session: Session, config: Config, now: datetime) -> list[int]:
             continue
         source = members[0].source
         detail = {"source": source, "gap_alert_id": gap_alert_id, "borrowers": [_entry(b) for b in members]}
-        alert = _open(session, config, RESTORED, RESTORED_SEVERITY, source, members, now, detail)
+        restored.append(_open(session, config, RESTORED, RESTORED_SEVERITY, source, members, now, detail))
         _link(session, None, members)
-        restored.append(alert.id)
     return restored
 
 
@@ -203,8 +199,9 @@ def _open(
     group: Sequence[Borrower],
     now: datetime,
     detail: dict,
-) -> Alert:
-    """One alert about ``group`` (one borrower, or several of one source), with its outbox rows."""
+) -> int:
+    """One alert about ``group`` (one borrower, or several of one source), with its outbox rows;
+    returns its id."""
     alert = Alert(
         borrower_id=group[0].id if len(group) == 1 else None,
         source=source,
@@ -245,4 +242,4 @@ def _open(
         },
         at=now,
     )
-    return alert
+    return alert.id

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import TypeVar, TypeVarTuple
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -43,6 +44,8 @@ from watcher.store import (
 from watcher.vocabulary import AuditAction, ErrorKind, Severity
 
 SYSTEM_ACTOR = "watcher"
+_Args = TypeVarTuple("_Args")
+_Result = TypeVar("_Result")
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +154,7 @@ class Checker:
                 await source.aclose()
             self._db.shutdown(wait=True)
 
-    async def _in_db(self, function: Callable, *args):
+    async def _in_db(self, function: Callable[[*_Args], _Result], *args: *_Args) -> _Result:
         return await asyncio.get_running_loop().run_in_executor(self._db, function, *args)
 
     async def check(
@@ -225,8 +228,8 @@ class Checker:
             # database itself is the problem and the original error goes up.
             reason = getattr(error, "orig", None) or error
             message = " ".join(str(reason).split())[:300]
-            failure = CheckStorageError(f"storing the check failed: {type(reason).__name__}: {message}")
-            return await self._in_db(self._record_failure, borrower.id, failure)
+            refused = CheckStorageError(f"storing the check failed: {type(reason).__name__}: {message}")
+            return await self._in_db(self._record_failure, borrower.id, refused)
 
     # -- unchanged checks, written in batches ------------------------------------------------------
 

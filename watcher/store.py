@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy import ColumnElement, and_, event, func, text
 from sqlalchemy.engine import URL, Engine, make_url
@@ -154,6 +154,19 @@ def open_store(url: str) -> Store:
     return store
 
 
+class _Row(Protocol):
+    """A table row with an integer primary key, None until the database assigns it."""
+
+    @property
+    def id(self) -> int | None: ...
+
+
+def stored_id(row: _Row) -> int:
+    """The id of a row that has been flushed or read: the database gave it one (only new rows have None)."""
+    assert row.id is not None
+    return row.id
+
+
 # -- raw payloads -------------------------------------------------------------------------------
 
 
@@ -229,8 +242,11 @@ def latest_hash(session: Session, borrower_id: str) -> str | None:
 def occasion_days_since(session: Session, borrower_id: str, since: date) -> list[date]:
     return list(
         session.exec(
-            select(KeyPersonOccasion.occasion_date)
-            .where(KeyPersonOccasion.borrower_id == borrower_id, KeyPersonOccasion.occasion_date >= since)
+            select(col(KeyPersonOccasion.occasion_date))
+            .where(
+                KeyPersonOccasion.borrower_id == borrower_id,
+                col(KeyPersonOccasion.occasion_date) >= since,
+            )
             .distinct()
         )
     )
@@ -323,10 +339,10 @@ def history(
     if categories:
         query = query.where(col(ChangeEvent.category).in_(categories))
     if since is not None:
-        query = query.where(ChangeEvent.detected_at >= since)
+        query = query.where(col(ChangeEvent.detected_at) >= since)
     return [
         HistoryRow(
-            id=event_row.id,
+            id=stored_id(event_row),
             detected_at=event_row.detected_at,
             borrower_id=event_row.borrower_id,
             borrower_name=name,
@@ -379,9 +395,11 @@ def status_summary(session: Session, now: datetime | None = None) -> StatusSumma
     count = func.count()
     borrowers_total = session.exec(select(count).select_from(Borrower)).one()
     active = col(Borrower.active).is_(True)
-    due = session.exec(select(count).select_from(Borrower).where(active, Borrower.next_check_at <= now)).one()
+    due = session.exec(
+        select(count).select_from(Borrower).where(active, col(Borrower.next_check_at) <= now)
+    ).one()
     overdue = session.exec(
-        select(count).select_from(Borrower).where(active, Borrower.next_check_at <= now - OVERDUE_AFTER)
+        select(count).select_from(Borrower).where(active, col(Borrower.next_check_at) <= now - OVERDUE_AFTER)
     ).one()
     last_check = session.exec(select(func.max(Borrower.last_checked_at))).one()
     failing = list(
@@ -419,7 +437,7 @@ def reschedule_beyond_interval(
             select(Borrower.id)
             .where(
                 col(Borrower.active).is_(True),
-                Borrower.next_check_at > now + interval + jitter,
+                col(Borrower.next_check_at) > now + interval + jitter,
                 col(Borrower.interval_seconds).is_(None),
             )
             .limit(limit)
@@ -444,8 +462,8 @@ def claim_due_borrowers(
         select(Borrower.id)
         .where(
             col(Borrower.active).is_(True),
-            Borrower.next_check_at <= now,
-            col(Borrower.lease_until).is_(None) | (Borrower.lease_until < now),
+            col(Borrower.next_check_at) <= now,
+            col(Borrower.lease_until).is_(None) | (col(Borrower.lease_until) < now),
         )
         .order_by(col(Borrower.next_check_at), col(Borrower.id))
         .limit(limit)
@@ -456,7 +474,7 @@ def claim_due_borrowers(
             update(Borrower)
             .where(col(Borrower.id).in_(due.scalar_subquery()))
             .values(claimed_by=instance, lease_until=now + lease)
-            .returning(Borrower.id)
+            .returning(col(Borrower.id))
         ).scalars()
     )
     if not claimed:
@@ -476,7 +494,7 @@ def release_claims(session: Session, *, instance: str, borrower_ids: Sequence[st
         return 0
     result = session.exec(
         update(Borrower)
-        .where(col(Borrower.id).in_(list(borrower_ids)), Borrower.claimed_by == instance)
+        .where(col(Borrower.id).in_(list(borrower_ids)), col(Borrower.claimed_by) == instance)
         .values(claimed_by=None, lease_until=None)
     )
     return result.rowcount
@@ -490,7 +508,7 @@ def renew_claims(
         return 0
     result = session.exec(
         update(Borrower)
-        .where(col(Borrower.id).in_(list(borrower_ids)), Borrower.claimed_by == instance)
+        .where(col(Borrower.id).in_(list(borrower_ids)), col(Borrower.claimed_by) == instance)
         .values(lease_until=now + lease)
     )
     return result.rowcount
