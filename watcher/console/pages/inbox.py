@@ -33,8 +33,9 @@ def _alert_views(
     officer = None if queries.sees_all(user) else user.officer_id
     views: dict[int, AlertView] = {}
     for alert, _borrower in rows:
-        view = alert_view(session, alert.id, window_days=window_days)
-        views[alert.id] = view.for_officer(officer) if officer else view
+        alert_id = queries.stored_id(alert.id)
+        view = alert_view(session, alert_id, window_days=window_days)
+        views[alert_id] = view.for_officer(officer) if officer else view
     return views
 
 
