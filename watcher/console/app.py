@@ -24,8 +24,9 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from watcher.config import Config, ConsoleSection, is_loopback_host
-from watcher.console import views
 from watcher.console.auth import LoginThrottle
+from watcher.console.context import Console
+from watcher.console.pages import borrowers, history, inbox, sign_in, status
 from watcher.models import utcnow
 from watcher.serving import serve_until_stopped
 from watcher.store import Store
@@ -77,19 +78,19 @@ class SecurityHeaders:
 
 
 ROUTES = [
-    Route("/login", views.login, methods=["GET", "POST"], name="login"),
-    Route("/logout", views.logout, methods=["POST"], name="logout"),
-    Route("/", views.portfolio, methods=["GET"], name="portfolio"),
-    Route("/alerts", views.alerts_inbox, methods=["GET"], name="alerts"),
-    Route("/alerts/{alert_id:int}/ack", views.alert_ack, methods=["POST"], name="alert_ack"),
-    Route("/alerts/{alert_id:int}/close", views.alert_close, methods=["POST"], name="alert_close"),
-    Route("/borrower", views.borrower_timeline, methods=["GET"], name="timeline"),
-    Route("/snapshots/{snapshot_id:int}", views.snapshot_raw, methods=["GET"], name="snapshot"),
-    Route("/snapshots/{snapshot_id:int}/raw.json", views.snapshot_raw_json, methods=["GET"], name="raw"),
-    Route("/history", views.history_page, methods=["GET"], name="history"),
-    Route("/export/history.{fmt:str}", views.export_history, methods=["GET"], name="export_history"),
-    Route("/export/alerts.{fmt:str}", views.export_alerts, methods=["GET"], name="export_alerts"),
-    Route("/status", views.status_page, methods=["GET"], name="status"),
+    Route("/login", sign_in.login, methods=["GET", "POST"], name="login"),
+    Route("/logout", sign_in.logout, methods=["POST"], name="logout"),
+    Route("/", borrowers.portfolio, methods=["GET"], name="portfolio"),
+    Route("/alerts", inbox.alerts_inbox, methods=["GET"], name="alerts"),
+    Route("/alerts/{alert_id:int}/ack", inbox.alert_ack, methods=["POST"], name="alert_ack"),
+    Route("/alerts/{alert_id:int}/close", inbox.alert_close, methods=["POST"], name="alert_close"),
+    Route("/borrower", borrowers.borrower_timeline, methods=["GET"], name="timeline"),
+    Route("/snapshots/{snapshot_id:int}", borrowers.snapshot_raw, methods=["GET"], name="snapshot"),
+    Route("/snapshots/{snapshot_id:int}/raw.json", borrowers.snapshot_raw_json, methods=["GET"], name="raw"),
+    Route("/history", history.history_page, methods=["GET"], name="history"),
+    Route("/export/history.{fmt:str}", history.export_history, methods=["GET"], name="export_history"),
+    Route("/export/alerts.{fmt:str}", history.export_alerts, methods=["GET"], name="export_alerts"),
+    Route("/status", status.status_page, methods=["GET"], name="status"),
     Mount("/static", StaticFiles(directory=STATIC), name="static"),
 ]
 
@@ -122,7 +123,7 @@ def create_app(
             ),
         ],
     )
-    app.state.console = views.Console(store, config, throttle or LoginThrottle(), clock, secure)
+    app.state.console = Console(store, config, throttle or LoginThrottle(), clock, secure)
     return app
 
 

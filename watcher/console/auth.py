@@ -15,7 +15,8 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, func
+from sqlalchemy import Insert, delete, func
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from watcher.models import ConsoleSession, LoginFailures, User, utcnow
@@ -212,11 +213,13 @@ class LoginThrottle:
 
 def _entry_for_update(session: Session, kind: str, key: str) -> LoginFailures:
     """The counter row, created if missing and locked until commit, so concurrent instances add up."""
+    row = {"kind": kind, "key": key, "failures": 0}
+    missing_only: Insert
     if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
+        missing_only = postgresql.insert(LoginFailures).values(row).on_conflict_do_nothing()
     else:
-        from sqlalchemy.dialects.sqlite import insert
-    session.exec(insert(LoginFailures).values(kind=kind, key=key, failures=0).on_conflict_do_nothing())
+        missing_only = sqlite.insert(LoginFailures).values(row).on_conflict_do_nothing()
+    session.exec(missing_only)
     return session.exec(
         select(LoginFailures)
         .where(LoginFailures.kind == kind, LoginFailures.key == key)
@@ -238,6 +241,7 @@ def _session_digest(session_id: str) -> str:
 
 def start_session(session: Session, user: User, *, via: str, now: datetime, hours: int) -> str:
     """A new session for ``user``; returns its opaque id, the only thing the browser's cookie carries."""
+    assert user.id is not None, "only a stored user signs in"
     session.exec(delete(ConsoleSession).where(col(ConsoleSession.expires_at) < now))
     session_id = new_session_id()
     session.add(

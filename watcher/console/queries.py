@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
+from typing import Any, TypeVar
 
-from sqlalchemy import case, false, func, literal
-from sqlalchemy.orm import defer
+from sqlalchemy import Case, Select, case, false, func, literal
 from sqlmodel import Session, col, or_, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from watcher.console.auth import REVIEWER
 from watcher.models import (
@@ -41,12 +42,15 @@ SEVERITY_ORDER = Severity.most_severe_first()
 FAILING_AFTER = 3
 """Consecutive failed checks from which the portfolio marks a borrower: one failure is noise."""
 
+_Query = TypeVar("_Query", bound=Select[*tuple[Any, ...]])
+"""A SELECT that keeps its own type (entity, scalar or columns) through the conditions added to it."""
+
 
 def sees_all(user: User) -> bool:
     return user.role == REVIEWER
 
 
-def scoped(query, user: User):
+def scoped(query: _Query, user: User) -> _Query:
     """``query`` (which involves Borrower) limited to the borrowers ``user`` may see."""
     if sees_all(user):
         return query
@@ -78,8 +82,14 @@ class BorrowerFilter:
         return not (self.search or self.officer or self.tag or self.severity or self.borrower_id)
 
 
-def _borrower_query(user: User, filters: BorrowerFilter, *, ids_only: bool = False):
-    query = scoped(select(Borrower.id) if ids_only else select(Borrower), user)
+def stored_id(row_id: int | None) -> int:
+    """The primary key of a row read from the database (only a row not yet flushed has none)."""
+    assert row_id is not None, "a row read from the database has its primary key"
+    return row_id
+
+
+def _filtered(query: _Query, filters: BorrowerFilter) -> _Query:
+    """``query`` (which involves Borrower) limited to the borrowers ``filters`` selects."""
     if filters.borrower_id:
         query = query.where(col(Borrower.id) == filters.borrower_id)
     if filters.search:
@@ -119,9 +129,10 @@ class PortfolioRow:
 
 
 def portfolio(session: Session, user: User, filters: BorrowerFilter, *, limit: int) -> list[PortfolioRow]:
-    borrowers = list(session.exec(_borrower_query(user, filters).order_by(col(Borrower.id)).limit(limit)))
+    query = _filtered(scoped(select(Borrower), user), filters)
+    borrowers = list(session.exec(query.order_by(col(Borrower.id)).limit(limit)))
     ids = [b.id for b in borrowers]
-    severities: dict[str, list[str]] = {}
+    severities: dict[str | None, list[str]] = {}
     if ids:
         for borrower_id, severity in session.exec(
             select(Alert.borrower_id, Alert.severity).where(
@@ -168,11 +179,11 @@ class AlertFilter:
     borrower_id: str = ""
 
 
-def _severity_rank():
+def _severity_rank() -> Case[int]:
     return case({name: rank for rank, name in enumerate(SEVERITY_ORDER)}, value=col(Alert.severity), else_=9)
 
 
-def _officers_source_alerts(user: User):
+def _officers_source_alerts(user: User) -> SelectOfScalar[int]:
     """Alerts about a whole source (no single borrower) that list one of ``user``'s borrowers."""
     return (
         select(AlertBorrower.alert_id)
@@ -257,7 +268,7 @@ def scoped_history(session: Session, user: User, filters: HistoryFilter) -> list
     if sees_all(user) and filters.borrowers.empty:
         borrower_ids: Sequence[str] = ()
     else:
-        borrower_ids = list(session.exec(_borrower_query(user, filters.borrowers, ids_only=True)))
+        borrower_ids = list(session.exec(_filtered(scoped(select(Borrower.id), user), filters.borrowers)))
         if not borrower_ids:
             return []
     rows = history(
@@ -276,11 +287,21 @@ def scoped_history(session: Session, user: User, filters: HistoryFilter) -> list
 
 
 @dataclass(frozen=True, slots=True)
+class SnapshotEntry:
+    """A stored registry answer as the timeline lists it; its raw payload stays in the database."""
+
+    id: int
+    fetched_at: datetime
+    source: str
+    content_hash: str
+
+
+@dataclass(frozen=True, slots=True)
 class Timeline:
     borrower: Borrower
     events: list[ChangeEvent]
     alerts: dict[int, Alert]
-    snapshots: list[Snapshot]
+    snapshots: list[SnapshotEntry]
     audit: list[AuditLog]
 
 
@@ -296,14 +317,14 @@ def timeline(session: Session, borrower: Borrower) -> Timeline:
     alert_rows = list(
         session.exec(select(Alert).where(Alert.borrower_id == borrower.id).order_by(col(Alert.id)))
     )
-    snapshots = list(
-        session.exec(
-            select(Snapshot)
+    snapshots = [
+        SnapshotEntry(stored_id(snapshot_id), fetched_at, source, content_hash)
+        for snapshot_id, fetched_at, source, content_hash in session.exec(
+            select(Snapshot.id, Snapshot.fetched_at, Snapshot.source, Snapshot.content_hash)
             .where(Snapshot.borrower_id == borrower.id)
-            .options(defer(Snapshot.raw_gz), defer(Snapshot.record_json))
             .order_by(col(Snapshot.fetched_at), col(Snapshot.id))
         )
-    )
+    ]
     alert_ids = [str(alert.id) for alert in alert_rows]
     trail = list(
         session.exec(
@@ -317,7 +338,7 @@ def timeline(session: Session, borrower: Borrower) -> Timeline:
             .order_by(col(AuditLog.at), col(AuditLog.id))
         )
     )
-    return Timeline(borrower, events, {alert.id: alert for alert in alert_rows}, snapshots, trail)
+    return Timeline(borrower, events, {stored_id(alert.id): alert for alert in alert_rows}, snapshots, trail)
 
 
 def visible_snapshot(session: Session, user: User, snapshot_id: int) -> tuple[Snapshot, Borrower] | None:
@@ -366,8 +387,8 @@ def scoped_status(session: Session, user: User, now: datetime) -> StatusSummary:
     return replace(
         summary,
         borrowers=session.exec(mine).one(),
-        due=session.exec(mine.where(active, Borrower.next_check_at <= now)).one(),
-        overdue=session.exec(mine.where(active, Borrower.next_check_at <= now - OVERDUE_AFTER)).one(),
+        due=session.exec(mine.where(active, col(Borrower.next_check_at) <= now)).one(),
+        overdue=session.exec(mine.where(active, col(Borrower.next_check_at) <= now - OVERDUE_AFTER)).one(),
         last_check_at=session.exec(scoped(select(func.max(Borrower.last_checked_at)), user)).one(),
         failing_borrowers=list(session.exec(failing.order_by(col(Borrower.id)).limit(50))),
         sources=[

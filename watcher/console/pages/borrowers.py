@@ -1,0 +1,104 @@
+"""The borrower pages: the portfolio, one borrower's timeline, and a stored raw registry answer."""
+
+from __future__ import annotations
+
+import json
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from watcher.console import queries
+from watcher.console.context import Ctx
+from watcher.console.endpoint import PAGE_LIMIT, page
+from watcher.console.filters import SEVERITIES, borrower_filter, param
+from watcher.console.rendering import error_page, render
+from watcher.models import Borrower, Snapshot
+from watcher.store import unpack_raw
+
+
+@page
+def portfolio(request: Request, ctx: Ctx) -> Response:
+    assert ctx.user is not None
+    filters = borrower_filter(request, ctx.user)
+    with ctx.console.store.session() as session:
+        rows = queries.portfolio(session, ctx.user, filters, limit=PAGE_LIMIT)
+        officers, tags = queries.visible_officers_and_tags(session, ctx.user)
+    return render(
+        ctx,
+        "portfolio.html",
+        rows=rows,
+        filters=filters,
+        officers=officers,
+        tags=tags,
+        severities=SEVERITIES,
+        limited=len(rows) >= PAGE_LIMIT,
+        limit=PAGE_LIMIT,
+    )
+
+
+@page
+def borrower_timeline(request: Request, ctx: Ctx) -> Response:
+    assert ctx.user is not None
+    borrower_id = param(request, "id")
+    with ctx.console.store.session() as session:
+        borrower = queries.visible_borrower(session, ctx.user, borrower_id)
+        if borrower is None:
+            exists = session.get(Borrower, borrower_id) is not None
+            if exists or not queries.sees_all(ctx.user):
+                return error_page(ctx, 403, ctx.t("forbidden"))
+            return error_page(ctx, 404, ctx.t("not_found"))
+        data = queries.timeline(session, borrower)
+    return render(ctx, "timeline.html", tl=data, borrower=borrower, audit_detail=_audit_detail)
+
+
+def _audit_detail(detail: str) -> str:
+    """An audit entry's JSON detail as ``key: value`` text (escaped by the template like all text)."""
+    try:
+        parsed = json.loads(detail)
+    except ValueError:
+        return detail
+    if not isinstance(parsed, dict):
+        return detail
+    return "; ".join(f"{key}: {value}" for key, value in parsed.items() if value not in ("", None))
+
+
+def _raw_payload(request: Request, ctx: Ctx) -> tuple[Snapshot, Borrower, dict[str, str]] | None:
+    """The snapshot of the path with its borrower and raw answer(s); None when the user may not see it."""
+    assert ctx.user is not None
+    snapshot_id = request.path_params["snapshot_id"]
+    with ctx.console.store.session() as session:
+        found = queries.visible_snapshot(session, ctx.user, snapshot_id)
+    if found is None:
+        return None
+    snapshot, borrower = found
+    return snapshot, borrower, unpack_raw(snapshot.raw_gz)
+
+
+def _pretty(body: str) -> str:
+    try:
+        return json.dumps(json.loads(body), ensure_ascii=False, indent=2)
+    except (ValueError, TypeError):
+        return body
+
+
+@page
+def snapshot_raw(request: Request, ctx: Ctx) -> Response:
+    found = _raw_payload(request, ctx)
+    if found is None:
+        return error_page(ctx, 403, ctx.t("forbidden"))
+    snapshot, borrower, raw = found
+    parts = [(name, _pretty(body)) for name, body in sorted(raw.items())]
+    return render(ctx, "raw.html", snapshot=snapshot, borrower=borrower, parts=parts)
+
+
+@page
+def snapshot_raw_json(request: Request, ctx: Ctx) -> Response:
+    found = _raw_payload(request, ctx)
+    if found is None:
+        return error_page(ctx, 403, ctx.t("forbidden"))
+    snapshot, _borrower, raw = found
+    return Response(
+        json.dumps(raw, ensure_ascii=False, indent=2, sort_keys=True),
+        media_type="application/json; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="snapshot-{snapshot.id}.json"'},
+    )

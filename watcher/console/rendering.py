@@ -1,0 +1,113 @@
+"""Turning a page's values into HTML: the templates' shared context (labels in the user's language,
+times in the deployment's zone, the CSRF token, the one-time message), links and redirect targets."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+
+from watcher.console import queries
+from watcher.console.auth import take_flash
+from watcher.console.context import LANGUAGE_COOKIE, Ctx, console_of
+from watcher.console.i18n import ACTION_LABEL, CATEGORY_LABEL, LANGUAGES, SEVERITY_LABEL, STATUS_LABEL
+from watcher.console.identity import ensure_csrf, session_id_of
+from watcher.vocabulary import AlertKind, AlertStatus, AlertStatusFilter, Language
+
+
+def local_path(target: str | None) -> str:
+    """A redirect target only if it stays on this site (no scheme, no host, no ``//``)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+def href(path: str, **params: Any) -> str:
+    query = urlencode({key: value for key, value in params.items() if value not in (None, "")})
+    return f"{path}?{query}" if query else path
+
+
+def _label(labels: Mapping[Any, str], value: str) -> str:
+    """The label of a stored vocabulary value (the labels are keyed by the members, which equal their
+    stored strings); a value without one shows as it is."""
+    return labels.get(value, value)
+
+
+def _take_flash(ctx: Ctx) -> str | None:
+    session_id = session_id_of(ctx.request)
+    if ctx.login is None or ctx.login.flash is None or session_id is None:
+        return None
+    with ctx.console.store.transaction() as session:
+        return take_flash(session, session_id)
+
+
+def render(ctx: Ctx, template: str, status_code: int = 200, **values: Any) -> HTMLResponse:
+    request, console = ctx.request, ctx.console
+    zone = console.config.watcher.zone
+    lang = ctx.lang
+
+    def when(value: datetime | None) -> str:
+        if value is None:
+            return ""
+        return queries.as_utc(value).astimezone(zone).strftime("%Y-%m-%d %H:%M")
+
+    def switch_language(target: str) -> str:
+        params = dict(request.query_params)
+        params["lang"] = target
+        return href(request.url.path, **params)
+
+    def generic_subject(category: str, subject: str) -> bool:
+        return subject == category.replace("_", " ")
+
+    def officer_name(officer_id: str | None) -> str:
+        officers = console.config.officers
+        return officers[officer_id].name if officer_id in officers else ""
+
+    html = console.templates.get_template(template).render(
+        t=ctx.t,
+        lang=lang,
+        languages=LANGUAGES,
+        user=ctx.user,
+        sees_all=ctx.user is not None and queries.sees_all(ctx.user),
+        csrf_token=ensure_csrf(request),
+        flash=_take_flash(ctx),
+        path=request.url.path,
+        when=when,
+        href=href,
+        switch_language=switch_language,
+        severity_label=lambda value: _label(SEVERITY_LABEL[lang], value),
+        category_label=lambda value: _label(CATEGORY_LABEL[lang], value),
+        action_label=lambda value: _label(ACTION_LABEL[lang], value),
+        status_label=lambda value: _label(STATUS_LABEL[lang], value),
+        generic_subject=generic_subject,
+        officer_name=officer_name,
+        zone=console.config.watcher.timezone,
+        AlertKind=AlertKind,
+        AlertStatus=AlertStatus,
+        AlertStatusFilter=AlertStatusFilter,
+        Language=Language,
+        **values,
+    )
+    return HTMLResponse(html, status_code=status_code)
+
+
+def error_page(ctx: Ctx, status_code: int, message: str) -> HTMLResponse:
+    return render(ctx, "error.html", status_code, code=status_code, message=message)
+
+
+def remember_language(request: Request, response: Response) -> None:
+    """A language chosen with ``?lang=`` is kept in a cookie for the next pages."""
+    chosen = request.query_params.get("lang")
+    if chosen in LANGUAGES:
+        response.set_cookie(
+            LANGUAGE_COOKIE,
+            chosen,
+            max_age=365 * 24 * 3600,
+            httponly=True,
+            samesite="lax",
+            secure=console_of(request).secure_cookies,
+        )
