@@ -36,7 +36,7 @@ from watcher.routing import (
     target_urls,
     url_fingerprint,
 )
-from watcher.store import Store, audit, stored_id
+from watcher.store import SYSTEM_ACTOR, Store, audit, stored_id
 from watcher.vocabulary import AuditAction, DeliveryStatus
 
 if TYPE_CHECKING:
@@ -49,7 +49,6 @@ DEFAULT_LEASE = timedelta(minutes=5)
 MAX_SEND_TIME = timedelta(seconds=90)
 BACKOFF_BASE = timedelta(seconds=30)
 BACKOFF_CAP = timedelta(hours=6)
-SYSTEM_ACTOR = "watcher"
 _Args = TypeVarTuple("_Args")
 _Result = TypeVar("_Result")
 

@@ -20,10 +20,9 @@ from sqlmodel import Session, col, func, select
 from watcher.config import Config
 from watcher.models import Alert, AlertBorrower, Borrower
 from watcher.routing import PlannedDelivery, plan_deliveries
-from watcher.store import add_deliveries, audit
-from watcher.vocabulary import AlertKind, AuditAction, ErrorKind, Severity
+from watcher.store import open_alert_deliveries
+from watcher.vocabulary import AlertKind, ErrorKind, Severity
 
-SYSTEM_ACTOR = "watcher"
 GAP, RESTORED = AlertKind.MONITORING_GAP, AlertKind.MONITORING_RESTORED
 GAP_SEVERITY, RESTORED_SEVERITY = Severity.HIGH, Severity.INFO
 
@@ -226,20 +225,11 @@ def _open(
             now=now,
         ):
             planned.setdefault((delivery.target, delivery.url_fingerprint), delivery)
-    add_deliveries(session, alert.id, planned.values(), now)
-    audit(
-        session,
-        actor=SYSTEM_ACTOR,
-        action=AuditAction.ALERT_OPENED,
-        subject_type="alert",
-        subject_id=alert.id,
-        detail={
-            "kind": kind,
-            "source": source,
-            "borrowers": [borrower.id for borrower in group],
-            "severity": severity.value,
-            "targets": sorted({target for target, _ in planned}),
-        },
-        at=now,
-    )
+    detail = {
+        "kind": kind,
+        "source": source,
+        "borrowers": [borrower.id for borrower in group],
+        "severity": severity.value,
+    }
+    open_alert_deliveries(session, alert.id, list(planned.values()), now, detail)
     return alert.id

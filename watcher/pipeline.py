@@ -33,17 +33,15 @@ from watcher.rules import Assessment, RuleSettings, signatory_mismatch
 from watcher.schedule import next_check_at
 from watcher.store import (
     Store,
-    add_deliveries,
-    audit,
     latest_hash,
     latest_snapshot,
     occasion_days_since,
+    open_alert_deliveries,
     pack_raw,
     record_source_health,
 )
-from watcher.vocabulary import AuditAction, ErrorKind, Severity
+from watcher.vocabulary import ErrorKind, Severity
 
-SYSTEM_ACTOR = "watcher"
 _Args = TypeVarTuple("_Args")
 _Result = TypeVar("_Result")
 
@@ -518,15 +516,6 @@ class Checker:
             severity=assessment.severity,
             now=now,
         )
-        add_deliveries(session, alert.id, planned, now)
-        targets = sorted({delivery.target for delivery in planned})
-        audit(
-            session,
-            actor=SYSTEM_ACTOR,
-            action=AuditAction.ALERT_OPENED,
-            subject_type="alert",
-            subject_id=alert.id,
-            detail={"borrower_id": borrower.id, "severity": alert.severity, "targets": targets},
-            at=now,
-        )
+        detail = {"borrower_id": borrower.id, "severity": alert.severity}
+        open_alert_deliveries(session, alert.id, planned, now, detail)
         return alert

@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     from watcher.routing import PlannedDelivery
 
 SCHEMA_HEAD = "0008"
+# Who the audit log names for what the watcher itself does (opens alerts, gives up deliveries).
+SYSTEM_ACTOR = "watcher"
 MIGRATIONS = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -206,10 +208,11 @@ def audit(
 # -- queries ------------------------------------------------------------------------------------
 
 
-def add_deliveries(
-    session: Session, alert_id: int, planned: Iterable[PlannedDelivery], now: datetime
+def open_alert_deliveries(
+    session: Session, alert_id: int, planned: Sequence[PlannedDelivery], now: datetime, detail: dict
 ) -> None:
-    """The outbox rows of a new alert, in the alert's own transaction: nothing is lost in a crash."""
+    """The outbox rows of a new alert and its "opened" audit row (``detail`` plus the targets), in the
+    alert's own transaction: a crash can delay the alert, never lose it."""
     for delivery in planned:
         session.add(
             Delivery(
@@ -222,6 +225,15 @@ def add_deliveries(
                 created_at=now,
             )
         )
+    audit(
+        session,
+        actor=SYSTEM_ACTOR,
+        action=AuditAction.ALERT_OPENED,
+        subject_type="alert",
+        subject_id=alert_id,
+        detail=detail | {"targets": sorted({delivery.target for delivery in planned})},
+        at=now,
+    )
 
 
 def latest_snapshot(session: Session, borrower_id: str) -> Snapshot | None:
