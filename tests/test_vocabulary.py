@@ -18,7 +18,7 @@ from watcher import errors
 from watcher.alerts import acknowledge, alert_view, close, list_alerts
 from watcher.models import Alert, Borrower, Delivery
 from watcher.routing import PlannedDelivery
-from watcher.store import add_deliveries, open_store, status_summary
+from watcher.store import open_alert_deliveries, open_store, status_summary
 from watcher.vocabulary import (
     AlertKind,
     AlertStatus,
@@ -177,7 +177,7 @@ def test_what_the_code_writes_is_the_stored_string(store):
             PlannedDelivery("officer:li", "f1", "mailto"),
             PlannedDelivery("notifier:ops", "f2", "json", held_until=NOW + timedelta(hours=8)),
         ]
-        add_deliveries(session, ids["gap"], planned, NOW)
+        open_alert_deliveries(session, ids["gap"], planned, NOW, {"kind": AlertKind.MONITORING_GAP})
         session.add(Alert(borrower_id="b1", source="brreg", severity=Severity.CRITICAL))
     with store.engine.connect() as connection:
         alerts = connection.execute(text("SELECT kind, status, severity FROM alert ORDER BY id")).all()
@@ -192,7 +192,7 @@ def test_what_the_code_writes_is_the_stored_string(store):
             ("monitoring_gap", "open", "high"),
             ("change", "open", "critical"),
         ]
-        assert actions == ["alert.acknowledged", "alert.closed"]
+        assert actions == ["alert.acknowledged", "alert.closed", "alert.opened"]
         assert list(deliveries) == ["pending", "held"]
 
 
