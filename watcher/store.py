@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from sqlalchemy import ColumnElement, and_, event, func, text
+from sqlalchemy import ColumnElement, and_, bindparam, event, func, text
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
 from sqlmodel import Session, col, create_engine, delete, select, update
@@ -163,10 +163,12 @@ class _Row(Protocol):
     def id(self) -> int | None: ...
 
 
-def stored_id(row: _Row) -> int:
-    """The id of a row that has been flushed or read: the database gave it one (only new rows have None)."""
-    assert row.id is not None
-    return row.id
+def stored_id(row: _Row | int | None) -> int:
+    """The id of a row that has been flushed or read (or that id, read as a column): the database
+    gave it one (only new rows have None)."""
+    value = row if row is None or isinstance(row, int) else row.id
+    assert value is not None, "a row read from the database has its primary key"
+    return value
 
 
 # -- raw payloads -------------------------------------------------------------------------------
@@ -455,9 +457,12 @@ def reschedule_beyond_interval(
             .limit(limit)
         )
     )
-    for borrower_id in far:
-        moved = spread_out(borrower_id, now, interval)
-        session.exec(update(Borrower).where(col(Borrower.id) == borrower_id).values(next_check_at=moved))
+    if far:  # one statement, executed for every borrower found
+        table = Borrower.metadata.tables[Borrower.__tablename__]
+        session.connection().execute(
+            update(table).where(table.c.id == bindparam("b_id")).values(next_check_at=bindparam("b_next")),
+            [{"b_id": borrower_id, "b_next": spread_out(borrower_id, now, interval)} for borrower_id in far],
+        )
     return len(far)
 
 

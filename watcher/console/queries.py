@@ -35,6 +35,7 @@ from watcher.store import (
     history,
     in_outbox_state,
     status_summary,
+    stored_id,
 )
 from watcher.vocabulary import AlertStatus, AlertStatusFilter, OutboxState, Severity
 
@@ -80,12 +81,6 @@ class BorrowerFilter:
     @property
     def empty(self) -> bool:
         return not (self.search or self.officer or self.tag or self.severity or self.borrower_id)
-
-
-def stored_id(row_id: int | None) -> int:
-    """The primary key of a row read from the database (only a row not yet flushed has none)."""
-    assert row_id is not None, "a row read from the database has its primary key"
-    return row_id
 
 
 def _filtered(query: _Query, filters: BorrowerFilter) -> _Query:
@@ -338,7 +333,7 @@ def timeline(session: Session, borrower: Borrower) -> Timeline:
             .order_by(col(AuditLog.at), col(AuditLog.id))
         )
     )
-    return Timeline(borrower, events, {stored_id(alert.id): alert for alert in alert_rows}, snapshots, trail)
+    return Timeline(borrower, events, {stored_id(alert): alert for alert in alert_rows}, snapshots, trail)
 
 
 def visible_snapshot(session: Session, user: User, snapshot_id: int) -> tuple[Snapshot, Borrower] | None:

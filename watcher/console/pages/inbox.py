@@ -20,6 +20,7 @@ from watcher.console.identity import session_id_of
 from watcher.console.rendering import error_page, local_path, render
 from watcher.models import Alert, Borrower, User
 from watcher.render import AlertView
+from watcher.store import stored_id
 
 log = logging.getLogger("watcher.console")
 
@@ -33,7 +34,7 @@ def _alert_views(
     officer = None if queries.sees_all(user) else user.officer_id
     views: dict[int, AlertView] = {}
     for alert, _borrower in rows:
-        alert_id = queries.stored_id(alert.id)
+        alert_id = stored_id(alert)
         view = alert_view(session, alert_id, window_days=window_days)
         views[alert_id] = view.for_officer(officer) if officer else view
     return views
