@@ -425,6 +425,7 @@ changes_strategy = st.builds(
     before=st.none(),
     after=st.none(),
     effective_date=st.one_of(st.none(), days),
+    raises_listing=st.booleans(),
 )
 
 
@@ -458,6 +459,30 @@ def test_count_in_window_counts_distinct_days_in_closed_window(occasions, detect
 # -- severity ---------------------------------------------------------------------------------------
 
 SEVERITY_ORDER = [None, Severity.INFO, Severity.WARNING, Severity.HIGH, Severity.CRITICAL]
+
+# The table, written out independently of watcher.rules: severity of a listing coming into
+# force (its removal or lifting is info).
+EXPECTED_LISTING_SEVERITY = {
+    Category.ABNORMAL_OPERATION: Severity.CRITICAL,
+    Category.SERIOUS_VIOLATION: Severity.CRITICAL,
+    Category.EQUITY_PLEDGE: Severity.HIGH,
+    Category.CHATTEL_MORTGAGE: Severity.WARNING,
+    Category.ENFORCEMENT: Severity.HIGH,
+    Category.DISHONEST_DEBTOR: Severity.CRITICAL,
+    Category.CONSUMPTION_RESTRICTION: Severity.HIGH,
+    Category.BANKRUPTCY: Severity.CRITICAL,
+}
+
+
+def _expected_change_severity(change: Change) -> Severity:
+    if change.category in EXPECTED_LISTING_SEVERITY:
+        return EXPECTED_LISTING_SEVERITY[change.category] if change.raises_listing else Severity.INFO
+    if change.category is Category.BENEFICIAL_OWNER:
+        return Severity.INFO if change.action is Action.REMOVED else Severity.WARNING
+    if change.category in (Category.LEGAL_REPRESENTATIVE, Category.DIRECTOR, Category.SHAREHOLDER,
+                           Category.FINANCE_HEAD, Category.CONTROLLER, Category.ACTUAL_CONTROLLER):
+        return Severity.WARNING
+    return Severity.INFO
 
 
 @QUICK
@@ -494,21 +519,20 @@ def test_assess_severity(
                 else None)
     mismatch_new = mismatch is not None and (previous is None or text_key(previous) != text_key(mismatch))
     critical = any(c.category is Category.STATUS for c in changes) and status.code in CRITICAL_STATUSES
-    if critical:
-        expected = Severity.CRITICAL
-    elif frequent:
-        expected = Severity.HIGH
-    elif occasions or mismatch_new:
-        expected = Severity.WARNING
-    elif changes:
-        expected = Severity.INFO
-    else:
-        expected = None
+    levels = [_expected_change_severity(c) for c in changes]
+    levels += [Severity.CRITICAL] if critical else []
+    levels += [Severity.HIGH] if frequent else []
+    levels += [Severity.WARNING] if mismatch_new else []
+    expected = max(levels, key=SEVERITY_ORDER.index) if levels else None
+    grave_listing = any(
+        c.raises_listing and EXPECTED_LISTING_SEVERITY.get(c.category) in (Severity.HIGH, Severity.CRITICAL)
+        for c in changes
+    )
 
     assert result.severity == expected
     assert set(result.occasions) == occasions
     assert result.occasions_in_window == in_window
-    assert result.recommend_early_repayment == frequent
+    assert result.recommend_early_repayment == (frequent or grave_listing)
     assert result.signatory_mismatch == mismatch
     assert result.signatory_warning == mismatch_new
 

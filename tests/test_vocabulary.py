@@ -38,7 +38,7 @@ NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 STORED = {
     Severity: ["info", "warning", "high", "critical"],
     Language: ["zh-CN", "en"],
-    AlertKind: ["change", "monitoring_gap", "monitoring_restored"],
+    AlertKind: ["change", "onboarding", "monitoring_gap", "monitoring_restored"],
     AlertStatus: ["open", "acknowledged", "closed"],
     AlertStatusFilter: ["open", "acknowledged", "closed", "all"],
     DeliveryStatus: ["pending", "held", "sent", "dead"],

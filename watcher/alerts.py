@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from watcher.models import Alert, Borrower, ChangeEvent, Delivery
-from watcher.record import Action, Category
+from watcher.record import Action, Category, Party
 from watcher.render import AlertView, ChangeLine, GapLine
 from watcher.store import audit
 from watcher.vocabulary import AlertKind, AlertStatus, AuditAction, Severity
@@ -18,7 +18,7 @@ def alert_view(session: Session, alert_id: int, *, window_days: int) -> AlertVie
     alert = session.get(Alert, alert_id)
     if alert is None:
         raise KeyError(f"no alert #{alert_id}")
-    if alert.kind != AlertKind.CHANGE:
+    if not AlertKind(alert.kind).about_changes:
         return _monitoring_view(session, alert, window_days)
     borrower = session.get(Borrower, alert.borrower_id)
     assert borrower is not None
@@ -32,15 +32,28 @@ def alert_view(session: Session, alert_id: int, *, window_days: int) -> AlertVie
         severity=Severity(alert.severity),
         source=alert.source,
         detected_at=alert.created_at,
-        changes=tuple(
-            ChangeLine(Category(e.category), Action(e.action), e.subject, e.before, e.after, e.effective_date)
-            for e in events
-        ),
+        changes=tuple(change_line_of(event) for event in events),
         occasions_in_window=alert.occasions_in_window,
         window_days=window_days,
         recommend_early_repayment=alert.recommend_early_repayment,
         signatory_mismatch=alert.signatory_mismatch,
         legal_rep_on_file=borrower.legal_rep_on_file,
+        kind=AlertKind(alert.kind),
+    )
+
+
+def change_line_of(event: ChangeEvent) -> ChangeLine:
+    """A stored change event as an alert line."""
+    return ChangeLine(
+        Category(event.category),
+        Action(event.action),
+        event.subject,
+        event.before,
+        event.after,
+        event.effective_date,
+        party=Party(event.party) if event.party else None,
+        party_name=event.party_name or "",
+        first_seen=event.first_seen,
     )
 
 

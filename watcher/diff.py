@@ -12,14 +12,18 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import date
 
-from watcher.normalize import ROLE_CATEGORY, log_entry_key, normalize_record, text_key
+from watcher.normalize import ROLE_CATEGORY, listing_identity, log_entry_key, normalize_record, text_key
 from watcher.record import (
     KEY_PERSON_CATEGORIES,
+    LISTING_SECTIONS,
     Action,
     Category,
     ChangeLogEntry,
     Controller,
+    Listing,
+    ListingState,
     Money,
+    Party,
     Person,
     RegistryRecord,
     Role,
@@ -43,6 +47,13 @@ class Change:
     after: str | None
     effective_date: date | None = None
     from_change_log: bool = False
+    # Risk listings: against whom (the company, or a key person named by ``party_name``), whether
+    # this change puts a listing in force (new, or listed again), and whether it was already in
+    # force when the list was first checked (at onboarding, or when a signal was first fetched).
+    party: Party | None = None
+    party_name: str = ""
+    raises_listing: bool = False
+    first_seen: bool = False
 
     @property
     def key_person(self) -> bool:
@@ -60,6 +71,13 @@ def diff(old: RegistryRecord, new: RegistryRecord) -> list[Change]:
         *_people_changes(old, new),
         *_holder_changes(old, new),
         *_controller_changes(old, new),
+        *_control_changes(Category.ACTUAL_CONTROLLER, old.actual_controllers, new.actual_controllers),
+        *_control_changes(Category.BENEFICIAL_OWNER, old.beneficial_owners, new.beneficial_owners),
+        *(
+            change
+            for category in LISTING_SECTIONS
+            for change in listing_changes(category, old.listings(category), new.listings(category))
+        ),
     ]
     fresh_log = _fresh_log_entries(old, new)
     dated = [_dated(change, fresh_log) for change in changes]
@@ -261,19 +279,128 @@ def _controller_text(controller: Controller) -> str:
 
 
 def _controller_changes(old: RegistryRecord, new: RegistryRecord) -> Iterator[Change]:
-    if old.controllers is None or new.controllers is None:
+    return _control_changes(Category.CONTROLLER, old.controllers, new.controllers)
+
+
+def _control_changes(
+    category: Category, old: tuple[Controller, ...] | None, new: tuple[Controller, ...] | None
+) -> Iterator[Change]:
+    """Controllers (PSC, actual controllers, beneficial owners) who came, went or changed stake."""
+    if old is None or new is None:
         return
-    was = {c.key: c for c in old.controllers}
-    now = {c.key: c for c in new.controllers}
+    was = {c.key: c for c in old}
+    now = {c.key: c for c in new}
     for key in sorted(set(was) - set(now)):
-        yield Change(Category.CONTROLLER, Action.REMOVED, was[key].name, _controller_text(was[key]), None)
+        if not _renamed_controller(was[key], now, set(now) - set(was)):
+            yield Change(category, Action.REMOVED, was[key].name, _controller_text(was[key]), None)
     for key in sorted(set(now) - set(was)):
-        yield Change(Category.CONTROLLER, Action.ADDED, now[key].name, None, _controller_text(now[key]))
+        if not _renamed_controller(now[key], was, set(was) - set(now)):
+            yield Change(category, Action.ADDED, now[key].name, None, _controller_text(now[key]))
     for key in sorted(set(was) & set(now)):
         a, b = was[key], now[key]
         if a.stake != b.stake or a.natures != b.natures:
-            yield Change(
-                Category.CONTROLLER, Action.CHANGED, b.name, _controller_text(a), _controller_text(b)
+            yield Change(category, Action.CHANGED, b.name, _controller_text(a), _controller_text(b))
+
+
+def _renamed_controller(
+    controller: Controller, other_side: dict[str, Controller], candidates: set[str]
+) -> bool:
+    """Keyed by vendor id on one side and by name on the other: the same controller."""
+    return any(
+        controller.key.split(":", 1)[0] != other_side[key].key.split(":", 1)[0]
+        and text_key(controller.name) == text_key(other_side[key].name)
+        for key in candidates
+    )
+
+
+# -- risk listings ----------------------------------------------------------------------------------
+
+
+def listing_text(listing: Listing) -> str:
+    """The facts of a listing in one line, in the registry's own words (shown before → after)."""
+    span = ""
+    if listing.listed_on or listing.removed_on:
+        start = listing.listed_on.isoformat() if listing.listed_on else "?"
+        span = f"{start} ~ {listing.removed_on.isoformat()}" if listing.removed_on else start
+    parties = " → ".join(part for part in (listing.pledgor, listing.pledgee) if part)
+    parts = (
+        listing.case_number,
+        listing.reason,
+        parties,
+        listing.authority,
+        _money_text(listing.amount) or "",
+        span,
+        listing.removal_reason,
+    )
+    return " · ".join(part for part in parts if part) or listing.key
+
+
+def _listing_subject(listing: Listing) -> str:
+    return listing.case_number or listing.reason or listing.key
+
+
+def _listing_change(
+    category: Category,
+    action: Action,
+    listing: Listing,
+    before: Listing | None,
+    *,
+    raises: bool = False,
+    first_seen: bool = False,
+) -> Change:
+    # A listing gone from the list has nothing after; one that left force shows how it ended.
+    show_after = action is not Action.REMOVED or listing.state is not ListingState.ACTIVE
+    return Change(
+        category,
+        action,
+        _listing_subject(listing),
+        None if before is None else listing_text(before),
+        listing_text(listing) if show_after else None,
+        effective_date=(listing.removed_on if action is Action.REMOVED else listing.listed_on),
+        party=listing.party,
+        party_name=listing.party_name,
+        raises_listing=raises,
+        first_seen=first_seen,
+    )
+
+
+def listing_changes(
+    category: Category, old: tuple[Listing, ...] | None, new: tuple[Listing, ...] | None
+) -> Iterator[Change]:
+    """What happened to the listings of one risk category, matched by identity (order-free).
+
+    A list seen for the first time (``old`` unknown) reports only the listings in force, marked
+    ``first_seen``: an officer must learn on day one that the borrower is already a dishonest
+    debtor, but a lifted entry from years ago is no news. A listing that leaves the list, or leaves
+    force, is a removal; one that comes into force (new, or listed again) raises the listing.
+    """
+    if new is None:
+        return
+    if old is None:
+        for listing in new:
+            if listing.state is ListingState.ACTIVE:
+                yield _listing_change(category, Action.ADDED, listing, None, raises=True, first_seen=True)
+        return
+    was = {listing_identity(item): item for item in old}
+    now = {listing_identity(item): item for item in new}
+    for identity in sorted(set(was) - set(now)):
+        gone = was[identity]
+        if gone.state is ListingState.ACTIVE:
+            yield _listing_change(category, Action.REMOVED, gone, gone)
+    for identity in sorted(set(now) - set(was)):
+        listing = now[identity]
+        active = listing.state is ListingState.ACTIVE
+        yield _listing_change(category, Action.ADDED, listing, None, raises=active)
+    for identity in sorted(set(was) & set(now)):
+        before, after = was[identity], now[identity]
+        if listing_text(before) == listing_text(after) and before.state is after.state:
+            continue
+        was_active, is_active = before.state is ListingState.ACTIVE, after.state is ListingState.ACTIVE
+        if was_active and not is_active:
+            yield _listing_change(category, Action.REMOVED, after, before)
+        else:
+            yield _listing_change(
+                category, Action.CHANGED, after, before, raises=is_active and not was_active
             )
 
 
@@ -306,10 +433,13 @@ _SECTION_OF_CATEGORY: dict[Category, tuple[str, ...]] = {
     Category.MANAGER: ("people",),
     Category.FINANCE_HEAD: ("finance_head",),
     Category.CONTROLLER: ("controllers",),
+    Category.ACTUAL_CONTROLLER: ("actual_controllers",),
+    Category.BENEFICIAL_OWNER: ("beneficial_owners",),
     Category.NAME: ("name",),
     Category.STATUS: ("status",),
     Category.REGISTERED_CAPITAL: ("registered_capital",),
     Category.ADDRESS: ("address",),
+    **{category: (section,) for category, section in LISTING_SECTIONS.items()},
 }
 
 

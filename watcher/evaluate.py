@@ -12,10 +12,11 @@ from dataclasses import dataclass, fields, replace
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 
-from watcher.diff import Change, diff
-from watcher.normalize import content_hash
-from watcher.record import KEY_PERSON_CATEGORIES, RegistryRecord
+from watcher.diff import Change, diff, listing_changes
+from watcher.normalize import content_hash, normalize_record
+from watcher.record import KEY_PERSON_CATEGORIES, LISTING_SECTIONS, RegistryRecord
 from watcher.rules import Assessment, RuleSettings, assess, vanished_sections
+from watcher.vocabulary import AlertKind
 
 
 class Outcome(StrEnum):
@@ -78,6 +79,11 @@ class Evaluation:
     def alerts(self) -> bool:
         return self.assessment.severity is not None
 
+    @property
+    def alert_kind(self) -> AlertKind:
+        """A baseline alerts only about risk listings already in force: "active at onboarding"."""
+        return AlertKind.ONBOARDING if self.outcome is Outcome.BASELINE and self.news else AlertKind.CHANGE
+
 
 def evaluate(
     state: StoredState,
@@ -96,8 +102,17 @@ def evaluate(
     """
     if state.baseline_at is None:
         history = _change_log_history(record)
-        assessment = _assess(state, record, now, settings)
-        return Evaluation(Outcome.BASELINE, assessment, record, digest, historical=history)
+        onboarding = _active_at_onboarding(record)
+        assessment = _assess(state, record, now, settings, news=onboarding)
+        return Evaluation(
+            Outcome.BASELINE,
+            assessment,
+            record,
+            digest,
+            changes=onboarding,
+            news=onboarding,
+            historical=history,
+        )
     if state.previous is not None:
         known = carry_forward(state.previous, record)
         if known is not record:
@@ -201,6 +216,17 @@ def _silence(state: StoredState) -> Assessment:
         recommend_early_repayment=False,
         signatory_mismatch=state.signatory_mismatch,
         signatory_warning=False,
+    )
+
+
+def _active_at_onboarding(record: RegistryRecord) -> tuple[Change, ...]:
+    """The risk listings in force at the first check: registry-card facts are silent at a baseline,
+    but an officer must learn on day one that a new borrower is, say, already a dishonest debtor."""
+    record = normalize_record(record)
+    return tuple(
+        change
+        for category in LISTING_SECTIONS
+        for change in listing_changes(category, None, record.listings(category))
     )
 
 

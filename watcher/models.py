@@ -53,6 +53,9 @@ class Borrower(SQLModel, table=True):
     pending_since: datetime | None = None
     pending_hash: str | None = Field(default=None, max_length=64)
     pending_raw_gz: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    # When each vendor signal other than the registry card was last fetched (JSON object of signal →
+    # ISO time): ``[sources.NAME] cadence`` refreshes each on its own clock.
+    signals_checked: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
     @property
     def tag_list(self) -> list[str]:
@@ -129,6 +132,11 @@ class ChangeEvent(SQLModel, table=True):
     effective_date: date | None = None
     detected_at: datetime = Field(default_factory=utcnow)
     key_person: bool = False
+    # Risk listings: against whom (``company``, ``legal_representative``, ``actual_controller``) and
+    # the person's name; ``first_seen`` marks a listing already in force when its list was first read.
+    party: str | None = Field(default=None, max_length=32)
+    party_name: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    first_seen: bool = False
 
 
 class KeyPersonOccasion(SQLModel, table=True):
@@ -199,6 +207,29 @@ class SourceHealth(SQLModel, table=True):
     consecutive_failures: int = 0
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     last_error_kind: str | None = Field(default=None, max_length=32)
+
+
+class SourceSignal(SQLModel, table=True):
+    """A vendor signal the source cannot fetch (the account has not bought it): skipped until
+    ``retry_at``, shown by ``watcher status``."""
+
+    __tablename__ = "source_signal"
+
+    source: str = Field(primary_key=True, max_length=64)
+    signal: str = Field(primary_key=True, max_length=32)
+    unavailable_since: datetime = Field(default_factory=utcnow)
+    reason: str = Field(default="", sa_column=Column(Text, nullable=False))
+    retry_at: datetime = Field(default_factory=utcnow)
+
+
+class SourceUsage(SQLModel, table=True):
+    """Billed vendor calls per source and hour (``watcher status`` sums the last 24 hours)."""
+
+    __tablename__ = "source_usage"
+
+    source: str = Field(primary_key=True, max_length=64)
+    hour: datetime = Field(primary_key=True)
+    calls: int = 0
 
 
 class Instance(SQLModel, table=True):

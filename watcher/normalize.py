@@ -14,12 +14,16 @@ from collections.abc import Iterable
 from dataclasses import replace
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
+from typing import Any
 
 from watcher.record import (
+    LISTING_SECTIONS,
     Category,
     ChangeLogEntry,
     CompanyStatus,
     Controller,
+    Listing,
+    ListingState,
     Money,
     Person,
     RegistryRecord,
@@ -303,7 +307,8 @@ _LOG_KEYWORDS: tuple[tuple[tuple[str, ...], frozenset[Category]], ...] = (
         frozenset({Category.DIRECTOR, Category.SUPERVISOR, Category.MANAGER}),
     ),
     (("投资人", "股东", "出资", "合伙人", "股权"), frozenset({Category.SHAREHOLDER})),
-    (("实际控制人", "受益所有人"), frozenset({Category.CONTROLLER})),
+    (("实际控制人",), frozenset({Category.ACTUAL_CONTROLLER})),
+    (("受益所有人",), frozenset({Category.BENEFICIAL_OWNER})),
     (("名称",), frozenset({Category.NAME})),
     (("注册资本", "注册资金", "实收资本"), frozenset({Category.REGISTERED_CAPITAL})),
     (("住所", "地址", "经营场所"), frozenset({Category.ADDRESS})),
@@ -489,6 +494,67 @@ def _merge_controllers(controllers: Iterable[Controller]) -> tuple[Controller, .
     return tuple(sorted(merged.values(), key=lambda c: c.key))
 
 
+def listing_identity(listing: Listing) -> tuple[str, str, str]:
+    """A listing's identity across checks: against whom, and the vendor's key (id or case number)."""
+    return (listing.party.value, text_key(listing.party_name), text_key(listing.key))
+
+
+_STATE_ORDER = {ListingState.ACTIVE: 0, ListingState.REMOVED: 1, ListingState.LIFTED: 2}
+
+
+def _normalize_listing(listing: Listing) -> Listing:
+    return replace(
+        listing,
+        key=clean_text(listing.key),
+        party_name=clean_text(listing.party_name),
+        case_number=clean_text(listing.case_number),
+        reason=clean_text(listing.reason),
+        authority=clean_text(listing.authority),
+        amount=_normalize_money(listing.amount),
+        removal_reason=clean_text(listing.removal_reason),
+        pledgor=clean_text(listing.pledgor),
+        pledgee=clean_text(listing.pledgee),
+    )
+
+
+def _merge_listings(listings: Iterable[Listing]) -> tuple[Listing, ...]:
+    """One listing per identity, in identity order. When a vendor reports the same entry twice
+    (e.g. in its current and its history list at once), the active one wins: the cautious reading."""
+    merged: dict[tuple[str, str, str], Listing] = {}
+    for listing in map(_normalize_listing, listings):
+        identity = listing_identity(listing)
+        known = merged.get(identity)
+        if known is None or _listing_preference(listing) < _listing_preference(known):
+            merged[identity] = listing
+    return tuple(merged[identity] for identity in sorted(merged))
+
+
+def _listing_preference(listing: Listing) -> tuple:
+    return (_STATE_ORDER[listing.state], json.dumps(_comparable_listing(listing), ensure_ascii=False))
+
+
+def _comparable_money(money: Money | None) -> list | None:
+    if money is None:
+        return None
+    return [str(money.amount) if money.amount is not None else text_key(money.raw), money.currency]
+
+
+def _comparable_listing(listing: Listing) -> list:
+    return [
+        *listing_identity(listing),
+        listing.state.value,
+        text_key(listing.case_number),
+        text_key(listing.reason),
+        text_key(listing.authority),
+        _comparable_money(listing.amount),
+        listing.listed_on.isoformat() if listing.listed_on else None,
+        listing.removed_on.isoformat() if listing.removed_on else None,
+        text_key(listing.removal_reason),
+        text_key(listing.pledgor),
+        text_key(listing.pledgee),
+    ]
+
+
 def log_entry_key(entry: ChangeLogEntry) -> tuple:
     """A change-log row's identity: case-, width- and spacing-insensitive, like the content hash."""
     return (
@@ -530,6 +596,10 @@ def _log_sort_key(entry: ChangeLogEntry) -> tuple:
 
 def normalize_record(record: RegistryRecord) -> RegistryRecord:
     """The canonical form: idempotent, order-free, formatting-free. Unknown sections stay None."""
+    listings: dict[str, Any] = {
+        section: None if getattr(record, section) is None else _merge_listings(getattr(record, section))
+        for section in LISTING_SECTIONS.values()
+    }
     return replace(
         record,
         registry_id=clean_text(record.registry_id),
@@ -543,6 +613,13 @@ def normalize_record(record: RegistryRecord) -> RegistryRecord:
         controllers=_merge_controllers(record.controllers) if record.controllers is not None else None,
         finance_head=_normalize_person(record.finance_head),
         change_log=_normalize_log(record.change_log) if record.change_log is not None else None,
+        actual_controllers=None
+        if record.actual_controllers is None
+        else _merge_controllers(record.actual_controllers),
+        beneficial_owners=None
+        if record.beneficial_owners is None
+        else _merge_controllers(record.beneficial_owners),
+        **listings,
     )
 
 
@@ -558,15 +635,24 @@ def comparable_content(record: RegistryRecord) -> dict:
             return None
         return [p.key, text_key(p.name), sorted(p.roles)]
 
-    def money(m: Money | None) -> list | None:
-        if m is None:
-            return None
-        return [str(m.amount) if m.amount is not None else text_key(m.raw), m.currency]
+    money = _comparable_money
 
     def stake(s: Stake | None) -> list | None:
         return None if s is None else [str(s.low), str(s.high)]
 
-    return {
+    def controllers(items: tuple[Controller, ...]) -> list:
+        return [[c.key, text_key(c.name), c.kind.value, stake(c.stake), sorted(c.natures)] for c in items]
+
+    # The Chinese vendors' sections count only when known, so that the content hash of every
+    # record without them is what it was before they existed (no snapshot churn on upgrade).
+    extra: dict[str, list] = {}
+    for section in ("actual_controllers", "beneficial_owners"):
+        if getattr(record, section) is not None:
+            extra[section] = controllers(getattr(record, section))
+    for section in LISTING_SECTIONS.values():
+        if getattr(record, section) is not None:
+            extra[section] = [_comparable_listing(item) for item in getattr(record, section)]
+    return extra | {
         "name": text_key(record.name) if record.name is not None else None,
         "status": record.status.code.value if record.status else None,
         "status_raw": text_key(record.status.raw) if record.status else None,
@@ -580,12 +666,7 @@ def comparable_content(record: RegistryRecord) -> dict:
             [h.key, text_key(h.name), h.kind.value, stake(h.stake), money(h.subscribed)]
             for h in record.shareholders
         ],
-        "controllers": None
-        if record.controllers is None
-        else [
-            [c.key, text_key(c.name), c.kind.value, stake(c.stake), sorted(c.natures)]
-            for c in record.controllers
-        ],
+        "controllers": None if record.controllers is None else controllers(record.controllers),
         "finance_head": person(record.finance_head),
         "change_log": None
         if record.change_log is None

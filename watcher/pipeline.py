@@ -40,7 +40,7 @@ from watcher.store import (
     pack_raw,
     record_source_health,
 )
-from watcher.vocabulary import ErrorKind, Severity
+from watcher.vocabulary import AlertKind, ErrorKind, Severity
 
 _Args = TypeVarTuple("_Args")
 _Result = TypeVar("_Result")
@@ -427,7 +427,11 @@ class Checker:
             borrower.baseline_at = now
         assessment = evaluation.assessment
         borrower.signatory_mismatch = assessment.signatory_mismatch
-        alert = self._alert(session, borrower, assessment, now) if evaluation.alerts else None
+        alert = (
+            self._alert(session, borrower, assessment, now, evaluation.alert_kind)
+            if evaluation.alerts
+            else None
+        )
         alert_id = alert.id if alert else None
         for change in evaluation.changes:
             session.add(
@@ -444,6 +448,9 @@ class Checker:
                     effective_date=change.effective_date,
                     detected_at=now,
                     key_person=change.key_person,
+                    party=change.party.value if change.party else None,
+                    party_name=change.party_name or None,
+                    first_seen=change.first_seen,
                 )
             )
         for day in assessment.occasions:
@@ -494,10 +501,13 @@ class Checker:
         session.flush()
         return snapshot
 
-    def _alert(self, session: Session, borrower: Borrower, assessment: Assessment, now: datetime) -> Alert:
+    def _alert(
+        self, session: Session, borrower: Borrower, assessment: Assessment, now: datetime, kind: AlertKind
+    ) -> Alert:
         assert assessment.severity is not None
         alert = Alert(
             borrower_id=borrower.id,
+            kind=kind,
             source=borrower.source,
             severity=assessment.severity.value,
             created_at=now,

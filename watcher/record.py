@@ -43,6 +43,17 @@ class Category(StrEnum):
     STATUS = "status"
     REGISTERED_CAPITAL = "registered_capital"
     ADDRESS = "address"
+    # Chinese vendors' control and risk signals (the design's list extended; additions only).
+    ACTUAL_CONTROLLER = "actual_controller"  # 实际控制人
+    BENEFICIAL_OWNER = "beneficial_owner"  # 受益所有人
+    ABNORMAL_OPERATION = "abnormal_operation"  # 经营异常名录
+    SERIOUS_VIOLATION = "serious_violation"  # 严重违法失信
+    EQUITY_PLEDGE = "equity_pledge"  # 股权出质
+    CHATTEL_MORTGAGE = "chattel_mortgage"  # 动产抵押
+    ENFORCEMENT = "enforcement"  # 被执行人
+    DISHONEST_DEBTOR = "dishonest_debtor"  # 失信被执行人
+    CONSUMPTION_RESTRICTION = "consumption_restriction"  # 限制高消费
+    BANKRUPTCY = "bankruptcy"  # 破产重整
 
 
 KEY_PERSON_CATEGORIES: frozenset[Category] = frozenset(
@@ -52,8 +63,49 @@ KEY_PERSON_CATEGORIES: frozenset[Category] = frozenset(
         Category.SHAREHOLDER,
         Category.FINANCE_HEAD,
         Category.CONTROLLER,
+        Category.ACTUAL_CONTROLLER,
     }
 )
+
+# The record section that holds each risk listing category (a tuple of :class:`Listing`).
+LISTING_SECTIONS: dict[Category, str] = {
+    Category.ABNORMAL_OPERATION: "abnormal_operations",
+    Category.SERIOUS_VIOLATION: "serious_violations",
+    Category.EQUITY_PLEDGE: "equity_pledges",
+    Category.CHATTEL_MORTGAGE: "chattel_mortgages",
+    Category.ENFORCEMENT: "enforcements",
+    Category.DISHONEST_DEBTOR: "dishonest_debtors",
+    Category.CONSUMPTION_RESTRICTION: "consumption_restrictions",
+    Category.BANKRUPTCY: "bankruptcies",
+}
+LISTING_CATEGORIES: frozenset[Category] = frozenset(LISTING_SECTIONS)
+
+
+class Signal(StrEnum):
+    """What a source can be asked to fetch; each is billed and refreshed on its own cadence.
+
+    ``registry`` is the registry card every source has; the others are the Chinese vendors'
+    separate lists (``[sources.NAME] signals`` and ``cadence``).
+    """
+
+    REGISTRY = "registry"
+    CONTROLLER = "controller"  # actual controller and beneficial owners
+    ABNORMAL = "abnormal"  # abnormal-operations listings
+    VIOLATIONS = "violations"  # serious-violation listings
+    PLEDGES = "pledges"  # equity pledges and chattel mortgages
+    JUDICIAL = "judicial"  # enforcement, dishonest debtor, consumption restriction, bankruptcy
+    CHANGE_LOG = "change_log"  # the paged change log, former legal representatives, revocation dates
+
+
+# The record sections each signal fills (besides ``registry``, which fills the card's sections).
+SIGNAL_SECTIONS: dict[Signal, tuple[str, ...]] = {
+    Signal.CONTROLLER: ("actual_controllers", "beneficial_owners"),
+    Signal.ABNORMAL: ("abnormal_operations",),
+    Signal.VIOLATIONS: ("serious_violations",),
+    Signal.PLEDGES: ("equity_pledges", "chattel_mortgages"),
+    Signal.JUDICIAL: ("enforcements", "dishonest_debtors", "consumption_restrictions", "bankruptcies"),
+    Signal.CHANGE_LOG: ("change_log",),
+}
 
 
 class Action(StrEnum):
@@ -83,6 +135,22 @@ CRITICAL_STATUSES: frozenset[CompanyStatus] = frozenset(
         CompanyStatus.DEREGISTERED,
     }
 )
+
+
+class ListingState(StrEnum):
+    """Where a risk listing stands: still in force, taken off the list, or lifted (obligation met)."""
+
+    ACTIVE = "active"
+    REMOVED = "removed"  # removed from the list, cancelled, no longer valid (无效, 移出)
+    LIFTED = "lifted"  # obligation performed or restriction lifted (已履行, 历史失信)
+
+
+class Party(StrEnum):
+    """Against whom a listing is: the borrower itself or one of its key people."""
+
+    COMPANY = "company"
+    LEGAL_REPRESENTATIVE = "legal_representative"
+    ACTUAL_CONTROLLER = "actual_controller"
 
 
 class HolderKind(StrEnum):
@@ -163,6 +231,31 @@ class Controller:
 
 
 @dataclass(frozen=True, slots=True)
+class Listing:
+    """One entry of a risk list (abnormal operations, pledges, court enforcement…).
+
+    ``key`` is its stable identity (the vendor's id or the case / registration number) and, with
+    ``party`` and ``party_name``, what the diff matches on; everything else may change over time.
+    ``listed_on`` is the listing, registration or filing date; ``removed_on`` the removal,
+    cancellation or lifting date.
+    """
+
+    key: str
+    state: ListingState
+    party: Party = Party.COMPANY
+    party_name: str = ""
+    case_number: str = ""
+    reason: str = ""
+    authority: str = ""
+    amount: Money | None = None
+    listed_on: date | None = None
+    removed_on: date | None = None
+    removal_reason: str = ""
+    pledgor: str = ""
+    pledgee: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class ChangeLogEntry:
     """One row of the registry's own dated change log (变更记录, appointment history)."""
 
@@ -187,6 +280,20 @@ class RegistryRecord:
     controllers: tuple[Controller, ...] | None = None
     finance_head: Person | None = None
     change_log: tuple[ChangeLogEntry, ...] | None = field(default=None)
+    actual_controllers: tuple[Controller, ...] | None = None
+    beneficial_owners: tuple[Controller, ...] | None = None
+    abnormal_operations: tuple[Listing, ...] | None = None
+    serious_violations: tuple[Listing, ...] | None = None
+    equity_pledges: tuple[Listing, ...] | None = None
+    chattel_mortgages: tuple[Listing, ...] | None = None
+    enforcements: tuple[Listing, ...] | None = None
+    dishonest_debtors: tuple[Listing, ...] | None = None
+    consumption_restrictions: tuple[Listing, ...] | None = None
+    bankruptcies: tuple[Listing, ...] | None = None
+
+    def listings(self, category: Category) -> tuple[Listing, ...] | None:
+        """The listings of a risk category (None when unknown)."""
+        return getattr(self, LISTING_SECTIONS[category])
 
 
 # -- JSON round trip (snapshots are stored as this JSON) ----------------------------------------
@@ -251,13 +358,83 @@ def _person(data: dict | None) -> Person | None:
     )
 
 
+def _controller_dict(controller: Controller) -> dict:
+    return {
+        "name": controller.name,
+        "key": controller.key,
+        "kind": controller.kind.value,
+        "stake": _stake_dict(controller.stake),
+        "natures": sorted(controller.natures),
+    }
+
+
+def _controller(data: dict) -> Controller:
+    return Controller(
+        name=data["name"],
+        key=data["key"],
+        kind=HolderKind(data["kind"]),
+        stake=_stake(data.get("stake")),
+        natures=frozenset(data.get("natures", ())),
+    )
+
+
+def _listing_dict(listing: Listing) -> dict:
+    return {
+        "key": listing.key,
+        "state": listing.state.value,
+        "party": listing.party.value,
+        "party_name": listing.party_name,
+        "case_number": listing.case_number,
+        "reason": listing.reason,
+        "authority": listing.authority,
+        "amount": _money_dict(listing.amount),
+        "listed_on": _iso(listing.listed_on),
+        "removed_on": _iso(listing.removed_on),
+        "removal_reason": listing.removal_reason,
+        "pledgor": listing.pledgor,
+        "pledgee": listing.pledgee,
+    }
+
+
+def _listing(data: dict) -> Listing:
+    return Listing(
+        key=data["key"],
+        state=ListingState(data["state"]),
+        party=Party(data.get("party", Party.COMPANY.value)),
+        party_name=data.get("party_name", ""),
+        case_number=data.get("case_number", ""),
+        reason=data.get("reason", ""),
+        authority=data.get("authority", ""),
+        amount=_money(data.get("amount")),
+        listed_on=_day(data.get("listed_on")),
+        removed_on=_day(data.get("removed_on")),
+        removal_reason=data.get("removal_reason", ""),
+        pledgor=data.get("pledgor", ""),
+        pledgee=data.get("pledgee", ""),
+    )
+
+
+_CONTROL_SECTIONS = ("actual_controllers", "beneficial_owners")
+
+
 def record_as_dict(record: RegistryRecord) -> dict:
-    """A JSON-ready dict; :func:`record_from_dict` reads it back to an equal record."""
+    """A JSON-ready dict; :func:`record_from_dict` reads it back to an equal record.
+
+    The Chinese vendors' sections are written only when known, so records of other sources keep
+    the shape they always had.
+    """
 
     def many(items, convert):
         return None if items is None else [convert(item) for item in items]
 
-    return {
+    extra: dict[str, list[dict]] = {}
+    for section in _CONTROL_SECTIONS:
+        if getattr(record, section) is not None:
+            extra[section] = [_controller_dict(c) for c in getattr(record, section)]
+    for section in LISTING_SECTIONS.values():
+        if getattr(record, section) is not None:
+            extra[section] = [_listing_dict(item) for item in getattr(record, section)]
+    return extra | {
         "source": record.source,
         "registry_id": record.registry_id,
         "name": record.name,
@@ -278,16 +455,7 @@ def record_as_dict(record: RegistryRecord) -> dict:
                 "subscribed": _money_dict(h.subscribed),
             },
         ),
-        "controllers": many(
-            record.controllers,
-            lambda c: {
-                "name": c.name,
-                "key": c.key,
-                "kind": c.kind.value,
-                "stake": _stake_dict(c.stake),
-                "natures": sorted(c.natures),
-            },
-        ),
+        "controllers": many(record.controllers, _controller_dict),
         "finance_head": _person_dict(record.finance_head),
         "change_log": many(
             record.change_log,
@@ -327,16 +495,7 @@ def record_from_dict(data: dict) -> RegistryRecord:
                 subscribed=_money(h.get("subscribed")),
             ),
         ),
-        controllers=many(
-            "controllers",
-            lambda c: Controller(
-                name=c["name"],
-                key=c["key"],
-                kind=HolderKind(c["kind"]),
-                stake=_stake(c.get("stake")),
-                natures=frozenset(c.get("natures", ())),
-            ),
-        ),
+        controllers=many("controllers", _controller),
         finance_head=_person(data.get("finance_head")),
         change_log=many(
             "change_log",
@@ -348,4 +507,7 @@ def record_from_dict(data: dict) -> RegistryRecord:
                 date=_day(e.get("date")),
             ),
         ),
+        actual_controllers=many("actual_controllers", _controller),
+        beneficial_owners=many("beneficial_owners", _controller),
+        **{section: many(section, _listing) for section in LISTING_SECTIONS.values()},
     )

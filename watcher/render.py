@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from enum import StrEnum
 
-from watcher.record import Action, Category
+from watcher.record import LISTING_CATEGORIES, Action, Category, Party
 from watcher.vocabulary import AlertKind, Language, Severity
 
 LANGUAGES = tuple(Language)
@@ -47,6 +47,16 @@ CATEGORY_LABEL = {
         Category.STATUS: "登记状态",
         Category.REGISTERED_CAPITAL: "注册资本",
         Category.ADDRESS: "住所",
+        Category.ACTUAL_CONTROLLER: "实际控制人",
+        Category.BENEFICIAL_OWNER: "受益所有人",
+        Category.ABNORMAL_OPERATION: "经营异常",
+        Category.SERIOUS_VIOLATION: "严重违法失信",
+        Category.EQUITY_PLEDGE: "股权出质",
+        Category.CHATTEL_MORTGAGE: "动产抵押",
+        Category.ENFORCEMENT: "被执行人",
+        Category.DISHONEST_DEBTOR: "失信被执行人",
+        Category.CONSUMPTION_RESTRICTION: "限制高消费",
+        Category.BANKRUPTCY: "破产重整",
     },
     Language.EN: {
         Category.LEGAL_REPRESENTATIVE: "Legal representative",
@@ -60,6 +70,35 @@ CATEGORY_LABEL = {
         Category.STATUS: "Status",
         Category.REGISTERED_CAPITAL: "Registered capital",
         Category.ADDRESS: "Address",
+        Category.ACTUAL_CONTROLLER: "Actual controller",
+        Category.BENEFICIAL_OWNER: "Beneficial owner",
+        Category.ABNORMAL_OPERATION: "Abnormal operations listing",
+        Category.SERIOUS_VIOLATION: "Serious violation listing",
+        Category.EQUITY_PLEDGE: "Equity pledge",
+        Category.CHATTEL_MORTGAGE: "Chattel mortgage",
+        Category.ENFORCEMENT: "Court enforcement",
+        Category.DISHONEST_DEBTOR: "Dishonest debtor",
+        Category.CONSUMPTION_RESTRICTION: "Consumption restriction",
+        Category.BANKRUPTCY: "Bankruptcy / reorganisation",
+    },
+}
+
+# Risk listings come into force, leave it, or change; people are added and removed.
+LISTING_ACTION_LABEL = {
+    Language.ZH_CN: {Action.ADDED: "列入", Action.REMOVED: "移出/解除", Action.CHANGED: "变更"},
+    Language.EN: {Action.ADDED: "listed", Action.REMOVED: "removed/lifted", Action.CHANGED: "changed"},
+}
+
+PARTY_LABEL = {
+    Language.ZH_CN: {
+        Party.COMPANY: "企业",
+        Party.LEGAL_REPRESENTATIVE: "法定代表人",
+        Party.ACTUAL_CONTROLLER: "实际控制人",
+    },
+    Language.EN: {
+        Party.COMPANY: "the company",
+        Party.LEGAL_REPRESENTATIVE: "legal representative",
+        Party.ACTUAL_CONTROLLER: "actual controller",
     },
 }
 
@@ -74,7 +113,10 @@ _TEXT = {
         "title_mismatch": "【{severity}】{name}（{borrower_id}）预留签字人未更新",
         "effective": "生效日期",
         "window": "近 {days} 天内关键人员变更 {count} 次",
-        "action_high": "建议：立即发起风险预警，并考虑提前收回贷款（提前收回）。",
+        "title_onboarding": "【{severity}】{name}（{borrower_id}）纳入监控时已存在风险信息",
+        "against": "（针对{role} {name}）",
+        "first_seen": "（首次核查时已存在）",
+        "action_high": "建议：立即发起风险预警，并考虑提前收回贷款（提前收回）、申请财产保全。",
         "mismatch": "登记的法定代表人为 {registry}，与我行预留签字人 {on_file} 不一致：预留签字人未更新。",
         "footer": "来源：{source}　检测时间：{detected}　预警编号 {alert_id}",
         "none": "（无）",
@@ -98,7 +140,11 @@ _TEXT = {
         "title_mismatch": "[{severity}] {name} ({borrower_id}): signatory on file not updated",
         "effective": "effective",
         "window": "{count} key-person change(s) in the last {days} days",
-        "action_high": "Recommended action: raise a risk warning and consider calling the loan early.",
+        "title_onboarding": "[{severity}] {name} ({borrower_id}): risk listings active at onboarding",
+        "against": " (against the {role}, {name})",
+        "first_seen": " (already in force when first checked)",
+        "action_high": "Recommended action: raise a risk warning and consider calling the loan early "
+        "and asset preservation.",
         "mismatch": "The registry's legal representative is {registry}, not the signatory on file "
         "({on_file}): signatory on file not updated.",
         "footer": "Source: {source} · detected {detected} · alert ID {alert_id}",
@@ -130,6 +176,9 @@ class ChangeLine:
     before: str | None
     after: str | None
     effective_date: date | None
+    party: Party | None = None
+    party_name: str = ""
+    first_seen: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,8 +287,15 @@ def _generic_subject(change: ChangeLine) -> bool:
 def change_line(change: ChangeLine, language: Language, fmt: BodyFormat = BodyFormat.TEXT) -> str:
     """One change as one unit, never split: category, action, who, old → new, effective date."""
     escape = _escaper(fmt)
-    none = _TEXT[language]["none"]
-    label = f"{CATEGORY_LABEL[language][change.category]} {ACTION_LABEL[language][change.action]}"
+    text = _TEXT[language]
+    none = text["none"]
+    actions = LISTING_ACTION_LABEL if change.category in LISTING_CATEGORIES else ACTION_LABEL
+    label = f"{CATEGORY_LABEL[language][change.category]} {actions[language][change.action]}"
+    if change.party not in (None, Party.COMPANY):
+        assert change.party is not None
+        label += text["against"].format(
+            role=PARTY_LABEL[language][change.party], name=escape(change.party_name) or none
+        )
     before = escape(change.before) if change.before else none
     after = escape(change.after) if change.after else none
     if change.action is Action.ADDED:
@@ -252,7 +308,9 @@ def change_line(change: ChangeLine, language: Language, fmt: BodyFormat = BodyFo
         detail = f"{escape(change.subject)}: {before} → {after}"
     line = f"{label}: {detail}"
     if change.effective_date:
-        line += f" ({_TEXT[language]['effective']} {change.effective_date.isoformat()})"
+        line += f" ({text['effective']} {change.effective_date.isoformat()})"
+    if change.first_seen:
+        line += text["first_seen"]
     return line
 
 
@@ -423,12 +481,14 @@ def render_alert(
     view: AlertView, language: Language, fmt: BodyFormat = BodyFormat.TEXT, limits: Limits = NO_LIMIT
 ) -> RenderedAlert:
     """Title and body of one alert in ``language`` and ``fmt``, within ``limits``."""
-    if view.kind != AlertKind.CHANGE:
+    if not view.kind.about_changes:
         return _render_monitoring(view, language, fmt, limits)
     escape = _escaper(fmt)
     text = _TEXT[language]
     severity = SEVERITY_LABEL[language][view.severity]
     title_key = "title" if view.changes else "title_mismatch"
+    if view.kind is AlertKind.ONBOARDING:
+        title_key = "title_onboarding"
     title = text[title_key].format(
         severity=severity, name=" ".join(view.borrower_name.split()), borrower_id=view.borrower_id
     )
@@ -471,7 +531,7 @@ def render_digest(
     items = []
     for view in views:
         categories = sorted({CATEGORY_LABEL[language][change.category] for change in view.changes})
-        if view.kind != AlertKind.CHANGE:
+        if not view.kind.about_changes:
             categories = [text[view.kind]]
         items.append(
             text["digest_line"].format(

@@ -1,9 +1,12 @@
 """Severity rules from bank post-loan practice.
 
-A key-person change (legal representative, director, shareholder, finance head, controller) is a
-warning; more than ``frequent_after`` key-person change *occasions* within ``window`` is high risk
-(raise a risk warning, consider calling the loan early); a status of deregistered, revoked,
-bankrupt, liquidation or abnormal operation is critical; anything else is info.
+A key-person change (legal representative, director, shareholder, finance head, controller, actual
+controller) is a warning; more than ``frequent_after`` key-person change *occasions* within
+``window`` is high risk (raise a risk warning, consider calling the loan early); a status of
+deregistered, revoked, bankrupt, liquidation or abnormal operation is critical. A risk listing
+coming into force has its category's severity (:data:`LISTING_SEVERITY`: a dishonest-debtor listing
+is critical, a new pledge high…), and a high or critical one recommends the same actions as frequent
+key-person changes; its removal or lifting is info. Anything else is info.
 """
 
 from __future__ import annotations
@@ -14,8 +17,42 @@ from datetime import date, timedelta
 
 from watcher.diff import Change
 from watcher.normalize import text_key
-from watcher.record import CRITICAL_STATUSES, Category, CompanyStatus, RegistryRecord
+from watcher.record import (
+    CRITICAL_STATUSES,
+    LISTING_CATEGORIES,
+    Action,
+    Category,
+    CompanyStatus,
+    RegistryRecord,
+)
 from watcher.vocabulary import Severity  # defined with the other vocabularies; still importable from here
+
+# Severity of a risk listing that comes into force (its removal or lifting is info).
+LISTING_SEVERITY: dict[Category, Severity] = {
+    Category.ABNORMAL_OPERATION: Severity.CRITICAL,
+    Category.SERIOUS_VIOLATION: Severity.CRITICAL,
+    Category.EQUITY_PLEDGE: Severity.HIGH,
+    Category.CHATTEL_MORTGAGE: Severity.WARNING,
+    Category.ENFORCEMENT: Severity.HIGH,
+    Category.DISHONEST_DEBTOR: Severity.CRITICAL,
+    Category.CONSUMPTION_RESTRICTION: Severity.HIGH,
+    Category.BANKRUPTCY: Severity.CRITICAL,
+}
+assert set(LISTING_SEVERITY) == LISTING_CATEGORIES
+
+
+def change_severity(change: Change) -> Severity:
+    """The severity one change has on its own, before the key-person window is counted.
+
+    Key-person changes are warnings (the window may raise them to high risk, see :func:`assess`).
+    """
+    if change.category in LISTING_SEVERITY:
+        return LISTING_SEVERITY[change.category] if change.raises_listing else Severity.INFO
+    if change.category is Category.BENEFICIAL_OWNER:
+        return Severity.INFO if change.action is Action.REMOVED else Severity.WARNING
+    if change.key_person:
+        return Severity.WARNING
+    return Severity.INFO
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,21 +128,23 @@ def assess(
         previous_mismatch is None or text_key(previous_mismatch) != text_key(mismatch)
     )
 
-    levels: list[Severity] = []
-    if changes:
-        levels.append(Severity.INFO)
+    levels = [change_severity(change) for change in changes]
     frequent = bool(occasions) and in_window > settings.frequent_after
-    if occasions:
-        levels.append(Severity.HIGH if frequent else Severity.WARNING)
+    if frequent:
+        levels.append(Severity.HIGH)
     if mismatch_is_new:
         levels.append(Severity.WARNING)
     if any(_turned_critical(change, record) for change in changes):
         levels.append(Severity.CRITICAL)
+    grave_listing = any(
+        change.category in LISTING_SEVERITY and change_severity(change).rank >= Severity.HIGH.rank
+        for change in changes
+    )
     return Assessment(
         severity=max(levels, key=lambda level: level.rank) if levels else None,
         occasions=occasions,
         occasions_in_window=in_window,
-        recommend_early_repayment=frequent,
+        recommend_early_repayment=frequent or grave_listing,
         signatory_mismatch=mismatch,
         signatory_warning=mismatch_is_new,
     )
@@ -127,7 +166,8 @@ _EXPLAINS_DISAPPEARANCE = frozenset(
 
 
 def vanished_sections(old: RegistryRecord, new: RegistryRecord) -> tuple[str, ...]:
-    """The sections (people, shareholders, controllers) that held someone before and are empty now,
+    """The sections of people (officers, shareholders, controllers, actual controllers, beneficial
+    owners) that held someone before and are empty now,
     unless the new status explains it.
 
     Registries answer with empty lists when something on their side breaks (Brønnøysund's
@@ -137,7 +177,7 @@ def vanished_sections(old: RegistryRecord, new: RegistryRecord) -> tuple[str, ..
     if new.status is not None and new.status.code in _EXPLAINS_DISAPPEARANCE:
         return ()
     vanished = []
-    for section in ("people", "shareholders", "controllers"):
+    for section in ("people", "shareholders", "controllers", "actual_controllers", "beneficial_owners"):
         before, after = getattr(old, section), getattr(new, section)
         if before and after is not None and not after:
             vanished.append(section)

@@ -62,8 +62,14 @@ class AlertKind(StrEnum):
     """What an alert is about: registry changes (with change events), or the watch itself."""
 
     CHANGE = "change"
+    ONBOARDING = "onboarding"  # risk listings already in force at a borrower's first check
     MONITORING_GAP = "monitoring_gap"
     MONITORING_RESTORED = "monitoring_restored"
+
+    @property
+    def about_changes(self) -> bool:
+        """An alert about the borrower's registry facts (with change events), not about the watch."""
+        return self in (AlertKind.CHANGE, AlertKind.ONBOARDING)
 
 
 class AlertStatus(StrEnum):

@@ -25,7 +25,13 @@ _APPEND_GOT = {"clock", "active_hours", "timezone", "unknown_source", "source_ty
 (at ``{value}`` when the message has that placeholder, else at the end)."""
 
 _OWN_KINDS = _APPEND_GOT | {
-    "missing_type", "table", "blank", "database_url", "source_name", "console_secret", "console_header"
+    "missing_type",
+    "table",
+    "blank",
+    "database_url",
+    "source_name",
+    "console_secret",
+    "console_header",
 }
 _ECHOING_KINDS = {"duration": DURATION_FORMS, "rate": RATE_FORMS}
 """Kinds from ``watcher.units`` whose message quotes the value; replaced when that value is secret."""
@@ -35,15 +41,24 @@ _FIXED_REASONS = {
     "missing": "missing required key",
 }
 _TYPE_REASONS = {
-    "int_type": "a whole number", "int_parsing": "a whole number", "int_from_float": "a whole number",
-    "bool_type": "true or false", "bool_parsing": "true or false",
-    "string_type": "a string", "list_type": "an array",
-    "float_type": "a number", "float_parsing": "a number",
-    "dict_type": "a table", "model_type": "a table", "model_attributes_type": "a table",
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "string_type": "a string",
+    "list_type": "an array",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "dict_type": "a table",
+    "model_type": "a table",
+    "model_attributes_type": "a table",
 }
 _BOUNDS = {
-    "greater_than_equal": ("at least", "ge"), "less_than_equal": ("at most", "le"),
-    "greater_than": ("greater than", "gt"), "less_than": ("less than", "lt"),
+    "greater_than_equal": ("at least", "ge"),
+    "less_than_equal": ("at most", "le"),
+    "greater_than": ("greater than", "gt"),
+    "less_than": ("less than", "lt"),
 }
 
 

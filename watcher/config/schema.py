@@ -89,7 +89,7 @@ class DatabaseSection(_Model):
         if scheme == "sqlite" or scheme.startswith("sqlite+") or scheme == "postgresql+psycopg":
             return value
         if scheme in {"postgresql", "postgres"}:
-            return "postgresql+psycopg" + value[len(scheme):]
+            return "postgresql+psycopg" + value[len(scheme) :]
         raise PydanticCustomError(
             "database_url",
             "unsupported database URL; use sqlite:///path/to/watcher.db or postgresql+psycopg://user@host/db",
@@ -200,7 +200,8 @@ def _network(value: str) -> str:
         ip_network(value.strip(), strict=False)
     except ValueError:
         raise PydanticCustomError(
-            "console_proxy", "expected an IP address or network such as 10.0.0.0/8, got {value}",
+            "console_proxy",
+            "expected an IP address or network such as 10.0.0.0/8, got {value}",
             {"value": repr(value)},
         ) from None
     return value.strip()
@@ -392,7 +393,8 @@ class Config(_Model):
         unknown = [
             InitErrorDetails(
                 type=PydanticCustomError(
-                    "unknown_source", "no such [sources.<name>] table (defined: {defined})",
+                    "unknown_source",
+                    "no such [sources.<name>] table (defined: {defined})",
                     {"defined": ", ".join(sorted(self.sources)) or "none"},
                 ),
                 loc=("notifiers", notifier_name, "sources", index),

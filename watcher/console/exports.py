@@ -42,8 +42,7 @@ FORMULA_TRIGGERS = "=+-@\uff1d\uff0b\uff0d\uff20"
 CELL_SEPARATORS = ",;|\t\r\n\v\f\x1c\x1d\x1e\x1f\x85\u2028\u2029"
 """Delimiters and line breaks after which some program may start a new cell."""
 _CELL_START = re.compile(
-    f"(?:^|(?<=[{re.escape(CELL_SEPARATORS)}]))([ \u3000]*)(?=[{re.escape(FORMULA_TRIGGERS)}])"
-    "|^(?=[\t\r])"
+    f"(?:^|(?<=[{re.escape(CELL_SEPARATORS)}]))([ \u3000]*)(?=[{re.escape(FORMULA_TRIGGERS)}])|^(?=[\t\r])"
 )
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
 XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
