@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager, nullcontext
@@ -22,7 +23,9 @@ from pydantic import BaseModel, ConfigDict
 
 from watcher import __version__
 from watcher.errors import BlockedError, NotFoundError, ParseError, SourceError
-from watcher.record import RegistryRecord
+from watcher.record import RegistryRecord, Signal
+
+log = logging.getLogger("watcher.sources")
 
 # Key of the validation context that carries the config file's folder: options resolve relative
 # paths against it, as operators expect of paths written in a config file.
@@ -42,12 +45,14 @@ class Fetched:
     """A successful fetch: the mapped record and the raw responses behind it (kept for audit).
 
     ``payload_digest`` identifies the raw answer (see :func:`payload_digest`); None when the source
-    cannot tell, and then the next check always maps its answer again.
+    cannot tell, and then the next check always maps its answer again. ``signals`` are the signals
+    this fetch covered: the ones asked for, less those the account turned out not to have.
     """
 
     record: RegistryRecord
     raw: dict[str, str] = field(default_factory=dict)
     payload_digest: str | None = None
+    signals: frozenset[Signal] = frozenset({Signal.REGISTRY})
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +60,7 @@ class SamePayload:
     """The registry answered exactly what it answered before: not mapped again, so nothing changed."""
 
     payload_digest: str
+    signals: frozenset[Signal] = frozenset({Signal.REGISTRY})
 
 
 def payload_digest(mapping: str, registry_id: str, raw: Mapping[str, str]) -> str:
@@ -96,24 +102,65 @@ class Source(ABC):
     # Charsets tried, strictly and in order, for an answer (or saved file) that declares none: UTF-8,
     # and GB18030 after it only for the Chinese vendors, whose pages come in it.
     undeclared_charsets: ClassVar[tuple[str, ...]] = ("utf-8",)
+    # What the source can fetch (:class:`~watcher.record.Signal`); every source has the registry card.
+    supported_signals: ClassVar[frozenset[Signal]] = frozenset({Signal.REGISTRY})
+    # Whether the vendor bills every call (``watcher status`` counts them, see :attr:`billed_calls`).
+    billed: ClassVar[bool] = False
 
     def __init__(self, name: str, options: SourceOptions) -> None:
         self.name = name
         self.options = options
+        # Signals the account cannot fetch (not bought, no permission), with the vendor's words:
+        # skipped until the pipeline forgets them (it retries them after a while).
+        self.unavailable_signals: dict[Signal, str] = {}
+        # Requests the vendor answered since the pipeline last took the count (billed sources).
+        self.billed_calls = 0
+
+    @property
+    def enabled_signals(self) -> frozenset[Signal]:
+        """The signals configured (``[sources.NAME] signals``; all the source supports by default),
+        always with the registry card."""
+        configured = getattr(self.options, "signals", None)
+        chosen = self.supported_signals if configured is None else frozenset(configured)
+        return (chosen & self.supported_signals) | {Signal.REGISTRY}
+
+    def mark_unavailable(self, signal: Signal, reason: str) -> None:
+        """The vendor says the account may not fetch ``signal``: one warning, then it is skipped and
+        the rest of the source keeps working."""
+        if signal not in self.unavailable_signals:
+            log.warning(
+                "%s cannot fetch signal %r: %s; the signal is skipped, the rest of the source keeps working",
+                self.name,
+                signal.value,
+                _shorten(reason),
+            )
+        self.unavailable_signals[signal] = reason
+
+    def take_billed_calls(self) -> int:
+        """The billed calls counted since the last take (the pipeline stores them per hour)."""
+        calls, self.billed_calls = self.billed_calls, 0
+        return calls
 
     def normalise_id(self, registry_id: str) -> str:
         """The registry's canonical form of an identifier; ValueError saying why when it is invalid."""
         return canonical_id(type(self), registry_id)
 
     @overload
-    async def fetch(self, registry_id: str) -> Fetched: ...
+    async def fetch(self, registry_id: str, *, signals: frozenset[Signal] | None = None) -> Fetched: ...
 
     @overload
-    async def fetch(self, registry_id: str, last_payload: str | None) -> Fetched | SamePayload: ...
+    async def fetch(
+        self, registry_id: str, last_payload: str | None, *, signals: frozenset[Signal] | None = None
+    ) -> Fetched | SamePayload: ...
 
-    async def fetch(self, registry_id: str, last_payload: str | None = None) -> Fetched | SamePayload:
+    async def fetch(
+        self, registry_id: str, last_payload: str | None = None, *, signals: frozenset[Signal] | None = None
+    ) -> Fetched | SamePayload:
         """The record of one company, or :class:`SamePayload` when the registry's answer has the
         :func:`payload_digest` ``last_payload``: then it is not mapped again.
+
+        ``signals`` are the signals due (None: every enabled one); the registry card is always
+        fetched, and the sections of signals not fetched stay unknown (None) in the record.
 
         Nearly every check of a portfolio finds its registry answer as it was; skipping the mapping,
         normalising and hashing of those is most of an unchanged cycle's work after the network.
@@ -124,22 +171,32 @@ class Source(ABC):
         except ValueError as error:
             reason = f"invalid {self.identifier_name}: {error}"
             raise NotFoundError(reason, source=self.name, registry_id=registry_id) from None
+        wanted = self.enabled_signals if signals is None else (signals & self.enabled_signals)
+        wanted = (wanted | {Signal.REGISTRY}) - set(self.unavailable_signals)
         try:
             async with self.deadline():
-                raw = await self.fetch_raw(normalised)
+                raw = await self.fetch_signals(normalised, wanted)
         except SourceError as error:
             _attribute(error, self.name, normalised)
             raise
+        covered = wanted - set(self.unavailable_signals)
         digest = payload_digest(self.mapping_fingerprint, normalised, raw)
         if digest == last_payload:
-            return SamePayload(digest)
+            return SamePayload(digest, signals=covered)
         record = record_of(self.map_raw, raw, source=self.name, registry_id=normalised)
-        return Fetched(record=record, raw=raw, payload_digest=digest)
+        return Fetched(record=record, raw=raw, payload_digest=digest, signals=covered)
 
     @abstractmethod
     async def fetch_raw(self, registry_id: str) -> dict[str, str]:
         """The registry's answer texts for a normalised identifier, keyed by endpoint name, or a
         ``SourceError`` when there is no answer to map (not found, refused, rate limited…)."""
+
+    async def fetch_signals(self, registry_id: str, signals: frozenset[Signal]) -> dict[str, str]:
+        """The answers for ``signals`` (always including the registry card). Sources with a single
+        signal keep this default; the Chinese vendors fetch each signal's endpoints, leave out the
+        endpoints of a signal the account cannot fetch (:meth:`mark_unavailable`), and map only the
+        answers present, so a signal not fetched leaves its sections unknown."""
+        return await self.fetch_raw(registry_id)
 
     @abstractmethod
     def map_raw(self, raw: Mapping[str, str], *, source: str, registry_id: str) -> RegistryRecord:

@@ -34,6 +34,7 @@ class HttpSource(Source):
         self.settings = options
         self.timing = timing
         self._http: HttpPolicy | None = None
+        self._answered_taken = 0
 
     def charsets(self) -> Charsets:
         """How this source's answers are decoded: JSON, so UTF-8 whatever they declare."""
@@ -55,7 +56,16 @@ class HttpSource(Source):
     def deadline(self) -> AbstractAsyncContextManager[object]:
         return self.http.deadline()
 
+    def take_billed_calls(self) -> int:
+        """HTTP 200 answers since the last take, for a source whose vendor bills every call."""
+        if not self.billed or self._http is None:
+            return 0
+        calls = self._http.answered - self._answered_taken
+        self._answered_taken = self._http.answered
+        return calls
+
     async def aclose(self) -> None:
         if self._http is not None:
             await self._http.aclose()
             self._http = None
+            self._answered_taken = 0

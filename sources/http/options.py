@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import Field, ValidationInfo, field_validator
 
 from sources.base import BASE_DIR_CONTEXT, SourceOptions
+from watcher.record import Signal
 from watcher.units import Duration, RateSpec, parse_rate
 
 
@@ -49,3 +50,33 @@ class HttpSourceOptions(SourceOptions):
         except (OSError, ssl.SSLError) as error:
             raise ValueError(f"cannot load CA bundle {path}: {error}") from None
         return str(path)
+
+
+# Signals a vendor refreshes less often than its registry card by default: the ones that move
+# slowly. Abnormal-operations and court listings, the hardest early signs, follow every check.
+DEFAULT_CADENCE: dict[Signal, timedelta] = {
+    Signal.CONTROLLER: timedelta(days=7),
+    Signal.VIOLATIONS: timedelta(days=7),
+    Signal.PLEDGES: timedelta(days=7),
+    Signal.CHANGE_LOG: timedelta(days=7),
+}
+
+
+class VendorOptions(HttpSourceOptions):
+    """Options of a licensed vendor that bills every call and offers several signals.
+
+    ``signals`` chooses what is fetched (None: all the vendor offers); ``cadence`` how often each
+    signal is refreshed, independently of the registry card: a signal not named keeps its default
+    (:data:`DEFAULT_CADENCE`, or every check), and ``"0s"`` makes it follow every check.
+    """
+
+    signals: tuple[Signal, ...] | None = None
+    cadence: dict[Signal, Duration] = Field(default_factory=dict)
+
+    @field_validator("cadence")
+    @classmethod
+    def _with_defaults(cls, value: dict[Signal, timedelta]) -> dict[Signal, timedelta]:
+        for signal, every in value.items():
+            if every < timedelta(0):
+                raise ValueError(f"{signal.value}: must not be negative")
+        return {**DEFAULT_CADENCE, **value}

@@ -96,6 +96,9 @@ class HttpPolicy:
         self.timing = timing
         self.limiter = SlidingWindowLimiter(options.rate, clock=timing.clock, sleep=timing.sleep)
         self._pause_cap_logged = False
+        # HTTP 200 answers received: what a vendor that bills per call charges for (its business
+        # errors come as 200 too, and some of them are billed; counting them all errs on the high side).
+        self.answered = 0
         fixed = {"Accept": "*/*", "Accept-Encoding": "gzip, deflate", "User-Agent": USER_AGENT}
         self.headers = httpx.Headers({**fixed, **(headers or {})})
         base = httpx.URL(options.base_url)
@@ -307,6 +310,8 @@ class HttpPolicy:
             raise TransientError(reason, **context) from None
         except httpx.InvalidURL as error:
             raise ParseError(f"invalid URL {url!r}: {error}", **context) from None
+        if response.status_code == 200:
+            self.answered += 1
         try:
             text = decode_body(content, response.headers.get("Content-Type"), self.charsets)
             charset_error = None
