@@ -99,6 +99,9 @@ class Source(ABC):
     # The answers one check fetches, by name: the keys of ``fetch_raw``'s result, and the saved
     # files replay reads.
     endpoints: ClassVar[tuple[str, ...]] = ()
+    # Answers a check has only when their signal was fetched (the Chinese vendors' risk lists):
+    # replay reads them when saved, and mapping leaves their sections unknown when absent.
+    optional_endpoints: ClassVar[tuple[str, ...]] = ()
     # Charsets tried, strictly and in order, for an answer (or saved file) that declares none: UTF-8,
     # and GB18030 after it only for the Chinese vendors, whose pages come in it.
     undeclared_charsets: ClassVar[tuple[str, ...]] = ("utf-8",)

@@ -85,10 +85,14 @@ class ReplaySource(Source):
         if not company_folder.is_dir():
             raise NotFoundError(f"no saved responses in {company_folder}", **context)
         charsets = self.format.undeclared_charsets
-        return {
+        saved = {
             endpoint: _read_payload(company_folder, endpoint, charsets, context)
             for endpoint in self.format.endpoints
         }
+        for endpoint in self.format.optional_endpoints:
+            if any((company_folder / f"{endpoint}{extension}").is_file() for extension in _EXTENSIONS):
+                saved[endpoint] = _read_payload(company_folder, endpoint, charsets, context)
+        return saved
 
     def map_raw(self, raw: Mapping[str, str], *, source: str, registry_id: str) -> RegistryRecord:
         return self._format_mapping(raw, source=source, registry_id=registry_id)
