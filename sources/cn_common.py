@@ -41,10 +41,8 @@ def cn_date(value: object, what: str) -> date | None:
         return None
 
 
-# First match wins: "部分未履行" is still in force although it contains "履行", and "无效" is
-# removed although it contains "有效".
+# First match wins: "部分未履行" is still in force although it contains "履行".
 _STATE_WORDS: tuple[tuple[tuple[str, ...], ListingState], ...] = (
-    (("无效",), ListingState.REMOVED),
     (("未履行", "未结", "有效", "执行中", "在执行", "列入"), ListingState.ACTIVE),
     (("已履行", "履行完毕", "已结", "终结", "解除", "屏蔽", "历史"), ListingState.LIFTED),
     (("无效", "注销", "撤销", "移出", "失效", "已撤"), ListingState.REMOVED),
