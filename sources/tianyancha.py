@@ -1,30 +1,34 @@
 """China: Tianyancha open API (天眼查开放平台), a licensed mirror of the national registry (gsxt).
 
-Four calls per company, each billed by the vendor: base facts (``ic/baseinfo/normal``), shareholders
-(``ic/holder/2.0``), key staff (``ic/staff/2.0``) and the dated change log (``ic/changeinfo/2.0``).
+The registry card is three calls, each billed by the vendor: base facts (``ic/baseinfo/normal``),
+shareholders (``ic/holder/2.0``) and key staff (``ic/staff/2.0``). Each further signal has its own
+calls (:data:`SIGNAL_ENDPOINTS`): the change log and former legal representatives, the actual
+controller and beneficial owners, the market regulator's abnormal-operations, serious-violation,
+equity-pledge and chattel-mortgage lists, and the courts' enforcement, dishonest-debtor,
+consumption-restriction and bankruptcy lists. The vendor's bundles (``cb/ic/2.0``, ``cb/judicial/2.0``)
+are not used: they carry no per-list total, so a capped list could not be told from a complete one,
+and they lack the consumption-restriction, bankruptcy and control lists.
 List endpoints are paged (20 rows a call); their pages are merged into one document so a replay maps
-the same data.
-Errors come back as HTTP 200 with a non-zero ``error_code`` in the envelope.
+the same data. Errors come back as HTTP 200 with a non-zero ``error_code`` in the envelope.
 """
 
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
 from decimal import Decimal
-from typing import ClassVar
-from zoneinfo import ZoneInfo
+from typing import ClassVar, TypeVar
 
 from pydantic import Field
 
-from sources import register
+from sources import register, tianyancha_risk
 from sources.base import SourceOptions, as_list, as_object, as_text, load_json
+from sources.cn_common import cn_date
 from sources.http import HttpSource
-from sources.http.options import HttpSourceOptions
+from sources.http.options import VendorOptions
 from sources.http.responses import raise_for_status
+from sources.tianyancha_risk import KeyPeople
 from watcher.errors import (
     AuthError,
     NotFoundError,
@@ -42,26 +46,63 @@ from watcher.normalize import (
     person_key,
     roles_from_title,
     status_from_text,
+    text_key,
 )
 from watcher.record import (
     ChangeLogEntry,
+    Controller,
     HolderKind,
+    Listing,
     Money,
     Person,
     RegistryRecord,
     Role,
     Shareholder,
+    Signal,
     Stake,
 )
 
 _BASEINFO_PATH = "/services/open/ic/baseinfo/normal"
-_LIST_PATHS: dict[str, str] = {
+_REGISTRY_LISTS: dict[str, str] = {
     "holder": "/services/open/ic/holder/2.0",
     "staff": "/services/open/ic/staff/2.0",
-    "changeinfo": "/services/open/ic/changeinfo/2.0",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Endpoint:
+    """A signal's call: its path, and whether it is a paged ``{total, items}`` list."""
+
+    path: str
+    paged: bool = True
+
+
+# The calls of each signal besides the registry card, by raw key (the names replay files carry).
+SIGNAL_ENDPOINTS: dict[Signal, dict[str, _Endpoint]] = {
+    Signal.CHANGE_LOG: {
+        "changeinfo": _Endpoint("/services/open/ic/changeinfo/2.0"),
+        "hi_ic": _Endpoint("/services/open/hi/ic/2.0", paged=False),
+    },
+    Signal.CONTROLLER: {
+        "actual_control": _Endpoint("/services/open/ic/actualControl/3.0", paged=False),
+        "humanholding": _Endpoint("/services/open/ic/humanholding/2.0"),
+    },
+    Signal.ABNORMAL: {"abnormal": _Endpoint("/services/open/mr/abnormal/2.0")},
+    Signal.VIOLATIONS: {"illegal": _Endpoint("/services/open/mr/illegalinfo/2.0")},
+    Signal.PLEDGES: {
+        "equity": _Endpoint("/services/open/mr/equityInfo/2.0"),
+        "mortgage": _Endpoint("/services/open/mr/mortgageInfo/2.0"),
+    },
+    Signal.JUDICIAL: {
+        "zhixing": _Endpoint("/services/open/jr/zhixinginfo/2.0"),
+        "dishonest": _Endpoint("/services/open/jr/dishonest/2.0"),
+        "hi_dishonest": _Endpoint("/services/open/hi/dishonest/2.0"),
+        "consumption_restriction": _Endpoint("/services/open/jr/consumptionRestriction/2.0"),
+        "bankruptcy": _Endpoint("/services/open/jr/bankruptcy/2.0"),
+    },
 }
 _PAGE_SIZE = 20
-_SHANGHAI = ZoneInfo("Asia/Shanghai")
+_Item = TypeVar("_Item", Listing, Controller)
 
 # ``error_code`` table as republished for Tianyancha's API on Huawei Cloud's marketplace
 # (support.huaweicloud.com/tbis-dma/tbis_04.html, "错误代码说明"). UNVERIFIED against a vendor
@@ -73,7 +114,7 @@ _ERROR_CLASSES: dict[int, type[SourceError]] = {
     300002: AuthError,  # 账号失效
     300003: AuthError,  # 账号过期
     300004: RateLimitedError,  # 访问频率过快
-    300005: AuthError,  # 无权限访问此api
+    300005: AuthError,  # 无权限访问此api (see _NOT_PURCHASED: on a signal's call, that signal is skipped)
     300006: AuthError,  # 余额不足
     300007: AuthError,  # 剩余次数不足
     300008: ParseError,  # 缺少必要参数: our request is wrong, retrying will not help
@@ -85,27 +126,39 @@ _ERROR_CLASSES: dict[int, type[SourceError]] = {
 # Codes outside the table are classified by the words of ``reason``.
 _AUTH_WORDS = ("余额", "权限", "token", "key", "授权", "过期", "账号", "次数不足", "失效")
 _RATE_WORDS = ("频率", "频繁", "qps", "并发")
+# The account has not bought this API: on a signal's call the signal is skipped, not the check failed.
+_NOT_PURCHASED_CODE = 300005
+_NOT_PURCHASED_WORDS = ("未购买", "未开通", "没有购买", "not purchased")
 
 # holder ``type``: 1 company, 2 person, 3 other (an organisation such as a government body or fund).
 _HOLDER_KINDS = {1: HolderKind.ENTITY, 2: HolderKind.PERSON, 3: HolderKind.ENTITY}
-# Epoch milliseconds of any date after 1973 have 12 or more digits; 8 digits are a date (20260226).
-_EPOCH_MS = re.compile(r"[0-9]{11,15}")
 
 
-class TianyanchaOptions(HttpSourceOptions):
+class TianyanchaOptions(VendorOptions):
     base_url: str = "http://open.api.tianyancha.com"
     token: str = Field(min_length=1, repr=False)
-    # Every page is a billed call; a list longer than this many pages is left incomplete (see mapping).
+    # Every page is a billed call. A registry list longer than this many pages is left unknown; a
+    # risk list longer than that fails the check (a partial risk list would read as removals).
     max_pages: int = Field(default=10, ge=1, le=100)
+
+
+class NotPurchasedError(AuthError):
+    """The account may not call this API (error_code 300005, or "not purchased" in the reason)."""
 
 
 @register("tianyancha")
 class TianyanchaSource(HttpSource):
-    """Base facts, shareholders with stakes, key staff and the dated change log of a Chinese company."""
+    """Base facts, shareholders with stakes and key staff of a Chinese company, and the vendor's
+    control and risk signals (change log, actual controller, risk listings)."""
 
     Options: ClassVar[type[SourceOptions]] = TianyanchaOptions
-    endpoints: ClassVar[tuple[str, ...]] = ("baseinfo", "holder", "staff", "changeinfo")
+    endpoints: ClassVar[tuple[str, ...]] = ("baseinfo", "holder", "staff")
+    optional_endpoints: ClassVar[tuple[str, ...]] = tuple(
+        key for calls in SIGNAL_ENDPOINTS.values() for key in calls
+    )
     identifier_name: ClassVar[str] = "unified social credit code"
+    supported_signals: ClassVar[frozenset[Signal]] = frozenset(Signal)
+    billed: ClassVar[bool] = True
     settings: TianyanchaOptions
 
     id_kind: ClassVar[str | None] = "cn_uscc"
@@ -117,6 +170,12 @@ class TianyanchaSource(HttpSource):
         return {"Authorization": self.settings.token}
 
     async def fetch_raw(self, registry_id: str) -> dict[str, str]:
+        """Every enabled signal's answers."""
+        return await self.fetch_signals(registry_id, self.enabled_signals)
+
+    async def fetch_signals(self, registry_id: str, signals: frozenset[Signal]) -> dict[str, str]:
+        """The registry card, then each asked signal's calls. A signal the account has not bought is
+        marked unavailable and left out (its sections stay unknown); any other failure fails the check."""
         context = {"source": self.name, "registry_id": registry_id}
         response = await self.http.get(
             _BASEINFO_PATH, params={"keyword": registry_id}, registry_id=registry_id
@@ -126,13 +185,39 @@ class TianyanchaSource(HttpSource):
         if _envelope_result(response.text, "baseinfo") is _NO_DATA:
             raise NotFoundError("Tianyancha has no data for this company (error_code 300000)")
         raw = {"baseinfo": response.text}
-        for endpoint, path in _LIST_PATHS.items():
-            raw[endpoint] = await self._fetch_pages(endpoint, path, registry_id)
+        for endpoint, path in _REGISTRY_LISTS.items():
+            raw[endpoint] = await self._fetch_pages(endpoint, path, registry_id, strict=False)
+        for signal, calls in SIGNAL_ENDPOINTS.items():
+            if signal not in signals or signal in self.unavailable_signals:
+                continue
+            try:
+                answers = {
+                    endpoint: await self._fetch_signal_call(endpoint, call, registry_id)
+                    for endpoint, call in calls.items()
+                }
+            except NotPurchasedError as error:
+                self.mark_unavailable(signal, str(error))
+                continue
+            raw.update(answers)
         return raw
 
-    async def _fetch_pages(self, endpoint: str, path: str, uscc: str) -> str:
+    async def _fetch_signal_call(self, endpoint: str, call: _Endpoint, uscc: str) -> str:
+        # The change log keeps the rows it has when cut short, like the registry lists' own rule.
+        if call.paged:
+            return await self._fetch_pages(endpoint, call.path, uscc, strict=endpoint != "changeinfo")
+        context = {"source": self.name, "registry_id": uscc}
+        response = await self.http.get(call.path, params={"keyword": uscc}, registry_id=uscc)
+        raise_for_status(response, what=endpoint, context=context)
+        _envelope_result(response.text, endpoint)
+        return response.text
+
+    async def _fetch_pages(self, endpoint: str, path: str, uscc: str, *, strict: bool) -> str:
         """All pages of a list endpoint: the vendor's own text when one page holds everything, else the
-        pages merged into one envelope of the same shape (``total`` kept as the vendor reported it)."""
+        pages merged into one envelope of the same shape (``total`` kept as the vendor reported it).
+
+        ``strict`` (the risk lists): a list longer than ``max_pages`` fails the check, as a partial
+        risk list would read as removals. Otherwise the mapping leaves the list cut short unknown.
+        """
         context = {"source": self.name, "registry_id": uscc}
         items: list[object] = []
         total = 0
@@ -153,6 +238,11 @@ class TianyanchaSource(HttpSource):
             total = listing.total
             if not listing.items or len(items) >= total:
                 break
+        if strict and len(items) < total:
+            raise ParseError(
+                f"{endpoint}: the vendor lists {total} entries, {len(items)} came in {len(texts)} pages"
+                f" (max_pages {self.settings.max_pages}); a partial risk list is never mapped"
+            )
         if len(texts) == 1:
             return texts[0]
         merged = {"result": {"total": total, "items": items}, "reason": "ok", "error_code": _OK}
@@ -178,6 +268,16 @@ class TianyanchaSource(HttpSource):
             raise ParseError("baseinfo has no name")
 
         people = _staff(raw["staff"])
+        legal_representative = _legal_representative(company, people)
+        actual_controllers = _optional(raw, "actual_control", _actual_controllers)
+        key_people = KeyPeople(
+            legal_representative=legal_representative.name if legal_representative else "",
+            actual_controllers=frozenset(
+                text_key(controller.name)
+                for controller in actual_controllers or ()
+                if controller.kind is HolderKind.PERSON
+            ),
+        )
         return RegistryRecord(
             source=source,
             registry_id=wanted,
@@ -185,12 +285,26 @@ class TianyanchaSource(HttpSource):
             status=status_from_text(as_text(company.get("regStatus"), "regStatus")),
             registered_capital=parse_amount(as_text(company.get("regCapital"), "regCapital")),
             address=clean_text(as_text(company.get("regLocation"), "regLocation")) or None,
-            legal_representative=_legal_representative(company, people),
+            legal_representative=legal_representative,
             people=people,
             shareholders=_holders(raw["holder"]),
             controllers=None,
             finance_head=_finance_head(people),
-            change_log=_change_log(raw["changeinfo"]),
+            change_log=_change_log(raw, company),
+            actual_controllers=actual_controllers,
+            beneficial_owners=_risk_list(raw, "humanholding", tianyancha_risk.beneficial_owners),
+            abnormal_operations=_risk_list(raw, "abnormal", tianyancha_risk.put_and_remove_listings),
+            serious_violations=_risk_list(raw, "illegal", tianyancha_risk.put_and_remove_listings),
+            equity_pledges=_risk_list(raw, "equity", tianyancha_risk.equity_pledges),
+            chattel_mortgages=_risk_list(raw, "mortgage", tianyancha_risk.chattel_mortgages),
+            enforcements=_risk_list(raw, "zhixing", tianyancha_risk.enforcements),
+            dishonest_debtors=_dishonest_debtors(raw, key_people),
+            consumption_restrictions=_risk_list(
+                raw,
+                "consumption_restriction",
+                lambda items, what: tianyancha_risk.consumption_restrictions(items, what, name, key_people),
+            ),
+            bankruptcies=_risk_list(raw, "bankruptcy", tianyancha_risk.bankruptcies),
         )
 
 
@@ -214,6 +328,11 @@ def _envelope_result(text: str, what: str) -> object:
     if code == _NO_DATA_CODE:
         return _NO_DATA
     detail = f"{what}: Tianyancha error_code {code}: {reason or 'no reason given'}"
+    folded = reason.casefold()
+    if code == _NOT_PURCHASED_CODE or (
+        code not in _ERROR_CLASSES and any(word in folded for word in _NOT_PURCHASED_WORDS)
+    ):
+        raise NotPurchasedError(detail)
     raise _error_class(code, reason)(detail)
 
 
@@ -404,15 +523,23 @@ def _total_amount(amounts: list[str]) -> Money | None:
 # -- change log -------------------------------------------------------------------------------------
 
 
-def _change_log(text: str) -> tuple[ChangeLogEntry, ...]:
-    """Dated change rows. No data means no rows: a log can only add events, so empty is safe here,
-    and a list cut short by the page limit keeps the rows it has."""
-    listing = _list_payload(text, "changeinfo")
-    if listing is None:
-        return ()
-    return tuple(
-        _change_entry(item, f"changeinfo.items[{index}]") for index, item in enumerate(listing.items)
+def _change_log(raw: Mapping[str, str], company: Mapping[str, object]) -> tuple[ChangeLogEntry, ...] | None:
+    """Dated change rows, former legal representatives (hi/ic) and the revocation or deregistration
+    date; unknown when the change log was not fetched. No data means no rows: a log can only add
+    events, so empty is safe here, and a log cut short by the page limit keeps the rows it has."""
+    if "changeinfo" not in raw:
+        return None
+    listing = _list_payload(raw["changeinfo"], "changeinfo")
+    rows = tuple(
+        _change_entry(item, f"changeinfo.items[{index}]")
+        for index, item in enumerate(listing.items if listing else ())
     )
+    former: tuple[ChangeLogEntry, ...] = ()
+    if "hi_ic" in raw:
+        result = _envelope_result(raw["hi_ic"], "hi_ic")
+        if result is not _NO_DATA:
+            former = tianyancha_risk.former_legal_representatives(result, "hi_ic")
+    return rows + former + tianyancha_risk.status_dates(dict(company))
 
 
 def _change_entry(item: object, what: str) -> ChangeLogEntry:
@@ -423,24 +550,54 @@ def _change_entry(item: object, what: str) -> ChangeLogEntry:
         item=label,
         before=clean_text(as_text(row.get("contentBefore"), f"{what}.contentBefore")),
         after=clean_text(as_text(row.get("contentAfter"), f"{what}.contentAfter")),
-        date=_change_date(row.get("changeTime"), f"{what}.changeTime"),
+        date=cn_date(row.get("changeTime"), f"{what}.changeTime"),
     )
 
 
-def _change_date(value: object, what: str) -> date | None:
-    """``2026-02-26`` (a time part is ignored) or epoch milliseconds, as a date in Asia/Shanghai.
+# -- control and risk lists -------------------------------------------------------------------------
 
-    None when absent or unreadable: a date is only evidence for dating a change.
-    """
-    text = as_text(value, what).strip()
-    if not text:
+
+def _optional(
+    raw: Mapping[str, str], endpoint: str, mapping: Callable[[object], tuple[Controller, ...]]
+) -> tuple[Controller, ...] | None:
+    """An object answer's mapping; None when not fetched, empty when the vendor has no data."""
+    if endpoint not in raw:
         return None
-    if _EPOCH_MS.fullmatch(text):
-        try:
-            return datetime.fromtimestamp(int(text) / 1000, _SHANGHAI).date()
-        except (OverflowError, OSError, ValueError):
-            return None
-    try:
-        return date.fromisoformat(text[:10])
-    except ValueError:
+    result = _envelope_result(raw[endpoint], endpoint)
+    return () if result is _NO_DATA else mapping(result)
+
+
+def _actual_controllers(result: object) -> tuple[Controller, ...]:
+    return tianyancha_risk.actual_controllers(result, "actual_control")
+
+
+def _risk_list(
+    raw: Mapping[str, str], endpoint: str, mapping: Callable[[list[object], str], tuple[_Item, ...]]
+) -> tuple[_Item, ...] | None:
+    """A risk list's entries: None when not fetched, empty when the vendor has no data (300000,
+    documented as "经查无结果"), and a ParseError when fewer entries came than the vendor counts."""
+    if endpoint not in raw:
         return None
+    listing = _list_payload(raw[endpoint], endpoint)
+    if listing is None:
+        return ()
+    if not listing.complete:
+        raise ParseError(f"{endpoint}: {len(listing.items)} of {listing.total} entries; a partial list")
+    return mapping(listing.items, f"{endpoint}.items")
+
+
+def _dishonest_debtors(raw: Mapping[str, str], people: KeyPeople) -> tuple[Listing, ...] | None:
+    """The current dishonest-debtor list with the lifted (historic) one; unknown without the current."""
+    current = _risk_list(
+        raw,
+        "dishonest",
+        lambda items, what: tianyancha_risk.dishonest_debtors(items, what, people, lifted=False),
+    )
+    lifted = _risk_list(
+        raw,
+        "hi_dishonest",
+        lambda items, what: tianyancha_risk.dishonest_debtors(items, what, people, lifted=True),
+    )
+    if current is None:
+        return None
+    return current + (lifted or ())

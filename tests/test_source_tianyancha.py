@@ -44,12 +44,17 @@ PATHS = {
     "holder": "/services/open/ic/holder/2.0",
     "staff": "/services/open/ic/staff/2.0",
     "changeinfo": "/services/open/ic/changeinfo/2.0",
+    "hi_ic": "/services/open/hi/ic/2.0",
 }
+# The registry card and the change_log signal (changeinfo, and hi/ic for former legal
+# representatives, which these companies have none of); the risk signals are tested in
+# test_source_tianyancha_risk.py.
 T1_FILES = {
     "baseinfo": "ic_baseinfo_normal.json",
     "holder": "ic_holder.json",
     "staff": "ic_staff.json",
     "changeinfo": "ic_changeinfo.json",
+    "hi_ic": "error_no_data.json",
 }
 # The state before the changes the t1 change log records (synthetic, same shapes).
 T0_FILES = {
@@ -57,6 +62,7 @@ T0_FILES = {
     "holder": "ic_holder_t0.json",
     "staff": "ic_staff_t0.json",
     "changeinfo": "error_no_data.json",
+    "hi_ic": "error_no_data.json",
 }
 NO_DATA = {"result": None, "reason": "无数据", "error_code": 300000}
 
@@ -530,7 +536,7 @@ def make_source(base_url: str = BASE_URL, **options: object) -> TianyanchaSource
         deadline="10s",
         retries=2,
         rate="1000/s",
-        **options,
+        **{"signals": ["change_log"], **options},
     )
     return TianyanchaSource("cn", settings, timing=QUICK_RETRIES)
 
@@ -580,7 +586,7 @@ async def test_fetch_success_sends_the_token_and_the_credit_code(source, api):
         request = route.calls.last.request
         assert request.headers["Authorization"] == TOKEN
         assert request.url.params["keyword"] == USCC
-        if endpoint != "baseinfo":
+        if endpoint not in ("baseinfo", "hi_ic"):
             assert (request.url.params["pageNum"], request.url.params["pageSize"]) == ("1", "20")
 
 
