@@ -294,8 +294,8 @@ class Checker:
 
     def _load_unavailable(self) -> None:
         known = {signal.value: signal for signal in Signal}
-        with self.store.session() as session:
-            rows = unavailable_signals(session, self.clock())
+        with self.store.transaction() as session:
+            rows = unavailable_signals(session, self.clock(), forget_expired=True)
         for row in rows:
             source = self.sources.get(row.source)
             signal = known.get(row.signal)

@@ -300,8 +300,13 @@ def record_source_health(
 # -- vendor signals the account cannot fetch, and billed calls ------------------------------------
 
 
-def unavailable_signals(session: Session, now: datetime) -> list[SourceSignal]:
-    """Signals some source's account could not fetch and not yet due for another try at ``now``."""
+def unavailable_signals(
+    session: Session, now: datetime, *, forget_expired: bool = False
+) -> list[SourceSignal]:
+    """Signals some source's account could not fetch and not yet due for another try at ``now``;
+    with ``forget_expired`` the marks whose retry time has come are deleted first."""
+    if forget_expired:
+        session.exec(delete(SourceSignal).where(col(SourceSignal.retry_at) <= now))
     query = select(SourceSignal).where(col(SourceSignal.retry_at) > now)
     return list(session.exec(query.order_by(col(SourceSignal.source), col(SourceSignal.signal))))
 
