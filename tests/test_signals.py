@@ -264,3 +264,56 @@ def test_status_shows_billed_calls_and_unavailable_signals(world):
     assert report["ok"] is True  # an unbought signal is known, not a problem
     assert "6 billed call(s) in 24h" in table.stdout
     assert "signal violations unavailable since" in table.stdout and "套餐未包含严重违法" in table.stdout
+
+
+# -- config ----------------------------------------------------------------------------------------
+
+VENDOR_TABLE = '[sources.vendor]\ntype = "signal_stub"\nbase_url = "http://127.0.0.1:9"\n'
+
+
+@pytest.mark.parametrize(
+    ("keys", "key_path", "reason"),
+    [
+        (
+            'signals = ["abnormal", "satellite"]',
+            "sources.vendor.signals[1]",
+            "expected 'registry', 'controller', 'abnormal', 'violations', 'pledges', 'judicial' or "
+            "'change_log', got 'satellite'",
+        ),
+        ('signals = "judicial"', "sources.vendor.signals", "expected an array, got 'judicial'"),
+        ('cadence = "7d"', "sources.vendor.cadence", "expected a table, got '7d'"),
+        ('cadence = { pledges = "weekly" }', "sources.vendor.cadence.pledges", "expected a duration like"),
+        ('cadence = { judicial = "-1d" }', "sources.vendor.cadence.judicial", "negative durations"),
+        (
+            'cadence = { satellite = "1d" }',
+            "sources.vendor.cadence.satellite",
+            "expected 'registry', 'controller',",
+        ),
+        (
+            'cadence = { registry = "1d" }',
+            "sources.vendor.cadence",
+            "cadence applies to controller, abnormal",
+        ),
+    ],
+)
+def test_bad_signals_and_cadence_are_one_clear_line_each(tmp_path, keys, key_path, reason):
+    from watcher.errors import ConfigError
+
+    path = tmp_path / "watcher.toml"
+    path.write_text(f'[database]\nurl = "sqlite:///{tmp_path}/w.db"\n{VENDOR_TABLE}{keys}\n', "utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    [line] = str(caught.value).splitlines()
+    assert line.startswith(f"{path}, key {key_path}: ") and reason in line
+
+
+def test_signals_and_cadence_as_configured(tmp_path):
+    path = tmp_path / "watcher.toml"
+    keys = 'signals = ["judicial", "abnormal"]\ncadence = { abnormal = "0s", judicial = "12h" }\n'
+    path.write_text(f'[database]\nurl = "sqlite:///{tmp_path}/w.db"\n{VENDOR_TABLE}{keys}', "utf-8")
+    options = load_config(path).sources["vendor"]
+    source = signal_source.SignalStubSource("vendor", options)
+    assert source.enabled_signals == {Signal.REGISTRY, Signal.JUDICIAL, Signal.ABNORMAL}
+    assert options.cadence[Signal.JUDICIAL] == timedelta(hours=12)
+    assert options.cadence[Signal.ABNORMAL] == timedelta(0)
+    assert options.cadence[Signal.CONTROLLER] == timedelta(days=7)  # the default stays
