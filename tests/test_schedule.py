@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from watcher.schedule import SPREAD_FROM, next_check_at, spread_out
+from watcher.record import Signal
+from watcher.schedule import (
+    SPREAD_FROM,
+    due_signals,
+    next_check_at,
+    read_signals_checked,
+    signals_checked_after,
+    spread_out,
+)
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -94,3 +103,73 @@ def test_a_shortened_interval_brings_a_far_check_within_the_new_interval():
     scheduled = START + timedelta(days=7)
     following = next_check_at("no-1", START, timedelta(hours=24), scheduled=scheduled)
     assert START < following <= START + timedelta(hours=24)
+
+
+# -- vendor signals: each on its own cadence ------------------------------------------------------
+
+signal_sets = st.frozensets(st.sampled_from(list(Signal)))
+cadences = st.dictionaries(
+    st.sampled_from(list(Signal)), st.integers(0, 30 * 86400).map(lambda s: timedelta(seconds=s))
+)
+
+
+@given(signal_sets, cadences, st.integers(1, 2 * 86400), st.lists(fractions, min_size=2, max_size=60))
+@settings(max_examples=300)
+def test_on_the_daemon_path_each_signal_keeps_its_cadence(enabled, cadence, interval_s, gaps):
+    """Checks at most one interval apart, each fetching what is due and stamping it: a signal is
+    fetched at the first check, never again before its cadence has passed, and always by the first
+    check after it has (so within its cadence plus one interval); the registry card at every check."""
+    interval = timedelta(seconds=interval_s)
+    checked: str | None = None
+    fetches: dict[Signal, list[datetime]] = {}
+    checks: list[datetime] = []
+    now = START
+    for step, gap in enumerate(gaps):
+        if step:
+            now += max(timedelta(seconds=1), min(interval, interval * gap))
+        due = due_signals(enabled, cadence, read_signals_checked(checked), now)
+        assert Signal.REGISTRY in due and due <= enabled | {Signal.REGISTRY}
+        for signal in due:
+            fetches.setdefault(signal, []).append(now)
+        checked = signals_checked_after(checked, due, now)
+        checks.append(now)
+    assert fetches[Signal.REGISTRY] == checks
+    for signal in enabled - {Signal.REGISTRY}:
+        times = fetches[signal]
+        every = cadence.get(signal, timedelta(0))
+        assert times[0] == START
+        for earlier, later in pairwise(times):
+            assert every <= later - earlier <= every + interval
+        # Skipped only while its cadence had not passed since its last fetch.
+        for check in checks:
+            if check not in times:
+                last = max(t for t in times if t < check)
+                assert check - last < every
+
+
+@given(signal_sets, cadences, st.integers(-86400, 40 * 86400))
+def test_a_signal_never_fetched_or_without_cadence_is_always_due(enabled, cadence, offset):
+    now = START + timedelta(seconds=offset)
+    never = due_signals(enabled, cadence, {}, now)
+    assert never == enabled | {Signal.REGISTRY}
+    just_now = {signal: now for signal in enabled}
+    due = due_signals(enabled, cadence, just_now, now)
+    assert due == {Signal.REGISTRY} | {s for s in enabled if cadence.get(s, timedelta(0)) == timedelta(0)}
+
+
+def test_a_timestamp_from_the_future_does_not_starve_a_signal():
+    cadence = {Signal.CONTROLLER: timedelta(days=7)}
+    later = {Signal.CONTROLLER: START + timedelta(days=3)}
+    assert Signal.CONTROLLER in due_signals(frozenset({Signal.CONTROLLER}), cadence, later, START)
+
+
+def test_signals_checked_round_trips_and_ignores_what_it_cannot_read():
+    stamped = signals_checked_after(None, frozenset({Signal.REGISTRY, Signal.JUDICIAL}), START)
+    assert stamped is not None and Signal.REGISTRY.value not in stamped
+    later = START + timedelta(hours=5)
+    both = signals_checked_after(stamped, frozenset({Signal.PLEDGES}), later)
+    assert read_signals_checked(both) == {Signal.JUDICIAL: START, Signal.PLEDGES: later}
+    assert signals_checked_after(None, frozenset({Signal.REGISTRY}), START) is None
+    future = '{"judicial": "2026-01-01T00:00:00+00:00", "satellite": "2026-01-01", "pledges": 3}'
+    assert read_signals_checked(future) == {Signal.JUDICIAL: START}
+    assert read_signals_checked("not json") == {} and read_signals_checked("[1]") == {}

@@ -18,8 +18,8 @@ from typing import Any
 from sqlmodel import Session, col, func, select
 
 from watcher.config import Config
-from watcher.models import Borrower, Instance, SourceHealth, utcnow
-from watcher.store import status_summary
+from watcher.models import Borrower, Instance, SourceHealth, SourceSignal, utcnow
+from watcher.store import billed_calls_in_last_day, status_summary, unavailable_signals
 from watcher.units import format_duration
 from watcher.vocabulary import OutboxState
 
@@ -110,6 +110,13 @@ class HealthReport:
     problems: list[Problem]
     # Mass disappearances held for a confirming fetch: normal for a few minutes, not a problem.
     awaiting_confirmation: list[Borrower] = field(default_factory=list)
+    # Billed vendor calls of the last 24 hours, by source; only sources whose vendor bills are named.
+    billed_calls: dict[str, int] = field(default_factory=dict)
+    # Signals a source's account cannot fetch (skipped until their retry): known, not a problem.
+    unavailable_signals: list[SourceSignal] = field(default_factory=list)
+
+    def unavailable_of(self, source: str) -> list[SourceSignal]:
+        return [row for row in self.unavailable_signals if row.source == source]
 
     @property
     def ok(self) -> bool:
@@ -164,6 +171,16 @@ class HealthReport:
                     "last_error": s.last_error,
                     "last_success_at": _iso(s.last_success_at),
                     "last_failure_at": _iso(s.last_failure_at),
+                    "billed_calls_24h": self.billed_calls.get(s.source),
+                    "unavailable_signals": [
+                        {
+                            "signal": u.signal,
+                            "since": _iso(u.unavailable_since),
+                            "retry_at": _iso(u.retry_at),
+                            "reason": u.reason,
+                        }
+                        for u in self.unavailable_of(s.source)
+                    ],
                 }
                 for s in self.sources
             ],
@@ -255,6 +272,8 @@ def read_health(session: Session, config: Config, now: datetime | None = None) -
             )
         )
     return HealthReport(
+        billed_calls=_billed_calls(session, config, now),
+        unavailable_signals=unavailable_signals(session, now),
         checked_at=now,
         instances=instances,
         borrowers=summary.borrowers,
@@ -273,6 +292,15 @@ def read_health(session: Session, config: Config, now: datetime | None = None) -
         problems=problems,
         awaiting_confirmation=awaiting,
     )
+
+
+def _billed_calls(session: Session, config: Config, now: datetime) -> dict[str, int]:
+    """Calls of the last 24 hours for each configured source whose vendor bills them (0 when none)."""
+    from sources import source_class
+
+    counted = billed_calls_in_last_day(session, now)
+    billed = [name for name, options in config.sources.items() if source_class(options.type).billed]
+    return {name: counted.get(name, 0) for name in billed}
 
 
 class SchedulerState(StrEnum):

@@ -3,6 +3,11 @@
 A fetch either yields a record or raises a ``SourceError``; a failure is recorded for the borrower
 and the source's health and never reaches the diff. A change is stored together with its alert and
 one outbox row per delivery target, so a crash can delay an alert but never lose it.
+
+Vendor signals: a scheduled check asks only for the signals due (:func:`~watcher.schedule.due_signals`),
+``watcher check`` for all; each success stamps the signals it fetched in ``Borrower.signals_checked``.
+A signal a source's account cannot fetch is recorded in ``source_signal`` and skipped by every
+instance for ``RETRY_UNAVAILABLE_AFTER``; billed calls are added to ``source_usage`` per hour.
 """
 
 from __future__ import annotations
@@ -27,18 +32,23 @@ from watcher.errors import CheckStorageError, ParseError, SourceError
 from watcher.evaluate import Evaluation, Outcome, StoredState, evaluate
 from watcher.models import Alert, Borrower, ChangeEvent, KeyPersonOccasion, Snapshot, utcnow
 from watcher.normalize import content_hash, normalize_record
-from watcher.record import RegistryRecord, record_as_dict, record_from_dict
+from watcher.record import RegistryRecord, Signal, record_as_dict, record_from_dict
 from watcher.routing import plan_deliveries
 from watcher.rules import Assessment, RuleSettings, signatory_mismatch
-from watcher.schedule import next_check_at
+from watcher.schedule import due_signals, next_check_at, read_signals_checked, signals_checked_after
 from watcher.store import (
     Store,
+    add_billed_calls,
+    forget_unavailable_signal,
     latest_hash,
     latest_snapshot,
+    mark_signal_unavailable,
     occasion_days_since,
     open_alert_deliveries,
     pack_raw,
     record_source_health,
+    unavailable_signals,
+    usage_hour,
 )
 from watcher.vocabulary import AlertKind, ErrorKind, Severity
 
@@ -65,6 +75,8 @@ class CheckOutcome:
 HEALTH_WRITE_EVERY = timedelta(minutes=1)
 SETTLE_BATCH = 256  # unchanged checks written in one transaction
 SETTLE_AGE = timedelta(seconds=2)  # ... or once the oldest of them has waited this long
+# A signal the account could not fetch is tried again after this long (the bank may buy it meanwhile).
+RETRY_UNAVAILABLE_AFTER = timedelta(hours=24)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +89,7 @@ class _Unchanged:
     payload_digest: str | None
     checked_at: datetime
     next_check_at: datetime
+    signals_checked: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,11 +103,17 @@ class Failure:
 
 
 def settled(
-    *, now: datetime, next_check_at: datetime, payload: str | None = None, failure: Failure | None = None
+    *,
+    now: datetime,
+    next_check_at: datetime,
+    payload: str | None = None,
+    signals_checked: str | None = None,
+    failure: Failure | None = None,
 ) -> dict[str, object]:
     """The borrower's bookkeeping after a check, as column values: the one place that says what a
     success or a failure leaves behind (the claim released, the error kept or cleared, the next due
-    time, and after a success no wait for confirmation), for the ORM and the batched writes alike."""
+    time, after a success no wait for confirmation and when each signal was fetched), for the ORM
+    and the batched writes alike."""
     values: dict[str, object] = {
         "last_checked_at": now,
         "next_check_at": next_check_at,
@@ -118,6 +137,7 @@ def settled(
         "pending_since": None,
         "pending_hash": None,
         "pending_raw_gz": None,
+        "signals_checked": signals_checked,
     }
 
 
@@ -143,6 +163,11 @@ class Checker:
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="watcher-db")
         self._success_written_at: dict[str, datetime] = {}
         self._unsettled: list[_Unchanged] = []
+        # Signals each source cannot fetch, as stored in ``source_signal``, with their retry time:
+        # loaded before the first check, so a restart (or another instance) skips them too.
+        self._retry_unavailable: dict[str, dict[Signal, datetime]] = {}
+        self._unavailable_loaded = False
+        self._loading = asyncio.Lock()
 
     async def aclose(self) -> None:
         try:
@@ -156,19 +181,24 @@ class Checker:
         return await asyncio.get_running_loop().run_in_executor(self._db, function, *args)
 
     async def check(
-        self, borrowers: Sequence[Borrower], on_outcome: Callable[[CheckOutcome], None] | None = None
+        self,
+        borrowers: Sequence[Borrower],
+        on_outcome: Callable[[CheckOutcome], None] | None = None,
+        *,
+        every_signal: bool = True,
     ) -> list[CheckOutcome]:
         """Check ``borrowers`` with ``concurrency`` workers; outcomes come back in input order.
 
         A fixed pool of workers takes borrowers one by one, rather than one coroutine per borrower,
-        so memory and scheduling cost do not grow with the portfolio.
+        so memory and scheduling cost do not grow with the portfolio. ``every_signal``: an explicit
+        ``watcher check`` fetches every enabled signal; False keeps each signal's cadence.
         """
         outcomes: list[CheckOutcome | None] = [None] * len(borrowers)
         queue = iter(enumerate(borrowers))  # shared: each borrower is taken by exactly one worker
 
         async def worker() -> None:
             for index, borrower in queue:
-                outcome = await self.check_one(borrower)
+                outcome = await self.check_one(borrower, every_signal=every_signal)
                 outcomes[index] = outcome
                 if on_outcome is not None:
                     on_outcome(outcome)
@@ -183,8 +213,12 @@ class Checker:
                 raise result
         return [outcome for outcome in outcomes if outcome is not None]
 
-    async def check_one(self, borrower: Borrower) -> CheckOutcome:
-        """Check one borrower. An unchanged result may be written later, with others: see :meth:`flush`."""
+    async def check_one(self, borrower: Borrower, *, every_signal: bool = False) -> CheckOutcome:
+        """Check one borrower. An unchanged result may be written later, with others: see :meth:`flush`.
+
+        The daemon's scheduled checks fetch only the signals due by their cadence; ``every_signal``
+        (``watcher check``) fetches every enabled one.
+        """
         source = self.sources.get(borrower.source)
         if source is None:
             error = SourceError(
@@ -194,14 +228,18 @@ class Checker:
             )
             return await self._in_db(self._record_failure, borrower.id, error)
         has_baseline = borrower.baseline_at is not None and borrower.last_content_hash is not None
+        await self._refresh_unavailable(source)
+        signals = None if every_signal else self._due_signals(source, borrower)
         try:
             fetched = await source.fetch(
-                borrower.registry_id, borrower.last_payload_digest if has_baseline else None
+                borrower.registry_id, borrower.last_payload_digest if has_baseline else None, signals=signals
             )
         except SourceError as error:
+            await self._store_unavailable(source)
             return await self._in_db(self._record_failure, borrower.id, error)
+        await self._store_unavailable(source)
         if isinstance(fetched, SamePayload):
-            return await self._settle(borrower, fetched.payload_digest)
+            return await self._settle(borrower, fetched.payload_digest, fetched.signals)
         try:
             record = normalize_record(fetched.record)
             digest = content_hash(record)
@@ -217,7 +255,7 @@ class Checker:
             and digest == borrower.last_content_hash
             and signatory_mismatch(record, borrower.legal_rep_on_file) == borrower.signatory_mismatch
         ):
-            return await self._settle(borrower, fetched.payload_digest)
+            return await self._settle(borrower, fetched.payload_digest, fetched.signals)
         try:
             return await self._in_db(self._record_success, borrower.id, fetched, record, digest)
         except (SQLAlchemyError, ValueError) as error:
@@ -229,9 +267,73 @@ class Checker:
             refused = CheckStorageError(f"storing the check failed: {type(reason).__name__}: {message}")
             return await self._in_db(self._record_failure, borrower.id, refused)
 
+    # -- vendor signals: cadence and unavailability ------------------------------------------------
+
+    def _due_signals(self, source: Source, borrower: Borrower) -> frozenset[Signal]:
+        """The signals a scheduled check of ``borrower`` fetches now (its source's cadence)."""
+        cadence: dict[Signal, timedelta] = getattr(source.options, "cadence", None) or {}
+        checked = read_signals_checked(borrower.signals_checked)
+        return due_signals(source.enabled_signals, cadence, checked, self.clock())
+
+    async def _refresh_unavailable(self, source: Source) -> None:
+        """Before the first check, take up the signals stored as unavailable; later, forget those
+        whose retry time has come, so they are tried again."""
+        if not self._unavailable_loaded:
+            async with self._loading:
+                if not self._unavailable_loaded:
+                    await self._in_db(self._load_unavailable)
+                    self._unavailable_loaded = True
+        now = self.clock()
+        stored = self._retry_unavailable.get(source.name, {})
+        expired = [signal for signal, retry_at in stored.items() if retry_at <= now]
+        for signal in expired:
+            del stored[signal]
+            source.unavailable_signals.pop(signal, None)
+        if expired:
+            await self._in_db(self._forget_unavailable, source.name, expired, now)
+
+    def _load_unavailable(self) -> None:
+        known = {signal.value: signal for signal in Signal}
+        with self.store.transaction() as session:
+            rows = unavailable_signals(session, self.clock(), forget_expired=True)
+        for row in rows:
+            source = self.sources.get(row.source)
+            signal = known.get(row.signal)
+            if source is None or signal is None:
+                continue
+            source.unavailable_signals.setdefault(signal, row.reason)
+            self._retry_unavailable.setdefault(source.name, {})[signal] = row.retry_at
+
+    def _forget_unavailable(self, source: str, signals: Sequence[Signal], now: datetime) -> None:
+        with self.store.transaction() as session:
+            for signal in signals:
+                forget_unavailable_signal(session, source, signal.value, now=now)
+
+    async def _store_unavailable(self, source: Source) -> None:
+        """Record, once, each signal the last fetch found the account cannot fetch."""
+        stored = self._retry_unavailable.setdefault(source.name, {})
+        new = {
+            signal: reason for signal, reason in source.unavailable_signals.items() if signal not in stored
+        }
+        if not new:
+            return
+        now = self.clock()
+        for signal in new:
+            stored[signal] = now + RETRY_UNAVAILABLE_AFTER
+        await self._in_db(self._write_unavailable, source.name, new, now)
+
+    def _write_unavailable(self, source: str, signals: dict[Signal, str], now: datetime) -> None:
+        with self.store.transaction() as session:
+            for signal, reason in signals.items():
+                mark_signal_unavailable(
+                    session, source, signal.value, reason, now=now, retry_at=now + RETRY_UNAVAILABLE_AFTER
+                )
+
     # -- unchanged checks, written in batches ------------------------------------------------------
 
-    async def _settle(self, borrower: Borrower, payload: str | None) -> CheckOutcome:
+    async def _settle(
+        self, borrower: Borrower, payload: str | None, signals: frozenset[Signal]
+    ) -> CheckOutcome:
         """Queue an unchanged check's bookkeeping; write the queue once it is big or old enough.
 
         Nothing of an unchanged check needs to be stored at once: until its batch is written the
@@ -247,6 +349,7 @@ class Checker:
                 payload_digest=payload,
                 checked_at=now,
                 next_check_at=self._next_check(borrower, now, settle=borrower.consecutive_failures > 0),
+                signals_checked=signals_checked_after(borrower.signals_checked, signals, now),
             )
         )
         oldest = self._unsettled[0].checked_at
@@ -255,15 +358,35 @@ class Checker:
         return CheckOutcome(borrower.id, ok=True)
 
     async def flush(self) -> None:
-        """Write every queued unchanged check (``check`` does at its end; callers of ``check_one`` must)."""
+        """Write every queued unchanged check and the billed calls counted so far, in one transaction
+        (``check`` does at its end, the daemon after each batch; callers of ``check_one`` must)."""
         batch, self._unsettled = self._unsettled, []
-        if batch:
-            await self._in_db(self._write_unchanged, batch)
+        billed = self._take_billed_calls()
+        if batch or billed:
+            await self._in_db(self._write_unchanged, batch, billed)
 
-    def _write_unchanged(self, batch: Sequence[_Unchanged]) -> None:
+    def _take_billed_calls(self) -> dict[str, int]:
+        """The calls each billed source counted since the last take.
+
+        Counts live in memory until the next flush: a crash loses at most those few, which only
+        ``watcher status``'s usage figure reads, rather than paying a write for every call.
+        """
+        taken = {name: source.take_billed_calls() for name, source in self.sources.items() if source.billed}
+        return {name: calls for name, calls in taken.items() if calls}
+
+    def _write_unchanged(self, batch: Sequence[_Unchanged], billed: dict[str, int]) -> None:
+        if not batch:
+            with self.store.transaction() as session:
+                add_billed_calls(session, billed, usage_hour(self.clock()))
+            return
         table = Borrower.metadata.tables[Borrower.__tablename__]
         settlements = [
-            settled(now=item.checked_at, next_check_at=item.next_check_at, payload=item.payload_digest)
+            settled(
+                now=item.checked_at,
+                next_check_at=item.next_check_at,
+                payload=item.payload_digest,
+                signals_checked=item.signals_checked,
+            )
             for item in batch
         ]
         rows = [
@@ -297,6 +420,7 @@ class Checker:
             written = [source for source in sources if self._health_due(source, now)]
             for source in written:
                 record_source_health(session, source, ok=True, at=now)
+            add_billed_calls(session, billed, usage_hour(now))
         for source in written:
             self._success_written_at[source] = now
 
@@ -372,8 +496,14 @@ class Checker:
                 assert borrower.pending_since is not None
                 confirm_at = borrower.pending_since + self.config.rules.confirm_after
                 next_check = max(now, min(next_check, confirm_at))
+            # A held answer is fetched again, whole, to confirm it: its signals are not stamped.
             values = settled(
-                now=now, next_check_at=next_check, payload=None if evaluation.hold else fetched.payload_digest
+                now=now,
+                next_check_at=next_check,
+                payload=None if evaluation.hold else fetched.payload_digest,
+                signals_checked=borrower.signals_checked
+                if evaluation.hold
+                else signals_checked_after(borrower.signals_checked, fetched.signals, now),
             )
             for column, value in values.items():
                 if not (evaluation.hold and column.startswith("pending_")):

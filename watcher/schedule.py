@@ -13,12 +13,20 @@ interval later, at a point fixed by a hash of its id. A portfolio imported at on
 registry's outage, is spread over a quarter of the interval instead of falling due at one moment
 every day, and no borrower is checked again sooner than three quarters of an interval after its
 first check (a vendor bills every call).
+
+Within a check, a vendor's signals (:class:`~watcher.record.Signal`) keep clocks of their own: the
+registry card is fetched at every check, every other signal only once its ``cadence`` has passed
+since it was last fetched (:func:`due_signals`), so slow lists cost one call a week, not one a day.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+
+from watcher.record import Signal
 
 SPREAD_FROM = 0.75  # of the interval: the earliest a spread-out borrower is due again
 
@@ -68,3 +76,54 @@ def next_check_at(
         if due <= now < due + interval and not settle:
             return due + interval + jitter * draw
     return spread_out(borrower_id, now, interval)
+
+
+def due_signals(
+    enabled: frozenset[Signal],
+    cadence: Mapping[Signal, timedelta],
+    checked_at: Mapping[Signal, datetime],
+    now: datetime,
+) -> frozenset[Signal]:
+    """The signals of ``enabled`` a scheduled check fetches at ``now``: the registry card always;
+    any other signal when it was never fetched, or its ``cadence`` has passed since ``checked_at``
+    (no cadence, or zero: every check). A clock set in the future (a changed system time) counts
+    as due, so a signal is never starved by a bad timestamp."""
+    now = _aware(now)
+    due = {Signal.REGISTRY}
+    for signal in enabled - {Signal.REGISTRY}:
+        last = checked_at.get(signal)
+        every = cadence.get(signal, timedelta(0))
+        if last is None or every <= timedelta(0) or not (timedelta(0) <= now - _aware(last) < every):
+            due.add(signal)
+    return frozenset(due)
+
+
+def read_signals_checked(stored: str | None) -> dict[Signal, datetime]:
+    """``Borrower.signals_checked`` (JSON: signal -> ISO time) as times by signal; names this
+    version does not know, and anything unreadable, are left out (then fetched again: harmless)."""
+    try:
+        loaded = json.loads(stored) if stored else {}
+    except ValueError:
+        return {}
+    if not isinstance(loaded, dict):
+        return {}
+    known = {signal.value: signal for signal in Signal}
+    times: dict[Signal, datetime] = {}
+    for name, value in loaded.items():
+        if name in known and isinstance(value, str):
+            try:
+                times[known[name]] = _aware(datetime.fromisoformat(value))
+            except ValueError:
+                continue
+    return times
+
+
+def signals_checked_after(stored: str | None, fetched: frozenset[Signal], now: datetime) -> str | None:
+    """The new ``Borrower.signals_checked`` after a successful check at ``now`` that fetched
+    ``fetched``: those signals stamped ``now``, the others kept. The registry card needs no stamp
+    (it is fetched at every check); None while no other signal was ever fetched."""
+    times = read_signals_checked(stored)
+    times.update(dict.fromkeys(fetched - {Signal.REGISTRY}, _aware(now)))
+    if not times:
+        return None
+    return json.dumps({signal.value: times[signal].isoformat() for signal in sorted(times)})

@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 import re
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -30,6 +30,8 @@ from watcher.models import (
     KeyPersonOccasion,
     Snapshot,
     SourceHealth,
+    SourceSignal,
+    SourceUsage,
     utcnow,
 )
 from watcher.schedule import spread_out
@@ -293,6 +295,80 @@ def record_source_health(
         health.last_error = error
         health.last_error_kind = kind
     session.add(health)
+
+
+# -- vendor signals the account cannot fetch, and billed calls ------------------------------------
+
+
+def unavailable_signals(
+    session: Session, now: datetime, *, forget_expired: bool = False
+) -> list[SourceSignal]:
+    """Signals some source's account could not fetch and not yet due for another try at ``now``;
+    with ``forget_expired`` the marks whose retry time has come are deleted first."""
+    if forget_expired:
+        session.exec(delete(SourceSignal).where(col(SourceSignal.retry_at) <= now))
+    query = select(SourceSignal).where(col(SourceSignal.retry_at) > now)
+    return list(session.exec(query.order_by(col(SourceSignal.source), col(SourceSignal.signal))))
+
+
+def mark_signal_unavailable(
+    session: Session, source: str, signal: str, reason: str, *, now: datetime, retry_at: datetime
+) -> None:
+    """Record (or renew) that ``source`` cannot fetch ``signal``: skipped by every instance until
+    ``retry_at``."""
+    row = session.get(SourceSignal, (source, signal)) or SourceSignal(source=source, signal=signal)
+    row.reason, row.unavailable_since, row.retry_at = reason, now, retry_at
+    session.add(row)
+
+
+def forget_unavailable_signal(session: Session, source: str, signal: str, *, now: datetime) -> None:
+    """Drop the mark once its ``retry_at`` has passed (a mark renewed meanwhile by another instance
+    stays)."""
+    session.exec(
+        delete(SourceSignal).where(
+            col(SourceSignal.source) == source,
+            col(SourceSignal.signal) == signal,
+            col(SourceSignal.retry_at) <= now,
+        )
+    )
+
+
+def usage_hour(moment: datetime) -> datetime:
+    """The UTC hour ``moment`` falls in: the bucket billed calls are counted in."""
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def add_billed_calls(session: Session, calls: Mapping[str, int], hour: datetime) -> None:
+    """Add each source's billed ``calls`` to its row of ``hour``: one upsert statement, on SQLite and
+    PostgreSQL alike, so concurrent instances add up instead of overwriting each other."""
+    rows = [{"source": source, "hour": hour, "calls": count} for source, count in calls.items() if count]
+    if not rows:
+        return
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    table = SourceUsage.metadata.tables[SourceUsage.__tablename__]
+    connection = session.connection()
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(table)
+    connection.execute(
+        statement.on_conflict_do_update(
+            index_elements=[table.c.source, table.c.hour],
+            set_={"calls": table.c.calls + statement.excluded.calls},
+        ),
+        rows,
+    )
+
+
+def billed_calls_in_last_day(session: Session, now: datetime) -> dict[str, int]:
+    """Billed calls per source in the 24 hourly buckets up to ``now``'s (the current hour counts)."""
+    first = usage_hour(now) - timedelta(hours=23)
+    query = (
+        select(col(SourceUsage.source), func.sum(col(SourceUsage.calls)))
+        .where(col(SourceUsage.hour) >= first)
+        .group_by(col(SourceUsage.source))
+    )
+    return {source: int(total or 0) for source, total in session.exec(query)}
 
 
 @dataclass(frozen=True, slots=True)

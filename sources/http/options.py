@@ -76,6 +76,11 @@ class VendorOptions(HttpSourceOptions):
     @field_validator("cadence")
     @classmethod
     def _with_defaults(cls, value: dict[Signal, timedelta]) -> dict[Signal, timedelta]:
+        if Signal.REGISTRY in value:
+            raise ValueError(
+                "registry: the registry card is fetched at every check ([schedule] interval); "
+                f"cadence applies to {', '.join(s.value for s in Signal if s is not Signal.REGISTRY)}"
+            )
         for signal, every in value.items():
             if every < timedelta(0):
                 raise ValueError(f"{signal.value}: must not be negative")

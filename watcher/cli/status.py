@@ -52,7 +52,12 @@ def _lines(report: HealthReport) -> Iterator[str]:
         f"{report.deliveries_dead} dead, {report.deliveries_held} held for digests"
     )
     for health in report.sources:
-        yield _source_line(health)
+        yield _source_line(health, report.billed_calls.get(health.source))
+        for unavailable in report.unavailable_of(health.source):
+            yield (
+                f"  signal {unavailable.signal} unavailable since {when(unavailable.unavailable_since)} "
+                f"(retried {when(unavailable.retry_at)}): {unavailable.reason}"
+            )
     for borrower in report.failing_borrowers:
         yield (
             f"failing borrower {borrower.id}: ×{borrower.consecutive_failures} "
@@ -81,10 +86,11 @@ def _instance_line(instance: InstanceView) -> str:
     )
 
 
-def _source_line(health: SourceHealth) -> str:
+def _source_line(health: SourceHealth, billed_calls: int | None) -> str:
     state = (
         f"FAILING ×{health.consecutive_failures} ({health.last_error_kind}): {health.last_error}"
         if health.consecutive_failures
         else "ok"
     )
-    return f"source {health.source}: {state}; last success {when(health.last_success_at) or 'never'}"
+    usage = "" if billed_calls is None else f"; {billed_calls} billed call(s) in 24h"
+    return f"source {health.source}: {state}; last success {when(health.last_success_at) or 'never'}{usage}"

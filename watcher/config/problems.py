@@ -48,6 +48,7 @@ _TYPE_REASONS = {
     "bool_parsing": "true or false",
     "string_type": "a string",
     "list_type": "an array",
+    "tuple_type": "an array",
     "float_type": "a number",
     "float_parsing": "a number",
     "dict_type": "a table",
