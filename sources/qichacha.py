@@ -391,7 +391,12 @@ def _with_risk(record: RegistryRecord, raw: Mapping[str, str], legal_representat
     )
     record = _judicial(record, raw, legal_representative)
     if CHANGE_LOG.name in raw:
-        log = risk.change_log(raw[CHANGE_LOG.name], raw.get(HISTORY_OPER.name), raw.get(BASIC_DETAILS.name))
+        log = risk.change_log(
+            raw[CHANGE_LOG.name],
+            raw.get(HISTORY_OPER.name),
+            raw.get(BASIC_DETAILS.name),
+            legal_representative,
+        )
         record = replace(record, change_log=log)
     return record
 

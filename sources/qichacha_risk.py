@@ -177,6 +177,8 @@ def actual_controllers(text: str) -> tuple[Controller, ...] | None:
     main_data = {} if main is None else as_object(main, "actual_control.ControllerData")
     main_key = _field(main_data, "KeyNo", "ControllerData")
     main_stake = _first(main_data, ("ControlPercent", "PercentTotal"), "ControllerData")
+    if result.get("ControllerDataList") is None and result.get("ActualControl") is None:
+        raise ParseError("actual_control.Result has neither ControllerDataList nor ActualControl")
     controllers: dict[str, Controller] = {}
     listed = result.get("ControllerDataList")
     for index, item in enumerate(as_list(listed, "ControllerDataList") if listed is not None else []):
@@ -475,10 +477,11 @@ def unique(listings: Iterable[Listing]) -> tuple[Listing, ...]:
 
 
 def change_log(
-    changes: str, history_oper: str | None, basic_details: str | None
+    changes: str, history_oper: str | None, basic_details: str | None, legal_representative: str
 ) -> tuple[ChangeLogEntry, ...]:
-    """734's rows, 922's former legal representatives (dated when they left), and 410's revocation
-    or cancellation (dating the status change)."""
+    """734's rows, 922's former legal representatives (dated when they left; the successor is the one
+    who came in that day, else the current ``legal_representative``), and 410's revocation or
+    cancellation (dating the status change)."""
     entries: list[ChangeLogEntry] = []
     for index, row in enumerate(rows(changes, "change_log", bare=True)):
         what = f"change_log[{index}]"
@@ -509,7 +512,7 @@ def change_log(
                     categories=frozenset({Category.LEGAL_REPRESENTATIVE}),
                     item="法定代表人变更",
                     before=_field(row, "OperName", what),
-                    after=starts.get(left, "") if left is not None else "",
+                    after=starts.get(left, legal_representative) if left is not None else "",
                     date=left,
                 )
             )
