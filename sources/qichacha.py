@@ -544,3 +544,14 @@ def _change_records(value: object) -> tuple[ChangeLogEntry, ...] | None:
             )
         )
     return tuple(entries)
+
+
+# The raw key of each path (the card's too), as a stand-in answering by path needs.
+PATHS_BY_NAME: dict[str, str] = {
+    _INFO_PATH: "getinfo",
+    **{
+        endpoint.path: endpoint.name
+        for endpoint in RISK_ENDPOINTS
+        if not endpoint.name.endswith("_actual_controller")
+    },
+}
