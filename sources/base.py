@@ -182,11 +182,13 @@ class Source(ABC):
         except SourceError as error:
             _attribute(error, self.name, normalised)
             raise
-        covered = wanted - set(self.unavailable_signals)
+        covered = self.signals_covered(wanted, raw)
         digest = payload_digest(self.mapping_fingerprint, normalised, raw)
         if digest == last_payload:
             return SamePayload(digest, signals=covered)
-        record = record_of(self.map_raw, raw, source=self.name, registry_id=normalised)
+        record = self.configured_record(
+            record_of(self.map_raw, raw, source=self.name, registry_id=normalised), raw
+        )
         return Fetched(record=record, raw=raw, payload_digest=digest, signals=covered)
 
     @abstractmethod
@@ -200,6 +202,15 @@ class Source(ABC):
         endpoints of a signal the account cannot fetch (:meth:`mark_unavailable`), and map only the
         answers present, so a signal not fetched leaves its sections unknown."""
         return await self.fetch_raw(registry_id)
+
+    def signals_covered(self, wanted: frozenset[Signal], raw: Mapping[str, str]) -> frozenset[Signal]:
+        """The signals a fetch of ``wanted`` covered: those asked for, less those found unavailable."""
+        return wanted - set(self.unavailable_signals)
+
+    def configured_record(self, record: RegistryRecord, raw: Mapping[str, str]) -> RegistryRecord:
+        """The mapped record as this source's configuration reads it (a vendor may leave a section
+        unknown that its answers alone would fill); the mapping itself stays a function of the answers."""
+        return record
 
     @abstractmethod
     def map_raw(self, raw: Mapping[str, str], *, source: str, registry_id: str) -> RegistryRecord:

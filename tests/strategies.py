@@ -41,21 +41,76 @@ from watcher.record import (
 
 CJK_SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘蒋蔡余杜叶程"
 CJK_GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂建国华文志红英玉兰春海鹏飞宇婷雪晨"
-LATIN_FIRST = ("John", "Mary", "Ole", "Kari", "Jean", "Marie", "Anne", "Lars", "Émile", "Søren", "Åse",
-               "Peter", "Ingrid", "Claire", "David", "Sarah", "Hélène", "Bjørn")
-LATIN_LAST = ("Smith", "Hansen", "Dupont", "Olsen", "Martin", "Berg", "Øvergård", "Jones", "Müller",
-              "Larsen", "Lefèvre", "Taylor", "Nilsen", "Brown", "Moreau", "Dahl")
+LATIN_FIRST = (
+    "John",
+    "Mary",
+    "Ole",
+    "Kari",
+    "Jean",
+    "Marie",
+    "Anne",
+    "Lars",
+    "Émile",
+    "Søren",
+    "Åse",
+    "Peter",
+    "Ingrid",
+    "Claire",
+    "David",
+    "Sarah",
+    "Hélène",
+    "Bjørn",
+)
+LATIN_LAST = (
+    "Smith",
+    "Hansen",
+    "Dupont",
+    "Olsen",
+    "Martin",
+    "Berg",
+    "Øvergård",
+    "Jones",
+    "Müller",
+    "Larsen",
+    "Lefèvre",
+    "Taylor",
+    "Nilsen",
+    "Brown",
+    "Moreau",
+    "Dahl",
+)
 
 CITIES = ("北京", "上海", "深圳", "杭州", "广州", "成都", "苏州", "武汉", "天津", "南京")
 WORDS = ("星辰", "华信", "恒达", "远航", "金石", "中泰", "鼎盛", "瑞丰", "新元", "长城", "东方", "海天")
 TRADES = ("科技", "贸易", "实业", "投资", "建设", "医药", "物流", "电子", "能源", "食品")
-LATIN_WORDS = ("Acme", "Nordic", "Fjord", "Atlas", "Pioneer", "Blue", "Ocean", "Granite", "Solar",
-               "Delta", "Polar", "Summit", "Harbor", "Crown")
+LATIN_WORDS = (
+    "Acme",
+    "Nordic",
+    "Fjord",
+    "Atlas",
+    "Pioneer",
+    "Blue",
+    "Ocean",
+    "Granite",
+    "Solar",
+    "Delta",
+    "Polar",
+    "Summit",
+    "Harbor",
+    "Crown",
+)
 LATIN_SUFFIXES = ("AS", "ASA", "Ltd", "Limited", "SAS", "SA", "Co Ltd", "Holdings AS", "Group Ltd")
 STREETS = ("建国路", "人民路", "中山路", "解放大道", "科技园南路", "滨江大道", "长安街")
 DISTRICTS = ("朝阳区", "浦东新区", "南山区", "西湖区", "天河区", "高新区")
-LATIN_STREETS = ("Karl Johans gate", "Rue de Rivoli", "High Street", "Storgata", "Avenue Foch",
-                 "Bryggen", "Baker Street")
+LATIN_STREETS = (
+    "Karl Johans gate",
+    "Rue de Rivoli",
+    "High Street",
+    "Storgata",
+    "Avenue Foch",
+    "Bryggen",
+    "Baker Street",
+)
 LATIN_TOWNS = ("0154 Oslo", "75001 Paris", "London EC1A 1BB", "5003 Bergen", "69002 Lyon")
 
 cjk_person_names = st.builds(
@@ -125,14 +180,34 @@ def identity_keys(draw, name: str) -> str:
 
 # -- roles --------------------------------------------------------------------------------------
 
-TITLES = ("执行董事兼总经理", "董事长", "董事长兼总经理", "董事", "执行董事", "监事", "监事会主席",
-          "财务负责人", "总经理", "经理", "副总经理", "董事会秘书", "Director", "Secretary", "Chairman",
-          "Director and Secretary", "Managing Director", "CFO", "Auditor", "Member")
+TITLES = (
+    "执行董事兼总经理",
+    "董事长",
+    "董事长兼总经理",
+    "董事",
+    "执行董事",
+    "监事",
+    "监事会主席",
+    "财务负责人",
+    "总经理",
+    "经理",
+    "副总经理",
+    "董事会秘书",
+    "Director",
+    "Secretary",
+    "Chairman",
+    "Director and Secretary",
+    "Managing Director",
+    "CFO",
+    "Auditor",
+    "Member",
+)
 KEY_ROLES = (Role.CHAIR, Role.DIRECTOR, Role.FINANCE_HEAD, Role.PARTNER)
 
 role_sets = st.frozensets(
     st.sampled_from([role for role in Role if role is not Role.LEGAL_REPRESENTATIVE]),
-    min_size=1, max_size=3,
+    min_size=1,
+    max_size=3,
 )
 
 
@@ -191,8 +266,14 @@ def stake_spellings(stake: Stake) -> list[object]:
             spellings += [plain, f"{low:.2f}"]
         return spellings
     lo, hi = _plain(low), _plain(high)
-    return [f"{lo}-{hi}%", f"{lo}%-{hi}%", f"{lo}–{hi}%", f"{lo} ~ {hi}%", f"{lo} to {hi}%",
-            f"{low:.2f}-{high:.2f}%"]
+    return [
+        f"{lo}-{hi}%",
+        f"{lo}%-{hi}%",
+        f"{lo}–{hi}%",
+        f"{lo} ~ {hi}%",
+        f"{lo} to {hi}%",
+        f"{low:.2f}-{high:.2f}%",
+    ]
 
 
 def _plain(value: Decimal) -> str:
@@ -214,8 +295,18 @@ def stakes(draw) -> Stake | None:
 
 
 AMOUNT_SPELLINGS: dict[str | None, tuple[str, ...]] = {
-    "CNY": ("{n}元人民币", "人民币{n}元", "{w}万元人民币", "{w}万元", "{y}亿元", "RMB {c}", "CNY {n}",
-            "{n}元", "{c}元人民币", "人民币{w}万元"),
+    "CNY": (
+        "{n}元人民币",
+        "人民币{n}元",
+        "{w}万元人民币",
+        "{w}万元",
+        "{y}亿元",
+        "RMB {c}",
+        "CNY {n}",
+        "{n}元",
+        "{c}元人民币",
+        "人民币{w}万元",
+    ),
     "USD": ("{n}美元", "{w}万美元", "USD {c}"),
     "EUR": ("{w}万欧元", "EUR {n}"),
     "HKD": ("{w}万港元", "{w}万港币"),
@@ -266,8 +357,14 @@ def shareholders(draw) -> Shareholder:
     )
 
 
-NATURES = ("ownership-of-shares-25-to-50-percent", "voting-rights-25-to-50-percent",
-           "right-to-appoint-and-remove-directors", "实际控制人", "最终受益人", "Significant Influence")
+NATURES = (
+    "ownership-of-shares-25-to-50-percent",
+    "voting-rights-25-to-50-percent",
+    "right-to-appoint-and-remove-directors",
+    "实际控制人",
+    "最终受益人",
+    "Significant Influence",
+)
 
 
 @st.composite
@@ -301,12 +398,24 @@ def statuses(codes: st.SearchStrategy[CompanyStatus] | None = None) -> st.Search
     return codes.flatmap(lambda code: st.builds(Status, st.just(code), st.sampled_from(STATUS_WORDING[code])))
 
 
-LOG_ITEMS = ("法定代表人变更", "投资人(股权)变更", "董事备案", "监事备案", "高级管理人员备案", "注册资本变更",
-             "住所变更", "名称变更", "财务负责人备案", "经营范围变更")
-LATIN_LOG_ITEMS = (("Appointment of director", Category.DIRECTOR),
-                   ("Termination of appointment of secretary", Category.MANAGER),
-                   ("Change of registered office address", Category.ADDRESS),
-                   ("Notification of a person with significant control", Category.CONTROLLER))
+LOG_ITEMS = (
+    "法定代表人变更",
+    "投资人(股权)变更",
+    "董事备案",
+    "监事备案",
+    "高级管理人员备案",
+    "注册资本变更",
+    "住所变更",
+    "名称变更",
+    "财务负责人备案",
+    "经营范围变更",
+)
+LATIN_LOG_ITEMS = (
+    ("Appointment of director", Category.DIRECTOR),
+    ("Termination of appointment of secretary", Category.MANAGER),
+    ("Change of registered office address", Category.ADDRESS),
+    ("Notification of a person with significant control", Category.CONTROLLER),
+)
 
 
 @st.composite
@@ -359,8 +468,9 @@ def registry_records(draw, all_present: bool = False, max_items: int = 6) -> Reg
         shareholders=draw(_maybe(unique_list(shareholders(), max(max_items - 1, 0)), all_present)),
         controllers=draw(_maybe(unique_list(controllers(), min(max_items, 3)), all_present)),
         finance_head=draw(_maybe(finance_heads(), all_present)),
-        change_log=draw(_maybe(st.lists(change_log_entries(), max_size=min(max_items, 4)).map(tuple),
-                               all_present)),
+        change_log=draw(
+            _maybe(st.lists(change_log_entries(), max_size=min(max_items, 4)).map(tuple), all_present)
+        ),
     )
 
 
@@ -465,7 +575,10 @@ def _noisy_money(money: Money | None, rnd: random.Random) -> Money | None:
     spelling = noisy_text(rnd.choice(amount_spellings(money.amount, money.currency)), rnd, case=False)
     noisy = parse_amount(spelling)
     assert noisy is not None and (noisy.amount, noisy.currency) == (money.amount, money.currency), (
-        spelling, noisy, money)
+        spelling,
+        noisy,
+        money,
+    )
     return noisy
 
 
@@ -486,18 +599,31 @@ def apply_noise(record: RegistryRecord, rnd: random.Random) -> RegistryRecord:
 
     def holder(h: Shareholder) -> Shareholder:
         name = noisy_text(h.name, rnd)
-        return replace(h, name=name, key=_noisy_key(h.key, h.name, name, rnd),
-                       stake=_noisy_stake(h.stake, rnd), subscribed=_noisy_money(h.subscribed, rnd))
+        return replace(
+            h,
+            name=name,
+            key=_noisy_key(h.key, h.name, name, rnd),
+            stake=_noisy_stake(h.stake, rnd),
+            subscribed=_noisy_money(h.subscribed, rnd),
+        )
 
     def controller(c: Controller) -> Controller:
         name = noisy_text(c.name, rnd)
-        return replace(c, name=name, key=_noisy_key(c.key, c.name, name, rnd),
-                       stake=_noisy_stake(c.stake, rnd),
-                       natures=frozenset(noisy_text(n, rnd) for n in sorted(c.natures)))
+        return replace(
+            c,
+            name=name,
+            key=_noisy_key(c.key, c.name, name, rnd),
+            stake=_noisy_stake(c.stake, rnd),
+            natures=frozenset(noisy_text(n, rnd) for n in sorted(c.natures)),
+        )
 
     def log(entry: ChangeLogEntry) -> ChangeLogEntry:
-        return replace(entry, item=noisy_text(entry.item, rnd), before=noisy_text(entry.before, rnd),
-                       after=noisy_text(entry.after, rnd))
+        return replace(
+            entry,
+            item=noisy_text(entry.item, rnd),
+            before=noisy_text(entry.before, rnd),
+            after=noisy_text(entry.after, rnd),
+        )
 
     def many(items, convert):
         return None if items is None else shuffled(tuple(convert(item) for item in items), rnd)
@@ -506,7 +632,8 @@ def apply_noise(record: RegistryRecord, rnd: random.Random) -> RegistryRecord:
         record,
         registry_id=noisy_text(record.registry_id, rnd, case=False),
         name=_maybe_text(record.name, rnd),
-        status=None if record.status is None
+        status=None
+        if record.status is None
         else Status(record.status.code, noisy_text(record.status.raw, rnd)),
         registered_capital=_noisy_money(record.registered_capital, rnd),
         address=_maybe_text(record.address, rnd),

@@ -81,6 +81,7 @@ ROUND2_PLANTED = [
     ("cn-lanchao", "shareholder", "added", "上海临港澜启科技有限公司", None),
     ("cn-lanchao", "shareholder", "removed", "杭州澜川投资管理合伙企业(有限合伙)", None),
     ("cn-lanchao", "finance_head", "changed", None, ("赵磊", "周明")),
+    ("cn-lanchao", "enforcement", "added", "(2026)浙0106执1533号", None),
     ("no-fjordlys", "legal_representative", "changed", None, ("Magnus Solheim", "Hanne Strand")),
     ("no-fjordlys", "director", "removed", "Lars Erik Nygaard", None),
     ("no-fjordlys", "director", "added", "Thomas Vik", None),

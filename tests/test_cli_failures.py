@@ -251,8 +251,11 @@ def read_only_postgres_url(postgres_url: str, tmp_path: Path):
         connection.execute(text(f'GRANT USAGE ON SCHEMA "{schema}" TO {role}'))
         connection.execute(text(f'GRANT SELECT ON ALL TABLES IN SCHEMA "{schema}" TO {role}'))
     try:
-        yield role, make_url(postgres_url).set(username=role, password=PASSWORD).render_as_string(
-            hide_password=False
+        yield (
+            role,
+            make_url(postgres_url)
+            .set(username=role, password=PASSWORD)
+            .render_as_string(hide_password=False),
         )
     finally:
         with admin.connect() as connection:

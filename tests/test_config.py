@@ -167,8 +167,15 @@ def test_rate_text_is_short_for_one_unit() -> None:
 
 @pytest.mark.parametrize(
     ("text", "problem"),
-    [("5", "missing '/'"), ("0/s", ">= 1"), ("x/s", ">= 1"), ("-1/s", ">= 1"), ("5/x", "period"),
-     ("5/0s", "longer than 0s"), ("", "missing '/'")],
+    [
+        ("5", "missing '/'"),
+        ("0/s", ">= 1"),
+        ("x/s", ">= 1"),
+        ("-1/s", ">= 1"),
+        ("5/x", "period"),
+        ("5/0s", "longer than 0s"),
+        ("", "missing '/'"),
+    ],
 )
 def test_parse_rate_rejects(text: str, problem: str) -> None:
     with pytest.raises(ValueError) as caught:
@@ -303,7 +310,10 @@ def test_config_dumps_to_data_that_validates_again(tmp_path: Path) -> None:
     dumped = config.model_dump(mode="json")
     assert dumped["schedule"]["interval"] == "1h"
     assert dumped["sources"]["s"] == {
-        "type": "testsrc", "base_url": "https://x.test", "rate": "5/s", "token": ""
+        "type": "testsrc",
+        "base_url": "https://x.test",
+        "rate": "5/s",
+        "token": "",
     }
     assert "path" not in dumped
     assert Config.model_validate(dumped).model_dump(mode="json") == dumped
@@ -394,7 +404,9 @@ def test_missing_variable_names_file_key_and_variable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("SMTP_PASSWORD", raising=False)
-    error = load_error(tmp_path, '[notifiers.risk_desk]\nurls = ["mailtos://a:${SMTP_PASSWORD}@smtp.example"]\n')
+    error = load_error(
+        tmp_path, '[notifiers.risk_desk]\nurls = ["mailtos://a:${SMTP_PASSWORD}@smtp.example"]\n'
+    )
     assert_names(error, tmp_path / "watcher.toml", "notifiers.risk_desk.urls[0]")
     assert "SMTP_PASSWORD" in error.reason
     assert "not set" in error.reason
@@ -478,8 +490,11 @@ def test_secret_used_elsewhere_is_scrubbed_from_another_key_error(
         ("[schedule]\nconcurrency = 'many'\n", "schedule.concurrency", "expected a whole number, got 'many'"),
         ("[schedule]\nconcurrency = 0\n", "schedule.concurrency", "must be at least 1, got 0"),
         ("[schedule]\nconcurrency = 257\n", "schedule.concurrency", "at most 256"),
-        ("[schedule]\ninterval = '5x'\n", "schedule.interval",
-         "expected a duration like 10s, 30m, 24h, 365d or 1h30m, got '5x'"),
+        (
+            "[schedule]\ninterval = '5x'\n",
+            "schedule.interval",
+            "expected a duration like 10s, 30m, 24h, 365d or 1h30m, got '5x'",
+        ),
         ("[schedule]\ninterval = 3600\n", "schedule.interval", "needs a unit"),
         ("[schedule]\ninterval = '0s'\n", "schedule.interval", "longer than 0s"),
         ("[schedule]\nactive_hours = '8-20'\n", "schedule.active_hours", "HH:MM-HH:MM"),
@@ -489,18 +504,30 @@ def test_secret_used_elsewhere_is_scrubbed_from_another_key_error(
         ("[watcher]\ntimezone = 'Mars/Olympus'\n", "watcher.timezone", "unknown time zone"),
         ("[watcher]\nlanguage = 'fr'\n", "watcher.language", "expected 'zh-CN' or 'en', got 'fr'"),
         ("watcher = 5\n", "watcher", "expected a table"),
-        ("[notifiers.risk_desk]\nurls = ['x']\nmin_severity = 'urgent'\n", "notifiers.risk_desk.min_severity",
-         "expected 'info', 'warning', 'high' or 'critical', got 'urgent'"),
+        (
+            "[notifiers.risk_desk]\nurls = ['x']\nmin_severity = 'urgent'\n",
+            "notifiers.risk_desk.min_severity",
+            "expected 'info', 'warning', 'high' or 'critical', got 'urgent'",
+        ),
         ("[notifiers.risk_desk]\nurls = []\n", "notifiers.risk_desk.urls", "must not be empty"),
-        ("[notifiers.risk_desk]\nmin_severity = 'high'\n", "notifiers.risk_desk.urls",
-         "missing required key"),
+        (
+            "[notifiers.risk_desk]\nmin_severity = 'high'\n",
+            "notifiers.risk_desk.urls",
+            "missing required key",
+        ),
         ("[notifiers.risk_desk]\nurls = 'mailto://x'\n", "notifiers.risk_desk.urls", "expected an array"),
         ("[notifiers.risk_desk]\nurls = ['x', ' ']\n", "notifiers.risk_desk.urls[1]", "must not be empty"),
         ("[notifiers.risk_desk]\nurls = ['x']\ndigest = '8:30'\n", "notifiers.risk_desk.digest", "HH:MM"),
-        ("[notifiers.risk_desk]\nurls = ['x']\nmax_attempts = 0\n", "notifiers.risk_desk.max_attempts",
-         "at least 1"),
-        ("[notifiers.risk_desk]\nurls = ['x']\nsources = ['nowhere']\n", "notifiers.risk_desk.sources[0]",
-         "no such [sources.<name>] table"),
+        (
+            "[notifiers.risk_desk]\nurls = ['x']\nmax_attempts = 0\n",
+            "notifiers.risk_desk.max_attempts",
+            "at least 1",
+        ),
+        (
+            "[notifiers.risk_desk]\nurls = ['x']\nsources = ['nowhere']\n",
+            "notifiers.risk_desk.sources[0]",
+            "no such [sources.<name>] table",
+        ),
         ("[officers.zw]\nurls = []\n", "officers.zw.name", "missing required key"),
         ("[officers.zw]\nname = 'Z'\nphone = '1'\n", "officers.zw.phone", "unknown key"),
     ],

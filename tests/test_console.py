@@ -207,11 +207,7 @@ def xlsx_rows(body: bytes) -> tuple[list[str], list[dict[str, object]], list]:
 
 
 def _concrete(path: str) -> str:
-    return (
-        path.replace("{alert_id:int}", "1")
-        .replace("{snapshot_id:int}", "1")
-        .replace("{fmt:str}", "csv")
-    )
+    return path.replace("{alert_id:int}", "1").replace("{snapshot_id:int}", "1").replace("{fmt:str}", "csv")
 
 
 # -- signing in -----------------------------------------------------------------------------------
@@ -375,9 +371,10 @@ def test_a_reviewer_sees_every_borrower_most_severe_alert_first(any_world):
     assert all(borrower in portfolio for borrower in ("b-lanchao", "b-fjordlys", "b-hardanger"))
     only_li = client.get("/?officer=li_na").text
     assert "b-fjordlys" in only_li and "b-lanchao" not in only_li
-    assert "b-lanchao" in client.get("/?tag=zhejiang").text and "b-hardanger" not in client.get(
-        "/?tag=zhejiang"
-    ).text
+    assert (
+        "b-lanchao" in client.get("/?tag=zhejiang").text
+        and "b-hardanger" not in client.get("/?tag=zhejiang").text
+    )
     only_high = client.get("/?severity=high").text
     assert "b-lanchao" in only_high and "b-fjordlys" not in only_high
     assert "b-hardanger" in client.get("/?q=HARDANGER").text
@@ -416,8 +413,17 @@ def test_ack_and_close_in_the_console_write_what_the_cli_writes(any_world):
     ids = world.alert_ids()
     by_cli = RUNNER.invoke(
         cli_app,
-        ["--config", str(world.deployment.config_path), "alerts", "ack", str(ids["b-hardanger"]),
-         "--by", "Risk Desk", "--note", "已电话核实"],
+        [
+            "--config",
+            str(world.deployment.config_path),
+            "alerts",
+            "ack",
+            str(ids["b-hardanger"]),
+            "--by",
+            "Risk Desk",
+            "--note",
+            "已电话核实",
+        ],
         catch_exceptions=False,
     )
     assert by_cli.exit_code == 0, by_cli.output
@@ -436,11 +442,15 @@ def test_ack_and_close_in_the_console_write_what_the_cli_writes(any_world):
     assert cli_row.subject_id == str(ids["b-hardanger"]) and console_row.subject_id == str(ids["b-fjordlys"])
     for row in (cli_row, console_row):
         assert (row.actor, row.subject_type, json.loads(row.detail)) == (
-            "Risk Desk", "alert", {"note": "已电话核实"}
+            "Risk Desk",
+            "alert",
+            {"note": "已电话核实"},
         )
     console_alert = world.alert(ids["b-fjordlys"])
     assert (console_alert.status, console_alert.acknowledged_by, console_alert.note) == (
-        "acknowledged", "Risk Desk", "已电话核实"
+        "acknowledged",
+        "Risk Desk",
+        "已电话核实",
     )
 
     again = client.post(f"/alerts/{ids['b-fjordlys']}/ack", data={"csrf_token": token})
@@ -452,11 +462,15 @@ def test_ack_and_close_in_the_console_write_what_the_cli_writes(any_world):
     assert closed.status_code == 200
     console_alert = world.alert(ids["b-fjordlys"])
     assert (console_alert.status, console_alert.closed_by, console_alert.note) == (
-        "closed", "Risk Desk", "已电话核实\n风险已排除"
+        "closed",
+        "Risk Desk",
+        "已电话核实\n风险已排除",
     )
     [close_row] = world.audit("alert.closed")
     assert (close_row.actor, close_row.subject_id, json.loads(close_row.detail)) == (
-        "Risk Desk", str(ids["b-fjordlys"]), {"note": "风险已排除"}
+        "Risk Desk",
+        str(ids["b-fjordlys"]),
+        {"note": "风险已排除"},
     )
 
     timeline = client.get("/borrower?id=b-fjordlys").text
@@ -559,8 +573,17 @@ def test_history_exports_follow_the_history_contract_and_neutralise_formulas(any
 
     jsonl = RUNNER.invoke(
         cli_app,
-        ["--config", str(world.deployment.config_path), "history", "--category", "legal_representative",
-         "--since", "2026-03-01", "--format", "jsonl"],
+        [
+            "--config",
+            str(world.deployment.config_path),
+            "history",
+            "--category",
+            "legal_representative",
+            "--since",
+            "2026-03-01",
+            "--format",
+            "jsonl",
+        ],
         catch_exceptions=False,
     )
     expected = [json.loads(line) for line in jsonl.stdout.splitlines()]
@@ -626,8 +649,13 @@ def test_pages_speak_the_configured_language_and_switch_on_request(world):
 def test_a_users_preferred_language_is_their_default(world):
     with world.store.transaction() as session:
         create_user(
-            session, username="eva", password=PASSWORD, role="reviewer", display_name="Eva",
-            language="en", actor="test",
+            session,
+            username="eva",
+            password=PASSWORD,
+            role="reviewer",
+            display_name="Eva",
+            language="en",
+            actor="test",
         )
     client = signed_in(world, "eva")
     assert "Portfolio" in client.get("/").text
@@ -675,8 +703,18 @@ def cli(world: ConsoleWorld, *args: str, stdin: str | None = None):
 
 
 def test_users_add_reads_the_password_from_stdin_and_checks_the_officer(world):
-    added = cli(world, "users", "add", "chen", "--role", "officer", "--officer", "li_na", "--password-stdin",
-                stdin="another long password\n")
+    added = cli(
+        world,
+        "users",
+        "add",
+        "chen",
+        "--role",
+        "officer",
+        "--officer",
+        "li_na",
+        "--password-stdin",
+        stdin="another long password\n",
+    )
     assert added.exit_code == 0, added.output
     assert "李娜" in added.stdout, "the officer's configured name is the default display name"
     assert sign_in(world.client(), "chen", "another long password").status_code == 303
@@ -686,16 +724,42 @@ def test_users_add_reads_the_password_from_stdin_and_checks_the_officer(world):
 
     no_tty = cli(world, "users", "add", "dora", "--role", "reviewer")
     assert no_tty.exit_code == 2 and "--password-stdin" in no_tty.output
-    unknown = cli(world, "users", "add", "dora", "--role", "officer", "--officer", "ghost",
-                  "--password-stdin", stdin="a long enough password\n")
+    unknown = cli(
+        world,
+        "users",
+        "add",
+        "dora",
+        "--role",
+        "officer",
+        "--officer",
+        "ghost",
+        "--password-stdin",
+        stdin="a long enough password\n",
+    )
     assert unknown.exit_code == 2 and "ghost" in unknown.output
-    no_officer = cli(world, "users", "add", "dora", "--role", "officer", "--password-stdin",
-                     stdin="a long enough password\n")
+    no_officer = cli(
+        world,
+        "users",
+        "add",
+        "dora",
+        "--role",
+        "officer",
+        "--password-stdin",
+        stdin="a long enough password\n",
+    )
     assert no_officer.exit_code == 2 and "--officer" in no_officer.output
     short = cli(world, "users", "add", "dora", "--role", "reviewer", "--password-stdin", stdin="short\n")
     assert short.exit_code == 2 and "at least" in short.output
-    duplicate = cli(world, "users", "add", "risk", "--role", "reviewer", "--password-stdin",
-                    stdin="a long enough password\n")
+    duplicate = cli(
+        world,
+        "users",
+        "add",
+        "risk",
+        "--role",
+        "reviewer",
+        "--password-stdin",
+        stdin="a long enough password\n",
+    )
     assert duplicate.exit_code == 2 and "already exists" in duplicate.output
     as_argument = cli(world, "users", "add", "dora", "--role", "reviewer", "--password", "x" * 12)
     assert as_argument.exit_code == 2, "there is no way to pass a password as an argument"

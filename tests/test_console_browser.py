@@ -84,8 +84,10 @@ def arrived(browser, url: str) -> None:
     from selenium.webdriver.support.wait import WebDriverWait
 
     WebDriverWait(browser, WAIT_SECONDS).until(
-        lambda b: b.current_url.split("#")[0] == url and b.execute_script("return document.readyState")
-        == "complete",
+        lambda b: (
+            b.current_url.split("#")[0] == url
+            and b.execute_script("return document.readyState") == "complete"
+        ),
         message=f"never arrived at {url}",
     )
 

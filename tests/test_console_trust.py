@@ -282,7 +282,9 @@ def test_users_list_shows_roles_state_and_sessions(world):
     users = {user["username"]: user for user in json.loads(listed.stdout)}
     assert set(users) == {"zhang", "li", "wang", "risk"}
     assert (users["zhang"]["role"], users["zhang"]["officer"], users["zhang"]["sessions"]) == (
-        "officer", "zhang_wei", 2
+        "officer",
+        "zhang_wei",
+        2,
     )
     assert users["wang"]["active"] is False and users["risk"]["active"] is True
     assert users["risk"]["role"] == "reviewer" and users["risk"]["officer"] is None
@@ -429,7 +431,7 @@ def _borrower_count(html: str) -> int:
         ("ACME,+1", "ACME,'+1"),
         ("ACME\t@SUM(A1)", "ACME\t'@SUM(A1)"),
         ("ACME|-2+3", "ACME|'-2+3"),
-        ("line one\n=HYPERLINK(\"x\")", "line one\n'=HYPERLINK(\"x\")"),
+        ('line one\n=HYPERLINK("x")', 'line one\n\'=HYPERLINK("x")'),
         ("line one\r\n+1", "line one\r\n'+1"),
         ("ACME; =1", "ACME; '=1"),
         ("ACME;＝1", "ACME;'＝1"),

@@ -49,20 +49,38 @@ from watcher.rules import RuleSettings, Severity, assess, count_in_window, occas
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 # Planted-change records are big and drawn with "fresh name" filters: generation-efficiency checks only.
-PLANTED = settings(FAST, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                                HealthCheck.filter_too_much])
+PLANTED = settings(
+    FAST,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+)
 QUICK = settings(max_examples=150, deadline=None)
 
 records = S.registry_records()
-SECTIONS = ("name", "status", "registered_capital", "address", "legal_representative", "people",
-            "shareholders", "controllers", "finance_head")
+SECTIONS = (
+    "name",
+    "status",
+    "registered_capital",
+    "address",
+    "legal_representative",
+    "people",
+    "shareholders",
+    "controllers",
+    "finance_head",
+)
 
 
 def view(changes: list[Change]) -> list[tuple]:
     """A diff as what it says, ignoring display formatting (case, width, spacing) of its texts."""
     return sorted(
-        (c.category.value, c.action.value, text_key(c.subject), text_key(c.before), text_key(c.after),
-         c.effective_date.isoformat() if c.effective_date else "", c.from_change_log)
+        (
+            c.category.value,
+            c.action.value,
+            text_key(c.subject),
+            text_key(c.before),
+            text_key(c.after),
+            c.effective_date.isoformat() if c.effective_date else "",
+            c.from_change_log,
+        )
         for c in changes
     )
 
@@ -147,8 +165,12 @@ def test_a_person_listed_once_per_position_is_merged_order_free_and_idempotently
         key = person_key("王建国", registry_id="p1")
         return Person("王建国", key, roles_from_title(title), title, appointed)
 
-    rows = [listing("董事", date(2020, 1, 1)), listing("总经理"), listing("Secretary", date(2019, 5, 1)),
-            listing("董事")]
+    rows = [
+        listing("董事", date(2020, 1, 1)),
+        listing("总经理"),
+        listing("Secretary", date(2019, 5, 1)),
+        listing("董事"),
+    ]
     empty = RegistryRecord("qichacha", "x", people=())
     results = set()
     for order in itertools.permutations(rows):
@@ -167,8 +189,13 @@ def test_a_person_listed_once_per_position_is_merged_order_free_and_idempotently
 @given(st.data(), records)
 def test_list_order_never_matters(data, a):
     rnd = data.draw(st.randoms(use_true_random=False))
-    shuffled = replace(a, **{section: S.shuffled(getattr(a, section), rnd)
-                             for section in ("people", "shareholders", "controllers", "change_log")})
+    shuffled = replace(
+        a,
+        **{
+            section: S.shuffled(getattr(a, section), rnd)
+            for section in ("people", "shareholders", "controllers", "change_log")
+        },
+    )
     assert normalize_record(shuffled) == normalize_record(a)
 
 
@@ -211,15 +238,30 @@ def _role_change(name: str, before: frozenset[Role], after: frozenset[Role]) -> 
     return out
 
 
-MODIFICATIONS = ("replace_legal_rep", "replace_finance_head", "add_director", "remove_person",
-                 "change_roles", "respell_officer", "add_holder", "remove_holder", "change_stake",
-                 "change_status", "change_capital", "change_address", "change_name", "add_controller",
-                 "remove_controller")
+MODIFICATIONS = (
+    "replace_legal_rep",
+    "replace_finance_head",
+    "add_director",
+    "remove_person",
+    "change_roles",
+    "respell_officer",
+    "add_holder",
+    "remove_holder",
+    "change_stake",
+    "change_status",
+    "change_capital",
+    "change_address",
+    "change_name",
+    "add_controller",
+    "remove_controller",
+)
 DIRECTOR_ROLES = st.one_of(
     st.sampled_from(("董事", "执行董事兼总经理", "董事长", "Director", "Chairman")).map(
-        lambda title: (roles_from_title(title), title)),
+        lambda title: (roles_from_title(title), title)
+    ),
     st.frozensets(st.sampled_from(list(Role)), max_size=2).map(
-        lambda extra: (frozenset({Role.DIRECTOR}) | extra, "")),
+        lambda extra: (frozenset({Role.DIRECTOR}) | extra, "")
+    ),
 )
 
 
@@ -245,8 +287,11 @@ def planted_changes(draw):
 
     def fresh(strategy):
         """A person / holder new to the company: neither name nor key seen before."""
-        value = draw(strategy.filter(
-            lambda item: text_key(item.name) not in used and text_key(item.key) not in used_keys))
+        value = draw(
+            strategy.filter(
+                lambda item: text_key(item.name) not in used and text_key(item.key) not in used_keys
+            )
+        )
         used.add(text_key(value.name))
         used_keys.add(text_key(value.key))
         return value
@@ -262,8 +307,14 @@ def planted_changes(draw):
         if modification == "replace_legal_rep":
             person = fresh(S.legal_representatives())
             new = replace(new, legal_representative=person)
-            expected.append(Expect("legal_representative", Category.LEGAL_REPRESENTATIVE, Action.CHANGED,
-                                   "legal representative"))
+            expected.append(
+                Expect(
+                    "legal_representative",
+                    Category.LEGAL_REPRESENTATIVE,
+                    Action.CHANGED,
+                    "legal representative",
+                )
+            )
         elif modification == "replace_finance_head":
             new = replace(new, finance_head=fresh(S.finance_heads()))
             expected.append(Expect("finance_head", Category.FINANCE_HEAD, Action.CHANGED, "finance head"))
@@ -281,8 +332,11 @@ def planted_changes(draw):
             expected += [Expect("people", c, Action.REMOVED, person.name) for c in _categories(person.roles)]
         elif modification == "change_roles" and untouched_people:
             person = draw(st.sampled_from(untouched_people))
-            roles, title = draw(S.role_choices().filter(
-                lambda choice, old=person.roles: _categories(choice[0]) != _categories(old)))
+            roles, title = draw(
+                S.role_choices().filter(
+                    lambda choice, old=person.roles: _categories(choice[0]) != _categories(old)
+                )
+            )
             touched.add(person.key)
             changed = replace(person, roles=roles, role_text=title)
             new = replace(new, people=tuple(changed if p.key == person.key else p for p in people))
@@ -315,17 +369,27 @@ def planted_changes(draw):
                 new = replace(new, shareholders=tuple(moved if h.key == holder.key else h for h in holders))
                 expected.append(Expect("shareholders", Category.SHAREHOLDER, Action.CHANGED, holder.name))
         elif modification == "change_status":
-            status = draw(S.statuses(st.sampled_from(
-                [code for code in CompanyStatus if code is not base.status.code])))
+            status = draw(
+                S.statuses(st.sampled_from([code for code in CompanyStatus if code is not base.status.code]))
+            )
             new = replace(new, status=status)
             expected.append(Expect("status", Category.STATUS, Action.CHANGED, "status"))
         elif modification == "change_capital":
-            money = draw(S.moneys().filter(
-                lambda m, old=base.registered_capital: text_key(m.raw) != text_key(old.raw)
-                if m.amount is None or old.amount is None else m.amount != old.amount))
+            money = draw(
+                S.moneys().filter(
+                    lambda m, old=base.registered_capital: (
+                        text_key(m.raw) != text_key(old.raw)
+                        if m.amount is None or old.amount is None
+                        else m.amount != old.amount
+                    )
+                )
+            )
             new = replace(new, registered_capital=money)
-            expected.append(Expect("registered_capital", Category.REGISTERED_CAPITAL, Action.CHANGED,
-                                   "registered capital"))
+            expected.append(
+                Expect(
+                    "registered_capital", Category.REGISTERED_CAPITAL, Action.CHANGED, "registered capital"
+                )
+            )
         elif modification == "change_address":
             address = draw(S.addresses.filter(lambda a: text_key(a) != text_key(base.address)))
             new = replace(new, address=address)
@@ -397,20 +461,27 @@ def test_unknown_is_not_empty():
     assert diff(base, known) == []
     assert diff(known, base) == []
     assert [(c.category, c.action, c.subject) for c in diff(empty, known)] == [
-        (Category.DIRECTOR, Action.ADDED, "王建国")]
+        (Category.DIRECTOR, Action.ADDED, "王建国")
+    ]
     assert [(c.category, c.action, c.subject) for c in diff(known, empty)] == [
-        (Category.DIRECTOR, Action.REMOVED, "王建国")]
+        (Category.DIRECTOR, Action.REMOVED, "王建国")
+    ]
 
 
 def test_fresh_dated_log_entry_dates_the_structural_change():
-    old = RegistryRecord("qichacha", "x", legal_representative=Person("王建国", "n:王建国", frozenset()),
-                         change_log=())
-    entry = ChangeLogEntry(frozenset({Category.LEGAL_REPRESENTATIVE}), "法定代表人变更", "王建国", "李明",
-                           date(2025, 3, 1))
+    old = RegistryRecord(
+        "qichacha", "x", legal_representative=Person("王建国", "n:王建国", frozenset()), change_log=()
+    )
+    entry = ChangeLogEntry(
+        frozenset({Category.LEGAL_REPRESENTATIVE}), "法定代表人变更", "王建国", "李明", date(2025, 3, 1)
+    )
     new = replace(old, legal_representative=Person("李明", "n:李明", frozenset()), change_log=(entry,))
     [change] = diff(old, new)
     assert (change.category, change.effective_date, change.from_change_log) == (
-        Category.LEGAL_REPRESENTATIVE, date(2025, 3, 1), False)
+        Category.LEGAL_REPRESENTATIVE,
+        date(2025, 3, 1),
+        False,
+    )
 
 
 # -- occasions and the window -------------------------------------------------------------------------
@@ -479,8 +550,14 @@ def _expected_change_severity(change: Change) -> Severity:
         return EXPECTED_LISTING_SEVERITY[change.category] if change.raises_listing else Severity.INFO
     if change.category is Category.BENEFICIAL_OWNER:
         return Severity.INFO if change.action is Action.REMOVED else Severity.WARNING
-    if change.category in (Category.LEGAL_REPRESENTATIVE, Category.DIRECTOR, Category.SHAREHOLDER,
-                           Category.FINANCE_HEAD, Category.CONTROLLER, Category.ACTUAL_CONTROLLER):
+    if change.category in (
+        Category.LEGAL_REPRESENTATIVE,
+        Category.DIRECTOR,
+        Category.SHAREHOLDER,
+        Category.FINANCE_HEAD,
+        Category.CONTROLLER,
+        Category.ACTUAL_CONTROLLER,
+    ):
         return Severity.WARNING
     return Severity.INFO
 
@@ -501,12 +578,23 @@ def test_assess_severity(
 ):
     detected_on = DAY0
     record = RegistryRecord(
-        "qichacha", "x", status=status,
-        legal_representative=None if registry_rep is None else Person(registry_rep, person_key(registry_rep),
-                                                                      frozenset({Role.LEGAL_REPRESENTATIVE})))
+        "qichacha",
+        "x",
+        status=status,
+        legal_representative=None
+        if registry_rep is None
+        else Person(registry_rep, person_key(registry_rep), frozenset({Role.LEGAL_REPRESENTATIVE})),
+    )
     rule = RuleSettings(window=timedelta(days=window_days), frequent_after=frequent_after)
-    result = assess(changes, record=record, detected_on=detected_on, earlier_occasions=earlier,
-                    settings=rule, legal_rep_on_file=on_file, previous_mismatch=previous)
+    result = assess(
+        changes,
+        record=record,
+        detected_on=detected_on,
+        earlier_occasions=earlier,
+        settings=rule,
+        legal_rep_on_file=on_file,
+        previous_mismatch=previous,
+    )
 
     # independent expectation
     key = [c for c in changes if c.category in KEY_PERSON_CATEGORIES]
@@ -515,8 +603,9 @@ def test_assess_severity(
     start = detected_on - rule.window
     in_window = len({d for d in [*earlier, *occasions] if start <= d <= detected_on})
     frequent = bool(occasions) and in_window > frequent_after
-    mismatch = (registry_rep if on_file and registry_rep and text_key(registry_rep) != text_key(on_file)
-                else None)
+    mismatch = (
+        registry_rep if on_file and registry_rep and text_key(registry_rep) != text_key(on_file) else None
+    )
     mismatch_new = mismatch is not None and (previous is None or text_key(previous) != text_key(mismatch))
     critical = any(c.category is Category.STATUS for c in changes) and status.code in CRITICAL_STATUSES
     levels = [_expected_change_severity(c) for c in changes]
@@ -539,8 +628,14 @@ def test_assess_severity(
 
 def _check(changes, *, earlier=(), status=CompanyStatus.ACTIVE, on=DAY0, frequent_after=1, **kw):
     record = RegistryRecord("qichacha", "x", status=Status(status, ""), **kw.pop("record", {}))
-    return assess(changes, record=record, detected_on=on, earlier_occasions=list(earlier),
-                  settings=RuleSettings(frequent_after=frequent_after), **kw)
+    return assess(
+        changes,
+        record=record,
+        detected_on=on,
+        earlier_occasions=list(earlier),
+        settings=RuleSettings(frequent_after=frequent_after),
+        **kw,
+    )
 
 
 def test_no_changes_no_alert():
@@ -549,9 +644,11 @@ def test_no_changes_no_alert():
 
 
 def test_only_non_key_changes_are_info():
-    changes = [Change(Category.ADDRESS, Action.CHANGED, "address", "a", "b"),
-               Change(Category.SUPERVISOR, Action.ADDED, "王建国", None, "王建国 (监事)"),
-               Change(Category.MANAGER, Action.REMOVED, "李明", "李明 (经理)", None)]
+    changes = [
+        Change(Category.ADDRESS, Action.CHANGED, "address", "a", "b"),
+        Change(Category.SUPERVISOR, Action.ADDED, "王建国", None, "王建国 (监事)"),
+        Change(Category.MANAGER, Action.REMOVED, "李明", "李明 (经理)", None),
+    ]
     result = _check(changes)
     assert result.severity is Severity.INFO and result.occasions == ()
 
@@ -578,8 +675,10 @@ def test_new_legal_rep_who_is_also_director_and_manager_is_one_occasion():
     changes = diff(_director_company(old_lr, supervisor), _director_company(new_lr, supervisor))
     assert {(c.category, c.action) for c in changes} == {
         (Category.LEGAL_REPRESENTATIVE, Action.CHANGED),
-        (Category.DIRECTOR, Action.REMOVED), (Category.DIRECTOR, Action.ADDED),
-        (Category.MANAGER, Action.REMOVED), (Category.MANAGER, Action.ADDED),
+        (Category.DIRECTOR, Action.REMOVED),
+        (Category.DIRECTOR, Action.ADDED),
+        (Category.MANAGER, Action.REMOVED),
+        (Category.MANAGER, Action.ADDED),
     }
     result = _check(changes)
     assert result.occasions == (DAY0,)
@@ -602,8 +701,9 @@ def test_second_key_person_occasion_in_the_window_is_high():
 def test_frequent_after_two_makes_the_third_occasion_high():
     first = _check(KEY_CHANGE, on=DAY0, frequent_after=2)
     second = _check(KEY_CHANGE, on=DAY0 + timedelta(days=10), earlier=first.occasions, frequent_after=2)
-    third = _check(KEY_CHANGE, on=DAY0 + timedelta(days=20), earlier=first.occasions + second.occasions,
-                   frequent_after=2)
+    third = _check(
+        KEY_CHANGE, on=DAY0 + timedelta(days=20), earlier=first.occasions + second.occasions, frequent_after=2
+    )
     assert [r.severity for r in (first, second, third)] == [Severity.WARNING, Severity.WARNING, Severity.HIGH]
     assert third.recommend_early_repayment and not second.recommend_early_repayment
 
@@ -624,7 +724,10 @@ def test_signatory_on_file_mismatch_warns_once():
     rep = {"legal_representative": Person("李明", "n:李明", frozenset({Role.LEGAL_REPRESENTATIVE}))}
     first = _check([], record=rep, legal_rep_on_file="王建国")
     assert (first.severity, first.signatory_mismatch, first.signatory_warning) == (
-        Severity.WARNING, "李明", True)
+        Severity.WARNING,
+        "李明",
+        True,
+    )
     again = _check([], record=rep, legal_rep_on_file="王建国", previous_mismatch=" 李 明 ")
     assert (again.severity, again.signatory_warning) == (None, False)
     moved = _check([], record=rep, legal_rep_on_file="王建国", previous_mismatch="张伟")
@@ -639,8 +742,13 @@ def test_signatory_on_file_mismatch_warns_once():
 
 
 def test_stake_spellings():
-    assert parse_stake("51%") == parse_stake("51.00%") == parse_stake(0.51) == parse_stake("0.51") == Stake(
-        Decimal(51), Decimal(51))
+    assert (
+        parse_stake("51%")
+        == parse_stake("51.00%")
+        == parse_stake(0.51)
+        == parse_stake("0.51")
+        == Stake(Decimal(51), Decimal(51))
+    )
     assert parse_stake("５１％") == parse_stake(Decimal("0.51")) == parse_stake("51")
     band = parse_stake("25-50%")
     assert band == Stake(Decimal(25), Decimal(50)) and not band.exact
@@ -660,8 +768,15 @@ def test_amount_spellings():
     assert money.amount == 50_000_000 and money.currency == "CNY"
     assert parse_amount("1.2亿元").amount == 120_000_000
     assert parse_amount("1.2亿元").currency == "CNY"
-    same = ("50000000元人民币", "人民币5000万元", "5,000万元", "RMB 50,000,000", "0.5亿元人民币",
-            "５０００万元", "50,000,000.00元")
+    same = (
+        "50000000元人民币",
+        "人民币5000万元",
+        "5,000万元",
+        "RMB 50,000,000",
+        "0.5亿元人民币",
+        "５０００万元",
+        "50,000,000.00元",
+    )
     for spelling in same:
         parsed = parse_amount(spelling)
         assert (parsed.amount, parsed.currency) == (money.amount, "CNY"), spelling

@@ -125,9 +125,16 @@ def swept_since(store: Store, names: list[str], since: datetime) -> bool:
 
 def pg_config(folder: Path, name: str, url: str, registry: BrregStandIn, **options) -> Path:
     return write_config(
-        folder, database_url=url, registry_url=registry.base_url, instance_name=name,
-        interval=f"{int(INTERVAL)}s", sweep_every=f"{int(SWEEP_EVERY)}s", lease="4s", concurrency=2,
-        file_name=f"{name}.toml", **options,
+        folder,
+        database_url=url,
+        registry_url=registry.base_url,
+        instance_name=name,
+        interval=f"{int(INTERVAL)}s",
+        sweep_every=f"{int(SWEEP_EVERY)}s",
+        lease="4s",
+        concurrency=2,
+        file_name=f"{name}.toml",
+        **options,
     )
 
 
@@ -164,8 +171,10 @@ def test_two_instances_check_each_borrower_once_per_interval_and_deliver_each_al
             )
             registry.plant_change(changed)
             wait_until(
-                lambda: len(rows(store, Delivery, Delivery.status == "sent")) == 5
-                and len(rows(store, Alert)) == 5,
+                lambda: (
+                    len(rows(store, Delivery, Delivery.status == "sent")) == 5
+                    and len(rows(store, Alert)) == 5
+                ),
                 30,
                 "five alerts delivered",
             )
@@ -243,8 +252,13 @@ def test_claims_of_a_killed_instance_are_checked_by_the_other_after_the_lease(tm
             wait_until(checked_since_kill, 40, "every borrower checked after the kill")
             wait_until(survivor_beat_since_kill, 20, "a heartbeat of pg-b after the kill")
             status = subprocess.run(
-                watcher_command(configs[1], "status"), cwd=tmp_path, env=child_env(), capture_output=True,
-                text=True, encoding="utf-8", timeout=60,
+                watcher_command(configs[1], "status"),
+                cwd=tmp_path,
+                env=child_env(),
+                capture_output=True,
+                text=True,
+                encoding="utf-8",
+                timeout=60,
             )
             with store.session() as session:
                 instances = {i.name: i for i in status_summary(session).instances}

@@ -320,9 +320,7 @@ def _findings() -> dict[str, list[str]]:
 
 
 def test_production_code_names_vocabulary_members_instead_of_spelling_their_values():
-    offending = [
-        line for lines in _findings().values() for line in lines
-    ]
+    offending = [line for lines in _findings().values() for line in lines]
     assert not offending, "use the member of watcher/vocabulary.py:\n" + "\n".join(offending)
 
 
