@@ -35,8 +35,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from sqlmodel import col, select
 
-from sources.qichacha import BASIC_DETAILS, RISK_ENDPOINTS
 from sources.qichacha import _INFO_PATH as QICHACHA_CARD_PATH
+from sources.qichacha import BASIC_DETAILS, RISK_ENDPOINTS
 from sources.tianyancha import SIGNAL_ENDPOINTS
 from watcher.config import load_config
 from watcher.identifiers import cn_uscc_check_char
@@ -49,7 +49,9 @@ FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "regi
 SAMPLE_USCC = "91320506MA1WQ3K565"
 START = datetime(2026, 1, 5, 0, 0, tzinfo=UTC)
 SETTINGS = ("default", "every check", "registry only")
-EVERY_CHECK_CADENCE = 'cadence = { controller = "0s", violations = "0s", pledges = "0s", change_log = "0s" }\n'
+EVERY_CHECK_CADENCE = (
+    'cadence = { controller = "0s", violations = "0s", pledges = "0s", change_log = "0s" }\n'
+)
 
 
 @dataclass(frozen=True)
@@ -192,12 +194,17 @@ def _config(folder: Path, vendor: Vendor, url: str, setting: str) -> Path:
 
 def simulate(vendor: Vendor, setting: str, borrowers: int, days: int) -> tuple[int, int]:
     """Billed calls and failed checks of ``borrowers`` over ``days`` of scheduled checks."""
-    with tempfile.TemporaryDirectory(prefix="watcher-bench-billed-") as name, stand_in(vendor) as (url, calls):
+    with (
+        tempfile.TemporaryDirectory(prefix="watcher-bench-billed-") as name,
+        stand_in(vendor) as (url, calls),
+    ):
         folder = Path(name)
         config = load_config(_config(folder, vendor, url, setting))
         store = open_store(config.database.url)
         csv = folder / "borrowers.csv"
-        rows = "".join(f"b{index},Borrower {index},cn,{code}\n" for index, code in enumerate(credit_codes(borrowers)))
+        rows = "".join(
+            f"b{index},Borrower {index},cn,{code}\n" for index, code in enumerate(credit_codes(borrowers))
+        )
         csv.write_text("id,name,source,registry_id\n" + rows, encoding="utf-8")
         sources = build_sources(config)
         parsed = parse_borrowers_csv(csv, sources=sources, officers=[])

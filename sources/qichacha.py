@@ -61,9 +61,6 @@ class QichachaOptions(VendorOptions):
     key: str = Field(min_length=1)
     secret: str = Field(min_length=1, repr=False)
     base_url: str = "https://api.qichacha.com"
-    # Every risk endpoint is billed per call (about twenty a check with all signals): an existing
-    # configuration keeps its one call until the operator names the signals to buy.
-    signals: tuple[Signal, ...] | None = (Signal.REGISTRY,)
     # Every page is a billed call; a list longer than this many pages fails the check (never partial).
     max_pages: int = Field(default=25, ge=1, le=100)
 

@@ -374,9 +374,20 @@ async def test_judicial_alone_fetches_the_controller_and_covers_it(api):
     assert fetched.record.abnormal_operations is None and fetched.record.change_log is None
 
 
-async def test_the_card_alone_by_default(api):
+async def test_every_signal_by_default(api):
     routes = serve_all(api)
     qcc = QichachaSource("cn", QichachaOptions(type="qichacha", key="K", secret="S", **FAST))
+    fetched = await qcc.fetch(USCC)
+    await qcc.aclose()
+    assert fetched.signals == frozenset(Signal)
+    assert routes["exception"].called and routes["change_log"].called
+    assert fetched.record.abnormal_operations is not None and fetched.record.dishonest_debtors is not None
+
+
+async def test_the_card_alone_when_only_the_registry_is_chosen(api):
+    routes = serve_all(api)
+    options = QichachaOptions(type="qichacha", key="K", secret="S", signals=["registry"], **FAST)
+    qcc = QichachaSource("cn", options)
     fetched = await qcc.fetch(USCC)
     await qcc.aclose()
     assert set(fetched.raw) == {"getinfo"} and not routes["exception"].called

@@ -814,7 +814,7 @@ async def test_brreg_fetch_from_a_real_server():
 async def test_qichacha_fetch_from_a_real_server():
     routes = {"/ECIInfoVerify/GetInfo": "cn_qichacha/eci_info_verify_getinfo_t0.json"}
     with fixture_server(routes) as url:
-        options = QichachaOptions(type="qichacha", key="k", secret="s", base_url=url)
+        options = QichachaOptions(type="qichacha", key="k", secret="s", base_url=url, signals=["registry"])
         source = QichachaSource("cn", options)
         fetched = await source.fetch(CN_USCC)
         await source.aclose()
@@ -827,7 +827,8 @@ async def test_qichacha_fetch_from_a_real_server():
 
 @pytest.fixture
 async def qichacha(timing):
-    options = QichachaOptions(type="qichacha", key="APPKEY123", secret="S3CRET", **FAST)
+    """The registry card alone: these tests are about fetching and signing one endpoint."""
+    options = QichachaOptions(type="qichacha", key="APPKEY123", secret="S3CRET", signals=["registry"], **FAST)
     source = QichachaSource("cn", options, timing=timing)
     yield source
     await source.aclose()
@@ -862,7 +863,7 @@ async def test_qichacha_fetch_success_and_signature(qichacha, qcc_api):
 
 async def test_qichacha_signs_every_attempt_afresh(qcc_api, timing):
     clock = iter([1_700_000_000.4, 1_700_000_007.9, 1_700_000_015.0])
-    options = QichachaOptions(type="qichacha", key="APPKEY123", secret="S3CRET", **FAST)
+    options = QichachaOptions(type="qichacha", key="APPKEY123", secret="S3CRET", signals=["registry"], **FAST)
     qichacha = QichachaSource("cn", options, timing=replace(timing, wall=lambda: next(clock)))
     route = qcc_api.get("/ECIInfoVerify/GetInfo").mock(
         side_effect=[
