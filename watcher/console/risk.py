@@ -65,20 +65,23 @@ def _in_force_first(listing: Listing) -> tuple[bool, int]:
 
 
 def risk_profile(record: RegistryRecord) -> RiskProfile:
+    """The sections of ``record``; categories with entries first (in the fixed order), then the
+    empty and the unknown ones, which take a line each."""
+    sections = [
+        ListingSection(
+            category,
+            None
+            if record.listings(category) is None
+            else tuple(sorted(record.listings(category) or (), key=_in_force_first)),
+        )
+        for category in LISTING_SECTIONS
+    ]
     return RiskProfile(
         control=tuple(
             ControlSection(category, getattr(record, section))
             for category, section in CONTROL_SECTIONS.items()
         ),
-        listings=tuple(
-            ListingSection(
-                category,
-                None
-                if record.listings(category) is None
-                else tuple(sorted(record.listings(category) or (), key=_in_force_first)),
-            )
-            for category in LISTING_SECTIONS
-        ),
+        listings=tuple(sorted(sections, key=lambda section: not section.listings)),
     )
 
 
