@@ -40,7 +40,7 @@ def cli(world: Deployment, *args: str) -> Result:
 def listed(result: Result) -> dict[int, dict[str, str]]:
     """The rows of the ``watcher alerts`` table by alert id (continuation lines of a cell are skipped)."""
     assert result.exit_code == 0, result.output
-    columns = ("id", "created", "severity", "status", "borrower", "source", "handled by", "note")
+    columns = ("id", "created", "severity", "status", "kind", "borrower", "source", "handled by", "note")
     rows: dict[int, dict[str, str]] = {}
     order: list[int] = []
     for line in result.stdout.splitlines():

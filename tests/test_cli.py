@@ -46,6 +46,9 @@ HISTORY_KEYS = [
     "severity",
     "alert_id",
 ]
+"""The design's jsonl contract: these keys first, exactly as they are."""
+LISTING_KEYS = ["party", "party_name", "first_seen"]
+"""Added for risk listings (additions only: after the contract's keys)."""
 LIST_KEYS = {"id", "name", "source", "registry_id", "officer", "tags", "interval", "legal_rep_on_file"}
 BORROWER_IDS = ("cn-lanchao", "cn-lanqi", "no-fjordlys", "no-hardanger")
 FOLDER_OF = {
@@ -628,20 +631,20 @@ def test_history_formats_and_filters(baselined: Workspace):
     events = [json.loads(line) for line in jsonl.stdout.splitlines()]
     assert len(events) == len(ROUND2_PLANTED)
     for event in events:
-        assert list(event) == HISTORY_KEYS
+        assert list(event) == [*HISTORY_KEYS, *LISTING_KEYS]
     assert [e["id"] for e in events] == sorted(e["id"] for e in events)
     assert {e["borrower_name"] for e in events} >= {"杭州澜潮智能装备有限公司", "FJORDLYS SJØMAT AS"}
 
     as_csv = ws.cli("history", "--format", "csv")
     assert as_csv.exit_code == 0
     reader = csv.DictReader(io.StringIO(as_csv.stdout))
-    assert reader.fieldnames == HISTORY_KEYS
+    assert reader.fieldnames == [*HISTORY_KEYS, *LISTING_KEYS]
     rows = list(reader)
     assert len(rows) == len(events)
     by_id = {int(row["id"]): row for row in rows}
     for event in events:
         row = by_id[event["id"]]
-        for key in HISTORY_KEYS:
+        for key in [*HISTORY_KEYS, *LISTING_KEYS]:
             expected = "" if event[key] is None else str(event[key])
             assert row[key] == expected, (key, row[key], expected)
     assert any(row["after"] == "李娜" for row in rows)

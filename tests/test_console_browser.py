@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.test_console import PASSWORD, STORED_LEGAL_REP, ConsoleWorld
+from tests.test_console_listings import ListingWorld
 from watcher.console.app import serve_console
 
 CHROMIUM = "/usr/bin/chromium"
@@ -192,3 +193,54 @@ def test_a_reviewer_acknowledges_an_alert_and_the_timeline_shows_who(served, bro
     assert browser.find_element(By.ID, "borrower-name").text.startswith('<script>alert("name")</script>')
     with pytest.raises(NoAlertPresentException):
         browser.switch_to.alert.text  # noqa: B018 (reading it is the check)
+
+
+LISTINGS_SCREENSHOT = SCREENSHOT.with_name("console-listings.png")
+
+
+@pytest.fixture
+def served_listings(tmp_path, sqlite_url) -> Iterator[tuple[ListingWorld, ServedConsole]]:
+    world = ListingWorld(tmp_path, sqlite_url)
+    console = ServedConsole(world.deployment)
+    console.start()
+    try:
+        yield world, console
+    finally:
+        console.close()
+        world.deployment.close()
+
+
+def test_an_officer_reads_a_borrowers_risk_listings_in_both_languages(served_listings, browser, tmp_path):
+    """The listings in force stand first and marked, unknown lists say so, hostile text runs nothing."""
+    from selenium.common.exceptions import NoAlertPresentException
+    from selenium.webdriver.common.by import By
+
+    _world, console = served_listings
+    browser.get(f"{console.base}/login")
+    browser.find_element(By.ID, "username").send_keys("zhang")
+    browser.find_element(By.ID, "password").send_keys(PASSWORD)
+    browser.find_element(By.ID, "sign-in").click()
+    arrived(browser, f"{console.base}/")
+
+    for lang, active, not_fetched in (("zh-CN", "有效", "未获取"), ("en", "Active", "not fetched")):
+        browser.get(f"{console.base}/borrower?id=b-risky&lang={lang}")
+        abnormal = browser.find_element(By.ID, "section-abnormal_operation")
+        states = [row.get_attribute("class") for row in abnormal.find_elements(By.CSS_SELECTOR, "tr.listing")]
+        assert states == ["listing listing-active", "listing listing-removed"]
+        badge = abnormal.find_element(By.CSS_SELECTOR, ".state-badge-active")
+        assert badge.text == active and badge.value_of_css_property("color") == "rgba(255, 255, 255, 1)"
+        assert browser.find_element(By.CSS_SELECTOR, "#section-bankruptcy .not-fetched").text == not_fetched
+        pledge = browser.find_element(By.ID, "section-equity_pledge").text
+        assert '<svg/onload=alert("pledgee")' in pledge, "hostile registry text shows as text"
+        # Every section fits the page: nothing wider than the viewport (no sideways scrolling).
+        assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
+        with pytest.raises(NoAlertPresentException):
+            browser.switch_to.alert.text  # noqa: B018 (reading it is the check)
+
+    height = browser.execute_script("return document.body.scrollHeight")
+    browser.set_window_size(1280, height + 100)
+    shot = tmp_path / "console-listings.png"
+    assert browser.save_screenshot(str(shot))
+    assert shot.stat().st_size > 10_000
+    if os.environ.get("WATCHER_UPDATE_SCREENSHOTS"):  # refresh the committed picture on purpose only
+        shutil.copyfile(shot, LISTINGS_SCREENSHOT)

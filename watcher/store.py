@@ -388,6 +388,11 @@ class HistoryRow:
     effective_date: date | None
     severity: str | None
     alert_id: int | None
+    # Risk listings (additions to the contract): against whom, the person's name, and whether the
+    # listing was already in force when its list was first read.
+    party: str | None = None
+    party_name: str | None = None
+    first_seen: bool = False
 
     def as_json(self) -> dict:
         return {
@@ -404,6 +409,9 @@ class HistoryRow:
             "effective_date": self.effective_date.isoformat() if self.effective_date else None,
             "severity": self.severity,
             "alert_id": self.alert_id,
+            "party": self.party,
+            "party_name": self.party_name,
+            "first_seen": self.first_seen,
         }
 
 
@@ -445,6 +453,9 @@ def history(
             effective_date=event_row.effective_date,
             severity=severity,
             alert_id=event_row.alert_id,
+            party=event_row.party,
+            party_name=event_row.party_name,
+            first_seen=event_row.first_seen,
         )
         for event_row, name, severity in session.exec(query)
     ]

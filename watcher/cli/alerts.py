@@ -10,7 +10,7 @@ import typer
 from watcher import output
 from watcher.cli.base import fail, load, with_store
 from watcher.output import echo, when
-from watcher.vocabulary import AlertStatus, AlertStatusFilter
+from watcher.vocabulary import AlertStatus, AlertStatusFilter, Language
 
 if TYPE_CHECKING:
     from watcher.models import Alert
@@ -32,7 +32,9 @@ def alerts_list(
 
     with with_store(load()) as store, store.session() as session:
         rows = list_alerts(session, status=status.status)
-    table = output.table("id", "created", "severity", "status", "borrower", "source", "handled by", "note")
+    table = output.table(
+        "id", "created", "severity", "status", "kind", "borrower", "source", "handled by", "note"
+    )
     for alert, borrower in rows:
         handled = alert.closed_by or alert.acknowledged_by or ""
         table.add_row(
@@ -40,12 +42,41 @@ def alerts_list(
             when(alert.created_at),
             alert.severity,
             alert.status,
+            alert.kind,
             f"{borrower.id} {borrower.name}" if borrower else f"{alert.kind}: {alert.source}",
             alert.source,
             handled,
             alert.note or "",
         )
     output.print_table(table)
+
+
+@group.command("show")
+def alerts_show(
+    alert_id: Annotated[int, typer.Argument(metavar="ID", help="Alert id.")],
+    language: Annotated[
+        Language | None, typer.Option("--language", help="zh-CN or en (default: [watcher] language).")
+    ] = None,
+) -> None:
+    """Show one alert as its notification reads: title, every change, recommendation."""
+    from watcher import models
+    from watcher.alerts import alert_view
+    from watcher.render import render_alert
+
+    config = load()
+    with with_store(config) as store, store.session() as session:
+        try:
+            view = alert_view(session, alert_id, window_days=config.rules.window.days)
+        except KeyError:
+            raise fail(f"no alert #{alert_id}", 1) from None
+        alert = session.get(models.Alert, alert_id)
+        assert alert is not None
+        status, handled = alert.status, alert.closed_by or alert.acknowledged_by
+    rendered = render_alert(view, language or config.watcher.language)
+    echo(rendered.title)
+    for line in rendered.body.splitlines():
+        echo(line)
+    echo(f"status: {status}" + (f" ({handled})" if handled else ""))
 
 
 def _lifecycle(step: Callable[..., Alert], alert_id: int, by: str, note: str | None, verb: str) -> None:

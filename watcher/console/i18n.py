@@ -2,10 +2,70 @@
 
 from __future__ import annotations
 
-from watcher.render import ACTION_LABEL, CATEGORY_LABEL, LANGUAGES, SEVERITY_LABEL
+from watcher.record import Category, ListingState
+from watcher.render import (
+    ACTION_LABEL,
+    CATEGORY_LABEL,
+    LANGUAGES,
+    LISTING_ACTION_LABEL,
+    PARTY_LABEL,
+    SEVERITY_LABEL,
+)
 from watcher.vocabulary import AlertKind, AlertStatus, Language, OutboxState
 
-__all__ = ["ACTION_LABEL", "CATEGORY_LABEL", "LANGUAGES", "SEVERITY_LABEL", "STATUS_LABEL", "TEXT"]
+__all__ = [
+    "ACTION_LABEL",
+    "CATEGORY_LABEL",
+    "LANGUAGES",
+    "LISTING_ACTION_LABEL",
+    "LISTING_STATE_LABEL",
+    "PARTY_LABEL",
+    "SECTION_LABEL",
+    "SEVERITY_LABEL",
+    "STATUS_LABEL",
+    "TEXT",
+]
+
+LISTING_STATE_LABEL = {
+    Language.ZH_CN: {
+        ListingState.ACTIVE: "有效",
+        ListingState.REMOVED: "已移出",
+        ListingState.LIFTED: "已解除",
+    },
+    Language.EN: {
+        ListingState.ACTIVE: "Active",
+        ListingState.REMOVED: "Removed",
+        ListingState.LIFTED: "Lifted",
+    },
+}
+
+# The borrower page's sections of control and risk listings, one per category.
+SECTION_LABEL = {
+    Language.ZH_CN: {
+        Category.ACTUAL_CONTROLLER: "实际控制人",
+        Category.BENEFICIAL_OWNER: "受益所有人",
+        Category.ABNORMAL_OPERATION: "经营异常名录",
+        Category.SERIOUS_VIOLATION: "严重违法失信名单",
+        Category.EQUITY_PLEDGE: "股权出质",
+        Category.CHATTEL_MORTGAGE: "动产抵押",
+        Category.ENFORCEMENT: "被执行人",
+        Category.DISHONEST_DEBTOR: "失信被执行人",
+        Category.CONSUMPTION_RESTRICTION: "限制高消费",
+        Category.BANKRUPTCY: "破产重整",
+    },
+    Language.EN: {
+        Category.ACTUAL_CONTROLLER: "Actual controllers",
+        Category.BENEFICIAL_OWNER: "Beneficial owners",
+        Category.ABNORMAL_OPERATION: "Abnormal operations",
+        Category.SERIOUS_VIOLATION: "Serious violations",
+        Category.EQUITY_PLEDGE: "Equity pledges",
+        Category.CHATTEL_MORTGAGE: "Chattel mortgages",
+        Category.ENFORCEMENT: "Court enforcement",
+        Category.DISHONEST_DEBTOR: "Dishonest debtor",
+        Category.CONSUMPTION_RESTRICTION: "Consumption restriction",
+        Category.BANKRUPTCY: "Bankruptcy / reorganisation",
+    },
+}
 
 STATUS_LABEL = {
     Language.ZH_CN: {
@@ -65,6 +125,24 @@ TEXT: dict[Language, dict[str, str]] = {
         "no_alerts": "没有符合条件的预警。",
         AlertKind.MONITORING_GAP: "监控中断",
         AlertKind.MONITORING_RESTORED: "监控恢复",
+        AlertKind.ONBOARDING: "纳入监控时已存在风险信息",
+        "against": "（针对{role} {name}）",
+        "first_seen": "首次核查时已存在",
+        "risk": "实际控制人与风险信息",
+        "risk_as_of": "登记信息存储于 {time}，此后成功的检查未发现变化。",
+        "not_fetched": "未获取",
+        "none_listed": "无",
+        "active_count": "{active} 条有效 / 共 {total} 条",
+        "listing_state": "状态",
+        "party": "对象",
+        "case_reason": "案号 / 事由",
+        "authority": "决定机关 / 法院",
+        "amount": "金额",
+        "listed_on": "列入日期",
+        "removed_on": "移出 / 解除日期",
+        "pledgor_pledgee": "出质人 → 质权人",
+        "stake": "持股比例",
+        "natures": "控制方式",
         "gap_since": "检查全部失败，自",
         "gap_hidden": "另有 {count} 家借款人（其他客户经理负责）。",
         "no_borrowers": "没有符合条件的借款人。",
@@ -110,7 +188,7 @@ TEXT: dict[Language, dict[str, str]] = {
         "failing_borrowers": "检查失败的借款人",
         "never": "从未",
         "window": "近 {days} 天内关键人员变更 {count} 次",
-        "recommend": "建议：立即发起风险预警，并考虑提前收回贷款。",
+        "recommend": "建议：立即发起风险预警，并考虑提前收回贷款、申请财产保全。",
         "mismatch": "预留签字人未更新",
         "done_ack": "预警 #{id} 已确认。",
         "done_close": "预警 #{id} 已关闭。",
@@ -171,6 +249,24 @@ TEXT: dict[Language, dict[str, str]] = {
         "no_alerts": "No alerts match.",
         AlertKind.MONITORING_GAP: "Monitoring gap",
         AlertKind.MONITORING_RESTORED: "Monitoring restored",
+        AlertKind.ONBOARDING: "Active at onboarding",
+        "against": "(against the {role} {name})",
+        "first_seen": "already in force when first checked",
+        "risk": "Control and risk listings",
+        "risk_as_of": "Registry record as stored on {time}; later successful checks found it unchanged.",
+        "not_fetched": "not fetched",
+        "none_listed": "none",
+        "active_count": "{active} active of {total}",
+        "listing_state": "State",
+        "party": "Against",
+        "case_reason": "Case number / reason",
+        "authority": "Authority / court",
+        "amount": "Amount",
+        "listed_on": "Listed",
+        "removed_on": "Removed / lifted",
+        "pledgor_pledgee": "Pledgor → pledgee",
+        "stake": "Stake",
+        "natures": "Nature of control",
         "gap_since": "every check failed since",
         "gap_hidden": "{count} more borrower(s) of other officers.",
         "no_borrowers": "No borrowers match.",
@@ -216,7 +312,8 @@ TEXT: dict[Language, dict[str, str]] = {
         "failing_borrowers": "Failing borrowers",
         "never": "never",
         "window": "{count} key-person change(s) in the last {days} days",
-        "recommend": "Recommended: raise a risk warning and consider calling the loan early.",
+        "recommend": "Recommended: raise a risk warning and consider calling the loan early "
+        "and asset preservation.",
         "mismatch": "Signatory on file not updated",
         "done_ack": "Alert #{id} acknowledged.",
         "done_close": "Alert #{id} closed.",

@@ -7,6 +7,7 @@ in SQL (:func:`scoped`), so no page or export can forget it by filtering too lat
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
@@ -17,6 +18,7 @@ from sqlmodel import Session, col, or_, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from watcher.console.auth import REVIEWER
+from watcher.console.risk import RiskProfile, risk_profile
 from watcher.models import (
     Alert,
     AlertBorrower,
@@ -28,12 +30,14 @@ from watcher.models import (
     SourceHealth,
     User,
 )
+from watcher.record import record_from_dict
 from watcher.store import (
     OVERDUE_AFTER,
     HistoryRow,
     StatusSummary,
     history,
     in_outbox_state,
+    latest_snapshot,
     status_summary,
     stored_id,
 )
@@ -298,6 +302,8 @@ class Timeline:
     alerts: dict[int, Alert]
     snapshots: list[SnapshotEntry]
     audit: list[AuditLog]
+    risk: RiskProfile | None = None  # control and risk listings of the latest record, when fetched
+    risk_as_of: datetime | None = None
 
 
 def timeline(session: Session, borrower: Borrower) -> Timeline:
@@ -333,7 +339,17 @@ def timeline(session: Session, borrower: Borrower) -> Timeline:
             .order_by(col(AuditLog.at), col(AuditLog.id))
         )
     )
-    return Timeline(borrower, events, {stored_id(alert): alert for alert in alert_rows}, snapshots, trail)
+    latest = latest_snapshot(session, borrower.id)
+    risk = risk_profile(record_from_dict(json.loads(latest.record_json))) if latest else None
+    return Timeline(
+        borrower,
+        events,
+        {stored_id(alert): alert for alert in alert_rows},
+        snapshots,
+        trail,
+        risk=risk if risk is not None and risk.known else None,
+        risk_as_of=latest.fetched_at if latest else None,
+    )
 
 
 def visible_snapshot(session: Session, user: User, snapshot_id: int) -> tuple[Snapshot, Borrower] | None:

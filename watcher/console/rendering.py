@@ -14,8 +14,20 @@ from starlette.responses import HTMLResponse, Response
 from watcher.console import queries
 from watcher.console.auth import take_flash
 from watcher.console.context import LANGUAGE_COOKIE, Ctx, console_of
-from watcher.console.i18n import ACTION_LABEL, CATEGORY_LABEL, LANGUAGES, SEVERITY_LABEL, STATUS_LABEL
+from watcher.console.i18n import (
+    ACTION_LABEL,
+    CATEGORY_LABEL,
+    LANGUAGES,
+    LISTING_ACTION_LABEL,
+    LISTING_STATE_LABEL,
+    PARTY_LABEL,
+    SECTION_LABEL,
+    SEVERITY_LABEL,
+    STATUS_LABEL,
+)
 from watcher.console.identity import ensure_csrf, session_id_of
+from watcher.console.risk import money_text
+from watcher.record import LISTING_CATEGORIES, ListingState, Party
 from watcher.vocabulary import AlertKind, AlertStatus, AlertStatusFilter, Language
 
 
@@ -63,6 +75,11 @@ def render(ctx: Ctx, template: str, status_code: int = 200, **values: Any) -> HT
     def generic_subject(category: str, subject: str) -> bool:
         return subject == category.replace("_", " ")
 
+    def action_label(action: str, category: str = "") -> str:
+        """Risk listings are listed and lifted, people added and removed."""
+        labels = LISTING_ACTION_LABEL if category in LISTING_CATEGORIES else ACTION_LABEL
+        return _label(labels[lang], action)
+
     def officer_name(officer_id: str | None) -> str:
         officers = console.config.officers
         return officers[officer_id].name if officer_id in officers else ""
@@ -81,7 +98,13 @@ def render(ctx: Ctx, template: str, status_code: int = 200, **values: Any) -> HT
         switch_language=switch_language,
         severity_label=lambda value: _label(SEVERITY_LABEL[lang], value),
         category_label=lambda value: _label(CATEGORY_LABEL[lang], value),
-        action_label=lambda value: _label(ACTION_LABEL[lang], value),
+        action_label=action_label,
+        party_label=lambda value: _label(PARTY_LABEL[lang], value),
+        listing_state_label=lambda value: _label(LISTING_STATE_LABEL[lang], value),
+        section_label=lambda value: _label(SECTION_LABEL[lang], value),
+        money_text=money_text,
+        ListingState=ListingState,
+        Party=Party,
         status_label=lambda value: _label(STATUS_LABEL[lang], value),
         generic_subject=generic_subject,
         officer_name=officer_name,
