@@ -25,7 +25,7 @@ import json
 import tempfile
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -35,19 +35,19 @@ from urllib.parse import parse_qs, urlsplit
 
 from sqlmodel import col, select
 
+from sources.base import Source
 from sources.qichacha import _INFO_PATH as QICHACHA_CARD_PATH
 from sources.qichacha import BASIC_DETAILS, RISK_ENDPOINTS
 from sources.tianyancha import SIGNAL_ENDPOINTS
-from watcher.config import load_config
+from watcher.config import Config, load_config
 from watcher.identifiers import cn_uscc_check_char
 from watcher.importer import parse_borrowers_csv, upsert_borrowers
 from watcher.models import Borrower
 from watcher.pipeline import Checker, build_sources
-from watcher.store import open_store
+from watcher.store import Store, open_store
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "registries"
 SAMPLE_USCC = "91320506MA1WQ3K565"
-START = datetime(2026, 1, 5, 0, 0, tzinfo=UTC)
 SETTINGS = ("default", "every check", "registry only")
 EVERY_CHECK_CADENCE = (
     'cadence = { controller = "0s", violations = "0s", pledges = "0s", change_log = "0s" }\n'
@@ -87,7 +87,7 @@ def _qichacha() -> Vendor:
         for endpoint in (*RISK_ENDPOINTS, BASIC_DETAILS)
         if endpoint.name in samples
     }
-    answers[QICHACHA_CARD_PATH] = FIXTURES / "cn_qichacha" / "eci_info_verify_getinfo_t0.json"
+    answers[QICHACHA_CARD_PATH] = risk / "735_getinfo.json"
     empty = {"Status": "201", "Message": "【有效请求】查询无结果", "OrderNumber": "x", "Result": None}
     return Vendor(
         "qichacha",
@@ -210,26 +210,25 @@ def simulate(vendor: Vendor, setting: str, borrowers: int, days: int) -> tuple[i
         parsed = parse_borrowers_csv(csv, sources=sources, officers=[])
         with store.transaction() as session:
             upsert_borrowers(session, parsed.rows, actor="bench")
-        failures = 0
-        now = START
-        clock: Callable[[], datetime] = lambda: now  # noqa: E731 (the simulated clock, read by the checker)
-        checker = Checker(store, config, sources=sources, clock=clock)
-        while now < START + timedelta(days=days):
-            with store.session() as session:
-                due = list(
-                    session.exec(
-                        select(Borrower).where(
-                            col(Borrower.next_check_at).is_(None) | (col(Borrower.next_check_at) <= now)
-                        )
-                    )
-                )
-            if due:
-                outcomes = asyncio.run(checker.check(due, every_signal=False))
-                failures += sum(not outcome.ok for outcome in outcomes)
-            now += timedelta(hours=1)
-        asyncio.run(checker.aclose())
+        failures = asyncio.run(_scheduled_checks(store, config, sources, days))
         store.dispose()
         return sum(calls.values()), failures
+
+
+async def _scheduled_checks(store: Store, config: Config, sources: dict[str, Source], days: int) -> int:
+    """The daemon's checks over ``days`` on a clock stepping an hour at a time; failed checks."""
+    start = now = datetime.now(UTC) + timedelta(minutes=1)  # after the import made them due
+    checker = Checker(store, config, sources=sources, clock=lambda: now)
+    failures = 0
+    while now < start + timedelta(days=days):
+        with store.session() as session:
+            due = list(session.exec(select(Borrower).where(col(Borrower.next_check_at) <= now)))
+        if due:
+            outcomes = await checker.check(due, every_signal=False)
+            failures += sum(not outcome.ok for outcome in outcomes)
+        now += timedelta(hours=1)
+    await checker.aclose()
+    return failures
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ from watcher.errors import AuthError, ParseError, RateLimitedError, SourceError,
 from watcher.normalize import (
     classify_change_item,
     clean_text,
+    listing_identity,
     looks_like_company,
     parse_stake,
     person_key,
@@ -365,7 +366,9 @@ class Parties:
             return Party.LEGAL_REPRESENTATIVE, self.legal_representative
         if person_name and text_key(person_name) == text_key(self.actual_controller):
             return Party.ACTUAL_CONTROLLER, self.actual_controller
-        return Party.COMPANY, ""
+        # Anyone else (a former legal representative, a manager) stays named: the entry keeps its
+        # identity when the people around the company change.
+        return Party.COMPANY, person_name
 
 
 def enforcements(text: str, what: str, party: Party = Party.COMPANY, party_name: str = "") -> list[Listing]:
@@ -465,11 +468,11 @@ def bankruptcies(text: str) -> tuple[Listing, ...]:
 
 
 def unique(listings: Iterable[Listing]) -> tuple[Listing, ...]:
-    """One listing per identity (party, person, key), the first seen winning: the company list and a
+    """One listing per identity (person, key), the first seen winning: the company list and a
     person-level list, or 740 and 926 during the vendor's move, may both carry one entry."""
-    seen: dict[tuple[str, str, str], Listing] = {}
+    seen: dict[tuple[str, str], Listing] = {}
     for listing in listings:
-        seen.setdefault((listing.party.value, text_key(listing.party_name), text_key(listing.key)), listing)
+        seen.setdefault(listing_identity(listing), listing)
     return tuple(seen.values())
 
 

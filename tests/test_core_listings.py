@@ -186,7 +186,9 @@ def test_leaving_force_is_a_removal_of_info_severity(record, category, data):
         state=data.draw(st.sampled_from([ListingState.REMOVED, ListingState.LIFTED])),
         removed_on=date(2026, 5, 20),
     )
-    gone = data.draw(st.booleans())
+    # Gone from the list entirely (only for company entries: one against a key person who no longer
+    # holds the role just stops being asked about, see the example tests below).
+    gone = target.party is Party.COMPANY and data.draw(st.booleans())
     others = tuple(item for item in getattr(record, section) if item is not target)
     new = replace(record, **{section: others if gone else (*others, lifted)})
     changes = diff(record, new)
@@ -294,3 +296,44 @@ def test_a_controller_change_then_a_legal_representative_change_is_high_risk():
     )
     assert second.assessment.severity is Severity.HIGH
     assert second.assessment.recommend_early_repayment
+
+
+def _restriction(party: Party, person: str, key: str = "(2026)苏0506执412号") -> Listing:
+    return Listing(key=key, state=ListingState.ACTIVE, party=party, party_name=person, case_number=key)
+
+
+def _rep(name: str) -> Person:
+    return Person(name, f"id:{name}", frozenset({Role.LEGAL_REPRESENTATIVE}))
+
+
+def test_a_listing_keeps_its_identity_when_its_person_changes_role():
+    """A restriction naming 周明远 is the same entry after he stops being the legal representative:
+    no "lifted" and "listed again" for an entry that did not move."""
+    before = RegistryRecord(
+        "qichacha", "x", legal_representative=_rep("周明远"),
+        consumption_restrictions=(_restriction(Party.LEGAL_REPRESENTATIVE, "周明远"),),
+    )
+    after = replace(
+        before, legal_representative=_rep("顾嘉禾"),
+        consumption_restrictions=(_restriction(Party.COMPANY, "周明远"),),
+    )
+    assert [c.category for c in diff(before, after)] == [Category.LEGAL_REPRESENTATIVE]
+
+
+def test_a_former_legal_representatives_person_level_entries_leave_silently():
+    """The person-level lists follow the current legal representative: the former one's entries are
+    no longer asked about, which is not a lifting. The new one's entries are news."""
+    before = RegistryRecord(
+        "qichacha", "x", legal_representative=_rep("周明远"),
+        enforcements=(_restriction(Party.LEGAL_REPRESENTATIVE, "周明远", "(2026)苏0506执1937号"),),
+    )
+    after = replace(
+        before, legal_representative=_rep("顾嘉禾"),
+        enforcements=(_restriction(Party.LEGAL_REPRESENTATIVE, "顾嘉禾", "(2026)苏0506执2001号"),),
+    )
+    changes = diff(before, after)
+    listed = [c for c in changes if c.category is Category.ENFORCEMENT]
+    assert [(c.action, c.party_name, c.raises_listing) for c in listed] == [(Action.ADDED, "顾嘉禾", True)]
+    # While 周明远 is still the legal representative, his entry leaving the list is a removal.
+    still = replace(before, enforcements=())
+    assert [(c.category, c.action) for c in diff(before, still)] == [(Category.ENFORCEMENT, Action.REMOVED)]

@@ -98,6 +98,7 @@ key = "K"
 secret = "S"
 base_url = "{vendor.url}"
 retries = 0
+rate = "1000/s"
 signals = ["registry", "controller", "abnormal", "violations", "pledges", "judicial", "change_log"]
 """,
         encoding="utf-8",
@@ -132,12 +133,23 @@ def new_events(cli, seen: int) -> list[dict]:
     return events(cli)[seen:]
 
 
+def alert_text(cli, alert_id: int, language: str = "en") -> str:
+    """The alert as its notification reads (``watcher alerts show``)."""
+    result = cli("alerts", "show", str(alert_id), "--language", language)
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
 def test_risk_signals_end_to_end(vendor, watcher):
     # Onboarding: the borrower is already a dishonest debtor (740), among other listings in force.
     check(watcher)
     first = events(watcher)
     assert {e["category"] for e in first} >= {"dishonest_debtor", "abnormal_operation", "enforcement"}
     assert len({e["alert_id"] for e in first}) == 1  # one onboarding alert
+    assert all(e["first_seen"] for e in first)
+    onboarding = alert_text(watcher, first[0]["alert_id"])
+    assert "[Critical]" in onboarding and "risk listings active at onboarding" in onboarding
+    assert "applying for asset preservation" in onboarding
     seen = len(first)
 
     # The same answers reordered and reformatted: nothing.
@@ -173,6 +185,10 @@ def test_risk_signals_end_to_end(vendor, watcher):
         ("equity_pledge", "added", "high"),
         ("enforcement", "added", "high"),
     }
+    against = [e for e in fresh if e["category"] == "enforcement"]
+    assert [(e["party"], e["party_name"]) for e in against] == [("legal_representative", "周明远")]
+    assert "（针对法定代表人 周明远）" in alert_text(watcher, against[0]["alert_id"], "zh-CN")
+    assert "(against the legal representative, 周明远)" in alert_text(watcher, against[0]["alert_id"])
     seen += len(fresh)
 
     # A new abnormal listing (critical), then its removal (info).
@@ -204,3 +220,5 @@ def test_risk_signals_end_to_end(vendor, watcher):
     fresh = new_events(watcher, seen)
     legal = [e for e in fresh if e["category"] == "legal_representative"]
     assert legal and {e["severity"] for e in legal} == {"high"}
+    text = alert_text(watcher, legal[0]["alert_id"])
+    assert "[High risk]" in text and "consider calling the loan early" in text

@@ -8,7 +8,7 @@ who keeps a seat but whose name is spelt differently is not a change, and list o
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import date
 
@@ -76,7 +76,9 @@ def diff(old: RegistryRecord, new: RegistryRecord) -> list[Change]:
         *(
             change
             for category in LISTING_SECTIONS
-            for change in listing_changes(category, old.listings(category), new.listings(category))
+            for change in listing_changes(
+                category, old.listings(category), new.listings(category), watched=_watched_people(new)
+            )
         ),
     ]
     fresh_log = _fresh_log_entries(old, new)
@@ -364,15 +366,39 @@ def _listing_change(
     )
 
 
+def _watched_people(record: RegistryRecord) -> Callable[[Listing], bool]:
+    """Whether a listing against a key person is still watched: its person still holds the role in
+    ``record`` (or the role's section is unknown). The person-level lists follow the current legal
+    representative and actual controller; a former one's entries leave them without being lifted."""
+    rep = record.legal_representative
+    representatives = None if rep is None else {text_key(rep.name)}
+    controllers = (
+        None if record.actual_controllers is None else {text_key(c.name) for c in record.actual_controllers}
+    )
+
+    def watched(listing: Listing) -> bool:
+        holders = {Party.LEGAL_REPRESENTATIVE: representatives, Party.ACTUAL_CONTROLLER: controllers}
+        names = holders.get(listing.party)
+        return names is None or text_key(listing.party_name) in names
+
+    return watched
+
+
 def listing_changes(
-    category: Category, old: tuple[Listing, ...] | None, new: tuple[Listing, ...] | None
+    category: Category,
+    old: tuple[Listing, ...] | None,
+    new: tuple[Listing, ...] | None,
+    *,
+    watched: Callable[[Listing], bool] = lambda listing: True,
 ) -> Iterator[Change]:
     """What happened to the listings of one risk category, matched by identity (order-free).
 
     A list seen for the first time (``old`` unknown) reports only the listings in force, marked
     ``first_seen``: an officer must learn on day one that the borrower is already a dishonest
     debtor, but a lifted entry from years ago is no news. A listing that leaves the list, or leaves
-    force, is a removal; one that comes into force (new, or listed again) raises the listing.
+    force, is a removal; one that comes into force (new, or listed again) raises the listing. An
+    entry against a former key person that is simply no longer asked about (``watched`` says no) is
+    no removal: it was not lifted.
     """
     if new is None:
         return
@@ -385,7 +411,7 @@ def listing_changes(
     now = {listing_identity(item): item for item in new}
     for identity in sorted(set(was) - set(now)):
         gone = was[identity]
-        if gone.state is ListingState.ACTIVE:
+        if gone.state is ListingState.ACTIVE and watched(gone):
             yield _listing_change(category, Action.REMOVED, gone, gone)
     for identity in sorted(set(now) - set(was)):
         listing = now[identity]

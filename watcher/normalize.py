@@ -494,9 +494,11 @@ def _merge_controllers(controllers: Iterable[Controller]) -> tuple[Controller, .
     return tuple(sorted(merged.values(), key=lambda c: c.key))
 
 
-def listing_identity(listing: Listing) -> tuple[str, str, str]:
-    """A listing's identity across checks: against whom, and the vendor's key (id or case number)."""
-    return (listing.party.value, text_key(listing.party_name), text_key(listing.key))
+def listing_identity(listing: Listing) -> tuple[str, str]:
+    """A listing's identity across checks: the person it names (if any) and the vendor's key (id or
+    case number). Not the person's role: a restriction naming 周明远 is the same entry whether he is
+    the legal representative today or was yesterday."""
+    return (text_key(listing.party_name), text_key(listing.key))
 
 
 _STATE_ORDER = {ListingState.ACTIVE: 0, ListingState.REMOVED: 1, ListingState.LIFTED: 2}
@@ -520,7 +522,7 @@ def _normalize_listing(listing: Listing) -> Listing:
 def _merge_listings(listings: Iterable[Listing]) -> tuple[Listing, ...]:
     """One listing per identity, in identity order. When a vendor reports the same entry twice
     (e.g. in its current and its history list at once), the active one wins: the cautious reading."""
-    merged: dict[tuple[str, str, str], Listing] = {}
+    merged: dict[tuple[str, str], Listing] = {}
     for listing in map(_normalize_listing, listings):
         identity = listing_identity(listing)
         known = merged.get(identity)
@@ -541,6 +543,7 @@ def _comparable_money(money: Money | None) -> list | None:
 
 def _comparable_listing(listing: Listing) -> list:
     return [
+        listing.party.value,
         *listing_identity(listing),
         listing.state.value,
         text_key(listing.case_number),

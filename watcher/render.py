@@ -116,7 +116,7 @@ _TEXT = {
         "title_onboarding": "【{severity}】{name}（{borrower_id}）纳入监控时已存在风险信息",
         "against": "（针对{role} {name}）",
         "first_seen": "（首次核查时已存在）",
-        "action_high": "建议：立即发起风险预警，并考虑提前收回贷款（提前收回）、申请财产保全。",
+        "action_high": "建议：立即发起风险预警，并考虑提前收回贷款、申请财产保全。",
         "mismatch": "登记的法定代表人为 {registry}，与我行预留签字人 {on_file} 不一致：预留签字人未更新。",
         "footer": "来源：{source}　检测时间：{detected}　预警编号 {alert_id}",
         "none": "（无）",
@@ -144,7 +144,7 @@ _TEXT = {
         "against": " (against the {role}, {name})",
         "first_seen": " (already in force when first checked)",
         "action_high": "Recommended action: raise a risk warning and consider calling the loan early "
-        "and asset preservation.",
+        "and applying for asset preservation.",
         "mismatch": "The registry's legal representative is {registry}, not the signatory on file "
         "({on_file}): signatory on file not updated.",
         "footer": "Source: {source} · detected {detected} · alert ID {alert_id}",

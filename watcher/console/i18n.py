@@ -313,7 +313,7 @@ TEXT: dict[Language, dict[str, str]] = {
         "never": "never",
         "window": "{count} key-person change(s) in the last {days} days",
         "recommend": "Recommended: raise a risk warning and consider calling the loan early "
-        "and asset preservation.",
+        "and applying for asset preservation.",
         "mismatch": "Signatory on file not updated",
         "done_ack": "Alert #{id} acknowledged.",
         "done_close": "Alert #{id} closed.",
