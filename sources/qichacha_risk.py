@@ -174,12 +174,21 @@ def actual_controllers(text: str) -> tuple[Controller, ...] | None:
     if answer.result is None:
         return None
     result = as_object(answer.result, "actual_control.Result")
+    if result.get("ControllerDataList") is None and result.get("ActualControl") is None:
+        raise ParseError("actual_control.Result has neither ControllerDataList nor ActualControl")
+    controllers = _judged_controllers(result)
+    if not controllers and result.get("ActualControl") is not None:
+        controllers = _listed_controllers(as_object(result.get("ActualControl"), "ActualControl"))
+    return tuple(controllers.values())
+
+
+def _judged_controllers(result: Mapping[str, object]) -> dict[str, Controller]:
+    """``ControllerDataList`` rows the vendor judges actual (IsActual "1"), with the main
+    controller's control percentage, or a row's own voting percentage."""
     main = result.get("ControllerData")
     main_data = {} if main is None else as_object(main, "actual_control.ControllerData")
     main_key = _field(main_data, "KeyNo", "ControllerData")
     main_stake = _first(main_data, ("ControlPercent", "PercentTotal"), "ControllerData")
-    if result.get("ControllerDataList") is None and result.get("ActualControl") is None:
-        raise ParseError("actual_control.Result has neither ControllerDataList nor ActualControl")
     controllers: dict[str, Controller] = {}
     listed = result.get("ControllerDataList")
     for index, item in enumerate(as_list(listed, "ControllerDataList") if listed is not None else []):
@@ -187,9 +196,7 @@ def actual_controllers(text: str) -> tuple[Controller, ...] | None:
         row = as_object(item, what)
         if _field(row, "IsActual", what) != "1":
             continue
-        name, key_no = _field(row, "Name", what), _field(row, "KeyNo", what)
-        if not name:
-            raise ParseError(f"{what} has no Name")
+        name, key_no = _named(row, what)
         stake_text = main_stake if key_no and key_no == main_key else ""
         if not stake_text and row.get("ConInfo") is not None:
             stake_text = _field(as_object(row.get("ConInfo"), f"{what}.ConInfo"), "VotePercent", what)
@@ -197,23 +204,28 @@ def actual_controllers(text: str) -> tuple[Controller, ...] | None:
             name, person_key(name, registry_id=key_no), _kind(key_no, name), parse_stake(stake_text)
         )
         controllers.setdefault(controller.key, controller)
-    if not controllers:
-        control = result.get("ActualControl")
-        if control is not None:
-            block = as_object(control, "ActualControl")
-            people = as_list(block.get("PersonList") or [], "ActualControl.PersonList")
-            stake = parse_stake(_field(block, "StockPercent", "ActualControl")) if len(people) == 1 else None
-            for index, item in enumerate(people):
-                what = f"ActualControl.PersonList[{index}]"
-                row = as_object(item, what)
-                name, key_no = _field(row, "Name", what), _field(row, "KeyNo", what)
-                if not name:
-                    raise ParseError(f"{what} has no Name")
-                controller = Controller(
-                    name, person_key(name, registry_id=key_no), _kind(key_no, name), stake
-                )
-                controllers.setdefault(controller.key, controller)
-    return tuple(controllers.values())
+    return controllers
+
+
+def _listed_controllers(block: Mapping[str, object]) -> dict[str, Controller]:
+    """``ActualControl.PersonList``; its ``StockPercent`` is the stake only when one person holds it."""
+    people = as_list(block.get("PersonList") or [], "ActualControl.PersonList")
+    stake = parse_stake(_field(block, "StockPercent", "ActualControl")) if len(people) == 1 else None
+    controllers: dict[str, Controller] = {}
+    for index, item in enumerate(people):
+        what = f"ActualControl.PersonList[{index}]"
+        name, key_no = _named(as_object(item, what), what)
+        controller = Controller(name, person_key(name, registry_id=key_no), _kind(key_no, name), stake)
+        controllers.setdefault(controller.key, controller)
+    return controllers
+
+
+def _named(row: Mapping[str, object], what: str) -> tuple[str, str]:
+    """A controller row's Name (required) and KeyNo."""
+    name, key_no = _field(row, "Name", what), _field(row, "KeyNo", what)
+    if not name:
+        raise ParseError(f"{what} has no Name")
+    return name, key_no
 
 
 def controlling_person(text: str | None) -> str:

@@ -418,16 +418,20 @@ def listing_changes(
         active = listing.state is ListingState.ACTIVE
         yield _listing_change(category, Action.ADDED, listing, None, raises=active)
     for identity in sorted(set(was) & set(now)):
-        before, after = was[identity], now[identity]
-        if listing_text(before) == listing_text(after) and before.state is after.state:
-            continue
-        was_active, is_active = before.state is ListingState.ACTIVE, after.state is ListingState.ACTIVE
-        if was_active and not is_active:
-            yield _listing_change(category, Action.REMOVED, after, before)
-        else:
-            yield _listing_change(
-                category, Action.CHANGED, after, before, raises=is_active and not was_active
-            )
+        change = _kept_listing_change(category, was[identity], now[identity])
+        if change is not None:
+            yield change
+
+
+def _kept_listing_change(category: Category, before: Listing, after: Listing) -> Change | None:
+    """A listing on both sides: unchanged (None), out of force (removal), back in force (raises
+    it again), or changed in its facts."""
+    if listing_text(before) == listing_text(after) and before.state is after.state:
+        return None
+    was_active, is_active = before.state is ListingState.ACTIVE, after.state is ListingState.ACTIVE
+    if was_active and not is_active:
+        return _listing_change(category, Action.REMOVED, after, before)
+    return _listing_change(category, Action.CHANGED, after, before, raises=is_active and not was_active)
 
 
 # -- the source's own change log ------------------------------------------------------------------

@@ -640,22 +640,9 @@ def comparable_content(record: RegistryRecord) -> dict:
 
     money = _comparable_money
 
-    def stake(s: Stake | None) -> list | None:
-        return None if s is None else [str(s.low), str(s.high)]
-
-    def controllers(items: tuple[Controller, ...]) -> list:
-        return [[c.key, text_key(c.name), c.kind.value, stake(c.stake), sorted(c.natures)] for c in items]
-
-    # The Chinese vendors' sections count only when known, so that the content hash of every
-    # record without them is what it was before they existed (no snapshot churn on upgrade).
-    extra: dict[str, list] = {}
-    for section in ("actual_controllers", "beneficial_owners"):
-        if getattr(record, section) is not None:
-            extra[section] = controllers(getattr(record, section))
-    for section in LISTING_SECTIONS.values():
-        if getattr(record, section) is not None:
-            extra[section] = [_comparable_listing(item) for item in getattr(record, section)]
-    return extra | {
+    stake = _stake_pair
+    controllers = _comparable_controllers
+    return _comparable_vendor_sections(record) | {
         "name": text_key(record.name) if record.name is not None else None,
         "status": record.status.code.value if record.status else None,
         "status_raw": text_key(record.status.raw) if record.status else None,
@@ -684,6 +671,27 @@ def comparable_content(record: RegistryRecord) -> dict:
             for e in record.change_log
         ],
     }
+
+
+def _stake_pair(stake: Stake | None) -> list | None:
+    return None if stake is None else [str(stake.low), str(stake.high)]
+
+
+def _comparable_controllers(items: tuple[Controller, ...]) -> list:
+    return [[c.key, text_key(c.name), c.kind.value, _stake_pair(c.stake), sorted(c.natures)] for c in items]
+
+
+def _comparable_vendor_sections(record: RegistryRecord) -> dict[str, list]:
+    """The Chinese vendors' sections, each only when known: the content hash of every record
+    without them is what it was before they existed (no snapshot churn on upgrade)."""
+    extra: dict[str, list] = {}
+    for section in ("actual_controllers", "beneficial_owners"):
+        if getattr(record, section) is not None:
+            extra[section] = _comparable_controllers(getattr(record, section))
+    for section in LISTING_SECTIONS.values():
+        if getattr(record, section) is not None:
+            extra[section] = [_comparable_listing(item) for item in getattr(record, section)]
+    return extra
 
 
 def content_hash(record: RegistryRecord) -> str:
