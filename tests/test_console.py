@@ -810,3 +810,28 @@ async def test_serve_console_reports_a_port_it_cannot_listen_on(world):
             )
     finally:
         taken.close()
+
+
+def test_the_status_page_shows_billed_calls_and_signals_a_source_cannot_fetch(world):
+    """What `watcher status` says about the vendors' accounts, for the people who read the console:
+    the calls billed over the last day and a signal the account has not bought (vendor text escaped)."""
+    from watcher.store import add_billed_calls, mark_signal_unavailable, usage_hour
+
+    now = world.clock()
+    with world.store.transaction() as session:
+        add_billed_calls(session, {"cn": 40}, usage_hour(now))
+        add_billed_calls(session, {"cn": 2}, usage_hour(now - timedelta(hours=3)))
+        add_billed_calls(session, {"cn": 500}, usage_hour(now - timedelta(hours=30)))  # a day ago
+        mark_signal_unavailable(
+            session, "cn", "violations", "Status 214: <b>您还未购买过该接口</b>",
+            now=now, retry_at=now + timedelta(hours=24),
+        )
+    client = signed_in(world, "risk")
+    english = client.get("/status?lang=en").text
+    row = english[english.index("<td>cn</td>"):]
+    row = row[: row.index("</tr>")]
+    assert row.rstrip().endswith("<td>42</td>"), "the last 24 hours only"
+    assert "signal violations unavailable (not bought by the account)" in english
+    assert "&lt;b&gt;您还未购买过该接口&lt;/b&gt;" in english and "<b>您还未购买" not in english
+    chinese = client.get("/status?lang=zh-CN").text
+    assert "计费调用（24 小时）" in chinese and "信号 violations 不可用" in chinese

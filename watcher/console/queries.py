@@ -28,6 +28,7 @@ from watcher.models import (
     Delivery,
     Snapshot,
     SourceHealth,
+    SourceSignal,
     User,
 )
 from watcher.record import record_from_dict
@@ -35,11 +36,13 @@ from watcher.store import (
     OVERDUE_AFTER,
     HistoryRow,
     StatusSummary,
+    billed_calls_in_last_day,
     history,
     in_outbox_state,
     latest_snapshot,
     status_summary,
     stored_id,
+    unavailable_signals,
 )
 from watcher.vocabulary import AlertStatus, AlertStatusFilter, OutboxState, Severity
 
@@ -371,6 +374,22 @@ def open_alert_count(session: Session, user: User) -> int:
 
 
 # -- status ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class VendorUsage:
+    """What the vendors' accounts cost and refuse: billed calls per source over the last 24 hours
+    and the signals a source cannot fetch. About sources, not borrowers: the same for every user."""
+
+    billed_calls: dict[str, int]
+    unavailable: dict[str, list[SourceSignal]]
+
+
+def vendor_usage(session: Session, now: datetime) -> VendorUsage:
+    unavailable: dict[str, list[SourceSignal]] = {}
+    for row in unavailable_signals(session, now):
+        unavailable.setdefault(row.source, []).append(row)
+    return VendorUsage(billed_calls_in_last_day(session, now), unavailable)
 
 
 def scoped_status(session: Session, user: User, now: datetime) -> StatusSummary:

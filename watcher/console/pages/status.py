@@ -24,6 +24,7 @@ def status_page(request: Request, ctx: Ctx) -> Response:
     now = ctx.console.clock()
     with ctx.console.store.session() as session:
         summary = queries.scoped_status(session, ctx.user, now)
+        usage = queries.vendor_usage(session, now)
     failing = summary.failing_borrowers
     instances = []
     for instance in summary.instances:
@@ -34,4 +35,4 @@ def status_page(request: Request, ctx: Ctx) -> Response:
         else:
             state = "not_responding"
         instances.append((instance, state))
-    return render(ctx, "status.html", summary=summary, failing=failing, instances=instances)
+    return render(ctx, "status.html", summary=summary, failing=failing, instances=instances, usage=usage)
