@@ -785,6 +785,16 @@ def test_amount_spellings():
     assert parse_amount("未公示").amount is None and parse_amount("") is None
 
 
+def test_amounts_in_scientific_notation_or_beyond_any_real_figure():
+    """A vendor's "1.2568E6" is 1,256,800 yuan, not 1.26; a number no loan could carry (a corrupt
+    field, 40 digits of 万元) stays text, shown as the vendor wrote it, and never fails the check."""
+    assert parse_amount("1.2568E6").amount == 1_256_800
+    assert parse_amount("3.5e4万元").amount == 350_000_000
+    for absurd in ("1e400", "1e+300", 1e300, 10**40, "9" * 40 + "万元", "12e3456789"):
+        money = parse_amount(absurd, currency="CNY")
+        assert money is not None and money.amount is None and money.raw, absurd
+
+
 def test_role_titles():
     assert roles_from_title("执行董事兼总经理") == {Role.DIRECTOR, Role.MANAGER}
     assert {Role.CHAIR, Role.DIRECTOR} <= roles_from_title("董事长")

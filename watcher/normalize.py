@@ -170,6 +170,10 @@ _CENT = Decimal("0.01")
 # Digits grouped by commas, spaces or apostrophes ("1 000 000 NOK", "1'000'000"): a separator only
 # counts when three digits follow it, so "2024 5000万" is not read as one number.
 _NUMBER = re.compile(r"[0-9](?:[0-9]|[, '\u00a0\u202f](?=[0-9]{3}(?![0-9])))*(?:\.[0-9]+)?")
+# Scientific notation as some serialisers write amounts ("1.2568E6"): read whole, never as "1.2568".
+_EXPONENT = re.compile(r"[eE]([+-]?)([0-9]+)")
+# No real amount reaches 10^18 (a quintillion yuan): a bigger number is kept as text, never as a figure.
+_MAX_AMOUNT_DIGITS = 18
 
 
 def parse_amount(value: object, *, currency: str | None = None, unit: Decimal | int = 1) -> Money | None:
@@ -194,10 +198,19 @@ def parse_amount(value: object, *, currency: str | None = None, unit: Decimal | 
     if amount is None:
         return Money(None, found_currency, raw)
     tail = raw[number_match.end() :]
+    exponent = _EXPONENT.match(tail)
+    if exponent is not None:
+        sign, digits = exponent.groups()
+        if len(digits) > 3:  # beyond 10^±999 nothing is an amount (and Decimal would overflow)
+            return Money(None, found_currency, raw)
+        amount = amount.scaleb(int(sign + digits))
+        tail = tail[exponent.end() :]
     multiplier = next((factor for word, factor in _MULTIPLIERS if tail.lstrip().startswith(word)), None)
     amount *= multiplier if multiplier is not None else Decimal(unit)
     if found_currency is None and "元" in tail:
         found_currency = "CNY"
+    if amount.adjusted() >= _MAX_AMOUNT_DIGITS:
+        return Money(None, found_currency, raw)
     return Money(amount.quantize(_CENT), found_currency, raw)
 
 

@@ -16,13 +16,16 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from watcher.diff import Change
-from watcher.normalize import text_key
+from watcher.normalize import listing_identity, text_key
 from watcher.record import (
     CRITICAL_STATUSES,
     LISTING_CATEGORIES,
     Action,
     Category,
     CompanyStatus,
+    Listing,
+    ListingState,
+    Party,
     RegistryRecord,
 )
 from watcher.vocabulary import Severity  # defined with the other vocabularies; still importable from here
@@ -167,18 +170,48 @@ _EXPLAINS_DISAPPEARANCE = frozenset(
 
 def vanished_sections(old: RegistryRecord, new: RegistryRecord) -> tuple[str, ...]:
     """The sections of people (officers, shareholders, controllers, actual controllers, beneficial
-    owners) that held someone before and are empty now,
-    unless the new status explains it.
+    owners) that held someone before and are empty now, unless the new status explains it; and the
+    risk lists whose every listing in force against the company is gone without a trace (not marked
+    removed or lifted, simply absent).
 
     Registries answer with empty lists when something on their side breaks (Brønnøysund's
-    ``{"rollegrupper": []}``, Qichacha's empty ``Employees`` and ``Partners``): such a change is held
-    until a second fetch confirms it, never alerted at once as "everyone left".
+    ``{"rollegrupper": []}``, Qichacha's empty ``Employees`` and ``Partners``, a Qichacha Status 201
+    or a Tianyancha 300000 "no result" on a court list): such a change is held until a second fetch
+    confirms it, never alerted at once as "everyone left" or "every listing lifted" (and then, when
+    the vendor recovers, as a critical listing all over again).
     """
+    vanished = [
+        section
+        for section in LISTING_SECTIONS
+        if _listings_vanished(getattr(old, section), getattr(new, section))
+    ]
     if new.status is not None and new.status.code in _EXPLAINS_DISAPPEARANCE:
-        return ()
-    vanished = []
+        return tuple(vanished)
     for section in ("people", "shareholders", "controllers", "actual_controllers", "beneficial_owners"):
         before, after = getattr(old, section), getattr(new, section)
         if before and after is not None and not after:
             vanished.append(section)
     return tuple(vanished)
+
+
+LISTING_SECTIONS = (
+    "abnormal_operations",
+    "serious_violations",
+    "equity_pledges",
+    "chattel_mortgages",
+    "enforcements",
+    "dishonest_debtors",
+    "consumption_restrictions",
+    "bankruptcies",
+)
+
+
+def _listings_vanished(before: tuple[Listing, ...] | None, after: tuple[Listing, ...] | None) -> bool:
+    if not before or after is None:
+        return False
+    in_force = {
+        listing_identity(listing)
+        for listing in before
+        if listing.state is ListingState.ACTIVE and listing.party is Party.COMPANY
+    }
+    return bool(in_force) and in_force.isdisjoint(listing_identity(listing) for listing in after)

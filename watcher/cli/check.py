@@ -146,7 +146,8 @@ def _outcome_line(outcome: CheckOutcome) -> str:
     elif outcome.changes:
         line = f"{outcome.borrower_id}: {outcome.changes} change(s)"
     elif outcome.awaiting_confirmation:
-        line = f"{outcome.borrower_id}: awaiting confirmation (people or shareholders gone; checked again)"
+        gone = "people, shareholders or listings gone"
+        line = f"{outcome.borrower_id}: awaiting confirmation ({gone}; checked again)"
     else:
         line = f"{outcome.borrower_id}: unchanged"
     if outcome.alert_id is not None:
