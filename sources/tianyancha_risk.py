@@ -271,9 +271,11 @@ def bankruptcies(items: list[object], what: str) -> tuple[Listing, ...]:
                 key=_text(row, "uuid", label) or case or _digest_key(str(listed_on or ""), *names),
                 state=ListingState.REMOVED if historic else ListingState.ACTIVE,
                 case_number=case,
-                reason=_text(row, "caseType", label),
+                # The case type and who applied: a bankruptcy has applicants, not a pledgee.
+                reason=" · ".join(
+                    part for part in (_text(row, "caseType", label), "、".join(n for n in names if n)) if part
+                ),
                 listed_on=listed_on,
-                pledgee="、".join(name for name in names if name),
             )
         )
     return tuple(listings)

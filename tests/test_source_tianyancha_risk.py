@@ -355,6 +355,20 @@ async def test_error_envelopes_on_a_signal_fail_the_check(api, endpoint, code, e
     assert not cn.unavailable_signals
 
 
+@pytest.mark.parametrize("status", [404, 410])
+@pytest.mark.parametrize("endpoint", ["abnormal", "zhixing", "hi_ic"])
+async def test_a_missing_path_on_a_list_is_a_parse_error_not_a_missing_company(api, endpoint, status):
+    """"No such company" is the vendor's envelope on the base facts; a 404 on a list call means the
+    path moved (or base_url is wrong), never that the borrower is gone."""
+    api.get(PATHS[endpoint]).respond(status, text="Not Found")
+    cn = make_source()
+    try:
+        with pytest.raises(ParseError, match="endpoint is not there"):
+            await cn.fetch(USCC)
+    finally:
+        await cn.aclose()
+
+
 def paged(items: list[dict], fail_on: int | None = None):
     def respond(request: httpx.Request) -> httpx.Response:
         number = int(request.url.params["pageNum"])

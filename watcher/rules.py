@@ -20,6 +20,7 @@ from watcher.normalize import listing_identity, text_key
 from watcher.record import (
     CRITICAL_STATUSES,
     LISTING_CATEGORIES,
+    LISTING_SECTIONS,
     Action,
     Category,
     CompanyStatus,
@@ -182,7 +183,7 @@ def vanished_sections(old: RegistryRecord, new: RegistryRecord) -> tuple[str, ..
     """
     vanished = [
         section
-        for section in LISTING_SECTIONS
+        for section in LISTING_SECTIONS.values()
         if _listings_vanished(getattr(old, section), getattr(new, section))
     ]
     if new.status is not None and new.status.code in _EXPLAINS_DISAPPEARANCE:
@@ -192,18 +193,6 @@ def vanished_sections(old: RegistryRecord, new: RegistryRecord) -> tuple[str, ..
         if before and after is not None and not after:
             vanished.append(section)
     return tuple(vanished)
-
-
-LISTING_SECTIONS = (
-    "abnormal_operations",
-    "serious_violations",
-    "equity_pledges",
-    "chattel_mortgages",
-    "enforcements",
-    "dishonest_debtors",
-    "consumption_restrictions",
-    "bankruptcies",
-)
 
 
 def _listings_vanished(before: tuple[Listing, ...] | None, after: tuple[Listing, ...] | None) -> bool:
