@@ -146,7 +146,12 @@ def test_a_signal_skipped_by_cadence_never_produces_a_removal(world):
         assert Signal.ABNORMAL not in ASKED[-1]
     assert world.rows(ChangeEvent, ChangeEvent.detected_at > T0) == []  # after the onboarding one
 
-    [outcome] = world.check(T0 + 7 * DAY)
+    # Every listing in force gone without a trace waits for a second fetch (a vendor's "no result"
+    # glitch must not read as "lifted"); the held check stamps nothing, so the next one asks again.
+    [held] = world.check(T0 + 7 * DAY)
+    assert Signal.ABNORMAL in ASKED[-1] and held.awaiting_confirmation
+    assert world.rows(ChangeEvent, ChangeEvent.detected_at > T0) == []
+    [outcome] = world.check(T0 + 7 * DAY + world.config.rules.confirm_after)
     assert Signal.ABNORMAL in ASKED[-1]
     [event] = world.rows(ChangeEvent, ChangeEvent.detected_at > T0)
     assert event.category == Category.ABNORMAL_OPERATION and event.action == Action.REMOVED
@@ -223,6 +228,46 @@ def test_a_running_checker_forgets_an_unavailable_signal_when_its_retry_time_com
         assert row.unavailable_since == clock[0] and row.retry_at == clock[0] + RETRY_UNAVAILABLE_AFTER
     finally:
         asyncio.run(checker.aclose())
+
+
+def test_an_operator_retries_a_bought_signal_without_waiting_a_day(world):
+    """`watcher signals retry` forgets the mark in the database (audited); a daemon already running
+    takes that up at its next reload, within RELOAD_UNAVAILABLE_EVERY, and asks for the signal again."""
+    from watcher.models import AuditLog
+    from watcher.pipeline import RELOAD_UNAVAILABLE_EVERY
+
+    NOT_BOUGHT[Signal.PLEDGES] = "未开通该接口权限"
+    ANSWERS["Ra"] = Company("甲公司")
+    world.add("a")
+    clock = [T0]
+    checker = world.checker(clock)
+    runner = CliRunner()
+    try:
+        world.check(T0, checker=checker, daemon=False)
+        assert world.rows(SourceSignal) and Signal.PLEDGES in checker.sources["vendor"].unavailable_signals
+        del NOT_BOUGHT[Signal.PLEDGES]  # the bank buys it
+        result = runner.invoke(
+            app, ["--config", str(world.config_path), "signals", "retry", "vendor", "pledges", "--by", "ops"]
+        )
+        assert result.exit_code == 0, result.output
+        assert "will try pledges again" in result.stdout
+        assert world.rows(SourceSignal) == []
+        [audit] = world.rows(AuditLog, AuditLog.action == "source.signals_retried")
+        assert (audit.actor, audit.subject_id) == ("ops", "vendor")
+
+        clock[0] = T0 + RELOAD_UNAVAILABLE_EVERY / 2  # before the reload: still skipped
+        world.check(clock[0], checker=checker, daemon=False)
+        assert Signal.PLEDGES not in ASKED[-1]
+        clock[0] = T0 + RELOAD_UNAVAILABLE_EVERY + timedelta(seconds=1)
+        world.check(clock[0], checker=checker, daemon=False)
+        assert Signal.PLEDGES in ASKED[-1] and world.rows(SourceSignal) == []
+    finally:
+        asyncio.run(checker.aclose())
+
+    unknown = runner.invoke(app, ["--config", str(world.config_path), "signals", "retry", "nosuch"])
+    assert unknown.exit_code == 2 and "unknown source 'nosuch'" in unknown.output
+    nothing = runner.invoke(app, ["--config", str(world.config_path), "signals", "retry", "vendor"])
+    assert nothing.exit_code == 0 and "no signal marked unavailable" in nothing.stdout
 
 
 # -- billed calls ----------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from sources.base import Fetched, SamePayload, Source
 from watcher.config import Config
 from watcher.errors import CheckStorageError, ParseError, SourceError
 from watcher.evaluate import Evaluation, Outcome, StoredState, evaluate
-from watcher.models import Alert, Borrower, ChangeEvent, KeyPersonOccasion, Snapshot, utcnow
+from watcher.models import Alert, Borrower, ChangeEvent, KeyPersonOccasion, Snapshot, SourceSignal, utcnow
 from watcher.normalize import content_hash, normalize_record
 from watcher.record import RegistryRecord, Signal, record_as_dict, record_from_dict
 from watcher.routing import plan_deliveries
@@ -77,6 +77,9 @@ SETTLE_BATCH = 256  # unchanged checks written in one transaction
 SETTLE_AGE = timedelta(seconds=2)  # ... or once the oldest of them has waited this long
 # A signal the account could not fetch is tried again after this long (the bank may buy it meanwhile).
 RETRY_UNAVAILABLE_AFTER = timedelta(hours=24)
+# How often a running checker re-reads the unavailable signals, so that an operator's
+# `watcher signals retry` (or another instance's mark) reaches a daemon that is already running.
+RELOAD_UNAVAILABLE_EVERY = timedelta(minutes=5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +169,7 @@ class Checker:
         # Signals each source cannot fetch, as stored in ``source_signal``, with their retry time:
         # loaded before the first check, so a restart (or another instance) skips them too.
         self._retry_unavailable: dict[str, dict[Signal, datetime]] = {}
-        self._unavailable_loaded = False
+        self._unavailable_loaded_at: datetime | None = None
         self._loading = asyncio.Lock()
 
     async def aclose(self) -> None:
@@ -276,13 +279,14 @@ class Checker:
         return due_signals(source.enabled_signals, cadence, checked, self.clock())
 
     async def _refresh_unavailable(self, source: Source) -> None:
-        """Before the first check, take up the signals stored as unavailable; later, forget those
-        whose retry time has come, so they are tried again."""
-        if not self._unavailable_loaded:
+        """Take up the signals stored as unavailable before the first check and again every
+        ``RELOAD_UNAVAILABLE_EVERY``; between reloads, forget those whose retry time has come, so
+        they are tried again."""
+        if not self._unavailable_fresh():
             async with self._loading:
-                if not self._unavailable_loaded:
+                if not self._unavailable_fresh():
                     await self._in_db(self._load_unavailable)
-                    self._unavailable_loaded = True
+                    self._unavailable_loaded_at = self.clock()
         now = self.clock()
         stored = self._retry_unavailable.get(source.name, {})
         expired = [signal for signal, retry_at in stored.items() if retry_at <= now]
@@ -292,17 +296,30 @@ class Checker:
         if expired:
             await self._in_db(self._forget_unavailable, source.name, expired, now)
 
+    def _unavailable_fresh(self) -> bool:
+        loaded = self._unavailable_loaded_at
+        return loaded is not None and timedelta(0) <= self.clock() - loaded < RELOAD_UNAVAILABLE_EVERY
+
     def _load_unavailable(self) -> None:
+        """Make each source's unavailable signals what the database holds: marks forgotten there
+        (their retry time came, or an operator asked) are dropped, marks made there are taken up."""
         known = {signal.value: signal for signal in Signal}
         with self.store.transaction() as session:
             rows = unavailable_signals(session, self.clock(), forget_expired=True)
+        held: dict[str, dict[Signal, SourceSignal]] = {}
         for row in rows:
-            source = self.sources.get(row.source)
             signal = known.get(row.signal)
-            if source is None or signal is None:
-                continue
-            source.unavailable_signals.setdefault(signal, row.reason)
-            self._retry_unavailable.setdefault(source.name, {})[signal] = row.retry_at
+            if row.source in self.sources and signal is not None:
+                held.setdefault(row.source, {})[signal] = row
+        for name, source in self.sources.items():
+            stored = self._retry_unavailable.setdefault(name, {})
+            marks = held.get(name, {})
+            for signal in [signal for signal in stored if signal not in marks]:
+                del stored[signal]
+                source.unavailable_signals.pop(signal, None)
+            for signal, row in marks.items():
+                source.unavailable_signals.setdefault(signal, row.reason)
+                stored[signal] = row.retry_at
 
     def _forget_unavailable(self, source: str, signals: Sequence[Signal], now: datetime) -> None:
         with self.store.transaction() as session:

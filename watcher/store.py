@@ -333,6 +333,31 @@ def forget_unavailable_signal(session: Session, source: str, signal: str, *, now
     )
 
 
+def retry_unavailable_signals(
+    session: Session, source: str, signals: Sequence[str], *, actor: str, now: datetime
+) -> list[str]:
+    """An operator's "try it again now" (the account bought the signal): ``source``'s marks of
+    ``signals`` (all when empty) are deleted, with an audit row. Returns the signals forgotten."""
+    query = select(SourceSignal).where(col(SourceSignal.source) == source)
+    if signals:
+        query = query.where(col(SourceSignal.signal).in_(list(signals)))
+    rows = list(session.exec(query))
+    for row in rows:
+        session.delete(row)
+    forgotten = sorted(row.signal for row in rows)
+    if forgotten:
+        audit(
+            session,
+            actor=actor,
+            action=AuditAction.SIGNALS_RETRIED,
+            subject_type="source",
+            subject_id=source,
+            detail={"signals": forgotten},
+            at=now,
+        )
+    return forgotten
+
+
 def usage_hour(moment: datetime) -> datetime:
     """The UTC hour ``moment`` falls in: the bucket billed calls are counted in."""
     aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -122,6 +122,7 @@ class AuditAction(StrEnum):
     BORROWER_ADDED = "borrower.added"
     BORROWER_UPDATED = "borrower.updated"
     DELIVERY_DEAD = "delivery.dead"
+    SIGNALS_RETRIED = "source.signals_retried"
     USER_ADDED = "console.user_added"
     USER_ENABLED = "console.user_enabled"
     USER_DISABLED = "console.user_disabled"

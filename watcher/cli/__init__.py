@@ -9,7 +9,20 @@ from __future__ import annotations
 
 import typer
 
-from watcher.cli import alerts, borrowers, check, console, db, demo, history, init, notify, run, status
+from watcher.cli import (
+    alerts,
+    borrowers,
+    check,
+    console,
+    db,
+    demo,
+    history,
+    init,
+    notify,
+    run,
+    signals,
+    status,
+)
 from watcher.cli.base import main_options
 from watcher.output import HistoryFormat, print_history
 
@@ -34,6 +47,7 @@ app.add_typer(db.group, name="db")
 app.add_typer(alerts.group, name="alerts")
 app.add_typer(notify.group, name="notify")
 app.add_typer(console.users, name="users")
+app.add_typer(signals.group, name="signals")
 
 
 def main() -> None:
