@@ -50,6 +50,7 @@ STORED = {
         "borrower.added",
         "borrower.updated",
         "delivery.dead",
+        "source.signals_retried",
         "console.user_added",
         "console.user_enabled",
         "console.user_disabled",
