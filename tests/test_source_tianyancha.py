@@ -694,8 +694,12 @@ async def test_fetch_rejects_an_invalid_credit_code_without_asking(source, api):
 )
 @pytest.mark.parametrize("endpoint", ["baseinfo", "staff"])
 async def test_fetch_failure_statuses(source, api, endpoint, status, body, error):
+    """On a list call (staff) a 404 is the path missing, a parse error: only the base facts' own
+    answer can say the company is not there."""
     serve_fixtures(api)
     api.get(PATHS[endpoint]).respond(status, text=body)
+    if endpoint != "baseinfo" and status == 404:
+        error = ParseError
 
     with pytest.raises(error):
         await source.fetch(USCC)

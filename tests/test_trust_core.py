@@ -10,8 +10,11 @@ from hypothesis import strategies as st
 
 from tests.strategies import registry_records, statuses
 from watcher.normalize import clean_text, normalize_record
+from watcher.record import LISTING_SECTIONS as LISTING_SECTION_OF
 from watcher.record import CompanyStatus, Listing, ListingState, Party, record_as_dict
-from watcher.rules import LISTING_SECTIONS, vanished_sections
+from watcher.rules import vanished_sections
+
+LISTING_SECTIONS = tuple(LISTING_SECTION_OF.values())
 
 CONTROLS = [chr(code) for code in (*range(0x00, 0x09), *range(0x0E, 0x20), *range(0x7F, 0xA0))]
 hostile_text = st.text(alphabet=st.sampled_from([*CONTROLS, "a", "王", " ", "\n", "\t", "\r"]), max_size=30)
