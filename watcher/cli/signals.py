@@ -7,10 +7,8 @@ from typing import Annotated
 import typer
 
 from watcher.cli.base import fail, load, with_store
-from watcher.models import utcnow
 from watcher.output import echo
 from watcher.record import Signal
-from watcher.store import retry_unavailable_signals
 
 group = typer.Typer(help="Vendor signals a source's account could not fetch.", no_args_is_help=True)
 
@@ -26,6 +24,9 @@ def signals_retry(
 ) -> None:
     """Forget that SOURCE could not fetch these signals, so the next checks try them again (a
     running daemon takes it up within 5 minutes) instead of waiting out the 24-hour retry."""
+    from watcher.models import utcnow  # the database layer loads only for commands that use it
+    from watcher.store import retry_unavailable_signals
+
     config = load()
     if source not in config.sources:
         configured = ", ".join(sorted(config.sources)) or "none"
