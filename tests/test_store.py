@@ -37,6 +37,22 @@ def test_first_use_creates_the_schema_through_migrations(any_url):
     store.dispose()
 
 
+def test_the_migrations_build_exactly_the_tables_the_models_describe(any_url):
+    """A column added to a model but not to a migration (or the other way round) would work in
+    tests that create tables from the models and fail on an upgraded bank database."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlmodel import SQLModel
+
+    import watcher.models  # noqa: F401 (registers the tables)
+
+    store = open_store(any_url)
+    with store.engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
+    store.dispose()
+    assert differences == []
+
+
 def test_upgrade_is_idempotent(any_url):
     store = Store(any_url)
     before, after = store.upgrade()
