@@ -429,6 +429,87 @@ def test_rejected_multiline_row_is_reported_at_its_first_line(ws: Workspace, tmp
     assert re.search(r"line 2: rejected: .*nowhere", result.stderr), result.stderr
 
 
+def _problems(stderr: str) -> list[tuple[int, str, str]]:
+    """(line, warning|rejected, message) of each ``FILE: line N: KIND: message`` line, in printed order."""
+    found = re.findall(r"^.*?: line (\d+): (warning|rejected): (.*)$", stderr, flags=re.MULTILINE)
+    return [(int(line), kind, message) for line, kind, message in found]
+
+
+def test_same_registry_id_twice_in_a_file_is_imported_with_a_warning_in_line_order(
+    ws: Workspace, tmp_path: Path
+):
+    csv_path = tmp_path / "borrowers.csv"
+    csv_path.write_text(
+        "id,name,source,registry_id,officer\n"
+        "a-cn,杭州澜潮智能装备有限公司,cn,91330106MA2KH7Q302,\n"
+        "bad-source,Nowhere Ltd,xx,927140004,\n"
+        "b-cn,杭州澜潮智能装备,cn,91330106ma2kh7q302,\n"  # the same code once normalised
+        "c-no,FJORDLYS SJØMAT AS,no,927140004,\n"
+        "empty-name,,no,974760673,\n"
+        "d-no,FJORDLYS AS,no,927140004,\n"
+        "e-no,HARDANGER BETONG AS,no,974760673,ghost\n",
+        encoding="utf-8",
+    )
+    result = ws.cli("borrowers", "import", str(csv_path))
+    assert result.exit_code == 1, result.output
+    problems = _problems(result.stderr)
+    assert [(line, kind) for line, kind, _ in problems] == [
+        (3, "rejected"),
+        (4, "warning"),
+        (6, "rejected"),
+        (7, "warning"),
+        (8, "warning"),
+    ], result.stderr
+    assert len(result.stderr.strip().splitlines()) == 5  # one line each, nothing else
+    assert all(line.startswith(f"{csv_path}: line ") for line in result.stderr.strip().splitlines())
+    for line, ids, registry_id in (
+        (4, ("b-cn", "a-cn"), "91330106MA2KH7Q302"),
+        (7, ("d-no", "c-no"), "927140004"),
+    ):
+        message = next(message for number, _, message in problems if number == line)
+        assert registry_id in message, message
+        assert all(repr(borrower_id) in message for borrower_id in ids), message
+    assert "officer 'ghost'" in problems[4][2]
+    assert "5 added" in result.stdout and "2 rejected" in result.stdout
+    assert {b["id"] for b in ws.borrowers()} == {"a-cn", "b-cn", "c-no", "d-no", "e-no"}
+
+
+def test_registry_id_of_another_borrower_in_the_database_is_imported_with_a_warning(
+    ws: Workspace, tmp_path: Path
+):
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    first.write_text(
+        "id,name,source,registry_id\n"
+        "x-no,FJORDLYS SJØMAT AS,no,927140004\n"
+        "w-cn,杭州澜潮智能装备有限公司,cn,91330106MA2KH7Q302\n",
+        encoding="utf-8",
+    )
+    second.write_text(
+        "id,name,source,registry_id\n"
+        "y-no,FJORDLYS AS,no,927140004\n"
+        "w-cn,杭州澜潮智能装备,cn,91330106ma2kh7q302\n"  # the same borrower again: no warning
+        "v-no,HARDANGER BETONG AS,no,974760673\n",
+        encoding="utf-8",
+    )
+    assert ws.cli("borrowers", "import", str(first)).stderr == ""
+
+    result = ws.cli("borrowers", "import", str(second))
+    assert result.exit_code == 0, result.output
+    [(line, kind, message)] = _problems(result.stderr)
+    assert (line, kind) == (2, "warning")
+    assert result.stderr.strip().startswith(f"{second}: line 2: warning: ")
+    assert "'y-no'" in message and "'x-no'" in message and "927140004" in message
+    assert "2 added, 1 updated" in result.stdout
+    assert {b["id"] for b in ws.borrowers()} == {"x-no", "y-no", "w-cn", "v-no"}
+
+    # x-no's own row is no duplicate of itself, but y-no now holds its registry id too.
+    again = ws.cli("borrowers", "import", str(first))
+    assert again.exit_code == 0, again.output
+    [(line, kind, message)] = _problems(again.stderr)
+    assert (line, kind) == (2, "warning")
+    assert "'x-no'" in message and "'y-no'" in message
+
+
 def test_import_without_a_required_column_exits_2(ws: Workspace, tmp_path: Path):
     csv_path = tmp_path / "borrowers.csv"
     csv_path.write_text("id,name,source\ncn-lanchao,杭州澜潮智能装备有限公司,cn\n", encoding="utf-8")

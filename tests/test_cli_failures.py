@@ -217,11 +217,25 @@ def _file_size_limit(size: int):
     return limit
 
 
+def _organisasjonsnumre(count: int) -> list[str]:
+    """Distinct valid Norwegian organisation numbers (mod 11), so that no row is a duplicate."""
+    weights = (3, 2, 7, 6, 5, 4, 3, 2)
+    found = []
+    for base in range(90000000, 100000000):
+        check = 11 - sum(int(digit) * weight for digit, weight in zip(str(base), weights, strict=True)) % 11
+        if check != 10:
+            found.append(f"{base}{check % 11}")
+            if len(found) == count:
+                return found
+    raise AssertionError("not enough numbers")
+
+
 def test_a_full_disk_during_an_import_is_one_line_and_exit_1(config: Path, tmp_path: Path):
     """A process file-size limit plays the full disk: SQLite's writes past it fail as they would."""
     assert cli(config, "db", "upgrade").exit_code == 0
     path = tmp_path / "borrowers.csv"
-    rows = "".join(f"b{number},{'N' * 900} {number},no,927140004,\n" for number in range(2500))
+    numbers = _organisasjonsnumre(2500)
+    rows = "".join(f"b{number},{'N' * 900} {number},no,{orgnr},\n" for number, orgnr in enumerate(numbers))
     path.write_text(HEADER + rows, encoding="utf-8")
 
     result = subprocess.run(

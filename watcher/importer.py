@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from sources.base import Source
 from watcher.models import Borrower, utcnow
@@ -56,6 +56,8 @@ class ParsedBorrowers:
     rows: list[BorrowerRow] = field(default_factory=list)
     rejected: list[RowProblem] = field(default_factory=list)
     warnings: list[RowProblem] = field(default_factory=list)
+    lines: dict[str, int] = field(default_factory=dict)
+    """The line each accepted row starts on, by borrower id."""
 
 
 def _decode(path: Path) -> str:
@@ -140,7 +142,8 @@ def _parse(
     reader = csv.reader(io.StringIO(text, newline=""))
     header = _header(path, next(reader, []))
     result = ParsedBorrowers()
-    first_line_of: dict[str, int] = {}
+    first_line_of = result.lines
+    first_with_registry_id: dict[tuple[str, str], BorrowerRow] = {}
     for line, cells in _numbered_rows(reader):
         try:
             row = _checked_row(cells, header, sources)
@@ -159,8 +162,40 @@ def _parse(
                     line, f"officer {row.officer!r} is not in [officers]; alerts reach the notifiers only"
                 )
             )
+        earlier = first_with_registry_id.setdefault((row.source, row.registry_id), row)
+        if earlier is not row:
+            result.warnings.append(
+                RowProblem(line, _same_registry_id(row, f"{earlier.id!r} (line {first_line_of[earlier.id]})"))
+            )
         result.rows.append(row)
     return result
+
+
+def _same_registry_id(row: BorrowerRow, other: str) -> str:
+    return (
+        f"borrower {row.id!r} has the registry_id {row.registry_id!r} on source {row.source!r} of "
+        f"borrower {other}; imported, but a duplicate is usually a typo"
+    )
+
+
+def registry_id_warnings(session: Session, parsed: ParsedBorrowers) -> list[RowProblem]:
+    """A warning for each accepted row whose registry entity a borrower in the database that the file
+    does not import already has (a later row of the file with it was warned about by the parse)."""
+    in_file = {row.id for row in parsed.rows}
+    existing: dict[tuple[str, str], str] = {}
+    for borrower_id, source, registry_id in session.exec(
+        select(Borrower.id, Borrower.source, Borrower.registry_id).order_by(col(Borrower.id))
+    ):
+        if borrower_id not in in_file:
+            existing.setdefault((source, registry_id), borrower_id)
+    warnings = []
+    for row in parsed.rows:
+        other = existing.pop((row.source, row.registry_id), None)  # only the file's first row with it
+        if other is not None:
+            warnings.append(
+                RowProblem(parsed.lines[row.id], _same_registry_id(row, f"{other!r} in the database"))
+            )
+    return warnings
 
 
 def _header(path: Path, header_row: list[str]) -> list[str]:

@@ -21,8 +21,17 @@ group = typer.Typer(help="Manage the watched borrowers.", no_args_is_help=True)
 def borrowers_import(
     file: Annotated[Path, typer.Argument(help="CSV: id,name,source,registry_id[,...]")],
 ) -> None:
-    """Upsert borrowers from a CSV file; bad rows are reported and skipped (exit 1)."""
-    from watcher.importer import BorrowerFileError, parse_borrowers_csv, upsert_borrowers
+    """Upsert borrowers from a CSV file; bad rows are reported and skipped (exit 1).
+
+    A registry entity that another borrower (in the file or the database) already has is imported with
+    a warning. Warnings and rejections are printed in line order.
+    """
+    from watcher.importer import (
+        BorrowerFileError,
+        parse_borrowers_csv,
+        registry_id_warnings,
+        upsert_borrowers,
+    )
     from watcher.pipeline import build_sources
 
     config = load()
@@ -31,11 +40,12 @@ def borrowers_import(
         parsed = parse_borrowers_csv(file, sources=sources, officers=list(config.officers))
     except BorrowerFileError as error:
         raise fail(str(error)) from None
-    for problem in parsed.warnings:
-        echo(f"{file}: line {problem.line}: warning: {problem.message}", err=True)
-    for problem in parsed.rejected:
-        echo(f"{file}: line {problem.line}: rejected: {problem.message}", err=True)
     with with_store(config) as store, store.transaction() as session:
+        warnings = [*parsed.warnings, *registry_id_warnings(session, parsed)]
+        reports = [(problem.line, f"warning: {problem.message}") for problem in warnings]
+        reports += [(problem.line, f"rejected: {problem.message}") for problem in parsed.rejected]
+        for line, report in sorted(reports, key=lambda item: item[0]):
+            echo(f"{file}: line {line}: {report}", err=True)
         counts = upsert_borrowers(session, parsed.rows, actor=CLI_ACTOR)
     echo(
         f"imported {len(parsed.rows)} borrower(s): {counts.added} added, {counts.updated} updated, "
