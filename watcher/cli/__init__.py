@@ -23,7 +23,7 @@ from watcher.cli import (
     signals,
     status,
 )
-from watcher.cli.base import main_options
+from watcher.cli.base import HELP_MARKUP, main_options
 from watcher.output import HistoryFormat, print_history
 
 __all__ = ["HistoryFormat", "app", "main", "print_history"]
@@ -33,6 +33,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=HELP_MARKUP,
 )
 app.callback()(main_options)
 app.command()(init.init)

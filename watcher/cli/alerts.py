@@ -8,14 +8,16 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from watcher import output
-from watcher.cli.base import fail, load, with_store
+from watcher.cli.base import HELP_MARKUP, fail, load, with_store
 from watcher.output import echo, when
 from watcher.vocabulary import AlertStatus, AlertStatusFilter, Language
 
 if TYPE_CHECKING:
     from watcher.models import Alert
 
-group = typer.Typer(help="List alerts and work through them (acknowledge, close).")
+group = typer.Typer(
+    help="List alerts and work through them (acknowledge, close).", rich_markup_mode=HELP_MARKUP
+)
 
 
 @group.callback(invoke_without_command=True)

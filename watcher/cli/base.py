@@ -21,6 +21,14 @@ if TYPE_CHECKING:
     from watcher.config import Config
     from watcher.store import Store
 
+HELP_MARKUP = None
+"""Every ``typer.Typer`` of the app passes this as ``rich_markup_mode``: help texts are plain text.
+
+They name config tables in square brackets (``[officers.<id>]``, ``[console] host``), which rich
+markup would swallow as style tags, and rich help labels plain flags ``<bool>``. Plain help shows
+both as written; a test renders every help page to keep it so.
+"""
+
 CLI_ACTOR = "cli"
 """Who the audit log names for changes made on the command line."""
 

@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from watcher import output
-from watcher.cli.base import CLI_ACTOR, ListFormat, fail, load, with_store
+from watcher.cli.base import CLI_ACTOR, HELP_MARKUP, ListFormat, fail, load, with_store
 from watcher.output import echo, when
 
 if TYPE_CHECKING:
     from watcher.models import Borrower
 
-group = typer.Typer(help="Manage the watched borrowers.", no_args_is_help=True)
+group = typer.Typer(help="Manage the watched borrowers.", no_args_is_help=True, rich_markup_mode=HELP_MARKUP)
 
 
 @group.command("import")

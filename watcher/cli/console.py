@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from watcher import output
-from watcher.cli.base import CLI_ACTOR, ListFormat, fail, load, with_store
+from watcher.cli.base import CLI_ACTOR, HELP_MARKUP, ListFormat, fail, load, with_store
 from watcher.output import echo, when
 from watcher.vocabulary import Language
 
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from watcher.config import Config
     from watcher.models import User
 
-users = typer.Typer(help="Users of the review console.", no_args_is_help=True)
+users = typer.Typer(help="Users of the review console.", no_args_is_help=True, rich_markup_mode=HELP_MARKUP)
 
 
 class Role(StrEnum):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import typer
 
-from watcher.cli.base import database_errors, load, with_store
+from watcher.cli.base import HELP_MARKUP, database_errors, load, with_store
 from watcher.output import echo
 
-group = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+group = typer.Typer(help="Database maintenance.", no_args_is_help=True, rich_markup_mode=HELP_MARKUP)
 
 
 @group.command("upgrade")

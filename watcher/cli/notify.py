@@ -6,13 +6,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from watcher.cli.base import fail, load
+from watcher.cli.base import HELP_MARKUP, fail, load
 from watcher.output import echo
 
 if TYPE_CHECKING:
     from watcher.config import Config
 
-group = typer.Typer(help="Notification channels.", no_args_is_help=True)
+group = typer.Typer(help="Notification channels.", no_args_is_help=True, rich_markup_mode=HELP_MARKUP)
 
 
 @group.command("test")

@@ -6,11 +6,15 @@ from typing import Annotated
 
 import typer
 
-from watcher.cli.base import fail, load, with_store
+from watcher.cli.base import HELP_MARKUP, fail, load, with_store
 from watcher.output import echo
 from watcher.record import Signal
 
-group = typer.Typer(help="Vendor signals a source's account could not fetch.", no_args_is_help=True)
+group = typer.Typer(
+    help="Vendor signals a source's account could not fetch.",
+    no_args_is_help=True,
+    rich_markup_mode=HELP_MARKUP,
+)
 
 
 @group.command("retry")
