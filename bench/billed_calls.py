@@ -2,7 +2,7 @@
 
 Every Qichacha and Tianyancha call is billed, so what the daemon's scheduled checks cost is a count,
 not a time. For each vendor, a loopback stand-in answers every endpoint with the real-shaped samples
-(tests/fixtures/registries/cn_*/risk, the company's credit code swapped for the one asked about) and
+(``tests.cn_samples``, the company's credit code swapped for the one asked about) and
 counts the requests. N borrowers are imported into a throw-away SQLite database and checked the way
 the daemon checks them (``Checker.check(..., every_signal=False)``: each signal on its cadence) on a
 simulated clock stepping one hour at a time over D days. Three settings run side by side:
@@ -39,6 +39,15 @@ from sources.base import Source
 from sources.qichacha import _INFO_PATH as QICHACHA_CARD_PATH
 from sources.qichacha import BASIC_DETAILS, RISK_ENDPOINTS
 from sources.tianyancha import SIGNAL_ENDPOINTS
+from tests.cn_samples import (
+    FIXTURES,
+    QICHACHA_CARD,
+    QICHACHA_RISK,
+    QICHACHA_SAMPLES,
+    SAMPLE_USCC,
+    TIANYANCHA_RISK,
+    TIANYANCHA_SAMPLES,
+)
 from watcher.config import Config, load_config
 from watcher.identifiers import cn_uscc_check_char
 from watcher.importer import parse_borrowers_csv, upsert_borrowers
@@ -46,8 +55,6 @@ from watcher.models import Borrower
 from watcher.pipeline import Checker, build_sources
 from watcher.store import Store, open_store
 
-FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "registries"
-SAMPLE_USCC = "91320506MA1WQ3K565"
 SETTINGS = ("default", "every check", "registry only")
 EVERY_CHECK_CADENCE = (
     'cadence = { controller = "0s", violations = "0s", pledges = "0s", change_log = "0s" }\n'
@@ -66,28 +73,12 @@ class Vendor:
 
 
 def _qichacha() -> Vendor:
-    risk = FIXTURES / "cn_qichacha" / "risk"
-    samples = {
-        "actual_control": "643_ActualControl_SuspectedActualControl",
-        "beneficial_owner": "1003_BeneficialOwner_GetInfo",
-        "exception": "739_ExceptionCheck_GetList",
-        "serious_illegal": "748_SeriousIllegalCheck_GetList",
-        "equity_pledged": "751_EquityPledgedCheck_GetList",
-        "chattel_mortgage": "747_ChattelMortgageCheck_GetList",
-        "zhixing": "741_ZhixingCheck_GetList",
-        "shixin": "740_ShixinCheck_GetList",
-        "history_shixin": "926_HistoryShiXinCheck_GetList",
-        "sumptuary": "742_SumptuaryCheck_GetList",
-        "bankruptcy": "761_BankruptcyCheck_GetList",
-        "change_log": "734_ECIChange_GetList",
-        "history_oper": "922_HistoryOperCheck_GetList",
-    }
     answers = {
-        endpoint.path: risk / f"{samples[endpoint.name]}.json"
+        endpoint.path: QICHACHA_RISK / f"{QICHACHA_SAMPLES[endpoint.name]}.json"
         for endpoint in (*RISK_ENDPOINTS, BASIC_DETAILS)
-        if endpoint.name in samples
+        if endpoint.name in QICHACHA_SAMPLES
     }
-    answers[QICHACHA_CARD_PATH] = risk / "735_getinfo.json"
+    answers[QICHACHA_CARD_PATH] = QICHACHA_RISK / f"{QICHACHA_CARD}.json"
     empty = {"Status": "201", "Message": "【有效请求】查询无结果", "OrderNumber": "x", "Result": None}
     return Vendor(
         "qichacha",
@@ -99,29 +90,12 @@ def _qichacha() -> Vendor:
 
 
 def _tianyancha() -> Vendor:
-    risk = FIXTURES / "cn_tianyancha" / "risk"
-    stems = {
-        "changeinfo": "ic_changeinfo_2.0",
-        "hi_ic": "hi_ic_2.0",
-        "actual_control": "ic_actualControl_3.0",
-        "humanholding": "ic_humanholding_2.0",
-        "abnormal": "mr_abnormal_2.0",
-        "illegal": "mr_illegalinfo_2.0",
-        "equity": "mr_equityInfo_2.0",
-        "mortgage": "mr_mortgageInfo_2.0",
-        "zhixing": "jr_zhixinginfo_2.0",
-        "dishonest": "jr_dishonest_2.0",
-        "hi_dishonest": "hi_dishonest_2.0",
-        "consumption_restriction": "jr_consumptionRestriction_2.0",
-        "bankruptcy": "jr_bankruptcy_2.0",
-    }
     answers = {
-        call.path: risk / f"{stems[key]}.json"
+        call.path: TIANYANCHA_RISK / f"{TIANYANCHA_SAMPLES[key]}.json"
         for calls in SIGNAL_ENDPOINTS.values()
         for key, call in calls.items()
-        if key in stems
     }
-    answers["/services/open/ic/baseinfo/normal"] = risk / "ic_baseinfo_normal.json"
+    answers["/services/open/ic/baseinfo/normal"] = TIANYANCHA_RISK / f"{TIANYANCHA_SAMPLES['baseinfo']}.json"
     answers["/services/open/ic/holder/2.0"] = FIXTURES / "cn_tianyancha" / "ic_holder.json"
     answers["/services/open/ic/staff/2.0"] = FIXTURES / "cn_tianyancha" / "ic_staff.json"
     empty = {"result": {"total": 0, "items": []}, "reason": "ok", "error_code": 0}

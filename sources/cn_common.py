@@ -7,17 +7,38 @@ registers); both adapters read those lists' conventions through these helpers.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from sources.base import as_text
 from watcher.normalize import clean_text, parse_amount
-from watcher.record import ListingState, Money
+from watcher.record import Category, ChangeLogEntry, ListingState, Money
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 # Epoch milliseconds of any date after 1973 have 12 or more digits; 8 digits are a date (20260226).
 _EPOCH_MS = re.compile(r"-?[0-9]{11,15}")
 _CN_DATE = re.compile(r"([0-9]{4})\s*年\s*([0-9]{1,2})\s*月\s*([0-9]{1,2})\s*日")
+
+
+def cn_text(row: Mapping[str, object], field: str, what: str) -> str:
+    """A text field of a vendor row, cleaned (absent or null is "")."""
+    return clean_text(as_text(row.get(field), f"{what}.{field}"))
+
+
+def status_dates(
+    row: Mapping[str, object], revoked: tuple[str, str], cancelled: tuple[str, str], what: str
+) -> tuple[ChangeLogEntry, ...]:
+    """Revocation (吊销) and cancellation (注销) as dated status rows of the change log, from the
+    (date field, reason field) pairs the vendor names them by: a status change is then dated by the
+    registry, not by the day we noticed it."""
+    entries = []
+    for item, (date_field, reason_field) in (("吊销", revoked), ("注销", cancelled)):
+        day = cn_date(row.get(date_field), f"{what}.{date_field}")
+        if day is not None:
+            reason = cn_text(row, reason_field, what)
+            entries.append(ChangeLogEntry(frozenset({Category.STATUS}), item=item, after=reason, date=day))
+    return tuple(entries)
 
 
 def cn_date(value: object, what: str) -> date | None:

@@ -309,11 +309,8 @@ class QichachaSource(HttpSource):
         response = await self.http.get(
             endpoint.path, params=params, headers=self.signed_headers, registry_id=registry_id
         )
-        if response.status == 404:
-            # "No such company" comes back as Status 201 in an HTTP 200 envelope; an HTTP 404 means
-            # the endpoint moved, which must not mark the borrower as not found.
-            raise ParseError(f"HTTP 404 on {endpoint.path}: the endpoint is not there", **context)
-        raise_for_status(response, what=endpoint.name, context=context)
+        # "No such company" comes back as Status 201 in an HTTP 200 envelope.
+        raise_for_status(response, what=endpoint.name, context=context, status_says_missing=False)
         return response.text
 
     # -- mapping ----------------------------------------------------------------------------------

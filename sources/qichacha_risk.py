@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from sources.base import as_list, as_object, as_text, load_json
-from sources.cn_common import cn_date, cn_money, listing_state
+from sources.cn_common import cn_date, cn_money, cn_text, listing_state, status_dates
 from watcher.errors import AuthError, ParseError, RateLimitedError, SourceError, TransientError
 from watcher.normalize import (
     classify_change_item,
@@ -125,8 +125,7 @@ def rows(text: str, what: str, *, bare: bool = False) -> list[dict[str, object]]
     return [as_object(item, f"{what}[{index}]") for index, item in enumerate(items)]
 
 
-def _field(row: Mapping[str, object], name: str, what: str) -> str:
-    return clean_text(as_text(row.get(name), f"{what}.{name}"))
+_field = cn_text
 
 
 def _first(row: Mapping[str, object], names: Iterable[str], what: str) -> str:
@@ -552,13 +551,6 @@ def _revocation(text: str) -> list[ChangeLogEntry]:
     if info is None:
         return []
     revoke = as_object(info, "RevokeInfo")
-    entries = []
-    for label, date_field, reason_field in (
-        ("吊销", "RevokeDate", "RevokeReason"),
-        ("注销", "CancelDate", "CancelReason"),
-    ):
-        day = cn_date(revoke.get(date_field), f"RevokeInfo.{date_field}")
-        if day is not None:
-            reason = _field(revoke, reason_field, "RevokeInfo")
-            entries.append(ChangeLogEntry(frozenset({Category.STATUS}), item=label, after=reason, date=day))
-    return entries
+    return list(
+        status_dates(revoke, ("RevokeDate", "RevokeReason"), ("CancelDate", "CancelReason"), "RevokeInfo")
+    )

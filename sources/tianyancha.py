@@ -23,11 +23,11 @@ from typing import ClassVar, TypeVar
 from pydantic import Field
 
 from sources import register, tianyancha_risk
-from sources.base import SourceOptions, as_list, as_object, as_text, load_json, looks_like_challenge
+from sources.base import SourceOptions, as_list, as_object, as_text, load_json
 from sources.cn_common import cn_date
 from sources.http import HttpSource
 from sources.http.options import VendorOptions
-from sources.http.responses import HttpResponse, raise_for_status
+from sources.http.responses import raise_for_status
 from sources.tianyancha_risk import KeyPeople
 from watcher.errors import (
     AuthError,
@@ -207,7 +207,7 @@ class TianyanchaSource(HttpSource):
             return await self._fetch_pages(endpoint, call.path, uscc, strict=endpoint != "changeinfo")
         context = {"source": self.name, "registry_id": uscc}
         response = await self.http.get(call.path, params={"keyword": uscc}, registry_id=uscc)
-        _raise_for_list_status(response, what=endpoint, context=context)
+        raise_for_status(response, what=endpoint, context=context, status_says_missing=False)
         _envelope_result(response.text, endpoint)
         return response.text
 
@@ -226,7 +226,7 @@ class TianyanchaSource(HttpSource):
             params = {"keyword": uscc, "pageNum": str(page), "pageSize": str(_PAGE_SIZE)}
             response = await self.http.get(path, params=params, registry_id=uscc)
             what = f"{endpoint} page {page}"
-            _raise_for_list_status(response, what=what, context=context)
+            raise_for_status(response, what=what, context=context, status_says_missing=False)
             result = _envelope_result(response.text, what)
             if result is _NO_DATA:  # on page 1 the mapping decides what it means; later it ends the list
                 if page == 1:
@@ -539,7 +539,7 @@ def _change_log(raw: Mapping[str, str], company: Mapping[str, object]) -> tuple[
         result = _envelope_result(raw["hi_ic"], "hi_ic")
         if result is not _NO_DATA:
             former = tianyancha_risk.former_legal_representatives(result, "hi_ic")
-    return rows + former + tianyancha_risk.status_dates(dict(company))
+    return rows + former + tianyancha_risk.base_status_dates(dict(company))
 
 
 def _change_entry(item: object, what: str) -> ChangeLogEntry:
@@ -601,12 +601,3 @@ def _dishonest_debtors(raw: Mapping[str, str], people: KeyPeople) -> tuple[Listi
     if current is None:
         return None
     return current + (lifted or ())
-
-
-def _raise_for_list_status(response: HttpResponse, *, what: str, context: dict) -> None:
-    """A list call's final status. The vendor says "no such company" in its envelope (300000) and
-    only on the base facts; an HTTP 404 or 410 on a list means the path is not there (moved, or a
-    wrong ``base_url``), which must not read as a borrower not found."""
-    if response.status in (404, 410) and not looks_like_challenge(response.preview):
-        raise ParseError(f"{what}: HTTP {response.status}: the endpoint is not there", **context)
-    raise_for_status(response, what=what, context=context)

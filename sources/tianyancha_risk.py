@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sources.base import as_list, as_object, as_text
-from sources.cn_common import cn_date, cn_money, listing_state
+from sources.cn_common import cn_date, cn_money, cn_text, listing_state, status_dates
 from watcher.errors import ParseError
 from watcher.normalize import clean_text, parse_stake, person_key, text_key
 from watcher.record import (
@@ -57,8 +57,7 @@ class KeyPeople:
         return Party.LEGAL_REPRESENTATIVE
 
 
-def _text(row: dict[str, object], field: str, what: str) -> str:
-    return clean_text(as_text(row.get(field), f"{what}.{field}"))
+_text = cn_text
 
 
 def _digest_key(*parts: str) -> str:
@@ -373,17 +372,6 @@ def former_legal_representatives(result: object, what: str) -> tuple[ChangeLogEn
     return tuple(entries)
 
 
-def status_dates(company: dict[str, object]) -> tuple[ChangeLogEntry, ...]:
-    """Revocation and deregistration as dated log rows, so a status change is dated by the registry."""
-    entries = []
-    for date_field, reason_field, item in (
-        ("revokeDate", "revokeReason", "吊销"),
-        ("cancelDate", "cancelReason", "注销"),
-    ):
-        day = cn_date(company.get(date_field), f"baseinfo.{date_field}")
-        if day is not None:
-            reason = _text(company, reason_field, "baseinfo")
-            entries.append(
-                ChangeLogEntry(categories=frozenset({Category.STATUS}), item=item, after=reason, date=day)
-            )
-    return tuple(entries)
+def base_status_dates(company: dict[str, object]) -> tuple[ChangeLogEntry, ...]:
+    """The base facts' revocation and deregistration as dated log rows."""
+    return status_dates(company, ("revokeDate", "revokeReason"), ("cancelDate", "cancelReason"), "baseinfo")

@@ -6,35 +6,20 @@ from __future__ import annotations
 
 import json
 import threading
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from typer.testing import CliRunner
 
 from sources.qichacha import PATHS_BY_NAME
+from tests.cn_samples import QICHACHA_CARD, QICHACHA_RISK, QICHACHA_SAMPLES, SAMPLE_USCC
 from tests.loopback import QuietHandler, serve
 from watcher.cli import app
 
-RISK = Path(__file__).parent / "fixtures" / "registries" / "cn_qichacha" / "risk"
-USCC = "91320506MA1WQ3K565"
+RISK = QICHACHA_RISK
+USCC = SAMPLE_USCC
 EMPTY = json.dumps({"Status": "200", "Message": "ok", "Result": {"VerifyResult": 0, "Data": []}})
-SAMPLES = {
-    "actual_control": "643_ActualControl_SuspectedActualControl",
-    "beneficial_owner": "1003_BeneficialOwner_GetInfo",
-    "exception": "739_ExceptionCheck_GetList",
-    "serious_illegal": "748_SeriousIllegalCheck_GetList",
-    "equity_pledged": "751_EquityPledgedCheck_GetList",
-    "chattel_mortgage": "747_ChattelMortgageCheck_GetList",
-    "zhixing": "741_ZhixingCheck_GetList",
-    "shixin": "740_ShixinCheck_GetList",
-    "history_shixin": "926_HistoryShiXinCheck_GetList",
-    "sumptuary": "742_SumptuaryCheck_GetList",
-    "bankruptcy": "761_BankruptcyCheck_GetList",
-    "change_log": "734_ECIChange_GetList",
-    "history_oper": "922_HistoryOperCheck_GetList",
-    "basic_details": "410_ECIV4_GetBasicDetailsByName",
-}
+SAMPLES = QICHACHA_SAMPLES
 
 
 def sample(key: str, t1: bool = False) -> str:
@@ -47,7 +32,7 @@ class Vendor:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.answers: dict[str, str | tuple[int, str]] = {
-            "getinfo": (RISK / "735_getinfo.json").read_text("utf-8"),
+            "getinfo": (RISK / f"{QICHACHA_CARD}.json").read_text("utf-8"),
             **{key: sample(key) for key in SAMPLES},
         }
         self.people: dict[tuple[str, str], str] = {}
@@ -213,7 +198,7 @@ def test_risk_signals_end_to_end(vendor, watcher):
     vendor.answers["actual_control"] = sample("actual_control", True)
     check(watcher)
     seen = len(events(watcher))
-    vendor.answers["getinfo"] = (RISK / "735_getinfo_t1.json").read_text("utf-8")
+    vendor.answers["getinfo"] = (RISK / f"{QICHACHA_CARD}_t1.json").read_text("utf-8")
     vendor.answers["change_log"] = sample("change_log", True)
     vendor.answers["history_oper"] = sample("history_oper", True)
     check(watcher)

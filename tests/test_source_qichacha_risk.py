@@ -7,7 +7,6 @@ HTTP goes through respx at the policy's transport (tests/mocking.py); the source
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import httpx
 import pytest
@@ -18,6 +17,7 @@ from hypothesis import strategies as st
 from sources.base import record_of
 from sources.http.timing import Timing
 from sources.qichacha import RISK_ENDPOINTS, QichachaOptions, QichachaSource
+from tests.cn_samples import QICHACHA_CARD, QICHACHA_RISK, QICHACHA_SAMPLES, SAMPLE_USCC
 from tests.fuzzing import json_values, mutate, only_records_or_source_errors
 from tests.mocking import TRANSPORT
 from watcher.diff import diff
@@ -35,29 +35,13 @@ from watcher.record import (
 from watcher.rules import change_severity
 from watcher.vocabulary import Severity
 
-RISK = Path(__file__).parent / "fixtures" / "registries" / "cn_qichacha" / "risk"
-USCC = "91320506MA1WQ3K565"
+RISK = QICHACHA_RISK
+USCC = SAMPLE_USCC
 URL = "https://api.qichacha.com"
 FAST = {"retries": 0, "timeout": "5s", "deadline": "30s", "rate": "100000/s"}
 ALL = tuple(Signal)
 
-# raw key -> saved sample file stem (without ``_t1``)
-SAMPLES = {
-    "actual_control": "643_ActualControl_SuspectedActualControl",
-    "beneficial_owner": "1003_BeneficialOwner_GetInfo",
-    "exception": "739_ExceptionCheck_GetList",
-    "serious_illegal": "748_SeriousIllegalCheck_GetList",
-    "equity_pledged": "751_EquityPledgedCheck_GetList",
-    "chattel_mortgage": "747_ChattelMortgageCheck_GetList",
-    "zhixing": "741_ZhixingCheck_GetList",
-    "shixin": "740_ShixinCheck_GetList",
-    "history_shixin": "926_HistoryShiXinCheck_GetList",
-    "sumptuary": "742_SumptuaryCheck_GetList",
-    "bankruptcy": "761_BankruptcyCheck_GetList",
-    "change_log": "734_ECIChange_GetList",
-    "history_oper": "922_HistoryOperCheck_GetList",
-    "basic_details": "410_ECIV4_GetBasicDetailsByName",
-}
+SAMPLES = QICHACHA_SAMPLES
 PATHS = {endpoint.name: endpoint.path for endpoint in RISK_ENDPOINTS}
 EMPTY_LIST = json.dumps({"Status": "200", "Message": "ok", "Result": {"VerifyResult": 0, "Data": []}})
 NO_RESULT = (RISK / "_status_201_no_result.json").read_text("utf-8")
@@ -68,7 +52,7 @@ def sample(key: str, t1: bool = False) -> str:
 
 
 def card(t1: bool = False) -> str:
-    return (RISK / f"735_getinfo{'_t1' if t1 else ''}.json").read_text("utf-8")
+    return (RISK / f"{QICHACHA_CARD}{'_t1' if t1 else ''}.json").read_text("utf-8")
 
 
 def person_list(key: str, t1: bool = False) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from datetime import date
-from pathlib import Path
 
 import httpx
 import pytest
@@ -16,6 +15,7 @@ from hypothesis import strategies as st
 from sources.base import record_of
 from sources.http.timing import Timing
 from sources.tianyancha import SIGNAL_ENDPOINTS, TianyanchaOptions, TianyanchaSource
+from tests.cn_samples import SAMPLE_USCC, TIANYANCHA_RISK, TIANYANCHA_SAMPLES
 from tests.fuzzing import json_values, mutate, only_records_or_source_errors
 from tests.mocking import TRANSPORT
 from watcher.diff import diff
@@ -24,26 +24,10 @@ from watcher.record import Action, Category, ListingState, Party, RegistryRecord
 from watcher.rules import change_severity
 from watcher.vocabulary import Severity
 
-RISK = Path(__file__).parent / "fixtures" / "registries" / "cn_tianyancha" / "risk"
-USCC = "91320506MA1WQ3K565"
+RISK = TIANYANCHA_RISK
+USCC = SAMPLE_USCC
 BASE_URL = "http://open.api.tianyancha.com"
-# Raw key -> sample file stem (the _t1 file adds one item, or swaps the controller).
-SAMPLES = {
-    "baseinfo": "ic_baseinfo_normal",
-    "changeinfo": "ic_changeinfo_2.0",
-    "hi_ic": "hi_ic_2.0",
-    "actual_control": "ic_actualControl_3.0",
-    "humanholding": "ic_humanholding_2.0",
-    "abnormal": "mr_abnormal_2.0",
-    "illegal": "mr_illegalinfo_2.0",
-    "equity": "mr_equityInfo_2.0",
-    "mortgage": "mr_mortgageInfo_2.0",
-    "zhixing": "jr_zhixinginfo_2.0",
-    "dishonest": "jr_dishonest_2.0",
-    "hi_dishonest": "hi_dishonest_2.0",
-    "consumption_restriction": "jr_consumptionRestriction_2.0",
-    "bankruptcy": "jr_bankruptcy_2.0",
-}
+SAMPLES = TIANYANCHA_SAMPLES
 EMPTY_LIST = json.dumps({"result": {"total": 0, "items": []}, "reason": "ok", "error_code": 0})
 PATHS = {"baseinfo": "/services/open/ic/baseinfo/normal"} | {
     "holder": "/services/open/ic/holder/2.0",
@@ -358,7 +342,7 @@ async def test_error_envelopes_on_a_signal_fail_the_check(api, endpoint, code, e
 @pytest.mark.parametrize("status", [404, 410])
 @pytest.mark.parametrize("endpoint", ["abnormal", "zhixing", "hi_ic"])
 async def test_a_missing_path_on_a_list_is_a_parse_error_not_a_missing_company(api, endpoint, status):
-    """"No such company" is the vendor's envelope on the base facts; a 404 on a list call means the
+    """ "No such company" is the vendor's envelope on the base facts; a 404 on a list call means the
     path moved (or base_url is wrong), never that the borrower is gone."""
     api.get(PATHS[endpoint]).respond(status, text="Not Found")
     cn = make_source()

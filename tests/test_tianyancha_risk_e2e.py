@@ -20,6 +20,7 @@ from sqlmodel import select
 from typer.testing import CliRunner
 
 from sources.tianyancha import SIGNAL_ENDPOINTS
+from tests.cn_samples import SAMPLE_USCC, TIANYANCHA_RISK, TIANYANCHA_SAMPLES
 from tests.loopback import QuietHandler, serve
 from watcher.cli import app
 from watcher.models import Alert, ChangeEvent
@@ -27,32 +28,15 @@ from watcher.record import Action, Category
 from watcher.store import open_store
 from watcher.vocabulary import AlertKind
 
-RISK = Path(__file__).parent / "fixtures" / "registries" / "cn_tianyancha" / "risk"
-USCC = "91320506MA1WQ3K565"
+RISK = TIANYANCHA_RISK
+USCC = SAMPLE_USCC
 EMPTY = json.dumps({"result": {"total": 0, "items": []}, "reason": "ok", "error_code": 0}).encode()
 STEMS = {
-    "/services/open/ic/baseinfo/normal": "ic_baseinfo_normal",
+    "/services/open/ic/baseinfo/normal": TIANYANCHA_SAMPLES["baseinfo"],
     **{
-        call.path: stem
+        call.path: TIANYANCHA_SAMPLES[key]
         for calls in SIGNAL_ENDPOINTS.values()
         for key, call in calls.items()
-        for stem in [
-            {
-                "changeinfo": "ic_changeinfo_2.0",
-                "hi_ic": "hi_ic_2.0",
-                "actual_control": "ic_actualControl_3.0",
-                "humanholding": "ic_humanholding_2.0",
-                "abnormal": "mr_abnormal_2.0",
-                "illegal": "mr_illegalinfo_2.0",
-                "equity": "mr_equityInfo_2.0",
-                "mortgage": "mr_mortgageInfo_2.0",
-                "zhixing": "jr_zhixinginfo_2.0",
-                "dishonest": "jr_dishonest_2.0",
-                "hi_dishonest": "hi_dishonest_2.0",
-                "consumption_restriction": "jr_consumptionRestriction_2.0",
-                "bankruptcy": "jr_bankruptcy_2.0",
-            }[key]
-        ]
     },
 }
 PATH = {stem: path for path, stem in STEMS.items()}

@@ -49,9 +49,19 @@ class HttpResponse:
 
 
 def raise_for_status(
-    response: HttpResponse, *, what: str, context: dict, not_found: str | None = None
+    response: HttpResponse,
+    *,
+    what: str,
+    context: dict,
+    not_found: str | None = None,
+    status_says_missing: bool = True,
 ) -> None:
-    """The common meaning of final statuses; sources handle their own special cases first."""
+    """The common meaning of final statuses; sources handle their own special cases first.
+
+    ``status_says_missing=False`` for a vendor that says "no such company" in its own envelope
+    (Qichacha, Tianyancha's lists): there a 404 or 410 means the path is not there (moved, or a wrong
+    ``base_url``), a parse error that must not read as a borrower that is gone.
+    """
     status = response.status
     if 200 <= status < 300:
         if not response.text.strip():
@@ -61,6 +71,8 @@ def raise_for_status(
         raise BlockedError(f"{what}: HTTP {status} with a captcha or challenge page", **context)
     if status in (401, 403):
         raise AuthError(f"{what}: HTTP {status}: the source refused our credentials", **context)
+    if status in (404, 410) and not status_says_missing:
+        raise ParseError(f"{what}: HTTP {status}: the endpoint is not there", **context)
     if status in (404, 410):
         raise NotFoundError(not_found or f"{what}: HTTP {status}", **context)
     raise ParseError(f"{what}: unexpected HTTP {status}", **context)
