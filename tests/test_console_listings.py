@@ -26,6 +26,7 @@ from tests.listings import (
     PLEDGE,
     onboard_and_list,
 )
+from tests.test_cli import HISTORY_KEYS
 from tests.test_console import CHANNELS, PASSWORD, csv_rows, sign_in
 from watcher.console.app import create_app
 from watcher.console.auth import create_user
@@ -38,21 +39,7 @@ with warnings.catch_warnings():
     from starlette.testclient import TestClient
 
 STORED_PLEDGEE = clean_text(EVIL_PLEDGEE)
-CONTRACT_FIELDS = [
-    "id",
-    "detected_at",
-    "borrower_id",
-    "borrower_name",
-    "source",
-    "category",
-    "action",
-    "subject",
-    "before",
-    "after",
-    "effective_date",
-    "severity",
-    "alert_id",
-]
+CONTRACT_FIELDS = HISTORY_KEYS
 """The history columns of the design's contract, which must stay first and unchanged."""
 
 

@@ -197,14 +197,9 @@ def parse_amount(value: object, *, currency: str | None = None, unit: Decimal | 
     amount = _decimal(number_match.group(0))
     if amount is None:
         return Money(None, found_currency, raw)
-    tail = raw[number_match.end() :]
-    exponent = _EXPONENT.match(tail)
-    if exponent is not None:
-        sign, digits = exponent.groups()
-        if len(digits) > 3:  # beyond 10^±999 nothing is an amount (and Decimal would overflow)
-            return Money(None, found_currency, raw)
-        amount = amount.scaleb(int(sign + digits))
-        tail = tail[exponent.end() :]
+    amount, tail = _with_exponent(amount, raw[number_match.end() :])
+    if amount is None:
+        return Money(None, found_currency, raw)
     multiplier = next((factor for word, factor in _MULTIPLIERS if tail.lstrip().startswith(word)), None)
     amount *= multiplier if multiplier is not None else Decimal(unit)
     if found_currency is None and "元" in tail:
@@ -212,6 +207,18 @@ def parse_amount(value: object, *, currency: str | None = None, unit: Decimal | 
     if amount.adjusted() >= _MAX_AMOUNT_DIGITS:
         return Money(None, found_currency, raw)
     return Money(amount.quantize(_CENT), found_currency, raw)
+
+
+def _with_exponent(amount: Decimal, tail: str) -> tuple[Decimal | None, str]:
+    """``amount`` scaled by a scientific-notation exponent that follows it ("1.2568E6"), and the
+    text after it; None beyond 10^±999, where nothing is an amount (and Decimal would overflow)."""
+    exponent = _EXPONENT.match(tail)
+    if exponent is None:
+        return amount, tail
+    sign, digits = exponent.groups()
+    if len(digits) > 3:
+        return None, tail
+    return amount.scaleb(int(sign + digits)), tail[exponent.end() :]
 
 
 # -- role titles --------------------------------------------------------------------------------
