@@ -148,7 +148,7 @@ def is_workbook(path: Path) -> bool:
             "save it as .xlsx without a password, or as CSV"
         )
     if path.suffix.lower() in WORKBOOK_SUFFIXES:
-        raise SpreadsheetError(f"{path}: not an Excel workbook (an .xlsx file is a zip archive; this is not)")
+        raise SpreadsheetError(f"{path}: not an Excel workbook (neither an .xlsx zip archive nor an .xls)")
     return False
 
 
