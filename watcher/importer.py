@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlmodel import Session, col, select
 
@@ -30,6 +30,8 @@ COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 MAX_FIELD_CHARS = 1000
 """Longer cells are rejected with their row: no name, id or tag list is that long."""
 UTF8_BOM = b"\xef\xbb\xbf"
+NumberUnit = Literal["line", "row"]
+"""What problems count in: a CSV's lines, or a workbook's rows as Excel numbers them."""
 
 
 class BorrowerFileError(Exception):
@@ -61,7 +63,7 @@ class ParsedBorrowers:
     warnings: list[RowProblem] = field(default_factory=list)
     lines: dict[str, int] = field(default_factory=dict)
     """The line each accepted row starts on, by borrower id."""
-    unit: str = "line"
+    unit: NumberUnit = "line"
     """What the numbers count: a CSV's lines, or a workbook's rows."""
 
 
@@ -161,7 +163,7 @@ def _parse(
     header_cells: list[str],
     numbered_rows: Iterable[SheetRow],
     *,
-    unit: str,
+    unit: NumberUnit,
     sources: Mapping[str, Source],
     officers: Sequence[str],
 ) -> ParsedBorrowers:
@@ -169,9 +171,10 @@ def _parse(
     result = ParsedBorrowers(unit=unit)
     first_line_of = result.lines
     first_with_registry_id: dict[tuple[str, str], BorrowerRow] = {}
-    for line, cells, problem in ((row.number, row.cells, row.problem) for row in numbered_rows):
+    for numbered in numbered_rows:
+        line = numbered.number
         try:
-            row = _checked_row(cells, header, sources, problem)
+            row = _checked_row(numbered, header, sources)
         except ValueError as error:
             result.rejected.append(RowProblem(line, str(error)))
             continue
@@ -225,7 +228,7 @@ def registry_id_warnings(session: Session, parsed: ParsedBorrowers) -> list[RowP
     return warnings
 
 
-def _header(path: Path, header_row: list[str], unit: str) -> list[str]:
+def _header(path: Path, header_row: list[str], unit: NumberUnit) -> list[str]:
     """The column names, refused as a whole when a required one is missing or one is unknown."""
     header = [name.strip() for name in header_row]
     missing = [column for column in REQUIRED_COLUMNS if column not in header]
@@ -249,15 +252,14 @@ def _numbered_rows(reader: _csv.Reader) -> Iterator[SheetRow]:
             yield SheetRow(line, cells)
 
 
-def _checked_row(
-    cells: list[str], header: list[str], sources: Mapping[str, Source], problem: str | None = None
-) -> BorrowerRow:
+def _checked_row(numbered: SheetRow, header: list[str], sources: Mapping[str, Source]) -> BorrowerRow:
     """The borrower of one row; ValueError with the reason when the row is rejected.
 
     A cell our exports neutralised (``'=…``) is read back as it was, so an exported list imports unchanged.
     """
-    if problem:
-        raise ValueError(problem)
+    if numbered.problem:
+        raise ValueError(numbered.problem)
+    cells = numbered.cells
     if len(cells) > len(header):
         raise ValueError(f"{len(cells)} fields, header has {len(header)}")
     values = {name: restore(cell) for name, cell in zip(header, cells, strict=False)}
