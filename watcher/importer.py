@@ -1,21 +1,24 @@
-"""Borrower CSV import: every bad row is reported with its line and reason, every good row is kept."""
+"""Borrower import from CSV or XLSX: every bad row is reported with its line (a workbook's row) and
+reason, every good row is kept. Both formats become text rows checked by the same code."""
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlmodel import Session, col, select
 
 from sources.base import Source
 from watcher.models import Borrower, utcnow
+from watcher.spreadsheet import SheetRow, SpreadsheetError, first_sheet_rows, is_workbook, restore
 from watcher.store import audit
-from watcher.units import parse_duration
+from watcher.units import format_duration, parse_duration
 from watcher.vocabulary import AuditAction
 
 if TYPE_CHECKING:
@@ -27,6 +30,8 @@ COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 MAX_FIELD_CHARS = 1000
 """Longer cells are rejected with their row: no name, id or tag list is that long."""
 UTF8_BOM = b"\xef\xbb\xbf"
+NumberUnit = Literal["line", "row"]
+"""What problems count in: a CSV's lines, or a workbook's rows as Excel numbers them."""
 
 
 class BorrowerFileError(Exception):
@@ -58,6 +63,8 @@ class ParsedBorrowers:
     warnings: list[RowProblem] = field(default_factory=list)
     lines: dict[str, int] = field(default_factory=dict)
     """The line each accepted row starts on, by borrower id."""
+    unit: NumberUnit = "line"
+    """What the numbers count: a CSV's lines, or a workbook's rows."""
 
 
 def _decode(path: Path) -> str:
@@ -128,31 +135,52 @@ def _csv_fields_up_to(size: int) -> Iterator[None]:
         csv.field_size_limit(previous)
 
 
+def parse_borrowers_file(
+    path: Path, *, sources: Mapping[str, Source], officers: Sequence[str] = ()
+) -> ParsedBorrowers:
+    """An XLSX workbook (known by its content, whatever its name) or a CSV file."""
+    try:
+        if not is_workbook(path):
+            return parse_borrowers_csv(path, sources=sources, officers=officers)
+        with first_sheet_rows(path) as (header, rows):
+            return _parse(path, header, rows, unit="row", sources=sources, officers=officers)
+    except SpreadsheetError as error:
+        raise BorrowerFileError(str(error)) from None
+
+
 def parse_borrowers_csv(
     path: Path, *, sources: Mapping[str, Source], officers: Sequence[str] = ()
 ) -> ParsedBorrowers:
     text = _decode(path)
     with _csv_fields_up_to(len(text) + 1):
-        return _parse(path, text, sources=sources, officers=officers)
+        reader = csv.reader(io.StringIO(text, newline=""))
+        header = next(reader, [])
+        return _parse(path, header, _numbered_rows(reader), unit="line", sources=sources, officers=officers)
 
 
 def _parse(
-    path: Path, text: str, *, sources: Mapping[str, Source], officers: Sequence[str]
+    path: Path,
+    header_cells: list[str],
+    numbered_rows: Iterable[SheetRow],
+    *,
+    unit: NumberUnit,
+    sources: Mapping[str, Source],
+    officers: Sequence[str],
 ) -> ParsedBorrowers:
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header = _header(path, next(reader, []))
-    result = ParsedBorrowers()
+    header = _header(path, header_cells, unit)
+    result = ParsedBorrowers(unit=unit)
     first_line_of = result.lines
     first_with_registry_id: dict[tuple[str, str], BorrowerRow] = {}
-    for line, cells in _numbered_rows(reader):
+    for numbered in numbered_rows:
+        line = numbered.number
         try:
-            row = _checked_row(cells, header, sources)
+            row = _checked_row(numbered, header, sources)
         except ValueError as error:
             result.rejected.append(RowProblem(line, str(error)))
             continue
         if row.id in first_line_of:
             result.rejected.append(
-                RowProblem(line, f"duplicate id {row.id!r} (first on line {first_line_of[row.id]})")
+                RowProblem(line, f"duplicate id {row.id!r} (first on {unit} {first_line_of[row.id]})")
             )
             continue
         first_line_of[row.id] = line
@@ -165,7 +193,9 @@ def _parse(
         earlier = first_with_registry_id.setdefault((row.source, row.registry_id), row)
         if earlier is not row:
             result.warnings.append(
-                RowProblem(line, _same_registry_id(row, f"{earlier.id!r} (line {first_line_of[earlier.id]})"))
+                RowProblem(
+                    line, _same_registry_id(row, f"{earlier.id!r} ({unit} {first_line_of[earlier.id]})")
+                )
             )
         result.rows.append(row)
     return result
@@ -198,35 +228,41 @@ def registry_id_warnings(session: Session, parsed: ParsedBorrowers) -> list[RowP
     return warnings
 
 
-def _header(path: Path, header_row: list[str]) -> list[str]:
+def _header(path: Path, header_row: list[str], unit: NumberUnit) -> list[str]:
     """The column names, refused as a whole when a required one is missing or one is unknown."""
     header = [name.strip() for name in header_row]
     missing = [column for column in REQUIRED_COLUMNS if column not in header]
     if missing:
         raise BorrowerFileError(
-            f"{path}: line 1: header lacks {', '.join(missing)} (expected {','.join(REQUIRED_COLUMNS)} "
+            f"{path}: {unit} 1: header lacks {', '.join(missing)} (expected {','.join(REQUIRED_COLUMNS)} "
             f"and optionally {','.join(OPTIONAL_COLUMNS)})"
         )
     unknown = [column for column in header if column not in COLUMNS]
     if unknown:
-        raise BorrowerFileError(f"{path}: line 1: unknown column(s) {', '.join(unknown)}")
+        raise BorrowerFileError(f"{path}: {unit} 1: unknown column(s) {', '.join(unknown)}")
     return header
 
 
-def _numbered_rows(reader: _csv.Reader) -> Iterator[tuple[int, list[str]]]:
+def _numbered_rows(reader: _csv.Reader) -> Iterator[SheetRow]:
     """Each row that is not blank, with its line: a quoted cell may span lines, so the line it starts on."""
     previous_end = reader.line_num
     for cells in reader:
         line, previous_end = previous_end + 1, reader.line_num
         if any(cell.strip() for cell in cells):
-            yield line, cells
+            yield SheetRow(line, cells)
 
 
-def _checked_row(cells: list[str], header: list[str], sources: Mapping[str, Source]) -> BorrowerRow:
-    """The borrower of one row; ValueError with the reason when the row is rejected."""
+def _checked_row(numbered: SheetRow, header: list[str], sources: Mapping[str, Source]) -> BorrowerRow:
+    """The borrower of one row; ValueError with the reason when the row is rejected.
+
+    A cell our exports neutralised (``'=…``) is read back as it was, so an exported list imports unchanged.
+    """
+    if numbered.problem:
+        raise ValueError(numbered.problem)
+    cells = numbered.cells
     if len(cells) > len(header):
         raise ValueError(f"{len(cells)} fields, header has {len(header)}")
-    values = dict(zip(header, cells, strict=False))
+    values = {name: restore(cell) for name, cell in zip(header, cells, strict=False)}
     unstorable = _unstorable_cell(values)
     if unstorable:
         raise ValueError(unstorable)
@@ -278,6 +314,21 @@ def _row(values: Mapping[str, str | None], sources: Mapping[str, Source]) -> Bor
         interval_seconds=interval_seconds,
         legal_rep_on_file=cell("legal_rep_on_file") or None,
     )
+
+
+def file_record(borrower: Borrower) -> dict[str, str]:
+    """The borrower as the row of a borrowers file that imports it unchanged, in :data:`COLUMNS` order."""
+    interval = borrower.interval_seconds
+    return {
+        "id": borrower.id,
+        "name": borrower.name,
+        "source": borrower.source,
+        "registry_id": borrower.registry_id,
+        "officer": borrower.officer or "",
+        "tags": ",".join(borrower.tag_list),
+        "interval": format_duration(timedelta(seconds=interval)) if interval else "",
+        "legal_rep_on_file": borrower.legal_rep_on_file or "",
+    }
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,6 @@ CSV is written as it is, for spreadsheets and scripts.
 
 from __future__ import annotations
 
-import csv
 import json
 import re
 import sys
@@ -149,13 +148,10 @@ def print_history(rows: Iterable[HistoryRow], output_format: HistoryFormat) -> N
 
 
 def _history_csv(rows: Iterable[HistoryRow]) -> None:
-    from watcher.console.exports import neutralise
+    from watcher.spreadsheet import csv_rows
     from watcher.store import HISTORY_FIELDS
 
-    writer = csv.DictWriter(sys.stdout, fieldnames=HISTORY_FIELDS, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: ("" if v is None else neutralise(v)) for k, v in row.as_json().items()})
+    csv_rows(HISTORY_FIELDS, (row.as_json() for row in rows), sys.stdout)
 
 
 def _history_table(rows: Iterable[HistoryRow]) -> None:

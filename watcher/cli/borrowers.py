@@ -1,34 +1,52 @@
-"""``watcher borrowers import|list``: the watched borrowers, from the bank's CSV."""
+"""``watcher borrowers import|list``: the watched borrowers, from the bank's CSV or XLSX file, and back."""
 
 from __future__ import annotations
 
+import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from watcher import output
-from watcher.cli.base import CLI_ACTOR, HELP_MARKUP, ListFormat, fail, load, with_store
+from watcher.cli.base import CLI_ACTOR, HELP_MARKUP, fail, load, with_store
 from watcher.output import echo, when
 
 if TYPE_CHECKING:
     from watcher.models import Borrower
+
+
+class BorrowersFormat(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+    xlsx = "xlsx"
+
+
+FILE_FORMATS = (BorrowersFormat.csv, BorrowersFormat.xlsx)
+"""The formats of the borrowers file itself: what they list, ``borrowers import`` reads back unchanged."""
 
 group = typer.Typer(help="Manage the watched borrowers.", no_args_is_help=True, rich_markup_mode=HELP_MARKUP)
 
 
 @group.command("import")
 def borrowers_import(
-    file: Annotated[Path, typer.Argument(help="CSV: id,name,source,registry_id[,...]")],
+    file: Annotated[
+        Path, typer.Argument(help="CSV, or XLSX (its first sheet): id,name,source,registry_id[,...]")
+    ],
 ) -> None:
-    """Upsert borrowers from a CSV file; bad rows are reported and skipped (exit 1).
+    """Upsert borrowers from a CSV or XLSX file; bad rows are reported and skipped (exit 1).
+
+    An XLSX workbook is known by its content; its first sheet is read, row 1 the header, and problems
+    name its row numbers as Excel shows them.
 
     A registry entity that another borrower (in the file or the database) already has is imported with
     a warning. Warnings and rejections are printed in line order.
     """
     from watcher.importer import (
         BorrowerFileError,
-        parse_borrowers_csv,
+        parse_borrowers_file,
         registry_id_warnings,
         upsert_borrowers,
     )
@@ -37,7 +55,7 @@ def borrowers_import(
     config = load()
     sources = build_sources(config)
     try:
-        parsed = parse_borrowers_csv(file, sources=sources, officers=list(config.officers))
+        parsed = parse_borrowers_file(file, sources=sources, officers=list(config.officers))
     except BorrowerFileError as error:
         raise fail(str(error)) from None
     with with_store(config) as store, store.transaction() as session:
@@ -45,7 +63,7 @@ def borrowers_import(
         reports = [(problem.line, f"warning: {problem.message}") for problem in warnings]
         reports += [(problem.line, f"rejected: {problem.message}") for problem in parsed.rejected]
         for line, report in sorted(reports, key=lambda item: item[0]):
-            echo(f"{file}: line {line}: {report}", err=True)
+            echo(f"{file}: {parsed.unit} {line}: {report}", err=True)
         counts = upsert_borrowers(session, parsed.rows, actor=CLI_ACTOR)
     echo(
         f"imported {len(parsed.rows)} borrower(s): {counts.added} added, {counts.updated} updated, "
@@ -57,14 +75,32 @@ def borrowers_import(
 
 @group.command("list")
 def borrowers_list(
-    output_format: Annotated[ListFormat, typer.Option("--format", help="table or json")] = ListFormat.table,
+    output_format: Annotated[
+        BorrowersFormat, typer.Option("--format", help="table, json, csv or xlsx")
+    ] = BorrowersFormat.table,
+    output_file: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the csv or xlsx to this file.")
+    ] = None,
 ) -> None:
-    """List the watched borrowers."""
+    """List the watched borrowers.
+
+    csv and xlsx hold the columns of the borrowers file, in its order: `borrowers import` reads them back
+    unchanged. xlsx is binary: it needs --output or a stdout that is not a terminal.
+    """
     from watcher.store import borrowers
 
+    if output_file is not None and output_format not in FILE_FORMATS:
+        raise fail("--output writes --format csv or xlsx")
+    if output_format is BorrowersFormat.xlsx and output_file is None and sys.stdout.isatty():
+        raise fail(
+            "--format xlsx writes a binary workbook: name a file with --output FILE or redirect stdout"
+        )
     with with_store(load()) as store, store.session() as session:
         rows = borrowers(session)
-    if output_format is ListFormat.json:
+    if output_format in FILE_FORMATS:
+        _write_borrowers_file(rows, output_format, output_file)
+        return
+    if output_format is BorrowersFormat.json:
         output.echo_json([_as_json(b) for b in rows], indent=2)
         return
     table = output.table("id", "name", "source", "registry_id", "officer", "tags", "last success", "status")
@@ -80,6 +116,33 @@ def borrowers_list(
             _health(b),
         )
     output.print_table(table)
+
+
+def _write_borrowers_file(
+    rows: list[Borrower], output_format: BorrowersFormat, output_file: Path | None
+) -> None:
+    """CSV or XLSX of the import's columns, formulas neutralised. A file gets a UTF-8 byte order mark
+    so Excel reads Chinese names right; CSV on stdout has none, like ``watcher history``."""
+    from watcher.importer import COLUMNS, file_record
+    from watcher.spreadsheet import csv_rows, to_csv, to_xlsx
+
+    records = [file_record(borrower) for borrower in rows]
+    if output_format is BorrowersFormat.csv and output_file is None:
+        csv_rows(COLUMNS, records, sys.stdout)
+        return
+    if output_format is BorrowersFormat.csv:
+        data = to_csv(COLUMNS, records)
+    else:
+        data = to_xlsx("borrowers", COLUMNS, records)
+    if output_file is None:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    try:
+        output_file.write_bytes(data)
+    except OSError as error:
+        raise fail(f"{output_file}: cannot write ({error.strerror or error})") from None
 
 
 def _as_json(borrower: Borrower) -> dict[str, Any]:
