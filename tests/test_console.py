@@ -37,7 +37,7 @@ from tests.deployment import (
     Deployment,
 )
 from watcher.cli import app as cli_app
-from watcher.console.app import ROUTES, SESSION_COOKIE, create_app
+from watcher.console.app import FAVICON, ROUTES, SESSION_COOKIE, create_app
 from watcher.console.auth import create_user
 from watcher.console.exports import ALERT_FIELDS
 from watcher.models import Alert, AuditLog, Snapshot, User
@@ -218,7 +218,7 @@ def test_every_route_requires_signing_in(world):
     checked = 0
     for route in ROUTES:
         methods = getattr(route, "methods", None)
-        if not methods or route.path == "/login":
+        if not methods or route.path in ("/login", FAVICON):
             continue
         path = _concrete(route.path)
         for method in sorted(methods - {"HEAD"}):
@@ -234,6 +234,7 @@ def test_every_route_requires_signing_in(world):
     assert world.audit("alert.acknowledged") == [] and world.audit("alert.closed") == []
     # The stylesheet is not a page: the sign-in form needs it.
     assert client.get("/static/console.css").status_code == 200
+    assert client.get(FAVICON).status_code == 200, "nor is the icon browsers ask for"
 
 
 def test_wrong_password_and_unknown_user_are_refused_alike(world):
@@ -823,15 +824,123 @@ def test_the_status_page_shows_billed_calls_and_signals_a_source_cannot_fetch(wo
         add_billed_calls(session, {"cn": 2}, usage_hour(now - timedelta(hours=3)))
         add_billed_calls(session, {"cn": 500}, usage_hour(now - timedelta(hours=30)))  # a day ago
         mark_signal_unavailable(
-            session, "cn", "violations", "Status 214: <b>您还未购买过该接口</b>",
-            now=now, retry_at=now + timedelta(hours=24),
+            session,
+            "cn",
+            "violations",
+            "Status 214: <b>您还未购买过该接口</b>",
+            now=now,
+            retry_at=now + timedelta(hours=24),
         )
     client = signed_in(world, "risk")
     english = client.get("/status?lang=en").text
-    row = english[english.index("<td>cn</td>"):]
+    row = english[english.index('<span class="muted">cn</span></td>') :]
     row = row[: row.index("</tr>")]
     assert row.rstrip().endswith("<td>42</td>"), "the last 24 hours only"
     assert "signal violations unavailable (not bought by the account)" in english
     assert "&lt;b&gt;您还未购买过该接口&lt;/b&gt;" in english and "<b>您还未购买" not in english
     chinese = client.get("/status?lang=zh-CN").text
     assert "计费调用（24 小时）" in chinese and "信号 violations 不可用" in chinese
+
+
+# -- the alert card, the status page, the icon, source names -----------------------------------------
+
+
+def _card(html: str, alert_id: int) -> str:
+    start = html.index(f'id="alert-{alert_id}"')
+    return html[start : html.index("</article>", start)]
+
+
+def test_an_alert_card_has_one_note_box_for_acknowledging_and_closing(world):
+    """One form: the note typed once goes with whichever button is pressed, under the same CSRF token."""
+    ids = world.alert_ids()
+    client = signed_in(world, "risk")
+    card = _card(client.get("/alerts").text, ids["b-fjordlys"])
+    assert card.count("<textarea") == 1 and card.count("<form") == 1
+    assert card.count('name="csrf_token"') == 1
+    actions = re.findall(r'<button type="submit" formaction="([^"]+)"', card)
+    assert actions == [f"/alerts/{ids['b-fjordlys']}/ack", f"/alerts/{ids['b-fjordlys']}/close"]
+
+    token = csrf_of(card)
+    acked = client.post(actions[0], data={"csrf_token": token, "note": "已电话核实"}, follow_redirects=False)
+    assert acked.status_code == 303 and world.alert(ids["b-fjordlys"]).note == "已电话核实"
+
+    card = _card(client.get("/alerts?status=acknowledged").text, ids["b-fjordlys"])
+    assert card.count("<textarea") == 1, "an acknowledged alert keeps the note box for closing"
+    [close_action] = re.findall(r'<button type="submit" formaction="([^"]+)"', card)
+    assert close_action == f"/alerts/{ids['b-fjordlys']}/close"
+    closed = client.post(
+        close_action, data={"csrf_token": token, "note": "风险已排除"}, follow_redirects=False
+    )
+    assert closed.status_code == 303
+    stored = world.alert(ids["b-fjordlys"])
+    assert (stored.status, stored.note) == ("closed", "已电话核实\n风险已排除")
+    [close_row] = world.audit("alert.closed")
+    assert json.loads(close_row.detail) == {"note": "风险已排除"}
+    assert f'id="alert-{ids["b-fjordlys"]}"' in client.get("/alerts?status=closed").text
+    assert "<textarea" not in _card(client.get("/alerts?status=closed").text, ids["b-fjordlys"])
+
+
+def test_every_column_of_the_instances_table_has_a_name(world):
+    from watcher.models import Instance
+
+    with world.store.transaction() as session:
+        session.add(Instance(name="node-a", host="app-1", pid=4242, version="1.0"))
+    client = signed_in(world, "risk")
+    for lang, expected in (
+        ("zh-CN", ["实例名称", "主机 · 进程号 · 版本", "状态", "最近巡检"]),
+        ("en", ["Instance", "Host · PID · version", "Status", "Last sweep"]),
+    ):
+        html = client.get(f"/status?lang={lang}").text
+        table = html[html.index('id="instances"') : html.index("</table>", html.index('id="instances"'))]
+        headers = re.findall(r"<th>([^<]*)</th>", table)
+        assert headers == expected, lang
+        assert "node-a" in table and "pid 4242" in table
+
+
+def test_the_icon_is_served_with_the_security_headers_and_linked_from_every_page(world):
+    client = world.client()
+    icon = client.get(FAVICON)
+    assert icon.status_code == 200 and icon.headers["content-type"] == "image/x-icon"
+    assert icon.content[:4] == b"\x00\x00\x01\x00", "an ICO file"
+    assert icon.headers["content-security-policy"].startswith("default-src 'self'")
+    assert icon.headers["x-content-type-options"] == "nosniff"
+    assert "no-store" not in icon.headers.get("cache-control", ""), "an icon may be cached"
+    svg = client.get("/static/favicon.svg")
+    assert svg.status_code == 200 and svg.headers["content-type"].startswith("image/svg+xml")
+    login = client.get("/login").text
+    assert '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">' in login
+    assert f'<link rel="icon" href="{FAVICON}"' in login
+
+
+def test_source_columns_show_the_sources_display_name(world, tmp_path):
+    """Replayed Qichacha answers read as Qichacha (replayed), the config key beside it; a configured
+    display_name wins; every page that names a source does so."""
+    client = signed_in(world, "risk")
+    lanchao_alert = world.alert_ids()["b-lanchao"]
+    snapshot = world.snapshot_of("b-lanchao")
+    chinese = {
+        "portfolio": client.get("/?lang=zh-CN").text,
+        "timeline": client.get("/borrower?id=b-lanchao").text,
+        "alerts": _card(client.get("/alerts").text, lanchao_alert),
+        "raw": client.get(f"/snapshots/{snapshot}").text,
+        "status": client.get("/status").text,
+    }
+    for name, html in chinese.items():
+        assert '<span class="source-name">企查查（回放）</span> <span class="muted">cn</span>' in html, name
+    english = client.get("/?lang=en").text
+    assert (
+        '<span class="source-name">Brønnøysundregistrene (replay)</span> <span class="muted">no</span>'
+        in english
+    )
+    assert '<span class="source-name">Qichacha 企查查 (replay)</span>' in english
+
+    text = world.deployment.config_path.read_text("utf-8").replace(
+        'format = "brreg"\n', 'format = "brreg"\ndisplay_name = "Brreg <Norge>"\n'
+    )
+    world.deployment.config_path.write_text(text, "utf-8")
+    from watcher.config import load_config
+
+    renamed = world.client(load_config(world.deployment.config_path))
+    assert sign_in(renamed, "risk").status_code == 303
+    html = renamed.get("/?lang=en").text
+    assert '<span class="source-name">Brreg &lt;Norge&gt;</span> <span class="muted">no</span>' in html
