@@ -40,7 +40,7 @@ from watcher.cli import app as cli_app
 from watcher.console.app import FAVICON, ROUTES, SESSION_COOKIE, create_app
 from watcher.console.auth import create_user
 from watcher.console.exports import ALERT_FIELDS
-from watcher.models import Alert, AuditLog, Snapshot, User
+from watcher.models import Alert, AuditLog, Borrower, Snapshot, User
 from watcher.store import HISTORY_FIELDS
 
 with warnings.catch_warnings():
@@ -944,3 +944,75 @@ def test_source_columns_show_the_sources_display_name(world, tmp_path):
     assert sign_in(renamed, "risk").status_code == 303
     html = renamed.get("/?lang=en").text
     assert '<span class="source-name">Brreg &lt;Norge&gt;</span> <span class="muted">no</span>' in html
+
+
+# -- the portfolio overview -----------------------------------------------------------------------
+
+
+def _overview_numbers(html: str) -> tuple[dict[str, int], list[int], dict[str, tuple[int, int]]]:
+    """The overview as a reader finds it: borrowers per highest open severity, alerts per week (the
+    chart's bars), and per source its borrowers and failing ones."""
+    tiles = dict(re.findall(r'data-severity="(\w+)">\s*<div class="num">(\d+)</div>', html))
+    weekly = [
+        int(total) for total in re.findall(r'<g class="week" data-week="[^"]+" data-total="(\d+)">', html)
+    ]
+    section = html[
+        html.index('id="source-overview"') : html.index("</section>", html.index('id="source-overview"'))
+    ]
+    sources = {
+        source: (int(borrowers), int(failing))
+        for source, borrowers, failing in re.findall(
+            r'data-source="([^"]+)">.*?<td class="num-cell">(\d+)</td>\s*'
+            r'<td class="num-cell[^"]*">(\d+)</td>',
+            section,
+            re.S,
+        )
+    }
+    return {key: int(count) for key, count in tiles.items()}, weekly, sources
+
+
+def test_the_overview_counts_only_the_officers_own_borrowers(any_world):
+    world = any_world
+    world.clock.offset = CHANGED_AT + timedelta(days=2) - datetime.now(UTC)  # Thursday of the alerts' week
+    reviewer = signed_in(world, "risk").get("/?lang=en").text
+    tiles, weekly, sources = _overview_numbers(reviewer)
+    assert tiles == {"none": 0, "info": 1, "warning": 1, "high": 1, "critical": 0}
+    assert len(weekly) == 12 and weekly[-1] == 3 and sum(weekly) == 3
+    assert sources == {"cn": (1, 0), "no": (2, 0)}
+
+    officer = signed_in(world, "zhang").get("/?lang=en").text
+    tiles, weekly, sources = _overview_numbers(officer)
+    assert tiles == {"none": 0, "info": 0, "warning": 0, "high": 1, "critical": 0}
+    assert weekly[-1] == 1 and sum(weekly) == 1
+    assert sources == {"cn": (1, 0)}, "no word of sources with none of the officer's borrowers"
+    assert "FJORDLYS" not in officer and "HARDANGER" not in officer
+
+    nobody = signed_in(world, "wang").get("/?lang=en").text
+    tiles, weekly, sources = _overview_numbers(nobody)
+    assert set(tiles.values()) == {0} and sum(weekly) == 0 and sources == {}
+    assert "No alerts in the last 12 weeks" in nobody
+
+
+def test_the_overview_follows_alerts_through_their_lifecycle_and_the_weeks(world):
+    ids = world.alert_ids()
+    world.clock.offset = CHANGED_AT + timedelta(days=2) - datetime.now(UTC)
+    client = signed_in(world, "risk")
+    token = page_token(client)
+    client.post(f"/alerts/{ids['b-lanchao']}/close", data={"csrf_token": token})
+    client.post(f"/alerts/{ids['b-hardanger']}/ack", data={"csrf_token": token})
+    with world.store.transaction() as session:
+        fjordlys = session.get(Borrower, "b-fjordlys")
+        fjordlys.consecutive_failures = 4
+        session.add(fjordlys)
+    tiles, weekly, sources = _overview_numbers(client.get("/").text)
+    assert tiles == {"none": 2, "info": 0, "warning": 1, "high": 0, "critical": 0}, "open alerts only"
+    assert weekly[-1] == 3, "the chart counts every alert created that week, whatever became of it"
+    assert sources["no"] == (2, 1)
+
+    world.clock.offset += timedelta(weeks=12)
+    client = signed_in(world, "risk")
+    tiles, weekly, _sources = _overview_numbers(client.get("/").text)
+    assert sum(weekly) == 0 and len(weekly) == 12, "twelve weeks on, the alerts have left the chart"
+    assert tiles["warning"] == 1, "an alert still open is still counted"
+    table = client.get("/?lang=zh-CN").text
+    assert "近 12 周没有新增预警" in table and 'id="weekly-table"' in table
