@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict
 from watcher import __version__
 from watcher.errors import BlockedError, NotFoundError, ParseError, SourceError
 from watcher.record import RegistryRecord, Signal
+from watcher.vocabulary import Language
 
 log = logging.getLogger("watcher.sources")
 
@@ -38,6 +39,9 @@ class SourceOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
     type: str
+    # How people read this source's name (the console's source columns) instead of the config key;
+    # None: the registry's own name (``Source.display_names``), or the key for the json/html feeds.
+    display_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +113,17 @@ class Source(ABC):
     supported_signals: ClassVar[frozenset[Signal]] = frozenset({Signal.REGISTRY})
     # Whether the vendor bills every call (``watcher status`` counts them, see :attr:`billed_calls`).
     billed: ClassVar[bool] = False
+    # The registry's name as people read it, per language (English first: the fallback); empty for
+    # sources that are not one registry (the json and html feeds), named by their config key.
+    display_names: ClassVar[Mapping[Language, str]] = {}
+
+    @classmethod
+    def display_name(cls, options: SourceOptions, language: Language) -> str | None:
+        """What people call a ``[sources.NAME]`` table with ``options`` in ``language``: the
+        configured ``display_name``, else the registry's name; None when neither is known."""
+        if options.display_name:
+            return options.display_name
+        return cls.display_names.get(language) or next(iter(cls.display_names.values()), None)
 
     def __init__(self, name: str, options: SourceOptions) -> None:
         self.name = name

@@ -38,6 +38,7 @@ from watcher.record import (
     Role,
     Status,
 )
+from watcher.vocabulary import Language
 
 _GONE = 410
 
@@ -97,6 +98,10 @@ class BrregSource(HttpSource):
     """Enhetsregisteret: unit, status flags, capital, address and role holders of a Norwegian company."""
 
     Options: ClassVar[type[SourceOptions]] = BrregOptions
+    display_names: ClassVar[Mapping[Language, str]] = {
+        Language.EN: "Brønnøysundregistrene",
+        Language.ZH_CN: "挪威 Brønnøysundregistrene",
+    }
     endpoints: ClassVar[tuple[str, ...]] = ("enhet", "roller")
     identifier_name: ClassVar[str] = "orgnr"
 

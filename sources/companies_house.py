@@ -39,6 +39,7 @@ from watcher.record import (
     Status,
 )
 from watcher.units import RateSpec, parse_rate
+from watcher.vocabulary import Language
 
 # A company's officer history rarely passes a few hundred rows; more pages than this means the API
 # is not advancing, and a partial list must never be mapped (missing officers would look resigned).
@@ -133,6 +134,10 @@ class CompaniesHouseSource(HttpSource):
     """Companies House: name, status, registered office, officers with dates, and PSCs."""
 
     Options: ClassVar[type[SourceOptions]] = CompaniesHouseOptions
+    display_names: ClassVar[Mapping[Language, str]] = {
+        Language.EN: "Companies House",
+        Language.ZH_CN: "英国 Companies House",
+    }
     endpoints: ClassVar[tuple[str, ...]] = ("profile", "officers", "psc")
     settings: CompaniesHouseOptions
 

@@ -20,6 +20,7 @@ from watcher.errors import NotFoundError, ParseError, SourceError
 from watcher.normalize import clean_text, person_key, roles_from_title
 from watcher.record import CompanyStatus, Person, RegistryRecord, Role, Status
 from watcher.units import RateSpec, parse_rate
+from watcher.vocabulary import Language
 
 _SEARCH_PATH = "/search"
 # ``include`` only works together with ``minimal=true`` (OpenAPI, search-api ``app/doc/open-api.yml``);
@@ -55,6 +56,10 @@ class FrRechercheSource(HttpSource):
     """The French company directory: current directors and status, no shareholders or history."""
 
     Options: ClassVar[type[SourceOptions]] = FrRechercheOptions
+    display_names: ClassVar[Mapping[Language, str]] = {
+        Language.EN: "Recherche d'entreprises",
+        Language.ZH_CN: "法国 Recherche d'entreprises",
+    }
     endpoints: ClassVar[tuple[str, ...]] = ("search",)
     identifier_name: ClassVar[str] = "SIREN"
 

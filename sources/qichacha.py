@@ -49,6 +49,7 @@ from watcher.record import (
     Signal,
     Status,
 )
+from watcher.vocabulary import Language
 
 _INFO_PATH = "/ECIInfoVerify/GetInfo"
 _PAGE_SIZE = 20
@@ -144,6 +145,10 @@ class QichachaSource(HttpSource):
     the vendor's control and risk lists as separately billed signals."""
 
     Options: ClassVar[type[SourceOptions]] = QichachaOptions
+    display_names: ClassVar[Mapping[Language, str]] = {
+        Language.EN: "Qichacha 企查查",
+        Language.ZH_CN: "企查查",
+    }
     endpoints: ClassVar[tuple[str, ...]] = ("getinfo",)
     optional_endpoints: ClassVar[tuple[str, ...]] = tuple(endpoint.name for endpoint in RISK_ENDPOINTS)
     identifier_name: ClassVar[str] = "unified social credit code"

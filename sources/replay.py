@@ -24,8 +24,10 @@ from sources.base import (
 from sources.http.charsets import Charsets, UndecodableBody, decode_body
 from watcher.errors import NotFoundError, ParseError
 from watcher.record import RegistryRecord
+from watcher.vocabulary import Language
 
 _EXTENSIONS = (".json", ".html")
+_REPLAYED = {Language.ZH_CN: "{name}（回放）", Language.EN: "{name} (replay)"}
 
 
 class ReplayOptions(SourceOptions):
@@ -58,6 +60,18 @@ class ReplaySource(Source):
     """Reads each company's saved responses and maps them as the ``format`` source would."""
 
     Options: ClassVar[type[SourceOptions]] = ReplayOptions
+
+    @classmethod
+    def display_name(cls, options: SourceOptions, language: Language) -> str | None:
+        """The replayed registry's name, marked as a replay: saved answers are not the registry live."""
+        if options.display_name or not isinstance(options, ReplayOptions):
+            return options.display_name
+        try:
+            replayed = source_class(options.format)
+        except KeyError:
+            return None
+        name = replayed.display_name(SourceOptions(type=options.format), language)
+        return _REPLAYED[language].format(name=name) if name else None
 
     def __init__(self, name: str, options: SourceOptions) -> None:
         super().__init__(name, options)

@@ -61,6 +61,7 @@ from watcher.record import (
     Signal,
     Stake,
 )
+from watcher.vocabulary import Language
 
 _BASEINFO_PATH = "/services/open/ic/baseinfo/normal"
 _REGISTRY_LISTS: dict[str, str] = {
@@ -152,6 +153,10 @@ class TianyanchaSource(HttpSource):
     control and risk signals (change log, actual controller, risk listings)."""
 
     Options: ClassVar[type[SourceOptions]] = TianyanchaOptions
+    display_names: ClassVar[Mapping[Language, str]] = {
+        Language.EN: "Tianyancha 天眼查",
+        Language.ZH_CN: "天眼查",
+    }
     endpoints: ClassVar[tuple[str, ...]] = ("baseinfo", "holder", "staff")
     optional_endpoints: ClassVar[tuple[str, ...]] = tuple(
         key for calls in SIGNAL_ENDPOINTS.values() for key in calls

@@ -31,6 +31,7 @@ from watcher.config import (
 )
 from watcher.errors import ConfigError
 from watcher.units import Duration, Rate, RateSpec, format_duration, parse_duration, parse_rate
+from watcher.vocabulary import Language
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -311,6 +312,7 @@ def test_config_dumps_to_data_that_validates_again(tmp_path: Path) -> None:
     assert dumped["schedule"]["interval"] == "1h"
     assert dumped["sources"]["s"] == {
         "type": "testsrc",
+        "display_name": None,
         "base_url": "https://x.test",
         "rate": "5/s",
         "token": "",
@@ -692,3 +694,71 @@ def test_example_source_tables_follow_their_plugins(name: str) -> None:
     if "rate" in table and "rate" not in source_class.Options.model_fields:
         pytest.xfail(f"{source_class.__name__}.Options has no rate; the design gives every HTTP source one")
     source_class.Options.model_validate(table)
+
+
+# -- display names -------------------------------------------------------------------------------
+
+
+def test_a_source_reads_as_its_registrys_name_or_its_configured_display_name() -> None:
+    """The console shows these instead of config keys; feeds are no registry and keep their key."""
+    config = Config.model_validate(
+        {
+            "sources": {
+                "qcc": {"type": "qichacha", "key": "k", "secret": "s"},
+                "tyc": {"type": "tianyancha", "token": "t"},
+                "no": {"type": "brreg"},
+                "uk": {"type": "companies_house", "api_key": "k"},
+                "fr": {"type": "fr_recherche"},
+                "core": {
+                    "type": "json",
+                    "base_url": "https://x.test",
+                    "url": "/c/{id}",
+                    "fields": {"name": "n"},
+                },
+                "core_named": {
+                    "type": "json",
+                    "display_name": "核心系统 Core banking",
+                    "base_url": "https://x.test",
+                    "url": "/c/{id}",
+                    "fields": {"name": "n"},
+                },
+                "saved": {"type": "replay", "format": "tianyancha", "folder": "feed"},
+                "renamed": {"type": "brreg", "display_name": "BRREG"},
+            }
+        }
+    )
+    names = {
+        language: {key: config.source_display_name(key, language) for key in [*config.sources, "gone"]}
+        for language in Language
+    }
+    assert names[Language.ZH_CN] == {
+        "qcc": "企查查",
+        "tyc": "天眼查",
+        "no": "挪威 Brønnøysundregistrene",
+        "uk": "英国 Companies House",
+        "fr": "法国 Recherche d'entreprises",
+        "core": "core",
+        "core_named": "核心系统 Core banking",
+        "saved": "天眼查（回放）",
+        "renamed": "BRREG",
+        "gone": "gone",
+    }
+    assert names[Language.EN] == {
+        "qcc": "Qichacha 企查查",
+        "tyc": "Tianyancha 天眼查",
+        "no": "Brønnøysundregistrene",
+        "uk": "Companies House",
+        "fr": "Recherche d'entreprises",
+        "core": "core",
+        "core_named": "核心系统 Core banking",
+        "saved": "Tianyancha 天眼查 (replay)",
+        "renamed": "BRREG",
+        "gone": "gone",
+    }
+
+
+def test_every_registry_source_has_a_name_in_every_language() -> None:
+    for type_name in ("brreg", "companies_house", "fr_recherche", "qichacha", "tianyancha"):
+        assert set(sources.source_class(type_name).display_names) == set(Language), type_name
+    for type_name in ("json", "html", "replay"):
+        assert not sources.source_class(type_name).display_names, type_name

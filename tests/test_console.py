@@ -37,10 +37,10 @@ from tests.deployment import (
     Deployment,
 )
 from watcher.cli import app as cli_app
-from watcher.console.app import ROUTES, SESSION_COOKIE, create_app
+from watcher.console.app import FAVICON, ROUTES, SESSION_COOKIE, create_app
 from watcher.console.auth import create_user
 from watcher.console.exports import ALERT_FIELDS
-from watcher.models import Alert, AuditLog, Snapshot, User
+from watcher.models import Alert, AuditLog, Borrower, Snapshot, User
 from watcher.store import HISTORY_FIELDS
 
 with warnings.catch_warnings():
@@ -218,7 +218,7 @@ def test_every_route_requires_signing_in(world):
     checked = 0
     for route in ROUTES:
         methods = getattr(route, "methods", None)
-        if not methods or route.path == "/login":
+        if not methods or route.path in ("/login", FAVICON):
             continue
         path = _concrete(route.path)
         for method in sorted(methods - {"HEAD"}):
@@ -234,6 +234,7 @@ def test_every_route_requires_signing_in(world):
     assert world.audit("alert.acknowledged") == [] and world.audit("alert.closed") == []
     # The stylesheet is not a page: the sign-in form needs it.
     assert client.get("/static/console.css").status_code == 200
+    assert client.get(FAVICON).status_code == 200, "nor is the icon browsers ask for"
 
 
 def test_wrong_password_and_unknown_user_are_refused_alike(world):
@@ -823,15 +824,195 @@ def test_the_status_page_shows_billed_calls_and_signals_a_source_cannot_fetch(wo
         add_billed_calls(session, {"cn": 2}, usage_hour(now - timedelta(hours=3)))
         add_billed_calls(session, {"cn": 500}, usage_hour(now - timedelta(hours=30)))  # a day ago
         mark_signal_unavailable(
-            session, "cn", "violations", "Status 214: <b>您还未购买过该接口</b>",
-            now=now, retry_at=now + timedelta(hours=24),
+            session,
+            "cn",
+            "violations",
+            "Status 214: <b>您还未购买过该接口</b>",
+            now=now,
+            retry_at=now + timedelta(hours=24),
         )
     client = signed_in(world, "risk")
     english = client.get("/status?lang=en").text
-    row = english[english.index("<td>cn</td>"):]
+    row = english[english.index('<span class="muted">cn</span></td>') :]
     row = row[: row.index("</tr>")]
     assert row.rstrip().endswith("<td>42</td>"), "the last 24 hours only"
     assert "signal violations unavailable (not bought by the account)" in english
     assert "&lt;b&gt;您还未购买过该接口&lt;/b&gt;" in english and "<b>您还未购买" not in english
     chinese = client.get("/status?lang=zh-CN").text
     assert "计费调用（24 小时）" in chinese and "信号 violations 不可用" in chinese
+
+
+# -- the alert card, the status page, the icon, source names -----------------------------------------
+
+
+def _card(html: str, alert_id: int) -> str:
+    start = html.index(f'id="alert-{alert_id}"')
+    return html[start : html.index("</article>", start)]
+
+
+def test_an_alert_card_has_one_note_box_for_acknowledging_and_closing(world):
+    """One form: the note typed once goes with whichever button is pressed, under the same CSRF token."""
+    ids = world.alert_ids()
+    client = signed_in(world, "risk")
+    card = _card(client.get("/alerts").text, ids["b-fjordlys"])
+    assert card.count("<textarea") == 1 and card.count("<form") == 1
+    assert card.count('name="csrf_token"') == 1
+    actions = re.findall(r'<button type="submit" formaction="([^"]+)"', card)
+    assert actions == [f"/alerts/{ids['b-fjordlys']}/ack", f"/alerts/{ids['b-fjordlys']}/close"]
+
+    token = csrf_of(card)
+    acked = client.post(actions[0], data={"csrf_token": token, "note": "已电话核实"}, follow_redirects=False)
+    assert acked.status_code == 303 and world.alert(ids["b-fjordlys"]).note == "已电话核实"
+
+    card = _card(client.get("/alerts?status=acknowledged").text, ids["b-fjordlys"])
+    assert card.count("<textarea") == 1, "an acknowledged alert keeps the note box for closing"
+    [close_action] = re.findall(r'<button type="submit" formaction="([^"]+)"', card)
+    assert close_action == f"/alerts/{ids['b-fjordlys']}/close"
+    closed = client.post(
+        close_action, data={"csrf_token": token, "note": "风险已排除"}, follow_redirects=False
+    )
+    assert closed.status_code == 303
+    stored = world.alert(ids["b-fjordlys"])
+    assert (stored.status, stored.note) == ("closed", "已电话核实\n风险已排除")
+    [close_row] = world.audit("alert.closed")
+    assert json.loads(close_row.detail) == {"note": "风险已排除"}
+    assert f'id="alert-{ids["b-fjordlys"]}"' in client.get("/alerts?status=closed").text
+    assert "<textarea" not in _card(client.get("/alerts?status=closed").text, ids["b-fjordlys"])
+
+
+def test_every_column_of_the_instances_table_has_a_name(world):
+    from watcher.models import Instance
+
+    with world.store.transaction() as session:
+        session.add(Instance(name="node-a", host="app-1", pid=4242, version="1.0"))
+    client = signed_in(world, "risk")
+    for lang, expected in (
+        ("zh-CN", ["实例名称", "主机 · 进程号 · 版本", "状态", "最近巡检"]),
+        ("en", ["Instance", "Host · PID · version", "Status", "Last sweep"]),
+    ):
+        html = client.get(f"/status?lang={lang}").text
+        table = html[html.index('id="instances"') : html.index("</table>", html.index('id="instances"'))]
+        headers = re.findall(r"<th>([^<]*)</th>", table)
+        assert headers == expected, lang
+        assert "node-a" in table and "pid 4242" in table
+
+
+def test_the_icon_is_served_with_the_security_headers_and_linked_from_every_page(world):
+    client = world.client()
+    icon = client.get(FAVICON)
+    assert icon.status_code == 200 and icon.headers["content-type"] == "image/x-icon"
+    assert icon.content[:4] == b"\x00\x00\x01\x00", "an ICO file"
+    assert icon.headers["content-security-policy"].startswith("default-src 'self'")
+    assert icon.headers["x-content-type-options"] == "nosniff"
+    assert "no-store" not in icon.headers.get("cache-control", ""), "an icon may be cached"
+    svg = client.get("/static/favicon.svg")
+    assert svg.status_code == 200 and svg.headers["content-type"].startswith("image/svg+xml")
+    login = client.get("/login").text
+    assert '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">' in login
+    assert f'<link rel="icon" href="{FAVICON}"' in login
+
+
+def test_source_columns_show_the_sources_display_name(world, tmp_path):
+    """Replayed Qichacha answers read as Qichacha (replayed), the config key beside it; a configured
+    display_name wins; every page that names a source does so."""
+    client = signed_in(world, "risk")
+    lanchao_alert = world.alert_ids()["b-lanchao"]
+    snapshot = world.snapshot_of("b-lanchao")
+    chinese = {
+        "portfolio": client.get("/?lang=zh-CN").text,
+        "timeline": client.get("/borrower?id=b-lanchao").text,
+        "alerts": _card(client.get("/alerts").text, lanchao_alert),
+        "raw": client.get(f"/snapshots/{snapshot}").text,
+        "status": client.get("/status").text,
+    }
+    for name, html in chinese.items():
+        assert '<span class="source-name">企查查（回放）</span> <span class="muted">cn</span>' in html, name
+    english = client.get("/?lang=en").text
+    assert (
+        '<span class="source-name">Brønnøysundregistrene (replay)</span> <span class="muted">no</span>'
+        in english
+    )
+    assert '<span class="source-name">Qichacha 企查查 (replay)</span>' in english
+
+    text = world.deployment.config_path.read_text("utf-8").replace(
+        'format = "brreg"\n', 'format = "brreg"\ndisplay_name = "Brreg <Norge>"\n'
+    )
+    world.deployment.config_path.write_text(text, "utf-8")
+    from watcher.config import load_config
+
+    renamed = world.client(load_config(world.deployment.config_path))
+    assert sign_in(renamed, "risk").status_code == 303
+    html = renamed.get("/?lang=en").text
+    assert '<span class="source-name">Brreg &lt;Norge&gt;</span> <span class="muted">no</span>' in html
+
+
+# -- the portfolio overview -----------------------------------------------------------------------
+
+
+def _overview_numbers(html: str) -> tuple[dict[str, int], list[int], dict[str, tuple[int, int]]]:
+    """The overview as a reader finds it: borrowers per highest open severity, alerts per week (the
+    chart's bars), and per source its borrowers and failing ones."""
+    tiles = dict(re.findall(r'data-severity="(\w+)">\s*<div class="num">(\d+)</div>', html))
+    weekly = [
+        int(total) for total in re.findall(r'<g class="week" data-week="[^"]+" data-total="(\d+)">', html)
+    ]
+    section = html[
+        html.index('id="source-overview"') : html.index("</section>", html.index('id="source-overview"'))
+    ]
+    sources = {
+        source: (int(borrowers), int(failing))
+        for source, borrowers, failing in re.findall(
+            r'data-source="([^"]+)">.*?<td class="num-cell">(\d+)</td>\s*'
+            r'<td class="num-cell[^"]*">(\d+)</td>',
+            section,
+            re.S,
+        )
+    }
+    return {key: int(count) for key, count in tiles.items()}, weekly, sources
+
+
+def test_the_overview_counts_only_the_officers_own_borrowers(any_world):
+    world = any_world
+    world.clock.offset = CHANGED_AT + timedelta(days=2) - datetime.now(UTC)  # Thursday of the alerts' week
+    reviewer = signed_in(world, "risk").get("/?lang=en").text
+    tiles, weekly, sources = _overview_numbers(reviewer)
+    assert tiles == {"none": 0, "info": 1, "warning": 1, "high": 1, "critical": 0}
+    assert len(weekly) == 12 and weekly[-1] == 3 and sum(weekly) == 3
+    assert sources == {"cn": (1, 0), "no": (2, 0)}
+
+    officer = signed_in(world, "zhang").get("/?lang=en").text
+    tiles, weekly, sources = _overview_numbers(officer)
+    assert tiles == {"none": 0, "info": 0, "warning": 0, "high": 1, "critical": 0}
+    assert weekly[-1] == 1 and sum(weekly) == 1
+    assert sources == {"cn": (1, 0)}, "no word of sources with none of the officer's borrowers"
+    assert "FJORDLYS" not in officer and "HARDANGER" not in officer
+
+    nobody = signed_in(world, "wang").get("/?lang=en").text
+    tiles, weekly, sources = _overview_numbers(nobody)
+    assert set(tiles.values()) == {0} and sum(weekly) == 0 and sources == {}
+    assert "No alerts in the last 12 weeks" in nobody
+
+
+def test_the_overview_follows_alerts_through_their_lifecycle_and_the_weeks(world):
+    ids = world.alert_ids()
+    world.clock.offset = CHANGED_AT + timedelta(days=2) - datetime.now(UTC)
+    client = signed_in(world, "risk")
+    token = page_token(client)
+    client.post(f"/alerts/{ids['b-lanchao']}/close", data={"csrf_token": token})
+    client.post(f"/alerts/{ids['b-hardanger']}/ack", data={"csrf_token": token})
+    with world.store.transaction() as session:
+        fjordlys = session.get(Borrower, "b-fjordlys")
+        fjordlys.consecutive_failures = 4
+        session.add(fjordlys)
+    tiles, weekly, sources = _overview_numbers(client.get("/").text)
+    assert tiles == {"none": 2, "info": 0, "warning": 1, "high": 0, "critical": 0}, "open alerts only"
+    assert weekly[-1] == 3, "the chart counts every alert created that week, whatever became of it"
+    assert sources["no"] == (2, 1)
+
+    world.clock.offset += timedelta(weeks=12)
+    client = signed_in(world, "risk")
+    tiles, weekly, _sources = _overview_numbers(client.get("/").text)
+    assert sum(weekly) == 0 and len(weekly) == 12, "twelve weeks on, the alerts have left the chart"
+    assert tiles["warning"] == 1, "an alert still open is still counted"
+    table = client.get("/?lang=zh-CN").text
+    assert "近 12 周没有新增预警" in table and 'id="weekly-table"' in table

@@ -3,8 +3,8 @@ against the console served by uvicorn through ``serve_console`` on 127.0.0.1.
 
 A reviewer signs in, acknowledges an alert with a note, and finds on the borrower's timeline who
 acknowledged it and when. The planted registry text of ``tests/test_console.py`` must show as text
-and run nothing. The timeline's screenshot is taken on every run; with WATCHER_UPDATE_SCREENSHOTS=1
-it also refreshes ``docs/screenshots/console-timeline.png``, which a reviewer can look at.
+and run nothing. The screenshots (timeline, listings, portfolio) are taken on every run; with
+WATCHER_UPDATE_SCREENSHOTS=1 they also refresh ``docs/screenshots/console-*.png`` for reviewers.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from datetime import time as clock_time
 from pathlib import Path
 
 import pytest
@@ -155,8 +157,9 @@ def test_a_reviewer_acknowledges_an_alert_and_the_timeline_shows_who(served, bro
 
     card = browser.find_element(By.ID, f"alert-{fjordlys}")
     assert "Warning" in card.text and "FJORDLYS SJØMAT AS" in card.text
-    card.find_element(By.CSS_SELECTOR, "form.ack textarea").send_keys("Called the CFO: new CEO confirmed")
-    card.find_element(By.CSS_SELECTOR, "form.ack button").click()
+    assert len(card.find_elements(By.TAG_NAME, "textarea")) == 1, "one note box for both buttons"
+    card.find_element(By.CSS_SELECTOR, "form.actions textarea").send_keys("Called the CFO: new CEO confirmed")
+    card.find_element(By.CSS_SELECTOR, "form.actions button.ack").click()
     flash = WebDriverWait(browser, WAIT_SECONDS).until(lambda b: b.find_elements(By.CSS_SELECTOR, ".flash"))
     assert f"Alert #{fjordlys} acknowledged." in flash[0].text
     assert not browser.find_elements(By.CSS_SELECTOR, f"#alert-{fjordlys}"), "no longer in the open inbox"
@@ -244,3 +247,113 @@ def test_an_officer_reads_a_borrowers_risk_listings_in_both_languages(served_lis
     assert shot.stat().st_size > 10_000
     if os.environ.get("WATCHER_UPDATE_SCREENSHOTS"):  # refresh the committed picture on purpose only
         shutil.copyfile(shot, LISTINGS_SCREENSHOT)
+
+
+PORTFOLIO_SCREENSHOT = SCREENSHOT.with_name("console-portfolio.png")
+# Alerts of earlier weeks (weeks before the current one, severity), beside the pipeline's three of
+# this week: what a portfolio's quarter looks like on the chart.
+EARLIER_ALERTS = {
+    11: ("info",),
+    10: ("warning", "info"),
+    9: (),
+    8: ("high", "warning", "info", "info"),
+    7: ("warning",),
+    6: ("critical", "high", "info"),
+    5: ("info", "info"),
+    4: ("warning", "warning", "info"),
+    3: (),
+    2: ("high", "info"),
+    1: ("critical", "warning", "warning", "info", "info"),
+}
+
+
+def plant_alert_weeks(world: ConsoleWorld, now: datetime) -> None:
+    """The pipeline's three alerts moved into this week (the served console keeps the real time) and
+    closed alerts of the weeks before, on the three borrowers in turn, in the deployment's zone."""
+    from sqlmodel import select
+
+    from watcher.models import Alert
+
+    zone = world.config.watcher.zone
+    local = now.astimezone(zone)
+    monday = datetime.combine(local.date() - timedelta(days=local.weekday()), clock_time(), tzinfo=zone)
+    borrowers = ("b-lanchao", "b-fjordlys", "b-hardanger")
+    with world.store.transaction() as session:
+        for alert in session.exec(select(Alert)):
+            alert.created_at = max(monday, now - timedelta(minutes=1)).astimezone(UTC)
+            session.add(alert)
+        for weeks_back, severities in EARLIER_ALERTS.items():
+            for index, severity in enumerate(severities):
+                borrower_id = borrowers[(weeks_back + index) % len(borrowers)]
+                created = (monday - timedelta(weeks=weeks_back, hours=-12 - index * 20)).astimezone(UTC)
+                session.add(
+                    Alert(
+                        borrower_id=borrower_id,
+                        source="cn" if borrower_id == "b-lanchao" else "no",
+                        severity=severity,
+                        status="closed",
+                        created_at=created,
+                        closed_by="Risk Desk",
+                        closed_at=created + timedelta(days=1),
+                    )
+                )
+
+
+def test_the_portfolio_overview_draws_the_weeks_alerts_and_the_sources(served, browser, tmp_path):
+    """The overview reads at a glance in a real browser: tiles, a chart of 12 weeks with its bars
+    drawn in the stylesheet's colours (the CSP allows no inline style), the sources' health."""
+    from selenium.webdriver.common.by import By
+
+    world, console = served
+    plant_alert_weeks(world, datetime.now(UTC))
+    with world.store.transaction() as session:
+        from watcher.models import Borrower
+
+        hardanger = session.get(Borrower, "b-hardanger")
+        hardanger.consecutive_failures, hardanger.last_error_kind = 3, "transient"
+        session.add(hardanger)
+
+    browser.get(f"{console.base}/login")
+    browser.find_element(By.ID, "username").send_keys("risk")
+    browser.find_element(By.ID, "password").send_keys(PASSWORD)
+    browser.find_element(By.ID, "sign-in").click()
+    arrived(browser, f"{console.base}/")
+
+    for lang, title, critical in (
+        ("en", "New alerts per week, last 12 weeks", "Critical"),
+        ("zh-CN", "近 12 周每周新增预警", "严重"),
+    ):
+        browser.get(f"{console.base}/?lang={lang}")
+        chart = browser.find_element(By.CSS_SELECTOR, "#weekly svg.chart")
+        assert browser.find_element(By.CSS_SELECTOR, "#weekly h2").text == title
+        assert chart.size["width"] > 400 and chart.size["height"] > 120, (
+            "the chart is drawn at a readable size"
+        )
+        weeks = chart.find_elements(By.CSS_SELECTOR, "g.week")
+        assert len(weeks) == 12
+        totals = [int(week.get_attribute("data-total")) for week in weeks]
+        assert totals == [len(EARLIER_ALERTS.get(back, ())) for back in range(11, 0, -1)] + [3]
+        critical_bar = chart.find_element(By.CSS_SELECTOR, "rect.bar-critical")
+        assert critical_bar.value_of_css_property("fill") == "rgb(142, 16, 32)", "coloured by the stylesheet"
+        tile = browser.find_element(By.CSS_SELECTOR, "#by-severity .tile-critical")
+        assert critical in tile.text
+        assert browser.find_element(By.CSS_SELECTOR, "#by-severity .tile-high .num").text == "1"
+        failing = browser.find_element(By.CSS_SELECTOR, '#source-overview tr[data-source="no"]')
+        assert "failing" in failing.get_attribute("class")
+        assert not browser.find_element(By.ID, "weekly-table").is_displayed(), (
+            "the table waits behind its summary"
+        )
+        assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
+
+    browser.find_element(By.CSS_SELECTOR, "details.chart-table summary").click()
+    assert browser.find_element(By.ID, "weekly-table").is_displayed(), "no script needed to open it"
+    browser.find_element(By.CSS_SELECTOR, "details.chart-table summary").click()
+
+    browser.get(f"{console.base}/?lang=en")  # the CI's Chromium has no CJK font to draw zh-CN with
+    height = browser.execute_script("return document.body.scrollHeight")
+    browser.set_window_size(1280, min(height + 100, 1400))
+    shot = tmp_path / "console-portfolio.png"
+    assert browser.save_screenshot(str(shot))
+    assert shot.stat().st_size > 10_000
+    if os.environ.get("WATCHER_UPDATE_SCREENSHOTS"):  # refresh the committed picture on purpose only
+        shutil.copyfile(shot, PORTFOLIO_SCREENSHOT)

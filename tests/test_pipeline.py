@@ -558,6 +558,9 @@ def test_the_digest_covers_the_configured_mapping_but_not_its_secrets():
     raw = {"response": '{"data": {"name": "X"}}'}
     base = payload_digest(feed().mapping_fingerprint, "1", raw)
     assert payload_digest(feed(headers={"Authorization": "Bearer two"}).mapping_fingerprint, "1", raw) == base
+    assert payload_digest(feed(display_name="核心系统").mapping_fingerprint, "1", raw) == base, (
+        "a name maps nothing"
+    )
     assert payload_digest(feed(fields={"name": "data.title"}).mapping_fingerprint, "1", raw) != base
     assert payload_digest(feed().mapping_fingerprint, "2", raw) != base
     assert payload_digest(feed().mapping_fingerprint, "1", {"response": raw["response"] + " "}) != base

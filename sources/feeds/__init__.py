@@ -40,8 +40,10 @@ class ConfiguredFeedSource(HttpSource):
 
     @property
     def mapping_fingerprint(self) -> str:
-        """The configured mapping maps the answers too; headers (secrets) play no part in it."""
-        return f"{super().mapping_fingerprint}\0{self.settings.model_dump_json(exclude={'headers'})}"
+        """The configured mapping maps the answers too; headers (secrets) and the display name play
+        no part in it."""
+        mapping = self.settings.model_dump_json(exclude={"headers", "display_name"})
+        return f"{super().mapping_fingerprint}\0{mapping}"
 
     async def fetch_raw(self, registry_id: str) -> dict[str, str]:
         context = {"source": self.name, "registry_id": registry_id}

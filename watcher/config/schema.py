@@ -408,6 +408,14 @@ class Config(_Model):
             raise ValidationError.from_exception_data("Config", unknown)
         return self
 
+    def source_display_name(self, name: str, language: Language) -> str:
+        """How people read the source ``[sources.NAME]``: its ``display_name``, else its registry's
+        name in ``language``, else ``name`` itself (a feed, or a source no longer configured)."""
+        options = self.sources.get(name)
+        if options is None:
+            return name
+        return sources.source_class(options.type).display_name(options, language) or name
+
     @property
     def base_dir(self) -> Path:
         """Directory relative paths in the file are relative to; the working directory without a file."""

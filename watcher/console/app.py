@@ -19,6 +19,8 @@ from pathlib import Path
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import FileResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -46,6 +48,9 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"referrer-policy", b"same-origin"),
 )
 HSTS = (b"strict-transport-security", b"max-age=31536000")
+FAVICON = "/favicon.ico"
+PUBLIC_FILES = frozenset({FAVICON})
+"""Files outside /static/ served to anyone, cached like static files: browsers ask for the icon there."""
 
 
 class SecurityHeaders:
@@ -61,7 +66,8 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        static = scope.get("path", "").startswith("/static/")
+        path = scope.get("path", "")
+        static = path in PUBLIC_FILES or path.startswith("/static/")
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -75,6 +81,11 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+async def favicon(request: Request) -> FileResponse:
+    """The icon browsers ask for at ``/favicon.ico`` whatever the pages link to; the pages link the SVG."""
+    return FileResponse(STATIC / "favicon.ico", media_type="image/x-icon")
 
 
 ROUTES = [
@@ -91,6 +102,7 @@ ROUTES = [
     Route("/export/history.{fmt:str}", history.export_history, methods=["GET"], name="export_history"),
     Route("/export/alerts.{fmt:str}", history.export_alerts, methods=["GET"], name="export_alerts"),
     Route("/status", status.status_page, methods=["GET"], name="status"),
+    Route(FAVICON, favicon, methods=["GET"], name="favicon"),
     Mount("/static", StaticFiles(directory=STATIC), name="static"),
 ]
 

@@ -194,19 +194,27 @@ def _officers_source_alerts(user: User) -> SelectOfScalar[int]:
     )
 
 
+def _visible_alerts(query: _Query, user: User) -> _Query:
+    """``query`` (of Alert, with Borrower outer-joined on the alert's borrower) limited to the alerts
+    ``user`` may see: those of their borrowers, and those about a whole source that list one."""
+    if sees_all(user):
+        return query
+    return query.where(
+        or_(
+            col(Borrower.officer) == user.officer_id if user.officer_id else false(),
+            col(Alert.borrower_id).is_(None) & col(Alert.id).in_(_officers_source_alerts(user)),
+        )
+    )
+
+
 def alerts(
     session: Session, user: User, filters: AlertFilter, *, limit: int | None
 ) -> list[tuple[Alert, Borrower | None]]:
     """Alerts with their borrower, most severe first, then newest first. An alert about a whole
     source (a monitoring gap) has no borrower; an officer sees it when it lists one of theirs."""
-    query = select(Alert, Borrower).join(Borrower, col(Borrower.id) == col(Alert.borrower_id), isouter=True)
-    if not sees_all(user):
-        query = query.where(
-            or_(
-                col(Borrower.officer) == user.officer_id if user.officer_id else false(),
-                col(Alert.borrower_id).is_(None) & col(Alert.id).in_(_officers_source_alerts(user)),
-            )
-        )
+    query = _visible_alerts(
+        select(Alert, Borrower).join(Borrower, col(Borrower.id) == col(Alert.borrower_id), isouter=True), user
+    )
     if filters.status.status is not None:
         query = query.where(Alert.status == filters.status.status)
     if filters.severity:
@@ -371,6 +379,99 @@ def open_alert_count(session: Session, user: User) -> int:
         user,
     ).where(Alert.status == AlertStatus.OPEN)
     return session.exec(query).one()
+
+
+# -- the portfolio overview -----------------------------------------------------------------------
+
+NO_OPEN_ALERT = "none"
+"""The overview's bucket of borrowers without an open alert."""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceOverview:
+    """One source as the overview shows it: the user's borrowers on it, how many of them keep failing,
+    their latest successful check, and the signals the source cannot fetch (about the account)."""
+
+    source: str
+    borrowers: int
+    failing: int
+    last_success_at: datetime | None
+    unavailable: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Overview:
+    """What the portfolio page draws above its table, all of it scoped to the user's borrowers.
+
+    ``by_severity``: borrowers by the highest severity of their open alerts (``none`` first, then
+    info up to critical); ``alerts``: (creation time, severity) of the alerts created since the bound
+    asked for, to be counted per week; ``sources``: per source, by name.
+    """
+
+    by_severity: dict[str, int]
+    alerts: list[tuple[datetime, str]]
+    sources: list[SourceOverview]
+
+    @property
+    def borrowers(self) -> int:
+        return sum(self.by_severity.values())
+
+
+def _highest_open_severity(session: Session, user: User) -> dict[str, int]:
+    highest: dict[str, Severity | None] = {}
+    query = scoped(
+        select(Borrower.id, Alert.severity).join(
+            Alert,
+            (col(Alert.borrower_id) == col(Borrower.id)) & (col(Alert.status) == AlertStatus.OPEN),
+            isouter=True,
+        ),
+        user,
+    )
+    for borrower_id, severity in session.exec(query):
+        known = Severity(severity) if severity in SEVERITY_ORDER else None
+        current = highest.get(borrower_id)
+        if current is None or (known is not None and known.rank > current.rank):
+            highest[borrower_id] = known
+    counts = {NO_OPEN_ALERT: 0} | {severity.value: 0 for severity in reversed(SEVERITY_ORDER)}
+    for top in highest.values():
+        counts[top.value if top is not None else NO_OPEN_ALERT] += 1
+    return counts
+
+
+def _source_overview(session: Session, user: User, usage: VendorUsage) -> list[SourceOverview]:
+    failing = func.sum(case((col(Borrower.consecutive_failures) >= FAILING_AFTER, 1), else_=0))
+    query = scoped(
+        select(Borrower.source, func.count(), failing, func.max(Borrower.last_success_at)).group_by(
+            col(Borrower.source)
+        ),
+        user,
+    )
+    rows = session.exec(query.order_by(col(Borrower.source)))
+    return [
+        SourceOverview(
+            source,
+            borrowers,
+            int(failing_count or 0),
+            as_utc(last_success) if last_success is not None else None,
+            tuple(signal.signal for signal in usage.unavailable.get(source, ())),
+        )
+        for source, borrowers, failing_count, last_success in rows
+    ]
+
+
+def portfolio_overview(session: Session, user: User, *, alerts_since: datetime, now: datetime) -> Overview:
+    """The overview of the borrowers ``user`` sees: every number counts only those (an officer's own)."""
+    created = _visible_alerts(
+        select(Alert.created_at, Alert.severity)
+        .join(Borrower, col(Borrower.id) == col(Alert.borrower_id), isouter=True)
+        .where(col(Alert.created_at) >= alerts_since.astimezone(UTC)),
+        user,
+    )
+    return Overview(
+        by_severity=_highest_open_severity(session, user),
+        alerts=[(as_utc(created_at), severity) for created_at, severity in session.exec(created)],
+        sources=_source_overview(session, user, vendor_usage(session, now)),
+    )
 
 
 # -- status ---------------------------------------------------------------------------------------

@@ -108,6 +108,7 @@ def render(ctx: Ctx, template: str, status_code: int = 200, **values: Any) -> HT
         status_label=lambda value: _label(STATUS_LABEL[lang], value),
         generic_subject=generic_subject,
         officer_name=officer_name,
+        source_name=lambda key: console.config.source_display_name(key, lang),
         zone=console.config.watcher.timezone,
         AlertKind=AlertKind,
         AlertStatus=AlertStatus,

@@ -1,31 +1,50 @@
-"""The borrower pages: the portfolio, one borrower's timeline, and a stored raw registry answer."""
+"""The borrower pages: the portfolio with its overview, one borrower's timeline, a stored raw answer."""
 
 from __future__ import annotations
 
 import json
 
+from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import Response
 
 from watcher.console import queries
+from watcher.console.chart import (
+    STACK_ORDER,
+    ChartText,
+    WeekCounts,
+    first_instant,
+    weekly_alerts_svg,
+    weekly_counts,
+)
 from watcher.console.context import Ctx
 from watcher.console.endpoint import PAGE_LIMIT, page
 from watcher.console.filters import SEVERITIES, borrower_filter, param
+from watcher.console.i18n import SEVERITY_LABEL
 from watcher.console.rendering import error_page, render
 from watcher.models import Borrower, Snapshot
 from watcher.store import unpack_raw
+from watcher.vocabulary import Severity
 
 
 @page
 def portfolio(request: Request, ctx: Ctx) -> Response:
     assert ctx.user is not None
     filters = borrower_filter(request, ctx.user)
+    now, zone = ctx.console.clock(), ctx.console.config.watcher.zone
     with ctx.console.store.session() as session:
         rows = queries.portfolio(session, ctx.user, filters, limit=PAGE_LIMIT)
         officers, tags = queries.visible_officers_and_tags(session, ctx.user)
+        since = first_instant(now, zone)
+        overview = queries.portfolio_overview(session, ctx.user, alerts_since=since, now=now)
+    weeks = weekly_counts(overview.alerts, now, zone)
     return render(
         ctx,
         "portfolio.html",
+        overview=overview,
+        weeks=weeks,
+        severities_stacked=STACK_ORDER,
+        chart=Markup(weekly_alerts_svg(weeks, _chart_text(ctx, weeks))),
         rows=rows,
         filters=filters,
         officers=officers,
@@ -33,6 +52,20 @@ def portfolio(request: Request, ctx: Ctx) -> Response:
         severities=SEVERITIES,
         limited=len(rows) >= PAGE_LIMIT,
         limit=PAGE_LIMIT,
+    )
+
+
+def _chart_text(ctx: Ctx, weeks: list[WeekCounts]) -> ChartText:
+    return ChartText(
+        title=ctx.t("weekly_alerts"),
+        description=ctx.t(
+            "weekly_alerts_desc",
+            first=weeks[0].iso_label,
+            last=weeks[-1].iso_label,
+            total=sum(week.total for week in weeks),
+        ),
+        empty=ctx.t("no_alerts_weeks"),
+        severity={severity: SEVERITY_LABEL[ctx.lang][severity] for severity in Severity},
     )
 
 
