@@ -8,6 +8,7 @@ from typing import ClassVar
 from urllib.parse import urlsplit
 
 from watcher.render import NO_LIMIT, BodyFormat, Limits
+from watcher.vocabulary import Severity
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +59,12 @@ class Sender(ABC):
         return masked(self.url)
 
     @abstractmethod
-    async def send(self, title: str, body: str) -> SendResult:
-        """Deliver one message; a rejection by the service is ``ok=False``, never an exception."""
+    async def send(self, title: str, body: str, severity: Severity = Severity.INFO) -> SendResult:
+        """Deliver one message; a rejection by the service is ``ok=False``, never an exception.
+
+        ``severity`` is the alert's (a digest's highest): each channel shows it in its own terms
+        (apprise's notify type, an email's importance, a card's colour).
+        """
 
     async def aclose(self) -> None:
         """Release connections; senders without any keep the default."""

@@ -158,6 +158,11 @@ def test_each_matching_target_gets_a_row_per_url_and_one_message_in_its_language
     ops_mail = smtp.texts(OPS_MAIL)
     assert [arrivals(ops_mail, b) for b in ("b-lanchao", "b-fjordlys", "b-hardanger")] == [1, 1, 0]
     assert (len(ding.accepted), len(feishu.accepted), len(wecom.accepted), len(smtp.mails)) == (1, 1, 3, 3)
+    # Each channel shows the alert's severity in its own terms: the card's colour, the mail's importance.
+    assert feishu.accepted[0].payload["card"]["header"]["template"] == "orange"
+    importance = {(m.recipients, m.message["Importance"]) for m in smtp.mails if "b-lanchao" in m.subject}
+    assert importance == {((RISK_MAIL,), "high"), ((OPS_MAIL,), "high")}
+    assert {m.message["Importance"] for m in smtp.mails if "b-fjordlys" in m.subject} == {None}
 
     # Nothing is due any more: a later pass sends nothing twice.
     assert world.dispatch(SOON + timedelta(days=1)) == DispatchReport()

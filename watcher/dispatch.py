@@ -37,7 +37,7 @@ from watcher.routing import (
     url_fingerprint,
 )
 from watcher.store import SYSTEM_ACTOR, Store, audit, stored_id
-from watcher.vocabulary import AuditAction, DeliveryStatus
+from watcher.vocabulary import AuditAction, DeliveryStatus, Severity
 
 if TYPE_CHECKING:
     from notifiers.base import Sender
@@ -74,6 +74,11 @@ class _Work:
     views: tuple[AlertView, ...]
     digest: bool
     lease_until: datetime
+
+    @property
+    def severity(self) -> Severity:
+        """The alert's severity; a digest's is its most severe alert's."""
+        return max(view.severity for view in self.views)
 
 
 def backoff(attempts: int) -> timedelta:
@@ -254,7 +259,7 @@ class Dispatcher:
                 continue
             try:
                 rendered = self._render(item, sender)
-                result = await sender.send(rendered.title, rendered.body)
+                result = await sender.send(rendered.title, rendered.body, item.severity)
             except Exception as error:  # a channel's bug must not stop the other rows
                 log.warning("sending to %s failed: %s", sender.safe_name, type(error).__name__)
                 problems.append(f"{sender.safe_name}: {type(error).__name__}")
