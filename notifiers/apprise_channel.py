@@ -10,9 +10,7 @@ plugin writes its ``headers`` (the ``+Name=value`` URL options) into every messa
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
-from notifiers.base import Sender, SendResult, masked
+from notifiers.base import Sender, SendResult, masked, without_secrets
 from watcher.render import BodyFormat, Limits
 from watcher.vocabulary import Severity
 
@@ -39,7 +37,7 @@ class AppriseSender(Sender):
         try:
             plugin = apprise.Apprise.instantiate(url, suppress_exceptions=False)
         except Exception as error:  # apprise raises several types for a malformed URL
-            reason = _without_secrets(str(error), url)
+            reason = without_secrets(str(error), url)
             raise ValueError(
                 f"{masked(url)}: {reason or 'not a URL any notification channel understands'}"
             ) from None
@@ -83,20 +81,3 @@ class AppriseSender(Sender):
         problems = [entry.message for entry in result.logs() if str(entry.level).upper() in _PROBLEM_LEVELS]
         detail = problems[-1] if problems else f"status {getattr(result.status, 'name', result.status)}"
         return SendResult(False, detail[:500])
-
-
-def _without_secrets(text: str, url: str) -> str:
-    """apprise's own words about a bad URL, minus anything of the URL that may be a credential.
-
-    Not only the password: apprise schemes carry tokens as the user, the host, path segments and
-    query values (``pover://{user}@{token}``, ``tgram://{bot_token}/{chat_id}``).
-    """
-    try:
-        parts = urlsplit(url)
-        pieces = [parts.password, parts.username, parts.hostname, *parts.path.split("/")]
-        pieces += [value for _, _, value in (pair.partition("=") for pair in parts.query.split("&"))]
-    except ValueError:
-        pieces = [url.split("://", 1)[-1]]
-    for piece in sorted((p for p in pieces if p and len(p) >= 3), key=len, reverse=True):
-        text = text.replace(piece, "…")
-    return text.strip()[:200]
