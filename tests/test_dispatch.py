@@ -667,8 +667,8 @@ def test_the_daemon_log_names_each_alert_and_each_failed_delivery(channels, depl
     lanchao = alerts["b-lanchao"].id
     failures = [line for line in lines if line.startswith("delivery of alert")]
     assert failures == [
-        f"delivery of alert #{lanchao} to officer:zhang_wei via dingtalk://…{DING_TOKEN[-4:]} failed (attempt 1 of 8): "
-        "errcode 310000: keywords not in content"
+        f"delivery of alert #{lanchao} to officer:zhang_wei via dingtalk://…{DING_TOKEN[-4:]} failed "
+        "(attempt 1 of 8): errcode 310000: keywords not in content"
     ], failures
     assert "deliveries: 2 sent, 1 failed (will retry), 0 dead" in lines
     for secret in (DING_TOKEN, DING_SECRET, WECOM_KEY):
