@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from watcher import output
-from watcher.cli.base import CLI_ACTOR, HELP_MARKUP, ListFormat, fail, load, with_store
+from watcher.cli.base import CLI_ACTOR, HELP_MARKUP, NO_SECRETS, ListFormat, fail, load, with_store
 from watcher.output import echo, when
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ def borrowers_import(
     )
     from watcher.pipeline import build_sources
 
-    config = load()
+    config = load(NO_SECRETS)
     sources = build_sources(config)
     try:
         parsed = parse_borrowers_csv(file, sources=sources, officers=list(config.officers))
@@ -62,7 +62,7 @@ def borrowers_list(
     """List the watched borrowers."""
     from watcher.store import borrowers
 
-    with with_store(load()) as store, store.session() as session:
+    with with_store(load(NO_SECRETS)) as store, store.session() as session:
         rows = borrowers(session)
     if output_format is ListFormat.json:
         output.echo_json([_as_json(b) for b in rows], indent=2)
