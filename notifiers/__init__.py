@@ -41,6 +41,37 @@ def _load_families() -> None:
         _loaded = True
 
 
+def url_problem(url: str, *, scheme_only: bool = False) -> str | None:
+    """Why no channel can send to ``url``, or None; never repeats the URL's secrets.
+
+    ``scheme_only`` when the rest of the URL is not known yet (an unset ``${ENV}`` in it): only
+    the scheme is judged, our families' and apprise's.
+    """
+    scheme, separator, _ = url.partition("://")
+    if not separator or not scheme:
+        return "not a channel URL; expected scheme://…, e.g. mailtos://… or dingtalk://…"
+    if "${" in scheme:
+        return None
+    scheme = scheme.lower()
+    _load_families()
+    if scheme not in _BY_SCHEME and not _apprise_knows(scheme):
+        ours = ", ".join(sorted(_BY_SCHEME))
+        return f"unknown scheme {scheme[:32]!r}; use {ours} or one apprise knows (mailtos, json, slack, …)"
+    if scheme_only:
+        return None
+    try:
+        sender_for(url)
+    except ValueError as error:
+        return str(error)
+    return None
+
+
+def _apprise_knows(scheme: str) -> bool:
+    from apprise.manager_plugins import NotificationManager
+
+    return scheme in NotificationManager()
+
+
 def sender_for(url: str) -> Sender:
     """The sender for one configured URL; ValueError (without the secret-bearing URL) if unusable."""
     _load_families()

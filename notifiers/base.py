@@ -8,6 +8,7 @@ from typing import ClassVar
 from urllib.parse import urlsplit
 
 from watcher.render import NO_LIMIT, BodyFormat, Limits
+from watcher.vocabulary import Severity
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,23 @@ def masked(url: str) -> str:
     return f"{scheme}://…@{host}/…" if hidden else f"{scheme}://{host}"
 
 
+def without_secrets(text: str, url: str) -> str:
+    """Words about a URL (apprise's, a channel's reply), minus anything of the URL that may be a credential.
+
+    Not only the password: apprise schemes carry tokens as the user, the host, path segments and
+    query values (``pover://{user}@{token}``, ``tgram://{bot_token}/{chat_id}``).
+    """
+    try:
+        parts = urlsplit(url)
+        pieces = [parts.password, parts.username, parts.hostname, *parts.path.split("/")]
+        pieces += [value for _, _, value in (pair.partition("=") for pair in parts.query.split("&"))]
+    except ValueError:
+        pieces = [url.split("://", 1)[-1]]
+    for piece in sorted((p for p in pieces if p and len(p) >= 3), key=len, reverse=True):
+        text = text.replace(piece, "…")
+    return text.strip()[:200]
+
+
 def _looks_like_server(host: str) -> bool:
     return host == "localhost" or "." in host or ":" in host  # a DNS name, an IPv4 or an IPv6 address
 
@@ -58,8 +76,12 @@ class Sender(ABC):
         return masked(self.url)
 
     @abstractmethod
-    async def send(self, title: str, body: str) -> SendResult:
-        """Deliver one message; a rejection by the service is ``ok=False``, never an exception."""
+    async def send(self, title: str, body: str, severity: Severity = Severity.INFO) -> SendResult:
+        """Deliver one message; a rejection by the service is ``ok=False``, never an exception.
+
+        ``severity`` is the alert's (a digest's highest): each channel shows it in its own terms
+        (apprise's notify type, an email's importance, a card's colour).
+        """
 
     async def aclose(self) -> None:
         """Release connections; senders without any keep the default."""

@@ -2,6 +2,7 @@
 
 Our own sender because apprise cannot sign (签名校验): with a secret, the body carries the
 timestamp (seconds) and ``sign`` = base64(HMAC-SHA256(key="{timestamp}\\n{secret}", msg="")).
+The card's header colour (``header.template``) follows the alert's severity.
 """
 
 from __future__ import annotations
@@ -14,6 +15,16 @@ import time
 from notifiers import register
 from notifiers.webhook import WebhookSender
 from watcher.render import BodyFormat, Limits
+from watcher.vocabulary import Severity
+
+# The message card's header colour (``header.template``: blue, wathet, turquoise, green, yellow,
+# orange, red, carmine, violet, purple, indigo, grey; open.larksuite.com "message-card / card-header").
+HEADER_TEMPLATES = {
+    Severity.INFO: "blue",
+    Severity.WARNING: "yellow",
+    Severity.HIGH: "orange",
+    Severity.CRITICAL: "red",
+}
 
 
 def feishu_sign(secret: str, timestamp: int) -> str:
@@ -31,11 +42,14 @@ class FeishuSender(WebhookSender):
         host = "open.larksuite.com" if self.scheme == "lark" else "open.feishu.cn"
         return f"https://{host}/open-apis/bot/v2/hook/{self.token}"
 
-    def request(self, title: str, body: str) -> tuple[str, dict[str, str], dict]:
+    def request(self, title: str, body: str, severity: Severity) -> tuple[str, dict[str, str], dict]:
         payload: dict = {
             "msg_type": "interactive",
             "card": {
-                "header": {"title": {"tag": "plain_text", "content": title}},
+                "header": {
+                    "title": {"tag": "plain_text", "content": title},
+                    "template": HEADER_TEMPLATES[severity],
+                },
                 "elements": [{"tag": "markdown", "content": body}],
             },
         }

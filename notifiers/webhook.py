@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from notifiers.base import Sender, SendResult
+from watcher.vocabulary import Severity
 
 SEND_TIMEOUT_SECONDS = 15.0
 
@@ -34,6 +35,7 @@ class WebhookSender(Sender):
         self.token = token
         self.secret = secret or None
         options = parse_qs(query)
+        self.options = {name: values[-1] for name, values in options.items()}
         api = options.get("api", [""])[0]
         if api and urlsplit(api).scheme not in ("http", "https"):
             raise ValueError(f"{scheme}:// api= must be an http(s) URL")
@@ -46,7 +48,7 @@ class WebhookSender(Sender):
         return f"{self.scheme}://…{hint}"
 
     @abstractmethod
-    def request(self, title: str, body: str) -> tuple[str, dict[str, str], dict]:
+    def request(self, title: str, body: str, severity: Severity) -> tuple[str, dict[str, str], dict]:
         """Endpoint URL, query parameters and JSON payload for one message."""
 
     @abstractmethod
@@ -55,8 +57,8 @@ class WebhookSender(Sender):
 
     _client: httpx.AsyncClient | None = None
 
-    async def send(self, title: str, body: str) -> SendResult:
-        endpoint, params, payload = self.request(title, body)
+    async def send(self, title: str, body: str, severity: Severity = Severity.INFO) -> SendResult:
+        endpoint, params, payload = self.request(title, body, severity)
         if self._client is None:
             # One client per configured URL: connections and TLS sessions are reused across messages.
             self._client = httpx.AsyncClient(timeout=SEND_TIMEOUT_SECONDS, follow_redirects=False)

@@ -266,7 +266,7 @@ def test_missing_environment_variable_is_a_config_error(ws: Workspace):
         BASE_CONFIG + MISSING_VAR_SOURCE,
         encoding="utf-8",
     )
-    result = ws.cli("borrowers", "list")
+    result = ws.cli("check")
     assert result.exit_code == 2
     line = one_line(result.stderr)
     assert str(ws.config) in line
@@ -316,7 +316,7 @@ def test_python_dash_m_watcher_runs_the_real_entry_point(tmp_path: Path):
         encoding="utf-8",
     )
     process = subprocess.run(
-        [sys.executable, "-m", "watcher", "--config", str(config), "borrowers", "list"],
+        [sys.executable, "-m", "watcher", "--config", str(config), "check"],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -330,6 +330,126 @@ def test_python_dash_m_watcher_runs_the_real_entry_point(tmp_path: Path):
     assert "sources.qcc.key" in line
     assert str(config) in line
     assert process.stdout == ""
+
+
+SECRETS_ELSEWHERE = """
+[sources.qcc]
+type = "qichacha"
+key = "${WT_QCC_KEY}"
+secret = "${WT_QCC_SECRET}"
+
+[notifiers.desk]
+urls = ["dingtalk://${WT_DESK_TOKEN}/"]
+
+[officers.zhang_wei]
+name = "张伟"
+urls = ["mailtos://alerts:${WT_SMTP_PASSWORD}@smtp.bank.example?to=zw@bank.example"]
+
+[console]
+enabled = %s
+secret_key = "${WT_CONSOLE_KEY}"
+"""
+SECRET_VARIABLES = ("WT_QCC_KEY", "WT_QCC_SECRET", "WT_DESK_TOKEN", "WT_SMTP_PASSWORD", "WT_CONSOLE_KEY")
+
+
+@pytest.fixture
+def secrets_unset(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> Workspace:
+    """A deployment whose every secret comes from a variable this shell does not set."""
+    for name in SECRET_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    ws.config.write_text(BASE_CONFIG + SECRETS_ELSEWHERE % "true", encoding="utf-8")
+    return ws
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["status"],
+        ["history"],
+        ["alerts"],
+        ["borrowers", "list"],
+        ["borrowers", "import", str(DEMO_BORROWERS)],
+        ["db", "upgrade"],
+        ["users", "list"],
+        ["signals", "retry", "qcc"],
+    ],
+    ids=" ".join,
+)
+def test_read_only_commands_need_none_of_the_secrets(secrets_unset: Workspace, command: list[str]):
+    result = secrets_unset.cli(*command)
+    assert result.exit_code == 0, result.output
+    assert "is not set" not in result.output
+
+
+def test_check_needs_the_sources_and_channels_secrets_but_not_the_console_key(
+    secrets_unset: Workspace, monkeypatch: pytest.MonkeyPatch
+):
+    result = secrets_unset.cli("check")
+    assert result.exit_code == 2
+    line = one_line(result.stderr)  # the first problem, then "also key …" for each other one
+    assert str(secrets_unset.config) in line
+    first, _, rest = line.partition("also key")
+    assert first.strip().endswith("key sources.qcc.key: environment variable WT_QCC_KEY is not set")
+    rest = "also key" + rest
+    for key, name in [
+        ("sources.qcc.secret", "WT_QCC_SECRET"),
+        ("notifiers.desk.urls[0]", "WT_DESK_TOKEN"),
+        ("officers.zhang_wei.urls[0]", "WT_SMTP_PASSWORD"),
+    ]:
+        assert f"also key {key}: environment variable {name} is not set" in rest
+    assert "WT_CONSOLE_KEY" not in result.stderr
+
+
+def test_notify_test_needs_the_channels_secrets_only(secrets_unset: Workspace):
+    result = secrets_unset.cli("notify", "test")
+    assert result.exit_code == 2
+    assert "key notifiers.desk.urls[0]: environment variable WT_DESK_TOKEN is not set" in result.stderr
+    assert "WT_QCC_KEY" not in result.stderr and "WT_CONSOLE_KEY" not in result.stderr
+
+
+def test_serve_needs_the_console_key_only(secrets_unset: Workspace):
+    result = secrets_unset.cli("serve")
+    assert result.exit_code == 2
+    assert one_line(result.stderr).endswith(
+        "key console.secret_key: environment variable WT_CONSOLE_KEY is not set"
+    )
+
+
+@pytest.mark.parametrize("enabled", ["true", "false"])
+def test_run_needs_the_console_key_only_with_the_console_enabled(ws: Workspace, enabled: str):
+    """``watcher run`` with every other secret set: it fails at once naming the console key when the
+    console is enabled; when it is not, the config loads (the loader as ``run`` calls it)."""
+    from watcher.cli.base import FETCHING
+    from watcher.errors import ConfigError
+    from watcher.vocabulary import SecretScope
+
+    ws.config.write_text(BASE_CONFIG + SECRETS_ELSEWHERE % enabled, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k not in ("WATCHER_CONFIG", "WT_CONSOLE_KEY")}
+    env |= {name: f"{name.lower()}-value" for name in SECRET_VARIABLES if name != "WT_CONSOLE_KEY"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    if enabled == "true":
+        process = subprocess.run(
+            [sys.executable, "-m", "watcher", "--config", str(ws.config), "run"],
+            env=env,
+            capture_output=True,
+            text=True,
+            encoding="utf-8",
+            timeout=60,
+        )
+        assert process.returncode == 2, process.stderr
+        assert one_line(process.stderr).endswith(
+            "key console.secret_key: environment variable WT_CONSOLE_KEY is not set"
+        )
+        return
+    needs = FETCHING | {SecretScope.CONSOLE_WHEN_ENABLED}
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        patch.delenv("WT_CONSOLE_KEY", raising=False)
+        config = load_config(ws.config, needs)
+        assert config.sources["qcc"].key == "wt_qcc_key-value"
+        with pytest.raises(ConfigError, match="WT_CONSOLE_KEY is not set"):
+            load_config(ws.config, needs | {SecretScope.CONSOLE})
 
 
 # -- 3. borrowers import --------------------------------------------------------------------------

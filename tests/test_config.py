@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tomllib
 from datetime import time, timedelta
 from pathlib import Path
@@ -31,7 +32,7 @@ from watcher.config import (
 )
 from watcher.errors import ConfigError
 from watcher.units import Duration, Rate, RateSpec, format_duration, parse_duration, parse_rate
-from watcher.vocabulary import Language
+from watcher.vocabulary import Language, SecretScope
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -439,16 +440,16 @@ SECRET = "s3cr3t-Value-42"
     ("text", "key"),
     [
         ('[schedule]\ninterval = "${LEAKY}"\n', "schedule.interval"),
-        ('[notifiers.n]\nurls = ["x"]\nmin_severity = "${LEAKY}"\n', "notifiers.n.min_severity"),
+        ('[notifiers.n]\nurls = ["json://h/x"]\nmin_severity = "${LEAKY}"\n', "notifiers.n.min_severity"),
         ('[schedule]\nconcurrency = "${LEAKY}"\n', "schedule.concurrency"),
         ('[watcher]\ntimezone = "${LEAKY}"\n', "watcher.timezone"),
         ('[watcher]\nlanguage = "pre-${LEAKY}-post"\n', "watcher.language"),
         ('[sources.s]\ntype = "${LEAKY}"\n', "sources.s.type"),
         ('[sources.s]\ntype = "testsrc"\nbase_url = "b"\nrate = "${LEAKY}"\n', "sources.s.rate"),
-        ('[notifiers.n]\nurls = ["x"]\nsources = ["${LEAKY}"]\n', "notifiers.n.sources[0]"),
+        ('[notifiers.n]\nurls = ["json://h/x"]\nsources = ["${LEAKY}"]\n', "notifiers.n.sources[0]"),
         ('[database]\nurl = "mysql://u:${LEAKY}@db/w"\n', "database.url"),
         ('[schedule]\nactive_hours = "${LEAKY}"\n', "schedule.active_hours"),
-        ('[notifiers.n]\nurls = ["x"]\ndigest = "${LEAKY}"\n', "notifiers.n.digest"),
+        ('[notifiers.n]\nurls = ["json://h/x"]\ndigest = "${LEAKY}"\n', "notifiers.n.digest"),
     ],
 )
 def test_values_from_the_environment_never_appear_in_errors(
@@ -507,7 +508,7 @@ def test_secret_used_elsewhere_is_scrubbed_from_another_key_error(
         ("[watcher]\nlanguage = 'fr'\n", "watcher.language", "expected 'zh-CN' or 'en', got 'fr'"),
         ("watcher = 5\n", "watcher", "expected a table"),
         (
-            "[notifiers.risk_desk]\nurls = ['x']\nmin_severity = 'urgent'\n",
+            "[notifiers.risk_desk]\nurls = ['json://h/x']\nmin_severity = 'urgent'\n",
             "notifiers.risk_desk.min_severity",
             "expected 'info', 'warning', 'high' or 'critical', got 'urgent'",
         ),
@@ -518,15 +519,23 @@ def test_secret_used_elsewhere_is_scrubbed_from_another_key_error(
             "missing required key",
         ),
         ("[notifiers.risk_desk]\nurls = 'mailto://x'\n", "notifiers.risk_desk.urls", "expected an array"),
-        ("[notifiers.risk_desk]\nurls = ['x', ' ']\n", "notifiers.risk_desk.urls[1]", "must not be empty"),
-        ("[notifiers.risk_desk]\nurls = ['x']\ndigest = '8:30'\n", "notifiers.risk_desk.digest", "HH:MM"),
         (
-            "[notifiers.risk_desk]\nurls = ['x']\nmax_attempts = 0\n",
+            "[notifiers.risk_desk]\nurls = ['json://h/x', ' ']\n",
+            "notifiers.risk_desk.urls[1]",
+            "must not be empty",
+        ),
+        (
+            "[notifiers.risk_desk]\nurls = ['json://h/x']\ndigest = '8:30'\n",
+            "notifiers.risk_desk.digest",
+            "HH:MM",
+        ),
+        (
+            "[notifiers.risk_desk]\nurls = ['json://h/x']\nmax_attempts = 0\n",
             "notifiers.risk_desk.max_attempts",
             "at least 1",
         ),
         (
-            "[notifiers.risk_desk]\nurls = ['x']\nsources = ['nowhere']\n",
+            "[notifiers.risk_desk]\nurls = ['json://h/x']\nsources = ['nowhere']\n",
             "notifiers.risk_desk.sources[0]",
             "no such [sources.<name>] table",
         ),
@@ -678,8 +687,8 @@ def test_example_config_uses_only_known_keys(tmp_path: Path, monkeypatch: pytest
     assert set(example) <= set(Config.model_fields)
     assert set(config.notifiers) == {"risk_desk", "compliance"}
     compliance = example["notifiers"]["compliance"]
-    expected = NotifierConfig.model_validate({**compliance, "urls": ["x"]})
-    assert config.notifiers["compliance"].model_copy(update={"urls": ["x"]}) == expected
+    expected = NotifierConfig.model_validate({**compliance, "urls": ["json://h/x"]})
+    assert config.notifiers["compliance"].model_copy(update={"urls": ["json://h/x"]}) == expected
     assert config.officers["zhang_wei"].name == "张伟"
     assert config.notifiers["risk_desk"].urls[0].startswith("mailtos://alerts:smtp_password-value@")
 
@@ -762,3 +771,166 @@ def test_every_registry_source_has_a_name_in_every_language() -> None:
         assert set(sources.source_class(type_name).display_names) == set(Language), type_name
     for type_name in ("json", "html", "replay"):
         assert not sources.source_class(type_name).display_names, type_name
+
+
+# -- channel URLs are judged when the file is loaded ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "reason"),
+    [
+        (
+            '[notifiers.risk]\nurls = ["jsn://127.0.0.1/hook"]\n',
+            "notifiers.risk.urls[0]",
+            "unknown scheme 'jsn'",
+        ),
+        (
+            '[notifiers.risk]\nurls = ["json://h/x", "dingtlak://token/"]\n',
+            "notifiers.risk.urls[1]",
+            "unknown scheme 'dingtlak'",
+        ),
+        ('[officers.zw]\nname = "张伟"\nurls = ["risk@bank.example"]\n', "officers.zw.urls[0]", "scheme://"),
+        (
+            '[notifiers.risk]\nurls = ["dingtalk://${T}/?at_all=everyone"]\n',
+            "notifiers.risk.urls[0]",
+            "at_all=",
+        ),
+        ('[notifiers.risk]\nurls = ["mailto://127.0.0.1:25"]\n', "notifiers.risk.urls[0]", "mailto://"),
+    ],
+)
+def test_a_url_no_channel_can_send_to_is_a_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, key: str, reason: str
+) -> None:
+    monkeypatch.setenv("T", "4f1c0a9e2b7d4c6f8a0e1b3d5c7f9a2e")
+    error = load_error(tmp_path, text)
+    assert_names(error, tmp_path / "watcher.toml", key)
+    assert reason in error.reason
+    assert "4f1c0a9e2b7d4c6f8a0e1b3d5c7f9a2e" not in str(error)
+
+
+def test_an_unusable_url_error_never_shows_its_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOOK_PASSWORD", "Hunter2-Secret")
+    error = load_error(
+        tmp_path, '[notifiers.n]\nurls = ["json://hookuser:${HOOK_PASSWORD}@[unbalanced/hook"]\n'
+    )
+    assert_names(error, tmp_path / "watcher.toml", "notifiers.n.urls[0]")
+    assert "Hunter2" not in str(error) and "hookuser" not in str(error)
+
+
+def test_every_channel_family_and_apprise_scheme_is_accepted(tmp_path: Path) -> None:
+    urls = [
+        "mailtos://alerts:pw@smtp.bank.example?to=risk@bank.example",
+        "dingtalk://SECabc@0123456789abcdef/?at_all=critical",
+        "wecombot://693a91f6-7e3b-4bc4-97a0-0ec2f1fa5a3e",
+        "feishu://secret@2f8e4c1a-9b3d-4f7e-8a6c-1d5b9e3f7a2c/",
+        "json://127.0.0.1:8080/hook",
+    ]
+    config = load_config(write(tmp_path, f"[notifiers.all]\nurls = {json.dumps(urls)}\n"))
+    assert config.notifiers["all"].urls == urls
+
+
+# -- a secret is required only by the commands that use it ------------------------------------------
+
+UNSET_SECRETS = """
+[sources.s]
+type = "testsrc"
+base_url = "https://registry.example"
+token = "${WT_SOURCE_TOKEN}"
+
+[notifiers.desk]
+urls = ["dingtalk://${WT_DESK_SECRET}@${WT_DESK_TOKEN}/"]
+
+[officers.zw]
+name = "张伟"
+urls = ["mailtos://alerts:${WT_SMTP_PASSWORD}@smtp.bank.example?to=zw@bank.example"]
+
+[console]
+enabled = true
+secret_key = "${WT_CONSOLE_KEY}"
+"""
+
+
+@pytest.fixture
+def unset_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for name in ("WT_SOURCE_TOKEN", "WT_DESK_SECRET", "WT_DESK_TOKEN", "WT_SMTP_PASSWORD", "WT_CONSOLE_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    return write(tmp_path, UNSET_SECRETS)
+
+
+def test_without_needs_every_unset_variable_is_an_error(unset_secrets: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(unset_secrets)
+    for key in ("sources.s.token", "notifiers.desk.urls[0]", "officers.zw.urls[0]", "console.secret_key"):
+        assert f"{key}: environment variable" in str(caught.value) or caught.value.key == key
+
+
+def test_a_command_needing_no_secret_loads_with_every_one_unset(unset_secrets: Path) -> None:
+    config = load_config(unset_secrets, ())
+    assert config.sources["s"].token == "${WT_SOURCE_TOKEN}"  # as written, for no command to use
+    assert config.notifiers["desk"].urls == ["dingtalk://${WT_DESK_SECRET}@${WT_DESK_TOKEN}/"]
+    assert config.officers["zw"].urls[0].startswith("mailtos://alerts:${WT_SMTP_PASSWORD}@")
+    assert config.console.secret_key is not None
+    assert config.console.secret_key.get_secret_value() == "${WT_CONSOLE_KEY}"
+
+
+@pytest.mark.parametrize(
+    ("needs", "key", "variable"),
+    [
+        ({SecretScope.SOURCES}, "sources.s.token", "WT_SOURCE_TOKEN"),
+        ({SecretScope.CHANNELS}, "notifiers.desk.urls[0]", "WT_DESK_SECRET"),
+        ({SecretScope.CONSOLE}, "console.secret_key", "WT_CONSOLE_KEY"),
+        ({SecretScope.CONSOLE_WHEN_ENABLED}, "console.secret_key", "WT_CONSOLE_KEY"),
+    ],
+)
+def test_a_needed_scope_still_fails_naming_the_key_and_the_variable(
+    unset_secrets: Path, needs: set[SecretScope], key: str, variable: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(unset_secrets, needs)
+    assert_names(caught.value, unset_secrets, key)
+    assert f"environment variable {variable} is not set" in str(caught.value).splitlines()[0]
+
+
+def test_the_channels_scope_covers_officers_urls_but_not_their_names(
+    unset_secrets: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("WT_DESK_SECRET", "WT_DESK_TOKEN"):
+        monkeypatch.setenv(name, "abc123def456")
+    with pytest.raises(ConfigError) as caught:
+        load_config(unset_secrets, {SecretScope.CHANNELS})
+    assert_names(caught.value, unset_secrets, "officers.zw.urls[0]")
+    named = unset_secrets.read_text(encoding="utf-8").replace('name = "张伟"', 'name = "${WT_NAME_UNSET}"')
+    with pytest.raises(ConfigError, match="WT_NAME_UNSET is not set"):
+        load_config(write(unset_secrets.parent, named, "named.toml"), ())
+
+
+def test_the_console_key_is_needed_when_enabled_only(unset_secrets: Path) -> None:
+    disabled = unset_secrets.read_text(encoding="utf-8").replace("enabled = true", "enabled = false")
+    path = write(unset_secrets.parent, disabled, "disabled.toml")
+    assert not load_config(path, {SecretScope.CONSOLE_WHEN_ENABLED}).console.enabled
+    with pytest.raises(ConfigError, match="WT_CONSOLE_KEY is not set"):
+        load_config(path, {SecretScope.CONSOLE})
+
+
+def test_an_unset_url_still_has_its_scheme_judged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WT_TOKEN", raising=False)
+    path = write(tmp_path, '[notifiers.desk]\nurls = ["jsn://${WT_TOKEN}@127.0.0.1/hook"]\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, ())
+    assert_names(caught.value, path, "notifiers.desk.urls[0]")
+    assert "unknown scheme 'jsn'" in caught.value.reason
+
+
+def test_a_deferred_value_invalid_as_written_fails_for_its_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A value the placeholder cannot stand in for (a CA bundle to load) is reported as the unset
+    variable it is, not as a file named ``${…}``."""
+    monkeypatch.delenv("WT_CA_FILE", raising=False)
+    path = write(tmp_path, '[sources.s]\ntype = "brreg"\nca_bundle = "${WT_CA_FILE}"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, ())
+    assert_names(caught.value, path, "sources.s.ca_bundle")
+    assert caught.value.reason == "environment variable WT_CA_FILE is not set"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import signal
 import subprocess
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from sqlmodel import select
 from typer.testing import CliRunner
 
 from tests.deployment import (
@@ -35,9 +37,10 @@ from tests.deployment import (
     toml_strings,
 )
 from watcher.cli import app
+from watcher.daemon import Daemon
 from watcher.dispatch import Dispatcher, DispatchReport
 from watcher.importer import BorrowerRow
-from watcher.models import Delivery, utcnow
+from watcher.models import ChangeEvent, Delivery, utcnow
 
 if TYPE_CHECKING:
     from tests.receivers import ChatReceiver, SmtpReceiver
@@ -158,6 +161,11 @@ def test_each_matching_target_gets_a_row_per_url_and_one_message_in_its_language
     ops_mail = smtp.texts(OPS_MAIL)
     assert [arrivals(ops_mail, b) for b in ("b-lanchao", "b-fjordlys", "b-hardanger")] == [1, 1, 0]
     assert (len(ding.accepted), len(feishu.accepted), len(wecom.accepted), len(smtp.mails)) == (1, 1, 3, 3)
+    # Each channel shows the alert's severity in its own terms: the card's colour, the mail's importance.
+    assert feishu.accepted[0].payload["card"]["header"]["template"] == "orange"
+    importance = {(m.recipients, m.message["Importance"]) for m in smtp.mails if "b-lanchao" in m.subject}
+    assert importance == {((RISK_MAIL,), "high"), ((OPS_MAIL,), "high")}
+    assert {m.message["Importance"] for m in smtp.mails if "b-fjordlys" in m.subject} == {None}
 
     # Nothing is due any more: a later pass sends nothing twice.
     assert world.dispatch(SOON + timedelta(days=1)) == DispatchReport()
@@ -606,3 +614,62 @@ def test_check_no_notify_stores_alerts_and_the_next_check_sends_them(channels, d
         assert arrivals(wecom.texts(), borrower) == 1 and arrivals(smtp.texts(), borrower) == 1
     summary = world.summary(utcnow())
     assert (summary.deliveries_pending, summary.deliveries_retrying, summary.deliveries_dead) == (0, 0, 0)
+
+
+# -- 8. what the daemon's log says -------------------------------------------------------------------
+
+
+def test_the_daemon_log_names_each_alert_and_each_failed_delivery(channels, deploy, caplog):
+    """One line per alert raised (id, borrower, categories, severity) and one per failed delivery
+    (target, masked channel, attempt, reason), besides the summary line; no token or secret."""
+    ding, wecom = channels.ding, channels.wecom
+    world = deploy(
+        officer("张伟", [ding.dingtalk_url(DING_TOKEN, DING_SECRET)])
+        + notifier("norway_only", [wecom.wecom_url(WECOM_KEY)], sources=["no"])
+    )
+    world.add(*ALL_BORROWERS)
+    world.stage(0)
+    world.check(BASELINE_AT)
+    world.stage(1)
+    ding.reject_with(310000, "keywords not in content")
+    caplog.set_level(logging.INFO, logger="watcher")
+
+    async def one_sweep() -> None:
+        daemon = Daemon(world.store, world.config, instance="log-test")
+        try:
+            await daemon._sweep()
+            while daemon._busy:  # the delivery the sweep started
+                await asyncio.gather(*list(daemon._busy))
+        finally:
+            await daemon.checker.aclose()
+            daemon.dispatcher.close()
+
+    asyncio.run(one_sweep())
+
+    lines = [record.getMessage() for record in caplog.records]
+    assert "checked 3 borrower(s): 0 failed, 3 alert(s)" in lines
+    alerts = world.alerts()
+    with world.store.session() as session:
+        events = session.exec(select(ChangeEvent.alert_id, ChangeEvent.category)).all()
+    categories = {
+        borrower_id: sorted({category for alert_id, category in events if alert_id == alert.id})
+        for borrower_id, alert in alerts.items()
+    }
+    for row in ALL_BORROWERS:
+        alert = alerts[row.id]
+        expected = (
+            f"alert #{alert.id} raised: borrower {row.id} ({row.name}), change, "
+            f"severity {alert.severity}, categories {', '.join(categories[row.id])}"
+        )
+        assert expected in lines
+    assert "legal_representative" in categories["b-lanchao"]
+
+    lanchao = alerts["b-lanchao"].id
+    failures = [line for line in lines if line.startswith("delivery of alert")]
+    assert failures == [
+        f"delivery of alert #{lanchao} to officer:zhang_wei via dingtalk://…{DING_TOKEN[-4:]} failed "
+        "(attempt 1 of 8): errcode 310000: keywords not in content"
+    ], failures
+    assert "deliveries: 2 sent, 1 failed (will retry), 0 dead" in lines
+    for secret in (DING_TOKEN, DING_SECRET, WECOM_KEY):
+        assert secret not in caplog.text

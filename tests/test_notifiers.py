@@ -300,11 +300,11 @@ async def test_wecom_long_alert_with_long_title_stays_within_4096_bytes(loopback
     rendered = render_alert(view, "zh-CN", sender.body_format, sender.limits)
     assert len(rendered.title.encode()) > 700
 
-    assert (await sender.send(rendered.title, rendered.body)).ok
+    assert (await sender.send(rendered.title, rendered.body, view.severity)).ok
 
     content = loopback.requests[0].json()["markdown"]["content"]
     assert len(content.encode("utf-8")) <= 4096
-    assert content.startswith("**【高风险】杭州澜潮智能装备")
+    assert content.startswith('<font color="warning">**【高风险】杭州澜潮智能装备')
     assert rendered.body in content, "the body was fitted by the renderer; only the title may be cut"
     assert "另有" in content and "watcher history --borrower cn-lanchao" in content
 
@@ -554,3 +554,100 @@ async def test_email_to_a_closed_smtp_port_is_a_failure_with_a_reason() -> None:
     result = await sender.send("【警示】测试", "<p>正文</p>")
     assert not result.ok
     assert "connection" in result.detail.lower() and "127.0.0.1" in result.detail
+
+
+# -- severity in each channel's own terms --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("severity", "notify_type"),
+    [
+        (Severity.INFO, "info"),
+        (Severity.WARNING, "warning"),
+        (Severity.HIGH, "failure"),
+        (Severity.CRITICAL, "failure"),
+    ],
+)
+async def test_json_payload_type_follows_the_severity(
+    loopback: Loopback, severity: Severity, notify_type: str
+) -> None:
+    loopback.answer = Answer(status=200, body=b"{}")
+    sender = sender_for(f"json://127.0.0.1:{loopback.port}/hook")
+    assert (await sender.send("【严重】测试", "正文", severity)).ok
+    assert loopback.requests[-1].json()["type"] == notify_type
+
+
+@pytest.mark.parametrize(
+    ("severity", "template"),
+    [
+        (Severity.INFO, "blue"),
+        (Severity.WARNING, "yellow"),
+        (Severity.HIGH, "orange"),
+        (Severity.CRITICAL, "red"),
+    ],
+)
+async def test_feishu_card_header_colour_follows_the_severity(
+    loopback: Loopback, severity: Severity, template: str
+) -> None:
+    loopback.answer_json({"code": 0, "msg": "success"})
+    sender = sender_for(f"feishu://{FEISHU_TOKEN}/?api={loopback.url('/hook')}")
+    assert (await sender.send("title", "body", severity)).ok
+    assert loopback.requests[-1].json()["card"]["header"]["template"] == template
+
+
+@pytest.mark.parametrize(
+    ("severity", "opening"),
+    [
+        (Severity.INFO, '<font color="comment">**'),
+        (Severity.WARNING, "**"),
+        (Severity.HIGH, '<font color="warning">**'),
+        (Severity.CRITICAL, '<font color="warning">**'),
+    ],
+)
+async def test_wecom_title_colour_follows_the_severity(
+    loopback: Loopback, severity: Severity, opening: str
+) -> None:
+    sender = sender_for(wecom_url(loopback))
+    assert (await sender.send("【严重】标题", "正文", severity)).ok
+    content = loopback.requests[-1].json()["markdown"]["content"]
+    assert content.startswith(f"{opening}【严重】标题**")
+    assert content.endswith("\n正文")
+    assert ("</font>" in content) is (severity is not Severity.WARNING)
+
+
+@pytest.mark.parametrize(
+    ("severity", "mentions_everyone"),
+    [(Severity.WARNING, False), (Severity.HIGH, True), (Severity.CRITICAL, True)],
+)
+async def test_dingtalk_at_all_from_the_configured_severity(
+    loopback: Loopback, severity: Severity, mentions_everyone: bool
+) -> None:
+    sender = sender_for(dingtalk_url(loopback, secret=None) + "&at_all=high")
+    assert (await sender.send("【严重】标题", "正文", severity)).ok
+    payload = loopback.requests[-1].json()
+    assert payload.get("at", {}).get("isAtAll", False) is mentions_everyone
+
+
+async def test_dingtalk_without_at_all_never_mentions_everyone(loopback: Loopback) -> None:
+    assert (await sender_for(dingtalk_url(loopback)).send("【严重】标题", "正文", Severity.CRITICAL)).ok
+    assert "at" not in loopback.requests[-1].json()
+
+
+def test_dingtalk_at_all_must_name_a_severity() -> None:
+    with pytest.raises(ValueError, match="at_all= must be one of info, warning, high, critical"):
+        sender_for(f"dingtalk://{DINGTALK_TOKEN}/?at_all=everyone")
+
+
+@pytest.mark.parametrize(
+    ("severity", "urgent"),
+    [(Severity.INFO, False), (Severity.WARNING, False), (Severity.HIGH, True), (Severity.CRITICAL, True)],
+)
+async def test_email_importance_follows_the_severity(
+    smtp_server: tuple[_Mailbox, int], severity: Severity, urgent: bool
+) -> None:
+    mailbox, port = smtp_server
+    sender = sender_for(f"mailto://127.0.0.1:{port}?from=alerts@bank.example&to=officer@bank.example")
+    assert (await sender.send("【严重】测试", "<p>正文</p>", severity)).ok
+    (raw,) = mailbox.messages
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    assert (message["Importance"], message["X-Priority"]) == (("high", "1") if urgent else (None, None))

@@ -23,20 +23,21 @@ import os
 import signal
 import socket
 from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from pathlib import Path
 from time import monotonic
 from typing import TYPE_CHECKING, TextIO
 
 from sqlalchemy import text
-from sqlmodel import select
+from sqlmodel import col, select
 
 from watcher import __version__, sdnotify
 from watcher.config import Config
 from watcher.dispatch import Dispatcher
 from watcher.health import Liveness, is_forgotten, is_silent, read_health, scheduler_state
 from watcher.metrics import DaemonMetrics
-from watcher.models import Borrower, Instance, utcnow
+from watcher.models import Alert, Borrower, ChangeEvent, Instance, utcnow
 from watcher.monitoring import GapReport, scan_monitoring_gaps
 from watcher.pipeline import Checker, CheckOutcome
 from watcher.store import (
@@ -57,6 +58,54 @@ log = logging.getLogger("watcher.daemon")
 
 HOUSEKEEPING_EVERY = timedelta(hours=1)
 PING_TIMEOUT = 3.0  # seconds /healthz waits for the database
+
+
+@dataclass(frozen=True, slots=True)
+class RaisedAlert:
+    """What the log says of one alert a check raised: enough to find it without the database."""
+
+    alert_id: int
+    borrower_id: str
+    borrower_name: str
+    kind: str
+    severity: str
+    categories: tuple[str, ...]
+
+    def line(self) -> str:
+        categories = ", ".join(self.categories) or "none"
+        name = " ".join(self.borrower_name.split())  # a line break in a name must not forge a log line
+        return (
+            f"alert #{self.alert_id} raised: borrower {self.borrower_id} ({name}), {self.kind}, "
+            f"severity {self.severity}, categories {categories}"
+        )
+
+
+def raised_alerts(store: Store, alert_ids: Sequence[int]) -> list[RaisedAlert]:
+    """The alerts of a batch of checks, with their borrowers' names and their change categories."""
+    with store.session() as session:
+        rows = session.exec(
+            select(Alert, Borrower)
+            .join(Borrower, col(Borrower.id) == col(Alert.borrower_id))
+            .where(col(Alert.id).in_(alert_ids))
+            .order_by(col(Alert.id))
+        ).all()
+        categories: dict[int, set[str]] = {}
+        for alert_id, category in session.exec(
+            select(ChangeEvent.alert_id, ChangeEvent.category).where(col(ChangeEvent.alert_id).in_(alert_ids))
+        ):
+            if alert_id is not None:
+                categories.setdefault(alert_id, set()).add(category)
+    return [
+        RaisedAlert(
+            alert_id=alert.id or 0,
+            borrower_id=borrower.id,
+            borrower_name=borrower.name,
+            kind=alert.kind,
+            severity=alert.severity,
+            categories=tuple(sorted(categories.get(alert.id or 0, ()))),
+        )
+        for alert, borrower in rows
+    ]
 
 
 class InstanceLockError(Exception):
@@ -171,7 +220,7 @@ class Daemon:
                 break
             outcomes = await self._check(claimed)
             if outcomes:
-                self._report(outcomes)
+                await self._report(outcomes)
         if self.stopping.is_set():
             return  # cut short: not a completed sweep; the final heartbeat records the stop
         await self._raise_monitoring_gaps()
@@ -180,16 +229,24 @@ class Daemon:
         self.metrics.swept(utcnow())
         sdnotify.notify(f"STATUS=running: {self.checked} checks, last sweep {utcnow():%H:%M:%S} UTC")
 
-    def _report(self, outcomes: Sequence[CheckOutcome]) -> None:
-        """Log a batch's outcomes, and start delivering at once when it raised alerts."""
+    async def _report(self, outcomes: Sequence[CheckOutcome]) -> None:
+        """Log a batch's outcomes, one line per alert raised, and start delivering at once when any was."""
         self.checked += len(outcomes)
         failed = [o for o in outcomes if not o.ok]
-        alerts = [o for o in outcomes if o.alert_id is not None]
-        log.info("checked %d borrower(s): %d failed, %d alert(s)", len(outcomes), len(failed), len(alerts))
+        alert_ids = [o.alert_id for o in outcomes if o.alert_id is not None]
+        log.info("checked %d borrower(s): %d failed, %d alert(s)", len(outcomes), len(failed), len(alert_ids))
         for outcome in failed:
             log.warning("check of %s failed (%s): %s", outcome.borrower_id, outcome.error_kind, outcome.error)
-        if alerts:
-            self._start("dispatch", self._dispatch)
+        if not alert_ids:
+            return
+        try:
+            for alert in await asyncio.to_thread(raised_alerts, self.store, alert_ids):
+                log.info("%s", alert.line())
+        except Exception as error:  # the alerts are stored; a failed look-up must not stop their delivery
+            log.warning(
+                "alert(s) %s raised; reading them for the log failed: %s", alert_ids, type(error).__name__
+            )
+        self._start("dispatch", self._dispatch)
 
     async def _raise_monitoring_gaps(self) -> None:
         gaps = await asyncio.to_thread(self._scan_gaps)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, TypeVar, TypeVarTuple
 
 from sqlmodel import Session, col, select, update
 
+from notifiers.base import masked, without_secrets
 from watcher.alerts import alert_view
 from watcher.config import Config
 from watcher.models import Delivery, utcnow
@@ -37,7 +38,7 @@ from watcher.routing import (
     url_fingerprint,
 )
 from watcher.store import SYSTEM_ACTOR, Store, audit, stored_id
-from watcher.vocabulary import AuditAction, DeliveryStatus
+from watcher.vocabulary import AuditAction, DeliveryStatus, Severity
 
 if TYPE_CHECKING:
     from notifiers.base import Sender
@@ -74,6 +75,11 @@ class _Work:
     views: tuple[AlertView, ...]
     digest: bool
     lease_until: datetime
+
+    @property
+    def severity(self) -> Severity:
+        """The alert's severity; a digest's is its most severe alert's."""
+        return max(view.severity for view in self.views)
 
 
 def backoff(attempts: int) -> timedelta:
@@ -251,17 +257,33 @@ class Dispatcher:
                 sender = self._sender(url)
             except ValueError as error:
                 problems.append(str(error))
+                self._log_failure(item, masked(url), str(error), url)
                 continue
             try:
                 rendered = self._render(item, sender)
-                result = await sender.send(rendered.title, rendered.body)
+                result = await sender.send(rendered.title, rendered.body, item.severity)
             except Exception as error:  # a channel's bug must not stop the other rows
-                log.warning("sending to %s failed: %s", sender.safe_name, type(error).__name__)
                 problems.append(f"{sender.safe_name}: {type(error).__name__}")
+                self._log_failure(item, sender.safe_name, f"{type(error).__name__} while sending", url)
                 continue
             if not result.ok:
                 problems.append(f"{sender.safe_name}: {result.detail}")
+                self._log_failure(item, sender.safe_name, result.detail, url)
         return not problems, "; ".join(problems)[:2000], False
+
+    def _log_failure(self, item: _Work, channel: str, reason: str, url: str) -> None:
+        """One line per failed send: which alert(s), which target and channel (masked), which attempt, why."""
+        alerts = ", ".join(f"#{view.alert_id}" for view in item.views)
+        attempt = item.attempts + 1
+        log.warning(
+            "delivery of alert %s to %s via %s failed (attempt %d of %d): %s",
+            alerts,
+            item.target,
+            channel,
+            attempt,
+            target_max_attempts(self.config, item.target),
+            without_secrets(reason, url) or "no reason given",
+        )
 
     # -- recording -----------------------------------------------------------------------------------
 

@@ -144,3 +144,17 @@ class ErrorKind(StrEnum):
     STORAGE = "storage"
     UNKNOWN = "unknown"
     """Only in a gap alert's detail: a failing borrower whose failure was stored without a kind."""
+
+
+class SecretScope(StrEnum):
+    """Parts of the config file whose ``${ENV}`` values only some commands use; never stored.
+
+    A command names the scopes it needs; a variable unset in a scope it does not need is no error
+    (``watcher status`` runs without the registry keys). ``console_when_enabled`` is the console's
+    scope when ``[console] enabled = true`` (``watcher run``), ``console`` whatever it says (``serve``).
+    """
+
+    SOURCES = "sources"  # [sources.*]: the registries' keys
+    CHANNELS = "channels"  # [notifiers.*] and [officers.*] urls: webhook tokens, mail passwords
+    CONSOLE = "console"  # [console]: the cookie-signing key
+    CONSOLE_WHEN_ENABLED = "console_when_enabled"

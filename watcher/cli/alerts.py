@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from watcher import output
-from watcher.cli.base import HELP_MARKUP, fail, load, with_store
+from watcher.cli.base import HELP_MARKUP, NO_SECRETS, fail, load, with_store
 from watcher.output import echo, when
 from watcher.vocabulary import AlertStatus, AlertStatusFilter, Language
 
@@ -32,7 +32,7 @@ def alerts_list(
         return
     from watcher.alerts import list_alerts
 
-    with with_store(load()) as store, store.session() as session:
+    with with_store(load(NO_SECRETS)) as store, store.session() as session:
         rows = list_alerts(session, status=status.status)
     table = output.table(
         "id", "created", "severity", "status", "kind", "borrower", "source", "handled by", "note"
@@ -65,7 +65,7 @@ def alerts_show(
     from watcher.alerts import alert_view
     from watcher.render import render_alert
 
-    config = load()
+    config = load(NO_SECRETS)
     with with_store(config) as store, store.session() as session:
         try:
             view = alert_view(session, alert_id, window_days=config.rules.window.days)
@@ -88,7 +88,7 @@ def _lifecycle(step: Callable[..., Alert], alert_id: int, by: str, note: str | N
 
     if not by.strip():
         raise fail("--by must name who handles the alert")
-    with with_store(load()) as store:
+    with with_store(load(NO_SECRETS)) as store:
         try:
             with store.transaction() as session:
                 alert = step(session, alert_id, by=by.strip(), note=note, at=utcnow())

@@ -8,7 +8,7 @@ modules are imported inside the functions so that start-up stays quick.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from watcher.output import echo
+from watcher.vocabulary import SecretScope
 
 if TYPE_CHECKING:
     from watcher.config import Config
@@ -60,14 +61,24 @@ def main_options(
     state.config_path = config
 
 
-def load() -> Config:
-    """The configuration ``--config`` names; any problem in it is one line and exit 2."""
+NO_SECRETS: frozenset[SecretScope] = frozenset()
+"""What read-only commands need of the ``${ENV}`` secrets: none (the database URL's aside)."""
+FETCHING = frozenset({SecretScope.SOURCES, SecretScope.CHANNELS})
+"""Commands that check borrowers: the registries' keys and the channels they deliver alerts to."""
+
+
+def load(needs: Collection[SecretScope] = frozenset(SecretScope)) -> Config:
+    """The configuration ``--config`` names; any problem in it is one line and exit 2.
+
+    ``needs``: the scopes whose ``${ENV}`` the command uses (default: all); a variable unset in
+    another scope is no error, so ``watcher status`` runs without the registry keys.
+    """
     from watcher.config import load_config, resolve_config_path
     from watcher.errors import ConfigError
 
     path = resolve_config_path(state.config_path)
     try:
-        return load_config(path)
+        return load_config(path, needs)
     except ConfigError as error:
         raise fail(str(error)) from None
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from watcher import output
-from watcher.cli.base import CLI_ACTOR, HELP_MARKUP, fail, load, with_store
+from watcher.cli.base import CLI_ACTOR, HELP_MARKUP, NO_SECRETS, fail, load, with_store
 from watcher.output import echo, when
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ def borrowers_import(
     )
     from watcher.pipeline import build_sources
 
-    config = load()
+    config = load(NO_SECRETS)
     sources = build_sources(config)
     try:
         parsed = parse_borrowers_file(file, sources=sources, officers=list(config.officers))
@@ -95,7 +95,7 @@ def borrowers_list(
         raise fail(
             "--format xlsx writes a binary workbook: name a file with --output FILE or redirect stdout"
         )
-    with with_store(load()) as store, store.session() as session:
+    with with_store(load(NO_SECRETS)) as store, store.session() as session:
         rows = borrowers(session)
     if output_format in FILE_FORMATS:
         _write_borrowers_file(rows, output_format, output_file)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from watcher import output
-from watcher.cli.base import fail, instance_name, load, with_store
+from watcher.cli.base import FETCHING, fail, instance_name, load, with_store
 from watcher.output import echo
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ def check(
     """Check borrowers now: fetch, diff, store, alert; exit 1 when any check failed."""
     import asyncio
 
-    config = load()
+    config = load(FETCHING)
     with with_store(config) as store:
         selected = _selected(store, borrower)
         if not selected:

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from watcher import output
-from watcher.cli.base import CLI_ACTOR, HELP_MARKUP, ListFormat, fail, load, with_store
+from watcher.cli.base import CLI_ACTOR, HELP_MARKUP, NO_SECRETS, ListFormat, fail, load, with_store
 from watcher.output import echo, when
-from watcher.vocabulary import Language
+from watcher.vocabulary import Language, SecretScope
 
 if TYPE_CHECKING:
     from watcher.config import Config
@@ -36,7 +36,7 @@ def serve(
     from watcher.console.app import ConsoleStartError, serve_console
     from watcher.logs import configure
 
-    config = load()
+    config = load({SecretScope.CONSOLE})
     _check_servable(config, port)
     configure(fmt=config.logging.format, level=config.logging.level)
     with with_store(config) as store:
@@ -87,7 +87,7 @@ def users_add(
     """Add a console user; the password is asked for (or read from stdin), never given as an argument."""
     from watcher.console.auth import UserError, create_user
 
-    config = load()
+    config = load(NO_SECRETS)
     if officer is not None and officer not in config.officers:
         known = ", ".join(sorted(config.officers)) or "none configured"
         raise fail(f"--officer {officer!r}: no such [officers.<id>] in the config (known: {known})")
@@ -135,7 +135,7 @@ def users_list(
     from watcher.console.auth import list_users, session_counts
     from watcher.models import utcnow
 
-    with with_store(load()) as store, store.session() as session:
+    with with_store(load(NO_SECRETS)) as store, store.session() as session:
         people = list_users(session)
         sessions = session_counts(session, now=utcnow())
     rows = [_user_json(user, sessions.get(user.id, 0) if user.id is not None else 0) for user in people]
@@ -172,7 +172,7 @@ def _user_json(user: User, sessions: int) -> dict[str, Any]:
 def _set_active(username: str, active: bool) -> None:
     from watcher.console.auth import UserError, set_active
 
-    with with_store(load()) as store:
+    with with_store(load(NO_SECRETS)) as store:
         try:
             with store.transaction() as session:
                 _user, ended = set_active(session, username, active=active, actor=CLI_ACTOR)
@@ -206,7 +206,7 @@ def users_passwd(
     """Set a user's password; the password is asked for (or read from stdin), and every session ends."""
     from watcher.console.auth import UserError, set_password
 
-    config = load()
+    config = load(NO_SECRETS)
     password = _read_new_password(password_stdin)
     with with_store(config) as store:
         try:

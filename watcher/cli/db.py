@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from watcher.cli.base import HELP_MARKUP, database_errors, load, with_store
+from watcher.cli.base import HELP_MARKUP, NO_SECRETS, database_errors, load, with_store
 from watcher.output import echo
 
 group = typer.Typer(help="Database maintenance.", no_args_is_help=True, rich_markup_mode=HELP_MARKUP)
@@ -13,7 +13,7 @@ group = typer.Typer(help="Database maintenance.", no_args_is_help=True, rich_mar
 @group.command("upgrade")
 def db_upgrade() -> None:
     """Create or upgrade the database schema (history is never dropped)."""
-    config = load()
+    config = load(NO_SECRETS)
     with with_store(config, ensure_schema=False) as store, database_errors(config.database.url, code=2):
         before, after = store.upgrade()
     if before == after:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from watcher.cli.base import fail, load, with_store
+from watcher.cli.base import NO_SECRETS, fail, load, with_store
 from watcher.output import HistoryFormat, print_history
 
 
@@ -28,7 +28,7 @@ def history(
 
     since_at = _since(since) if since else None
     _check_categories(category or ())
-    with with_store(load()) as store, store.session() as session:
+    with with_store(load(NO_SECRETS)) as store, store.session() as session:
         rows = query_history(session, borrower_ids=borrower or (), since=since_at, categories=category or ())
     print_history(rows, output_format)
 

@@ -8,6 +8,7 @@ import typer
 
 from watcher.cli.base import HELP_MARKUP, fail, load
 from watcher.output import echo
+from watcher.vocabulary import SecretScope
 
 if TYPE_CHECKING:
     from watcher.config import Config
@@ -26,7 +27,7 @@ def notify_test(
 
     from watcher.notify_test import run_notify_test
 
-    config = load()
+    config = load({SecretScope.CHANNELS})
     targets = _targets(config, notifier)
     results = asyncio.run(run_notify_test(config, targets))
     for result in results:

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from watcher.cli.base import database_errors, fail, instance_name, load, safe_url, with_store
+from watcher.cli.base import FETCHING, database_errors, fail, instance_name, load, safe_url, with_store
+from watcher.vocabulary import SecretScope
 
 if TYPE_CHECKING:
     from watcher.config import Config
@@ -21,7 +22,7 @@ def run() -> None:
     from watcher.daemon import Daemon
     from watcher.logs import configure
 
-    config = load()
+    config = load(FETCHING | {SecretScope.CONSOLE_WHEN_ENABLED})
     configure(fmt=config.logging.format, level=config.logging.level)
     with database_errors(config.database.url), _instance_lock(config), with_store(config) as store:
         code = asyncio.run(Daemon(store, config, instance=instance_name(config)).run())

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from watcher.cli.base import HELP_MARKUP, fail, load, with_store
+from watcher.cli.base import HELP_MARKUP, NO_SECRETS, fail, load, with_store
 from watcher.output import echo
 from watcher.record import Signal
 
@@ -31,7 +31,7 @@ def signals_retry(
     from watcher.models import utcnow  # the database layer loads only for commands that use it
     from watcher.store import retry_unavailable_signals
 
-    config = load()
+    config = load(NO_SECRETS)
     if source not in config.sources:
         configured = ", ".join(sorted(config.sources)) or "none"
         raise fail(f"unknown source {source!r} (configured: {configured})", code=2)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from watcher import output
-from watcher.cli.base import ListFormat, load, with_store
+from watcher.cli.base import NO_SECRETS, ListFormat, load, with_store
 from watcher.output import echo, when
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ def status(
     """
     from watcher.health import read_health
 
-    config = load()
+    config = load(NO_SECRETS)
     with with_store(config) as store, store.session() as session:
         report = read_health(session, config)
     if output_format is ListFormat.json:

@@ -1,15 +1,20 @@
 """``${NAME}`` in config values, replaced from the environment, and kept out of every error message.
 
 Values that came from the environment are secrets (keys, passwords, webhook tokens): a reason quotes
-the ``${NAME}`` the file says, never the text it stood for.
+the ``${NAME}`` the file says, never the text it stood for. A variable is required only where the
+command uses it: in a :class:`~watcher.vocabulary.SecretScope` the command does not need, a value
+naming an unset variable is *deferred*: kept as written, its ``${NAME}`` unreplaced.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from watcher.vocabulary import SecretScope
 
 Loc = tuple[str | int, ...]
 """Where a value sits in the file: table names, keys and array indexes from the top."""
@@ -19,10 +24,14 @@ _REFERENCE = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$\{")
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    """One thing wrong with the file: where (``loc``) and the reason an operator reads."""
+    """One thing wrong with the file: where (``loc``) and the reason an operator reads.
+
+    ``kind`` is the validator's error kind, when a validator found it.
+    """
 
     loc: Loc
     reason: str
+    kind: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +42,47 @@ class Substitution:
     original: str
     value: str
     variables: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Deferred:
+    """A value of a scope the command does not need that names unset variables: kept as written."""
+
+    loc: Loc
+    original: str
+    variables: tuple[str, ...]
+
+
+DEFERRED_CONTEXT = "watcher_deferred_values"
+"""Validation context key: the deferred values as written, which validators of secrets let pass."""
+
+_SCOPED = (SecretScope.SOURCES, SecretScope.CHANNELS, SecretScope.CONSOLE)
+
+
+def secret_scope(loc: Loc) -> SecretScope | None:
+    """The scope a value belongs to; None for values every command needs (the database URL)."""
+    top = loc[0] if loc else None
+    if top == "sources":
+        return SecretScope.SOURCES
+    if top == "notifiers" or (top == "officers" and len(loc) > 2 and loc[2] == "urls"):
+        return SecretScope.CHANNELS
+    if top == "console":
+        return SecretScope.CONSOLE
+    return None
+
+
+def unneeded_scopes(raw: Mapping[str, Any], needs: Collection[SecretScope]) -> frozenset[SecretScope]:
+    """The scopes whose unset variables may be deferred: those the command does not need.
+
+    ``console_when_enabled`` needs the console's scope when the file enables it (or leaves that to
+    a ``${…}``, which cannot be judged before substitution).
+    """
+    needed = set(needs)
+    console = raw.get("console")
+    enabled = console.get("enabled", False) if isinstance(console, dict) else False
+    if SecretScope.CONSOLE_WHEN_ENABLED in needed and (enabled is True or isinstance(enabled, str)):
+        needed.add(SecretScope.CONSOLE)
+    return frozenset(scope for scope in _SCOPED if scope not in needed)
 
 
 def _related(a: Loc, b: Loc) -> bool:
@@ -89,15 +139,26 @@ class Substituted:
     data: Any = None
     substitutions: list[Substitution] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    deferred: list[Deferred] = field(default_factory=list)
+    deferrable: frozenset[SecretScope] = frozenset()
+
+    def deferred_at(self, loc: Loc) -> Deferred | None:
+        """The deferred value at ``loc`` or above it (a problem of a table names the table)."""
+        return next((item for item in self.deferred if loc[: len(item.loc)] == item.loc), None)
 
     @property
     def redactor(self) -> Redactor:
         return Redactor(self.substitutions)
 
 
-def substitute_environment(raw: dict[str, Any]) -> Substituted:
-    """``raw`` with ``${NAME}`` replaced from the environment throughout; only values, never keys."""
-    result = Substituted()
+def substitute_environment(
+    raw: dict[str, Any], deferrable: frozenset[SecretScope] = frozenset()
+) -> Substituted:
+    """``raw`` with ``${NAME}`` replaced from the environment throughout; only values, never keys.
+
+    An unset variable is a problem, except in the ``deferrable`` scopes: there its value is deferred.
+    """
+    result = Substituted(deferrable=deferrable)
     result.data = _substitute(raw, (), result)
     return result
 
@@ -110,6 +171,8 @@ def _substitute(value: Any, loc: Loc, result: Substituted) -> Any:
     if not isinstance(value, str) or "${" not in value:
         return value
     used: dict[str, str] = {}
+    unset: list[str] = []
+    deferrable = secret_scope(loc) in result.deferrable
 
     def replace(match: re.Match[str]) -> str:
         if match[0] == "$${":
@@ -119,12 +182,18 @@ def _substitute(value: Any, loc: Loc, result: Substituted) -> Any:
             result.problems.append(Problem(loc, "malformed ${...}; write ${NAME}, or $${ for a literal ${"))
             return match[0]
         if name not in os.environ:
-            result.problems.append(Problem(loc, f"environment variable {name} is not set"))
+            if deferrable:
+                unset.append(name)
+            else:
+                result.problems.append(Problem(loc, f"environment variable {name} is not set"))
             return match[0]
         used[name] = os.environ[name]
         return used[name]
 
     replaced = _REFERENCE.sub(replace, value)
+    if unset:  # kept as written: no part of it, set or not, is taken from the environment
+        result.deferred.append(Deferred(loc, value, tuple(dict.fromkeys(unset))))
+        return value
     if used:
         result.substitutions.append(Substitution(loc, value, replaced, tuple(used.items())))
     return replaced

@@ -9,16 +9,26 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from sources.base import BASE_DIR_CONTEXT
-from watcher.config.environment import Problem, substitute_environment
+from watcher.config.environment import (
+    DEFERRED_CONTEXT,
+    Problem,
+    Substituted,
+    substitute_environment,
+    unneeded_scopes,
+)
 from watcher.config.problems import config_error, problems_from
-from watcher.config.schema import Config, DatabaseSection
+from watcher.config.schema import CHANNEL_URL_KIND, Config, DatabaseSection
 from watcher.errors import ConfigError
+from watcher.vocabulary import SecretScope
+
+EVERY_SECRET = frozenset(SecretScope)
 
 DEFAULT_CONFIG_FILE = "watcher.toml"
 CONFIG_ENV_VAR = "WATCHER_CONFIG"
@@ -80,11 +90,16 @@ def _read_toml(path: Path, file: str) -> dict[str, Any]:
         raise ConfigError(reason, file=file) from None
 
 
-def load_config(path: Path | str) -> Config:
-    """Read, substitute ``${ENV}``, validate. Any problem raises one ConfigError (file, key, reason)."""
+def load_config(path: Path | str, needs: Collection[SecretScope] = EVERY_SECRET) -> Config:
+    """Read, substitute ``${ENV}``, validate. Any problem raises one ConfigError (file, key, reason).
+
+    ``needs``: the scopes whose ``${ENV}`` the command uses; a variable unset elsewhere is no error,
+    and its value stays as written (``${NAME}``), for the command never to use.
+    """
     path = Path(path)
     file = str(path)
-    substituted = substitute_environment(_read_toml(path, file))
+    raw = _read_toml(path, file)
+    substituted = substitute_environment(raw, unneeded_scopes(raw, needs))
     redactor = substituted.redactor
     problems = substituted.problems
     if problems:
@@ -92,10 +107,14 @@ def load_config(path: Path | str) -> Config:
     data = substituted.data
     stray_path = data.pop("path", None) is not None
     config: Config | None = None
+    context = {
+        BASE_DIR_CONTEXT: path.absolute().parent,
+        DEFERRED_CONTEXT: frozenset(item.original for item in substituted.deferred),
+    }
     try:
-        config = Config.model_validate(data, context={BASE_DIR_CONTEXT: path.absolute().parent})
+        config = Config.model_validate(data, context=context)
     except ValidationError as exc:
-        problems.extend(problems_from(exc, redactor))
+        problems.extend(_unset_first(problems_from(exc, redactor), substituted))
     if stray_path:
         problems.append(Problem(("path",), "unknown key"))
     if problems or config is None:
@@ -103,3 +122,20 @@ def load_config(path: Path | str) -> Config:
     absolute = path.absolute()
     database = DatabaseSection(url=anchor_sqlite_url(config.database.url, absolute.parent))
     return config.model_copy(update={"path": absolute, "database": database})
+
+
+def _unset_first(problems: Iterable[Problem], substituted: Substituted) -> list[Problem]:
+    """A deferred value that fails validation as written fails for want of its variable: say so.
+
+    A channel URL's scheme is judged knowing the rest is deferred: a wrong one is the problem itself.
+    """
+    reasons = []
+    for problem in problems:
+        deferred = substituted.deferred_at(problem.loc)
+        if deferred is None or problem.kind == CHANNEL_URL_KIND:
+            reasons.append(problem)
+        else:
+            names = " and ".join(deferred.variables)
+            verb = "is" if len(deferred.variables) == 1 else "are"
+            reasons.append(Problem(deferred.loc, f"environment variable {names} {verb} not set"))
+    return list(dict.fromkeys(reasons))

@@ -32,6 +32,7 @@ _OWN_KINDS = _APPEND_GOT | {
     "source_name",
     "console_secret",
     "console_header",
+    "channel_url",
 }
 _ECHOING_KINDS = {"duration": DURATION_FORMS, "rate": RATE_FORMS}
 """Kinds from ``watcher.units`` whose message quotes the value; replaced when that value is secret."""
@@ -121,7 +122,7 @@ def problems_from(exc: ValidationError, redactor: Redactor) -> Iterator[Problem]
     """One problem per validation error, at its key."""
     for error in exc.errors(include_url=False):
         loc = tuple(part for part in error["loc"] if part != "[key]")
-        yield Problem(loc, _reason(error, loc, redactor))
+        yield Problem(loc, _reason(error, loc, redactor), error["type"])
 
 
 def config_error(file: str, problems: list[Problem], redactor: Redactor) -> ConfigError:

@@ -30,8 +30,10 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+import notifiers
 import sources
 from sources.base import SourceOptions
+from watcher.config.environment import DEFERRED_CONTEXT
 from watcher.units import Duration
 from watcher.vocabulary import Language, Severity
 
@@ -238,7 +240,9 @@ class ConsoleSection(_Model):
 
     @field_validator("secret_key")
     @classmethod
-    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+    def _long_enough(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if value is not None and _deferred(value.get_secret_value(), info):
+            return value  # its variable is unset, and this command does not run the console
         if value is not None and len(value.get_secret_value()) < CONSOLE_SECRET_MIN_LENGTH:
             raise PydanticCustomError(
                 "console_secret",
@@ -298,10 +302,30 @@ def _not_blank(value: str) -> str:
 _Text = Annotated[str, AfterValidator(_not_blank)]
 
 
+def _deferred(value: str, info: ValidationInfo) -> bool:
+    """Whether ``value`` is as written because the command does not need its unset ``${ENV}``."""
+    return value in (info.context or {}).get(DEFERRED_CONTEXT, ())
+
+
+CHANNEL_URL_KIND = "channel_url"
+
+
+def _channel_url(value: str, info: ValidationInfo) -> str:
+    """A URL some channel can send to, judged now: a typo (``jsn://``) is a config error, not a
+    dead delivery days later. A URL whose ``${ENV}`` is unset (and not needed) has its scheme judged."""
+    problem = notifiers.url_problem(value, scheme_only=_deferred(value, info))
+    if problem is not None:
+        raise PydanticCustomError(CHANNEL_URL_KIND, "{problem}", {"problem": problem})
+    return value
+
+
+_ChannelUrl = Annotated[str, AfterValidator(_not_blank), AfterValidator(_channel_url)]
+
+
 class NotifierConfig(_Model):
     """``[notifiers.<name>]``: a channel that hears every borrower's alerts that pass its filters."""
 
-    urls: list[_Text] = Field(min_length=1)
+    urls: list[_ChannelUrl] = Field(min_length=1)
     min_severity: Severity = Severity.INFO
     tags: list[_Text] = []
     sources: list[_Text] = []
@@ -325,7 +349,7 @@ class OfficerConfig(_Model):
     """``[officers.<id>]``: a loan officer; borrowers name the id, the officer gets all their alerts."""
 
     name: _Text
-    urls: list[_Text] = []
+    urls: list[_ChannelUrl] = []
     language: Language | None = None
 
 
