@@ -750,3 +750,59 @@ def display_lines(
         severity = _max_severity([change_severity(member) for member in members])
         lines.append(DisplayLine(text=text, parts=group, severity=severity, effective_date=effective))
     return tuple(lines)
+
+
+# -- the history table ------------------------------------------------------------------------------
+
+HISTORY_HEADERS = {
+    Language.ZH_CN: (
+        "编号",
+        "检测时间",
+        "借款人",
+        "类别",
+        "变更",
+        "对象",
+        "针对",
+        "变更前 → 变更后",
+        "生效日期",
+        "风险等级",
+        "预警",
+    ),
+    Language.EN: (
+        "id",
+        "detected",
+        "borrower",
+        "category",
+        "action",
+        "subject",
+        "party",
+        "before → after",
+        "effective",
+        "severity",
+        "alert",
+    ),
+}
+
+
+def subject_label(change: ChangeLine, language: Language) -> str:
+    """The subject column: a person's or holder's name as it is; a field's own name in the reader's
+    words ("status" → 登记状态)."""
+    if change.subject == change.category.value.replace("_", " "):
+        return CATEGORY_LABEL[language][change.category]
+    return change.subject
+
+
+def value_label(change: ChangeLine, value: str | None, language: Language, escape: Escape = plain) -> str:
+    """One side of an atomic change without its subject: a status, a person's titles, a stake."""
+    if not value:
+        return "–"
+    if change.category is Category.STATUS:
+        return status_label(value, language, escape)
+    role_text = _person_value(value, change.subject)
+    if role_text is not None and change.category not in LISTING_CATEGORIES:
+        return titles_label(role_text, language, escape) or "–"
+    holding = _holding_value(value, change.subject) if change.category in _HOLDINGS else None
+    if holding is not None:
+        details = _holding_details(holding, change.category, language, escape)
+        return _WORDS[language]["detail_sep"].join(details) or escape(value)
+    return escape(value)
