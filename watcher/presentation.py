@@ -619,8 +619,8 @@ def _side(change: ChangeLine) -> str | None:
     return change.after if change.action is Action.ADDED else change.before
 
 
-def change_text(change: ChangeLine, language: Language, escape: Escape = plain) -> str:
-    """One atomic change as one line (no grouping), with its effective date."""
+def change_text(change: ChangeLine, language: Language, escape: Escape = plain, *, dated: bool = True) -> str:
+    """One atomic change as one line (no grouping), with its effective date unless a column shows it."""
     if change.category in LISTING_CATEGORIES:
         text = _listing_text(change, language, escape)
     elif change.category in _SCALARS and change.action is Action.CHANGED:
@@ -631,7 +631,7 @@ def change_text(change: ChangeLine, language: Language, escape: Escape = plain) 
         text = _people_text([change], language, escape)
     else:
         text = _generic_text(change, language, escape)
-    return text + _suffix(change.effective_date, change.first_seen, language)
+    return text + _suffix(change.effective_date if dated else None, change.first_seen, language)
 
 
 def _generic_text(change: ChangeLine, language: Language, escape: Escape) -> str:
@@ -729,9 +729,10 @@ def _seat_label(category: Category, language: Language) -> str:
 
 
 def display_lines(
-    changes: Sequence[ChangeLine], language: Language, escape: Escape = plain
+    changes: Sequence[ChangeLine], language: Language, escape: Escape = plain, *, dated: bool = True
 ) -> tuple[DisplayLine, ...]:
-    """The lines people read for a sequence of atomic changes (one alert's, one check's)."""
+    """The lines people read for a sequence of atomic changes (one alert's, one check's); ``dated``
+    False leaves the effective date to a column of its own."""
     lines = []
     for group in group_changes(changes):
         members = [changes[index] for index in group]
@@ -739,14 +740,14 @@ def display_lines(
         effective = max(dates) if dates else None
         anchor = next((m for m in members if m.category is Category.LEGAL_REPRESENTATIVE), None)
         if len(members) == 1:
-            text = change_text(members[0], language, escape)
+            text = change_text(members[0], language, escape, dated=dated)
         else:
             if anchor is not None:
                 followers = [member for member in members if member is not anchor]
                 text = _legal_rep_text(anchor, followers, language, escape)
             else:
                 text = _people_text(members, language, escape)
-            text += _suffix(effective, any(m.first_seen for m in members), language)
+            text += _suffix(effective if dated else None, any(m.first_seen for m in members), language)
         severity = _max_severity([change_severity(member) for member in members])
         lines.append(DisplayLine(text=text, parts=group, severity=severity, effective_date=effective))
     return tuple(lines)
