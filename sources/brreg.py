@@ -179,19 +179,22 @@ def _flag(unit: Mapping[str, object], key: str) -> bool:
 
 
 def _status(unit: Mapping[str, object]) -> Status:
-    """The most severe flag wins: deleted, then bankrupt, then compulsory or voluntary winding-up."""
+    """The most severe flag wins: deleted, then bankrupt, then compulsory or voluntary winding-up.
+
+    The raw wording is the register's own term; alerts put it beside the status in the reader's
+    language ("破产（Konkurs）")."""
     if as_text(unit.get("slettedato"), "slettedato").strip():
-        return Status(CompanyStatus.DEREGISTERED, "Slettet: deleted from the register")
+        return Status(CompanyStatus.DEREGISTERED, "Slettet")
     if _flag(unit, "konkurs"):
-        return Status(CompanyStatus.BANKRUPT, "Konkurs: bankrupt")
+        return Status(CompanyStatus.BANKRUPT, "Konkurs")
     if _flag(unit, "underTvangsavviklingEllerTvangsopplosning"):
         return Status(
             CompanyStatus.LIQUIDATION,
-            "Under tvangsavvikling eller tvangsoppløsning: compulsory liquidation or dissolution",
+            "Under tvangsavvikling eller tvangsoppløsning",
         )
     if _flag(unit, "underAvvikling"):
-        return Status(CompanyStatus.LIQUIDATION, "Under avvikling: voluntary liquidation")
-    return Status(CompanyStatus.ACTIVE, "Aktiv: no deletion, bankruptcy or liquidation flag")
+        return Status(CompanyStatus.LIQUIDATION, "Under avvikling")
+    return Status(CompanyStatus.ACTIVE, "Aktiv")
 
 
 def _capital(value: object) -> Money | None:

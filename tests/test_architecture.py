@@ -5,7 +5,15 @@ from __future__ import annotations
 import subprocess
 import sys
 
-PURE_CORE = ("watcher.record", "watcher.normalize", "watcher.diff", "watcher.rules", "watcher.identifiers")
+PURE_CORE = (
+    "watcher.record",
+    "watcher.normalize",
+    "watcher.diff",
+    "watcher.rules",
+    "watcher.identifiers",
+    "watcher.render",
+    "watcher.presentation",
+)
 IO_MODULES = (
     "httpx",
     "sqlalchemy",

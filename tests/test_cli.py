@@ -871,8 +871,9 @@ def test_history_formats_and_filters(baselined: Workspace):
     assert bad_date.exit_code == 2
     assert "yesterday" in one_line(bad_date.stderr)
 
-    table = ws.cli("history")
-    assert table.exit_code == 0 and "legal_representative" in table.stdout
+    table = ws.cli("history")  # people's table: in [watcher] language (zh-CN by default)
+    assert table.exit_code == 0 and "法定代表人" in table.stdout and "变更前 → 变更后" in table.stdout
+    assert "legal_representative" not in table.stdout and "Aktiv: no deletion" not in table.stdout
 
 
 # -- 7. demo --------------------------------------------------------------------------------------
@@ -904,7 +905,7 @@ def test_demo_runs_offline_and_prints_rounds_alerts_and_history(tmp_path: Path):
     assert any("提前收回" in line for line in out.splitlines() if "建议" in line)
     assert "=== change history ===" in out
     history_part = out.split("=== change history ===", 1)[1]
-    assert "legal_representative" in history_part
+    assert "法定代表人" in history_part and "legal_representative" not in history_part
 
     # The kept database holds what README.md promises.
     rows = history_of(keep / "watcher.toml")

@@ -36,7 +36,9 @@ def listed(tmp_path, sqlite_url) -> Iterator[Listed]:
 def test_history_filters_by_a_listing_category_and_shows_the_party(listed):
     table = listed.cli("history", "--category", "dishonest_debtor")
     assert table.exit_code == 0, table.output
-    assert "party" in table.stdout and f"legal_representative {LEGAL_REP}" in table.stdout
+    # the table reads in [watcher] language (en here): the party column names the role in words
+    assert "party" in table.stdout and f"legal representative {LEGAL_REP}" in table.stdout
+    assert "Dishonest debtor" in table.stdout and "legal_representative" not in table.stdout
     assert "enforcement" not in table.stdout
 
     lines = listed.cli("history", "--format", "jsonl", "--category", "dishonest_debtor").stdout.splitlines()

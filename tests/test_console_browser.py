@@ -181,7 +181,7 @@ def test_a_reviewer_acknowledges_an_alert_and_the_timeline_shows_who(served, bro
     assert "Acknowledged by Risk Desk" in acknowledged
     assert re.search(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}", acknowledged), "and when"
     assert "Called the CFO" in browser.find_element(By.ID, "timeline").text
-    assert "alert.acknowledged" in browser.find_element(By.ID, "audit").text
+    assert "Alert acknowledged" in browser.find_element(By.ID, "audit").text, "audit actions read as words"
 
     shot = tmp_path / "console-timeline.png"
     assert browser.save_screenshot(str(shot))

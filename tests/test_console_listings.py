@@ -168,13 +168,13 @@ def test_the_inbox_shows_the_onboarding_kind_party_and_first_seen(world):
     assert "Court enforcement listed" in first and "already in force when first checked" in first
     assert "asset preservation" in first, "grave listings recommend asset preservation"
     second = squeeze(text_of(listing[1]))
-    assert f"Dishonest debtor listed (against the legal representative {LEGAL_REP})" in second
+    assert f"Dishonest debtor listed (against the legal representative, {LEGAL_REP})" in second
     assert "Court enforcement removed/lifted" in second
     assert "Active at onboarding" not in second and "already in force" not in second
 
     zh = squeeze(text_of(client.get("/alerts?lang=zh-CN").text))
     assert "纳入监控时已存在风险信息" in zh
-    assert f"失信被执行人 列入 （针对法定代表人 {LEGAL_REP}）" in zh
+    assert f"失信被执行人 列入（针对法定代表人 {LEGAL_REP}）" in zh
     assert "首次核查时已存在" in zh
 
 
@@ -183,7 +183,7 @@ def test_the_history_page_filters_by_a_new_category(world):
     page = client.get("/history?category=dishonest_debtor&lang=en").text
     rows = re.findall(r"<tr>\s*<td>(\d+)</td>", page)
     assert len(rows) == 1
-    assert f"against the legal representative {LEGAL_REP}" in squeeze(text_of(page))
+    assert f"against the legal representative, {LEGAL_REP}" in squeeze(text_of(page))
     assert "Dishonest debtor" in page  # the category menu offers the new categories, labelled
     every = client.get("/history?lang=en").text
     assert len(re.findall(r"<tr>\s*<td>(\d+)</td>", every)) == 5

@@ -150,11 +150,11 @@ def test_each_matching_target_gets_a_row_per_url_and_one_message_in_its_language
     # The officer reads English (and DingTalk accepted the 加签 signature, or nothing would count).
     [officer_text] = ding.texts(DING_TOKEN)
     assert "[High risk]" in officer_text and "(b-lanchao)" in officer_text
-    assert "Legal representative changed: 王建国 → 李娜" in officer_text
+    assert "Legal representative 王建国 → 李娜" in officer_text
     assert "法定代表人" not in officer_text and "高风险" not in officer_text
     # Everyone else reads the default zh-CN.
     for text in (*feishu.texts(), *wecom.texts(WECOM_KEY), *smtp.texts(RISK_MAIL)):
-        assert "【高风险】" in text and "法定代表人 变更: 王建国 → 李娜" in text and "b-lanchao" in text
+        assert "【高风险】" in text and "法定代表人 王建国 → 李娜" in text and "b-lanchao" in text
     assert [arrivals(wecom.texts(WECOM_NORWAY_KEY), b) for b in ("b-fjordlys", "b-hardanger")] == [1, 1]
     assert "【警示】" in " ".join(wecom.texts(WECOM_NORWAY_KEY))
     assert "【提示】" in " ".join(wecom.texts(WECOM_NORWAY_KEY))

@@ -38,7 +38,7 @@ from notifiers.dingtalk import DingTalkSender
 from notifiers.feishu import FeishuSender
 from notifiers.wecom import WeComSender
 from watcher.record import Action, Category
-from watcher.render import AlertView, BodyFormat, ChangeLine, change_line, render_alert
+from watcher.render import AlertView, BodyFormat, ChangeLine, alert_lines, render_alert
 from watcher.rules import Severity
 
 DINGTALK_TOKEN = "4f1c0a9e2b7d4c6f8a0e1b3d5c7f9a2e4b6d8f0a1c3e5b7d9f2a4c6e8b0d1f3a"
@@ -536,8 +536,8 @@ async def test_email_carries_a_chinese_alert_with_registry_markup_escaped(
     html_part = message.get_body(preferencelist=("html",))
     assert html_part is not None
     html_body = html_part.get_content()
-    for change in view.changes:
-        assert change_line(change, "zh-CN", BodyFormat.HTML) in html_body
+    for line in alert_lines(view.changes, "zh-CN", BodyFormat.HTML):
+        assert f"<li>{line}</li>" in html_body
     assert "提前收回" in html_body
     elements = _Elements()
     elements.feed(html_body)
@@ -546,7 +546,7 @@ async def test_email_carries_a_chinese_alert_with_registry_markup_escaped(
     text_part = message.get_body(preferencelist=("plain",))  # apprise adds a plain-text alternative
     assert text_part is not None
     plain = text_part.get_content()
-    assert "法定代表人 变更: 王建国 → 李娜" in plain and "提前收回" in plain
+    assert "法定代表人 王建国 → 李娜" in plain and "提前收回" in plain
 
 
 async def test_email_to_a_closed_smtp_port_is_a_failure_with_a_reason() -> None:

@@ -356,3 +356,21 @@ def test_the_scan_sees_each_kind_of_bare_literal():
         (12, "open"),
         (13, "all"),
     }
+
+
+@pytest.mark.parametrize("language", list(Language))
+def test_every_audit_action_and_status_and_role_has_words_in_both_languages(language):
+    """The console's audit trail shows words, not codes; alerts label every status and role."""
+    from watcher.console.i18n import AUDIT_ACTION_LABEL
+    from watcher.presentation import COMPANY_STATUS_LABEL, ROLE_LABEL
+    from watcher.record import CompanyStatus, Role
+
+    for labels, members in (
+        (AUDIT_ACTION_LABEL, AuditAction),
+        (COMPANY_STATUS_LABEL, CompanyStatus),
+        (ROLE_LABEL, Role),
+    ):
+        assert set(labels[language]) == set(members)
+        shown = [labels[language][member] for member in members]
+        assert all(shown) and len(set(shown)) == len(shown), "two members must not read the same"
+    assert not any("." in label or "_" in label for label in AUDIT_ACTION_LABEL[language].values())

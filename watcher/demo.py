@@ -106,7 +106,7 @@ def _run(workdir: Path, language: Language) -> None:
     echo("=== change history ===")
     with store.session() as session:
         rows = history(session)
-    print_history(rows, HistoryFormat.table)
+    print_history(rows, HistoryFormat.table, language)
     store.dispose()
 
 

@@ -23,6 +23,9 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from watcher.record import LISTING_CATEGORIES, Action, Category
+from watcher.vocabulary import Language, Severity
+
 if TYPE_CHECKING:
     from watcher.store import HistoryRow
 
@@ -136,15 +139,18 @@ class HistoryFormat(StrEnum):
     jsonl = "jsonl"
 
 
-def print_history(rows: Iterable[HistoryRow], output_format: HistoryFormat) -> None:
-    """The change history: a table for people, CSV for spreadsheets (formulas neutralised), JSON lines."""
+def print_history(
+    rows: Iterable[HistoryRow], output_format: HistoryFormat, language: Language = Language.EN
+) -> None:
+    """The change history: a table for people (in ``language``), CSV for spreadsheets (formulas
+    neutralised), JSON lines; CSV and JSON lines keep the stored values exactly."""
     if output_format is HistoryFormat.jsonl:
         for row in rows:
             echo_json(row.as_json())
     elif output_format is HistoryFormat.csv:
         _history_csv(rows)
     else:
-        _history_table(rows)
+        _history_table(rows, language)
 
 
 def _history_csv(rows: Iterable[HistoryRow]) -> None:
@@ -154,32 +160,33 @@ def _history_csv(rows: Iterable[HistoryRow]) -> None:
     csv_rows(HISTORY_FIELDS, (row.as_json() for row in rows), sys.stdout)
 
 
-def _history_table(rows: Iterable[HistoryRow]) -> None:
-    shown = table(
-        "id",
-        "detected",
-        "borrower",
-        "category",
-        "action",
-        "subject",
-        "party",
-        "before → after",
-        "effective",
-        "severity",
-        "alert",
-    )
+def _history_table(rows: Iterable[HistoryRow], language: Language) -> None:
+    from watcher.presentation import CATEGORY_LABEL, HISTORY_HEADERS, PARTY_LABEL, subject_label, value_label
+    from watcher.render import SEVERITY_LABEL
+
+    shown = table(*HISTORY_HEADERS[language])
     for row in rows:
+        change = row.change_line()
+        party = PARTY_LABEL[language].get(change.party, "") if change.party else ""
+        severity = SEVERITY_LABEL[language].get(Severity(row.severity), row.severity) if row.severity else ""
         shown.add_row(
             str(row.id),
             when(row.detected_at),
             f"{row.borrower_id} {row.borrower_name}",
-            row.category,
-            row.action,
-            row.subject,
-            f"{row.party or ''} {row.party_name or ''}".strip(),
-            f"{row.before or '–'} → {row.after or '–'}",
+            CATEGORY_LABEL[language][change.category],
+            _action_label(change.category, change.action, language),
+            subject_label(change, language),
+            f"{party} {row.party_name or ''}".strip(),
+            f"{value_label(change, row.before, language)} → {value_label(change, row.after, language)}",
             row.effective_date.isoformat() if row.effective_date else "",
-            row.severity or "",
+            severity,
             str(row.alert_id or ""),
         )
     print_table(shown)
+
+
+def _action_label(category: Category, action: Action, language: Language) -> str:
+    from watcher.presentation import ACTION_LABEL, LISTING_ACTION_LABEL
+
+    labels = LISTING_ACTION_LABEL if category in LISTING_CATEGORIES else ACTION_LABEL
+    return labels[language][action]

@@ -14,8 +14,42 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from enum import StrEnum
 
-from watcher.record import LISTING_CATEGORIES, Action, Category, Party
+from watcher.presentation import (
+    ACTION_LABEL,
+    CATEGORY_LABEL,
+    COMPANY_STATUS_LABEL,
+    LISTING_ACTION_LABEL,
+    PARTY_LABEL,
+    ROLE_LABEL,
+    ChangeLine,
+    change_text,
+    display_lines,
+    signatory_text,
+)
 from watcher.vocabulary import AlertKind, Language, Severity
+
+__all__ = [
+    "ACTION_LABEL",
+    "CATEGORY_LABEL",
+    "COMPANY_STATUS_LABEL",
+    "LANGUAGES",
+    "LISTING_ACTION_LABEL",
+    "PARTY_LABEL",
+    "ROLE_LABEL",
+    "SEVERITY_LABEL",
+    "AlertView",
+    "BodyFormat",
+    "ChangeLine",
+    "GapLine",
+    "Limits",
+    "RenderedAlert",
+    "alert_lines",
+    "change_line",
+    "escape_markdown",
+    "render_alert",
+    "render_digest",
+    "render_test_message",
+]
 
 LANGUAGES = tuple(Language)
 
@@ -34,92 +68,15 @@ SEVERITY_LABEL = {
     },
 }
 
-CATEGORY_LABEL = {
-    Language.ZH_CN: {
-        Category.LEGAL_REPRESENTATIVE: "法定代表人",
-        Category.SHAREHOLDER: "股东",
-        Category.DIRECTOR: "董事",
-        Category.SUPERVISOR: "监事",
-        Category.MANAGER: "高级管理人员",
-        Category.FINANCE_HEAD: "财务负责人",
-        Category.CONTROLLER: "实际控制人",
-        Category.NAME: "企业名称",
-        Category.STATUS: "登记状态",
-        Category.REGISTERED_CAPITAL: "注册资本",
-        Category.ADDRESS: "住所",
-        Category.ACTUAL_CONTROLLER: "实际控制人",
-        Category.BENEFICIAL_OWNER: "受益所有人",
-        Category.ABNORMAL_OPERATION: "经营异常",
-        Category.SERIOUS_VIOLATION: "严重违法失信",
-        Category.EQUITY_PLEDGE: "股权出质",
-        Category.CHATTEL_MORTGAGE: "动产抵押",
-        Category.ENFORCEMENT: "被执行人",
-        Category.DISHONEST_DEBTOR: "失信被执行人",
-        Category.CONSUMPTION_RESTRICTION: "限制高消费",
-        Category.BANKRUPTCY: "破产重整",
-    },
-    Language.EN: {
-        Category.LEGAL_REPRESENTATIVE: "Legal representative",
-        Category.SHAREHOLDER: "Shareholder",
-        Category.DIRECTOR: "Director",
-        Category.SUPERVISOR: "Supervisor",
-        Category.MANAGER: "Manager",
-        Category.FINANCE_HEAD: "Finance head",
-        Category.CONTROLLER: "Controller",
-        Category.NAME: "Name",
-        Category.STATUS: "Status",
-        Category.REGISTERED_CAPITAL: "Registered capital",
-        Category.ADDRESS: "Address",
-        Category.ACTUAL_CONTROLLER: "Actual controller",
-        Category.BENEFICIAL_OWNER: "Beneficial owner",
-        Category.ABNORMAL_OPERATION: "Abnormal operations listing",
-        Category.SERIOUS_VIOLATION: "Serious violation listing",
-        Category.EQUITY_PLEDGE: "Equity pledge",
-        Category.CHATTEL_MORTGAGE: "Chattel mortgage",
-        Category.ENFORCEMENT: "Court enforcement",
-        Category.DISHONEST_DEBTOR: "Dishonest debtor",
-        Category.CONSUMPTION_RESTRICTION: "Consumption restriction",
-        Category.BANKRUPTCY: "Bankruptcy / reorganisation",
-    },
-}
-
-# Risk listings come into force, leave it, or change; people are added and removed.
-LISTING_ACTION_LABEL = {
-    Language.ZH_CN: {Action.ADDED: "列入", Action.REMOVED: "移出/解除", Action.CHANGED: "变更"},
-    Language.EN: {Action.ADDED: "listed", Action.REMOVED: "removed/lifted", Action.CHANGED: "changed"},
-}
-
-PARTY_LABEL = {
-    Language.ZH_CN: {
-        Party.COMPANY: "企业",
-        Party.LEGAL_REPRESENTATIVE: "法定代表人",
-        Party.ACTUAL_CONTROLLER: "实际控制人",
-    },
-    Language.EN: {
-        Party.COMPANY: "the company",
-        Party.LEGAL_REPRESENTATIVE: "legal representative",
-        Party.ACTUAL_CONTROLLER: "actual controller",
-    },
-}
-
-ACTION_LABEL = {
-    Language.ZH_CN: {Action.ADDED: "新增", Action.REMOVED: "退出", Action.CHANGED: "变更"},
-    Language.EN: {Action.ADDED: "added", Action.REMOVED: "removed", Action.CHANGED: "changed"},
-}
-
 _TEXT = {
     Language.ZH_CN: {
         "title": "【{severity}】{name}（{borrower_id}）登记信息变更",
         "title_mismatch": "【{severity}】{name}（{borrower_id}）预留签字人未更新",
-        "effective": "生效日期",
         "window": "近 {days} 天内关键人员变更 {count} 次",
         "title_onboarding": "【{severity}】{name}（{borrower_id}）纳入监控时已存在风险信息",
-        "against": "（针对{role} {name}）",
-        "first_seen": "（首次核查时已存在）",
         "action_high": "建议：立即发起风险预警，并考虑提前收回贷款、申请财产保全。",
-        "mismatch": "登记的法定代表人为 {registry}，与我行预留签字人 {on_file} 不一致：预留签字人未更新。",
+        "mismatch": "{mismatch}：预留签字人未更新，请核实。",
         "footer": "来源：{source}　检测时间：{detected}　预警编号 {alert_id}",
-        "none": "（无）",
         "more": "另有 {count} 项变更未列出，完整内容见变更历史（{command}）。",
         "digest_title": "【汇总】{day} 共 {count} 条提示/警示",
         "digest_line": "【{severity}】{name}（{borrower_id}）：{count} 项变更（{categories}）",
@@ -138,17 +95,12 @@ _TEXT = {
     Language.EN: {
         "title": "[{severity}] {name} ({borrower_id}): registry record changed",
         "title_mismatch": "[{severity}] {name} ({borrower_id}): signatory on file not updated",
-        "effective": "effective",
         "window": "{count} key-person change(s) in the last {days} days",
         "title_onboarding": "[{severity}] {name} ({borrower_id}): risk listings active at onboarding",
-        "against": " (against the {role}, {name})",
-        "first_seen": " (already in force when first checked)",
         "action_high": "Recommended action: raise a risk warning and consider calling the loan early "
         "and applying for asset preservation.",
-        "mismatch": "The registry's legal representative is {registry}, not the signatory on file "
-        "({on_file}): signatory on file not updated.",
+        "mismatch": "{mismatch}: signatory on file not updated; please check.",
         "footer": "Source: {source} · detected {detected} · alert ID {alert_id}",
-        "none": "(none)",
         "more": "{count} more change(s) not shown; see the change history ({command}).",
         "digest_title": "[Digest] {day}: {count} info/warning alert(s)",
         "digest_line": "[{severity}] {name} ({borrower_id}): {count} change(s) ({categories})",
@@ -166,19 +118,6 @@ _TEXT = {
         "gap_hidden": "{count} more borrower(s) of other officers.",
     },
 }
-
-
-@dataclass(frozen=True, slots=True)
-class ChangeLine:
-    category: Category
-    action: Action
-    subject: str
-    before: str | None
-    after: str | None
-    effective_date: date | None
-    party: Party | None = None
-    party_name: str = ""
-    first_seen: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,39 +218,16 @@ def _escaper(fmt: BodyFormat):
     return lambda text: " ".join(text.split())
 
 
-def _generic_subject(change: ChangeLine) -> bool:
-    """Scalar fields carry their own name as subject; repeating it next to the label is noise."""
-    return change.subject == change.category.value.replace("_", " ")
-
-
 def change_line(change: ChangeLine, language: Language, fmt: BodyFormat = BodyFormat.TEXT) -> str:
-    """One change as one unit, never split: category, action, who, old → new, effective date."""
-    escape = _escaper(fmt)
-    text = _TEXT[language]
-    none = text["none"]
-    actions = LISTING_ACTION_LABEL if change.category in LISTING_CATEGORIES else ACTION_LABEL
-    label = f"{CATEGORY_LABEL[language][change.category]} {actions[language][change.action]}"
-    if change.party not in (None, Party.COMPANY):
-        assert change.party is not None
-        label += text["against"].format(
-            role=PARTY_LABEL[language][change.party], name=escape(change.party_name) or none
-        )
-    before = escape(change.before) if change.before else none
-    after = escape(change.after) if change.after else none
-    if change.action is Action.ADDED:
-        detail = after
-    elif change.action is Action.REMOVED:
-        detail = before
-    elif _generic_subject(change):
-        detail = f"{before} → {after}"
-    else:
-        detail = f"{escape(change.subject)}: {before} → {after}"
-    line = f"{label}: {detail}"
-    if change.effective_date:
-        line += f" ({text['effective']} {change.effective_date.isoformat()})"
-    if change.first_seen:
-        line += text["first_seen"]
-    return line
+    """One atomic change as one unit, never split (see :mod:`watcher.presentation`)."""
+    return change_text(change, language, _escaper(fmt))
+
+
+def alert_lines(
+    changes: Sequence[ChangeLine], language: Language, fmt: BodyFormat = BodyFormat.TEXT
+) -> list[str]:
+    """The lines an alert shows for its changes: one person's changes at one occasion are one line."""
+    return [line.text for line in display_lines(changes, language, _escaper(fmt))]
 
 
 def _assemble(
@@ -411,7 +327,9 @@ def _mismatch_note(
     on_file = escape(view.legal_rep_on_file or "")
 
     def note(registry: str) -> str:
-        return _TEXT[language]["mismatch"].format(registry=registry, on_file=on_file)
+        return _TEXT[language]["mismatch"].format(
+            mismatch=signatory_text(on_file, registry, language, escape=lambda text: text)
+        )
 
     registry = escape(view.signatory_mismatch)
     if not fits(note(registry)):
@@ -492,7 +410,7 @@ def render_alert(
     title = text[title_key].format(
         severity=severity, name=" ".join(view.borrower_name.split()), borrower_id=view.borrower_id
     )
-    items = [change_line(change, language, fmt) for change in view.changes]
+    items = alert_lines(view.changes, language, fmt)
     window = (
         [text["window"].format(days=view.window_days, count=view.occasions_in_window)]
         if view.occasions_in_window
@@ -538,7 +456,7 @@ def render_digest(
                 severity=SEVERITY_LABEL[language][view.severity],
                 name=escape(view.borrower_name),
                 borrower_id=escape(view.borrower_id),
-                count=len(view.changes),
+                count=len(display_lines(view.changes, language)),
                 categories=", ".join(categories),
             )
         )

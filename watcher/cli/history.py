@@ -23,14 +23,15 @@ def history(
         HistoryFormat, typer.Option("--format", help="table, csv or jsonl")
     ] = HistoryFormat.table,
 ) -> None:
-    """The change history, oldest first."""
+    """The change history, oldest first (the table in [watcher] language; csv and jsonl as stored)."""
     from watcher.store import history as query_history
 
     since_at = _since(since) if since else None
     _check_categories(category or ())
-    with with_store(load(NO_SECRETS)) as store, store.session() as session:
+    config = load(NO_SECRETS)
+    with with_store(config) as store, store.session() as session:
         rows = query_history(session, borrower_ids=borrower or (), since=since_at, categories=category or ())
-    print_history(rows, output_format)
+    print_history(rows, output_format, config.watcher.language)
 
 
 def _since(since: str) -> datetime:

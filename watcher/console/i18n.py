@@ -11,10 +11,11 @@ from watcher.render import (
     PARTY_LABEL,
     SEVERITY_LABEL,
 )
-from watcher.vocabulary import AlertKind, AlertStatus, Language, OutboxState
+from watcher.vocabulary import AlertKind, AlertStatus, AuditAction, Language, OutboxState
 
 __all__ = [
     "ACTION_LABEL",
+    "AUDIT_ACTION_LABEL",
     "CATEGORY_LABEL",
     "LANGUAGES",
     "LISTING_ACTION_LABEL",
@@ -64,6 +65,40 @@ SECTION_LABEL = {
         Category.DISHONEST_DEBTOR: "Dishonest debtor",
         Category.CONSUMPTION_RESTRICTION: "Consumption restriction",
         Category.BANKRUPTCY: "Bankruptcy / reorganisation",
+    },
+}
+
+# The audit trail's actions as words, not codes.
+AUDIT_ACTION_LABEL = {
+    Language.ZH_CN: {
+        AuditAction.ALERT_OPENED: "生成预警",
+        AuditAction.ALERT_ACKNOWLEDGED: "确认预警",
+        AuditAction.ALERT_CLOSED: "关闭预警",
+        AuditAction.BORROWER_ADDED: "新增借款人",
+        AuditAction.BORROWER_UPDATED: "更新借款人",
+        AuditAction.DELIVERY_DEAD: "通知投递失败（已放弃）",
+        AuditAction.SIGNALS_RETRIED: "重试数据源信号",
+        AuditAction.USER_ADDED: "新增控制台用户",
+        AuditAction.USER_ENABLED: "启用控制台用户",
+        AuditAction.USER_DISABLED: "停用控制台用户",
+        AuditAction.PASSWORD_CHANGED: "修改密码",
+        AuditAction.SIGNED_IN: "登录控制台",
+        AuditAction.LOCKED_OUT: "登录失败次数过多，暂时锁定",
+    },
+    Language.EN: {
+        AuditAction.ALERT_OPENED: "Alert opened",
+        AuditAction.ALERT_ACKNOWLEDGED: "Alert acknowledged",
+        AuditAction.ALERT_CLOSED: "Alert closed",
+        AuditAction.BORROWER_ADDED: "Borrower added",
+        AuditAction.BORROWER_UPDATED: "Borrower updated",
+        AuditAction.DELIVERY_DEAD: "Delivery given up",
+        AuditAction.SIGNALS_RETRIED: "Source signals retried",
+        AuditAction.USER_ADDED: "Console user added",
+        AuditAction.USER_ENABLED: "Console user enabled",
+        AuditAction.USER_DISABLED: "Console user disabled",
+        AuditAction.PASSWORD_CHANGED: "Password changed",
+        AuditAction.SIGNED_IN: "Signed in to the console",
+        AuditAction.LOCKED_OUT: "Locked out after failed sign-ins",
     },
 }
 

@@ -16,6 +16,7 @@ from watcher.console.auth import take_flash
 from watcher.console.context import LANGUAGE_COOKIE, Ctx, console_of
 from watcher.console.i18n import (
     ACTION_LABEL,
+    AUDIT_ACTION_LABEL,
     CATEGORY_LABEL,
     LANGUAGES,
     LISTING_ACTION_LABEL,
@@ -27,7 +28,8 @@ from watcher.console.i18n import (
 )
 from watcher.console.identity import ensure_csrf, session_id_of
 from watcher.console.risk import money_text
-from watcher.record import LISTING_CATEGORIES, ListingState, Party
+from watcher.presentation import ChangeLine, DisplayLine, change_text, display_lines, signatory_text
+from watcher.record import LISTING_CATEGORIES, Action, Category, ListingState, Party
 from watcher.vocabulary import AlertKind, AlertStatus, AlertStatusFilter, Language
 
 
@@ -47,6 +49,43 @@ def _label(labels: Mapping[Any, str], value: str) -> str:
     """The label of a stored vocabulary value (the labels are keyed by the members, which equal their
     stored strings); a value without one shows as it is."""
     return labels.get(value, value)
+
+
+def change_line_of(change: Any) -> ChangeLine:
+    """A stored change event, a history row or an alert's change line as the presentation reads it."""
+    if isinstance(change, ChangeLine):
+        return change
+    return ChangeLine(
+        Category(change.category),
+        Action(change.action),
+        change.subject,
+        change.before,
+        change.after,
+        change.effective_date,
+        party=Party(change.party) if change.party else None,
+        party_name=change.party_name or "",
+        first_seen=change.first_seen,
+    )
+
+
+def grouped_rows(events: Any, lang: Language) -> list[tuple[Any, DisplayLine]]:
+    """Timeline rows: the events of one check (one alert, one detection time) read as grouped lines,
+    each with the first event it stands for (its detection time, alert and snapshot)."""
+    rows: list[tuple[Any, DisplayLine]] = []
+    batch: list[Any] = []
+
+    def flush() -> None:
+        lines = display_lines([change_line_of(event) for event in batch], lang, dated=False)
+        rows.extend((batch[line.parts[0]], line) for line in lines)
+        batch.clear()
+
+    for event in events:
+        if batch and (event.alert_id, event.detected_at) != (batch[0].alert_id, batch[0].detected_at):
+            flush()
+        batch.append(event)
+    if batch:
+        flush()
+    return rows
 
 
 def _take_flash(ctx: Ctx) -> str | None:
@@ -107,6 +146,11 @@ def render(ctx: Ctx, template: str, status_code: int = 200, **values: Any) -> HT
         Party=Party,
         status_label=lambda value: _label(STATUS_LABEL[lang], value),
         generic_subject=generic_subject,
+        change_lines=lambda changes: display_lines([change_line_of(c) for c in changes], lang),
+        grouped_rows=lambda events: grouped_rows(events, lang),
+        change_line_text=lambda change: change_text(change_line_of(change), lang, dated=False),
+        signatory_line=lambda on_file, registry: signatory_text(on_file, registry, lang),
+        audit_action_label=lambda value: _label(AUDIT_ACTION_LABEL[lang], value),
         officer_name=officer_name,
         source_name=lambda key: console.config.source_display_name(key, lang),
         zone=console.config.watcher.timezone,
