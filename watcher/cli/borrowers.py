@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -62,12 +63,26 @@ def borrowers_list(
     """List the watched borrowers."""
     from watcher.store import borrowers
 
-    with with_store(load()) as store, store.session() as session:
+    config = load()
+    with with_store(config) as store, store.session() as session:
         rows = borrowers(session)
     if output_format is ListFormat.json:
         output.echo_json([_as_json(b) for b in rows], indent=2)
         return
-    table = output.table("id", "name", "source", "registry_id", "officer", "tags", "last success", "status")
+    zone = config.watcher.zone
+    table = output.table(
+        "id",
+        "name",
+        "source",
+        "registry_id",
+        "officer",
+        "tags",
+        "last success",
+        "status",
+        text=("name", "tags", "status"),
+        keep=("registry_id",),
+        drop_first=("tags", "registry_id", "officer", "source", "last success"),
+    )
     for b in rows:
         table.add_row(
             b.id,
@@ -76,8 +91,8 @@ def borrowers_list(
             b.registry_id,
             b.officer or "",
             ",".join(b.tag_list),
-            when(b.last_success_at),
-            _health(b),
+            when(b.last_success_at, zone),
+            _health(b, zone),
         )
     output.print_table(table)
 
@@ -100,12 +115,12 @@ def _as_json(borrower: Borrower) -> dict[str, Any]:
     }
 
 
-def _health(borrower: Borrower) -> str:
+def _health(borrower: Borrower, zone: tzinfo) -> str:
     """The status column: not checked yet, awaiting confirmation, failing (how often, why) or ok."""
     if not borrower.last_checked_at:
         return "not checked yet"
     if borrower.pending_since is not None:
-        return f"awaiting confirmation since {when(borrower.pending_since)}"
+        return f"awaiting confirmation since {when(borrower.pending_since, zone)}"
     if borrower.consecutive_failures:
         return f"failing ×{borrower.consecutive_failures}: {borrower.last_error_kind}"
     return "ok"

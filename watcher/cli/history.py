@@ -28,9 +28,10 @@ def history(
 
     since_at = _since(since) if since else None
     _check_categories(category or ())
-    with with_store(load()) as store, store.session() as session:
+    config = load()
+    with with_store(config) as store, store.session() as session:
         rows = query_history(session, borrower_ids=borrower or (), since=since_at, categories=category or ())
-    print_history(rows, output_format)
+    print_history(rows, output_format, config.watcher.zone)
 
 
 def _since(since: str) -> datetime:

@@ -62,17 +62,21 @@ class WatcherSection(_Model):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise PydanticCustomError(
-                "timezone", "unknown time zone; use an IANA name such as Asia/Shanghai or UTC"
-            ) from None
-        return value
+        return _known_zone(value)
 
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+
+def _known_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise PydanticCustomError(
+            "timezone", "unknown time zone; use an IANA name such as Asia/Shanghai or UTC"
+        ) from None
+    return value
 
 
 class DatabaseSection(_Model):
@@ -327,6 +331,12 @@ class OfficerConfig(_Model):
     name: _Text
     urls: list[_Text] = []
     language: Language | None = None
+    timezone: str | None = None  # the zone of the times in this officer's alerts and console pages
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        return value if value is None else _known_zone(value)
 
 
 def _error_at(loc: tuple[str | int, ...], error_type: str, message: str, value: object) -> ValidationError:
@@ -407,6 +417,13 @@ class Config(_Model):
         if unknown:
             raise ValidationError.from_exception_data("Config", unknown)
         return self
+
+    def zone_for(self, officer: str | None) -> ZoneInfo:
+        """The zone the times shown to ``officer`` are in: their own, else ``[watcher] timezone``."""
+        officer_config = self.officers.get(officer) if officer else None
+        if officer_config is not None and officer_config.timezone is not None:
+            return ZoneInfo(officer_config.timezone)
+        return self.watcher.zone
 
     @property
     def base_dir(self) -> Path:

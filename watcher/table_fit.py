@@ -1,0 +1,101 @@
+"""How a table for people fits a terminal: which columns to leave out, and how wide each one is.
+
+Pure: takes each column's needs in terminal cells and the width to fit, returns the columns kept and
+their widths. Nothing is ever cut short: a column narrower than its text wraps it, and when even the
+narrowest layout is too wide, the least useful columns (the table's own ``drop_first`` order) are
+left out before anything else gives way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+TEXT_LEAST = 16
+"""The narrowest a free-text column becomes before a column is left out instead."""
+
+
+class Fit(StrEnum):
+    """How a column gives way when the terminal is narrow."""
+
+    KEEP = "keep"  # never wraps: ids, categories, severities
+    WORDS = "words"  # wraps between words, never inside one: "2026-12-06" above "09:41 +08:00"
+    TEXT = "text"  # free text: wraps between words, and folds a word too long for the column
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnNeeds:
+    """One column's widths in terminal cells: its widest line (header included) and its longest word."""
+
+    name: str
+    fit: Fit
+    natural: int
+    longest_word: int
+
+    @property
+    def least(self) -> int:
+        """The narrowest this column may be made without cutting or folding what it holds."""
+        if self.fit is Fit.KEEP:
+            return self.natural
+        if self.fit is Fit.WORDS:
+            return min(self.natural, self.longest_word)
+        return min(self.natural, TEXT_LEAST)
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """The columns kept (their positions in the table, in order) and the width of each."""
+
+    kept: tuple[int, ...]
+    widths: tuple[int, ...]
+
+
+def frame_width(columns: int) -> int:
+    """What the box adds around ``columns`` columns: a border at each side and between columns,
+    and one cell of padding either side of every column."""
+    return 3 * columns + 1
+
+
+def fit_columns(needs: Sequence[ColumnNeeds], width: int, drop_first: Sequence[str] = ()) -> Layout:
+    """The widest layout of ``needs`` within ``width`` cells.
+
+    Columns named in ``drop_first`` are left out, in that order, while even the narrowest layout is
+    too wide; if it still is when none is left to drop, every column gets its narrowest width (the
+    terminal then folds what overflows). Spare cells go first to word-wrapped columns that then fit
+    on one line (a time stays on one line), then evenly to free-text columns.
+    """
+    kept = list(range(len(needs)))
+    position = {column.name: index for index, column in enumerate(needs)}
+    for name in drop_first:
+        if _least_total(needs, kept) <= width:
+            break
+        index = position.get(name)
+        if index in kept and len(kept) > 1:
+            kept.remove(index)
+    widths = {index: needs[index].least for index in kept}
+    spare = width - _least_total(needs, kept)
+    for index in kept:
+        growth = needs[index].natural - widths[index]
+        if needs[index].fit is Fit.WORDS and 0 < growth <= spare:
+            widths[index] += growth
+            spare -= growth
+    _share_among_text(needs, widths, spare)
+    return Layout(tuple(kept), tuple(widths[index] for index in kept))
+
+
+def _least_total(needs: Sequence[ColumnNeeds], kept: Sequence[int]) -> int:
+    return sum(needs[index].least for index in kept) + frame_width(len(kept))
+
+
+def _share_among_text(needs: Sequence[ColumnNeeds], widths: dict[int, int], spare: int) -> None:
+    """Widen the free-text columns by up to ``spare`` cells in all, one cell each in turn (the
+    narrowest first), none past its natural width."""
+    growing = [index for index in widths if needs[index].fit is Fit.TEXT]
+    while spare > 0:
+        short = [index for index in growing if widths[index] < needs[index].natural]
+        if not short:
+            return
+        for index in sorted(short, key=lambda i: widths[i])[:spare]:
+            widths[index] += 1
+            spare -= 1
