@@ -271,6 +271,9 @@ max_attempts = 3
 [officers.zhang_wei]
 name = "张伟"
 urls = ["dingtalk://secret@token/"]
+[officers.kari]
+name = "Kari"
+timezone = "America/St_Johns"
 """,
     )
     config = load_config(path)
@@ -287,6 +290,9 @@ urls = ["dingtalk://secret@token/"]
     assert notifier.max_attempts == 3
     assert config.officers["zhang_wei"] == OfficerConfig(name="张伟", urls=["dingtalk://secret@token/"])
     assert config.officers["zhang_wei"].language is None
+    # Times shown to an officer are in their own zone when they have one, else in [watcher] timezone.
+    assert config.zone_for("kari").key == "America/St_Johns"
+    assert config.zone_for("zhang_wei") == config.zone_for(None) == config.zone_for("gone") == config.watcher.zone
 
 
 def test_plugin_option_defaults_are_parsed(tmp_path: Path) -> None:
@@ -502,6 +508,11 @@ def test_secret_used_elsewhere_is_scrubbed_from_another_key_error(
         ("[rules]\nwindow = '1y'\n", "rules.window", "unknown unit 'y'"),
         ("[rules]\nfrequent_after = -1\n", "rules.frequent_after", "at least 0"),
         ("[watcher]\ntimezone = 'Mars/Olympus'\n", "watcher.timezone", "unknown time zone"),
+        (
+            "[officers.kari]\nname = 'Kari'\ntimezone = 'Europe/Olso'\n",
+            "officers.kari.timezone",
+            "unknown time zone; use an IANA name such as Asia/Shanghai or UTC, got 'Europe/Olso'",
+        ),
         ("[watcher]\nlanguage = 'fr'\n", "watcher.language", "expected 'zh-CN' or 'en', got 'fr'"),
         ("watcher = 5\n", "watcher", "expected a table"),
         (

@@ -175,9 +175,20 @@ def _layout(rows: Table, width: int) -> Layout:
             fit=rows.fit_of(column),
             natural=max(cell_len(line) for line in lines),
             longest_word=max((cell_len(word) for word in words), default=0),
+            two_lines=max(_two_line_width(line, cell_len) for line in lines),
         )
 
     return fit_columns([needs(i, column) for i, column in enumerate(rows.columns)], width, rows.drop_first)
+
+
+def _two_line_width(line: str, cell_len: Callable[[str], int]) -> int:
+    """The narrowest width at which ``line`` wraps at a space into at most two lines."""
+    words = line.split()
+    if len(words) < 2:
+        return cell_len(line)
+    return min(
+        max(cell_len(" ".join(words[:cut])), cell_len(" ".join(words[cut:]))) for cut in range(1, len(words))
+    )
 
 
 @contextmanager
@@ -248,7 +259,7 @@ def _history_table(rows: Iterable[HistoryRow], zone: tzinfo) -> None:
         text=("borrower", "subject", "party", "before → after"),
         keep=("id", "category", "action", "effective", "severity", "alert"),
         # The subject is repeated in before → after; what is left reads as one change.
-        drop_first=("alert", "id", "subject", "action", "effective", "party", "severity"),
+        drop_first=("alert", "id", "subject", "action", "party", "effective", "severity"),
     )
     for row in rows:
         shown.add_row(

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 TEXT_LEAST = 16
-"""The narrowest a free-text column becomes before a column is left out instead."""
+"""The narrowest a free-text column becomes when no column is left to leave out."""
+TEXT_COMFORTABLE = 24
+"""A free-text column narrower than this (and than its text) reads badly: a column is left out first."""
 
 
 class Fit(StrEnum):
@@ -26,12 +28,14 @@ class Fit(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class ColumnNeeds:
-    """One column's widths in terminal cells: its widest line (header included) and its longest word."""
+    """One column's widths in terminal cells: its widest line (header included), its longest word,
+    and the width at which no cell of it takes more than two lines (a time: date above clock)."""
 
     name: str
     fit: Fit
     natural: int
     longest_word: int
+    two_lines: int = 0
 
     @property
     def least(self) -> int:
@@ -41,6 +45,15 @@ class ColumnNeeds:
         if self.fit is Fit.WORDS:
             return min(self.natural, self.longest_word)
         return min(self.natural, TEXT_LEAST)
+
+    @property
+    def comfortable(self) -> int:
+        """The width this column should have before less useful columns are kept."""
+        if self.fit is Fit.KEEP:
+            return self.natural
+        if self.fit is Fit.WORDS:
+            return min(self.natural, max(self.longest_word, self.two_lines))
+        return min(self.natural, TEXT_COMFORTABLE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,32 +73,35 @@ def frame_width(columns: int) -> int:
 def fit_columns(needs: Sequence[ColumnNeeds], width: int, drop_first: Sequence[str] = ()) -> Layout:
     """The widest layout of ``needs`` within ``width`` cells.
 
-    Columns named in ``drop_first`` are left out, in that order, while even the narrowest layout is
-    too wide; if it still is when none is left to drop, every column gets its narrowest width (the
-    terminal then folds what overflows). Spare cells go first to word-wrapped columns that then fit
-    on one line (a time stays on one line), then evenly to free-text columns.
+    Columns named in ``drop_first`` are left out, in that order, while the columns cannot all have a
+    comfortable width (times on two lines at most, free text at least ``TEXT_COMFORTABLE`` wide);
+    then every column starts at its narrowest width (if even that is too wide, the terminal folds
+    what overflows). Spare cells go first to word-wrapped columns that then fit
+    on one line (a time stays on one line), or else on two, then evenly to free-text columns.
     """
     kept = list(range(len(needs)))
     position = {column.name: index for index, column in enumerate(needs)}
     for name in drop_first:
-        if _least_total(needs, kept) <= width:
+        if _total(needs, kept, comfortable=True) <= width:
             break
         index = position.get(name)
         if index in kept and len(kept) > 1:
             kept.remove(index)
     widths = {index: needs[index].least for index in kept}
-    spare = width - _least_total(needs, kept)
-    for index in kept:
-        growth = needs[index].natural - widths[index]
-        if needs[index].fit is Fit.WORDS and 0 < growth <= spare:
-            widths[index] += growth
-            spare -= growth
+    spare = width - _total(needs, kept, comfortable=False)
+    for wanted in (lambda column: column.natural, lambda column: column.two_lines):
+        for index in kept:
+            growth = wanted(needs[index]) - widths[index]
+            if needs[index].fit is Fit.WORDS and 0 < growth <= spare:
+                widths[index] += growth
+                spare -= growth
     _share_among_text(needs, widths, spare)
     return Layout(tuple(kept), tuple(widths[index] for index in kept))
 
 
-def _least_total(needs: Sequence[ColumnNeeds], kept: Sequence[int]) -> int:
-    return sum(needs[index].least for index in kept) + frame_width(len(kept))
+def _total(needs: Sequence[ColumnNeeds], kept: Sequence[int], *, comfortable: bool) -> int:
+    widths = (needs[index].comfortable if comfortable else needs[index].least for index in kept)
+    return sum(widths) + frame_width(len(kept))
 
 
 def _share_among_text(needs: Sequence[ColumnNeeds], widths: dict[int, int], spare: int) -> None:
