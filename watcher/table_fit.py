@@ -8,7 +8,7 @@ left out before anything else gives way.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -76,8 +76,8 @@ def fit_columns(needs: Sequence[ColumnNeeds], width: int, drop_first: Sequence[s
     Columns named in ``drop_first`` are left out, in that order, while the columns cannot all have a
     comfortable width (times on two lines at most, free text at least ``TEXT_COMFORTABLE`` wide);
     then every column starts at its narrowest width (if even that is too wide, the terminal folds
-    what overflows). Spare cells go first to word-wrapped columns that then fit
-    on one line (a time stays on one line), or else on two, then evenly to free-text columns.
+    what overflows). Spare cells bring the columns to their comfortable width first, then let
+    word-wrapped columns (times) fit on one line, then widen free-text columns evenly.
     """
     kept = list(range(len(needs)))
     position = {column.name: index for index, column in enumerate(needs)}
@@ -89,13 +89,10 @@ def fit_columns(needs: Sequence[ColumnNeeds], width: int, drop_first: Sequence[s
             kept.remove(index)
     widths = {index: needs[index].least for index in kept}
     spare = width - _total(needs, kept, comfortable=False)
-    for wanted in (lambda column: column.natural, lambda column: column.two_lines):
-        for index in kept:
-            growth = wanted(needs[index]) - widths[index]
-            if needs[index].fit is Fit.WORDS and 0 < growth <= spare:
-                widths[index] += growth
-                spare -= growth
-    _share_among_text(needs, widths, spare)
+    spare = _grow_words(needs, widths, spare, lambda column: column.comfortable)
+    spare = _share_among_text(needs, widths, spare, lambda column: column.comfortable)
+    spare = _grow_words(needs, widths, spare, lambda column: column.natural)
+    _share_among_text(needs, widths, spare, lambda column: column.natural)
     return Layout(tuple(kept), tuple(widths[index] for index in kept))
 
 
@@ -104,14 +101,30 @@ def _total(needs: Sequence[ColumnNeeds], kept: Sequence[int], *, comfortable: bo
     return sum(widths) + frame_width(len(kept))
 
 
-def _share_among_text(needs: Sequence[ColumnNeeds], widths: dict[int, int], spare: int) -> None:
-    """Widen the free-text columns by up to ``spare`` cells in all, one cell each in turn (the
-    narrowest first), none past its natural width."""
+def _grow_words(
+    needs: Sequence[ColumnNeeds], widths: dict[int, int], spare: int, target: Callable[[ColumnNeeds], int]
+) -> int:
+    """Widen each word-wrapped column to ``target`` if the spare cells allow it all (a time on one
+    line, or two, not three); return the cells left."""
+    for index in widths:
+        growth = target(needs[index]) - widths[index]
+        if needs[index].fit is Fit.WORDS and 0 < growth <= spare:
+            widths[index] += growth
+            spare -= growth
+    return spare
+
+
+def _share_among_text(
+    needs: Sequence[ColumnNeeds], widths: dict[int, int], spare: int, target: Callable[[ColumnNeeds], int]
+) -> int:
+    """Widen the free-text columns toward ``target`` by up to ``spare`` cells in all, one cell each
+    in turn (the narrowest first); return the cells left."""
     growing = [index for index in widths if needs[index].fit is Fit.TEXT]
     while spare > 0:
-        short = [index for index in growing if widths[index] < needs[index].natural]
+        short = [index for index in growing if widths[index] < target(needs[index])]
         if not short:
-            return
+            break
         for index in sorted(short, key=lambda i: widths[i])[:spare]:
             widths[index] += 1
             spare -= 1
+    return spare
