@@ -38,18 +38,14 @@ def cli(world: Deployment, *args: str) -> Result:
 
 
 def listed(result: Result) -> dict[int, dict[str, str]]:
-    """The rows of the ``watcher alerts`` table by alert id (continuation lines of a cell are skipped)."""
+    """The rows of the ``watcher alerts`` table by alert id, in the order shown. Piped, the table is
+    tab-separated: a header line, then one line per alert."""
     assert result.exit_code == 0, result.output
-    columns = ("id", "created", "severity", "status", "kind", "borrower", "source", "handled by", "note")
-    rows: dict[int, dict[str, str]] = {}
-    order: list[int] = []
-    for line in result.stdout.splitlines():
-        cells = [cell.strip() for cell in line.strip().strip("│").split("│")]
-        if len(cells) == len(columns) and cells[0].isdigit():
-            rows[int(cells[0])] = dict(zip(columns, cells, strict=True))
-            order.append(int(cells[0]))
-    rows_in_order = {alert_id: rows[alert_id] for alert_id in order}
-    return rows_in_order
+    columns = ["id", "created", "severity", "status", "kind", "borrower", "source", "handled by", "note"]
+    header, *lines = result.stdout.splitlines()
+    assert header.split("\t") == columns
+    rows = [dict(zip(columns, line.split("\t"), strict=True)) for line in lines]
+    return {int(row["id"]): row for row in rows}
 
 
 def alert_ids(world: Deployment) -> dict[str, int]:

@@ -1,7 +1,9 @@
-"""`watcher check` shows a progress bar on an interactive terminal and plain lines when piped."""
+"""`watcher check` shows a progress bar on an interactive terminal and plain lines when piped; tables
+fit the terminal (issue 14, point 10) and show times in the configured zone (point 1)."""
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import re
@@ -11,6 +13,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
+
+from watcher.cli import app
 
 DEMO_DATA = Path(__file__).parents[1] / "watcher" / "demo_data"
 CONFIG = """\
@@ -28,6 +33,11 @@ CSV = (
 
 @pytest.fixture
 def deployment(tmp_path: Path) -> Path:
+    return deploy(tmp_path)
+
+
+def deploy(tmp_path: Path) -> Path:
+    """Two Norwegian borrowers imported, their round-1 answers saved for the replay source."""
     (tmp_path / "watcher.toml").write_text(CONFIG, encoding="utf-8")
     (tmp_path / "borrowers.csv").write_text(CSV, encoding="utf-8")
     for orgnr in ("927140004", "974760673"):
@@ -41,10 +51,10 @@ def deployment(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def run_in_terminal(args: list[str], cwd: Path) -> tuple[int, str]:
+def run_in_terminal(args: list[str], cwd: Path, columns: int = 100) -> tuple[int, str]:
     """Run with stdout on a pseudo-terminal, as an operator at a console would."""
     controller, terminal = pty.openpty()
-    env = {**os.environ, "COLUMNS": "100", "TERM": "xterm-256color"}
+    env = {**os.environ, "COLUMNS": str(columns), "TERM": "xterm-256color"}
     process = subprocess.Popen(args, cwd=cwd, stdin=terminal, stdout=terminal, stderr=terminal, env=env)
     os.close(terminal)
     chunks = []
@@ -102,3 +112,129 @@ def test_untrusted_text_on_a_terminal_is_shown_inert(deployment: Path):
     for screen in (output, listed):
         assert "\x1b]" not in screen and "\x07" not in screen and "\x1b[2J" not in screen
         assert not re.search("[\u0080-\u009f]", screen)
+
+
+# -- tables that fit (issue 14) --------------------------------------------------------------------
+
+WATCHER = [sys.executable, "-m", "watcher"]
+STYLE = re.compile(r"\x1b\[[0-9;]*m")
+DATE = re.compile(r"20\d\d-\d\d-\d\d")
+
+
+@pytest.fixture(scope="module")
+def changed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Both borrowers checked twice, round 2 of the demo data changing them: a change history.
+    Made once for the module; the tests only read it."""
+    deployment = deploy(tmp_path_factory.mktemp("changed"))
+    subprocess.run([*WATCHER, "check"], cwd=deployment, check=True, capture_output=True)
+    for orgnr in ("927140004", "974760673"):
+        shutil.rmtree(deployment / "feed" / orgnr)
+        shutil.copytree(DEMO_DATA / "round2" / orgnr, deployment / "feed" / orgnr)
+    subprocess.run([*WATCHER, "check", "--no-notify"], cwd=deployment, check=True, capture_output=True)
+    return deployment
+
+
+def piped(args: list[str], cwd: Path, config: str = "watcher.toml", **env: str) -> str:
+    """What a command prints to a pipe (in-process: stdout is not a terminal), COLUMNS unset unless given."""
+    environment: dict[str, str | None] = {"COLUMNS": None} | env
+    result = CliRunner().invoke(app, ["--config", str(cwd / config), *args], env=environment)
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def history_events(cwd: Path) -> list[dict]:
+    return [json.loads(line) for line in piped(["history", "--format", "jsonl"], cwd).splitlines()]
+
+
+def table_rows(screen: str) -> tuple[list[str], list[list[str]]]:
+    """The header and the rows of a rich table as printed, each cell's lines joined by a space."""
+    lines = [STYLE.sub("", line).rstrip("\r") for line in screen.splitlines()]
+    header: list[str] = []
+    rows: list[list[str]] = []
+    for line in lines:
+        if line[:1] not in ("│", "┃"):
+            continue
+        cells = [cell.strip() for cell in line[1:-1].split(line[0])]
+        if line[0] == "┃":
+            header = joined(header, cells) if header else cells
+        elif DATE.match(cells[0]) or not rows:  # a row starts with its date; later lines continue it
+            rows.append(cells)
+        else:
+            rows[-1] = joined(rows[-1], cells)
+    return header, rows
+
+
+def joined(cells: list[str], continued: list[str]) -> list[str]:
+    return [f"{kept} {more}".strip() for kept, more in zip(cells, continued, strict=True)]
+
+
+def squeezed(text: str) -> str:
+    """The text without its spaces: a word folded across lines reads as it was."""
+    return "".join(text.split())
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_history_fits_the_terminal_and_cuts_nothing_short(changed: Path, columns: int):
+    code, screen = run_in_terminal([*WATCHER, "history"], changed, columns=columns)
+    assert code == 0, screen
+    lines = [STYLE.sub("", line).rstrip("\r") for line in screen.splitlines() if line.strip()]
+    assert max(len(line) for line in lines) <= columns
+    assert "…" not in screen  # no "2026…", no "lega…"
+    header, rows = table_rows(screen)
+    assert header[:3] == ["detected", "borrower", "category"] and "before → after" in header
+    if columns == 80:  # the least useful columns give way first; the change and its time stay
+        assert "alert" not in header and "id" not in header and "subject" not in header
+    events = history_events(changed)
+    assert len(rows) == len(events)
+    change = header.index("before → after")
+    for row, event in zip(rows, events, strict=True):
+        assert re.fullmatch(r"20\d\d-\d\d-\d\d \d\d:\d\d \+08:00", row[0])  # whole, with its zone
+        assert row[2] == event["category"]
+        expected = f"{event['before'] or '–'} → {event['after'] or '–'}"
+        assert squeezed(row[change]) == squeezed(expected)  # wrapped, intact
+
+
+def test_history_piped_is_tab_separated_with_times_in_the_zone(changed: Path):
+    """Piped without COLUMNS: one line per change under a header line; jsonl and csv keep ISO 8601 UTC."""
+    header, *lines = piped(["history"], changed).splitlines()
+    columns = header.split("\t")
+    assert columns[:4] == ["id", "detected", "borrower", "category"] and "before → after" in columns
+    events = history_events(changed)
+    assert len(lines) == len(events)
+    for line, event in zip(lines, events, strict=True):
+        cells = dict(zip(columns, line.split("\t"), strict=True))
+        assert cells["id"] == str(event["id"]) and cells["category"] == event["category"]
+        assert event["detected_at"].endswith("+00:00")  # the machine formats stay as they were
+        assert re.fullmatch(r"20\d\d-\d\d-\d\d \d\d:\d\d \+08:00", cells["detected"])
+    assert "│" not in header and all("│" not in line for line in lines)
+    csv_header = piped(["history", "--format", "csv"], changed).splitlines()[0]
+    assert csv_header.startswith("id,detected_at,")
+
+
+def test_piped_tables_honour_columns(changed: Path):
+    out = piped(["history"], changed, COLUMNS="90")
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert lines[0].startswith("┏") and max(len(line) for line in lines) <= 90
+    assert "…" not in out and "\t" not in out
+
+
+@pytest.mark.parametrize("command", [["alerts", "--status", "all"], ["borrowers", "list"]])
+def test_other_tables_fit_too_and_are_tab_separated_when_piped(changed: Path, command: list[str]):
+    code, screen = run_in_terminal([*WATCHER, *command], changed, columns=80)
+    assert code == 0, screen
+    lines = [STYLE.sub("", line).rstrip("\r") for line in screen.splitlines() if line.strip()]
+    assert max(len(line) for line in lines) <= 80 and "…" not in screen
+    assert "+08:00" in screen
+    header, *rows = piped(command, changed).splitlines()
+    assert len(rows) == 2 and all(len(row.split("\t")) == len(header.split("\t")) for row in rows)
+    assert all(re.search(r"\t20\d\d-\d\d-\d\d \d\d:\d\d \+08:00\t", row) for row in rows)
+
+
+def test_status_says_the_zone_of_its_times(changed: Path):
+    oslo = changed / "oslo.toml"
+    oslo.write_text('[watcher]\ntimezone = "Europe/Oslo"\n' + CONFIG, encoding="utf-8")
+    out = piped(["status"], changed, config=oslo.name)
+    assert re.search(r"^last check: 20\d\d-\d\d-\d\d \d\d:\d\d \+0[12]:00$", out, re.MULTILINE), out
+    assert re.search(r"last success 20\d\d-\d\d-\d\d \d\d:\d\d \+0[12]:00", out)
+    raw = json.loads(piped(["status", "--format", "json"], changed))
+    assert raw["last_check_at"].endswith("+00:00")

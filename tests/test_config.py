@@ -273,6 +273,9 @@ max_attempts = 3
 [officers.zhang_wei]
 name = "张伟"
 urls = ["dingtalk://secret@token/"]
+[officers.kari]
+name = "Kari"
+timezone = "America/St_Johns"
 """,
     )
     config = load_config(path)
@@ -289,6 +292,10 @@ urls = ["dingtalk://secret@token/"]
     assert notifier.max_attempts == 3
     assert config.officers["zhang_wei"] == OfficerConfig(name="张伟", urls=["dingtalk://secret@token/"])
     assert config.officers["zhang_wei"].language is None
+    # Times shown to an officer are in their own zone when they have one, else in [watcher] timezone.
+    assert config.zone_for("kari").key == "America/St_Johns"
+    for without_own_zone in ("zhang_wei", None, "gone"):
+        assert config.zone_for(without_own_zone) == config.watcher.zone
 
 
 def test_plugin_option_defaults_are_parsed(tmp_path: Path) -> None:
@@ -505,6 +512,11 @@ def test_secret_used_elsewhere_is_scrubbed_from_another_key_error(
         ("[rules]\nwindow = '1y'\n", "rules.window", "unknown unit 'y'"),
         ("[rules]\nfrequent_after = -1\n", "rules.frequent_after", "at least 0"),
         ("[watcher]\ntimezone = 'Mars/Olympus'\n", "watcher.timezone", "unknown time zone"),
+        (
+            "[officers.kari]\nname = 'Kari'\ntimezone = 'Europe/Olso'\n",
+            "officers.kari.timezone",
+            "unknown time zone; use an IANA name such as Asia/Shanghai or UTC, got 'Europe/Olso'",
+        ),
         ("[watcher]\nlanguage = 'fr'\n", "watcher.language", "expected 'zh-CN' or 'en', got 'fr'"),
         ("watcher = 5\n", "watcher", "expected a table"),
         (

@@ -37,6 +37,7 @@ from tests.deployment import (
     Deployment,
 )
 from watcher.cli import app as cli_app
+from watcher.config.schema import OfficerConfig
 from watcher.console.app import FAVICON, ROUTES, SESSION_COOKIE, create_app
 from watcher.console.auth import create_user
 from watcher.console.exports import ALERT_FIELDS
@@ -1017,3 +1018,24 @@ def test_the_overview_follows_alerts_through_their_lifecycle_and_the_weeks(world
     assert tiles["warning"] == 1, "an alert still open is still counted"
     table = client.get("/?lang=zh-CN").text
     assert "近 12 周没有新增预警" in table and 'id="weekly-table"' in table
+
+
+def test_times_are_shown_in_the_readers_zone_with_its_offset(world):
+    """Issue 14: the console showed 09:41 with no zone. An officer with their own [officers.<id>]
+    timezone reads it; everyone else reads [watcher] timezone; every time says its offset."""
+    officers = dict(world.config.officers)
+    officers["li_na"] = OfficerConfig(name="李娜", timezone="Europe/Oslo")
+    config = world.config.model_copy(update={"officers": officers})
+    pages = {}
+    for username in ("li", "risk"):
+        client = world.client(config)
+        assert sign_in(client, username).status_code == 303
+        paths = ("/borrower?id=b-fjordlys", "/history", "/alerts")
+        pages[username] = [client.get(path).text for path in paths]
+    # CHANGED_AT is 2026-03-03 02:00 UTC: 03:00 in Oslo (winter), 10:00 in Shanghai.
+    for page in pages["li"]:
+        assert "2026-03-03 03:00 +01:00" in page and "2026-03-03 10:00 +08:00" not in page
+        assert "Europe/Oslo" in page  # the footer names the zone
+    for page in pages["risk"]:
+        assert "2026-03-03 10:00 +08:00" in page and "+01:00" not in page
+        assert "Asia/Shanghai" in page

@@ -172,6 +172,24 @@ def test_each_matching_target_gets_a_row_per_url_and_one_message_in_its_language
     assert (len(ding.requests), len(feishu.requests), len(wecom.requests), len(smtp.mails)) == (1, 1, 3, 3)
 
 
+def test_each_target_reads_the_detection_time_in_its_own_zone(channels, deploy):
+    """Issue 14: an officer with [officers.<id>] timezone reads Oslo time; notifiers read [watcher] timezone
+    (Asia/Shanghai here); neither reads UTC, and each says the offset."""
+    ding, smtp = channels.ding, channels.smtp
+    officer_table = officer("Kari", [ding.dingtalk_url(DING_TOKEN, DING_SECRET)], language="en")
+    world = deploy(
+        officer_table.replace('name = "Kari"\n', 'name = "Kari"\ntimezone = "Europe/Oslo"\n')
+        + notifier("risk_desk", [smtp.url(RISK_MAIL)], min_severity="high")
+    )
+    world.baseline_then_change()
+    world.dispatch(SOON)
+    [officer_text] = ding.texts(DING_TOKEN)
+    assert "detected 2026-03-03 03:00 +01:00" in officer_text  # CHANGED_AT is 02:00 UTC
+    [desk_text] = smtp.texts(RISK_MAIL)
+    assert "检测时间：2026-03-03 10:00 +08:00" in desk_text
+    assert "UTC" not in officer_text + desk_text
+
+
 def test_a_url_listed_twice_is_one_destination(channels, deploy):
     url = channels.wecom.wecom_url(WECOM_KEY)
     world = deploy(officer("张伟", [url, url]))

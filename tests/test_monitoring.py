@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -147,12 +148,12 @@ def test_gap_alert_text_names_borrower_source_since_and_error(sqlite_world_monit
     [gap_id] = _scan(world, T0 + FAILING_AFTER * 2).gaps
     with world.store.session() as session:
         view = alert_view(session, gap_id, window_days=365)
-    zh = render_alert(view, "zh-CN", BodyFormat.MARKDOWN)
-    en = render_alert(view, "en", BodyFormat.HTML)
+    zh = render_alert(view, "zh-CN", BodyFormat.MARKDOWN, zone=ZoneInfo("Asia/Shanghai"))
+    en = render_alert(view, "en", BodyFormat.HTML, zone=ZoneInfo("Europe/Oslo"))
     assert zh.title == "【高风险】FJORDLYS SJØMAT AS（no1）监控中断"
-    assert "自 2025-12-30 02:00 UTC 起检查全部失败" in zh.body and "parse_error" in zh.body
+    assert "自 2025-12-30 10:00 +08:00 起检查全部失败" in zh.body and "parse_error" in zh.body
     assert en.title == "[High risk] FJORDLYS SJØMAT AS (no1): monitoring gap"
-    assert "every check has failed since 2025-12-30 02:00 UTC" in en.body and "Source: no" in en.body
+    assert "every check has failed since 2025-12-30 03:00 +01:00" in en.body and "Source: no" in en.body
 
 
 @pytest.fixture

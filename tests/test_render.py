@@ -12,6 +12,7 @@ import re
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from html.parser import HTMLParser
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -22,6 +23,7 @@ from watcher.render import (
     AlertView,
     BodyFormat,
     ChangeLine,
+    GapLine,
     Limits,
     alert_lines,
     render_alert,
@@ -29,8 +31,10 @@ from watcher.render import (
     render_test_message,
 )
 from watcher.rules import Severity
+from watcher.vocabulary import AlertKind
 
 DETECTED = datetime(2026, 3, 9, 6, 30, tzinfo=UTC)
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 EVIL = "<script>alert(1)</script> [click](http://evil.example) ![img](x) **bold** # heading |table| `code`"
 HTML_TEMPLATE_TAGS = {"ul", "li", "p", "strong", "small"}
 
@@ -61,7 +65,7 @@ EXPECTED = {
         "mismatch": "预留签字人未更新",
         "source": "来源：qcc",
         "alert": "预警编号 7",
-        "detected": "检测时间：2026-03-09 06:30 UTC",
+        "detected": "检测时间：2026-03-09 14:30 +08:00",
     },
     "en": {
         "legal_rep": "Legal representative",
@@ -74,7 +78,7 @@ EXPECTED = {
         "mismatch": "signatory on file not updated",
         "source": "Source: qcc",
         "alert": "alert ID 7",
-        "detected": "detected 2026-03-09 06:30 UTC",
+        "detected": "detected 2026-03-09 14:30 +08:00",
     },
 }
 MORE_COUNT = {
@@ -167,7 +171,7 @@ def collapsed(text: str) -> str:
 def test_alert_says_who_what_when_and_what_to_do(language: str, fmt: BodyFormat) -> None:
     """An officer acts on the message alone: severity, borrower, each change, window, advice, source."""
     view = make_view(signatory_mismatch="李娜")
-    rendered = render_alert(view, language, fmt)
+    rendered = render_alert(view, language, fmt, zone=SHANGHAI)
     words = EXPECTED[language]
     text = (
         collapsed(html.unescape(" ".join(read_html(rendered.body).texts)))
@@ -228,12 +232,50 @@ def test_signatory_mismatch_alone_has_its_own_title(language: str, headline: str
     assert "李娜" in rendered.body and "王建国" in rendered.body
 
 
-def test_detection_time_is_shown_in_utc_whatever_zone_it_came_in() -> None:
-    shanghai = timezone(timedelta(hours=8))
-    view = make_view(detected_at=datetime(2026, 3, 9, 14, 30, tzinfo=shanghai))
-    assert "2026-03-09 06:30 UTC" in render_alert(view, "en").body
-    naive_utc = make_view(detected_at=datetime(2026, 3, 9, 6, 30))  # as SQLite gives it back
-    assert "2026-03-09 06:30 UTC" in render_alert(naive_utc, "en").body
+def test_detection_time_is_shown_in_the_readers_zone_with_its_offset() -> None:
+    """Issue 14: "检测时间：2026-12-06 01:41 UTC" for a bank in Shanghai; times read in the reader's zone."""
+    shanghai_fixed = timezone(timedelta(hours=8))
+    view = make_view(detected_at=datetime(2026, 12, 6, 9, 41, tzinfo=shanghai_fixed))
+    naive_utc = make_view(detected_at=datetime(2026, 12, 6, 1, 41))  # as SQLite gives it back
+    for shown in (view, naive_utc):
+        assert "检测时间：2026-12-06 09:41 +08:00" in render_alert(shown, "zh-CN", zone=SHANGHAI).body
+        assert "detected 2026-12-06 09:41 +08:00" in render_alert(shown, "en", zone=SHANGHAI).body
+        oslo = render_alert(shown, "en", BodyFormat.HTML, zone=ZoneInfo("Europe/Oslo")).body
+        assert "detected 2026-12-06 02:41 +01:00" in oslo  # winter: CET
+        assert "detected 2026-12-06 01:41 +00:00" in render_alert(shown, "en").body  # UTC by default
+    summer = make_view(detected_at=datetime(2026, 7, 1, 1, 41, tzinfo=UTC))
+    oslo_summer = render_alert(summer, "zh-CN", BodyFormat.MARKDOWN, zone=ZoneInfo("Europe/Oslo")).body
+    assert "检测时间：2026-07-01 03:41 +02:00" in oslo_summer  # CEST
+
+
+@pytest.mark.parametrize("language", ["zh-CN", "en"])
+def test_monitoring_gap_times_are_in_the_readers_zone(language: str) -> None:
+    since = datetime(2026, 12, 5, 18, 0, tzinfo=UTC)
+    gap = replace(
+        make_view(changes=(), occasions_in_window=0, recommend_early_repayment=False),
+        kind=AlertKind.MONITORING_GAP,
+        gap=(GapLine("no1", "FJORDLYS SJØMAT AS", "kari", since, "transient"),),
+    )
+    body = render_alert(gap, language, zone=SHANGHAI).body
+    assert "2026-12-06 02:00 +08:00" in body  # since when every check failed
+    assert "2026-03-09 14:30 +08:00" in body  # detected
+    assert "UTC" not in body
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2099, 12, 31), timezones=st.just(UTC)),
+    st.sampled_from(["Asia/Shanghai", "Europe/Oslo", "America/St_Johns", "Asia/Kathmandu", "UTC"]),
+)
+def test_a_shown_time_reads_back_as_the_same_instant(moment: datetime, zone_name: str) -> None:
+    """What an alert says is the instant detected, to the minute, wherever the reader's zone is."""
+    view = make_view(detected_at=moment)
+    body = render_alert(view, "en", zone=ZoneInfo(zone_name)).body
+    match = re.search(r"detected (\d{4}-\d\d-\d\d \d\d:\d\d) ([+-])(\d\d):(\d\d) ", body)
+    assert match is not None, body
+    local = datetime.strptime(match[1], "%Y-%m-%d %H:%M")
+    offset = timedelta(hours=int(match[3]), minutes=int(match[4])) * (-1 if match[2] == "-" else 1)
+    assert local.replace(tzinfo=timezone(offset)) == moment.replace(second=0, microsecond=0)
 
 
 # -- untrusted registry text -------------------------------------------------------------------------
@@ -366,7 +408,7 @@ def check_fitted(view: AlertView, language: str, fmt: BodyFormat, limits: Limits
         assert counts == []
     lines = body.splitlines()
     assert lines[-1].startswith("来源：" if language == "zh-CN" else "Source: ")
-    assert re.search(r"UTC(\u3000预警编号| · alert ID) \S+$", lines[-1])
+    assert re.search(r" \+00:00(\u3000预警编号| · alert ID) \S+$", lines[-1])
     if view.recommend_early_repayment:
         assert EXPECTED[language]["recommendation"] in body
     if view.signatory_mismatch:

@@ -106,7 +106,7 @@ def _run(workdir: Path, language: Language) -> None:
     echo("=== change history ===")
     with store.session() as session:
         rows = history(session)
-    print_history(rows, HistoryFormat.table, language)
+    print_history(rows, HistoryFormat.table, config.watcher.zone, language)
     store.dispose()
 
 
@@ -131,7 +131,7 @@ def _show_alerts(store: Store, config: Config, outcomes: Sequence[CheckOutcome],
         with store.session() as session:
             view = alert_view(session, outcome.alert_id, window_days=config.rules.window.days)
             targets = delivery_targets_of(session, outcome.alert_id)
-        rendered = render_alert(view, language)
+        rendered = render_alert(view, language, zone=config.watcher.zone)
         echo()
         echo(f"--- alert #{outcome.alert_id} → {', '.join(targets) or 'no target'} ---")
         echo(rendered.title)

@@ -35,6 +35,7 @@ from watcher.routing import (
     target_language,
     target_max_attempts,
     target_urls,
+    target_zone,
     url_fingerprint,
 )
 from watcher.store import SYSTEM_ACTOR, Store, audit, stored_id
@@ -244,7 +245,8 @@ class Dispatcher:
         if item.digest:
             day = self.clock().astimezone(self.config.watcher.zone).date()
             return render_digest(item.views, language, day, sender.body_format, sender.limits)
-        return render_alert(item.views[0], language, sender.body_format, sender.limits)
+        zone = target_zone(self.config, item.target)
+        return render_alert(item.views[0], language, sender.body_format, sender.limits, zone=zone)
 
     async def _send(self, item: _Work) -> tuple[bool, str, bool]:
         """(ok, detail, permanent): permanent failures (URL gone from the config) go dead at once."""

@@ -7,23 +7,31 @@ C1 characters do the same on some terminals). So text for people (plain lines, t
 bar) is never read as markup and has control sequences and characters removed; json keeps
 the data exactly, with every control character escaped, so it stays valid and inert on a terminal;
 CSV is written as it is, for spreadsheets and scripts.
+
+Tables fit the terminal (:mod:`watcher.table_fit`): text wraps and the least useful columns are
+left out first, but no cell is cut short. Piped, a table honours ``COLUMNS`` when it is set and is
+otherwise printed as tab-separated rows under a header line, one row per line. Times are shown in
+a zone, with its offset (:func:`when`).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, tzinfo
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
 import typer
 
 from watcher.record import LISTING_CATEGORIES, Action, Category
+from watcher.table_fit import ColumnNeeds, Fit, Layout, fit_columns
+from watcher.units import format_moment
 from watcher.vocabulary import Language, Severity
 
 if TYPE_CHECKING:
@@ -77,37 +85,111 @@ def echo_json(value: object, *, indent: int | None = None) -> None:
 
 @dataclass
 class Table:
-    """Rows for a rich table, each cell already :func:`printable`; shown with :func:`print_table`."""
+    """Rows for a table, each cell already :func:`printable`; shown with :func:`print_table`.
+
+    ``fits`` says how a column gives way on a narrow terminal (:class:`Fit`; ``WORDS`` when not
+    named); ``drop_first`` names the columns to leave out, in that order, when it is too narrow
+    even so.
+    """
 
     columns: tuple[str, ...]
     rows: list[tuple[str, ...]] = field(default_factory=list)
+    fits: dict[str, Fit] = field(default_factory=dict)
+    drop_first: tuple[str, ...] = ()
 
     def add_row(self, *cells: object) -> None:
-        self.rows.append(tuple(printable(cell, one_line=False) for cell in cells))
+        self.rows.append(tuple(printable(cell, one_line=False).replace("\t", " ") for cell in cells))
+
+    def fit_of(self, column: str) -> Fit:
+        return self.fits.get(column, Fit.WORDS)
 
 
-def table(*columns: str) -> Table:
-    return Table(columns)
+def table(
+    *columns: str, text: Iterable[str] = (), keep: Iterable[str] = (), drop_first: Iterable[str] = ()
+) -> Table:
+    """A table of ``columns``: ``text`` ones hold free text, ``keep`` ones never wrap (see :class:`Table`)."""
+    fits = {column: Fit.TEXT for column in text} | {column: Fit.KEEP for column in keep}
+    return Table(columns, fits=fits, drop_first=tuple(drop_first))
 
 
-def _console():
+def _console(width: int | None = None):
     from rich.console import Console
 
     # Piped output is read by people in files and logs, not squeezed into an 80-column guess.
-    return Console(width=None if sys.stdout.isatty() else 200, markup=False, emoji=False, highlight=False)
+    if width is None and not sys.stdout.isatty():
+        width = 200
+    return Console(width=width, markup=False, emoji=False, highlight=False)
+
+
+def table_width() -> int | None:
+    """The width a table must fit: the terminal's (``COLUMNS`` first, as rich reads it); piped,
+    ``COLUMNS`` if set; None when piped without it (tab-separated rows then)."""
+    if sys.stdout.isatty():
+        return int(_console().width)
+    columns = os.environ.get("COLUMNS", "").strip()
+    return int(columns) if columns.isdigit() and int(columns) > 0 else None
 
 
 def print_table(rows: Table) -> None:
+    """The table fitted to the terminal, or tab-separated rows when piped without ``COLUMNS``."""
+    width = table_width()
+    if width is None:
+        _print_tab_separated(rows)
+        return
+    _print_fitted(rows, width)
+
+
+def _print_tab_separated(rows: Table) -> None:
+    """One line per row, cells separated by tabs (a tab or line break inside a cell becomes a space)."""
+
+    def line(cells: Iterable[str]) -> str:
+        return "\t".join(cell.replace("\t", " ").replace("\n", " ") for cell in cells)
+
+    typer.echo(line(rows.columns))
+    for row in rows.rows:
+        typer.echo(line(row))
+
+
+def _print_fitted(rows: Table, width: int) -> None:
     from rich.table import Table as RichTable
     from rich.text import Text
 
-    # Text cells are never parsed as markup, whatever brackets the data holds.
+    layout = _layout(rows, width)
+    # Text cells are never parsed as markup, whatever brackets the data holds; a word longer than
+    # its column folds onto the next line rather than being cut off with "…".
     shown = RichTable(show_lines=False)
-    for column in rows.columns:
-        shown.add_column(Text(column))
+    for index, column_width in zip(layout.kept, layout.widths, strict=True):
+        shown.add_column(Text(rows.columns[index]), width=column_width, overflow="fold")
     for row in rows.rows:
-        shown.add_row(*(Text(cell) for cell in row))
-    _console().print(shown)
+        shown.add_row(*(Text(row[index]) for index in layout.kept))
+    _console(width).print(shown)
+
+
+def _layout(rows: Table, width: int) -> Layout:
+    from rich.cells import cell_len
+
+    def needs(index: int, column: str) -> ColumnNeeds:
+        lines = [line for cell in (column, *(row[index] for row in rows.rows)) for line in cell.split("\n")]
+        words = [word for line in lines for word in line.split()]
+        return ColumnNeeds(
+            name=column,
+            fit=rows.fit_of(column),
+            natural=max(cell_len(line) for line in lines),
+            longest_word=max((cell_len(word) for word in words), default=0),
+            two_lines=max(_two_line_width(line, cell_len) for line in lines),
+        )
+
+    return fit_columns([needs(i, column) for i, column in enumerate(rows.columns)], width, rows.drop_first)
+
+
+def _two_line_width(line: str, cell_len: Callable[[str], int]) -> int:
+    """The narrowest width at which ``line`` wraps at a space into at most two lines."""
+    words = line.split()
+    if len(words) < 2:
+        return cell_len(line)
+    return min(
+        max(cell_len(" ".join(words[:cut])), cell_len(" ".join(words[cut:]))) for cut in range(1, len(words))
+    )
 
 
 @contextmanager
@@ -128,9 +210,10 @@ def progress_bar(description: str, total: int) -> Iterator[Callable[[str | None]
         yield step
 
 
-def when(value: datetime | None) -> str:
-    """A time as people read it in a table or a line (minutes, no zone); empty for none."""
-    return value.strftime("%Y-%m-%d %H:%M") if value else ""
+def when(value: datetime | None, zone: tzinfo) -> str:
+    """A time as people read it in a table or a line: to the minute in ``zone``, with its offset
+    ("2026-12-06 09:41 +08:00"); empty for none."""
+    return format_moment(value, zone) if value else ""
 
 
 class HistoryFormat(StrEnum):
@@ -140,17 +223,18 @@ class HistoryFormat(StrEnum):
 
 
 def print_history(
-    rows: Iterable[HistoryRow], output_format: HistoryFormat, language: Language = Language.EN
+    rows: Iterable[HistoryRow], output_format: HistoryFormat, zone: tzinfo, language: Language = Language.EN
 ) -> None:
-    """The change history: a table for people (in ``language``), CSV for spreadsheets (formulas
-    neutralised), JSON lines; CSV and JSON lines keep the stored values exactly."""
+    """The change history: a table for people (in ``language``, times in ``zone``), CSV for
+    spreadsheets (formulas neutralised), JSON lines; the last two keep the stored values exactly, with
+    ISO 8601 times and their offset."""
     if output_format is HistoryFormat.jsonl:
         for row in rows:
             echo_json(row.as_json())
     elif output_format is HistoryFormat.csv:
         _history_csv(rows)
     else:
-        _history_table(rows, language)
+        _history_table(rows, zone, language)
 
 
 def _history_csv(rows: Iterable[HistoryRow]) -> None:
@@ -160,18 +244,27 @@ def _history_csv(rows: Iterable[HistoryRow]) -> None:
     csv_rows(HISTORY_FIELDS, (row.as_json() for row in rows), sys.stdout)
 
 
-def _history_table(rows: Iterable[HistoryRow], language: Language) -> None:
+def _history_table(rows: Iterable[HistoryRow], zone: tzinfo, language: Language) -> None:
     from watcher.presentation import CATEGORY_LABEL, HISTORY_HEADERS, PARTY_LABEL, subject_label, value_label
     from watcher.render import SEVERITY_LABEL
 
-    shown = table(*HISTORY_HEADERS[language])
+    header = dict(zip(HISTORY_HEADERS[Language.EN], HISTORY_HEADERS[language], strict=True))
+    shown = table(
+        *HISTORY_HEADERS[language],
+        text=[header[c] for c in ("borrower", "subject", "party", "before → after")],
+        keep=[header[c] for c in ("id", "category", "action", "effective", "severity", "alert")],
+        # The subject is repeated in before → after; what is left reads as one change.
+        drop_first=[
+            header[c] for c in ("alert", "id", "subject", "action", "party", "effective", "severity")
+        ],
+    )
     for row in rows:
         change = row.change_line()
         party = PARTY_LABEL[language].get(change.party, "") if change.party else ""
         severity = SEVERITY_LABEL[language].get(Severity(row.severity), row.severity) if row.severity else ""
         shown.add_row(
             str(row.id),
-            when(row.detected_at),
+            when(row.detected_at, zone),
             f"{row.borrower_id} {row.borrower_name}",
             CATEGORY_LABEL[language][change.category],
             _action_label(change.category, change.action, language),

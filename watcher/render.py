@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from enum import StrEnum
 
 from watcher.presentation import (
@@ -26,6 +26,7 @@ from watcher.presentation import (
     display_lines,
     signatory_text,
 )
+from watcher.units import format_moment
 from watcher.vocabulary import AlertKind, Language, Severity
 
 __all__ = [
@@ -349,12 +350,9 @@ def _history_command(borrower_id: str, fmt: BodyFormat) -> str:
     return _escaper(fmt)(command)
 
 
-def _time_label(moment: datetime) -> str:
-    moment = moment.astimezone(UTC) if moment.tzinfo else moment  # naive times are UTC, as stored
-    return moment.strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _render_monitoring(view: AlertView, language: Language, fmt: BodyFormat, limits: Limits) -> RenderedAlert:
+def _render_monitoring(
+    view: AlertView, language: Language, fmt: BodyFormat, limits: Limits, zone: tzinfo
+) -> RenderedAlert:
     """A monitoring gap or its recovery: which borrowers, since when, what failed; no change lines."""
     escape = _escaper(fmt)
     text = _TEXT[language]
@@ -377,7 +375,7 @@ def _render_monitoring(view: AlertView, language: Language, fmt: BodyFormat, lim
         text[line_key].format(
             name=escape(line.name),
             borrower_id=escape(line.borrower_id),
-            since=_time_label(line.since) if line.since else "–",
+            since=format_moment(line.since, zone) if line.since else "–",
             error_kind=line.error_kind or "–",  # our own vocabulary, not registry text
         )
         for line in view.gap
@@ -386,7 +384,9 @@ def _render_monitoring(view: AlertView, language: Language, fmt: BodyFormat, lim
     emphasis = [text["gap_note"]] if view.kind == AlertKind.MONITORING_GAP else []
     footer = [
         text["footer"].format(
-            alert_id=view.alert_id or "–", source=escape(view.source), detected=_time_label(view.detected_at)
+            alert_id=view.alert_id or "–",
+            source=escape(view.source),
+            detected=format_moment(view.detected_at, zone),
         )
     ]
     body = _fit(
@@ -396,11 +396,17 @@ def _render_monitoring(view: AlertView, language: Language, fmt: BodyFormat, lim
 
 
 def render_alert(
-    view: AlertView, language: Language, fmt: BodyFormat = BodyFormat.TEXT, limits: Limits = NO_LIMIT
+    view: AlertView,
+    language: Language,
+    fmt: BodyFormat = BodyFormat.TEXT,
+    limits: Limits = NO_LIMIT,
+    *,
+    zone: tzinfo = UTC,
 ) -> RenderedAlert:
-    """Title and body of one alert in ``language`` and ``fmt``, within ``limits``."""
+    """Title and body of one alert in ``language`` and ``fmt``, within ``limits``; times in ``zone``
+    (the reader's: an officer's own, else ``[watcher] timezone``), with their UTC offset."""
     if not view.kind.about_changes:
-        return _render_monitoring(view, language, fmt, limits)
+        return _render_monitoring(view, language, fmt, limits, zone)
     escape = _escaper(fmt)
     text = _TEXT[language]
     severity = SEVERITY_LABEL[language][view.severity]
@@ -418,7 +424,9 @@ def render_alert(
     )
     footer = [
         text["footer"].format(
-            alert_id=view.alert_id or "–", source=escape(view.source), detected=_time_label(view.detected_at)
+            alert_id=view.alert_id or "–",
+            source=escape(view.source),
+            detected=format_moment(view.detected_at, zone),
         )
     ]
     emphasis = [text["action_high"]] if view.recommend_early_repayment else []

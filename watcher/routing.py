@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import datetime, time, timedelta, tzinfo
 
 from watcher.config import Config
 from watcher.vocabulary import Language, Severity
@@ -75,6 +75,13 @@ def target_language(config: Config, target: str) -> Language:
         notifier = config.notifiers.get(target.removeprefix(NOTIFIER_PREFIX))
         language = notifier.language if notifier else None
     return Language(language or config.watcher.language)
+
+
+def target_zone(config: Config, target: str) -> tzinfo:
+    """The zone of the times in a target's messages: an officer's own if set, else ``[watcher] timezone``."""
+    if target.startswith(OFFICER_PREFIX):
+        return config.zone_for(target.removeprefix(OFFICER_PREFIX))
+    return config.watcher.zone
 
 
 def target_max_attempts(config: Config, target: str) -> int:

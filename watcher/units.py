@@ -1,4 +1,5 @@
-"""Durations ("24h", "1h30m") and rates ("5/s", "600/5m") as written in the config and the CSV.
+"""Durations ("24h", "1h30m") and rates ("5/s", "600/5m") as written in the config and the CSV;
+moments as people read them ("2026-12-06 09:41 +08:00").
 
 Pure: no I/O. Text is parsed once, at load time, into ``timedelta`` and :class:`Rate`; the rest of
 the program never sees the string forms. ``Duration`` and ``RateSpec`` are the pydantic field types
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Annotated
 
 from pydantic import PlainSerializer, PlainValidator
@@ -17,11 +18,13 @@ from pydantic_core import PydanticCustomError
 
 __all__ = [
     "DURATION_FORMS",
+    "MOMENT_FORM",
     "RATE_FORMS",
     "Duration",
     "Rate",
     "RateSpec",
     "format_duration",
+    "format_moment",
     "parse_duration",
     "parse_rate",
 ]
@@ -31,6 +34,7 @@ _UNIT_ORDER = list(_UNIT_SECONDS)
 _PART = re.compile(r"([0-9]+)([a-zA-Z]*)")
 DURATION_FORMS = "a duration like 10s, 30m, 24h, 365d or 1h30m"
 RATE_FORMS = "a rate like 5/s, 600/5m or 10/1h"
+MOMENT_FORM = "YYYY-MM-DD HH:MM ±HH:MM"
 
 
 def _duration_error(text: object, problem: str) -> ValueError:
@@ -184,3 +188,24 @@ RateSpec = Annotated[
     PlainSerializer(str, return_type=str),
 ]
 """A model field holding a :class:`Rate`; accepts its text form or a ``Rate``, dumps as text."""
+
+
+def format_moment(moment: datetime, zone: tzinfo) -> str:
+    """``moment`` as people read it: to the minute, in ``zone``, with that zone's UTC offset then.
+
+    One form for alerts, tables and the console (:data:`MOMENT_FORM`): the offset makes the time
+    unambiguous wherever it is read (an abbreviation such as CST names three zones). Naive times
+    are UTC, as the database gives them back.
+    """
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    local = aware.astimezone(zone)
+    return f"{local:%Y-%m-%d %H:%M} {_offset_text(local.utcoffset())}"
+
+
+def _offset_text(offset: timedelta | None) -> str:
+    """``+08:00``, ``-03:30``, ``+00:00``; seconds only for the odd historical offset that has them."""
+    total = int((offset or timedelta(0)).total_seconds())
+    sign = "-" if total < 0 else "+"
+    hours, rest = divmod(abs(total), 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{sign}{hours:02d}:{minutes:02d}" + (f":{seconds:02d}" if seconds else "")

@@ -32,16 +32,28 @@ def alerts_list(
         return
     from watcher.alerts import list_alerts
 
-    with with_store(load(NO_SECRETS)) as store, store.session() as session:
+    config = load(NO_SECRETS)
+    with with_store(config) as store, store.session() as session:
         rows = list_alerts(session, status=status.status)
     table = output.table(
-        "id", "created", "severity", "status", "kind", "borrower", "source", "handled by", "note"
+        "id",
+        "created",
+        "severity",
+        "status",
+        "kind",
+        "borrower",
+        "source",
+        "handled by",
+        "note",
+        text=("borrower", "handled by", "note"),
+        keep=("id", "severity", "status", "kind"),
+        drop_first=("source", "kind", "handled by", "status", "note"),
     )
     for alert, borrower in rows:
         handled = alert.closed_by or alert.acknowledged_by or ""
         table.add_row(
             str(alert.id),
-            when(alert.created_at),
+            when(alert.created_at, config.watcher.zone),
             alert.severity,
             alert.status,
             alert.kind,
@@ -74,7 +86,7 @@ def alerts_show(
         alert = session.get(models.Alert, alert_id)
         assert alert is not None
         status, handled = alert.status, alert.closed_by or alert.acknowledged_by
-    rendered = render_alert(view, language or config.watcher.language)
+    rendered = render_alert(view, language or config.watcher.language, zone=config.watcher.zone)
     echo(rendered.title)
     for line in rendered.body.splitlines():
         echo(line)

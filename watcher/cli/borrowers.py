@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import tzinfo
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -95,7 +96,8 @@ def borrowers_list(
         raise fail(
             "--format xlsx writes a binary workbook: name a file with --output FILE or redirect stdout"
         )
-    with with_store(load(NO_SECRETS)) as store, store.session() as session:
+    config = load(NO_SECRETS)
+    with with_store(config) as store, store.session() as session:
         rows = borrowers(session)
     if output_format in FILE_FORMATS:
         _write_borrowers_file(rows, output_format, output_file)
@@ -103,7 +105,20 @@ def borrowers_list(
     if output_format is BorrowersFormat.json:
         output.echo_json([_as_json(b) for b in rows], indent=2)
         return
-    table = output.table("id", "name", "source", "registry_id", "officer", "tags", "last success", "status")
+    zone = config.watcher.zone
+    table = output.table(
+        "id",
+        "name",
+        "source",
+        "registry_id",
+        "officer",
+        "tags",
+        "last success",
+        "status",
+        text=("name", "tags", "status"),
+        keep=("registry_id",),
+        drop_first=("tags", "registry_id", "officer", "source", "last success"),
+    )
     for b in rows:
         table.add_row(
             b.id,
@@ -112,8 +127,8 @@ def borrowers_list(
             b.registry_id,
             b.officer or "",
             ",".join(b.tag_list),
-            when(b.last_success_at),
-            _health(b),
+            when(b.last_success_at, zone),
+            _health(b, zone),
         )
     output.print_table(table)
 
@@ -163,12 +178,12 @@ def _as_json(borrower: Borrower) -> dict[str, Any]:
     }
 
 
-def _health(borrower: Borrower) -> str:
+def _health(borrower: Borrower, zone: tzinfo) -> str:
     """The status column: not checked yet, awaiting confirmation, failing (how often, why) or ok."""
     if not borrower.last_checked_at:
         return "not checked yet"
     if borrower.pending_since is not None:
-        return f"awaiting confirmation since {when(borrower.pending_since)}"
+        return f"awaiting confirmation since {when(borrower.pending_since, zone)}"
     if borrower.consecutive_failures:
         return f"failing ×{borrower.consecutive_failures}: {borrower.last_error_kind}"
     return "ok"

@@ -135,14 +135,25 @@ def users_list(
     from watcher.console.auth import list_users, session_counts
     from watcher.models import utcnow
 
-    with with_store(load(NO_SECRETS)) as store, store.session() as session:
+    config = load(NO_SECRETS)
+    with with_store(config) as store, store.session() as session:
         people = list_users(session)
         sessions = session_counts(session, now=utcnow())
     rows = [_user_json(user, sessions.get(user.id, 0) if user.id is not None else 0) for user in people]
     if output_format is ListFormat.json:
         output.echo_json(rows, indent=2)
         return
-    table = output.table("user", "name", "role", "officer", "active", "sessions", "created")
+    table = output.table(
+        "user",
+        "name",
+        "role",
+        "officer",
+        "active",
+        "sessions",
+        "created",
+        text=("name",),
+        drop_first=("created", "sessions", "name", "officer"),
+    )
     for user, row in zip(people, rows, strict=True):
         table.add_row(
             user.username,
@@ -151,7 +162,7 @@ def users_list(
             user.officer_id or "",
             "yes" if user.active else "disabled",
             str(row["sessions"]),
-            when(user.created_at),
+            when(user.created_at, config.watcher.zone),
         )
     output.print_table(table)
 

@@ -31,7 +31,7 @@ def history(
     config = load(NO_SECRETS)
     with with_store(config) as store, store.session() as session:
         rows = query_history(session, borrower_ids=borrower or (), since=since_at, categories=category or ())
-    print_history(rows, output_format, config.watcher.language)
+    print_history(rows, output_format, config.watcher.zone, config.watcher.language)
 
 
 def _since(since: str) -> datetime:

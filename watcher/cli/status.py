@@ -6,6 +6,7 @@ What counts as healthy is :mod:`watcher.health`'s judgement; this module only pr
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import tzinfo
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -36,27 +37,29 @@ def status(
     if output_format is ListFormat.json:
         output.echo_json(report.as_json(), indent=2)
         raise typer.Exit(0 if report.ok else 1)
-    for line in _lines(report):
+    for line in _lines(report, config.watcher.zone):
         echo(line)
     if not report.ok:
         raise typer.Exit(1)
 
 
-def _lines(report: HealthReport) -> Iterator[str]:
+def _lines(report: HealthReport, zone: tzinfo) -> Iterator[str]:
+    """The report for people, times in ``zone`` with their offset."""
     for instance in report.instances:
-        yield _instance_line(instance)
+        yield _instance_line(instance, zone)
     yield f"borrowers: {report.borrowers} ({report.due} due, {report.overdue} overdue)"
-    yield f"last check: {when(report.last_check_at) or 'never'}"
+    yield f"last check: {when(report.last_check_at, zone) or 'never'}"
     yield (
         f"deliveries: {report.deliveries_pending} pending, {report.deliveries_retrying} retrying, "
         f"{report.deliveries_dead} dead, {report.deliveries_held} held for digests"
     )
     for health in report.sources:
-        yield _source_line(health, report.billed_calls.get(health.source))
+        yield _source_line(health, report.billed_calls.get(health.source), zone)
         for unavailable in report.unavailable_of(health.source):
+            since = when(unavailable.unavailable_since, zone)
             yield (
-                f"  signal {unavailable.signal} unavailable since {when(unavailable.unavailable_since)} "
-                f"(retried {when(unavailable.retry_at)}): {unavailable.reason}"
+                f"  signal {unavailable.signal} unavailable since {since} "
+                f"(retried {when(unavailable.retry_at, zone)}): {unavailable.reason}"
             )
     for borrower in report.failing_borrowers:
         yield (
@@ -64,33 +67,34 @@ def _lines(report: HealthReport) -> Iterator[str]:
             f"({borrower.last_error_kind}) {borrower.last_error}"
         )
     for borrower in report.awaiting_confirmation:
-        seen = when(borrower.pending_since)
+        seen = when(borrower.pending_since, zone)
         yield f"awaiting confirmation: {borrower.id} (a mass disappearance seen {seen})"
     for problem in report.problems:
         yield f"problem: {problem.message}"
     yield "health: ok" if report.ok else f"health: {len(report.problems)} problem(s)"
 
 
-def _instance_line(instance: InstanceView) -> str:
+def _instance_line(instance: InstanceView, zone: tzinfo) -> str:
     from watcher.health import InstanceState
 
     if instance.state is InstanceState.stopped:
-        state = f"stopped {when(instance.stopped_at)}"
+        state = f"stopped {when(instance.stopped_at, zone)}"
     elif instance.state is InstanceState.alive:
         state = "alive"
     else:
-        state = f"NOT RESPONDING since {when(instance.heartbeat_at)}"
+        state = f"NOT RESPONDING since {when(instance.heartbeat_at, zone)}"
     return (
         f"instance {instance.name} ({instance.host}, pid {instance.pid}, {instance.version}): {state}; "
-        f"last sweep {when(instance.last_sweep_at) or 'never'}"
+        f"last sweep {when(instance.last_sweep_at, zone) or 'never'}"
     )
 
 
-def _source_line(health: SourceHealth, billed_calls: int | None) -> str:
+def _source_line(health: SourceHealth, billed_calls: int | None, zone: tzinfo) -> str:
     state = (
         f"FAILING ×{health.consecutive_failures} ({health.last_error_kind}): {health.last_error}"
         if health.consecutive_failures
         else "ok"
     )
     usage = "" if billed_calls is None else f"; {billed_calls} billed call(s) in 24h"
-    return f"source {health.source}: {state}; last success {when(health.last_success_at) or 'never'}{usage}"
+    last_success = when(health.last_success_at, zone) or "never"
+    return f"source {health.source}: {state}; last success {last_success}{usage}"

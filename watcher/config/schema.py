@@ -64,17 +64,21 @@ class WatcherSection(_Model):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise PydanticCustomError(
-                "timezone", "unknown time zone; use an IANA name such as Asia/Shanghai or UTC"
-            ) from None
-        return value
+        return _known_zone(value)
 
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+
+def _known_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise PydanticCustomError(
+            "timezone", "unknown time zone; use an IANA name such as Asia/Shanghai or UTC"
+        ) from None
+    return value
 
 
 class DatabaseSection(_Model):
@@ -351,6 +355,12 @@ class OfficerConfig(_Model):
     name: _Text
     urls: list[_ChannelUrl] = []
     language: Language | None = None
+    timezone: str | None = None  # the zone of the times in this officer's alerts and console pages
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        return value if value is None else _known_zone(value)
 
 
 def _error_at(loc: tuple[str | int, ...], error_type: str, message: str, value: object) -> ValidationError:
@@ -439,6 +449,13 @@ class Config(_Model):
         if options is None:
             return name
         return sources.source_class(options.type).display_name(options, language) or name
+
+    def zone_for(self, officer: str | None) -> ZoneInfo:
+        """The zone the times shown to ``officer`` are in: their own, else ``[watcher] timezone``."""
+        officer_config = self.officers.get(officer) if officer else None
+        if officer_config is not None and officer_config.timezone is not None:
+            return ZoneInfo(officer_config.timezone)
+        return self.watcher.zone
 
     @property
     def base_dir(self) -> Path:

@@ -1,5 +1,6 @@
 """Turning a page's values into HTML: the templates' shared context (labels in the user's language,
-times in the deployment's zone, the CSRF token, the one-time message), links and redirect targets."""
+times in the user's zone with its offset, the CSRF token, the one-time message), links and redirect
+targets."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -30,6 +32,7 @@ from watcher.console.identity import ensure_csrf, session_id_of
 from watcher.console.risk import money_text
 from watcher.presentation import ChangeLine, DisplayLine, change_text, display_lines, signatory_text
 from watcher.record import LISTING_CATEGORIES, Action, Category, ListingState, Party
+from watcher.units import format_moment
 from watcher.vocabulary import AlertKind, AlertStatus, AlertStatusFilter, Language
 
 
@@ -98,13 +101,11 @@ def _take_flash(ctx: Ctx) -> str | None:
 
 def render(ctx: Ctx, template: str, status_code: int = 200, **values: Any) -> HTMLResponse:
     request, console = ctx.request, ctx.console
-    zone = console.config.watcher.zone
+    zone = reader_zone(ctx)
     lang = ctx.lang
 
     def when(value: datetime | None) -> str:
-        if value is None:
-            return ""
-        return queries.as_utc(value).astimezone(zone).strftime("%Y-%m-%d %H:%M")
+        return format_moment(value, zone) if value is not None else ""
 
     def switch_language(target: str) -> str:
         params = dict(request.query_params)
@@ -153,7 +154,7 @@ def render(ctx: Ctx, template: str, status_code: int = 200, **values: Any) -> HT
         audit_action_label=lambda value: _label(AUDIT_ACTION_LABEL[lang], value),
         officer_name=officer_name,
         source_name=lambda key: console.config.source_display_name(key, lang),
-        zone=console.config.watcher.timezone,
+        zone=str(zone),
         AlertKind=AlertKind,
         AlertStatus=AlertStatus,
         AlertStatusFilter=AlertStatusFilter,
@@ -161,6 +162,12 @@ def render(ctx: Ctx, template: str, status_code: int = 200, **values: Any) -> HT
         **values,
     )
     return HTMLResponse(html, status_code=status_code)
+
+
+def reader_zone(ctx: Ctx) -> ZoneInfo:
+    """The zone of the times a page shows: the signed-in officer's own, else ``[watcher] timezone``."""
+    officer = ctx.user.officer_id if ctx.user is not None else None
+    return ctx.console.config.zone_for(officer)
 
 
 def error_page(ctx: Ctx, status_code: int, message: str) -> HTMLResponse:
