@@ -16,6 +16,9 @@ import pytest
 from typer.testing import CliRunner
 
 from watcher.cli import app
+from watcher.presentation import CATEGORY_LABEL, HISTORY_HEADERS
+from watcher.record import Category
+from watcher.vocabulary import Language
 
 DEMO_DATA = Path(__file__).parents[1] / "watcher" / "demo_data"
 CONFIG = """\
@@ -168,6 +171,16 @@ def joined(cells: list[str], continued: list[str]) -> list[str]:
     return [f"{kept} {more}".strip() for kept, more in zip(cells, continued, strict=True)]
 
 
+# The demo config reads zh-CN: the history table's headers in that language, by their English names.
+HEADER = dict(zip(HISTORY_HEADERS[Language.EN], HISTORY_HEADERS[Language.ZH_CN], strict=True))
+
+
+def piped_history(cwd: Path) -> list[dict[str, str]]:
+    """``watcher history`` piped: tab-separated, one unwrapped line per row, as header → cell."""
+    header, *lines = piped(["history"], cwd).splitlines()
+    return [dict(zip(header.split("\t"), line.split("\t"), strict=True)) for line in lines]
+
+
 def squeezed(text: str) -> str:
     """The text without its spaces: a word folded across lines reads as it was."""
     return "".join(text.split())
@@ -181,31 +194,31 @@ def test_history_fits_the_terminal_and_cuts_nothing_short(changed: Path, columns
     assert max(len(line) for line in lines) <= columns
     assert "…" not in screen  # no "2026…", no "lega…"
     header, rows = table_rows(screen)
-    assert header[:3] == ["detected", "borrower", "category"] and "before → after" in header
+    assert header[:3] == [HEADER["detected"], HEADER["borrower"], HEADER["category"]]
     if columns == 80:  # the least useful columns give way first; the change and its time stay
-        assert "alert" not in header and "id" not in header and "subject" not in header
-    events = history_events(changed)
-    assert len(rows) == len(events)
-    change = header.index("before → after")
-    for row, event in zip(rows, events, strict=True):
+        assert not {HEADER["alert"], HEADER["id"], HEADER["subject"]} & set(header)
+    unwrapped = piped_history(changed)  # the same table, one line per row
+    assert len(rows) == len(unwrapped) == len(history_events(changed))
+    change = header.index(HEADER["before → after"])
+    for row, whole in zip(rows, unwrapped, strict=True):
         assert re.fullmatch(r"20\d\d-\d\d-\d\d \d\d:\d\d \+08:00", row[0])  # whole, with its zone
-        assert row[2] == event["category"]
-        expected = f"{event['before'] or '–'} → {event['after'] or '–'}"
-        assert squeezed(row[change]) == squeezed(expected)  # wrapped, intact
+        assert row[2] == whole[HEADER["category"]]
+        assert squeezed(row[change]) == squeezed(whole[HEADER["before → after"]])  # wrapped, intact
 
 
 def test_history_piped_is_tab_separated_with_times_in_the_zone(changed: Path):
     """Piped without COLUMNS: one line per change under a header line; jsonl and csv keep ISO 8601 UTC."""
     header, *lines = piped(["history"], changed).splitlines()
     columns = header.split("\t")
-    assert columns[:4] == ["id", "detected", "borrower", "category"] and "before → after" in columns
+    assert columns == list(HISTORY_HEADERS[Language.ZH_CN]), "the headers follow [watcher] language"
     events = history_events(changed)
     assert len(lines) == len(events)
     for line, event in zip(lines, events, strict=True):
         cells = dict(zip(columns, line.split("\t"), strict=True))
-        assert cells["id"] == str(event["id"]) and cells["category"] == event["category"]
+        assert cells[HEADER["id"]] == str(event["id"])
+        assert cells[HEADER["category"]] == CATEGORY_LABEL[Language.ZH_CN][Category(event["category"])]
         assert event["detected_at"].endswith("+00:00")  # the machine formats stay as they were
-        assert re.fullmatch(r"20\d\d-\d\d-\d\d \d\d:\d\d \+08:00", cells["detected"])
+        assert re.fullmatch(r"20\d\d-\d\d-\d\d \d\d:\d\d \+08:00", cells[HEADER["detected"]])
     assert "│" not in header and all("│" not in line for line in lines)
     csv_header = piped(["history", "--format", "csv"], changed).splitlines()[0]
     assert csv_header.startswith("id,detected_at,")
