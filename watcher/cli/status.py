@@ -45,7 +45,8 @@ def status(
 def _lines(report: HealthReport) -> Iterator[str]:
     for instance in report.instances:
         yield _instance_line(instance)
-    yield f"borrowers: {report.borrowers} ({report.due} due, {report.overdue} overdue)"
+    inactive = f", {report.inactive} inactive" if report.inactive else ""
+    yield f"borrowers: {report.borrowers} ({report.due} due, {report.overdue} overdue{inactive})"
     yield f"last check: {when(report.last_check_at) or 'never'}"
     yield (
         f"deliveries: {report.deliveries_pending} pending, {report.deliveries_retrying} retrying, "

@@ -11,10 +11,11 @@ from watcher.render import (
     PARTY_LABEL,
     SEVERITY_LABEL,
 )
-from watcher.vocabulary import AlertKind, AlertStatus, Language, OutboxState
+from watcher.vocabulary import AlertKind, AlertStatus, AuditAction, Language, OutboxState
 
 __all__ = [
     "ACTION_LABEL",
+    "AUDIT_ACTION_LABEL",
     "CATEGORY_LABEL",
     "LANGUAGES",
     "LISTING_ACTION_LABEL",
@@ -77,6 +78,46 @@ STATUS_LABEL = {
         AlertStatus.OPEN: "Open",
         AlertStatus.ACKNOWLEDGED: "Acknowledged",
         AlertStatus.CLOSED: "Closed",
+    },
+}
+
+# What an audit-trail entry records, as the borrower page lists it.
+AUDIT_ACTION_LABEL = {
+    Language.ZH_CN: {
+        AuditAction.ALERT_OPENED: "生成预警",
+        AuditAction.ALERT_ACKNOWLEDGED: "确认预警",
+        AuditAction.ALERT_CLOSED: "关闭预警",
+        AuditAction.BORROWER_ADDED: "新增借款人",
+        AuditAction.BORROWER_UPDATED: "更新借款人信息",
+        AuditAction.BORROWER_DEACTIVATED: "停止监控",
+        AuditAction.BORROWER_REACTIVATED: "恢复监控",
+        AuditAction.BORROWER_PRUNED: "超过保存期限，数据已清除",
+        AuditAction.DELIVERY_DEAD: "通知投递失败（已放弃）",
+        AuditAction.SIGNALS_RETRIED: "重试不可用信号",
+        AuditAction.USER_ADDED: "新增用户",
+        AuditAction.USER_ENABLED: "启用用户",
+        AuditAction.USER_DISABLED: "停用用户",
+        AuditAction.PASSWORD_CHANGED: "修改密码",
+        AuditAction.SIGNED_IN: "登录",
+        AuditAction.LOCKED_OUT: "登录锁定",
+    },
+    Language.EN: {
+        AuditAction.ALERT_OPENED: "Alert opened",
+        AuditAction.ALERT_ACKNOWLEDGED: "Alert acknowledged",
+        AuditAction.ALERT_CLOSED: "Alert closed",
+        AuditAction.BORROWER_ADDED: "Borrower added",
+        AuditAction.BORROWER_UPDATED: "Borrower updated",
+        AuditAction.BORROWER_DEACTIVATED: "Monitoring stopped",
+        AuditAction.BORROWER_REACTIVATED: "Monitoring resumed",
+        AuditAction.BORROWER_PRUNED: "Data removed after the retention period",
+        AuditAction.DELIVERY_DEAD: "Delivery given up",
+        AuditAction.SIGNALS_RETRIED: "Unavailable signals retried",
+        AuditAction.USER_ADDED: "User added",
+        AuditAction.USER_ENABLED: "User enabled",
+        AuditAction.USER_DISABLED: "User disabled",
+        AuditAction.PASSWORD_CHANGED: "Password changed",
+        AuditAction.SIGNED_IN: "Signed in",
+        AuditAction.LOCKED_OUT: "Locked out",
     },
 }
 
@@ -207,6 +248,11 @@ TEXT: dict[Language, dict[str, str]] = {
         "note_placeholder": "处理情况或决定",
         "alerts_export": "导出预警",
         "history_export": "导出变更历史",
+        "monitoring_state": "监控状态",
+        "watched": "监控中",
+        "inactive": "已停止监控",
+        "inactive_since": "已停止监控（自 {time}）",
+        "borrowers_inactive": "已停止监控",
     },
     Language.EN: {
         "app": "Borrower Watcher",
@@ -335,5 +381,10 @@ TEXT: dict[Language, dict[str, str]] = {
         "note_placeholder": "What was done or decided",
         "alerts_export": "Export alerts",
         "history_export": "Export history",
+        "monitoring_state": "Monitoring",
+        "watched": "Watched",
+        "inactive": "Inactive",
+        "inactive_since": "Inactive since {time}",
+        "borrowers_inactive": "Inactive (not watched)",
     },
 }

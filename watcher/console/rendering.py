@@ -16,6 +16,7 @@ from watcher.console.auth import take_flash
 from watcher.console.context import LANGUAGE_COOKIE, Ctx, console_of
 from watcher.console.i18n import (
     ACTION_LABEL,
+    AUDIT_ACTION_LABEL,
     CATEGORY_LABEL,
     LANGUAGES,
     LISTING_ACTION_LABEL,
@@ -99,6 +100,7 @@ def render(ctx: Ctx, template: str, status_code: int = 200, **values: Any) -> HT
         severity_label=lambda value: _label(SEVERITY_LABEL[lang], value),
         category_label=lambda value: _label(CATEGORY_LABEL[lang], value),
         action_label=action_label,
+        audit_action_label=lambda value: _label(AUDIT_ACTION_LABEL[lang], value),
         party_label=lambda value: _label(PARTY_LABEL[lang], value),
         listing_state_label=lambda value: _label(LISTING_STATE_LABEL[lang], value),
         section_label=lambda value: _label(SECTION_LABEL[lang], value),
