@@ -231,6 +231,7 @@ def test_default_config_has_the_documented_defaults() -> None:
     config = default_config()
     assert config.watcher == WatcherSection(language="zh-CN", timezone="Asia/Shanghai", instance_name=None)
     assert config.watcher.zone.key == "Asia/Shanghai"
+    assert config.watcher.retention == parse_duration("10y") == timedelta(days=3652, hours=12)
     assert config.database.url == "sqlite:///watcher.db"
     assert config.schedule.interval == timedelta(hours=24)
     assert config.schedule.jitter == timedelta(minutes=30)
@@ -513,6 +514,8 @@ def test_secret_used_elsewhere_is_scrubbed_from_another_key_error(
         ),
         ("[schedule]\ninterval = 3600\n", "schedule.interval", "needs a unit"),
         ("[schedule]\ninterval = '0s'\n", "schedule.interval", "longer than 0s"),
+        ("[watcher]\nretention = '0s'\n", "watcher.retention", "longer than 0s"),
+        ("[watcher]\nretention = '10 years'\n", "watcher.retention", "spaces are not allowed"),
         ("[schedule]\nactive_hours = '8-20'\n", "schedule.active_hours", "HH:MM-HH:MM"),
         ("[schedule]\nactive_hours = '08:00-08:00'\n", "schedule.active_hours", "equal"),
         ("[rules]\nwindow = '1w'\n", "rules.window", "unknown unit 'w'"),

@@ -106,9 +106,11 @@ def reactivate(session: Session, ids: Iterable[str], *, actor: str, now: datetim
 
 
 def inactive_among(session: Session, ids: Iterable[str]) -> list[Borrower]:
-    """The inactive borrowers among ``ids``, by id."""
-    query = select(Borrower).where(col(Borrower.id).in_(list(ids)), col(Borrower.active).is_(False))
-    return list(session.exec(query.order_by(col(Borrower.id))))
+    """The inactive borrowers among ``ids``, by id. Reads the inactive ones and filters here: an
+    import may list more ids than one statement may bind."""
+    wanted = set(ids)
+    query = select(Borrower).where(col(Borrower.active).is_(False)).order_by(col(Borrower.id))
+    return [borrower for borrower in session.exec(query) if borrower.id in wanted]
 
 
 def active_ids_not_in(session: Session, ids: Iterable[str]) -> list[str]:
