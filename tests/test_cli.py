@@ -50,6 +50,8 @@ HISTORY_KEYS = [
 LISTING_KEYS = ["party", "party_name", "first_seen"]
 """Added for risk listings (additions only: after the contract's keys)."""
 LIST_KEYS = {"id", "name", "source", "registry_id", "officer", "tags", "interval", "legal_rep_on_file"}
+LIFECYCLE_KEYS = {"active", "deactivated_at"}
+"""Added to `borrowers list --format json` with deactivation (additions only)."""
 BORROWER_IDS = ("cn-lanchao", "cn-lanqi", "no-fjordlys", "no-hardanger")
 FOLDER_OF = {
     "cn-lanchao": ("cn", "91330106MA2KH7Q302"),
@@ -685,7 +687,8 @@ def test_borrowers_list_json_has_the_csv_fields_and_values(ws: Workspace):
     with DEMO_BORROWERS.open(encoding="utf-8", newline="") as handle:
         expected = {row["id"]: row for row in csv.DictReader(handle)}
     for item in listed:
-        assert set(item) == LIST_KEYS
+        assert set(item) == LIST_KEYS | LIFECYCLE_KEYS
+        assert (item["active"], item["deactivated_at"]) == (True, None)
         row = expected[item["id"]]
         for key in ("id", "name", "source", "registry_id", "officer", "legal_rep_on_file"):
             assert item[key] == row[key], key

@@ -86,6 +86,8 @@ def assert_names(error: ConfigError, path: Path, key: str) -> None:
         ("1d2h3m4s", timedelta(days=1, hours=2, minutes=3, seconds=4)),
         ("0s", timedelta(0)),
         (" 15m ", timedelta(minutes=15)),
+        ("10y", timedelta(days=3652, hours=12)),
+        ("1y30d", timedelta(days=395, hours=6)),
     ],
 )
 def test_parse_duration_accepts_the_documented_forms(text: str, expected: timedelta) -> None:
@@ -104,9 +106,12 @@ def test_parse_duration_accepts_the_documented_forms(text: str, expected: timede
         ("1.5h", "fractions"),
         ("30m1h", "largest first"),
         ("1h1h", "largest first"),
+        ("30d1y", "largest first"),
+        ("1Y", "unknown unit 'Y'"),
         ("1 h", "spaces"),
         ("h", "not a whole number"),
         ("9999999999999d", "too large"),
+        ("999999999999y", "too large"),
     ],
 )
 def test_parse_duration_rejects_with_the_reason_and_the_accepted_forms(text: str, problem: str) -> None:
@@ -114,8 +119,19 @@ def test_parse_duration_rejects_with_the_reason_and_the_accepted_forms(text: str
         parse_duration(text)
     message = str(caught.value)
     assert problem in message
-    assert "10s, 30m, 24h, 365d" in message
+    assert "10s, 30m, 24h, 365d, 10y" in message
     assert repr(text) in message
+
+
+@given(st.integers(min_value=0, max_value=9_999), st.integers(min_value=0, max_value=364))
+def test_years_are_julian_years_and_are_written_back_in_days(years: int, days: int) -> None:
+    """A year is 365¼ days, so ten of them never fall short of ten calendar years by more than half
+    a day; the canonical text spells them in days, which reads back as the same duration."""
+    text = f"{years}y{days}d" if years else f"{days}d"
+    value = parse_duration(text)
+    assert value == timedelta(days=365 * years + days, hours=6 * years)
+    assert "y" not in format_duration(value)
+    assert parse_duration(format_duration(value)) == value
 
 
 @pytest.mark.parametrize(
@@ -217,6 +233,7 @@ def test_default_config_has_the_documented_defaults() -> None:
     config = default_config()
     assert config.watcher == WatcherSection(language="zh-CN", timezone="Asia/Shanghai", instance_name=None)
     assert config.watcher.zone.key == "Asia/Shanghai"
+    assert config.watcher.retention == parse_duration("10y") == timedelta(days=3652, hours=12)
     assert config.database.url == "sqlite:///watcher.db"
     assert config.schedule.interval == timedelta(hours=24)
     assert config.schedule.jitter == timedelta(minutes=30)
@@ -503,13 +520,15 @@ def test_secret_used_elsewhere_is_scrubbed_from_another_key_error(
         (
             "[schedule]\ninterval = '5x'\n",
             "schedule.interval",
-            "expected a duration like 10s, 30m, 24h, 365d or 1h30m, got '5x'",
+            "expected a duration like 10s, 30m, 24h, 365d, 10y or 1h30m, got '5x'",
         ),
         ("[schedule]\ninterval = 3600\n", "schedule.interval", "needs a unit"),
         ("[schedule]\ninterval = '0s'\n", "schedule.interval", "longer than 0s"),
+        ("[watcher]\nretention = '0s'\n", "watcher.retention", "longer than 0s"),
+        ("[watcher]\nretention = '10 years'\n", "watcher.retention", "spaces are not allowed"),
         ("[schedule]\nactive_hours = '8-20'\n", "schedule.active_hours", "HH:MM-HH:MM"),
         ("[schedule]\nactive_hours = '08:00-08:00'\n", "schedule.active_hours", "equal"),
-        ("[rules]\nwindow = '1y'\n", "rules.window", "unknown unit 'y'"),
+        ("[rules]\nwindow = '1w'\n", "rules.window", "unknown unit 'w'"),
         ("[rules]\nfrequent_after = -1\n", "rules.frequent_after", "at least 0"),
         ("[watcher]\ntimezone = 'Mars/Olympus'\n", "watcher.timezone", "unknown time zone"),
         (

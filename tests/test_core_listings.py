@@ -310,11 +310,14 @@ def test_a_listing_keeps_its_identity_when_its_person_changes_role():
     """A restriction naming 周明远 is the same entry after he stops being the legal representative:
     no "lifted" and "listed again" for an entry that did not move."""
     before = RegistryRecord(
-        "qichacha", "x", legal_representative=_rep("周明远"),
+        "qichacha",
+        "x",
+        legal_representative=_rep("周明远"),
         consumption_restrictions=(_restriction(Party.LEGAL_REPRESENTATIVE, "周明远"),),
     )
     after = replace(
-        before, legal_representative=_rep("顾嘉禾"),
+        before,
+        legal_representative=_rep("顾嘉禾"),
         consumption_restrictions=(_restriction(Party.COMPANY, "周明远"),),
     )
     assert [c.category for c in diff(before, after)] == [Category.LEGAL_REPRESENTATIVE]
@@ -324,11 +327,14 @@ def test_a_former_legal_representatives_person_level_entries_leave_silently():
     """The person-level lists follow the current legal representative: the former one's entries are
     no longer asked about, which is not a lifting. The new one's entries are news."""
     before = RegistryRecord(
-        "qichacha", "x", legal_representative=_rep("周明远"),
+        "qichacha",
+        "x",
+        legal_representative=_rep("周明远"),
         enforcements=(_restriction(Party.LEGAL_REPRESENTATIVE, "周明远", "(2026)苏0506执1937号"),),
     )
     after = replace(
-        before, legal_representative=_rep("顾嘉禾"),
+        before,
+        legal_representative=_rep("顾嘉禾"),
         enforcements=(_restriction(Party.LEGAL_REPRESENTATIVE, "顾嘉禾", "(2026)苏0506执2001号"),),
     )
     changes = diff(before, after)

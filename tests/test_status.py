@@ -149,6 +149,7 @@ def test_a_healthy_deployment_exits_0_with_every_fact_in_json(world: Deployment)
         "overdue_beyond_failing_after": 0,
         "failing": 0,
         "awaiting_confirmation": 0,
+        "inactive": 0,
     }
     assert report["failing_after"] == "1d"
     assert report["deliveries"] == {"pending": 0, "retrying": 0, "dead": 0, "held": 0}

@@ -114,6 +114,8 @@ class HealthReport:
     billed_calls: dict[str, int] = field(default_factory=dict)
     # Signals a source's account cannot fetch (skipped until their retry): known, not a problem.
     unavailable_signals: list[SourceSignal] = field(default_factory=list)
+    # Deactivated borrowers (counted in ``borrowers``): not watched, so never a problem.
+    inactive: int = 0
 
     def unavailable_of(self, source: str) -> list[SourceSignal]:
         return [row for row in self.unavailable_signals if row.source == source]
@@ -149,6 +151,7 @@ class HealthReport:
                 "overdue_beyond_failing_after": self.overdue_beyond_failing_after,
                 "failing": self.failing,
                 "awaiting_confirmation": len(self.awaiting_confirmation),
+                "inactive": self.inactive,
             },
             "awaiting_confirmation": [
                 {"id": b.id, "source": b.source, "since": _iso(b.pending_since)}
@@ -291,6 +294,7 @@ def read_health(session: Session, config: Config, now: datetime | None = None) -
         deliveries_held=summary.deliveries_held,
         problems=problems,
         awaiting_confirmation=awaiting,
+        inactive=summary.inactive,
     )
 
 

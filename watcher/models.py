@@ -26,7 +26,10 @@ class Borrower(SQLModel, table=True):
     tags: str = ""
     interval_seconds: int | None = None
     legal_rep_on_file: str | None = None
+    # An inactive borrower (its loan repaid) is never checked nor alerted on; its history and evidence
+    # are kept until ``[watcher] retention`` after ``deactivated_at``, then `watcher db prune` removes them.
     active: bool = True
+    deactivated_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     next_check_at: datetime | None = Field(default=None, index=True)

@@ -70,6 +70,8 @@ class CheckOutcome:
     error: str | None = None
     # A mass disappearance held until a second fetch confirms it: nothing stored, nothing alerted.
     awaiting_confirmation: bool = False
+    # Deactivated while its check was in flight: the result is dropped, nothing stored or alerted.
+    inactive: bool = False
 
 
 HEALTH_WRITE_EVERY = timedelta(minutes=1)
@@ -413,7 +415,11 @@ class Checker:
         ]
         statement = (
             update(table)
-            .where(table.c.id == bindparam("b_id"), table.c.last_content_hash == bindparam("b_hash"))
+            .where(
+                table.c.id == bindparam("b_id"),
+                table.c.last_content_hash == bindparam("b_hash"),
+                table.c.active.is_(True),  # deactivated meanwhile: its schedule is left alone
+            )
             .values({column: bindparam(f"v_{column}") for column in settlements[0]})
         )
         expected = {item.borrower_id: item.content_hash for item in batch}
@@ -467,6 +473,8 @@ class Checker:
             # then sees this one's snapshot, instead of storing the same change twice.
             borrower = session.get(Borrower, borrower_id, with_for_update=True)
             assert borrower is not None
+            if not borrower.active:
+                return self._drop_inactive(session, borrower)
             failures = borrower.consecutive_failures + 1
             backoff = self.config.schedule.retry_after_failure * min(2 ** (failures - 1), 16)
             values = settled(
@@ -495,6 +503,8 @@ class Checker:
             # then sees this one's snapshot, instead of storing the same change twice.
             borrower = session.get(Borrower, borrower_id, with_for_update=True)
             assert borrower is not None
+            if not borrower.active:
+                return self._drop_inactive(session, borrower)
             # A first check, or a first success after failures, has no slot worth keeping.
             spread = borrower.baseline_at is None or borrower.consecutive_failures > 0
             evaluation = evaluate(
@@ -532,6 +542,13 @@ class Checker:
         if write_health:
             self._success_written_at[borrower.source] = now
         return outcome
+
+    @staticmethod
+    def _drop_inactive(session: Session, borrower: Borrower) -> CheckOutcome:
+        """A borrower deactivated while its check ran: release any claim, store nothing, alert nothing."""
+        borrower.claimed_by = borrower.lease_until = None
+        session.add(borrower)
+        return CheckOutcome(borrower.id, ok=True, inactive=True)
 
     def _stored_state(self, session: Session, borrower: Borrower, digest: str, now: datetime) -> StoredState:
         """The borrower's stored facts; the last record and earlier occasions only when the content

@@ -42,7 +42,7 @@ from watcher.vocabulary import AuditAction, DeliveryStatus, ErrorKind, OutboxSta
 if TYPE_CHECKING:
     from watcher.routing import PlannedDelivery
 
-SCHEMA_HEAD = "0009"
+SCHEMA_HEAD = "0010"
 # Who the audit log names for what the watcher itself does (opens alerts, gives up deliveries).
 SYSTEM_ACTOR = "watcher"
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -517,6 +517,8 @@ class StatusSummary:
     deliveries_dead: int
     deliveries_held: int = 0
     instances: list = field(default_factory=list)
+    inactive: int = 0
+    """Deactivated borrowers (counted in ``borrowers``; never due, overdue or failing)."""
 
 
 OVERDUE_AFTER = timedelta(hours=1)
@@ -544,9 +546,13 @@ def status_summary(session: Session, now: datetime | None = None) -> StatusSumma
         select(count).select_from(Borrower).where(active, col(Borrower.next_check_at) <= now - OVERDUE_AFTER)
     ).one()
     last_check = session.exec(select(func.max(Borrower.last_checked_at))).one()
+    inactive = session.exec(select(count).select_from(Borrower).where(col(Borrower.active).is_(False))).one()
     failing = list(
         session.exec(
-            select(Borrower).where(Borrower.consecutive_failures > 0).order_by(col(Borrower.id)).limit(50)
+            select(Borrower)
+            .where(active, Borrower.consecutive_failures > 0)
+            .order_by(col(Borrower.id))
+            .limit(50)
         )
     )
     health = list(session.exec(select(SourceHealth).order_by(col(SourceHealth.source))))
@@ -560,7 +566,18 @@ def status_summary(session: Session, now: datetime | None = None) -> StatusSumma
 
     instances = list(session.exec(select(Instance).order_by(col(Instance.name))))
     return StatusSummary(
-        borrowers_total, due, overdue, last_check, failing, health, pending, retrying, dead, held, instances
+        borrowers_total,
+        due,
+        overdue,
+        last_check,
+        failing,
+        health,
+        pending,
+        retrying,
+        dead,
+        held,
+        instances,
+        inactive,
     )
 
 

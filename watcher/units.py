@@ -30,9 +30,13 @@ __all__ = [
 ]
 
 _UNIT_SECONDS: dict[str, int] = {"d": 86_400, "h": 3_600, "m": 60, "s": 1}
-_UNIT_ORDER = list(_UNIT_SECONDS)
+YEAR_SECONDS = 31_557_600
+"""A year as written in durations (``10y``): the Julian year of 365¼ days, the mean calendar year,
+so that a retention of ten years is never shorter than ten calendar years by more than half a day."""
+_PARSE_UNIT_SECONDS: dict[str, int] = {"y": YEAR_SECONDS, **_UNIT_SECONDS}
+_UNIT_ORDER = list(_PARSE_UNIT_SECONDS)
 _PART = re.compile(r"([0-9]+)([a-zA-Z]*)")
-DURATION_FORMS = "a duration like 10s, 30m, 24h, 365d or 1h30m"
+DURATION_FORMS = "a duration like 10s, 30m, 24h, 365d, 10y or 1h30m"
 RATE_FORMS = "a rate like 5/s, 600/5m or 10/1h"
 MOMENT_FORM = "YYYY-MM-DD HH:MM ±HH:MM"
 
@@ -42,9 +46,10 @@ def _duration_error(text: object, problem: str) -> ValueError:
 
 
 def parse_duration(text: str) -> timedelta:
-    """Parse ``"10s"``, ``"30m"``, ``"24h"``, ``"365d"`` or a combination such as ``"1h30m"``.
+    """Parse ``"10s"``, ``"30m"``, ``"24h"``, ``"365d"``, ``"10y"`` or a combination such as ``"1h30m"``.
 
-    Units appear at most once each, largest first, so every duration has one spelling. Zero
+    Units appear at most once each, largest first. A year (``y``) is :data:`YEAR_SECONDS` long; it
+    is accepted but never written by :func:`format_duration`, which spells years in days. Zero
     (``"0s"``) is allowed; negative, fractional and unit-less values are not. ValueError says why.
     """
     stripped = text.strip()
@@ -66,14 +71,14 @@ def parse_duration(text: str) -> timedelta:
         if len(number) > 12:
             raise _duration_error(text, "too large")
         if not unit:
-            raise _duration_error(text, f"missing unit after {number}; use s, m, h or d")
-        if unit not in _UNIT_SECONDS:
-            raise _duration_error(text, f"unknown unit {unit!r}; use s, m, h or d")
+            raise _duration_error(text, f"missing unit after {number}; use s, m, h, d or y")
+        if unit not in _PARSE_UNIT_SECONDS:
+            raise _duration_error(text, f"unknown unit {unit!r}; use s, m, h, d or y")
         rank = _UNIT_ORDER.index(unit)
         if rank <= previous_rank:
             raise _duration_error(text, "each unit at most once, largest first, as in 1h30m")
         previous_rank = rank
-        total += int(number) * _UNIT_SECONDS[unit]
+        total += int(number) * _PARSE_UNIT_SECONDS[unit]
         position = match.end()
     if position != len(stripped):
         raise _duration_error(text, "not a whole number followed by a unit")

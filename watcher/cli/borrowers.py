@@ -1,4 +1,5 @@
-"""``watcher borrowers import|list``: the watched borrowers, from the bank's CSV or XLSX file, and back."""
+"""``watcher borrowers import|list|deactivate|reactivate``: the watched borrowers, from the bank's CSV or XLSX
+file, and back."""
 
 from __future__ import annotations
 
@@ -15,6 +16,10 @@ from watcher.cli.base import CLI_ACTOR, HELP_MARKUP, NO_SECRETS, fail, load, wit
 from watcher.output import echo, when
 
 if TYPE_CHECKING:
+    from sqlmodel import Session
+
+    from watcher.importer import ParsedBorrowers, RowProblem
+    from watcher.lifecycle import LifecycleChange
     from watcher.models import Borrower
 
 
@@ -36,6 +41,13 @@ def borrowers_import(
     file: Annotated[
         Path, typer.Argument(help="CSV, or XLSX (its first sheet): id,name,source,registry_id[,...]")
     ],
+    deactivate_missing: Annotated[
+        bool,
+        typer.Option(
+            "--deactivate-missing",
+            help="Deactivate the active borrowers the file does not list (not done when a row is rejected).",
+        ),
+    ] = False,
 ) -> None:
     """Upsert borrowers from a CSV or XLSX file; bad rows are reported and skipped (exit 1).
 
@@ -43,7 +55,9 @@ def borrowers_import(
     name its row numbers as Excel shows them.
 
     A registry entity that another borrower (in the file or the database) already has is imported with
-    a warning. Warnings and rejections are printed in line order.
+    a warning. Warnings and rejections are printed in line order. Borrowers the file does not list are
+    left as they are, unless --deactivate-missing; an inactive borrower the file lists stays inactive
+    (with a warning) until `watcher borrowers reactivate`.
     """
     from watcher.importer import (
         BorrowerFileError,
@@ -61,16 +75,101 @@ def borrowers_import(
         raise fail(str(error)) from None
     with with_store(config) as store, store.transaction() as session:
         warnings = [*parsed.warnings, *registry_id_warnings(session, parsed)]
+        warnings += _inactive_warnings(session, parsed, config.watcher.zone)
         reports = [(problem.line, f"warning: {problem.message}") for problem in warnings]
         reports += [(problem.line, f"rejected: {problem.message}") for problem in parsed.rejected]
         for line, report in sorted(reports, key=lambda item: item[0]):
             echo(f"{file}: {parsed.unit} {line}: {report}", err=True)
         counts = upsert_borrowers(session, parsed.rows, actor=CLI_ACTOR)
+        if deactivate_missing:
+            _deactivate_missing(session, file, parsed)
     echo(
         f"imported {len(parsed.rows)} borrower(s): {counts.added} added, {counts.updated} updated, "
         f"{counts.unchanged} unchanged; {len(parsed.rejected)} rejected"
     )
     if parsed.rejected:
+        raise typer.Exit(1)
+
+
+def _inactive_warnings(session: Session, parsed: ParsedBorrowers, zone: tzinfo) -> list[RowProblem]:
+    """A warning for each row of an inactive borrower: its data is updated, but it stays unwatched."""
+    from watcher.importer import RowProblem
+    from watcher.lifecycle import inactive_among
+
+    return [
+        RowProblem(
+            parsed.lines[borrower.id],
+            f"borrower {borrower.id!r} is inactive (since {when(borrower.deactivated_at, zone)}); "
+            f"updated but not watched: `watcher borrowers reactivate {borrower.id}` watches it again",
+        )
+        for borrower in inactive_among(session, [row.id for row in parsed.rows])
+    ]
+
+
+def _deactivate_missing(session: Session, file: Path, parsed: ParsedBorrowers) -> None:
+    """Deactivate the active borrowers ``file`` does not list, each named; none when a row was
+    rejected, since a rejected row's borrower would look missing."""
+    from watcher.lifecycle import active_ids_not_in, deactivate
+    from watcher.models import utcnow
+
+    if parsed.rejected:
+        rejected = len(parsed.rejected)
+        echo(f"{file}: --deactivate-missing: nothing deactivated, as {rejected} row(s) were rejected")
+        return
+    missing = active_ids_not_in(session, [row.id for row in parsed.rows])
+    reason = f"not in {file.name}"
+    for borrower in deactivate(session, missing, actor=CLI_ACTOR, now=utcnow(), reason=reason).changed:
+        echo(f"deactivated {borrower.id} ({reason})")
+
+
+@group.command("deactivate")
+def borrowers_deactivate(
+    ids: Annotated[
+        list[str], typer.Argument(help="The borrowers no longer to watch (loan repaid).", metavar="ID...")
+    ],
+    by: Annotated[str, typer.Option("--by", help="Who decided (kept in the audit trail).")] = CLI_ACTOR,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why (kept in the audit trail).")] = None,
+) -> None:
+    """Stop watching borrowers: no checks, no alerts; history and evidence are kept for
+    [watcher] retention, then `watcher db prune` removes them. Open alerts stay open and alerts
+    already raised are still delivered. Exit 1 if an id is unknown (the others are deactivated)."""
+    from watcher.lifecycle import deactivate
+    from watcher.models import utcnow
+
+    config = load(NO_SECRETS)
+    with with_store(config) as store, store.transaction() as session:
+        result = deactivate(session, ids, actor=by, now=utcnow(), reason=reason)
+    for borrower in result.changed:
+        echo(f"deactivated {borrower.id}")
+    for borrower in result.already:
+        echo(f"{borrower.id}: already inactive since {when(borrower.deactivated_at, config.watcher.zone)}")
+    _report_unknown(result)
+
+
+@group.command("reactivate")
+def borrowers_reactivate(
+    ids: Annotated[list[str], typer.Argument(help="The borrowers to watch again.", metavar="ID...")],
+    by: Annotated[str, typer.Option("--by", help="Who decided (kept in the audit trail).")] = CLI_ACTOR,
+) -> None:
+    """Watch deactivated borrowers again, checked at once. The first check compares with the last
+    stored snapshot and alerts on whatever changed while they were inactive. Exit 1 if an id is
+    unknown (the others are reactivated)."""
+    from watcher.lifecycle import reactivate
+    from watcher.models import utcnow
+
+    with with_store(load(NO_SECRETS)) as store, store.transaction() as session:
+        result = reactivate(session, ids, actor=by, now=utcnow())
+    for borrower in result.changed:
+        echo(f"reactivated {borrower.id}: due for a check now")
+    for borrower in result.already:
+        echo(f"{borrower.id}: already active")
+    _report_unknown(result)
+
+
+def _report_unknown(result: LifecycleChange) -> None:
+    for borrower_id in result.unknown:
+        echo(f"watcher: unknown borrower id {borrower_id!r}", err=True)
+    if result.unknown:
         raise typer.Exit(1)
 
 
@@ -115,7 +214,8 @@ def borrowers_list(
         "tags",
         "last success",
         "status",
-        text=("name", "tags", "status"),
+        "state",
+        text=("name", "tags", "status", "state"),
         keep=("registry_id",),
         drop_first=("tags", "registry_id", "officer", "source", "last success"),
     )
@@ -129,6 +229,7 @@ def borrowers_list(
             ",".join(b.tag_list),
             when(b.last_success_at, zone),
             _health(b, zone),
+            "active" if b.active else f"inactive since {when(b.deactivated_at, zone)}",
         )
     output.print_table(table)
 
@@ -175,6 +276,8 @@ def _as_json(borrower: Borrower) -> dict[str, Any]:
         "tags": borrower.tag_list,
         "interval": format_duration(timedelta(seconds=interval)) if interval else None,
         "legal_rep_on_file": borrower.legal_rep_on_file,
+        "active": borrower.active,
+        "deactivated_at": borrower.deactivated_at.isoformat() if borrower.deactivated_at else None,
     }
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import tzinfo
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from watcher import output
 from watcher.cli.base import FETCHING, fail, instance_name, load, with_store
-from watcher.output import echo
+from watcher.output import echo, when
 
 if TYPE_CHECKING:
     from watcher.config import Config
@@ -35,9 +36,10 @@ def check(
 
     config = load(FETCHING)
     with with_store(config) as store:
-        selected = _selected(store, borrower)
+        selected = _selected(store, borrower, config.watcher.zone)
         if not selected:
-            echo("no borrowers to check (import some with `watcher borrowers import FILE.csv`)")
+            if not borrower:
+                echo("no borrowers to check (import some with `watcher borrowers import FILE.csv`)")
             return
         outcomes = asyncio.run(_run_checks(store, config, selected))
         gaps = _scan_gaps(store, config)
@@ -54,8 +56,11 @@ def check(
         raise typer.Exit(1)
 
 
-def _selected(store: Store, wanted: list[str] | None) -> list[Borrower]:
-    """The borrowers ``--borrower`` names (all without it); an id not on file is a usage error."""
+def _selected(store: Store, wanted: list[str] | None, zone: tzinfo) -> list[Borrower]:
+    """The active borrowers ``--borrower`` names (all without it); an id not on file is a usage error.
+
+    An inactive borrower is not checked (no fetch, no alert), even when named: a line says so.
+    """
     from watcher.store import borrowers
 
     with store.session() as session:
@@ -63,7 +68,12 @@ def _selected(store: Store, wanted: list[str] | None) -> list[Borrower]:
     unknown = sorted(set(wanted or ()) - {b.id for b in selected})
     if unknown:
         raise fail(f"unknown borrower id(s): {', '.join(unknown)}")
-    return selected
+    for inactive in (b for b in selected if not b.active and wanted):
+        echo(
+            f"{inactive.id}: inactive since {when(inactive.deactivated_at, zone)}, not checked "
+            f"(`watcher borrowers reactivate {inactive.id}` watches it again)"
+        )
+    return [b for b in selected if b.active]
 
 
 @dataclass(frozen=True, slots=True)

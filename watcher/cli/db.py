@@ -1,10 +1,14 @@
-"""``watcher db upgrade``: create or upgrade the schema; history is never dropped."""
+"""``watcher db upgrade|prune``: create or upgrade the schema (history is never dropped); remove the
+data of borrowers deactivated longer than ``[watcher] retention``."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import Annotated
+
 import typer
 
-from watcher.cli.base import HELP_MARKUP, NO_SECRETS, database_errors, load, with_store
+from watcher.cli.base import CLI_ACTOR, HELP_MARKUP, NO_SECRETS, database_errors, load, with_store
 from watcher.output import echo
 
 group = typer.Typer(help="Database maintenance.", no_args_is_help=True, rich_markup_mode=HELP_MARKUP)
@@ -20,3 +24,36 @@ def db_upgrade() -> None:
         echo(f"database is up to date (revision {after})")
     else:
         echo(f"database upgraded from {before or 'empty'} to {after}")
+
+
+@group.command("prune")
+def db_prune(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only print what would be removed.")] = False,
+    by: Annotated[str, typer.Option("--by", help="Who prunes (kept in the audit trail).")] = CLI_ACTOR,
+) -> None:
+    """Remove every row about borrowers deactivated longer than [watcher] retention (default 10y):
+    the borrower, snapshots with their raw evidence, change events, key-person occasions, alerts and
+    their deliveries. The audit log is kept, with one audit row per borrower pruned. Prints the
+    counts per borrower; --dry-run prints them and removes nothing."""
+    from watcher.lifecycle import prune
+    from watcher.models import utcnow
+
+    config = load(NO_SECRETS)
+    retention = config.watcher.retention
+    with with_store(config) as store, store.transaction() as session:
+        pruned = prune(session, retention=retention, now=utcnow(), actor=by, dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    for counts in pruned:
+        echo(f"{verb} {counts.line()}")
+    echo(
+        f"{len(pruned)} borrower(s) inactive longer than the retention of {_duration_text(retention)}"
+        + (" (dry run: nothing removed)" if dry_run else ": data removed")
+    )
+
+
+def _duration_text(value: timedelta) -> str:
+    """A retention as it is usually written: in years when it is whole years, else in days."""
+    from watcher.units import YEAR_SECONDS, format_duration
+
+    years, rest = divmod(int(value.total_seconds()), YEAR_SECONDS)
+    return f"{years}y" if years and not rest else format_duration(value)

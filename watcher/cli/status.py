@@ -47,7 +47,8 @@ def _lines(report: HealthReport, zone: tzinfo) -> Iterator[str]:
     """The report for people, times in ``zone`` with their offset."""
     for instance in report.instances:
         yield _instance_line(instance, zone)
-    yield f"borrowers: {report.borrowers} ({report.due} due, {report.overdue} overdue)"
+    inactive = f", {report.inactive} inactive" if report.inactive else ""
+    yield f"borrowers: {report.borrowers} ({report.due} due, {report.overdue} overdue{inactive})"
     yield f"last check: {when(report.last_check_at, zone) or 'never'}"
     yield (
         f"deliveries: {report.deliveries_pending} pending, {report.deliveries_retrying} retrying, "

@@ -34,7 +34,7 @@ import notifiers
 import sources
 from sources.base import SourceOptions
 from watcher.config.environment import DEFERRED_CONTEXT
-from watcher.units import Duration
+from watcher.units import YEAR_SECONDS, Duration
 from watcher.vocabulary import Language, Severity
 
 _SOURCE_NAME = re.compile(r"[a-z0-9_][a-z0-9_-]*")
@@ -55,11 +55,21 @@ class _Model(BaseModel):
 
 
 class WatcherSection(_Model):
-    """``[watcher]``: how alerts speak and which clock the schedule follows."""
+    """``[watcher]``: how alerts speak, which clock the schedule follows, and how long the data of a
+    borrower no longer watched is kept."""
 
     language: Language = Language.ZH_CN
     timezone: str = "Asia/Shanghai"
     instance_name: str | None = None
+    # `watcher db prune` removes a deactivated borrower's data once it has been inactive this long.
+    retention: Duration = timedelta(seconds=10 * YEAR_SECONDS)
+
+    @field_validator("retention")
+    @classmethod
+    def _positive_retention(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise PydanticCustomError("positive", "must be longer than 0s")
+        return value
 
     @field_validator("timezone")
     @classmethod

@@ -68,40 +68,6 @@ SECTION_LABEL = {
     },
 }
 
-# The audit trail's actions as words, not codes.
-AUDIT_ACTION_LABEL = {
-    Language.ZH_CN: {
-        AuditAction.ALERT_OPENED: "生成预警",
-        AuditAction.ALERT_ACKNOWLEDGED: "确认预警",
-        AuditAction.ALERT_CLOSED: "关闭预警",
-        AuditAction.BORROWER_ADDED: "新增借款人",
-        AuditAction.BORROWER_UPDATED: "更新借款人",
-        AuditAction.DELIVERY_DEAD: "通知投递失败（已放弃）",
-        AuditAction.SIGNALS_RETRIED: "重试数据源信号",
-        AuditAction.USER_ADDED: "新增控制台用户",
-        AuditAction.USER_ENABLED: "启用控制台用户",
-        AuditAction.USER_DISABLED: "停用控制台用户",
-        AuditAction.PASSWORD_CHANGED: "修改密码",
-        AuditAction.SIGNED_IN: "登录控制台",
-        AuditAction.LOCKED_OUT: "登录失败次数过多，暂时锁定",
-    },
-    Language.EN: {
-        AuditAction.ALERT_OPENED: "Alert opened",
-        AuditAction.ALERT_ACKNOWLEDGED: "Alert acknowledged",
-        AuditAction.ALERT_CLOSED: "Alert closed",
-        AuditAction.BORROWER_ADDED: "Borrower added",
-        AuditAction.BORROWER_UPDATED: "Borrower updated",
-        AuditAction.DELIVERY_DEAD: "Delivery given up",
-        AuditAction.SIGNALS_RETRIED: "Source signals retried",
-        AuditAction.USER_ADDED: "Console user added",
-        AuditAction.USER_ENABLED: "Console user enabled",
-        AuditAction.USER_DISABLED: "Console user disabled",
-        AuditAction.PASSWORD_CHANGED: "Password changed",
-        AuditAction.SIGNED_IN: "Signed in to the console",
-        AuditAction.LOCKED_OUT: "Locked out after failed sign-ins",
-    },
-}
-
 STATUS_LABEL = {
     Language.ZH_CN: {
         AlertStatus.OPEN: "待处理",
@@ -112,6 +78,46 @@ STATUS_LABEL = {
         AlertStatus.OPEN: "Open",
         AlertStatus.ACKNOWLEDGED: "Acknowledged",
         AlertStatus.CLOSED: "Closed",
+    },
+}
+
+# The audit trail's actions as words, not codes (the borrower page and the status page).
+AUDIT_ACTION_LABEL = {
+    Language.ZH_CN: {
+        AuditAction.ALERT_OPENED: "生成预警",
+        AuditAction.ALERT_ACKNOWLEDGED: "确认预警",
+        AuditAction.ALERT_CLOSED: "关闭预警",
+        AuditAction.BORROWER_ADDED: "新增借款人",
+        AuditAction.BORROWER_UPDATED: "更新借款人信息",
+        AuditAction.BORROWER_DEACTIVATED: "停止监控",
+        AuditAction.BORROWER_REACTIVATED: "恢复监控",
+        AuditAction.BORROWER_PRUNED: "超过保存期限，数据已清除",
+        AuditAction.DELIVERY_DEAD: "通知投递失败（已放弃）",
+        AuditAction.SIGNALS_RETRIED: "重试不可用信号",
+        AuditAction.USER_ADDED: "新增用户",
+        AuditAction.USER_ENABLED: "启用用户",
+        AuditAction.USER_DISABLED: "停用用户",
+        AuditAction.PASSWORD_CHANGED: "修改密码",
+        AuditAction.SIGNED_IN: "登录",
+        AuditAction.LOCKED_OUT: "登录锁定",
+    },
+    Language.EN: {
+        AuditAction.ALERT_OPENED: "Alert opened",
+        AuditAction.ALERT_ACKNOWLEDGED: "Alert acknowledged",
+        AuditAction.ALERT_CLOSED: "Alert closed",
+        AuditAction.BORROWER_ADDED: "Borrower added",
+        AuditAction.BORROWER_UPDATED: "Borrower updated",
+        AuditAction.BORROWER_DEACTIVATED: "Monitoring stopped",
+        AuditAction.BORROWER_REACTIVATED: "Monitoring resumed",
+        AuditAction.BORROWER_PRUNED: "Data removed after the retention period",
+        AuditAction.DELIVERY_DEAD: "Delivery given up",
+        AuditAction.SIGNALS_RETRIED: "Unavailable signals retried",
+        AuditAction.USER_ADDED: "User added",
+        AuditAction.USER_ENABLED: "User enabled",
+        AuditAction.USER_DISABLED: "User disabled",
+        AuditAction.PASSWORD_CHANGED: "Password changed",
+        AuditAction.SIGNED_IN: "Signed in",
+        AuditAction.LOCKED_OUT: "Locked out",
     },
 }
 
@@ -257,6 +263,11 @@ TEXT: dict[Language, dict[str, str]] = {
         "total": "合计",
         "failing_count": "持续检查失败",
         "unavailable_signals": "不可用信号",
+        "monitoring_state": "监控状态",
+        "watched": "监控中",
+        "inactive": "已停止监控",
+        "inactive_since": "已停止监控（自 {time}）",
+        "borrowers_inactive": "已停止监控",
     },
     Language.EN: {
         "app": "Borrower Watcher",
@@ -401,5 +412,10 @@ TEXT: dict[Language, dict[str, str]] = {
         "total": "Total",
         "failing_count": "Failing checks",
         "unavailable_signals": "Unavailable signals",
+        "monitoring_state": "Monitoring",
+        "watched": "Watched",
+        "inactive": "Inactive",
+        "inactive_since": "Inactive since {time}",
+        "borrowers_inactive": "Inactive (not watched)",
     },
 }

@@ -127,7 +127,8 @@ class PortfolioRow:
 
     @property
     def failing(self) -> bool:
-        return self.borrower.consecutive_failures >= FAILING_AFTER
+        """Checks keep failing; an inactive borrower is not checked, so never marked."""
+        return self.borrower.active and self.borrower.consecutive_failures >= FAILING_AFTER
 
 
 def portfolio(session: Session, user: User, filters: BorrowerFilter, *, limit: int) -> list[PortfolioRow]:
@@ -504,7 +505,7 @@ def scoped_status(session: Session, user: User, now: datetime) -> StatusSummary:
     count = func.count()
     active = col(Borrower.active).is_(True)
     mine = scoped(select(count).select_from(Borrower), user)
-    failing = scoped(select(Borrower).where(Borrower.consecutive_failures > 0), user)
+    failing = scoped(select(Borrower).where(active, Borrower.consecutive_failures > 0), user)
 
     def deliveries(state: OutboxState) -> int:
         query = (
@@ -518,6 +519,7 @@ def scoped_status(session: Session, user: User, now: datetime) -> StatusSummary:
     return replace(
         summary,
         borrowers=session.exec(mine).one(),
+        inactive=session.exec(mine.where(col(Borrower.active).is_(False))).one(),
         due=session.exec(mine.where(active, col(Borrower.next_check_at) <= now)).one(),
         overdue=session.exec(mine.where(active, col(Borrower.next_check_at) <= now - OVERDUE_AFTER)).one(),
         last_check_at=session.exec(scoped(select(func.max(Borrower.last_checked_at)), user)).one(),
