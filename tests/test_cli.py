@@ -16,8 +16,9 @@ import shutil
 import subprocess
 import sys
 from collections import defaultdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from typer.testing import CliRunner
@@ -866,6 +867,14 @@ def test_history_formats_and_filters(baselined: Workspace):
 
     assert ws.history("--since", "2999-01-01") == []
     assert len(ws.history("--since", "2000-01-01")) == len(events)
+
+    # --since without a zone is in [watcher] timezone (Asia/Shanghai), as every time people read is.
+    latest = max(datetime.fromisoformat(e["detected_at"]) for e in events)
+    local = latest.astimezone(ZoneInfo("Asia/Shanghai")).replace(tzinfo=None)
+    newest = max(events, key=lambda e: datetime.fromisoformat(e["detected_at"]))
+    just_before = (local - timedelta(minutes=1)).isoformat(timespec="minutes")
+    assert newest["id"] in {e["id"] for e in ws.history("--since", just_before)}
+    assert ws.history("--since", (local + timedelta(minutes=1)).isoformat(timespec="minutes")) == []
 
     bad = ws.cli("history", "--category", "ceo")
     assert bad.exit_code == 2

@@ -1039,3 +1039,24 @@ def test_times_are_shown_in_the_readers_zone_with_its_offset(world):
     for page in pages["risk"]:
         assert "2026-03-03 10:00 +08:00" in page and "+01:00" not in page
         assert "Asia/Shanghai" in page
+
+
+def test_history_dates_are_whole_days_in_the_readers_zone(world):
+    """CHANGED_AT is 2026-03-03 02:00 UTC: still 2 March in New York, already 3 March in Shanghai. The
+    history's date range means the reader's days, as the times the page shows them are."""
+    officers = dict(world.config.officers)
+    officers["li_na"] = OfficerConfig(name="李娜", timezone="America/New_York")
+    config = world.config.model_copy(update={"officers": officers})
+    days = {}
+    for username in ("li", "risk"):
+        client = world.client(config)
+        assert sign_in(client, username).status_code == 303
+        days[username] = {
+            query: {
+                row["borrower_id"] for row in csv_rows(client.get(f"/export/history.csv?{query}").content)[1]
+            }
+            for query in ("until=2026-03-02", "since=2026-03-03")
+        }
+    assert days["li"] == {"until=2026-03-02": {"b-fjordlys"}, "since=2026-03-03": set()}
+    assert days["risk"]["until=2026-03-02"] == set()
+    assert days["risk"]["since=2026-03-03"] >= {"b-fjordlys", "b-lanchao"}

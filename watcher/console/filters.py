@@ -5,7 +5,7 @@ malformed date is an error (:class:`BadRequest`, answered with 400)."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, tzinfo
 
 from starlette.requests import Request
 
@@ -62,8 +62,9 @@ def alert_filter(request: Request, user: User) -> queries.AlertFilter:
     )
 
 
-def history_filter(request: Request, user: User) -> queries.HistoryFilter:
-    """The history page's and its export's filters: the portfolio's, categories, and a date range."""
+def history_filter(request: Request, user: User, zone: tzinfo) -> queries.HistoryFilter:
+    """The history page's and its export's filters: the portfolio's, categories, and a date range
+    (whole days in ``zone``, the reader's)."""
     known = {category.value for category in Category}
     categories = tuple(c for c in request.query_params.getlist("category") if c in known)
     return queries.HistoryFilter(
@@ -71,4 +72,5 @@ def history_filter(request: Request, user: User) -> queries.HistoryFilter:
         categories=categories,
         since=day(request, "since"),
         until=day(request, "until"),
+        zone=zone,
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any, TypeVar
 
 from sqlalchemy import Case, Select, case, false, func, literal
@@ -259,10 +259,11 @@ class HistoryFilter:
     categories: tuple[str, ...] = ()
     since: date | None = None
     until: date | None = None
+    zone: tzinfo = UTC  # the reader's: "since 2026-12-06" starts at that day's midnight where they are
 
 
-def _start_of(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+def _start_of(day: date, zone: tzinfo) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(UTC)
 
 
 def as_utc(value: datetime) -> datetime:
@@ -285,11 +286,11 @@ def scoped_history(session: Session, user: User, filters: HistoryFilter) -> list
     rows = history(
         session,
         borrower_ids=borrower_ids,
-        since=_start_of(filters.since) if filters.since else None,
+        since=_start_of(filters.since, filters.zone) if filters.since else None,
         categories=filters.categories,
     )
     if filters.until is not None:
-        end = _start_of(filters.until + timedelta(days=1))
+        end = _start_of(filters.until + timedelta(days=1), filters.zone)
         rows = [row for row in rows if as_utc(row.detected_at) < end]
     return rows
 

@@ -21,7 +21,7 @@ from watcher.console.exports import (
     to_xlsx,
 )
 from watcher.console.filters import BadRequest, alert_filter, history_filter
-from watcher.console.rendering import error_page, render
+from watcher.console.rendering import error_page, reader_zone, render
 from watcher.record import Category
 from watcher.vocabulary import AlertStatusFilter
 
@@ -32,7 +32,7 @@ EXPORT_FORMATS = ("csv", "xlsx")
 def history_page(request: Request, ctx: Ctx) -> Response:
     assert ctx.user is not None
     try:
-        filters = history_filter(request, ctx.user)
+        filters = history_filter(request, ctx.user, reader_zone(ctx))
     except BadRequest as error:
         return error_page(ctx, 400, f"{ctx.t('bad_request')} {error}")
     with ctx.console.store.session() as session:
@@ -70,7 +70,7 @@ def export_history(request: Request, ctx: Ctx) -> Response:
     if fmt not in EXPORT_FORMATS:
         return error_page(ctx, 404, ctx.t("not_found"))
     try:
-        filters = history_filter(request, ctx.user)
+        filters = history_filter(request, ctx.user, reader_zone(ctx))
     except BadRequest as error:
         return error_page(ctx, 400, f"{ctx.t('bad_request')} {error}")
     with ctx.console.store.session() as session:
