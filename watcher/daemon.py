@@ -360,7 +360,8 @@ class Daemon:
             return
         report = await self.dispatcher.dispatch_due()
         self.metrics.delivered(report)
-        if report.sent or report.failed or report.dead:
+        # With failures the dispatcher has already logged this line as a warning.
+        if report.sent and not (report.failed or report.dead):
             log.info(
                 "deliveries: %d sent, %d failed (will retry), %d dead",
                 report.sent,
