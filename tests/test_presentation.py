@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from watcher import presentation
 from watcher.diff import diff
 from watcher.presentation import (
     ChangeLine,
@@ -61,7 +62,7 @@ def texts(changes, language):
         (
             "C (cessée le 2025-06-30) (deregistered)",
             "注销（C (cessée le 2025-06-30)）",
-            "deregistered (C (cessée le 2025-06-30))",
+            "deregistered (C [cessée le 2025-06-30])",
         ),
         # Chinese vendors: the vendor's words already say it in Chinese
         (
@@ -257,8 +258,9 @@ def test_brreg_people_read_with_labels_and_the_norwegian_title():
         ),
     )
     lines = [ChangeLine(c.category, c.action, c.subject, c.before, c.after, None) for c in diff(old, new)]
-    assert texts(lines, ZH) == ["董事 新增 Thomas Vik（董事（Styremedlem））"]
-    assert texts(lines, EN) == ["Director added: Thomas Vik (director (Styremedlem))"]
+    # The line says "director" already: the registry's own word is all the brackets add.
+    assert texts(lines, ZH) == ["董事 新增 Thomas Vik（Styremedlem）"]
+    assert texts(lines, EN) == ["Director added: Thomas Vik (Styremedlem)"]
 
 
 def test_a_person_with_several_seats_is_one_line_added_and_one_removed():
@@ -290,8 +292,8 @@ def test_a_person_with_several_seats_is_one_line_added_and_one_removed():
         ),
     ]
     assert texts(changes, EN) == [
-        "Director, Manager added: Jean Dupont (chair and chief executive (Président-directeur général))",
-        "Director, Supervisor removed: JOHN SMITH (director, member of a supervisory organ)",
+        "Director, Manager added: Jean Dupont (chair and chief executive [Président-directeur général])",
+        "Director, Supervisor removed: JOHN SMITH (member of a supervisory organ)",
     ]
 
 
@@ -372,3 +374,21 @@ def test_lines_of_distinct_people_never_merge_and_severity_is_the_max_of_the_par
         else:
             assert len({m.subject for m in members}) == 1, "one line, one person"
             assert len({m.action for m in members}) == 1 and len({m.effective_date for m in members}) == 1
+
+
+@pytest.mark.parametrize("language", [ZH, EN])
+@given(
+    title=st.sampled_from(sorted(presentation._FOREIGN_TITLES)),
+    category=st.sampled_from([Category.DIRECTOR, Category.SUPERVISOR, Category.MANAGER]),
+)
+@settings(max_examples=60, deadline=None)
+def test_a_registry_title_inside_a_bracket_never_doubles_the_brackets(language, title, category):
+    """ "(also general manager [Daglig leder])", never "(also general manager (Daglig leder))"."""
+    seat = ChangeLine(category, Action.ADDED, "Hanne Strand", None, f"Hanne Strand ({title})", None)
+    legal = ChangeLine(
+        Category.LEGAL_REPRESENTATIVE, Action.CHANGED, "法定代表人", "Magnus Solheim", "Hanne Strand", None
+    )
+    for changes in ([seat], [legal, seat]):
+        [line] = texts(changes, language)
+        assert "))" not in line and "））" not in line, line
+        assert line.count(title) == 1, line

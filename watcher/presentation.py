@@ -323,9 +323,17 @@ _WORDS = {
 }
 
 
+_INNER_BRACKETS = {
+    Language.ZH_CN: str.maketrans({"（": "〔", "）": "〕"}),
+    Language.EN: str.maketrans({"(": "[", ")": "]"}),
+}
+
+
 def _bracket(language: Language, text: str) -> str:
+    """``text`` in the language's brackets; brackets inside it become the nested kind, so a title
+    with its registry term reads "(also general manager [Daglig leder])", not "((…))"."""
     words = _WORDS[language]
-    return f"{words['open']}{text}{words['close']}"
+    return f"{words['open']}{text.translate(_INNER_BRACKETS[language])}{words['close']}"
 
 
 _SIGNATORY = {
@@ -375,16 +383,21 @@ def status_code(value: str | None) -> CompanyStatus | None:
     return CompanyStatus(code_text) if code_text in CompanyStatus.__members__.values() else None
 
 
-def title_label(title: str, language: Language, escape: Escape = plain) -> str:
-    """One registry title in the reader's words ("Styremedlem" → "董事（Styremedlem）")."""
+def title_label(
+    title: str, language: Language, escape: Escape = plain, *, named: frozenset[str] = frozenset()
+) -> str:
+    """One registry title in the reader's words ("Styremedlem" → "董事（Styremedlem）"). A label the
+    line already says (``named``, e.g. its category "董事") is left out: only the registry's own term
+    is kept, or nothing when it says no more."""
     key = " ".join(title.split()).casefold()
     index = 0 if language == Language.ZH_CN else 1
     if key in _CHINESE_TITLES:
-        return _CHINESE_TITLES[key][index]
+        return _unless_named(_CHINESE_TITLES[key][index], named)
     if key in _COMPANIES_HOUSE_TITLES:
-        return _COMPANIES_HOUSE_TITLES[key][index]
+        return _unless_named(_COMPANIES_HOUSE_TITLES[key][index], named)
     if key in _FOREIGN_TITLES:
-        return _FOREIGN_TITLES[key][index] + _bracket(language, escape(title))
+        label = _FOREIGN_TITLES[key][index]
+        return escape(title) if label.casefold() in named else label + _bracket(language, escape(title))
     if language == Language.ZH_CN and _CJK.search(title):
         return escape(title)  # a Chinese title the table does not know is still the reader's language
     labels = [ROLE_LABEL[language][role] for role in sorted(roles_from_title(title), key=list(Role).index)]
@@ -394,9 +407,16 @@ def title_label(title: str, language: Language, escape: Escape = plain) -> str:
     return label + _bracket(language, escape(title))
 
 
-def titles_label(role_text: str, language: Language, escape: Escape = plain) -> str:
+def _unless_named(label: str, named: frozenset[str]) -> str:
+    return "" if label.casefold() in named else label
+
+
+def titles_label(
+    role_text: str, language: Language, escape: Escape = plain, *, named: frozenset[str] = frozenset()
+) -> str:
     """A person's titles (the registry's role text, titles of several rows joined by " / "), each in
-    the reader's words, once each: "执行董事兼总经理" → "执行董事、总经理"."""
+    the reader's words, once each: "执行董事兼总经理" → "执行董事、总经理"; labels in ``named`` (what the
+    line already says, case-folded) are not repeated."""
     shown: list[str] = []
     for piece in role_text.split(" / "):
         piece = piece.strip()
@@ -406,8 +426,8 @@ def titles_label(role_text: str, language: Language, escape: Escape = plain) -> 
         known = key in _CHINESE_TITLES or key in _COMPANIES_HOUSE_TITLES or key in _FOREIGN_TITLES
         for title in [piece] if known else _TITLE_PARTS.split(piece):
             if title.strip():
-                label = title_label(title.strip(), language, escape)
-                if label not in shown:
+                label = title_label(title.strip(), language, escape, named=named)
+                if label and label not in shown:
                     shown.append(label)
     return _WORDS[language]["list"].join(shown)
 
@@ -601,7 +621,9 @@ def _people_text(members: Sequence[ChangeLine], language: Language, escape: Esca
     if any(text is None for text in role_texts):
         values = dict.fromkeys(_value(_side(member), language, escape) for member in members)
         return _entry(label, first.action, _WORDS[language]["list"].join(values), language)
-    titles = titles_label(" / ".join(dict.fromkeys(text for text in role_texts if text)), language, escape)
+    said = frozenset(CATEGORY_LABEL[language][category].casefold() for category in categories)
+    role_text = " / ".join(dict.fromkeys(text for text in role_texts if text))
+    titles = titles_label(role_text, language, escape, named=said)
     who = escape(first.subject) + (_bracket(language, titles) if titles else "")
     return _entry(label, first.action, who, language)
 
