@@ -8,7 +8,6 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from watcher.models import Alert, Borrower, ChangeEvent, Delivery
-from watcher.record import Action, Category, Party
 from watcher.render import AlertView, ChangeLine, GapLine
 from watcher.store import audit
 from watcher.vocabulary import AlertKind, AlertStatus, AuditAction, Severity
@@ -44,17 +43,7 @@ def alert_view(session: Session, alert_id: int, *, window_days: int) -> AlertVie
 
 def change_line_of(event: ChangeEvent) -> ChangeLine:
     """A stored change event as an alert line."""
-    return ChangeLine(
-        Category(event.category),
-        Action(event.action),
-        event.subject,
-        event.before,
-        event.after,
-        event.effective_date,
-        party=Party(event.party) if event.party else None,
-        party_name=event.party_name or "",
-        first_seen=event.first_seen,
-    )
+    return ChangeLine.of(event)
 
 
 def _monitoring_view(session: Session, alert: Alert, window_days: int) -> AlertView:

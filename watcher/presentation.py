@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Protocol
 
 from watcher.normalize import roles_from_title, text_key
 from watcher.record import CRITICAL_STATUSES, LISTING_CATEGORIES, Action, Category, CompanyStatus, Party, Role
@@ -42,6 +43,44 @@ class ChangeLine:
     party: Party | None = None
     party_name: str = ""
     first_seen: bool = False
+
+    @classmethod
+    def of(cls, stored: StoredChange) -> ChangeLine:
+        """A stored change (a change event, a history row) with its strings read as vocabulary."""
+        return cls(
+            Category(stored.category),
+            Action(stored.action),
+            stored.subject,
+            stored.before,
+            stored.after,
+            stored.effective_date,
+            party=Party(stored.party) if stored.party else None,
+            party_name=stored.party_name or "",
+            first_seen=stored.first_seen,
+        )
+
+
+class StoredChange(Protocol):
+    """What a stored change row offers: the change event's columns (the history row has the same)."""
+
+    @property
+    def category(self) -> str: ...
+    @property
+    def action(self) -> str: ...
+    @property
+    def subject(self) -> str: ...
+    @property
+    def before(self) -> str | None: ...
+    @property
+    def after(self) -> str | None: ...
+    @property
+    def effective_date(self) -> date | None: ...
+    @property
+    def party(self) -> str | None: ...
+    @property
+    def party_name(self) -> str | None: ...
+    @property
+    def first_seen(self) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)

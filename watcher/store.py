@@ -35,7 +35,6 @@ from watcher.models import (
     utcnow,
 )
 from watcher.presentation import ChangeLine
-from watcher.record import Action, Category, Party
 from watcher.schedule import spread_out
 from watcher.vocabulary import AuditAction, DeliveryStatus, ErrorKind, OutboxState
 
@@ -423,17 +422,7 @@ class HistoryRow:
 
     def change_line(self) -> ChangeLine:
         """The row as the presentation reads it (labels, values without their subject)."""
-        return ChangeLine(
-            Category(self.category),
-            Action(self.action),
-            self.subject,
-            self.before,
-            self.after,
-            self.effective_date,
-            party=Party(self.party) if self.party else None,
-            party_name=self.party_name or "",
-            first_seen=self.first_seen,
-        )
+        return ChangeLine.of(self)
 
     def as_json(self) -> dict:
         return {

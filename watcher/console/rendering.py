@@ -31,7 +31,7 @@ from watcher.console.i18n import (
 from watcher.console.identity import ensure_csrf, session_id_of
 from watcher.console.risk import money_text
 from watcher.presentation import ChangeLine, DisplayLine, change_text, display_lines, signatory_text
-from watcher.record import LISTING_CATEGORIES, Action, Category, ListingState, Party
+from watcher.record import LISTING_CATEGORIES, ListingState, Party
 from watcher.units import format_moment
 from watcher.vocabulary import AlertKind, AlertStatus, AlertStatusFilter, Language
 
@@ -56,19 +56,7 @@ def _label(labels: Mapping[Any, str], value: str) -> str:
 
 def change_line_of(change: Any) -> ChangeLine:
     """A stored change event, a history row or an alert's change line as the presentation reads it."""
-    if isinstance(change, ChangeLine):
-        return change
-    return ChangeLine(
-        Category(change.category),
-        Action(change.action),
-        change.subject,
-        change.before,
-        change.after,
-        change.effective_date,
-        party=Party(change.party) if change.party else None,
-        party_name=change.party_name or "",
-        first_seen=change.first_seen,
-    )
+    return change if isinstance(change, ChangeLine) else ChangeLine.of(change)
 
 
 def grouped_rows(events: Any, lang: Language) -> list[tuple[Any, DisplayLine]]:
