@@ -13,6 +13,7 @@ PURE_CORE = (
     "watcher.identifiers",
     "watcher.render",
     "watcher.presentation",
+    "watcher.labels",
 )
 IO_MODULES = (
     "httpx",

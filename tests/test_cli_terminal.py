@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from watcher.cli import app
-from watcher.presentation import CATEGORY_LABEL, HISTORY_HEADERS
+from watcher.labels import CATEGORY_LABEL, HISTORY_HEADERS
 from watcher.record import Category
 from watcher.vocabulary import Language
 

@@ -10,16 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from watcher import presentation
 from watcher.diff import diff
+from watcher.labels import FOREIGN_TITLES, signatory_text, status_label, titles_label
 from watcher.presentation import (
     ChangeLine,
     change_severity,
     display_lines,
     group_changes,
-    signatory_text,
-    status_label,
-    titles_label,
     value_label,
 )
 from watcher.record import (
@@ -378,7 +375,7 @@ def test_lines_of_distinct_people_never_merge_and_severity_is_the_max_of_the_par
 
 @pytest.mark.parametrize("language", [ZH, EN])
 @given(
-    title=st.sampled_from(sorted(presentation._FOREIGN_TITLES)),
+    title=st.sampled_from(sorted(FOREIGN_TITLES)),
     category=st.sampled_from([Category.DIRECTOR, Category.SUPERVISOR, Category.MANAGER]),
 )
 @settings(max_examples=60, deadline=None)

@@ -365,7 +365,7 @@ def test_the_scan_sees_each_kind_of_bare_literal():
 def test_every_audit_action_and_status_and_role_has_words_in_both_languages(language):
     """The console's audit trail shows words, not codes; alerts label every status and role."""
     from watcher.console.i18n import AUDIT_ACTION_LABEL
-    from watcher.presentation import COMPANY_STATUS_LABEL, ROLE_LABEL
+    from watcher.labels import COMPANY_STATUS_LABEL, ROLE_LABEL
     from watcher.record import CompanyStatus, Role
 
     for labels, members in (

@@ -245,7 +245,8 @@ def _history_csv(rows: Iterable[HistoryRow]) -> None:
 
 
 def _history_table(rows: Iterable[HistoryRow], zone: tzinfo, language: Language) -> None:
-    from watcher.presentation import CATEGORY_LABEL, HISTORY_HEADERS, PARTY_LABEL, subject_label, value_label
+    from watcher.labels import CATEGORY_LABEL, HISTORY_HEADERS, PARTY_LABEL
+    from watcher.presentation import subject_label, value_label
     from watcher.render import SEVERITY_LABEL
 
     header = dict(zip(HISTORY_HEADERS[Language.EN], HISTORY_HEADERS[language], strict=True))
@@ -279,7 +280,7 @@ def _history_table(rows: Iterable[HistoryRow], zone: tzinfo, language: Language)
 
 
 def _action_label(category: Category, action: Action, language: Language) -> str:
-    from watcher.presentation import ACTION_LABEL, LISTING_ACTION_LABEL
+    from watcher.labels import ACTION_LABEL, LISTING_ACTION_LABEL
 
     labels = LISTING_ACTION_LABEL if category in LISTING_CATEGORIES else ACTION_LABEL
     return labels[language][action]

@@ -14,17 +14,19 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, tzinfo
 from enum import StrEnum
 
-from watcher.presentation import (
+from watcher.labels import (
     ACTION_LABEL,
     CATEGORY_LABEL,
     COMPANY_STATUS_LABEL,
     LISTING_ACTION_LABEL,
     PARTY_LABEL,
     ROLE_LABEL,
+    signatory_text,
+)
+from watcher.presentation import (
     ChangeLine,
     change_text,
     display_lines,
-    signatory_text,
 )
 from watcher.units import format_moment
 from watcher.vocabulary import AlertKind, Language, Severity

@@ -30,7 +30,8 @@ from watcher.console.i18n import (
 )
 from watcher.console.identity import ensure_csrf, session_id_of
 from watcher.console.risk import money_text
-from watcher.presentation import ChangeLine, DisplayLine, change_text, display_lines, signatory_text
+from watcher.labels import signatory_text
+from watcher.presentation import ChangeLine, DisplayLine, change_text, display_lines
 from watcher.record import LISTING_CATEGORIES, ListingState, Party
 from watcher.units import format_moment
 from watcher.vocabulary import AlertKind, AlertStatus, AlertStatusFilter, Language
