@@ -1,4 +1,4 @@
-"""How change lines read: labels in zh-CN and en, and the grouping of atomic changes into lines.
+"""How change lines read: the grouping of atomic changes into lines, in the words of :mod:`watcher.labels`.
 
 Pure. The history keeps one stored event per atomic change (the contract's columns, unchanged);
 this module only decides how they read. The changes of one person at one occasion become one line
