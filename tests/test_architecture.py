@@ -14,6 +14,7 @@ PURE_CORE = (
     "watcher.render",
     "watcher.presentation",
     "watcher.labels",
+    "watcher.connections",
 )
 IO_MODULES = (
     "httpx",

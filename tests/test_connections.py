@@ -1,0 +1,241 @@
+"""The portfolio index of people and companies (watcher/connections.py): identities, links, groups."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from watcher.connections import (
+    LinkBasis,
+    NodeKind,
+    PortfolioIndex,
+    Tie,
+    TieRole,
+    company_node,
+    ties_of,
+)
+from watcher.normalize import person_key
+from watcher.record import (
+    Controller,
+    HolderKind,
+    Listing,
+    ListingState,
+    Person,
+    RegistryRecord,
+    Role,
+    Shareholder,
+    Stake,
+)
+
+USCC_A = "91330106MA2KH7Q302"
+USCC_B = "91310115MA1K4LQN8X"
+
+
+def _record(registry_id: str, **sections) -> RegistryRecord:
+    return RegistryRecord(source="cn", registry_id=registry_id, **sections)
+
+
+def _person(name: str, *roles: Role, key_id: str | None = None, birth: str | None = None) -> Person:
+    return Person(name=name, key=person_key(name, registry_id=key_id, birth=birth), roles=frozenset(roles))
+
+
+def _index(*parties: tuple[str, RegistryRecord], vendor: str = "qichacha") -> PortfolioIndex:
+    return PortfolioIndex.build(
+        (
+            party,
+            company_node("cn", record.registry_id),
+            party,
+            ties_of(party, record, jurisdiction="cn", vendor=vendor),
+        )
+        for party, record in parties
+    )
+
+
+def test_a_person_the_vendor_keys_alike_at_two_parties_connects_them_in_both_roles() -> None:
+    zhao = dict(key_id="p0a1b2c3")
+    index = _index(
+        ("a", _record(USCC_A, legal_representative=_person("赵敏", Role.LEGAL_REPRESENTATIVE, **zhao))),
+        ("b", _record(USCC_B, people=(_person("赵敏", Role.FINANCE_HEAD, Role.DIRECTOR, **zhao),))),
+    )
+    (link,) = index.connections("a")
+    assert (link.other, link.possible, link.node.basis) == ("b", False, LinkBasis.VENDOR_KEY)
+    assert link.roles_here == {TieRole.LEGAL_REPRESENTATIVE}
+    assert link.roles_there == {TieRole.FINANCE_HEAD, TieRole.DIRECTOR}
+    assert index.groups() == (frozenset({"a", "b"}),)
+
+
+def test_the_same_vendor_key_from_two_vendors_is_not_the_same_person() -> None:
+    a = ties_of(
+        "a",
+        _record(USCC_A, legal_representative=_person("赵敏", key_id="x1")),
+        jurisdiction="cn",
+        vendor="qcc",
+    )
+    b = ties_of(
+        "b",
+        _record(USCC_B, legal_representative=_person("赵敏", key_id="x1")),
+        jurisdiction="cn",
+        vendor="tyc",
+    )
+    index = PortfolioIndex.build([("a", None, "A", a), ("b", None, "B", b)])
+    (link,) = index.connections("a")
+    assert link.possible, "equal names from two vendors are only a possible link"
+    assert index.groups() == ()
+
+
+def test_equal_names_without_a_matching_identity_are_possible_links_and_never_form_a_group() -> None:
+    index = _index(
+        ("a", _record(USCC_A, legal_representative=_person("王伟", birth="1970-01-02"))),
+        ("b", _record(USCC_B, legal_representative=_person("王伟", birth="1981-05-06"))),
+        ("c", _record("91440300MA5F0XXX1Y", legal_representative=_person("王伟"))),
+    )
+    links = index.connections("a")
+    assert {link.other for link in links} == {"b", "c"}
+    assert all(link.possible for link in links)
+    assert index.groups() == ()
+
+
+def test_name_and_birth_date_identify_a_person_across_sources() -> None:
+    oslo = _record("927140004", people=(_person("Hanne Strand", Role.DIRECTOR, birth="1975-04-12"),))
+    other = _record("974760673", legal_representative=_person("Hanne Strand", birth="1975-04-12"))
+    index = PortfolioIndex.build(
+        [
+            ("a", None, "A", ties_of("a", oslo, jurisdiction="no", vendor="brreg")),
+            ("b", None, "B", ties_of("b", other, jurisdiction="no", vendor="json")),
+        ]
+    )
+    (link,) = index.connections("b")
+    assert (link.other, link.possible, link.node.basis) == ("a", False, LinkBasis.BIRTH_DATE)
+
+
+def test_a_watched_company_holding_another_connects_them_by_registration_number() -> None:
+    holder = Shareholder(
+        name="上海临港澜启科技有限公司", key=person_key("x", registry_id=USCC_B), kind=HolderKind.ENTITY
+    )
+    index = _index(
+        ("parent", _record(USCC_B, name="上海临港澜启科技有限公司")),
+        ("child", _record(USCC_A, shareholders=(holder,))),
+    )
+    (down,) = index.connections("parent")
+    (up,) = index.connections("child")
+    assert (down.other, down.roles_there, down.possible) == ("child", {TieRole.SHAREHOLDER}, False)
+    assert (up.other, up.roles_here, up.node) == ("parent", {TieRole.SHAREHOLDER}, company_node("cn", USCC_B))
+    assert index.groups() == (frozenset({"parent", "child"}),)
+
+
+def test_ties_cover_every_key_role_section_with_stakes_and_pledgees() -> None:
+    record = _record(
+        USCC_A,
+        legal_representative=_person("黄艳", key_id="p1"),
+        finance_head=_person("周明", key_id="p2"),
+        people=(_person("李娜", Role.CHAIR, Role.MANAGER, key_id="p3"), _person("钱七", Role.SECRETARY)),
+        shareholders=(
+            Shareholder(
+                "王建国",
+                person_key("王建国", registry_id="p4"),
+                HolderKind.PERSON,
+                Stake(Decimal(40), Decimal(40)),
+            ),
+        ),
+        actual_controllers=(Controller("王建国", person_key("王建国", registry_id="p4"), HolderKind.PERSON),),
+        equity_pledges=(Listing(key="dj1", state=ListingState.ACTIVE, pledgee="杭州银行股份有限公司"),),
+    )
+    ties = ties_of("a", record, jurisdiction="cn", vendor="qichacha")
+    by_role = {(tie.role, tie.name) for tie in ties}
+    assert by_role == {
+        (TieRole.LEGAL_REPRESENTATIVE, "黄艳"),
+        (TieRole.FINANCE_HEAD, "周明"),
+        (TieRole.DIRECTOR, "李娜"),
+        (TieRole.MANAGER, "李娜"),
+        (TieRole.SHAREHOLDER, "王建国"),
+        (TieRole.ACTUAL_CONTROLLER, "王建国"),
+        (TieRole.PLEDGEE, "杭州银行股份有限公司"),
+    }
+    holder = next(tie for tie in ties if tie.role is TieRole.SHAREHOLDER)
+    assert holder.stake == Decimal(40)
+    pledgee = next(tie for tie in ties if tie.role is TieRole.PLEDGEE)
+    assert (pledgee.node.kind, pledgee.node.basis) == (NodeKind.COMPANY, LinkBasis.NAME_ONLY)
+
+
+# -- properties ---------------------------------------------------------------------------------
+
+NAMES = st.sampled_from(["王伟", "李娜", "赵敏", "Hanne Strand", "周明"])
+PERSONS = st.builds(
+    lambda name, key, roles: Person(
+        name=name,
+        key=person_key(
+            name, registry_id=key[1] if key[0] == "id" else None, birth=key[1] if key[0] == "nb" else None
+        ),
+        roles=frozenset(roles),
+    ),
+    NAMES,
+    st.one_of(
+        st.just(("n", None)),
+        st.tuples(st.just("id"), st.sampled_from(["k1", "k2"])),
+        st.tuples(st.just("nb"), st.sampled_from(["1970-01-01", "1980-02-02"])),
+    ),
+    st.sets(
+        st.sampled_from([Role.LEGAL_REPRESENTATIVE, Role.DIRECTOR, Role.MANAGER, Role.FINANCE_HEAD]),
+        max_size=2,
+    ),
+)
+HOLDERS = st.builds(
+    lambda target, name: Shareholder(name, person_key(name, registry_id=target), HolderKind.ENTITY),
+    st.sampled_from([USCC_A, USCC_B, "kx"]),
+    NAMES,
+)
+RECORDS = st.builds(
+    lambda rid, lr, people, holders: _record(
+        rid, legal_representative=lr, people=tuple(people), shareholders=holders
+    ),
+    st.sampled_from([USCC_A, USCC_B, "91440300MA5F0XXX1Y"]),
+    st.none() | PERSONS,
+    st.lists(PERSONS, max_size=3),
+    st.lists(HOLDERS, max_size=2).map(tuple),
+)
+PARTIES = st.sampled_from(["a", "b", "c", "d"])
+OPERATIONS = st.lists(st.tuples(PARTIES, st.none() | RECORDS), max_size=25)
+
+
+def _entry(party: str, record: RegistryRecord) -> tuple[str, object, str, frozenset[Tie]]:
+    ties = ties_of(party, record, jurisdiction="cn", vendor="qichacha")
+    return party, company_node("cn", record.registry_id), party.upper(), ties
+
+
+@settings(max_examples=200, deadline=None)
+@given(OPERATIONS)
+def test_updating_party_by_party_in_any_order_equals_building_afresh(operations) -> None:
+    index = PortfolioIndex()
+    final: dict[str, RegistryRecord] = {}
+    for party, record in operations:
+        if record is None:
+            index.remove_party(party)
+            final.pop(party, None)
+        else:
+            _, own, name, ties = _entry(party, record)
+            index.set_party(party, own=own, name=name, ties=ties)
+            final[party] = record
+    fresh = PortfolioIndex.build(_entry(party, record) for party, record in reversed(list(final.items())))
+    assert index.canonical() == fresh.canonical()
+    assert index.groups() == fresh.groups()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(PARTIES, RECORDS, max_size=4))
+def test_links_are_symmetric_and_groups_use_strong_links_only(records) -> None:
+    index = PortfolioIndex.build(_entry(party, record) for party, record in records.items())
+    strong: set[tuple[str, str]] = set()
+    for party in index.parties:
+        for link in index.connections(party):
+            assert link.other != party
+            back = {(c.other, c.possible) for c in index.connections(link.other)}
+            assert (party, link.possible) in back or (party, False) in back
+            if not link.possible:
+                strong.add((party, link.other))
+    grouped = {party for group in index.groups() for party in group}
+    assert grouped == {party for pair in strong for party in pair}
+    for group in index.groups():
+        for party in group:
+            assert {o for p, o in strong if p == party} <= group

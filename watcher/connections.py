@@ -1,0 +1,360 @@
+"""The portfolio's people and companies, and the watched parties they tie together (pure).
+
+Every watched party's latest record names people and companies in roles (legal representative,
+director, finance head, shareholder, controller, pledgee…). Each becomes a *tie* from the party to
+a *node*: the person or company, identified as strongly as the source allows. Two parties sharing
+a node are connected. Identities are never guessed: a person known only by name is a node of its
+own, and equal names without a matching identity are only a *possible* link, never a merge.
+
+The index is updated one party at a time (``set_party``), so a changed party costs its own ties,
+not a rebuild; it equals an index built afresh from the same records (property-tested).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from enum import StrEnum
+
+from watcher.normalize import text_key
+from watcher.record import Controller, Person, RegistryRecord, Role, Shareholder, Stake
+
+
+class NodeKind(StrEnum):
+    PERSON = "person"
+    COMPANY = "company"
+
+
+class LinkBasis(StrEnum):
+    """How a node's identity was established, strongest first."""
+
+    REGISTRY_ID = "registry_id"  # a company's registration number in its jurisdiction
+    VENDOR_KEY = "vendor_key"  # the registry's or vendor's own id for a person or company
+    BIRTH_DATE = "birth_date"  # name and date (or month) of birth
+    NAME_ONLY = "name_only"
+
+    @property
+    def strong(self) -> bool:
+        return self is not LinkBasis.NAME_ONLY
+
+
+class TieRole(StrEnum):
+    LEGAL_REPRESENTATIVE = "legal_representative"
+    DIRECTOR = "director"
+    SUPERVISOR = "supervisor"
+    MANAGER = "manager"
+    FINANCE_HEAD = "finance_head"
+    SHAREHOLDER = "shareholder"
+    CONTROLLER = "controller"
+    ACTUAL_CONTROLLER = "actual_controller"
+    BENEFICIAL_OWNER = "beneficial_owner"
+    PLEDGEE = "pledgee"
+
+
+# Roles that make a person or company one of the party's decision makers or owners.
+KEY_ROLES: frozenset[TieRole] = frozenset(
+    {
+        TieRole.LEGAL_REPRESENTATIVE,
+        TieRole.DIRECTOR,
+        TieRole.FINANCE_HEAD,
+        TieRole.SHAREHOLDER,
+        TieRole.CONTROLLER,
+        TieRole.ACTUAL_CONTROLLER,
+    }
+)
+
+_PERSON_ROLES: dict[Role, TieRole] = {
+    Role.LEGAL_REPRESENTATIVE: TieRole.LEGAL_REPRESENTATIVE,
+    Role.CHAIR: TieRole.DIRECTOR,
+    Role.DIRECTOR: TieRole.DIRECTOR,
+    Role.SUPERVISOR: TieRole.SUPERVISOR,
+    Role.MANAGER: TieRole.MANAGER,
+    Role.FINANCE_HEAD: TieRole.FINANCE_HEAD,
+}
+
+# Registration numbers that identify a company within a jurisdiction, whatever source reports them:
+# China's unified social credit code, Norway's organisasjonsnummer, a French SIREN.
+_USCC = re.compile(r"[0-9A-HJ-NPQRTUWXY]{2}\d{6}[0-9A-HJ-NPQRTUWXY]{10}")
+_ORGNR = re.compile(r"\d{9}")
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Node:
+    """A person or company as the index knows it. ``identity`` is unique within the portfolio."""
+
+    kind: NodeKind
+    identity: str
+    basis: LinkBasis
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Tie:
+    """A watched party names a node in a role (``stake`` in percent for holders, upper bound)."""
+
+    party: str
+    node: Node
+    role: TieRole
+    name: str
+    stake: Decimal | None = None
+    since: date | None = None
+
+    @property
+    def name_key(self) -> str:
+        return text_key(self.name)
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """Two watched parties share ``node`` (or equal names when ``possible``)."""
+
+    party: str
+    other: str
+    node: Node
+    name: str
+    roles_here: frozenset[TieRole]
+    roles_there: frozenset[TieRole]
+    possible: bool
+
+
+def company_node(jurisdiction: str, registry_id: str) -> Node:
+    """The node of a company by its registration number (a watched party's own node)."""
+    return Node(
+        NodeKind.COMPANY, f"{jurisdiction}|reg:{registry_id.strip().casefold()}", LinkBasis.REGISTRY_ID
+    )
+
+
+def _node_for(key: str, name: str, kind: NodeKind, *, jurisdiction: str, vendor: str) -> Node:
+    """The node a record's identity key names; ids are scoped to the vendor that issued them."""
+    scheme, _, value = key.partition(":")
+    if scheme == "id":
+        if kind is NodeKind.COMPANY:
+            number = value.removeprefix("siren:").upper()
+            if _USCC.fullmatch(number):
+                return company_node("cn", number)
+            if _ORGNR.fullmatch(number):
+                return company_node(jurisdiction, number)
+        return Node(kind, f"{vendor}|{key}", LinkBasis.VENDOR_KEY)
+    if scheme == "nb":
+        return Node(kind, key, LinkBasis.BIRTH_DATE)
+    return Node(kind, f"{kind}|n:{text_key(name)}", LinkBasis.NAME_ONLY)
+
+
+def _stake_percent(stake: Stake | None) -> Decimal | None:
+    return None if stake is None else stake.high
+
+
+class _TieBuilder:
+    def __init__(self, party: str, jurisdiction: str, vendor: str) -> None:
+        self.party, self.jurisdiction, self.vendor = party, jurisdiction, vendor
+        self.ties: set[Tie] = set()
+
+    def node(self, key: str, name: str, kind: NodeKind) -> Node:
+        return _node_for(key, name, kind, jurisdiction=self.jurisdiction, vendor=self.vendor)
+
+    def person(self, person: Person, *roles: TieRole) -> None:
+        node = self.node(person.key, person.name, NodeKind.PERSON)
+        for role in roles:
+            self.ties.add(Tie(self.party, node, role, person.name, since=person.appointed_on))
+
+    def holder(self, holder: Shareholder | Controller, role: TieRole) -> None:
+        kind = NodeKind.PERSON if holder.kind == "person" else NodeKind.COMPANY
+        node = self.node(holder.key, holder.name, kind)
+        self.ties.add(Tie(self.party, node, role, holder.name, stake=_stake_percent(holder.stake)))
+
+
+def ties_of(party: str, record: RegistryRecord, *, jurisdiction: str, vendor: str) -> frozenset[Tie]:
+    """Every tie a party's record establishes. ``jurisdiction`` scopes bare registration numbers
+    ("no", "gb", "fr", "cn"), ``vendor`` scopes the source's own ids (a Qichacha KeyNo means nothing
+    to Tianyancha)."""
+    build = _TieBuilder(party, jurisdiction, vendor)
+    if record.legal_representative is not None:
+        build.person(record.legal_representative, TieRole.LEGAL_REPRESENTATIVE)
+    if record.finance_head is not None:
+        build.person(record.finance_head, TieRole.FINANCE_HEAD)
+    for person in record.people or ():
+        build.person(person, *sorted({_PERSON_ROLES[r] for r in person.roles if r in _PERSON_ROLES}))
+    for holder in record.shareholders or ():
+        build.holder(holder, TieRole.SHAREHOLDER)
+    for controller in record.controllers or ():
+        build.holder(controller, TieRole.CONTROLLER)
+    for controller in record.actual_controllers or ():
+        build.holder(controller, TieRole.ACTUAL_CONTROLLER)
+    for owner in record.beneficial_owners or ():
+        build.holder(owner, TieRole.BENEFICIAL_OWNER)
+    for pledge in record.equity_pledges or ():
+        if pledge.pledgee:
+            node = Node(NodeKind.COMPANY, f"company|n:{text_key(pledge.pledgee)}", LinkBasis.NAME_ONLY)
+            build.ties.add(Tie(party, node, TieRole.PLEDGEE, pledge.pledgee, since=pledge.listed_on))
+    return frozenset(build.ties)
+
+
+class PortfolioIndex:
+    """Ties of every watched party, looked up by node, by name and by party; updated per party."""
+
+    def __init__(self) -> None:
+        self._ties: dict[str, frozenset[Tie]] = {}
+        self._own: dict[str, Node] = {}
+        self._own_name: dict[str, str] = {}
+        self._parties_of_own: dict[Node, set[str]] = defaultdict(set)
+        self._by_node: dict[Node, set[Tie]] = defaultdict(set)
+        self._by_name: dict[tuple[NodeKind, str], set[Tie]] = defaultdict(set)
+
+    @classmethod
+    def build(cls, parties: Iterable[tuple[str, Node | None, str, frozenset[Tie]]]) -> PortfolioIndex:
+        index = cls()
+        for party, own, name, ties in parties:
+            index.set_party(party, own=own, name=name, ties=ties)
+        return index
+
+    def set_party(self, party: str, *, own: Node | None, name: str, ties: frozenset[Tie]) -> None:
+        """Replace what the index knows of one party: its own node and name, and its ties."""
+        self.remove_party(party)
+        self._ties[party] = ties
+        self._own_name[party] = name
+        if own is not None:
+            self._own[party] = own
+            self._parties_of_own[own].add(party)
+        for tie in ties:
+            self._by_node[tie.node].add(tie)
+            self._by_name[tie.node.kind, tie.name_key].add(tie)
+
+    def remove_party(self, party: str) -> None:
+        for tie in self._ties.pop(party, frozenset()):
+            _discard(self._by_node, tie.node, tie)
+            _discard(self._by_name, (tie.node.kind, tie.name_key), tie)
+        own = self._own.pop(party, None)
+        if own is not None:
+            _discard(self._parties_of_own, own, party)
+        self._own_name.pop(party, None)
+
+    @property
+    def parties(self) -> frozenset[str]:
+        return frozenset(self._ties)
+
+    def ties(self, party: str) -> frozenset[Tie]:
+        return self._ties.get(party, frozenset())
+
+    def ties_at(self, node: Node) -> frozenset[Tie]:
+        return frozenset(self._by_node.get(node, ()))
+
+    def nodes(self) -> frozenset[Node]:
+        return frozenset(self._by_node)
+
+    def connections(self, party: str) -> tuple[Connection, ...]:
+        """Every other watched party this one shares a node with, strong links first."""
+        found: dict[tuple[str, Node, bool], Connection] = {}
+        for link in self._links(party):
+            current = found.get((link.other, link.node, link.possible))
+            if current is not None:
+                link = Connection(
+                    party,
+                    link.other,
+                    link.node,
+                    link.name,
+                    current.roles_here | link.roles_here,
+                    current.roles_there | link.roles_there,
+                    link.possible,
+                )
+            found[link.other, link.node, link.possible] = link
+        strong = {(c.other, c.node.identity) for c in found.values() if not c.possible}
+        kept = [c for c in found.values() if not c.possible or (c.other, c.node.identity) not in strong]
+        return tuple(sorted(kept, key=lambda c: (c.possible, c.other, c.node.identity)))
+
+    def _links(self, party: str) -> Iterator[Connection]:
+        for tie in self._ties.get(party, ()):
+            yield from self._shared_node(party, tie)
+            yield from self._same_name(party, tie)
+            yield from self._holding_of_watched(party, tie)
+        yield from self._holdings_in_others(party)
+
+    def _shared_node(self, party: str, tie: Tie) -> Iterator[Connection]:
+        if not tie.node.basis.strong:
+            return
+        for other in self._by_node.get(tie.node, ()):
+            if other.party != party:
+                yield Connection(
+                    party,
+                    other.party,
+                    tie.node,
+                    tie.name,
+                    frozenset({tie.role}),
+                    frozenset({other.role}),
+                    False,
+                )
+
+    def _same_name(self, party: str, tie: Tie) -> Iterator[Connection]:
+        for other in self._by_name.get((tie.node.kind, tie.name_key), ()):
+            if other.party != party and not (tie.node == other.node and tie.node.basis.strong):
+                yield Connection(
+                    party,
+                    other.party,
+                    tie.node,
+                    tie.name,
+                    frozenset({tie.role}),
+                    frozenset({other.role}),
+                    True,
+                )
+
+    def _holding_of_watched(self, party: str, tie: Tie) -> Iterator[Connection]:
+        """This party names another watched party (a shareholder or controller that is watched itself)."""
+        for other in self._parties_of_own.get(tie.node, ()):
+            if other != party:
+                yield Connection(party, other, tie.node, tie.name, frozenset({tie.role}), frozenset(), False)
+
+    def _holdings_in_others(self, party: str) -> Iterator[Connection]:
+        own = self._own.get(party)
+        if own is None:
+            return
+        for other in self._by_node.get(own, ()):
+            if other.party != party:
+                yield Connection(
+                    party, other.party, own, other.name, frozenset(), frozenset({other.role}), False
+                )
+
+    def groups(self) -> tuple[frozenset[str], ...]:
+        """Connected components of two or more parties over strong links (largest first)."""
+        seen: set[str] = set()
+        components: list[frozenset[str]] = []
+        for start in sorted(self._ties):
+            if start in seen:
+                continue
+            component = self._component(start)
+            seen |= component
+            if len(component) > 1:
+                components.append(frozenset(component))
+        return tuple(sorted(components, key=lambda c: (-len(c), sorted(c))))
+
+    def _component(self, start: str) -> set[str]:
+        component, frontier = {start}, [start]
+        while frontier:
+            party = frontier.pop()
+            for link in self.connections(party):
+                if not link.possible and link.other not in component:
+                    component.add(link.other)
+                    frontier.append(link.other)
+        return component
+
+    def canonical(self) -> tuple:
+        """Everything the index holds, in a canonical order (for comparing two indexes)."""
+        return (
+            tuple(sorted((party, tuple(sorted(ties))) for party, ties in self._ties.items())),
+            tuple(sorted(self._own.items())),
+            tuple(sorted(self._own_name.items())),
+            tuple(sorted((node, tuple(sorted(ties))) for node, ties in self._by_node.items())),
+            tuple(sorted((key, tuple(sorted(ties))) for key, ties in self._by_name.items())),
+            tuple(sorted((node, tuple(sorted(parties))) for node, parties in self._parties_of_own.items())),
+        )
+
+
+def _discard(mapping: dict, key: object, value: object) -> None:
+    """Remove ``value`` from the set at ``key``, and the key with its last value (no empty sets left)."""
+    values = mapping.get(key)
+    if values is None:
+        return
+    values.discard(value)
+    if not values:
+        del mapping[key]
