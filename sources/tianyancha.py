@@ -136,7 +136,7 @@ _HOLDER_KINDS = {1: HolderKind.ENTITY, 2: HolderKind.PERSON, 3: HolderKind.ENTIT
 
 
 class TianyanchaOptions(VendorOptions):
-    base_url: str = "http://open.api.tianyancha.com"
+    base_url: str = "https://open.api.tianyancha.com"
     token: str = Field(min_length=1, repr=False)
     # Every page is a billed call. A registry list longer than this many pages is left unknown; a
     # risk list longer than that fails the check (a partial risk list would read as removals).

@@ -100,3 +100,9 @@ def test_readme_links_resolve_in_the_installed_layout() -> None:
         assert f"share/doc/borrower-watcher/{link}" in installed, (
             f"README links {link}, which is not installed"
         )
+
+
+@pytest.mark.parametrize("source", HTTP_SOURCES)
+def test_every_vendor_default_base_url_is_https(source: str) -> None:
+    """Keys and tokens travel with every request: no default sends them in clear text."""
+    assert _default_base_url(ROOT / "sources" / f"{source}.py").startswith("https://")

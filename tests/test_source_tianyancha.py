@@ -37,7 +37,7 @@ from watcher.record import Action, Category, CompanyStatus, HolderKind, Registry
 
 FIXTURES = Path(__file__).parent / "fixtures" / "registries" / "cn_tianyancha"
 USCC = "91330106MA2KH7Q302"
-BASE_URL = "http://open.api.tianyancha.com"
+BASE_URL = "https://open.api.tianyancha.com"
 TOKEN = "test-token-0000"
 PATHS = {
     "baseinfo": "/services/open/ic/baseinfo/normal",

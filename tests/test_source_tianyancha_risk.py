@@ -26,7 +26,7 @@ from watcher.vocabulary import Severity
 
 RISK = TIANYANCHA_RISK
 USCC = SAMPLE_USCC
-BASE_URL = "http://open.api.tianyancha.com"
+BASE_URL = "https://open.api.tianyancha.com"
 SAMPLES = TIANYANCHA_SAMPLES
 EMPTY_LIST = json.dumps({"result": {"total": 0, "items": []}, "reason": "ok", "error_code": 0})
 PATHS = {"baseinfo": "/services/open/ic/baseinfo/normal"} | {
