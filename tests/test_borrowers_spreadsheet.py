@@ -266,6 +266,7 @@ def test_xlsx_list_imports_back_unchanged_with_ids_as_text(ws: Workspace, tmp_pa
     by_id = {row[0].value: row for row in cells[1:]}
     registry_id = by_id["cn-digits"][HEADER.index("registry_id")]
     assert registry_id.value == str(DIGITS_USCC) and registry_id.data_type == "s"
+    assert registry_id.number_format == "@", "the cell is formatted as Text, not General"
     assert by_id["007"][0].value == "007"
     evil = by_id["cn-evil"][HEADER.index("name")]
     assert evil.value == "'" + EVIL_NAME and evil.data_type == "s"

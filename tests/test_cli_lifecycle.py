@@ -179,7 +179,7 @@ def test_db_prune_dry_run_removes_nothing_and_the_real_run_removes_and_audits(ws
     nothing = ws.cli("db", "prune")
     assert nothing.exit_code == 0
     assert nothing.stdout.splitlines() == [
-        "0 borrower(s) inactive longer than the retention of 10y: data removed"
+        "no borrower has been inactive longer than the retention of 10y: nothing to remove"
     ]
 
     store = open_store(load_config(ws.config).database.url)

@@ -107,6 +107,7 @@ def write_xlsx(
             cell = WriteOnlyCell(sheet, value=value)
             if isinstance(value, str):
                 cell.data_type = "s"
+                cell.number_format = "@"  # Text: Excel keeps an id typed over it as text too
             row.append(cell)
         sheet.append(row)
     workbook.save(target)

@@ -45,8 +45,12 @@ def db_prune(
     verb = "would remove" if dry_run else "removed"
     for counts in pruned:
         echo(f"{verb} {counts.line()}")
+    kept = _duration_text(retention)
+    if not pruned:
+        echo(f"no borrower has been inactive longer than the retention of {kept}: nothing to remove")
+        return
     echo(
-        f"{len(pruned)} borrower(s) inactive longer than the retention of {_duration_text(retention)}"
+        f"{len(pruned)} borrower(s) inactive longer than the retention of {kept}"
         + (" (dry run: nothing removed)" if dry_run else ": data removed")
     )
 

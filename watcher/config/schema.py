@@ -67,8 +67,9 @@ class WatcherSection(_Model):
     @field_validator("retention")
     @classmethod
     def _positive_retention(cls, value: timedelta) -> timedelta:
-        if value <= timedelta(0):
-            raise PydanticCustomError("positive", "must be longer than 0s")
+        # Evidence a bank must keep for years is not removed a day after a loan is repaid by a typo.
+        if value < timedelta(days=1):
+            raise PydanticCustomError("retention", "must be at least 1d (banks keep evidence for years: 10y)")
         return value
 
     @field_validator("timezone")
