@@ -985,3 +985,12 @@ def test_durations_round_trip_in_list(ws: Workspace, tmp_path: Path):
     stored = {b["id"]: b for b in ws.borrowers()}
     assert parse_duration(stored["a"]["interval"]) == timedelta(hours=1, minutes=30)
     assert stored["b"]["interval"] is None
+
+
+def test_version_is_the_installed_packages():
+    """Operators quote it in a support ticket: the version pip installed, as pyproject names it."""
+    import tomllib
+
+    expected = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text("utf-8"))["project"]["version"]
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.stdout == f"watcher {expected}\n"

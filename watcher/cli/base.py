@@ -52,11 +52,23 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        from importlib.metadata import version
+
+        typer.echo(f"watcher {version('borrower-watcher')}")
+        raise typer.Exit()
+
+
 def main_options(
     config: Annotated[
         str | None,
         typer.Option("--config", "-c", help="Config file (default: $WATCHER_CONFIG, then ./watcher.toml)."),
     ] = None,
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="Print the version and exit.", callback=_print_version, is_eager=True),
+    ] = False,
 ) -> None:
     state.config_path = config
 
