@@ -675,11 +675,14 @@ def test_the_daemon_log_names_each_alert_and_each_failed_delivery(channels, depl
     }
     for row in ALL_BORROWERS:
         alert = alerts[row.id]
+        # A signatory on file that no longer matches the registry is part of what the alert says.
+        named = categories[row.id] + (["signatory_mismatch"] if alert.signatory_mismatch else [])
         expected = (
             f"alert #{alert.id} raised: borrower {row.id} ({row.name}), change, "
-            f"severity {alert.severity}, categories {', '.join(categories[row.id])}"
+            f"severity {alert.severity}, categories {', '.join(named)}"
         )
         assert expected in lines
+    assert alerts["b-lanchao"].signatory_mismatch, "the sample's legal representative left: 王建国 ≠ 李娜"
     assert "legal_representative" in categories["b-lanchao"]
 
     lanchao = alerts["b-lanchao"].id

@@ -72,7 +72,7 @@ class RaisedAlert:
     categories: tuple[str, ...]
 
     def line(self) -> str:
-        categories = ", ".join(self.categories) or "none"
+        categories = ", ".join(self.categories) or "none"  # a monitoring gap has no change of its own
         name = " ".join(self.borrower_name.split())  # a line break in a name must not forge a log line
         return (
             f"alert #{self.alert_id} raised: borrower {self.borrower_id} ({name}), {self.kind}, "
@@ -102,7 +102,8 @@ def raised_alerts(store: Store, alert_ids: Sequence[int]) -> list[RaisedAlert]:
             borrower_name=borrower.name,
             kind=alert.kind,
             severity=alert.severity,
-            categories=tuple(sorted(categories.get(alert.id or 0, ()))),
+            categories=tuple(sorted(categories.get(alert.id or 0, ())))
+            + (("signatory_mismatch",) if alert.signatory_mismatch else ()),
         )
         for alert, borrower in rows
     ]
