@@ -124,7 +124,8 @@ def _state(outcome: CheckOutcome) -> str:
 
 
 def _show_alerts(store: Store, config: Config, outcomes: Sequence[CheckOutcome], language: Language) -> None:
-    """Each alert of the round as its officers and notifiers would read it."""
+    """Each alert of the round in the demo's ``--language`` (each target receives it in its own), with
+    the targets its deliveries go to."""
     for outcome in outcomes:
         if outcome.alert_id is None:
             continue
