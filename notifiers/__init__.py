@@ -72,6 +72,12 @@ def _apprise_knows(scheme: str) -> bool:
     return scheme in NotificationManager()
 
 
+def family_of(url: str) -> type[Sender] | None:
+    """The sender class of our own families that handles ``url``'s scheme; None for apprise's."""
+    _load_families()
+    return _BY_SCHEME.get(url.split("://", 1)[0].lower()) if "://" in url else None
+
+
 def sender_for(url: str) -> Sender:
     """The sender for one configured URL; ValueError (without the secret-bearing URL) if unusable."""
     _load_families()

@@ -26,6 +26,7 @@ from watcher.config.environment import (
 from watcher.config.problems import config_error, problems_from
 from watcher.config.schema import CHANNEL_URL_KIND, Config, DatabaseSection
 from watcher.errors import ConfigError
+from watcher.redaction import remember_secrets
 from watcher.vocabulary import SecretScope
 
 EVERY_SECRET = frozenset(SecretScope)
@@ -100,6 +101,7 @@ def load_config(path: Path | str, needs: Collection[SecretScope] = EVERY_SECRET)
     file = str(path)
     raw = _read_toml(path, file)
     substituted = substitute_environment(raw, unneeded_scopes(raw, needs))
+    remember_secrets(value for sub in substituted.substitutions for _, value in sub.variables)
     redactor = substituted.redactor
     problems = substituted.problems
     if problems:
