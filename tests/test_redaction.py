@@ -265,3 +265,34 @@ def test_the_daemon_log_masks_a_secret_in_any_logger_s_line() -> None:
     )
     assert RedactSecrets().filter(record)
     assert record.getMessage() == f"POST to /fail-{MASK} failed"
+
+
+def test_the_console_status_page_masks_secrets_in_errors_stored_before(tmp_path, sqlite_url) -> None:
+    """Rows written before redaction existed (or by an instance without this config) still hold the
+    key: the status page shows each error through the redactor."""
+    from datetime import timedelta
+
+    from tests.test_console import ConsoleWorld, signed_in
+    from watcher.redaction import remember_secrets
+    from watcher.store import mark_signal_unavailable, record_source_health
+    from watcher.vocabulary import ErrorKind
+
+    world = ConsoleWorld(tmp_path, sqlite_url)
+    try:
+        remember_secrets([QCC_KEY])
+        now = world.clock()
+        with world.store.transaction() as session:
+            record_source_health(session, "cn", ok=False, error=f"key {QCC_KEY} refused", kind=ErrorKind.AUTH)
+            mark_signal_unavailable(
+                session,
+                "cn",
+                "violations",
+                f"not bought by {QCC_KEY}",
+                now=now,
+                retry_at=now + timedelta(days=1),
+            )
+        page = signed_in(world, "risk").get("/status?lang=en").text
+        assert f"key {MASK} refused" in page and f"not bought by {MASK}" in page
+        assert QCC_KEY not in page
+    finally:
+        world.deployment.close()
