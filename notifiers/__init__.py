@@ -8,6 +8,7 @@ senders of their own because apprise reports their rejected messages as sent.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import pkgutil
 from typing import TYPE_CHECKING
@@ -56,20 +57,59 @@ def url_problem(url: str, *, scheme_only: bool = False) -> str | None:
     _load_families()
     if scheme not in _BY_SCHEME and not _apprise_knows(scheme):
         ours = ", ".join(sorted(_BY_SCHEME))
-        return f"unknown scheme {scheme[:32]!r}; use {ours} or one apprise knows (mailtos, json, slack, …)"
+        return (
+            f"unknown scheme {scheme[:32]!r}{_did_you_mean(scheme)}; "
+            f"use {ours} or one apprise knows (mailtos, json, slack, …)"
+        )
     if scheme_only:
         return None
     try:
         sender_for(url)
     except ValueError as error:
-        return str(error)
+        return f"{str(error).rstrip('.:; ')}{_did_you_mean(scheme)}{_EXPECTED.get(scheme, '')}"
     return None
+
+
+_LIKELY_MEANT = {"wecom": "wecombot", "wxwork": "wecombot", "qywx": "wecombot", "ding": "dingtalk"}
+"""Names people write for our chat robots that are not their schemes (``wecom`` is apprise's
+name for Pushplus, whose error about its token would only confuse)."""
+_COMMON_APPRISE = (
+    "mailtos",
+    "mailto",
+    "json",
+    "jsons",
+    "slack",
+    "workflows",
+    "msteams",
+    "tgram",
+    "xml",
+    "form",
+)
+_EMAIL_FORM = "; expected mailtos://user:password@smtp.host?to=someone@bank.example"
+_EXPECTED = {"mailto": _EMAIL_FORM, "mailtos": _EMAIL_FORM}
+
+
+def _did_you_mean(scheme: str) -> str:
+    """``; did you mean wecombot://?`` for a scheme close to one of ours or of apprise's common ones."""
+    if scheme in _BY_SCHEME or scheme in _COMMON_APPRISE:
+        return ""
+    candidates = [*sorted(_BY_SCHEME), *_COMMON_APPRISE]
+    meant = _LIKELY_MEANT.get(scheme) or next(
+        iter(difflib.get_close_matches(scheme, candidates, 1, 0.75)), None
+    )
+    return f"; did you mean {meant}://?" if meant else ""
 
 
 def _apprise_knows(scheme: str) -> bool:
     from apprise.manager_plugins import NotificationManager
 
     return scheme in NotificationManager()
+
+
+def family_of(url: str) -> type[Sender] | None:
+    """The sender class of our own families that handles ``url``'s scheme; None for apprise's."""
+    _load_families()
+    return _BY_SCHEME.get(url.split("://", 1)[0].lower()) if "://" in url else None
 
 
 def sender_for(url: str) -> Sender:

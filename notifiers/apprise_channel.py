@@ -11,6 +11,7 @@ plugin writes its ``headers`` (the ``+Name=value`` URL options) into every messa
 from __future__ import annotations
 
 from notifiers.base import Sender, SendResult, masked, without_secrets
+from watcher.redaction import redact
 from watcher.render import BodyFormat, Limits
 from watcher.vocabulary import Severity
 
@@ -51,7 +52,8 @@ class AppriseSender(Sender):
 
     @property
     def safe_name(self) -> str:
-        return self._safe
+        """apprise's own privacy view (passwords and tokens it knows of as ``****``), minus our secrets."""
+        return redact(self._safe)
 
     async def send(self, title: str, body: str, severity: Severity = Severity.INFO) -> SendResult:
         import apprise
@@ -80,4 +82,4 @@ class AppriseSender(Sender):
             return SendResult(True, "sent")
         problems = [entry.message for entry in result.logs() if str(entry.level).upper() in _PROBLEM_LEVELS]
         detail = problems[-1] if problems else f"status {getattr(result.status, 'name', result.status)}"
-        return SendResult(False, detail[:500])
+        return SendResult(False, redact(detail)[:500])

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 from urllib.parse import urlsplit
 
+from watcher.redaction import redact
 from watcher.render import NO_LIMIT, BodyFormat, Limits
 from watcher.vocabulary import Severity
 
@@ -20,7 +21,19 @@ class SendResult:
 
 
 def masked(url: str) -> str:
-    """The URL with credentials, path and query hidden: safe for logs and the status screen.
+    """The URL with its secrets hidden, as its channel family shows it: safe for logs and the status screen.
+
+    Chat robots show the end of their token (``dingtalk://…5e2f``), other URLs their server; any
+    value the config took from the environment is ``****`` wherever it is left.
+    """
+    from notifiers import family_of
+
+    family = family_of(url)
+    return redact(family.display(url) if family is not None else server_only(url))
+
+
+def server_only(url: str) -> str:
+    """The URL with credentials, path and query hidden.
 
     The host is shown only when it looks like a server's name or address: many apprise schemes put
     a token where the host goes (``pbul://{token}``, ``pover://{user}@{token}``), and a URL that
@@ -36,7 +49,7 @@ def masked(url: str) -> str:
     except ValueError:  # e.g. an unbalanced "[" in the host
         return f"{scheme}://…"
     if host and not _looks_like_server(host):
-        host, hidden = "", True
+        return f"{scheme}://…"
     return f"{scheme}://…@{host}/…" if hidden else f"{scheme}://{host}"
 
 
@@ -44,7 +57,8 @@ def without_secrets(text: str, url: str) -> str:
     """Words about a URL (apprise's, a channel's reply), minus anything of the URL that may be a credential.
 
     Not only the password: apprise schemes carry tokens as the user, the host, path segments and
-    query values (``pover://{user}@{token}``, ``tgram://{bot_token}/{chat_id}``).
+    query values (``pover://{user}@{token}``, ``tgram://{bot_token}/{chat_id}``); and not only this
+    URL's: any value taken from the environment.
     """
     try:
         parts = urlsplit(url)
@@ -52,6 +66,7 @@ def without_secrets(text: str, url: str) -> str:
         pieces += [value for _, _, value in (pair.partition("=") for pair in parts.query.split("&"))]
     except ValueError:
         pieces = [url.split("://", 1)[-1]]
+    text = redact(text)
     for piece in sorted((p for p in pieces if p and len(p) >= 3), key=len, reverse=True):
         text = text.replace(piece, "…")
     return text.strip()[:200]
@@ -71,8 +86,14 @@ class Sender(ABC):
     def __init__(self, url: str) -> None:
         self.url = url
 
+    @classmethod
+    def display(cls, url: str) -> str:
+        """How a URL of this family is shown before :func:`redact`: without credentials or tokens."""
+        return server_only(url)
+
     @property
     def safe_name(self) -> str:
+        """The URL as logs, the outbox and ``watcher notify test`` show it."""
         return masked(self.url)
 
     @abstractmethod

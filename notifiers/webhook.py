@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from abc import abstractmethod
 from urllib.parse import parse_qs, urlsplit
@@ -12,6 +13,8 @@ from notifiers.base import Sender, SendResult
 from watcher.vocabulary import Severity
 
 SEND_TIMEOUT_SECONDS = 15.0
+ROBOT_HINT_MIN_TOKEN = 16
+"""Tokens at least this long show their last four characters; real ones are 32 to 64."""
 
 
 class WebhookSender(Sender):
@@ -41,11 +44,18 @@ class WebhookSender(Sender):
             raise ValueError(f"{scheme}:// api= must be an http(s) URL")
         self.api = api or self.default_api
 
-    @property
-    def safe_name(self) -> str:
-        """The last four characters of a long token tell two robots apart; a short token shows nothing."""
-        hint = self.token[-4:] if len(self.token) >= 16 else ""
-        return f"{self.scheme}://…{hint}"
+    @classmethod
+    def display(cls, url: str) -> str:
+        """``dingtalk://…5e2f``: the last four characters of a long token tell robots apart.
+
+        A short token (a test's) would show too much of itself: the start of the URL's SHA-256
+        (``…#3f9a``, as the outbox's ``url_fingerprint`` begins) tells those apart instead.
+        """
+        scheme, _, rest = url.partition("://")
+        token = rest.partition("?")[0].partition("/")[0].rpartition("@")[2]
+        if len(token) >= ROBOT_HINT_MIN_TOKEN:
+            return f"{scheme.lower()}://…{token[-4:]}"
+        return f"{scheme.lower()}://…#{hashlib.sha256(url.encode('utf-8')).hexdigest()[:4]}"
 
     @abstractmethod
     def request(self, title: str, body: str, severity: Severity) -> tuple[str, dict[str, str], dict]:

@@ -67,6 +67,16 @@ def loopback_only(monkeypatch: pytest.MonkeyPatch):
     assert not attempts, f"the test tried to leave the loopback interface: {attempts}"
 
 
+@pytest.fixture(autouse=True)
+def forget_remembered_secrets():
+    """A config load remembers its ``${ENV}`` values for the process's life (they are masked
+    everywhere after it): one test's values must not mask another test's text."""
+    yield
+    from watcher.redaction import forget_secrets
+
+    forget_secrets()
+
+
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'watcher.db'}"

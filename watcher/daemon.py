@@ -361,9 +361,11 @@ class Daemon:
             return
         report = await self.dispatcher.dispatch_due()
         self.metrics.delivered(report)
-        # With failures the dispatcher has already logged this line as a warning.
-        if report.sent and not (report.failed or report.dead):
-            log.info(
+        # One summary line per dispatch that did anything (`watcher check` prints its own instead);
+        # each failed send has had its own line from the dispatcher.
+        if report.sent or report.failed or report.dead:
+            log.log(
+                logging.WARNING if report.failed or report.dead else logging.INFO,
                 "deliveries: %d sent, %d failed (will retry), %d dead",
                 report.sent,
                 report.failed,

@@ -29,6 +29,7 @@ from notifiers.base import masked, without_secrets
 from watcher.alerts import alert_view
 from watcher.config import Config
 from watcher.models import Delivery, utcnow
+from watcher.redaction import redact
 from watcher.render import AlertView, RenderedAlert, render_alert, render_digest
 from watcher.routing import (
     OFFICER_PREFIX,
@@ -271,7 +272,7 @@ class Dispatcher:
             if not result.ok:
                 problems.append(f"{sender.safe_name}: {result.detail}")
                 self._log_failure(item, sender.safe_name, result.detail, url)
-        return not problems, "; ".join(problems)[:2000], False
+        return not problems, redact("; ".join(problems))[:2000], False
 
     def _log_failure(self, item: _Work, channel: str, reason: str, url: str) -> None:
         """One line per failed send: which alert(s), which target and channel (masked), which attempt, why."""
@@ -281,7 +282,7 @@ class Dispatcher:
             "delivery of alert %s to %s via %s failed (attempt %d of %d): %s",
             alerts,
             item.target,
-            channel,
+            redact(channel),
             attempt,
             target_max_attempts(self.config, item.target),
             without_secrets(reason, url) or "no reason given",
@@ -343,6 +344,4 @@ class Dispatcher:
                     dead += updated.rowcount
                 else:
                     failed += updated.rowcount
-        if failed or dead:
-            log.warning("deliveries: %d sent, %d failed (will retry), %d dead", sent, failed, dead)
         return DispatchReport(sent, failed, dead)

@@ -19,6 +19,7 @@ from sqlmodel import Session, col, func, select
 
 from watcher.config import Config
 from watcher.models import Borrower, Instance, SourceHealth, SourceSignal, utcnow
+from watcher.redaction import redact, redact_optional
 from watcher.store import billed_calls_in_last_day, status_summary, unavailable_signals
 from watcher.units import format_duration
 from watcher.vocabulary import OutboxState
@@ -171,7 +172,7 @@ class HealthReport:
                     "state": "failing" if s.consecutive_failures else "ok",
                     "consecutive_failures": s.consecutive_failures,
                     "last_error_kind": s.last_error_kind,
-                    "last_error": s.last_error,
+                    "last_error": redact_optional(s.last_error),
                     "last_success_at": _iso(s.last_success_at),
                     "last_failure_at": _iso(s.last_failure_at),
                     "billed_calls_24h": self.billed_calls.get(s.source),
@@ -180,7 +181,7 @@ class HealthReport:
                             "signal": u.signal,
                             "since": _iso(u.unavailable_since),
                             "retry_at": _iso(u.retry_at),
-                            "reason": u.reason,
+                            "reason": redact(u.reason),
                         }
                         for u in self.unavailable_of(s.source)
                     ],
@@ -193,7 +194,7 @@ class HealthReport:
                     "source": b.source,
                     "consecutive_failures": b.consecutive_failures,
                     "last_error_kind": b.last_error_kind,
-                    "last_error": b.last_error,
+                    "last_error": redact_optional(b.last_error),
                     "last_success_at": _iso(b.last_success_at),
                 }
                 for b in self.failing_borrowers

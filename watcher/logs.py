@@ -10,7 +10,21 @@ import os
 import sys
 from datetime import UTC, datetime
 
+from watcher.redaction import redact
+
 _PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
+
+
+class RedactSecrets(logging.Filter):
+    """Last line of defence for every line the daemon writes, a library's included: no secret value
+    from the environment (a token apprise or httpx might print within a URL) reaches the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        shown = redact(message)
+        if shown != message:
+            record.msg, record.args = shown, None
+        return True
 
 
 class JournalFormatter(logging.Formatter):
@@ -60,6 +74,7 @@ def configure(*, fmt: str, level: str) -> None:
         with contextlib.suppress(ValueError):
             sys.stdout.reconfigure(errors="backslashreplace")
     handler = logging.StreamHandler(sys.stdout)
+    handler.addFilter(RedactSecrets())
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     elif stdout_is_journal():

@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass
 
 from watcher.config import Config
+from watcher.redaction import redact
 from watcher.render import render_test_message
 from watcher.routing import target_language, target_urls
 
@@ -26,12 +27,13 @@ def probe_targets(config: Config) -> list[str]:
 
 async def run_notify_test(config: Config, targets: list[str]) -> list[ProbeResult]:
     from notifiers import sender_for
+    from notifiers.base import masked
 
     async def one(target: str, url: str) -> ProbeResult:
         try:
             sender = sender_for(url)
         except ValueError as error:
-            return ProbeResult(target, url.split("://", 1)[0], False, str(error))
+            return ProbeResult(target, masked(url), False, str(error))
         message = render_test_message(target, target_language(config, target))
         try:
             result = await sender.send(message.title, message.body)
@@ -39,5 +41,9 @@ async def run_notify_test(config: Config, targets: list[str]) -> list[ProbeResul
             return ProbeResult(target, sender.safe_name, False, f"{type(error).__name__} while sending")
         return ProbeResult(target, sender.safe_name, result.ok, "" if result.ok else result.detail)
 
+    def shown(result: ProbeResult) -> ProbeResult:
+        """What is printed passes through the redactor, whatever the channel put in it."""
+        return ProbeResult(result.target, redact(result.channel), result.ok, redact(result.detail))
+
     jobs = [one(target, url) for target in targets for url in target_urls(config, target)]
-    return list(await asyncio.gather(*jobs))
+    return [shown(result) for result in await asyncio.gather(*jobs)]

@@ -33,6 +33,7 @@ from watcher.evaluate import Evaluation, Outcome, StoredState, evaluate
 from watcher.models import Alert, Borrower, ChangeEvent, KeyPersonOccasion, Snapshot, SourceSignal, utcnow
 from watcher.normalize import content_hash, normalize_record
 from watcher.record import RegistryRecord, Signal, record_as_dict, record_from_dict
+from watcher.redaction import redact
 from watcher.routing import plan_deliveries
 from watcher.rules import Assessment, RuleSettings, signatory_mismatch
 from watcher.schedule import due_signals, next_check_at, read_signals_checked, signals_checked_after
@@ -345,7 +346,12 @@ class Checker:
         with self.store.transaction() as session:
             for signal, reason in signals.items():
                 mark_signal_unavailable(
-                    session, source, signal.value, reason, now=now, retry_at=now + RETRY_UNAVAILABLE_AFTER
+                    session,
+                    source,
+                    signal.value,
+                    redact(reason),
+                    now=now,
+                    retry_at=now + RETRY_UNAVAILABLE_AFTER,
                 )
 
     # -- unchanged checks, written in batches ------------------------------------------------------
@@ -467,7 +473,8 @@ class Checker:
 
     def _record_failure(self, borrower_id: str, error: SourceError | CheckStorageError) -> CheckOutcome:
         now = self.clock()
-        message = str(error).replace("\x00", "")  # the one character a database refuses in text
+        # A registry's error page may echo the API key: what is stored and shown is redacted.
+        message = redact(str(error).replace("\x00", ""))  # NUL: the one character a database refuses
         with self.store.transaction() as session:
             # Locked: a second, overlapping check of the same borrower (a lease that lapsed) waits and
             # then sees this one's snapshot, instead of storing the same change twice.

@@ -79,18 +79,21 @@ FETCHING = frozenset({SecretScope.SOURCES, SecretScope.CHANNELS})
 """Commands that check borrowers: the registries' keys and the channels they deliver alerts to."""
 
 
-def load(needs: Collection[SecretScope] = frozenset(SecretScope)) -> Config:
+def load(
+    needs: Collection[SecretScope] = frozenset(SecretScope), *, channels: Collection[str] | None = None
+) -> Config:
     """The configuration ``--config`` names; any problem in it is one line and exit 2.
 
     ``needs``: the scopes whose ``${ENV}`` the command uses (default: all); a variable unset in
-    another scope is no error, so ``watcher status`` runs without the registry keys.
+    another scope is no error, so ``watcher status`` runs without the registry keys. ``channels``
+    narrows the channels' scope to these notifiers and officers (``notify test --notifier``).
     """
     from watcher.config import load_config, resolve_config_path
     from watcher.errors import ConfigError
 
     path = resolve_config_path(state.config_path)
     try:
-        return load_config(path, needs)
+        return load_config(path, needs, channels=channels)
     except ConfigError as error:
         raise fail(str(error)) from None
 

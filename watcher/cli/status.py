@@ -14,6 +14,7 @@ import typer
 from watcher import output
 from watcher.cli.base import NO_SECRETS, ListFormat, load, with_store
 from watcher.output import echo, when
+from watcher.redaction import redact, redact_optional
 
 if TYPE_CHECKING:
     from watcher.health import HealthReport, InstanceView
@@ -60,12 +61,12 @@ def _lines(report: HealthReport, zone: tzinfo) -> Iterator[str]:
             since = when(unavailable.unavailable_since, zone)
             yield (
                 f"  signal {unavailable.signal} unavailable since {since} "
-                f"(retried {when(unavailable.retry_at, zone)}): {unavailable.reason}"
+                f"(retried {when(unavailable.retry_at, zone)}): {redact(unavailable.reason)}"
             )
     for borrower in report.failing_borrowers:
         yield (
             f"failing borrower {borrower.id}: ×{borrower.consecutive_failures} "
-            f"({borrower.last_error_kind}) {borrower.last_error}"
+            f"({borrower.last_error_kind}) {redact_optional(borrower.last_error)}"
         )
     for borrower in report.awaiting_confirmation:
         seen = when(borrower.pending_since, zone)
@@ -91,8 +92,9 @@ def _instance_line(instance: InstanceView, zone: tzinfo) -> str:
 
 
 def _source_line(health: SourceHealth, billed_calls: int | None, zone: tzinfo) -> str:
+    error = redact_optional(health.last_error)
     state = (
-        f"FAILING ×{health.consecutive_failures} ({health.last_error_kind}): {health.last_error}"
+        f"FAILING ×{health.consecutive_failures} ({health.last_error_kind}): {error}"
         if health.consecutive_failures
         else "ok"
     )

@@ -141,6 +141,16 @@ class Substituted:
     problems: list[Problem] = field(default_factory=list)
     deferred: list[Deferred] = field(default_factory=list)
     deferrable: frozenset[SecretScope] = frozenset()
+    channels: frozenset[str] | None = None
+    """The notifiers and officers whose URLs the command uses when it uses only some (``notify test
+    --notifier``); the other channels' unset variables are deferred. None: every channel's."""
+
+    def may_defer(self, loc: Loc) -> bool:
+        """Whether an unset variable at ``loc`` is deferred rather than an error."""
+        scope = secret_scope(loc)
+        if scope in self.deferrable:
+            return True
+        return scope is SecretScope.CHANNELS and self.channels is not None and loc[1] not in self.channels
 
     def deferred_at(self, loc: Loc) -> Deferred | None:
         """The deferred value at ``loc`` or above it (a problem of a table names the table)."""
@@ -152,13 +162,16 @@ class Substituted:
 
 
 def substitute_environment(
-    raw: dict[str, Any], deferrable: frozenset[SecretScope] = frozenset()
+    raw: dict[str, Any],
+    deferrable: frozenset[SecretScope] = frozenset(),
+    channels: frozenset[str] | None = None,
 ) -> Substituted:
     """``raw`` with ``${NAME}`` replaced from the environment throughout; only values, never keys.
 
-    An unset variable is a problem, except in the ``deferrable`` scopes: there its value is deferred.
+    An unset variable is a problem, except in the ``deferrable`` scopes and in the URLs of channels
+    other than ``channels`` (when given): there its value is deferred.
     """
-    result = Substituted(deferrable=deferrable)
+    result = Substituted(deferrable=deferrable, channels=channels)
     result.data = _substitute(raw, (), result)
     return result
 
@@ -172,7 +185,7 @@ def _substitute(value: Any, loc: Loc, result: Substituted) -> Any:
         return value
     used: dict[str, str] = {}
     unset: list[str] = []
-    deferrable = secret_scope(loc) in result.deferrable
+    deferrable = result.may_defer(loc)
 
     def replace(match: re.Match[str]) -> str:
         if match[0] == "$${":

@@ -26,6 +26,7 @@ from watcher.config.environment import (
 from watcher.config.problems import config_error, problems_from
 from watcher.config.schema import CHANNEL_URL_KIND, Config, DatabaseSection
 from watcher.errors import ConfigError
+from watcher.redaction import remember_secrets
 from watcher.vocabulary import SecretScope
 
 EVERY_SECRET = frozenset(SecretScope)
@@ -90,16 +91,24 @@ def _read_toml(path: Path, file: str) -> dict[str, Any]:
         raise ConfigError(reason, file=file) from None
 
 
-def load_config(path: Path | str, needs: Collection[SecretScope] = EVERY_SECRET) -> Config:
+def load_config(
+    path: Path | str,
+    needs: Collection[SecretScope] = EVERY_SECRET,
+    *,
+    channels: Collection[str] | None = None,
+) -> Config:
     """Read, substitute ``${ENV}``, validate. Any problem raises one ConfigError (file, key, reason).
 
     ``needs``: the scopes whose ``${ENV}`` the command uses; a variable unset elsewhere is no error,
-    and its value stays as written (``${NAME}``), for the command never to use.
+    and its value stays as written (``${NAME}``), for the command never to use. ``channels``: the
+    notifiers and officers whose URLs it uses, when only these (None: all of them).
     """
     path = Path(path)
     file = str(path)
     raw = _read_toml(path, file)
-    substituted = substitute_environment(raw, unneeded_scopes(raw, needs))
+    only = None if channels is None else frozenset(channels)
+    substituted = substitute_environment(raw, unneeded_scopes(raw, needs), only)
+    remember_secrets(value for sub in substituted.substitutions for _, value in sub.variables)
     redactor = substituted.redactor
     problems = substituted.problems
     if problems:

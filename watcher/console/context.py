@@ -17,6 +17,7 @@ from watcher.config import Config
 from watcher.console.auth import LoginThrottle
 from watcher.console.i18n import LANGUAGES, TEXT
 from watcher.models import ConsoleSession, User, utcnow
+from watcher.redaction import redact_optional
 from watcher.store import Store
 from watcher.vocabulary import Language
 
@@ -48,6 +49,8 @@ class Console:
             trim_blocks=True,
             lstrip_blocks=True,
         )
+        # Error texts stored by a check or a delivery: secrets from the environment never reach a page.
+        self.templates.filters["redacted"] = redact_optional
 
 
 @dataclass
