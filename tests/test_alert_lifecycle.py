@@ -9,6 +9,7 @@ rows' content and order are.
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -20,7 +21,9 @@ from typer.testing import CliRunner
 from tests.deployment import Deployment
 from watcher.alerts import AlertStateError, acknowledge
 from watcher.cli import app
+from watcher.labels import ALERTS_HEADERS
 from watcher.models import Alert, utcnow
+from watcher.vocabulary import Language
 
 RUNNER = CliRunner()
 
@@ -41,9 +44,9 @@ def listed(result: Result) -> dict[int, dict[str, str]]:
     """The rows of the ``watcher alerts`` table by alert id, in the order shown. Piped, the table is
     tab-separated: a header line, then one line per alert."""
     assert result.exit_code == 0, result.output
-    columns = ["id", "created", "severity", "status", "kind", "borrower", "source", "handled by", "note"]
+    columns = list(ALERTS_HEADERS[Language.EN])  # the deployment reads zh-CN: its headers, by their names
     header, *lines = result.stdout.splitlines()
-    assert header.split("\t") == columns
+    assert header.split("\t") == list(ALERTS_HEADERS[Language.ZH_CN])
     rows = [dict(zip(columns, line.split("\t"), strict=True)) for line in lines]
     return {int(row["id"]): row for row in rows}
 
@@ -56,8 +59,9 @@ def test_alerts_lists_open_ones_newest_first_and_filters_by_status(world):
     ids = alert_ids(world)
     listing = listed(cli(world, "alerts"))
     assert list(listing) == sorted(ids.values(), reverse=True)  # same check time: newest id first
-    assert {row["status"] for row in listing.values()} == {"open"}
-    assert listing[ids["b-lanchao"]]["severity"] == "high"
+    assert {row["status"] for row in listing.values()} == {"待处理"}  # [watcher] language (point 6)
+    assert listing[ids["b-lanchao"]]["severity"] == "高风险"
+    assert listing[ids["b-lanchao"]]["kind"] == "登记变更"
     assert listing[ids["b-lanchao"]]["borrower"] == "b-lanchao 杭州澜潮智能装备有限公司"
 
     assert cli(world, "alerts", "ack", str(ids["b-fjordlys"]), "--by", "张伟").exit_code == 0
@@ -93,6 +97,20 @@ def test_acknowledge_records_who_when_and_why_once(world):
     assert len(world.audit_rows("alert.acknowledged")) == 1
     unchanged = world.alerts()["b-lanchao"]
     assert (unchanged.acknowledged_by, unchanged.acknowledged_at) == ("张伟", alert.acknowledged_at)
+
+
+def test_alerts_show_says_how_the_alert_was_handled_in_the_readers_language(world):
+    """Issue 14 follow-up, point 6: not "status: acknowledged (张伟)" but who, when and the note."""
+    alert_id = alert_ids(world)["b-lanchao"]
+    opened = cli(world, "alerts", "show", str(alert_id)).stdout.splitlines()
+    assert opened[-1] == "状态：待处理"
+    assert cli(world, "alerts", "ack", str(alert_id), "--by", "张伟", "--note", "已电话核实").exit_code == 0
+    *_, status, note = cli(world, "alerts", "show", str(alert_id)).stdout.splitlines()
+    assert re.fullmatch(r"状态：已确认（张伟，20\d\d-\d\d-\d\d \d\d:\d\d \+\d\d:\d\d）", status), status
+    assert note == "备注：已电话核实"
+    *_, status, note = cli(world, "alerts", "show", str(alert_id), "--language", "en").stdout.splitlines()
+    assert re.fullmatch(r"Status: Acknowledged \(张伟, 20\d\d-\d\d-\d\d \d\d:\d\d \+\d\d:\d\d\)", status)
+    assert note == "Note: 已电话核实"
 
 
 def test_close_ends_the_handling_from_acknowledged_or_straight_from_open(world):

@@ -186,7 +186,7 @@ def squeezed(text: str) -> str:
     return "".join(text.split())
 
 
-@pytest.mark.parametrize("columns", [80, 120])
+@pytest.mark.parametrize("columns", [60, 80, 120, 140])
 def test_history_fits_the_terminal_and_cuts_nothing_short(changed: Path, columns: int):
     code, screen = run_in_terminal([*WATCHER, "history"], changed, columns=columns)
     assert code == 0, screen
@@ -195,15 +195,29 @@ def test_history_fits_the_terminal_and_cuts_nothing_short(changed: Path, columns
     assert "…" not in screen  # no "2026…", no "lega…"
     header, rows = table_rows(screen)
     assert header[:3] == [HEADER["detected"], HEADER["borrower"], HEADER["category"]]
-    if columns == 80:  # the least useful columns give way first; the change and its time stay
-        assert not {HEADER["alert"], HEADER["id"], HEADER["subject"]} & set(header)
+    if columns <= 80:  # the least useful columns give way first; the change and its time stay
+        assert not {HEADER["alert"], HEADER["id"], HEADER["action"]} & set(header)
+    if columns >= 80:  # and whom it is about: "持股 15% → 30%" alone cannot tell two holders apart
+        assert header[3] == HEADER["subject"]
     unwrapped = piped_history(changed)  # the same table, one line per row
     assert len(rows) == len(unwrapped) == len(history_events(changed))
     change = header.index(HEADER["before → after"])
     for row, whole in zip(rows, unwrapped, strict=True):
-        assert re.fullmatch(r"20\d\d-\d\d-\d\d \d\d:\d\d \+08:00", row[0])  # whole, with its zone
-        assert row[2] == whole[HEADER["category"]]
+        assert re.fullmatch(r"20\d\d-\d\d-\d\d \d\d:\d\d \+08:00", row[0])  # whole, never mid-date
+        assert squeezed(row[2]) == whole[HEADER["category"]]
         assert squeezed(row[change]) == squeezed(whole[HEADER["before → after"]])  # wrapped, intact
+        if HEADER["subject"] in header:
+            assert squeezed(row[3]) == squeezed(whole[HEADER["subject"]])
+
+
+def test_a_terminal_too_narrow_for_a_table_gets_plain_rows(changed: Path):
+    """At 40 columns no table fits: tab-separated rows, never a header one letter a line."""
+    code, screen = run_in_terminal([*WATCHER, "history"], changed, columns=40)
+    assert code == 0, screen
+    assert "┃" not in screen and "│" not in screen
+    text = STYLE.sub("", screen).replace("\r", "")
+    assert text.splitlines()[0].split("\t") == list(HISTORY_HEADERS[Language.ZH_CN])
+    assert len(text.strip().splitlines()) == len(history_events(changed)) + 1
 
 
 def test_history_piped_is_tab_separated_with_times_in_the_zone(changed: Path):

@@ -479,6 +479,7 @@ def test_ack_and_close_in_the_console_write_what_the_cli_writes(any_world):
     assert "确认人 <strong>Risk Desk</strong>" in timeline
     assert "关闭人 <strong>Risk Desk</strong>" in timeline
     assert "确认预警" in timeline and "关闭预警" in timeline, "audit actions read as words"
+    assert "备注: 风险已排除" in timeline, "audit details too"
     assert "alert.acknowledged" not in timeline and "alert.closed" not in timeline
 
 
@@ -665,6 +666,48 @@ def test_a_users_preferred_language_is_their_default(world):
     assert "Sign in" in world.client().get("/login?lang=en").text
 
 
+def test_an_officers_configured_language_is_their_default_and_the_switch_still_wins(world):
+    """Issue 14 follow-up, point 11: `[officers.li_na] language = "en"` was ignored by the console."""
+    officers = dict(world.config.officers)
+    officers["li_na"] = OfficerConfig(name="李娜", language="en")
+    config = world.config.model_copy(update={"officers": officers})
+    client = world.client(config)
+    assert sign_in(client, "li").status_code == 303
+    assert "Portfolio" in client.get("/").text
+    assert "借款人总览" in client.get("/?lang=zh-CN").text
+    assert "借款人总览" in client.get("/").text, "the chosen language (its cookie) wins"
+    other = world.client(config)
+    assert sign_in(other, "zhang").status_code == 303
+    assert "借款人总览" in other.get("/").text  # no language of their own: [watcher] language
+
+
+def test_audit_details_read_as_words_with_times_in_the_readers_zone():
+    """Not "severity: high; targets: ['notifier:bad']" nor a UTC ISO time (point 6)."""
+    from zoneinfo import ZoneInfo
+
+    from watcher.console.rendering import audit_detail
+    from watcher.vocabulary import Language
+
+    opened = json.dumps({"borrower_id": "b-1", "severity": "high", "targets": ["notifier:bad", "officer:li"]})
+    assert audit_detail(opened, Language.ZH_CN, ZoneInfo("Asia/Shanghai")) == (
+        "借款人: b-1; 风险等级: 高风险; 通知对象: notifier:bad、officer:li"
+    )
+    assert audit_detail(opened, Language.EN, ZoneInfo("Asia/Shanghai")) == (
+        "borrower: b-1; severity: High risk; notified: notifier:bad, officer:li"
+    )
+    resumed = json.dumps({"inactive_since": "2026-12-06T09:20:15.143214+00:00"})
+    assert (
+        audit_detail(resumed, Language.ZH_CN, ZoneInfo("Asia/Shanghai"))
+        == "停止监控时间: 2026-12-06 17:20 +08:00"
+    )
+    gap = json.dumps({"kind": "monitoring_gap", "source": "cn", "signals": ["judicial"]})
+    names = {"cn": "企查查"}.get
+    assert audit_detail(gap, Language.ZH_CN, ZoneInfo("UTC"), lambda key: names(key, key)) == (
+        "类型: 监控中断; 来源: 企查查; 信号: 司法风险"
+    )
+    assert audit_detail("not json", Language.EN, ZoneInfo("UTC")) == "not json"
+
+
 # -- the trusted proxy header ---------------------------------------------------------------------
 
 
@@ -838,10 +881,10 @@ def test_the_status_page_shows_billed_calls_and_signals_a_source_cannot_fetch(wo
     row = english[english.index('<span class="muted">cn</span></td>') :]
     row = row[: row.index("</tr>")]
     assert row.rstrip().endswith("<td>42</td>"), "the last 24 hours only"
-    assert "signal violations unavailable (not bought by the account)" in english
+    assert "signal serious violations list unavailable (not bought by the account)" in english
     assert "&lt;b&gt;您还未购买过该接口&lt;/b&gt;" in english and "<b>您还未购买" not in english
     chinese = client.get("/status?lang=zh-CN").text
-    assert "计费调用（24 小时）" in chinese and "信号 violations 不可用" in chinese
+    assert "计费调用（24 小时）" in chinese and "信号 严重违法失信名单 不可用" in chinese
 
 
 # -- the alert card, the status page, the icon, source names -----------------------------------------

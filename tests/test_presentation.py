@@ -17,6 +17,7 @@ from watcher.presentation import (
     change_severity,
     display_lines,
     group_changes,
+    subject_label,
     value_label,
 )
 from watcher.record import (
@@ -212,6 +213,69 @@ def test_the_former_representatives_other_seats_are_named_when_they_differ():
     assert texts(changes, ZH) == ["法定代表人 黄艳 → 赵敏（兼执行董事、总经理；黄艳 原兼董事长）"]
 
 
+def test_the_new_representatives_former_seat_and_the_former_ones_new_seat_join_the_line():
+    """陈丽 leaves the supervisory seat to become legal representative; 李娜 stays on as director:
+    one person's changes at one occasion are one line (issue 14 follow-up, point 8)."""
+    changes = [
+        ChangeLine(
+            Category.LEGAL_REPRESENTATIVE, Action.CHANGED, "legal representative", "李娜", "陈丽", FEB26
+        ),
+        ChangeLine(Category.DIRECTOR, Action.ADDED, "陈丽", None, "陈丽 (执行董事)", FEB26),
+        ChangeLine(Category.MANAGER, Action.ADDED, "陈丽", None, "陈丽 (总经理)", FEB26),
+        ChangeLine(Category.SUPERVISOR, Action.REMOVED, "陈丽", "陈丽 (监事)", None, FEB26),
+        ChangeLine(Category.DIRECTOR, Action.ADDED, "李娜", None, "李娜 (董事)", FEB26),
+        ChangeLine(Category.SUPERVISOR, Action.REMOVED, "赵敏", "赵敏 (监事)", None, FEB26),
+    ]
+    assert texts(changes, ZH) == [
+        "法定代表人 李娜 → 陈丽（兼执行董事、总经理；原任监事；李娜 现任董事）（生效日期 2026-02-26）",
+        "监事 退出 赵敏（生效日期 2026-02-26）",
+    ]
+    assert texts(changes, EN) == [
+        "Legal representative 李娜 → 陈丽 (also executive director, general manager; formerly supervisor;"
+        " 李娜 now director) (effective 2026-02-26)",
+        "Supervisor removed: 赵敏 (effective 2026-02-26)",
+    ]
+    assert [line.parts for line in display_lines(changes, ZH)] == [(0, 1, 2, 3, 4), (5,)]
+    a_day_later = [
+        *changes[:3],
+        ChangeLine(Category.SUPERVISOR, Action.REMOVED, "陈丽", "陈丽 (监事)", None, JAN9),
+    ]
+    assert len(texts(a_day_later, ZH)) == 2  # another occasion is another line
+
+
+def test_a_retitled_person_reads_in_the_readers_words_in_the_history_table():
+    """`watcher history` "changed" rows: "Styrets leder → Styremedlem" in labels (point 3)."""
+    retitled = ChangeLine(
+        Category.DIRECTOR, Action.CHANGED, "Kristin Aas", "Styrets leder", "Styremedlem", None
+    )
+    assert value_label(retitled, retitled.before, ZH) == "董事长（Styrets leder）"
+    assert value_label(retitled, retitled.after, ZH) == "董事（Styremedlem）"
+    assert value_label(retitled, retitled.before, EN) == "chair (Styrets leder)"
+    assert value_label(retitled, retitled.after, EN) == "director (Styremedlem)"
+    free_text = ChangeLine(Category.DIRECTOR, Action.CHANGED, "董事备案", "张三、李四", "张三、王五", None)
+    assert value_label(free_text, free_text.after, EN) == "张三、王五"  # not titles: as it is
+
+
+def test_a_change_log_item_about_a_field_reads_as_the_fields_label():
+    logged = ChangeLine(Category.FINANCE_HEAD, Action.CHANGED, "财务负责人备案", "赵磊", "周明", FEB26)
+    assert subject_label(logged, EN) == "Finance head" and subject_label(logged, ZH) == "财务负责人"
+    holder = ChangeLine(Category.SHAREHOLDER, Action.CHANGED, "李娜", "李娜 15%", "李娜 30%", None)
+    assert subject_label(holder, EN) == "李娜"
+
+
+def test_every_category_label_is_unique_in_each_language():
+    """实际控制人 once: a person with significant control (PSC) is not the actual controller (point 7)."""
+    from watcher.console.i18n import SECTION_LABEL
+    from watcher.labels import CATEGORY_LABEL
+
+    for language in Language:
+        for labels in (CATEGORY_LABEL[language], SECTION_LABEL[language]):
+            assert len(set(labels.values())) == len(labels), language
+            assert set(labels) <= set(Category)
+        assert set(CATEGORY_LABEL[language]) == set(Category)
+    assert CATEGORY_LABEL[ZH][Category.CONTROLLER] != CATEGORY_LABEL[ZH][Category.ACTUAL_CONTROLLER]
+
+
 def test_subscribed_capital_is_shown_only_when_it_changed_and_bands_read_as_ranges():
     holder = ChangeLine(
         Category.SHAREHOLDER,
@@ -225,7 +289,7 @@ def test_subscribed_capital_is_shown_only_when_it_changed_and_bands_read_as_rang
     band = ChangeLine(
         Category.CONTROLLER, Action.CHANGED, "JANE DOE", "JANE DOE 25–50%", "JANE DOE 50–75%", None
     )
-    assert texts([band], EN) == ["Controller JANE DOE stake 25–50% → 50–75%"]
+    assert texts([band], EN) == ["Person with significant control JANE DOE stake 25–50% → 50–75%"]
 
 
 def test_a_diff_of_real_records_reads_without_repeating_the_holder():
@@ -365,8 +429,8 @@ def test_lines_of_distinct_people_never_merge_and_severity_is_the_max_of_the_par
             for seat in members:
                 if seat is anchor:
                     continue
-                expected = anchor.after if seat.action is Action.ADDED else anchor.before
-                assert seat.subject == expected
+                assert seat.subject in (anchor.before, anchor.after)  # either representative
+                assert seat.category in (Category.DIRECTOR, Category.SUPERVISOR, Category.MANAGER)
                 assert seat.effective_date in (None, anchor.effective_date) or anchor.effective_date is None
         else:
             assert len({m.subject for m in members}) == 1, "one line, one person"

@@ -592,3 +592,15 @@ def test_digest_escapes_registry_names() -> None:
 def test_notify_test_message_names_its_target(language: str, marker: str) -> None:
     rendered = render_test_message("risk_desk", language)
     assert marker in rendered.title and "risk_desk" in rendered.body
+
+
+@pytest.mark.parametrize(("language", "footer"), [("zh-CN", "来源：企查查"), ("en", "Source: Qichacha")])
+def test_alerts_name_the_source_by_its_display_name(language: str, footer: str) -> None:
+    """Not "来源：qcc" (the config key): the name `Config.source_display_name` gives (point 11)."""
+    from watcher.vocabulary import Language
+
+    names = ((Language.ZH_CN, "企查查"), (Language.EN, "Qichacha"))
+    assert footer in render_alert(make_view(source_names=names), language).body
+    assert "qcc" in render_alert(make_view(), language).body  # no name given: the key, as before
+    gap = make_view(borrower_id="", kind=AlertKind.MONITORING_GAP, changes=(), source_names=names)
+    assert footer.split("：")[-1].split(": ")[-1] in render_alert(gap, language).title

@@ -308,7 +308,9 @@ def test_status_shows_billed_calls_and_unavailable_signals(world):
     assert datetime.fromisoformat(unavailable["since"]) == now
     assert report["ok"] is True  # an unbought signal is known, not a problem
     assert "6 billed call(s) in 24h" in table.stdout
-    assert "signal violations unavailable since" in table.stdout and "套餐未包含严重违法" in table.stdout
+    # for people: the signal in [watcher] language too (the json above is for scripts)
+    assert "signal violations (严重违法失信名单) unavailable since" in table.stdout
+    assert "套餐未包含严重违法" in table.stdout
 
 
 # -- config ----------------------------------------------------------------------------------------

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 
 from sqlmodel import Session, col, select
@@ -10,13 +12,28 @@ from sqlmodel import Session, col, select
 from watcher.models import Alert, Borrower, ChangeEvent, Delivery
 from watcher.render import AlertView, ChangeLine, GapLine
 from watcher.store import audit
-from watcher.vocabulary import AlertKind, AlertStatus, AuditAction, Severity
+from watcher.vocabulary import AlertKind, AlertStatus, AuditAction, Language, Severity
+
+SourceName = Callable[[str, Language], str]
+"""How people read a source's config key in a language (``Config.source_display_name``)."""
 
 
-def alert_view(session: Session, alert_id: int, *, window_days: int) -> AlertView:
+def alert_view(
+    session: Session, alert_id: int, *, window_days: int, source_name: SourceName | None = None
+) -> AlertView:
+    """The alert as renderers read it; with ``source_name``, its source by its display name."""
     alert = session.get(Alert, alert_id)
     if alert is None:
         raise KeyError(f"no alert #{alert_id}")
+    view = _view(session, alert, window_days)
+    if source_name is None:
+        return view
+    names = tuple((language, source_name(alert.source, language)) for language in Language)
+    return replace(view, source_names=names)
+
+
+def _view(session: Session, alert: Alert, window_days: int) -> AlertView:
+    alert_id = alert.id
     if not AlertKind(alert.kind).about_changes:
         return _monitoring_view(session, alert, window_days)
     borrower = session.get(Borrower, alert.borrower_id)

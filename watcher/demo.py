@@ -130,7 +130,12 @@ def _show_alerts(store: Store, config: Config, outcomes: Sequence[CheckOutcome],
         if outcome.alert_id is None:
             continue
         with store.session() as session:
-            view = alert_view(session, outcome.alert_id, window_days=config.rules.window.days)
+            view = alert_view(
+                session,
+                outcome.alert_id,
+                window_days=config.rules.window.days,
+                source_name=config.source_display_name,
+            )
             targets = delivery_targets_of(session, outcome.alert_id)
         rendered = render_alert(view, language, zone=config.watcher.zone)
         echo()

@@ -191,7 +191,9 @@ class Dispatcher:
 
         def view(alert_id: int, target: str) -> AlertView:
             if alert_id not in views:
-                views[alert_id] = alert_view(session, alert_id, window_days=window_days)
+                views[alert_id] = alert_view(
+                    session, alert_id, window_days=window_days, source_name=self.config.source_display_name
+                )
             if target.startswith(OFFICER_PREFIX):  # an officer reads only about their own borrowers
                 return views[alert_id].for_officer(target.removeprefix(OFFICER_PREFIX))
             return views[alert_id]

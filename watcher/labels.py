@@ -11,8 +11,8 @@ import re
 from collections.abc import Callable
 
 from watcher.normalize import roles_from_title, text_key
-from watcher.record import Action, Category, CompanyStatus, Party, Role
-from watcher.vocabulary import Language
+from watcher.record import Action, Category, CompanyStatus, Party, Role, Signal
+from watcher.vocabulary import AlertKind, AlertStatus, Language
 
 CATEGORY_LABEL = {
     Language.ZH_CN: {
@@ -22,7 +22,7 @@ CATEGORY_LABEL = {
         Category.SUPERVISOR: "监事",
         Category.MANAGER: "高级管理人员",
         Category.FINANCE_HEAD: "财务负责人",
-        Category.CONTROLLER: "实际控制人",
+        Category.CONTROLLER: "重大控制人（PSC）",
         Category.NAME: "企业名称",
         Category.STATUS: "登记状态",
         Category.REGISTERED_CAPITAL: "注册资本",
@@ -45,7 +45,7 @@ CATEGORY_LABEL = {
         Category.SUPERVISOR: "Supervisor",
         Category.MANAGER: "Manager",
         Category.FINANCE_HEAD: "Finance head",
-        Category.CONTROLLER: "Controller",
+        Category.CONTROLLER: "Person with significant control",
         Category.NAME: "Name",
         Category.STATUS: "Status",
         Category.REGISTERED_CAPITAL: "Registered capital",
@@ -252,7 +252,10 @@ WORDS = {
         "close": "）",
         "list": "、",
         "also": "兼",
-        "formerly": "；{name} 原兼",
+        "formerly": "原任",
+        "former_also": "{name} 原兼",
+        "former_now": "{name} 现任",
+        "clause_sep": "；",
         "stake": "持股",
         "subscribed": "认缴",
         "natures": "控制方式",
@@ -267,7 +270,10 @@ WORDS = {
         "close": ")",
         "list": ", ",
         "also": "also ",
-        "formerly": "; {name} was also ",
+        "formerly": "formerly ",
+        "former_also": "{name} was also ",
+        "former_now": "{name} now ",
+        "clause_sep": "; ",
         "stake": "stake",
         "subscribed": "subscribed",
         "natures": "nature of control",
@@ -276,6 +282,87 @@ WORDS = {
         "effective": "effective",
         "against": " (against the {role}, {name})",
         "first_seen": " (already in force when first checked)",
+    },
+}
+
+
+# What a source fetches (record.Signal): the console's unavailable signals and `watcher status`.
+SIGNAL_LABEL = {
+    Language.ZH_CN: {
+        Signal.REGISTRY: "登记信息",
+        Signal.CONTROLLER: "实际控制人与受益所有人",
+        Signal.ABNORMAL: "经营异常名录",
+        Signal.VIOLATIONS: "严重违法失信名单",
+        Signal.PLEDGES: "股权出质与动产抵押",
+        Signal.JUDICIAL: "司法风险",
+        Signal.CHANGE_LOG: "变更记录",
+    },
+    Language.EN: {
+        Signal.REGISTRY: "registry card",
+        Signal.CONTROLLER: "controllers and beneficial owners",
+        Signal.ABNORMAL: "abnormal operations list",
+        Signal.VIOLATIONS: "serious violations list",
+        Signal.PLEDGES: "pledges and mortgages",
+        Signal.JUDICIAL: "court lists",
+        Signal.CHANGE_LOG: "change log",
+    },
+}
+
+ALERT_STATUS_LABEL = {
+    Language.ZH_CN: {
+        AlertStatus.OPEN: "待处理",
+        AlertStatus.ACKNOWLEDGED: "已确认",
+        AlertStatus.CLOSED: "已关闭",
+    },
+    Language.EN: {
+        AlertStatus.OPEN: "Open",
+        AlertStatus.ACKNOWLEDGED: "Acknowledged",
+        AlertStatus.CLOSED: "Closed",
+    },
+}
+
+ALERT_KIND_LABEL = {
+    Language.ZH_CN: {
+        AlertKind.CHANGE: "登记变更",
+        AlertKind.ONBOARDING: "纳入监控时已存在风险信息",
+        AlertKind.MONITORING_GAP: "监控中断",
+        AlertKind.MONITORING_RESTORED: "监控恢复",
+    },
+    Language.EN: {
+        AlertKind.CHANGE: "Registry change",
+        AlertKind.ONBOARDING: "Active at onboarding",
+        AlertKind.MONITORING_GAP: "Monitoring gap",
+        AlertKind.MONITORING_RESTORED: "Monitoring restored",
+    },
+}
+
+# `watcher alerts`: the table's columns, by their English names (the column names of old).
+ALERTS_HEADERS = {
+    Language.ZH_CN: ("编号", "生成时间", "风险等级", "状态", "类型", "借款人", "来源", "处理人", "备注"),
+    Language.EN: (
+        "id",
+        "created",
+        "severity",
+        "status",
+        "kind",
+        "borrower",
+        "source",
+        "handled by",
+        "note",
+    ),
+}
+
+# `watcher alerts show`: how the alert has been handled, after its body.
+ALERT_HANDLING = {
+    Language.ZH_CN: {
+        "status": "状态：{status}",
+        "by": "（{by}，{at}）",
+        "note": "备注：{note}",
+    },
+    Language.EN: {
+        "status": "Status: {status}",
+        "by": " ({by}, {at})",
+        "note": "Note: {note}",
     },
 }
 

@@ -89,13 +89,14 @@ class Table:
 
     ``fits`` says how a column gives way on a narrow terminal (:class:`Fit`; ``WORDS`` when not
     named); ``drop_first`` names the columns to leave out, in that order, when it is too narrow
-    even so.
+    even so, ``drop_to_fit`` those left out after them only when the table would not fit at all.
     """
 
     columns: tuple[str, ...]
     rows: list[tuple[str, ...]] = field(default_factory=list)
     fits: dict[str, Fit] = field(default_factory=dict)
     drop_first: tuple[str, ...] = ()
+    drop_to_fit: tuple[str, ...] = ()
 
     def add_row(self, *cells: object) -> None:
         self.rows.append(tuple(printable(cell, one_line=False).replace("\t", " ") for cell in cells))
@@ -105,11 +106,15 @@ class Table:
 
 
 def table(
-    *columns: str, text: Iterable[str] = (), keep: Iterable[str] = (), drop_first: Iterable[str] = ()
+    *columns: str,
+    text: Iterable[str] = (),
+    keep: Iterable[str] = (),
+    drop_first: Iterable[str] = (),
+    drop_to_fit: Iterable[str] = (),
 ) -> Table:
     """A table of ``columns``: ``text`` ones hold free text, ``keep`` ones never wrap (see :class:`Table`)."""
     fits = {column: Fit.TEXT for column in text} | {column: Fit.KEEP for column in keep}
-    return Table(columns, fits=fits, drop_first=tuple(drop_first))
+    return Table(columns, fits=fits, drop_first=tuple(drop_first), drop_to_fit=tuple(drop_to_fit))
 
 
 def _console(width: int | None = None):
@@ -131,12 +136,14 @@ def table_width() -> int | None:
 
 
 def print_table(rows: Table) -> None:
-    """The table fitted to the terminal, or tab-separated rows when piped without ``COLUMNS``."""
+    """The table fitted to the terminal; tab-separated rows when piped without ``COLUMNS`` or when
+    the terminal is too narrow for any table of these columns."""
     width = table_width()
-    if width is None:
+    layout = _layout(rows, width) if width is not None else None
+    if layout is None:
         _print_tab_separated(rows)
         return
-    _print_fitted(rows, width)
+    _print_fitted(rows, layout, width or 0)
 
 
 def _print_tab_separated(rows: Table) -> None:
@@ -150,11 +157,10 @@ def _print_tab_separated(rows: Table) -> None:
         typer.echo(line(row))
 
 
-def _print_fitted(rows: Table, width: int) -> None:
+def _print_fitted(rows: Table, layout: Layout, width: int) -> None:
     from rich.table import Table as RichTable
     from rich.text import Text
 
-    layout = _layout(rows, width)
     # Text cells are never parsed as markup, whatever brackets the data holds; a word longer than
     # its column folds onto the next line rather than being cut off with "…".
     shown = RichTable(show_lines=False)
@@ -165,7 +171,7 @@ def _print_fitted(rows: Table, width: int) -> None:
     _console(width).print(shown)
 
 
-def _layout(rows: Table, width: int) -> Layout:
+def _layout(rows: Table, width: int) -> Layout | None:
     from rich.cells import cell_len
 
     def needs(index: int, column: str) -> ColumnNeeds:
@@ -179,7 +185,8 @@ def _layout(rows: Table, width: int) -> Layout:
             two_lines=max(_two_line_width(line, cell_len) for line in lines),
         )
 
-    return fit_columns([needs(i, column) for i, column in enumerate(rows.columns)], width, rows.drop_first)
+    columns = [needs(index, column) for index, column in enumerate(rows.columns)]
+    return fit_columns(columns, width, rows.drop_first, rows.drop_to_fit)
 
 
 def _two_line_width(line: str, cell_len: Callable[[str], int]) -> int:
@@ -253,11 +260,10 @@ def _history_table(rows: Iterable[HistoryRow], zone: tzinfo, language: Language)
     shown = table(
         *HISTORY_HEADERS[language],
         text=[header[c] for c in ("borrower", "subject", "party", "before → after")],
-        keep=[header[c] for c in ("id", "category", "action", "effective", "severity", "alert")],
-        # The subject is repeated in before → after; what is left reads as one change.
-        drop_first=[
-            header[c] for c in ("alert", "id", "subject", "action", "party", "effective", "severity")
-        ],
+        keep=[header[c] for c in ("id", "action", "effective", "severity", "alert")],
+        # before → after does not name whom it is about: the subject goes only when nothing else can.
+        drop_first=[header[c] for c in ("alert", "id", "action", "party", "effective", "severity")],
+        drop_to_fit=[header["subject"]],
     )
     for row in rows:
         change = row.change_line()

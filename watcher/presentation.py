@@ -325,7 +325,7 @@ def _same_occasion(a: date | None, b: date | None) -> bool:
 def group_changes(changes: Sequence[ChangeLine]) -> tuple[tuple[int, ...], ...]:
     """Which atomic changes (by index) read as one line, in the order of their first change.
 
-    A legal-representative change A → B takes B's added and A's removed seats among directors,
+    A legal-representative change A → B takes A's and B's added and removed seats among directors,
     supervisors and managers of the same occasion; the remaining seats of one person gained (or
     lost, or retitled) at one occasion are one line; everything else is a line of its own.
     """
@@ -350,48 +350,60 @@ def group_changes(changes: Sequence[ChangeLine]) -> tuple[tuple[int, ...], ...]:
 
 
 def _seats_following(changes: Sequence[ChangeLine], anchor: ChangeLine, used: set[int]) -> list[int]:
-    """The seats the new legal representative took and the former one left, at the same occasion."""
-    names = {Action.REMOVED: text_key(anchor.before), Action.ADDED: text_key(anchor.after)}
+    """The seats either representative (the new one or the former) took or left at the same
+    occasion: one person's changes at one occasion are one line."""
+    names = {text_key(anchor.before), text_key(anchor.after)} - {None, ""}
     return [
         index
         for index, seat in enumerate(changes)
         if index not in used
         and seat.category in _PEOPLE
-        and seat.action in names
-        and names[seat.action]
-        and text_key(seat.subject) == names[seat.action]
+        and seat.action in (Action.ADDED, Action.REMOVED)
+        and text_key(seat.subject) in names
         and _same_occasion(anchor.effective_date, seat.effective_date)
     ]
+
+
+def _seat_titles(seats: Sequence[ChangeLine], language: Language, escape: Escape) -> str:
+    """The seats' titles in the reader's words, once each; a seat stored without its title by its
+    category."""
+    shown: list[str] = []
+    for seat in seats:
+        role_text = _person_value(_side(seat) or "", seat.subject)
+        label = (
+            titles_label(role_text, language, escape) if role_text else _seat_label(seat.category, language)
+        )
+        if label and label not in shown:
+            shown.append(label)
+    return WORDS[language]["list"].join(shown)
 
 
 def _legal_rep_text(
     anchor: ChangeLine, followers: Sequence[ChangeLine], language: Language, escape: Escape
 ) -> str:
-    """ "法定代表人 黄艳 → 赵敏（兼执行董事、总经理）": the new representative's other seats, and the
-    former one's when they were not the same."""
+    """ "法定代表人 黄艳 → 赵敏（兼执行董事、总经理；原任监事）": the seats the new representative took
+    and left, and those of the former one (left, when not the same titles; taken)."""
     words = WORDS[language]
+    new_key = text_key(anchor.after)
 
-    def titles(action: Action) -> str:
-        """The seats' titles in the reader's words; a seat stored without its title by its category."""
-        shown: list[str] = []
-        for seat in followers:
-            if seat.action is not action:
-                continue
-            role_text = _person_value(_side(seat) or "", seat.subject)
-            label = (
-                titles_label(role_text, language, escape)
-                if role_text
-                else _seat_label(seat.category, language)
-            )
-            if label and label not in shown:
-                shown.append(label)
-        return words["list"].join(shown)
+    def titles(action: Action, *, new: bool) -> str:
+        seats = [
+            seat for seat in followers if seat.action is action and (text_key(seat.subject) == new_key) is new
+        ]
+        return _seat_titles(seats, language, escape)
 
-    gained, lost = titles(Action.ADDED), titles(Action.REMOVED)
-    notes = f"{words['also']}{gained}" if gained else ""
-    if lost and lost != gained:
-        former = words["formerly"].format(name=_value(anchor.before, language, escape)) + lost
-        notes = notes + former if notes else former.lstrip("；; ")
+    gained, left = titles(Action.ADDED, new=True), titles(Action.REMOVED, new=True)
+    former_lost, former_took = titles(Action.REMOVED, new=False), titles(Action.ADDED, new=False)
+    former = _value(anchor.before, language, escape)
+    clauses = [
+        words["also"] + gained if gained else "",
+        words["formerly"] + left if left else "",
+        words["former_also"].format(name=former) + former_lost
+        if former_lost and former_lost != gained
+        else "",
+        words["former_now"].format(name=former) + former_took if former_took else "",
+    ]
+    notes = words["clause_sep"].join(clause for clause in clauses if clause)
     text = _scalar_text(anchor, language, escape)
     return text + (bracket(language, notes) if notes else "")
 
@@ -431,8 +443,10 @@ def display_lines(
 
 def subject_label(change: ChangeLine, language: Language) -> str:
     """The subject column: a person's or holder's name as it is; a field's own name in the reader's
-    words ("status" → 登记状态)."""
-    if change.subject == change.category.value.replace("_", " "):
+    words ("status" → 登记状态), also when a change-log row named it in the registry's words
+    (财务负责人备案 is the finance head, whatever the reader's language)."""
+    field_name = change.subject == change.category.value.replace("_", " ")
+    if field_name or (change.category in _SCALARS and change.action is Action.CHANGED):
         return CATEGORY_LABEL[language][change.category]
     return change.subject
 
@@ -443,6 +457,8 @@ def value_label(change: ChangeLine, value: str | None, language: Language, escap
         return "–"
     if change.category is Category.STATUS:
         return status_label(value, language, escape)
+    if change.category in _PEOPLE and change.action is Action.CHANGED and known_titles(value):
+        return titles_label(value, language, escape) or "–"  # retitled: "Styrets leder" → 董事长（…）
     role_text = _person_value(value, change.subject)
     if role_text is not None and change.category not in LISTING_CATEGORIES:
         return titles_label(role_text, language, escape) or "–"

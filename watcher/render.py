@@ -151,6 +151,11 @@ class AlertView:
     kind: AlertKind = AlertKind.CHANGE  # a monitoring gap or its recovery: ``gap`` lists the borrowers
     gap: tuple[GapLine, ...] = ()
     gap_hidden: int = 0  # borrowers left out of ``gap`` for an officer who does not handle them
+    source_names: tuple[tuple[Language, str], ...] = ()  # the source's display name per language
+
+    def source_name(self, language: Language) -> str:
+        """The source as people read it (its display name), else its config key."""
+        return dict(self.source_names).get(language, self.source)
 
     def for_officer(self, officer: str) -> AlertView:
         """What one officer may read: a gap alert about a whole source lists only their borrowers."""
@@ -370,7 +375,7 @@ def _render_monitoring(
     else:
         count = len(view.gap) + view.gap_hidden
         title = text["title_kind_source"].format(
-            severity=severity, source=view.source, count=count, kind=kind
+            severity=severity, source=view.source_name(language), count=count, kind=kind
         )
     line_key = "gap_line" if view.kind == AlertKind.MONITORING_GAP else "restored_line"
     items = [
@@ -387,7 +392,7 @@ def _render_monitoring(
     footer = [
         text["footer"].format(
             alert_id=view.alert_id or "–",
-            source=escape(view.source),
+            source=escape(view.source_name(language)),
             detected=format_moment(view.detected_at, zone),
         )
     ]
@@ -427,7 +432,7 @@ def render_alert(
     footer = [
         text["footer"].format(
             alert_id=view.alert_id or "–",
-            source=escape(view.source),
+            source=escape(view.source_name(language)),
             detected=format_moment(view.detected_at, zone),
         )
     ]

@@ -1,9 +1,9 @@
 """How a table for people fits a terminal: which columns to leave out, and how wide each one is.
 
 Pure: takes each column's needs in terminal cells and the width to fit, returns the columns kept and
-their widths. Nothing is ever cut short: a column narrower than its text wraps it, and when even the
-narrowest layout is too wide, the least useful columns (the table's own ``drop_first`` order) are
-left out before anything else gives way.
+their widths. Nothing is ever cut short: a column narrower than its text wraps it, the least useful
+columns (the table's own ``drop_first`` order, then ``drop_to_fit``) are left out before anything
+else gives way, and a terminal too narrow for the narrowest layout gets no table at all.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-TEXT_LEAST = 16
+TEXT_LEAST = 12
 """The narrowest a free-text column becomes when no column is left to leave out."""
 TEXT_COMFORTABLE = 24
 """A free-text column narrower than this (and than its text) reads badly: a column is left out first."""
@@ -70,25 +70,33 @@ def frame_width(columns: int) -> int:
     return 3 * columns + 1
 
 
-def fit_columns(needs: Sequence[ColumnNeeds], width: int, drop_first: Sequence[str] = ()) -> Layout:
-    """The widest layout of ``needs`` within ``width`` cells.
+def fit_columns(
+    needs: Sequence[ColumnNeeds], width: int, drop_first: Sequence[str] = (), drop_to_fit: Sequence[str] = ()
+) -> Layout | None:
+    """The widest layout of ``needs`` within ``width`` cells, or None when even the narrowest one
+    is too wide (the caller then prints plain rows: a table squeezed further would split dates
+    mid-token and print headers one letter a line).
 
     Columns named in ``drop_first`` are left out, in that order, while the columns cannot all have a
     comfortable width (times on two lines at most, free text at least ``TEXT_COMFORTABLE`` wide);
-    then every column starts at its narrowest width (if even that is too wide, the terminal folds
-    what overflows). Spare cells bring the columns to their comfortable width first, then let
-    word-wrapped columns (times) fit on one line, then widen free-text columns evenly.
+    those in ``drop_to_fit`` (the more useful ones) only while the columns do not fit at their
+    narrowest. Every column starts at its narrowest width; spare cells bring the columns to their
+    comfortable width first, then let word-wrapped columns (times) fit on one line, then widen
+    free-text columns evenly.
     """
     kept = list(range(len(needs)))
     position = {column.name: index for index, column in enumerate(needs)}
-    for name in drop_first:
-        if _total(needs, kept, comfortable=True) <= width:
-            break
-        index = position.get(name)
-        if index in kept and len(kept) > 1:
-            kept.remove(index)
-    widths = {index: needs[index].least for index in kept}
+    for names, comfortable in ((drop_first, True), (drop_to_fit, False)):
+        for name in names:
+            if _total(needs, kept, comfortable=comfortable) <= width:
+                break
+            index = position.get(name)
+            if index in kept and len(kept) > 1:
+                kept.remove(index)
     spare = width - _total(needs, kept, comfortable=False)
+    if spare < 0:
+        return None
+    widths = {index: needs[index].least for index in kept}
     spare = _grow_words(needs, widths, spare, lambda column: column.comfortable)
     spare = _share_among_text(needs, widths, spare, lambda column: column.comfortable)
     spare = _grow_words(needs, widths, spare, lambda column: column.natural)

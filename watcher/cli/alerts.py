@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import tzinfo
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -10,10 +11,11 @@ import typer
 from watcher import output
 from watcher.cli.base import HELP_MARKUP, NO_SECRETS, fail, load, with_store
 from watcher.output import echo, when
-from watcher.vocabulary import AlertStatus, AlertStatusFilter, Language
+from watcher.vocabulary import AlertKind, AlertStatus, AlertStatusFilter, Language, Severity
 
 if TYPE_CHECKING:
-    from watcher.models import Alert
+    from watcher.config import Config
+    from watcher.models import Alert, Borrower
 
 group = typer.Typer(
     help="List alerts and work through them (acknowledge, close).", rich_markup_mode=HELP_MARKUP
@@ -35,34 +37,38 @@ def alerts_list(
     config = load(NO_SECRETS)
     with with_store(config) as store, store.session() as session:
         rows = list_alerts(session, status=status.status)
+    output.print_table(_alerts_table(rows, config))
+
+
+def _alerts_table(rows: list[tuple[Alert, Borrower | None]], config: Config) -> output.Table:
+    """The alerts for people, in [watcher] language: headers, severities, statuses, kinds, sources."""
+    from watcher.labels import ALERT_KIND_LABEL, ALERT_STATUS_LABEL, ALERTS_HEADERS
+    from watcher.render import SEVERITY_LABEL
+
+    language = config.watcher.language
+    header = dict(zip(ALERTS_HEADERS[Language.EN], ALERTS_HEADERS[language], strict=True))
     table = output.table(
-        "id",
-        "created",
-        "severity",
-        "status",
-        "kind",
-        "borrower",
-        "source",
-        "handled by",
-        "note",
-        text=("borrower", "handled by", "note"),
-        keep=("id", "severity", "status", "kind"),
-        drop_first=("source", "kind", "handled by", "status", "note"),
+        *ALERTS_HEADERS[language],
+        text=[header[c] for c in ("borrower", "handled by", "note")],
+        keep=[header[c] for c in ("id", "severity", "status", "kind")],
+        drop_first=[header[c] for c in ("source", "kind", "handled by", "status", "note")],
     )
     for alert, borrower in rows:
         handled = alert.closed_by or alert.acknowledged_by or ""
+        source = config.source_display_name(alert.source, language)
+        kind = ALERT_KIND_LABEL[language].get(AlertKind(alert.kind), alert.kind)
         table.add_row(
             str(alert.id),
             when(alert.created_at, config.watcher.zone),
-            alert.severity,
-            alert.status,
-            alert.kind,
-            f"{borrower.id} {borrower.name}" if borrower else f"{alert.kind}: {alert.source}",
-            alert.source,
+            SEVERITY_LABEL[language].get(Severity(alert.severity), alert.severity),
+            ALERT_STATUS_LABEL[language].get(AlertStatus(alert.status), alert.status),
+            kind,
+            f"{borrower.id} {borrower.name}" if borrower else f"{kind}: {source}",
+            source,
             handled,
             alert.note or "",
         )
-    output.print_table(table)
+    return table
 
 
 @group.command("show")
@@ -80,17 +86,43 @@ def alerts_show(
     config = load(NO_SECRETS)
     with with_store(config) as store, store.session() as session:
         try:
-            view = alert_view(session, alert_id, window_days=config.rules.window.days)
+            view = alert_view(
+                session,
+                alert_id,
+                window_days=config.rules.window.days,
+                source_name=config.source_display_name,
+            )
         except KeyError:
             raise fail(f"no alert #{alert_id}", 1) from None
         alert = session.get(models.Alert, alert_id)
         assert alert is not None
-        status, handled = alert.status, alert.closed_by or alert.acknowledged_by
-    rendered = render_alert(view, language or config.watcher.language, zone=config.watcher.zone)
+    reader = language or config.watcher.language
+    rendered = render_alert(view, reader, zone=config.watcher.zone)
     echo(rendered.title)
     for line in rendered.body.splitlines():
         echo(line)
-    echo(f"status: {status}" + (f" ({handled})" if handled else ""))
+    for line in _handling(alert, reader, config.watcher.zone):
+        echo(line)
+
+
+def _handling(alert: Alert, language: Language, zone: tzinfo) -> list[str]:
+    """How the alert has been handled, in ``language``: its status, who and when, and the note."""
+    from watcher.labels import ALERT_HANDLING, ALERT_STATUS_LABEL
+
+    words = ALERT_HANDLING[language]
+    status = ALERT_STATUS_LABEL[language].get(AlertStatus(alert.status), alert.status)
+    line = words["status"].format(status=status)
+    by, at = (
+        (alert.closed_by, alert.closed_at)
+        if alert.closed_by
+        else (alert.acknowledged_by, alert.acknowledged_at)
+    )
+    if by:
+        line += words["by"].format(by=by, at=when(at, zone) or "–")
+    lines = [line]
+    if alert.note:
+        lines.extend(words["note"].format(note=note) for note in alert.note.splitlines() if note.strip())
+    return lines
 
 
 def _lifecycle(step: Callable[..., Alert], alert_id: int, by: str, note: str | None, verb: str) -> None:

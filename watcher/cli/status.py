@@ -15,6 +15,7 @@ from watcher import output
 from watcher.cli.base import NO_SECRETS, ListFormat, load, with_store
 from watcher.output import echo, when
 from watcher.redaction import redact, redact_optional
+from watcher.vocabulary import Language
 
 if TYPE_CHECKING:
     from watcher.health import HealthReport, InstanceView
@@ -38,14 +39,15 @@ def status(
     if output_format is ListFormat.json:
         output.echo_json(report.as_json(), indent=2)
         raise typer.Exit(0 if report.ok else 1)
-    for line in _lines(report, config.watcher.zone):
+    for line in _lines(report, config.watcher.zone, config.watcher.language):
         echo(line)
     if not report.ok:
         raise typer.Exit(1)
 
 
-def _lines(report: HealthReport, zone: tzinfo) -> Iterator[str]:
-    """The report for people, times in ``zone`` with their offset."""
+def _lines(report: HealthReport, zone: tzinfo, language: Language) -> Iterator[str]:
+    """The report for people, times in ``zone`` with their offset, signals named in ``language``."""
+
     for instance in report.instances:
         yield _instance_line(instance, zone)
     inactive = f", {report.inactive} inactive" if report.inactive else ""
@@ -60,7 +62,8 @@ def _lines(report: HealthReport, zone: tzinfo) -> Iterator[str]:
         for unavailable in report.unavailable_of(health.source):
             since = when(unavailable.unavailable_since, zone)
             yield (
-                f"  signal {unavailable.signal} unavailable since {since} "
+                f"  signal {unavailable.signal}{_signal_label(unavailable.signal, language)} unavailable "
+                f"since {since} "
                 f"(retried {when(unavailable.retry_at, zone)}): {redact(unavailable.reason)}"
             )
     for borrower in report.failing_borrowers:
@@ -74,6 +77,15 @@ def _lines(report: HealthReport, zone: tzinfo) -> Iterator[str]:
     for problem in report.problems:
         yield f"problem: {problem.message}"
     yield "health: ok" if report.ok else f"health: {len(report.problems)} problem(s)"
+
+
+def _signal_label(signal: str, language: Language) -> str:
+    """ " (司法风险)": what the signal is, in the reader's words (a signal of another version: nothing)."""
+    from watcher.labels import SIGNAL_LABEL
+    from watcher.record import Signal
+
+    known = {member.value: member for member in Signal}
+    return f" ({SIGNAL_LABEL[language][known[signal]]})" if signal in known else ""
 
 
 def _instance_line(instance: InstanceView, zone: tzinfo) -> str:

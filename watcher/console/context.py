@@ -80,11 +80,14 @@ def console_of(request: Request) -> Console:
 
 
 def choose_language(request: Request, config: Config, user: User | None) -> Language:
-    """``?lang=``, then the language cookie, then the user's preference, then [watcher] language."""
+    """``?lang=``, then the language cookie, then the user's preference, then their officer's
+    ``[officers.<id>] language``, then [watcher] language."""
+    officer = config.officers.get(user.officer_id) if user is not None and user.officer_id else None
     for candidate in (
         request.query_params.get("lang"),
         request.cookies.get(LANGUAGE_COOKIE),
         user.language if user is not None else None,
+        officer.language if officer is not None else None,
     ):
         if candidate in LANGUAGES:
             return Language(candidate)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from watcher.labels import ALERT_STATUS_LABEL, SIGNAL_LABEL
 from watcher.record import Category, ListingState
 from watcher.render import (
     ACTION_LABEL,
@@ -11,11 +12,12 @@ from watcher.render import (
     PARTY_LABEL,
     SEVERITY_LABEL,
 )
-from watcher.vocabulary import AlertKind, AlertStatus, AuditAction, Language, OutboxState
+from watcher.vocabulary import AlertKind, AuditAction, Language, OutboxState
 
 __all__ = [
     "ACTION_LABEL",
     "AUDIT_ACTION_LABEL",
+    "AUDIT_DETAIL_LABEL",
     "CATEGORY_LABEL",
     "LANGUAGES",
     "LISTING_ACTION_LABEL",
@@ -23,6 +25,7 @@ __all__ = [
     "PARTY_LABEL",
     "SECTION_LABEL",
     "SEVERITY_LABEL",
+    "SIGNAL_LABEL",
     "STATUS_LABEL",
     "TEXT",
 ]
@@ -68,18 +71,7 @@ SECTION_LABEL = {
     },
 }
 
-STATUS_LABEL = {
-    Language.ZH_CN: {
-        AlertStatus.OPEN: "待处理",
-        AlertStatus.ACKNOWLEDGED: "已确认",
-        AlertStatus.CLOSED: "已关闭",
-    },
-    Language.EN: {
-        AlertStatus.OPEN: "Open",
-        AlertStatus.ACKNOWLEDGED: "Acknowledged",
-        AlertStatus.CLOSED: "Closed",
-    },
-}
+STATUS_LABEL = ALERT_STATUS_LABEL
 
 # The audit trail's actions as words, not codes (the borrower page and the status page).
 AUDIT_ACTION_LABEL = {
@@ -118,6 +110,82 @@ AUDIT_ACTION_LABEL = {
         AuditAction.PASSWORD_CHANGED: "Password changed",
         AuditAction.SIGNED_IN: "Signed in",
         AuditAction.LOCKED_OUT: "Locked out",
+    },
+}
+
+# The keys of an audit entry's detail as words (the borrower page's audit trail).
+AUDIT_DETAIL_LABEL = {
+    Language.ZH_CN: {
+        "severity": "风险等级",
+        "targets": "通知对象",
+        "target": "通知对象",
+        "borrower_id": "借款人",
+        "borrowers": "借款人",
+        "kind": "类型",
+        "source": "来源",
+        "note": "备注",
+        "reason": "原因",
+        "inactive_since": "停止监控时间",
+        "deactivated_at": "停止监控时间",
+        "snapshots": "快照数",
+        "change_events": "变更记录数",
+        "key_person_occasions": "关键人员变更次数",
+        "alerts": "预警数",
+        "deliveries": "通知数",
+        "alert_borrower_links": "预警关联数",
+        "attempts": "尝试次数",
+        "error": "错误",
+        "signals": "信号",
+        "role": "角色",
+        "officer_id": "客户经理",
+        "officer": "客户经理",
+        "display_name": "显示名称",
+        "sessions_ended": "结束的会话数",
+        "via": "方式",
+        "seconds": "秒数",
+        "id": "编号",
+        "name": "名称",
+        "registry_id": "登记号",
+        "tags": "标签",
+        "interval": "检查间隔",
+        "interval_seconds": "检查间隔（秒）",
+        "legal_rep_on_file": "预留签字人",
+    },
+    Language.EN: {
+        "severity": "severity",
+        "targets": "notified",
+        "target": "notified",
+        "borrower_id": "borrower",
+        "borrowers": "borrowers",
+        "kind": "kind",
+        "source": "source",
+        "note": "note",
+        "reason": "reason",
+        "inactive_since": "inactive since",
+        "deactivated_at": "deactivated",
+        "snapshots": "snapshots",
+        "change_events": "change events",
+        "key_person_occasions": "key-person occasions",
+        "alerts": "alerts",
+        "deliveries": "deliveries",
+        "alert_borrower_links": "alert links",
+        "attempts": "attempts",
+        "error": "error",
+        "signals": "signals",
+        "role": "role",
+        "officer_id": "officer",
+        "officer": "officer",
+        "display_name": "display name",
+        "sessions_ended": "sessions ended",
+        "via": "via",
+        "seconds": "seconds",
+        "id": "id",
+        "name": "name",
+        "registry_id": "registry id",
+        "tags": "tags",
+        "interval": "interval",
+        "interval_seconds": "interval (seconds)",
+        "legal_rep_on_file": "signatory on file",
     },
 }
 

@@ -4,8 +4,9 @@ targets."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime
+import json
+from collections.abc import Callable, Mapping
+from datetime import datetime, tzinfo
 from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
@@ -19,6 +20,7 @@ from watcher.console.context import LANGUAGE_COOKIE, Ctx, console_of
 from watcher.console.i18n import (
     ACTION_LABEL,
     AUDIT_ACTION_LABEL,
+    AUDIT_DETAIL_LABEL,
     CATEGORY_LABEL,
     LANGUAGES,
     LISTING_ACTION_LABEL,
@@ -26,11 +28,12 @@ from watcher.console.i18n import (
     PARTY_LABEL,
     SECTION_LABEL,
     SEVERITY_LABEL,
+    SIGNAL_LABEL,
     STATUS_LABEL,
 )
 from watcher.console.identity import ensure_csrf, session_id_of
 from watcher.console.risk import money_text
-from watcher.labels import signatory_text
+from watcher.labels import ALERT_KIND_LABEL, signatory_text
 from watcher.presentation import ChangeLine, DisplayLine, change_text, display_lines
 from watcher.record import LISTING_CATEGORIES, ListingState, Party
 from watcher.units import format_moment
@@ -78,6 +81,49 @@ def grouped_rows(events: Any, lang: Language) -> list[tuple[Any, DisplayLine]]:
     if batch:
         flush()
     return rows
+
+
+_DETAIL_TIMES = frozenset({"inactive_since", "deactivated_at"})
+
+
+def audit_detail(detail: str, lang: Language, zone: tzinfo, source_name: Callable[[str], str] = str) -> str:
+    """An audit entry's JSON detail for a person: its keys as words, severities, kinds, signals and
+    sources by their labels, times in the reader's zone; a value of another shape as it is."""
+    try:
+        parsed = json.loads(detail)
+    except ValueError:
+        return detail
+    if not isinstance(parsed, dict):
+        return detail
+    keys = AUDIT_DETAIL_LABEL[lang]
+    return "; ".join(
+        f"{keys.get(key, key)}: {_detail_value(key, value, lang, zone, source_name)}"
+        for key, value in parsed.items()
+        if value not in ("", None, [])
+    )
+
+
+def _detail_value(
+    key: str, value: Any, lang: Language, zone: tzinfo, source_name: Callable[[str], str]
+) -> str:
+    if isinstance(value, list):
+        return ("、" if lang == Language.ZH_CN else ", ").join(
+            _detail_value(key, item, lang, zone, source_name) for item in value
+        )
+    text = str(value)
+    value_labels: dict[str, Mapping[Any, str]] = {
+        "severity": SEVERITY_LABEL[lang],
+        "kind": ALERT_KIND_LABEL[lang],
+        "signals": SIGNAL_LABEL[lang],
+    }
+    if key == "source":
+        return source_name(text)
+    if key in _DETAIL_TIMES:
+        try:
+            return format_moment(datetime.fromisoformat(text), zone)
+        except ValueError:
+            return text
+    return _label(value_labels.get(key, {}), text)
 
 
 def _take_flash(ctx: Ctx) -> str | None:
@@ -132,6 +178,10 @@ def render(ctx: Ctx, template: str, status_code: int = 200, **values: Any) -> HT
         party_label=lambda value: _label(PARTY_LABEL[lang], value),
         listing_state_label=lambda value: _label(LISTING_STATE_LABEL[lang], value),
         section_label=lambda value: _label(SECTION_LABEL[lang], value),
+        signal_label=lambda value: _label(SIGNAL_LABEL[lang], value),
+        audit_detail=lambda detail: audit_detail(
+            detail, lang, zone, lambda key: console.config.source_display_name(key, lang)
+        ),
         money_text=money_text,
         ListingState=ListingState,
         Party=Party,

@@ -81,18 +81,7 @@ def borrower_timeline(request: Request, ctx: Ctx) -> Response:
                 return error_page(ctx, 403, ctx.t("forbidden"))
             return error_page(ctx, 404, ctx.t("not_found"))
         data = queries.timeline(session, borrower)
-    return render(ctx, "timeline.html", tl=data, borrower=borrower, audit_detail=_audit_detail)
-
-
-def _audit_detail(detail: str) -> str:
-    """An audit entry's JSON detail as ``key: value`` text (escaped by the template like all text)."""
-    try:
-        parsed = json.loads(detail)
-    except ValueError:
-        return detail
-    if not isinstance(parsed, dict):
-        return detail
-    return "; ".join(f"{key}: {value}" for key, value in parsed.items() if value not in ("", None))
+    return render(ctx, "timeline.html", tl=data, borrower=borrower)
 
 
 def _raw_payload(request: Request, ctx: Ctx) -> tuple[Snapshot, Borrower, dict[str, str]] | None:

@@ -18,7 +18,7 @@ from watcher.console.endpoint import PAGE_LIMIT, page
 from watcher.console.filters import ALERT_STATUSES, SEVERITIES, alert_filter
 from watcher.console.identity import session_id_of
 from watcher.console.rendering import error_page, local_path, render
-from watcher.models import Alert, Borrower, User
+from watcher.models import Alert, Borrower
 from watcher.render import AlertView
 from watcher.store import stored_id
 
@@ -28,14 +28,18 @@ MAX_NOTE_CHARS = 4000
 
 
 def _alert_views(
-    session: Session, user: User, rows: list[tuple[Alert, Borrower | None]], window_days: int
+    session: Session, ctx: Ctx, rows: list[tuple[Alert, Borrower | None]]
 ) -> dict[int, AlertView]:
     """Each alert as the notifications tell it; an officer's lists only their own borrowers."""
-    officer = None if queries.sees_all(user) else user.officer_id
+    assert ctx.user is not None
+    config = ctx.console.config
+    officer = None if queries.sees_all(ctx.user) else ctx.user.officer_id
     views: dict[int, AlertView] = {}
     for alert, _borrower in rows:
         alert_id = stored_id(alert)
-        view = alert_view(session, alert_id, window_days=window_days)
+        view = alert_view(
+            session, alert_id, window_days=config.rules.window.days, source_name=config.source_display_name
+        )
         views[alert_id] = view.for_officer(officer) if officer else view
     return views
 
@@ -44,10 +48,9 @@ def _alert_views(
 def alerts_inbox(request: Request, ctx: Ctx) -> Response:
     assert ctx.user is not None
     filters = alert_filter(request, ctx.user)
-    window_days = ctx.console.config.rules.window.days
     with ctx.console.store.session() as session:
         rows = queries.alerts(session, ctx.user, filters, limit=PAGE_LIMIT)
-        views = _alert_views(session, ctx.user, rows, window_days)
+        views = _alert_views(session, ctx, rows)
         officers, _tags = queries.visible_officers_and_tags(session, ctx.user)
     return render(
         ctx,
