@@ -87,7 +87,7 @@ def test_alerts_list_shows_the_kind_and_show_renders_an_onboarding_alert(listed)
     first, *body = shown.stdout.splitlines()
     assert "risk listings active at onboarding" in first
     assert sum("already in force when first checked" in line for line in body) == 3
-    assert "asset preservation" in shown.stdout and body[-1] == "status: open"
+    assert "asset preservation" in shown.stdout and body[-1] == "Status: Open"
 
     zh = listed.cli("alerts", "show", str(listed.listing.alert_id), "--language", "zh-CN").stdout
     assert f"（针对法定代表人 {LEGAL_REP}）" in zh and "登记信息变更" in zh

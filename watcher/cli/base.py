@@ -56,7 +56,7 @@ def _print_version(wanted: bool) -> None:
     if wanted:
         from importlib.metadata import version
 
-        typer.echo(f"watcher {version('borrower-watcher')}")
+        echo(f"watcher {version('borrower-watcher')}")
         raise typer.Exit()
 
 
