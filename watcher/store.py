@@ -28,6 +28,7 @@ from watcher.models import (
     ChangeEvent,
     Delivery,
     KeyPersonOccasion,
+    SecuresLink,
     Snapshot,
     SourceHealth,
     SourceSignal,
@@ -273,6 +274,44 @@ def borrowers(session: Session, ids: Sequence[str] | None = None) -> list[Borrow
     query = select(Borrower).order_by(Borrower.id)
     if ids:
         query = query.where(col(Borrower.id).in_(list(ids)))
+    return list(session.exec(query))
+
+
+def secured_ids(session: Session) -> dict[str, tuple[str, ...]]:
+    """Every guarantor's or pledgor's secured borrower ids (sorted), by the party's id."""
+    links: dict[str, list[str]] = {}
+    query = select(SecuresLink.party_id, SecuresLink.borrower_id).order_by(
+        col(SecuresLink.party_id), col(SecuresLink.borrower_id)
+    )
+    for party_id, borrower_id in session.exec(query):
+        links.setdefault(party_id, []).append(borrower_id)
+    return {party_id: tuple(ids) for party_id, ids in links.items()}
+
+
+def secured_borrowers(session: Session, party_id: str, *, active_only: bool = True) -> list[Borrower]:
+    """The borrowers ``party_id`` secures, by id; only those still watched unless ``active_only`` is off:
+    a repaid loan's officer no longer hears of its guarantor."""
+    query = (
+        select(Borrower)
+        .join(SecuresLink, col(SecuresLink.borrower_id) == col(Borrower.id))
+        .where(SecuresLink.party_id == party_id)
+        .order_by(col(Borrower.id))
+    )
+    if active_only:
+        query = query.where(col(Borrower.active).is_(True))
+    return list(session.exec(query))
+
+
+def securing_parties(session: Session, borrower_ids: Iterable[str]) -> list[Borrower]:
+    """The guarantors and pledgors securing any of ``borrower_ids``, by id, each once."""
+    wanted = sorted(set(borrower_ids))
+    if not wanted:
+        return []
+    query = (
+        select(Borrower)
+        .where(col(Borrower.id).in_(select(SecuresLink.party_id).where(col(SecuresLink.borrower_id).in_(wanted))))
+        .order_by(col(Borrower.id))
+    )
     return list(session.exec(query))
 
 
