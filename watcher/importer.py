@@ -285,7 +285,9 @@ def _unstorable_cell(values: Mapping[str, str]) -> str | None:
     return None
 
 
-def _row(values: Mapping[str, str | None], sources: Mapping[str, Source], header: Sequence[str]) -> BorrowerRow:
+def _row(
+    values: Mapping[str, str | None], sources: Mapping[str, Source], header: Sequence[str]
+) -> BorrowerRow:
     def cell(name: str) -> str:
         return (values.get(name) or "").strip()
 
@@ -340,7 +342,9 @@ def _role_and_secures(
         role = PartyRole(role_cell.lower()) if role_cell else PartyRole.BORROWER
     except ValueError:
         raise ValueError(f"role {role_cell!r}: expected {', '.join(PartyRole)}") from None
-    secures = tuple(sorted({part.strip() for part in secures_cell.replace(";", ",").split(",") if part.strip()}))
+    secures = tuple(
+        sorted({part.strip() for part in secures_cell.replace(";", ",").split(",") if part.strip()})
+    )
     if not role.secures and secures:
         raise ValueError(
             f"secures {secures_cell!r}: a borrower secures nothing (role {PartyRole.GUARANTOR} or "
@@ -378,7 +382,9 @@ def reject_bad_secures(session: Session, parsed: ParsedBorrowers) -> None:
     for row in list(parsed.rows):
         securers = sorted(party_id for party_id, borrower_id in kept_links if borrower_id == row.id)
         if row.role is not None and row.role.secures and securers:
-            reject(row, f"role {row.role}: {row.id!r} is a borrower secured by {', '.join(map(repr, securers))}")
+            reject(
+                row, f"role {row.role}: {row.id!r} is a borrower secured by {', '.join(map(repr, securers))}"
+            )
 
     def final_role(party_id: str) -> PartyRole | None:
         row = in_file.get(party_id)

@@ -309,7 +309,9 @@ def securing_parties(session: Session, borrower_ids: Iterable[str]) -> list[Borr
         return []
     query = (
         select(Borrower)
-        .where(col(Borrower.id).in_(select(SecuresLink.party_id).where(col(SecuresLink.borrower_id).in_(wanted))))
+        .where(
+            col(Borrower.id).in_(select(SecuresLink.party_id).where(col(SecuresLink.borrower_id).in_(wanted)))
+        )
         .order_by(col(Borrower.id))
     )
     return list(session.exec(query))
