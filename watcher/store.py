@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import ColumnElement, and_, bindparam, event, func, text
 from sqlalchemy.engine import URL, Engine, make_url
@@ -36,8 +36,9 @@ from watcher.models import (
     utcnow,
 )
 from watcher.presentation import ChangeLine
+from watcher.render import SecuredBorrower
 from watcher.schedule import spread_out
-from watcher.vocabulary import AuditAction, DeliveryStatus, ErrorKind, OutboxState
+from watcher.vocabulary import AuditAction, DeliveryStatus, ErrorKind, OutboxState, PartyRole
 
 if TYPE_CHECKING:
     from watcher.routing import PlannedDelivery
@@ -300,6 +301,47 @@ def secured_borrowers(session: Session, party_id: str, *, active_only: bool = Tr
     if active_only:
         query = query.where(col(Borrower.active).is_(True))
     return list(session.exec(query))
+
+
+@dataclass(frozen=True, slots=True)
+class SecuringParty:
+    """What an alert keeps of a guarantor or pledgor: its role and the watched borrowers it secures,
+    with their officers, as they were when the alert was raised (stored in ``Alert.detail``)."""
+
+    role: PartyRole
+    secures: tuple[SecuredBorrower, ...]
+
+    @property
+    def officers(self) -> list[str]:
+        """The officers of the secured borrowers, each once, in the borrowers' order."""
+        return list(dict.fromkeys(b.officer for b in self.secures if b.officer))
+
+    def as_detail(self) -> dict[str, object]:
+        return {
+            "role": self.role.value,
+            "secures": [{"id": b.borrower_id, "name": b.name, "officer": b.officer} for b in self.secures],
+        }
+
+    @classmethod
+    def from_detail(cls, detail: Mapping[str, Any]) -> SecuringParty | None:
+        """The party stored by :meth:`as_detail`; None for a borrower's (no role stored)."""
+        if not detail.get("role"):
+            return None
+        secures = tuple(
+            SecuredBorrower(entry["id"], entry.get("name") or entry["id"], entry.get("officer"))
+            for entry in detail.get("secures", [])
+        )
+        return cls(PartyRole(detail["role"]), secures)
+
+
+def securing_party(session: Session, party: Borrower) -> SecuringParty | None:
+    """``party`` as a guarantor or pledgor of the watched borrowers it secures; None for a borrower."""
+    if not PartyRole(party.role).secures:
+        return None
+    secured = secured_borrowers(session, party.id)
+    return SecuringParty(
+        PartyRole(party.role), tuple(SecuredBorrower(b.id, b.name, b.officer) for b in secured)
+    )
 
 
 def securing_parties(session: Session, borrower_ids: Iterable[str]) -> list[Borrower]:
