@@ -285,7 +285,8 @@ def _escaper(fmt: BodyFormat):
 def party_heading(view: AlertView, language: Language, escape: Callable[[str], str] | None = None) -> str:
     """Who an alert is about, as its title names them: a borrower by name and id; a guarantor or
     pledgor by its role, name and the borrowers it secures ("保证人 X（为借款人 Y 提供担保）",
-    "Guarantor X (guarantees borrower Y)"), or how many when the reader handles none of them."""
+    "Guarantor X (guarantees borrower Y)"): for an officer, their own borrowers among them, or how
+    many it secures when they handle none."""
     escape = escape or (lambda text: " ".join(text.split()))
     text = _TEXT[language]
     name = escape(view.borrower_name)
@@ -297,10 +298,10 @@ def party_heading(view: AlertView, language: Language, escape: Callable[[str], s
     separator = text["name_separator"]
     if not names:
         secured = text["secured_count"].format(verb=verb, count=total)
-    elif total > NAMED_SECURED_AT_MOST or view.secures_hidden:
+    elif len(names) > NAMED_SECURED_AT_MOST:
         shown = names[:NAMED_SECURED_AT_MOST]
         secured = text["secured_more"].format(
-            verb=verb, names=separator.join(shown), count=total - len(shown)
+            verb=verb, names=separator.join(shown), count=len(names) - len(shown)
         )
     else:
         key = "secured_named" if len(names) == 1 else "secured_named_plural"
