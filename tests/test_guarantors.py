@@ -353,8 +353,6 @@ def test_migration_0011_makes_every_stored_borrower_a_borrower(backend: str, req
         assert (stored[0], bool(stored[1])) == ("borrower", False)
         connection.execute(text("INSERT INTO secures_link (party_id, borrower_id) VALUES ('b1', 'b1')"))
         with pytest.raises(Exception, match="(?i)foreign key|violates"), connection.begin_nested():
-            connection.execute(
-                text("INSERT INTO secures_link (party_id, borrower_id) VALUES ('b1', 'zz')")
-            )
+            connection.execute(text("INSERT INTO secures_link (party_id, borrower_id) VALUES ('b1', 'zz')"))
     store.dispose()
     open_store(url).dispose()

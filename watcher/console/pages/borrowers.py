@@ -81,7 +81,16 @@ def borrower_timeline(request: Request, ctx: Ctx) -> Response:
                 return error_page(ctx, 403, ctx.t("forbidden"))
             return error_page(ctx, 404, ctx.t("not_found"))
         data = queries.timeline(session, borrower)
-    return render(ctx, "timeline.html", tl=data, borrower=borrower, audit_detail=_audit_detail)
+        secures, secures_hidden = queries.secured_by(session, ctx.user, borrower.id)
+    return render(
+        ctx,
+        "timeline.html",
+        tl=data,
+        borrower=borrower,
+        audit_detail=_audit_detail,
+        secures=secures,
+        secures_hidden=secures_hidden,
+    )
 
 
 def _audit_detail(detail: str) -> str:
