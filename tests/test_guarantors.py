@@ -356,3 +356,51 @@ def test_migration_0011_makes_every_stored_borrower_a_borrower(backend: str, req
             connection.execute(text("INSERT INTO secures_link (party_id, borrower_id) VALUES ('b1', 'zz')"))
     store.dispose()
     open_store(url).dispose()
+
+
+# -- the console ----------------------------------------------------------------------------------
+
+
+def test_the_console_shows_a_guarantor_to_the_secured_borrowers_officer_naming_only_theirs(
+    tmp_path: Path, sqlite_url: str
+):
+    from starlette.testclient import TestClient
+
+    from tests.test_console import CHANNELS, PASSWORD, sign_in
+    from watcher.console.app import create_app
+    from watcher.console.auth import create_user
+
+    world = Deployment(tmp_path, sqlite_url, CHANNELS)
+    try:
+        guarantor = replace(
+            LANCHAO, officer=None, role=PartyRole.GUARANTOR, secures=("b-fjordlys", "b-hardanger")
+        )
+        world.baseline_then_change(
+            guarantor, replace(FJORDLYS, officer="li_na"), replace(HARDANGER, officer="ola")
+        )
+        with world.store.transaction() as session:
+            for username, officer_id in (("li", "li_na"), ("stranger", "nobody")):
+                create_user(
+                    session,
+                    username=username,
+                    password=PASSWORD,
+                    role="officer",
+                    officer_id=officer_id,
+                    display_name=username,
+                    actor="test",
+                )
+        client = TestClient(create_app(world.store, world.config))
+        assert sign_in(client, "li").status_code == 303
+        portfolio = client.get("/").text
+        assert "b-lanchao" in portfolio and "b-hardanger" not in portfolio
+        assert "所担保借款人" in portfolio and "FJORDLYS SJØMAT AS" in portfolio and "另有 1 家" in portfolio
+        inbox = client.get("/alerts?status=all").text
+        assert "保证人 杭州澜潮智能装备有限公司（为借款人 FJORDLYS SJØMAT AS 提供担保）" in inbox
+        assert "HARDANGER" not in inbox
+        assert client.get("/borrower?id=b-lanchao").status_code == 200
+        stranger = TestClient(create_app(world.store, world.config))
+        assert sign_in(stranger, "stranger").status_code == 303
+        assert "b-lanchao" not in stranger.get("/").text
+        assert stranger.get("/borrower?id=b-lanchao").status_code == 403
+    finally:
+        world.close()
