@@ -357,50 +357,66 @@ def _role_and_secures(
     return role, secures
 
 
+@dataclass(slots=True)
+class _SecuresCheck:
+    """The file's accepted rows against the database's roles and links, rejecting rows as it goes."""
+
+    parsed: ParsedBorrowers
+    stored_roles: dict[str, PartyRole]
+    stored_links: dict[str, tuple[str, ...]]
+    in_file: dict[str, BorrowerRow] = field(default_factory=dict)
+
+    def reject(self, row: BorrowerRow, message: str) -> None:
+        self.parsed.rows.remove(row)
+        del self.in_file[row.id]
+        self.parsed.rejected.append(RowProblem(self.parsed.lines[row.id], message))
+
+    def securers_kept(self, borrower_id: str) -> list[str]:
+        """Parties securing ``borrower_id`` whose links the file leaves as stored."""
+        return sorted(
+            party_id
+            for party_id, ids in self.stored_links.items()
+            if borrower_id in ids and (party_id not in self.in_file or self.in_file[party_id].secures is None)
+        )
+
+    def final_role(self, party_id: str) -> PartyRole | None:
+        """The role ``party_id`` has once the file is imported; None when it is nowhere."""
+        row = self.in_file.get(party_id)
+        if row is not None and row.role is not None:
+            return row.role
+        return self.stored_roles.get(party_id, PartyRole.BORROWER if row is not None else None)
+
+    def target_problem(self, borrower_id: str) -> str | None:
+        role = self.final_role(borrower_id)
+        if role is None:
+            return f"secures {borrower_id!r}: no such borrower in the file or the database"
+        if role.secures:
+            return f"secures {borrower_id!r}, a {role}: a party secures borrowers only"
+        return None
+
+
 def reject_bad_secures(session: Session, parsed: ParsedBorrowers) -> None:
     """Move rows whose links cannot hold to ``parsed.rejected``: an id in ``secures`` that is neither an
     accepted row of the file nor in the database, or one that is (or becomes) a guarantor or pledgor
     (a guarantor secures borrowers, not other guarantors); and a row that makes a borrower a guarantor
     or pledgor while a party the file leaves as it is secures it."""
-    stored_roles = {
-        party_id: PartyRole(role) for party_id, role in session.exec(select(Borrower.id, Borrower.role))
-    }
-    stored_links = secured_ids(session)
-    in_file = {row.id: row for row in parsed.rows}
-
-    def reject(row: BorrowerRow, message: str) -> None:
-        parsed.rows.remove(row)
-        del in_file[row.id]
-        parsed.rejected.append(RowProblem(parsed.lines[row.id], message))
-
-    kept_links = {
-        (party_id, borrower_id)
-        for party_id, ids in stored_links.items()
-        if party_id not in in_file or in_file[party_id].secures is None
-        for borrower_id in ids
-    }
+    check = _SecuresCheck(
+        parsed,
+        {party_id: PartyRole(role) for party_id, role in session.exec(select(Borrower.id, Borrower.role))},
+        secured_ids(session),
+        {row.id: row for row in parsed.rows},
+    )
     for row in list(parsed.rows):
-        securers = sorted(party_id for party_id, borrower_id in kept_links if borrower_id == row.id)
+        securers = check.securers_kept(row.id)
         if row.role is not None and row.role.secures and securers:
-            reject(
+            check.reject(
                 row, f"role {row.role}: {row.id!r} is a borrower secured by {', '.join(map(repr, securers))}"
             )
-
-    def final_role(party_id: str) -> PartyRole | None:
-        row = in_file.get(party_id)
-        if row is not None and row.role is not None:
-            return row.role
-        return stored_roles.get(party_id, PartyRole.BORROWER if row is not None else None)
-
     for row in list(parsed.rows):
-        for borrower_id in row.secures or ():
-            role = final_role(borrower_id)
-            if role is None:
-                reject(row, f"secures {borrower_id!r}: no such borrower in the file or the database")
-                break
-            if role.secures:
-                reject(row, f"secures {borrower_id!r}, a {role}: a party secures borrowers only")
-                break
+        problems = (check.target_problem(borrower_id) for borrower_id in row.secures or ())
+        problem = next((problem for problem in problems if problem), None)
+        if problem:
+            check.reject(row, problem)
 
 
 def file_record(borrower: Borrower, secures: Sequence[str] = ()) -> dict[str, str]:
@@ -421,6 +437,27 @@ def file_record(borrower: Borrower, secures: Sequence[str] = ()) -> dict[str, st
     }
 
 
+def _stored_fields(row: BorrowerRow) -> dict[str, Any]:
+    """The borrower columns a row sets (its role only when the file has a ``role`` column)."""
+    fields: dict[str, Any] = {
+        "name": row.name,
+        "source": row.source,
+        "registry_id": row.registry_id,
+        "officer": row.officer,
+        "tags": ",".join(row.tags),
+        "interval_seconds": row.interval_seconds,
+        "legal_rep_on_file": row.legal_rep_on_file,
+    }
+    if row.role is not None:
+        fields["role"] = row.role
+    return fields
+
+
+def _added_detail(fields: dict[str, Any], links: Sequence[str]) -> dict[str, Any]:
+    """A new party's audit detail: its columns, and whom it secures when it secures anyone."""
+    return {**fields, "secures": list(links)} if links else fields
+
+
 @dataclass(frozen=True, slots=True)
 class UpsertCounts:
     added: int
@@ -434,17 +471,7 @@ def upsert_borrowers(session: Session, rows: Sequence[BorrowerRow], *, actor: st
     added = updated = unchanged = 0
     stored_links = secured_ids(session)
     for row in rows:
-        fields: dict[str, Any] = {
-            "name": row.name,
-            "source": row.source,
-            "registry_id": row.registry_id,
-            "officer": row.officer,
-            "tags": ",".join(row.tags),
-            "interval_seconds": row.interval_seconds,
-            "legal_rep_on_file": row.legal_rep_on_file,
-        }
-        if row.role is not None:
-            fields["role"] = row.role
+        fields = _stored_fields(row)
         links = stored_links.get(row.id, ())
         new_links = row.secures if row.secures is not None else links
         borrower = session.get(Borrower, row.id)
@@ -456,7 +483,7 @@ def upsert_borrowers(session: Session, rows: Sequence[BorrowerRow], *, actor: st
                 action=AuditAction.BORROWER_ADDED,
                 subject_type="borrower",
                 subject_id=row.id,
-                detail={**fields, "secures": list(new_links)} if new_links else fields,
+                detail=_added_detail(fields, new_links),
                 at=now,
             )
             added += 1
