@@ -53,6 +53,8 @@ LISTING_KEYS = ["party", "party_name", "first_seen"]
 LIST_KEYS = {"id", "name", "source", "registry_id", "officer", "tags", "interval", "legal_rep_on_file"}
 LIFECYCLE_KEYS = {"active", "deactivated_at"}
 """Added to `borrowers list --format json` with deactivation (additions only)."""
+PARTY_KEYS = {"role", "secures"}
+"""Added with guarantors and pledgors (additions only)."""
 BORROWER_IDS = ("cn-lanchao", "cn-lanqi", "no-fjordlys", "no-hardanger")
 FOLDER_OF = {
     "cn-lanchao": ("cn", "91330106MA2KH7Q302"),
@@ -688,8 +690,9 @@ def test_borrowers_list_json_has_the_csv_fields_and_values(ws: Workspace):
     with DEMO_BORROWERS.open(encoding="utf-8", newline="") as handle:
         expected = {row["id"]: row for row in csv.DictReader(handle)}
     for item in listed:
-        assert set(item) == LIST_KEYS | LIFECYCLE_KEYS
+        assert set(item) == LIST_KEYS | LIFECYCLE_KEYS | PARTY_KEYS
         assert (item["active"], item["deactivated_at"]) == (True, None)
+        assert (item["role"], item["secures"]) == ("borrower", [])
         row = expected[item["id"]]
         for key in ("id", "name", "source", "registry_id", "officer", "legal_rep_on_file"):
             assert item[key] == row[key], key

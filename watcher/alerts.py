@@ -11,8 +11,8 @@ from sqlmodel import Session, col, select
 
 from watcher.models import Alert, Borrower, ChangeEvent, Delivery
 from watcher.render import AlertView, ChangeLine, GapLine
-from watcher.store import audit
-from watcher.vocabulary import AlertKind, AlertStatus, AuditAction, Language, Severity
+from watcher.store import SecuringParty, audit
+from watcher.vocabulary import AlertKind, AlertStatus, AuditAction, Language, PartyRole, Severity
 
 SourceName = Callable[[str, Language], str]
 """How people read a source's config key in a language (``Config.source_display_name``)."""
@@ -41,6 +41,7 @@ def _view(session: Session, alert: Alert, window_days: int) -> AlertView:
     events = session.exec(
         select(ChangeEvent).where(ChangeEvent.alert_id == alert_id).order_by(col(ChangeEvent.id))
     )
+    party = SecuringParty.from_detail(json.loads(alert.detail or "{}").get("party") or {})
     return AlertView(
         alert_id=alert.id,
         borrower_id=borrower.id,
@@ -55,6 +56,8 @@ def _view(session: Session, alert: Alert, window_days: int) -> AlertView:
         signatory_mismatch=alert.signatory_mismatch,
         legal_rep_on_file=borrower.legal_rep_on_file,
         kind=AlertKind(alert.kind),
+        party_role=party.role if party else PartyRole.BORROWER,
+        secures=party.secures if party else (),
     )
 
 
@@ -73,10 +76,13 @@ def _monitoring_view(session: Session, alert: Alert, window_days: int) -> AlertV
             officer=entry.get("officer"),
             since=datetime.fromisoformat(entry["since"]) if entry.get("since") else None,
             error_kind=entry.get("error_kind"),
+            readers=tuple(s.get("officer") for s in entry.get("secures", []) if s.get("officer")),
         )
         for entry in detail.get("borrowers", [])
     )
     borrower = session.get(Borrower, alert.borrower_id) if alert.borrower_id else None
+    entries = detail.get("borrowers", [])
+    party = SecuringParty.from_detail(entries[0]) if borrower is not None and len(entries) == 1 else None
     return AlertView(
         alert_id=alert.id,
         borrower_id=borrower.id if borrower else "",
@@ -90,6 +96,8 @@ def _monitoring_view(session: Session, alert: Alert, window_days: int) -> AlertV
         recommend_early_repayment=False,
         kind=AlertKind(alert.kind),
         gap=lines,
+        party_role=party.role if party else PartyRole.BORROWER,
+        secures=party.secures if party else (),
     )
 
 

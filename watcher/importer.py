@@ -15,17 +15,17 @@ from typing import TYPE_CHECKING, Any, Literal
 from sqlmodel import Session, col, select
 
 from sources.base import Source
-from watcher.models import Borrower, utcnow
+from watcher.models import Borrower, SecuresLink, utcnow
 from watcher.spreadsheet import SheetRow, SpreadsheetError, first_sheet_rows, is_workbook, restore
-from watcher.store import audit
+from watcher.store import audit, secured_ids
 from watcher.units import format_duration, parse_duration
-from watcher.vocabulary import AuditAction
+from watcher.vocabulary import AuditAction, PartyRole
 
 if TYPE_CHECKING:
     import _csv
 
 REQUIRED_COLUMNS = ("id", "name", "source", "registry_id")
-OPTIONAL_COLUMNS = ("officer", "tags", "interval", "legal_rep_on_file")
+OPTIONAL_COLUMNS = ("officer", "tags", "interval", "legal_rep_on_file", "role", "secures")
 COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 MAX_FIELD_CHARS = 1000
 """Longer cells are rejected with their row: no name, id or tag list is that long."""
@@ -48,6 +48,10 @@ class BorrowerRow:
     tags: tuple[str, ...] = ()
     interval_seconds: int | None = None
     legal_rep_on_file: str | None = None
+    role: PartyRole | None = None
+    """None when the file has no ``role`` column: a party's stored role and links stay as they are."""
+    secures: tuple[str, ...] | None = None
+    """The borrower ids a guarantor or pledgor secures; None when the file has no ``secures`` column."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +244,8 @@ def _header(path: Path, header_row: list[str], unit: NumberUnit) -> list[str]:
     unknown = [column for column in header if column not in COLUMNS]
     if unknown:
         raise BorrowerFileError(f"{path}: {unit} 1: unknown column(s) {', '.join(unknown)}")
+    if "secures" in header and "role" not in header:
+        raise BorrowerFileError(f"{path}: {unit} 1: the secures column needs the role column beside it")
     return header
 
 
@@ -266,7 +272,7 @@ def _checked_row(numbered: SheetRow, header: list[str], sources: Mapping[str, So
     unstorable = _unstorable_cell(values)
     if unstorable:
         raise ValueError(unstorable)
-    return _row(values, sources)
+    return _row(values, sources, header)
 
 
 def _unstorable_cell(values: Mapping[str, str]) -> str | None:
@@ -279,7 +285,9 @@ def _unstorable_cell(values: Mapping[str, str]) -> str | None:
     return None
 
 
-def _row(values: Mapping[str, str | None], sources: Mapping[str, Source]) -> BorrowerRow:
+def _row(
+    values: Mapping[str, str | None], sources: Mapping[str, Source], header: Sequence[str]
+) -> BorrowerRow:
     def cell(name: str) -> str:
         return (values.get(name) or "").strip()
 
@@ -304,6 +312,7 @@ def _row(values: Mapping[str, str | None], sources: Mapping[str, Source]) -> Bor
         if interval_seconds <= 0:
             raise ValueError(f"interval {cell('interval')!r}: must be longer than 0s")
     tags = tuple(sorted({tag.strip() for tag in cell("tags").replace(";", ",").split(",") if tag.strip()}))
+    role, secures = _role_and_secures(borrower_id, cell("role"), cell("secures"), header)
     return BorrowerRow(
         id=borrower_id,
         name=cell("name"),
@@ -313,11 +322,106 @@ def _row(values: Mapping[str, str | None], sources: Mapping[str, Source]) -> Bor
         tags=tags,
         interval_seconds=interval_seconds,
         legal_rep_on_file=cell("legal_rep_on_file") or None,
+        role=role,
+        secures=secures,
     )
 
 
-def file_record(borrower: Borrower) -> dict[str, str]:
-    """The borrower as the row of a borrowers file that imports it unchanged, in :data:`COLUMNS` order."""
+def _role_and_secures(
+    party_id: str, role_cell: str, secures_cell: str, header: Sequence[str]
+) -> tuple[PartyRole | None, tuple[str, ...] | None]:
+    """The row's role (empty: borrower) and the ids it secures, both None without a ``role`` column.
+
+    A borrower secures nothing; a guarantor or pledgor secures at least one borrower, never itself.
+    Whether the ids exist, and are borrowers, is judged against the whole file and the database
+    (:func:`reject_bad_secures`).
+    """
+    if "role" not in header:
+        return None, None
+    try:
+        role = PartyRole(role_cell.lower()) if role_cell else PartyRole.BORROWER
+    except ValueError:
+        raise ValueError(f"role {role_cell!r}: expected {', '.join(PartyRole)}") from None
+    secures = tuple(
+        sorted({part.strip() for part in secures_cell.replace(";", ",").split(",") if part.strip()})
+    )
+    if not role.secures and secures:
+        raise ValueError(
+            f"secures {secures_cell!r}: a borrower secures nothing (role {PartyRole.GUARANTOR} or "
+            f"{PartyRole.PLEDGOR} for a party that secures a loan)"
+        )
+    if role.secures and not secures:
+        raise ValueError(f"role {role}: secures is empty (the ids of the borrowers it secures)")
+    if party_id in secures:
+        raise ValueError(f"secures {party_id!r}: a party cannot secure itself")
+    return role, secures
+
+
+@dataclass(slots=True)
+class _SecuresCheck:
+    """The file's accepted rows against the database's roles and links, rejecting rows as it goes."""
+
+    parsed: ParsedBorrowers
+    stored_roles: dict[str, PartyRole]
+    stored_links: dict[str, tuple[str, ...]]
+    in_file: dict[str, BorrowerRow] = field(default_factory=dict)
+
+    def reject(self, row: BorrowerRow, message: str) -> None:
+        self.parsed.rows.remove(row)
+        del self.in_file[row.id]
+        self.parsed.rejected.append(RowProblem(self.parsed.lines[row.id], message))
+
+    def securers_kept(self, borrower_id: str) -> list[str]:
+        """Parties securing ``borrower_id`` whose links the file leaves as stored."""
+        return sorted(
+            party_id
+            for party_id, ids in self.stored_links.items()
+            if borrower_id in ids and (party_id not in self.in_file or self.in_file[party_id].secures is None)
+        )
+
+    def final_role(self, party_id: str) -> PartyRole | None:
+        """The role ``party_id`` has once the file is imported; None when it is nowhere."""
+        row = self.in_file.get(party_id)
+        if row is not None and row.role is not None:
+            return row.role
+        return self.stored_roles.get(party_id, PartyRole.BORROWER if row is not None else None)
+
+    def target_problem(self, borrower_id: str) -> str | None:
+        role = self.final_role(borrower_id)
+        if role is None:
+            return f"secures {borrower_id!r}: no such borrower in the file or the database"
+        if role.secures:
+            return f"secures {borrower_id!r}, a {role}: a party secures borrowers only"
+        return None
+
+
+def reject_bad_secures(session: Session, parsed: ParsedBorrowers) -> None:
+    """Move rows whose links cannot hold to ``parsed.rejected``: an id in ``secures`` that is neither an
+    accepted row of the file nor in the database, or one that is (or becomes) a guarantor or pledgor
+    (a guarantor secures borrowers, not other guarantors); and a row that makes a borrower a guarantor
+    or pledgor while a party the file leaves as it is secures it."""
+    check = _SecuresCheck(
+        parsed,
+        {party_id: PartyRole(role) for party_id, role in session.exec(select(Borrower.id, Borrower.role))},
+        secured_ids(session),
+        {row.id: row for row in parsed.rows},
+    )
+    for row in list(parsed.rows):
+        securers = check.securers_kept(row.id)
+        if row.role is not None and row.role.secures and securers:
+            check.reject(
+                row, f"role {row.role}: {row.id!r} is a borrower secured by {', '.join(map(repr, securers))}"
+            )
+    for row in list(parsed.rows):
+        problems = (check.target_problem(borrower_id) for borrower_id in row.secures or ())
+        problem = next((problem for problem in problems if problem), None)
+        if problem:
+            check.reject(row, problem)
+
+
+def file_record(borrower: Borrower, secures: Sequence[str] = ()) -> dict[str, str]:
+    """The borrower (securing ``secures``) as the row of a borrowers file that imports it unchanged,
+    in :data:`COLUMNS` order."""
     interval = borrower.interval_seconds
     return {
         "id": borrower.id,
@@ -328,7 +432,30 @@ def file_record(borrower: Borrower) -> dict[str, str]:
         "tags": ",".join(borrower.tag_list),
         "interval": format_duration(timedelta(seconds=interval)) if interval else "",
         "legal_rep_on_file": borrower.legal_rep_on_file or "",
+        "role": borrower.role,
+        "secures": ",".join(secures),
     }
+
+
+def _stored_fields(row: BorrowerRow) -> dict[str, Any]:
+    """The borrower columns a row sets (its role only when the file has a ``role`` column)."""
+    fields: dict[str, Any] = {
+        "name": row.name,
+        "source": row.source,
+        "registry_id": row.registry_id,
+        "officer": row.officer,
+        "tags": ",".join(row.tags),
+        "interval_seconds": row.interval_seconds,
+        "legal_rep_on_file": row.legal_rep_on_file,
+    }
+    if row.role is not None:
+        fields["role"] = row.role
+    return fields
+
+
+def _added_detail(fields: dict[str, Any], links: Sequence[str]) -> dict[str, Any]:
+    """A new party's audit detail: its columns, and whom it secures when it secures anyone."""
+    return {**fields, "secures": list(links)} if links else fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,16 +469,11 @@ def upsert_borrowers(session: Session, rows: Sequence[BorrowerRow], *, actor: st
     """Insert new borrowers (due at once), update known ones; a new registry entity restarts the baseline."""
     now = utcnow()
     added = updated = unchanged = 0
+    stored_links = secured_ids(session)
     for row in rows:
-        fields: dict[str, Any] = {
-            "name": row.name,
-            "source": row.source,
-            "registry_id": row.registry_id,
-            "officer": row.officer,
-            "tags": ",".join(row.tags),
-            "interval_seconds": row.interval_seconds,
-            "legal_rep_on_file": row.legal_rep_on_file,
-        }
+        fields = _stored_fields(row)
+        links = stored_links.get(row.id, ())
+        new_links = row.secures if row.secures is not None else links
         borrower = session.get(Borrower, row.id)
         if borrower is None:
             session.add(Borrower(id=row.id, created_at=now, updated_at=now, next_check_at=now, **fields))
@@ -361,12 +483,14 @@ def upsert_borrowers(session: Session, rows: Sequence[BorrowerRow], *, actor: st
                 action=AuditAction.BORROWER_ADDED,
                 subject_type="borrower",
                 subject_id=row.id,
-                detail=fields,
+                detail=_added_detail(fields, new_links),
                 at=now,
             )
             added += 1
             continue
         differences = {key: value for key, value in fields.items() if getattr(borrower, key) != value}
+        if tuple(new_links) != tuple(links):
+            differences["secures"] = list(new_links)
         if not differences:
             unchanged += 1
             continue
@@ -376,7 +500,8 @@ def upsert_borrowers(session: Session, rows: Sequence[BorrowerRow], *, actor: st
         if "interval_seconds" in differences:
             borrower.next_check_at = now  # a new interval takes effect at the next sweep
         for key, value in differences.items():
-            setattr(borrower, key, value)
+            if key != "secures":
+                setattr(borrower, key, value)
         # The next check parses and assesses in full: its outcome may depend on what changed here.
         borrower.last_payload_digest = None
         borrower.updated_at = now
@@ -391,4 +516,22 @@ def upsert_borrowers(session: Session, rows: Sequence[BorrowerRow], *, actor: st
             at=now,
         )
         updated += 1
+    session.flush()  # every party of the file exists before a link to it is written
+    _replace_links(session, [row for row in rows if row.secures is not None], stored_links)
     return UpsertCounts(added, updated, unchanged)
+
+
+def _replace_links(
+    session: Session, rows: Sequence[BorrowerRow], stored_links: Mapping[str, tuple[str, ...]]
+) -> None:
+    """Each row's ``secures`` becomes the party's whole set of links (none for a borrower)."""
+    for row in rows:
+        wanted = set(row.secures or ())
+        stored = set(stored_links.get(row.id, ()))
+        for borrower_id in sorted(stored - wanted):
+            link = session.get(SecuresLink, (row.id, borrower_id))
+            if link is not None:
+                session.delete(link)
+        for borrower_id in sorted(wanted - stored):
+            session.add(SecuresLink(party_id=row.id, borrower_id=borrower_id))
+    session.flush()

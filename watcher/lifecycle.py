@@ -8,6 +8,10 @@ alerted like any change. Pruning removes the borrower and every row about it (sn
 raw evidence, change events, key-person occasions, its alerts and their deliveries); the audit log
 is kept whole: it records who did what, its rows name their subject by id as plain text (no
 reference to break), and the database refuses to delete them anyway.
+
+A guarantor or pledgor is watched while any borrower it secures is active: it is deactivated with the
+last of them (``inactive_with_borrowers``) and reactivated with the first of them again
+(:func:`follow_secured`). One deactivated by hand stays inactive until reactivated by hand.
 """
 
 from __future__ import annotations
@@ -18,9 +22,21 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, delete, func, select, update
 
-from watcher.models import Alert, AlertBorrower, Borrower, ChangeEvent, Delivery, KeyPersonOccasion, Snapshot
-from watcher.store import audit, stored_id
-from watcher.vocabulary import AuditAction
+from watcher.models import (
+    Alert,
+    AlertBorrower,
+    Borrower,
+    ChangeEvent,
+    Delivery,
+    KeyPersonOccasion,
+    SecuresLink,
+    Snapshot,
+)
+from watcher.store import audit, secured_borrowers, securing_parties, stored_id
+from watcher.vocabulary import AuditAction, PartyRole
+
+WITH_BORROWERS = "every borrower it secures is inactive"
+"""The reason recorded when a guarantor or pledgor is deactivated with the last of its borrowers."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +47,8 @@ class LifecycleChange:
     already: list[Borrower] = field(default_factory=list)
     """Already in the state asked for: left as they were, not audited again."""
     unknown: list[str] = field(default_factory=list)
+    followers: list[Borrower] = field(default_factory=list)
+    """Guarantors and pledgors deactivated or reactivated along with the borrowers they secure."""
 
 
 def _lookup(session: Session, ids: Iterable[str]) -> tuple[list[Borrower], list[str]]:
@@ -56,23 +74,28 @@ def deactivate(
         if not borrower.active:
             result.already.append(borrower)
             continue
-        borrower.active, borrower.deactivated_at, borrower.updated_at = False, now, now
-        borrower.claimed_by = borrower.lease_until = None
-        borrower.pending_since = borrower.pending_hash = borrower.pending_raw_gz = None
-        borrower.gap_alert_id = None
-        session.add(borrower)
-        detail = {"reason": reason} if reason else {}
-        audit(
-            session,
-            actor=actor,
-            action=AuditAction.BORROWER_DEACTIVATED,
-            subject_type="borrower",
-            subject_id=borrower.id,
-            detail=detail,
-            at=now,
-        )
+        _stop(session, borrower, actor=actor, now=now, reason=reason)
         result.changed.append(borrower)
+    result.followers.extend(follow_secured(session, [b.id for b in result.changed], actor=actor, now=now))
     return result
+
+
+def _stop(session: Session, borrower: Borrower, *, actor: str, now: datetime, reason: str | None) -> None:
+    borrower.active, borrower.deactivated_at, borrower.updated_at = False, now, now
+    borrower.inactive_with_borrowers = False
+    borrower.claimed_by = borrower.lease_until = None
+    borrower.pending_since = borrower.pending_hash = borrower.pending_raw_gz = None
+    borrower.gap_alert_id = None
+    session.add(borrower)
+    audit(
+        session,
+        actor=actor,
+        action=AuditAction.BORROWER_DEACTIVATED,
+        subject_type="borrower",
+        subject_id=borrower.id,
+        detail={"reason": reason} if reason else {},
+        at=now,
+    )
 
 
 def reactivate(session: Session, ids: Iterable[str], *, actor: str, now: datetime) -> LifecycleChange:
@@ -85,24 +108,51 @@ def reactivate(session: Session, ids: Iterable[str], *, actor: str, now: datetim
         if borrower.active:
             result.already.append(borrower)
             continue
-        inactive_since = borrower.deactivated_at
-        borrower.active, borrower.deactivated_at, borrower.updated_at = True, None, now
-        borrower.next_check_at = now
-        borrower.last_payload_digest = None  # parsed and assessed in full, not skipped as "same answer"
-        borrower.consecutive_failures = 0
-        borrower.failing_since = borrower.last_error = borrower.last_error_kind = None
-        session.add(borrower)
-        audit(
-            session,
-            actor=actor,
-            action=AuditAction.BORROWER_REACTIVATED,
-            subject_type="borrower",
-            subject_id=borrower.id,
-            detail={"inactive_since": inactive_since.isoformat() if inactive_since else None},
-            at=now,
-        )
+        _resume(session, borrower, actor=actor, now=now)
         result.changed.append(borrower)
+    result.followers.extend(follow_secured(session, [b.id for b in result.changed], actor=actor, now=now))
     return result
+
+
+def _resume(session: Session, borrower: Borrower, *, actor: str, now: datetime) -> None:
+    inactive_since = borrower.deactivated_at
+    borrower.active, borrower.deactivated_at, borrower.updated_at = True, None, now
+    borrower.inactive_with_borrowers = False
+    borrower.next_check_at = now
+    borrower.last_payload_digest = None  # parsed and assessed in full, not skipped as "same answer"
+    borrower.consecutive_failures = 0
+    borrower.failing_since = borrower.last_error = borrower.last_error_kind = None
+    session.add(borrower)
+    audit(
+        session,
+        actor=actor,
+        action=AuditAction.BORROWER_REACTIVATED,
+        subject_type="borrower",
+        subject_id=borrower.id,
+        detail={"inactive_since": inactive_since.isoformat() if inactive_since else None},
+        at=now,
+    )
+
+
+def follow_secured(session: Session, ids: Iterable[str], *, actor: str, now: datetime) -> list[Borrower]:
+    """Bring the guarantors and pledgors among ``ids``, and those securing any of ``ids``, in line with
+    their borrowers: deactivated when none they secure is active, reactivated (when that is what
+    stopped them) once one is. Returns the parties changed, by id."""
+    wanted = set(ids)
+    session.flush()
+    candidates = {party.id: party for party in securing_parties(session, wanted)}
+    candidates.update((b.id, b) for b in _lookup(session, wanted)[0])
+    changed = []
+    for party in sorted(candidates.values(), key=lambda b: b.id):
+        watched = not PartyRole(party.role).secures or bool(secured_borrowers(session, party.id))
+        if party.active and not watched:
+            _stop(session, party, actor=actor, now=now, reason=WITH_BORROWERS)
+            party.inactive_with_borrowers = True
+            changed.append(party)
+        elif not party.active and party.inactive_with_borrowers and watched:
+            _resume(session, party, actor=actor, now=now)
+            changed.append(party)
+    return changed
 
 
 def inactive_among(session: Session, ids: Iterable[str]) -> list[Borrower]:
@@ -256,6 +306,11 @@ def _remove(session: Session, borrower_id: str, alert_ids: Sequence[int]) -> Non
     session.exec(delete(ChangeEvent).where(col(ChangeEvent.borrower_id) == borrower_id))
     session.exec(delete(KeyPersonOccasion).where(col(KeyPersonOccasion.borrower_id) == borrower_id))
     session.exec(delete(AlertBorrower).where(col(AlertBorrower.borrower_id) == borrower_id))
+    session.exec(
+        delete(SecuresLink).where(
+            (col(SecuresLink.borrower_id) == borrower_id) | (col(SecuresLink.party_id) == borrower_id)
+        )
+    )
     if alerts:
         session.exec(delete(AlertBorrower).where(col(AlertBorrower.alert_id).in_(alerts)))
         session.exec(update(Borrower).where(col(Borrower.gap_alert_id).in_(alerts)).values(gap_alert_id=None))

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 from sqlalchemy import Column, Index, LargeBinary, Text
 from sqlmodel import Field, SQLModel
 
-from watcher.vocabulary import AlertKind, AlertStatus, DeliveryStatus
+from watcher.vocabulary import AlertKind, AlertStatus, DeliveryStatus, PartyRole
 
 
 def utcnow() -> datetime:
@@ -26,6 +26,12 @@ class Borrower(SQLModel, table=True):
     tags: str = ""
     interval_seconds: int | None = None
     legal_rep_on_file: str | None = None
+    # A borrower, or a guarantor / pledgor securing the borrowers of its ``SecuresLink`` rows: checked
+    # like a borrower, its alerts reach their officers (``routing``) and name them (``render``).
+    role: str = Field(default=PartyRole.BORROWER, max_length=16)
+    # A guarantor is watched while any borrower it secures is: deactivated with the last of them
+    # (this flag set), it is reactivated with the first of them again. Off when deactivated by hand.
+    inactive_with_borrowers: bool = False
     # An inactive borrower (its loan repaid) is never checked nor alerted on; its history and evidence
     # are kept until ``[watcher] retention`` after ``deactivated_at``, then `watcher db prune` removes them.
     active: bool = True
@@ -63,6 +69,15 @@ class Borrower(SQLModel, table=True):
     @property
     def tag_list(self) -> list[str]:
         return [tag for tag in self.tags.split(",") if tag]
+
+
+class SecuresLink(SQLModel, table=True):
+    """A guarantor or pledgor (``party_id``) securing a borrower's loan (``borrower_id``)."""
+
+    __tablename__ = "secures_link"
+
+    party_id: str = Field(foreign_key="borrower.id", primary_key=True, max_length=64)
+    borrower_id: str = Field(foreign_key="borrower.id", primary_key=True, max_length=64, index=True)
 
 
 class Snapshot(SQLModel, table=True):

@@ -20,7 +20,7 @@ from sqlmodel import Session, col, func, select
 from watcher.config import Config
 from watcher.models import Alert, AlertBorrower, Borrower
 from watcher.routing import PlannedDelivery, plan_deliveries
-from watcher.store import open_alert_deliveries
+from watcher.store import open_alert_deliveries, securing_party
 from watcher.vocabulary import AlertKind, ErrorKind, Severity
 
 GAP, RESTORED = AlertKind.MONITORING_GAP, AlertKind.MONITORING_RESTORED
@@ -74,14 +74,28 @@ def _open_gaps(
         return []
     if len(unalerted) >= 2 and len(failing) * 2 > _active_count(session, source):
         alert_id = _open(
-            session, config, GAP, GAP_SEVERITY, source, unalerted, now, _gap_detail(source, unalerted)
+            session,
+            config,
+            GAP,
+            GAP_SEVERITY,
+            source,
+            unalerted,
+            now,
+            _gap_detail(session, source, unalerted),
         )
         _link(session, alert_id, unalerted)
         return [alert_id]
     opened = []
     for borrower in (b for b in overdue if b.source == source):
         alert_id = _open(
-            session, config, GAP, GAP_SEVERITY, source, [borrower], now, _gap_detail(source, [borrower])
+            session,
+            config,
+            GAP,
+            GAP_SEVERITY,
+            source,
+            [borrower],
+            now,
+            _gap_detail(session, source, [borrower]),
         )
         _link(session, alert_id, [borrower])
         opened.append(alert_id)
@@ -107,7 +121,11 @@ def _restore(session: Session, config: Config, now: datetime) -> list[int]:
         if any(borrower.failing_since is not None for borrower in members):
             continue
         source = members[0].source
-        detail = {"source": source, "gap_alert_id": gap_alert_id, "borrowers": [_entry(b) for b in members]}
+        detail = {
+            "source": source,
+            "gap_alert_id": gap_alert_id,
+            "borrowers": [_entry(session, b) for b in members],
+        }
         restored.append(_open(session, config, RESTORED, RESTORED_SEVERITY, source, members, now, detail))
         _link(session, None, members)
     return restored
@@ -127,7 +145,10 @@ def _join(session: Session, outage_id: int, borrowers: Sequence[Borrower]) -> No
     outage = session.get(Alert, outage_id)
     assert outage is not None
     detail = json.loads(outage.detail or "{}")
-    detail["borrowers"] = [*detail.get("borrowers", []), *(_entry(borrower) for borrower in borrowers)]
+    detail["borrowers"] = [
+        *detail.get("borrowers", []),
+        *(_entry(session, borrower) for borrower in borrowers),
+    ]
     outage.detail = json.dumps(detail, ensure_ascii=False, sort_keys=True)
     session.add(outage)
     for borrower in borrowers:
@@ -168,24 +189,26 @@ def _active_count(session: Session, source: str) -> int:
     ).one()
 
 
-def _entry(borrower: Borrower) -> dict:
+def _entry(session: Session, borrower: Borrower) -> dict:
+    """One party of a gap alert; a guarantor's or pledgor's also names the borrowers it secures."""
     return {
         "id": borrower.id,
         "name": borrower.name,
         "officer": borrower.officer,
         "since": borrower.failing_since.isoformat() if borrower.failing_since else None,
         "error_kind": borrower.last_error_kind,
+        **(party.as_detail() if (party := securing_party(session, borrower)) else {}),
     }
 
 
-def _gap_detail(source: str, group: Sequence[Borrower]) -> dict:
+def _gap_detail(session: Session, source: str, group: Sequence[Borrower]) -> dict:
     kinds = Counter(borrower.last_error_kind or ErrorKind.UNKNOWN for borrower in group)
     since = min(borrower.failing_since for borrower in group if borrower.failing_since is not None)
     return {
         "source": source,
         "since": since.isoformat(),
         "error_kind": kinds.most_common(1)[0][0],
-        "borrowers": [_entry(borrower) for borrower in group],
+        "borrowers": [_entry(session, borrower) for borrower in group],
     }
 
 
@@ -216,6 +239,7 @@ def _open(
         session.add(AlertBorrower(alert_id=alert.id, borrower_id=borrower.id))
     planned: dict[tuple[str, str], PlannedDelivery] = {}
     for borrower in group:
+        party = securing_party(session, borrower)
         for delivery in plan_deliveries(
             config,
             officer=borrower.officer,
@@ -223,6 +247,7 @@ def _open(
             source=source,
             severity=severity,
             now=now,
+            secured_officers=party.officers if party else (),
         ):
             planned.setdefault((delivery.target, delivery.url_fingerprint), delivery)
     detail = {

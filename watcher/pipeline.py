@@ -48,6 +48,7 @@ from watcher.store import (
     open_alert_deliveries,
     pack_raw,
     record_source_health,
+    securing_party,
     unavailable_signals,
     usage_hour,
 )
@@ -676,9 +677,13 @@ class Checker:
         self, session: Session, borrower: Borrower, assessment: Assessment, now: datetime, kind: AlertKind
     ) -> Alert:
         assert assessment.severity is not None
+        party = securing_party(session, borrower)
         alert = Alert(
             borrower_id=borrower.id,
             kind=kind,
+            detail=json.dumps({"party": party.as_detail()}, ensure_ascii=False, sort_keys=True)
+            if party
+            else None,
             source=borrower.source,
             severity=assessment.severity.value,
             created_at=now,
@@ -696,6 +701,7 @@ class Checker:
             source=borrower.source,
             severity=assessment.severity,
             now=now,
+            secured_officers=party.officers if party else (),
         )
         detail = {"borrower_id": borrower.id, "severity": alert.severity}
         open_alert_deliveries(session, alert.id, planned, now, detail)

@@ -29,7 +29,7 @@ from watcher.presentation import (
     display_lines,
 )
 from watcher.units import format_moment
-from watcher.vocabulary import AlertKind, Language, Severity
+from watcher.vocabulary import AlertKind, Language, PartyRole, Severity
 
 __all__ = [
     "ACTION_LABEL",
@@ -38,6 +38,7 @@ __all__ = [
     "LANGUAGES",
     "LISTING_ACTION_LABEL",
     "PARTY_LABEL",
+    "PARTY_ROLE_LABEL",
     "ROLE_LABEL",
     "SEVERITY_LABEL",
     "AlertView",
@@ -46,9 +47,11 @@ __all__ = [
     "GapLine",
     "Limits",
     "RenderedAlert",
+    "SecuredBorrower",
     "alert_lines",
     "change_line",
     "escape_markdown",
+    "party_heading",
     "render_alert",
     "render_digest",
     "render_test_message",
@@ -73,52 +76,70 @@ SEVERITY_LABEL = {
 
 _TEXT = {
     Language.ZH_CN: {
-        "title": "【{severity}】{name}（{borrower_id}）登记信息变更",
-        "title_mismatch": "【{severity}】{name}（{borrower_id}）预留签字人未更新",
+        "title": "【{severity}】{party}登记信息变更",
+        "title_mismatch": "【{severity}】{party}预留签字人未更新",
         "window": "近 {days} 天内关键人员变更 {count} 次",
-        "title_onboarding": "【{severity}】{name}（{borrower_id}）纳入监控时已存在风险信息",
+        "title_onboarding": "【{severity}】{party}纳入监控时已存在风险信息",
         "action_high": "建议：立即发起风险预警，并考虑提前收回贷款、申请财产保全。",
         "mismatch": "{mismatch}：预留签字人未更新，请核实。",
         "footer": "来源：{source}　检测时间：{detected}　预警编号 {alert_id}",
         "more": "另有 {count} 项变更未列出，完整内容见变更历史（{command}）。",
         "digest_title": "【汇总】{day} 共 {count} 条提示/警示",
-        "digest_line": "【{severity}】{name}（{borrower_id}）：{count} 项变更（{categories}）",
+        "digest_line": "【{severity}】{party}：{count} 项变更（{categories}）",
         "digest_more": "另有 {count} 条未列出，见 watcher alerts。",
         "test_title": "【测试】Borrower Watcher 通知测试",
         "test_body": "这是一条测试消息：目标 {target} 可以收到 Borrower Watcher 的预警。",
         AlertKind.MONITORING_GAP: "监控中断",
         AlertKind.MONITORING_RESTORED: "监控恢复",
-        "title_kind": "【{severity}】{name}（{borrower_id}）{kind}",
+        "title_kind": "【{severity}】{party}{kind}",
         "title_kind_source": "【{severity}】来源 {source}：{count} 家借款人{kind}",
         "gap_line": "{name}（{borrower_id}）：自 {since} 起检查全部失败（最近错误：{error_kind}）",
         "restored_line": "{name}（{borrower_id}）：检查已恢复正常",
         "gap_note": "监控中断期间无法发现登记信息的变更：请人工核查，或联系运维处理数据源故障。",
         "gap_hidden": "另有 {count} 家借款人（其他客户经理负责）。",
+        "borrower_party": "{name}（{borrower_id}）",
+        "securing_party": "{role} {name}（{secured}）",
+        "secured_named": "为借款人 {names} {verb}",
+        "secured_named_plural": "为借款人 {names} {verb}",
+        "secured_more": "为借款人 {names} 等 {count} 家{verb}",
+        "secured_count": "为 {count} 家借款人{verb}",
+        "name_separator": "、",
+        "secured_note": "{role}编号 {party_id}；借款人：{borrowers}",
+        "secured_item": "{name}（{borrower_id}）",
     },
     Language.EN: {
-        "title": "[{severity}] {name} ({borrower_id}): registry record changed",
-        "title_mismatch": "[{severity}] {name} ({borrower_id}): signatory on file not updated",
+        "title": "[{severity}] {party}: registry record changed",
+        "title_mismatch": "[{severity}] {party}: signatory on file not updated",
         "window": "{count} key-person change(s) in the last {days} days",
-        "title_onboarding": "[{severity}] {name} ({borrower_id}): risk listings active at onboarding",
+        "title_onboarding": "[{severity}] {party}: risk listings active at onboarding",
         "action_high": "Recommended action: raise a risk warning and consider calling the loan early "
         "and applying for asset preservation.",
         "mismatch": "{mismatch}: signatory on file not updated; please check.",
         "footer": "Source: {source} · detected {detected} · alert ID {alert_id}",
         "more": "{count} more change(s) not shown; see the change history ({command}).",
         "digest_title": "[Digest] {day}: {count} info/warning alert(s)",
-        "digest_line": "[{severity}] {name} ({borrower_id}): {count} change(s) ({categories})",
+        "digest_line": "[{severity}] {party}: {count} change(s) ({categories})",
         "digest_more": "{count} more not shown; see watcher alerts.",
         "test_title": "[Test] Borrower Watcher notification test",
         "test_body": "This is a test message: target {target} can receive Borrower Watcher alerts.",
         AlertKind.MONITORING_GAP: "monitoring gap",
         AlertKind.MONITORING_RESTORED: "monitoring restored",
-        "title_kind": "[{severity}] {name} ({borrower_id}): {kind}",
+        "title_kind": "[{severity}] {party}: {kind}",
         "title_kind_source": "[{severity}] source {source}: {kind} for {count} borrower(s)",
         "gap_line": "{name} ({borrower_id}): every check has failed since {since} (last error: {error_kind})",
         "restored_line": "{name} ({borrower_id}): checks succeed again",
         "gap_note": "Registry changes cannot be detected during a monitoring gap: check the borrower "
         "manually, or ask operations to repair the source.",
         "gap_hidden": "{count} more borrower(s) of other officers.",
+        "borrower_party": "{name} ({borrower_id})",
+        "securing_party": "{role} {name} ({secured})",
+        "secured_named": "{verb} borrower {names}",
+        "secured_named_plural": "{verb} borrowers {names}",
+        "secured_more": "{verb} borrowers {names} and {count} more",
+        "secured_count": "{verb} {count} borrower(s)",
+        "name_separator": ", ",
+        "secured_note": "{role} ID {party_id}; borrower(s): {borrowers}",
+        "secured_item": "{name} ({borrower_id})",
     },
 }
 
@@ -132,6 +153,36 @@ class GapLine:
     officer: str | None
     since: datetime | None
     error_kind: str | None
+    readers: tuple[str, ...] = ()  # for a guarantor or pledgor: the officers of the borrowers it secures
+
+
+PARTY_ROLE_LABEL = {
+    Language.ZH_CN: {
+        PartyRole.BORROWER: "借款人",
+        PartyRole.GUARANTOR: "保证人",
+        PartyRole.PLEDGOR: "出质人",
+    },
+    Language.EN: {
+        PartyRole.BORROWER: "Borrower",
+        PartyRole.GUARANTOR: "Guarantor",
+        PartyRole.PLEDGOR: "Pledgor",
+    },
+}
+_SECURES_VERB = {
+    Language.ZH_CN: {PartyRole.GUARANTOR: "提供担保", PartyRole.PLEDGOR: "提供质押担保"},
+    Language.EN: {PartyRole.GUARANTOR: "guarantees", PartyRole.PLEDGOR: "secures"},
+}
+NAMED_SECURED_AT_MOST = 3
+"""A title names this many secured borrowers at most, then says how many more."""
+
+
+@dataclass(frozen=True, slots=True)
+class SecuredBorrower:
+    """A borrower whose loan the alert's guarantor or pledgor secures, as it was when the alert was raised."""
+
+    borrower_id: str
+    name: str
+    officer: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,13 +207,23 @@ class AlertView:
     def source_name(self, language: Language) -> str:
         """The source as people read it (its display name), else its config key."""
         return dict(self.source_names).get(language, self.source)
+    party_role: PartyRole = PartyRole.BORROWER  # a guarantor or pledgor names the borrowers it secures
+    secures: tuple[SecuredBorrower, ...] = ()
+    secures_hidden: int = 0  # secured borrowers of other officers, left out of ``secures``
 
     def for_officer(self, officer: str) -> AlertView:
-        """What one officer may read: a gap alert about a whole source lists only their borrowers."""
+        """What one officer may read: a gap alert about a whole source lists only their parties, and a
+        guarantor's alert names only their borrowers among those it secures."""
+        view = self
+        if self.secures:
+            mine = tuple(secured for secured in self.secures if secured.officer == officer)
+            view = replace(
+                view, secures=mine, secures_hidden=self.secures_hidden + len(self.secures) - len(mine)
+            )
         if not self.gap:
-            return self
-        own = tuple(line for line in self.gap if line.officer == officer)
-        return replace(self, gap=own, gap_hidden=self.gap_hidden + len(self.gap) - len(own))
+            return view
+        own = tuple(line for line in self.gap if line.officer == officer or officer in line.readers)
+        return replace(view, gap=own, gap_hidden=self.gap_hidden + len(self.gap) - len(own))
 
 
 class BodyFormat(StrEnum):
@@ -224,6 +285,52 @@ def _escaper(fmt: BodyFormat):
     if fmt is BodyFormat.HTML:
         return lambda text: html.escape(" ".join(text.split()), quote=True)
     return lambda text: " ".join(text.split())
+
+
+def party_heading(view: AlertView, language: Language, escape: Callable[[str], str] | None = None) -> str:
+    """Who an alert is about, as its title names them: a borrower by name and id; a guarantor or
+    pledgor by its role, name and the borrowers it secures ("保证人 X（为借款人 Y 提供担保）",
+    "Guarantor X (guarantees borrower Y)"): for an officer, their own borrowers among them, or how
+    many it secures when they handle none."""
+    escape = escape or (lambda text: " ".join(text.split()))
+    text = _TEXT[language]
+    name = escape(view.borrower_name)
+    if not view.party_role.secures:
+        return text["borrower_party"].format(name=name, borrower_id=escape(view.borrower_id))
+    verb = _SECURES_VERB[language][view.party_role]
+    names = [escape(secured.name) for secured in view.secures]
+    total = len(names) + view.secures_hidden
+    separator = text["name_separator"]
+    if not names:
+        secured = text["secured_count"].format(verb=verb, count=total)
+    elif len(names) > NAMED_SECURED_AT_MOST:
+        shown = names[:NAMED_SECURED_AT_MOST]
+        secured = text["secured_more"].format(
+            verb=verb, names=separator.join(shown), count=len(names) - len(shown)
+        )
+    else:
+        key = "secured_named" if len(names) == 1 else "secured_named_plural"
+        secured = text[key].format(verb=verb, names=separator.join(names))
+    role = PARTY_ROLE_LABEL[language][view.party_role]
+    return text["securing_party"].format(role=role, name=name, secured=secured)
+
+
+def _secured_note(view: AlertView, language: Language, escape: Callable[[str], str]) -> list[str]:
+    """The ids behind a guarantor's or pledgor's title: its own, and each secured borrower's it names."""
+    if not view.party_role.secures:
+        return []
+    text = _TEXT[language]
+    items = [
+        text["secured_item"].format(name=escape(secured.name), borrower_id=escape(secured.borrower_id))
+        for secured in view.secures
+    ]
+    return [
+        text["secured_note"].format(
+            role=PARTY_ROLE_LABEL[language][view.party_role],
+            party_id=escape(view.borrower_id),
+            borrowers=text["name_separator"].join(items) or "–",
+        )
+    ]
 
 
 def change_line(change: ChangeLine, language: Language, fmt: BodyFormat = BodyFormat.TEXT) -> str:
@@ -366,12 +473,7 @@ def _render_monitoring(
     severity = SEVERITY_LABEL[language][view.severity]
     kind = text[view.kind]
     if view.borrower_id:
-        title = text["title_kind"].format(
-            severity=severity,
-            name=" ".join(view.borrower_name.split()),
-            borrower_id=view.borrower_id,
-            kind=kind,
-        )
+        title = text["title_kind"].format(severity=severity, party=party_heading(view, language), kind=kind)
     else:
         count = len(view.gap) + view.gap_hidden
         title = text["title_kind_source"].format(
@@ -388,6 +490,7 @@ def _render_monitoring(
         for line in view.gap
     ]
     notes = [text["gap_hidden"].format(count=view.gap_hidden)] if view.gap_hidden else []
+    notes += _secured_note(view, language, escape) if view.borrower_id else []
     emphasis = [text["gap_note"]] if view.kind == AlertKind.MONITORING_GAP else []
     footer = [
         text["footer"].format(
@@ -420,9 +523,7 @@ def render_alert(
     title_key = "title" if view.changes else "title_mismatch"
     if view.kind is AlertKind.ONBOARDING:
         title_key = "title_onboarding"
-    title = text[title_key].format(
-        severity=severity, name=" ".join(view.borrower_name.split()), borrower_id=view.borrower_id
-    )
+    title = text[title_key].format(severity=severity, party=party_heading(view, language))
     items = alert_lines(view.changes, language, fmt)
     window = (
         [text["window"].format(days=view.window_days, count=view.occasions_in_window)]
@@ -444,9 +545,14 @@ def render_alert(
 
     def fits_without_changes(note: str) -> bool:
         extra = [more(len(items))] if items else []
-        return limits.fits(_assemble(fmt, [], [*extra, note, *window], emphasis, footer))
+        secured = _secured_note(view, language, escape)
+        return limits.fits(_assemble(fmt, [], [*extra, *secured, note, *window], emphasis, footer))
 
-    notes = [*_mismatch_note(view, language, fmt, fits_without_changes), *window]
+    notes = [
+        *_secured_note(view, language, escape),
+        *_mismatch_note(view, language, fmt, fits_without_changes),
+        *window,
+    ]
     body = _fit(fmt, limits, items, notes, emphasis, footer, more)
     return RenderedAlert(title=title, body=body)
 
@@ -469,8 +575,7 @@ def render_digest(
         items.append(
             text["digest_line"].format(
                 severity=SEVERITY_LABEL[language][view.severity],
-                name=escape(view.borrower_name),
-                borrower_id=escape(view.borrower_id),
+                party=party_heading(view, language, escape),
                 count=len(display_lines(view.changes, language)),
                 categories=", ".join(categories),
             )

@@ -1,4 +1,8 @@
-"""Who hears about an alert: the borrower's officer, and every notifier whose filters it passes."""
+"""Who hears about an alert: the borrower's officer, and every notifier whose filters it passes.
+
+A guarantor's or pledgor's alert also reaches the officers of the borrowers it secures (each once),
+besides its own officer if it has one; notifiers filter on the party's own tags and source.
+"""
 
 from __future__ import annotations
 
@@ -34,13 +38,23 @@ class PlannedDelivery:
 
 
 def delivery_targets(
-    config: Config, *, officer: str | None, tags: Iterable[str], source: str, severity: Severity
+    config: Config,
+    *,
+    officer: str | None,
+    tags: Iterable[str],
+    source: str,
+    severity: Severity,
+    secured_officers: Iterable[str] = (),
 ) -> list[str]:
-    """Target names for the outbox (``officer:<id>``, ``notifier:<name>``); never secrets or URLs."""
+    """Target names for the outbox (``officer:<id>``, ``notifier:<name>``); never secrets or URLs.
+
+    ``secured_officers``: for a guarantor or pledgor, the officers of the borrowers it secures.
+    """
     targets: list[str] = []
-    officer_config = config.officers.get(officer) if officer else None
-    if officer_config is not None and officer_config.urls:
-        targets.append(f"{OFFICER_PREFIX}{officer}")
+    for name in dict.fromkeys([*secured_officers, *([officer] if officer else [])]):
+        officer_config = config.officers.get(name)
+        if officer_config is not None and officer_config.urls:
+            targets.append(f"{OFFICER_PREFIX}{name}")
     borrower_tags = set(tags)
     for name, notifier in sorted(config.notifiers.items()):
         if severity < Severity(notifier.min_severity):
@@ -111,10 +125,19 @@ def plan_deliveries(
     source: str,
     severity: Severity,
     now: datetime,
+    secured_officers: Iterable[str] = (),
 ) -> list[PlannedDelivery]:
     """One outbox row per target URL; lower-severity alerts for digest notifiers wait for the digest."""
     planned = []
-    for target in delivery_targets(config, officer=officer, tags=tags, source=source, severity=severity):
+    targets = delivery_targets(
+        config,
+        officer=officer,
+        tags=tags,
+        source=source,
+        severity=severity,
+        secured_officers=secured_officers,
+    )
+    for target in targets:
         held_until = None
         notifier = config.notifiers.get(target.removeprefix(NOTIFIER_PREFIX))
         if (

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import ColumnElement, and_, bindparam, event, func, text
 from sqlalchemy.engine import URL, Engine, make_url
@@ -28,6 +28,7 @@ from watcher.models import (
     ChangeEvent,
     Delivery,
     KeyPersonOccasion,
+    SecuresLink,
     Snapshot,
     SourceHealth,
     SourceSignal,
@@ -35,13 +36,14 @@ from watcher.models import (
     utcnow,
 )
 from watcher.presentation import ChangeLine
+from watcher.render import SecuredBorrower
 from watcher.schedule import spread_out
-from watcher.vocabulary import AuditAction, DeliveryStatus, ErrorKind, OutboxState
+from watcher.vocabulary import AuditAction, DeliveryStatus, ErrorKind, OutboxState, PartyRole
 
 if TYPE_CHECKING:
     from watcher.routing import PlannedDelivery
 
-SCHEMA_HEAD = "0010"
+SCHEMA_HEAD = "0011"
 # Who the audit log names for what the watcher itself does (opens alerts, gives up deliveries).
 SYSTEM_ACTOR = "watcher"
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -273,6 +275,87 @@ def borrowers(session: Session, ids: Sequence[str] | None = None) -> list[Borrow
     query = select(Borrower).order_by(Borrower.id)
     if ids:
         query = query.where(col(Borrower.id).in_(list(ids)))
+    return list(session.exec(query))
+
+
+def secured_ids(session: Session) -> dict[str, tuple[str, ...]]:
+    """Every guarantor's or pledgor's secured borrower ids (sorted), by the party's id."""
+    links: dict[str, list[str]] = {}
+    query = select(SecuresLink.party_id, SecuresLink.borrower_id).order_by(
+        col(SecuresLink.party_id), col(SecuresLink.borrower_id)
+    )
+    for party_id, borrower_id in session.exec(query):
+        links.setdefault(party_id, []).append(borrower_id)
+    return {party_id: tuple(ids) for party_id, ids in links.items()}
+
+
+def secured_borrowers(session: Session, party_id: str, *, active_only: bool = True) -> list[Borrower]:
+    """The borrowers ``party_id`` secures, by id; only those still watched unless ``active_only`` is off:
+    a repaid loan's officer no longer hears of its guarantor."""
+    query = (
+        select(Borrower)
+        .join(SecuresLink, col(SecuresLink.borrower_id) == col(Borrower.id))
+        .where(SecuresLink.party_id == party_id)
+        .order_by(col(Borrower.id))
+    )
+    if active_only:
+        query = query.where(col(Borrower.active).is_(True))
+    return list(session.exec(query))
+
+
+@dataclass(frozen=True, slots=True)
+class SecuringParty:
+    """What an alert keeps of a guarantor or pledgor: its role and the watched borrowers it secures,
+    with their officers, as they were when the alert was raised (stored in ``Alert.detail``)."""
+
+    role: PartyRole
+    secures: tuple[SecuredBorrower, ...]
+
+    @property
+    def officers(self) -> list[str]:
+        """The officers of the secured borrowers, each once, in the borrowers' order."""
+        return list(dict.fromkeys(b.officer for b in self.secures if b.officer))
+
+    def as_detail(self) -> dict[str, object]:
+        return {
+            "role": self.role.value,
+            "secures": [{"id": b.borrower_id, "name": b.name, "officer": b.officer} for b in self.secures],
+        }
+
+    @classmethod
+    def from_detail(cls, detail: Mapping[str, Any]) -> SecuringParty | None:
+        """The party stored by :meth:`as_detail`; None for a borrower's (no role stored)."""
+        if not detail.get("role"):
+            return None
+        secures = tuple(
+            SecuredBorrower(entry["id"], entry.get("name") or entry["id"], entry.get("officer"))
+            for entry in detail.get("secures", [])
+        )
+        return cls(PartyRole(detail["role"]), secures)
+
+
+def securing_party(session: Session, party: Borrower) -> SecuringParty | None:
+    """``party`` as a guarantor or pledgor of the watched borrowers it secures; None for a borrower."""
+    if not PartyRole(party.role).secures:
+        return None
+    secured = secured_borrowers(session, party.id)
+    return SecuringParty(
+        PartyRole(party.role), tuple(SecuredBorrower(b.id, b.name, b.officer) for b in secured)
+    )
+
+
+def securing_parties(session: Session, borrower_ids: Iterable[str]) -> list[Borrower]:
+    """The guarantors and pledgors securing any of ``borrower_ids``, by id, each once."""
+    wanted = sorted(set(borrower_ids))
+    if not wanted:
+        return []
+    query = (
+        select(Borrower)
+        .where(
+            col(Borrower.id).in_(select(SecuresLink.party_id).where(col(SecuresLink.borrower_id).in_(wanted)))
+        )
+        .order_by(col(Borrower.id))
+    )
     return list(session.exec(query))
 
 

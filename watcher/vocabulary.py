@@ -149,6 +149,20 @@ class ErrorKind(StrEnum):
     """Only in a gap alert's detail: a failing borrower whose failure was stored without a kind."""
 
 
+class PartyRole(StrEnum):
+    """What a watched party is to the bank's loans: the borrower itself, or a company securing a
+    borrower's loan (a guarantor, 保证人; a pledgor of shares or assets, 出质人). Stored on the party."""
+
+    BORROWER = "borrower"
+    GUARANTOR = "guarantor"
+    PLEDGOR = "pledgor"
+
+    @property
+    def secures(self) -> bool:
+        """A party that secures borrowers: its alerts go to their officers and name them."""
+        return self is not PartyRole.BORROWER
+
+
 class SecretScope(StrEnum):
     """Parts of the config file whose ``${ENV}`` values only some commands use; never stored.
 

@@ -63,6 +63,7 @@ def borrowers_import(
         BorrowerFileError,
         parse_borrowers_file,
         registry_id_warnings,
+        reject_bad_secures,
         upsert_borrowers,
     )
     from watcher.pipeline import build_sources
@@ -74,6 +75,7 @@ def borrowers_import(
     except BorrowerFileError as error:
         raise fail(str(error)) from None
     with with_store(config) as store, store.transaction() as session:
+        reject_bad_secures(session, parsed)
         warnings = [*parsed.warnings, *registry_id_warnings(session, parsed)]
         warnings += _inactive_warnings(session, parsed, config.watcher.zone)
         reports = [(problem.line, f"warning: {problem.message}") for problem in warnings]
@@ -83,6 +85,7 @@ def borrowers_import(
         counts = upsert_borrowers(session, parsed.rows, actor=CLI_ACTOR)
         if deactivate_missing:
             _deactivate_missing(session, file, parsed)
+        _follow_secured(session, parsed)
     echo(
         f"imported {len(parsed.rows)} borrower(s): {counts.added} added, {counts.updated} updated, "
         f"{counts.unchanged} unchanged; {len(parsed.rejected)} rejected"
@@ -118,8 +121,29 @@ def _deactivate_missing(session: Session, file: Path, parsed: ParsedBorrowers) -
         return
     missing = active_ids_not_in(session, [row.id for row in parsed.rows])
     reason = f"not in {file.name}"
-    for borrower in deactivate(session, missing, actor=CLI_ACTOR, now=utcnow(), reason=reason).changed:
+    result = deactivate(session, missing, actor=CLI_ACTOR, now=utcnow(), reason=reason)
+    for borrower in result.changed:
         echo(f"deactivated {borrower.id} ({reason})")
+    _report_followers(result.followers)
+
+
+def _follow_secured(session: Session, parsed: ParsedBorrowers) -> None:
+    """Guarantors and pledgors of the file whose borrowers are all inactive stop being watched; those
+    stopped that way whose borrowers are watched again resume."""
+    from watcher.lifecycle import follow_secured
+    from watcher.models import utcnow
+
+    _report_followers(follow_secured(session, [row.id for row in parsed.rows], actor=CLI_ACTOR, now=utcnow()))
+
+
+def _report_followers(followers: list[Borrower]) -> None:
+    from watcher.lifecycle import WITH_BORROWERS
+
+    for party in followers:
+        if party.active:
+            echo(f"reactivated {party.role} {party.id}: a borrower it secures is watched again")
+        else:
+            echo(f"deactivated {party.role} {party.id} ({WITH_BORROWERS})")
 
 
 @group.command("deactivate")
@@ -141,6 +165,7 @@ def borrowers_deactivate(
         result = deactivate(session, ids, actor=by, now=utcnow(), reason=reason)
     for borrower in result.changed:
         echo(f"deactivated {borrower.id}")
+    _report_followers(result.followers)
     for borrower in result.already:
         echo(f"{borrower.id}: already inactive since {when(borrower.deactivated_at, config.watcher.zone)}")
     _report_unknown(result)
@@ -161,6 +186,7 @@ def borrowers_reactivate(
         result = reactivate(session, ids, actor=by, now=utcnow())
     for borrower in result.changed:
         echo(f"reactivated {borrower.id}: due for a check now")
+    _report_followers(result.followers)
     for borrower in result.already:
         echo(f"{borrower.id}: already active")
     _report_unknown(result)
@@ -187,7 +213,7 @@ def borrowers_list(
     csv and xlsx hold the columns of the borrowers file, in its order: `borrowers import` reads them back
     unchanged. xlsx is binary: it needs --output or a stdout that is not a terminal.
     """
-    from watcher.store import borrowers
+    from watcher.store import borrowers, secured_ids
 
     if output_file is not None and output_format not in FILE_FORMATS:
         raise fail("--output writes --format csv or xlsx")
@@ -198,16 +224,18 @@ def borrowers_list(
     config = load(NO_SECRETS)
     with with_store(config) as store, store.session() as session:
         rows = borrowers(session)
+        links = secured_ids(session)
     if output_format in FILE_FORMATS:
-        _write_borrowers_file(rows, output_format, output_file)
+        _write_borrowers_file(rows, links, output_format, output_file)
         return
     if output_format is BorrowersFormat.json:
-        output.echo_json([_as_json(b) for b in rows], indent=2)
+        output.echo_json([_as_json(b, links.get(b.id, ())) for b in rows], indent=2)
         return
     zone = config.watcher.zone
     table = output.table(
         "id",
         "name",
+        "role",
         "source",
         "registry_id",
         "officer",
@@ -215,7 +243,7 @@ def borrowers_list(
         "last success",
         "status",
         "state",
-        text=("name", "tags", "status", "state"),
+        text=("name", "tags", "status", "state", "role"),
         keep=("registry_id",),
         drop_first=("tags", "registry_id", "officer", "source", "last success"),
     )
@@ -223,6 +251,7 @@ def borrowers_list(
         table.add_row(
             b.id,
             b.name,
+            _role_cell(b, links.get(b.id, ())),
             b.source,
             b.registry_id,
             b.officer or "",
@@ -234,15 +263,23 @@ def borrowers_list(
     output.print_table(table)
 
 
+def _role_cell(borrower: Borrower, secures: tuple[str, ...]) -> str:
+    """``borrower``, or ``guarantor of b-1, b-2``: whom a guarantor or pledgor secures."""
+    return f"{borrower.role} of {', '.join(secures)}" if secures else borrower.role
+
+
 def _write_borrowers_file(
-    rows: list[Borrower], output_format: BorrowersFormat, output_file: Path | None
+    rows: list[Borrower],
+    links: dict[str, tuple[str, ...]],
+    output_format: BorrowersFormat,
+    output_file: Path | None,
 ) -> None:
     """CSV or XLSX of the import's columns, formulas neutralised. A file gets a UTF-8 byte order mark
     so Excel reads Chinese names right; CSV on stdout has none, like ``watcher history``."""
     from watcher.importer import COLUMNS, file_record
     from watcher.spreadsheet import csv_rows, to_csv, to_xlsx
 
-    records = [file_record(borrower) for borrower in rows]
+    records = [file_record(borrower, links.get(borrower.id, ())) for borrower in rows]
     if output_format is BorrowersFormat.csv and output_file is None:
         csv_rows(COLUMNS, records, sys.stdout)
         return
@@ -261,7 +298,7 @@ def _write_borrowers_file(
         raise fail(f"{output_file}: cannot write ({error.strerror or error})") from None
 
 
-def _as_json(borrower: Borrower) -> dict[str, Any]:
+def _as_json(borrower: Borrower, secures: tuple[str, ...]) -> dict[str, Any]:
     from datetime import timedelta
 
     from watcher.units import format_duration
@@ -276,6 +313,8 @@ def _as_json(borrower: Borrower) -> dict[str, Any]:
         "tags": borrower.tag_list,
         "interval": format_duration(timedelta(seconds=interval)) if interval else None,
         "legal_rep_on_file": borrower.legal_rep_on_file,
+        "role": borrower.role,
+        "secures": list(secures),
         "active": borrower.active,
         "deactivated_at": borrower.deactivated_at.isoformat() if borrower.deactivated_at else None,
     }

@@ -335,6 +335,8 @@ TEXT: dict[Language, dict[str, str]] = {
         "watched": "监控中",
         "inactive": "已停止监控",
         "inactive_since": "已停止监控（自 {time}）",
+        "secures": "所担保借款人",
+        "secures_hidden": "另有 {count} 家（其他客户经理负责）",
         "borrowers_inactive": "已停止监控",
     },
     Language.EN: {
@@ -484,6 +486,8 @@ TEXT: dict[Language, dict[str, str]] = {
         "watched": "Watched",
         "inactive": "Inactive",
         "inactive_since": "Inactive since {time}",
+        "secures": "Secures",
+        "secures_hidden": "{count} more of other officers",
         "borrowers_inactive": "Inactive (not watched)",
     },
 }

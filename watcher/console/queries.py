@@ -1,7 +1,8 @@
 """The console's reads, every one scoped to what the signed-in user may see.
 
-An officer sees the borrowers whose ``officer`` is their ``officer_id`` and nothing else: their
-alerts, change events, raw responses and exports. A reviewer sees every borrower. Scoping is applied
+An officer sees the borrowers whose ``officer`` is their ``officer_id``, and the guarantors and
+pledgors securing them (whose alerts reach that officer), and nothing else: their alerts, change
+events, raw responses and exports. A reviewer sees every borrower. Scoping is applied
 in SQL (:func:`scoped`), so no page or export can forget it by filtering too late.
 """
 
@@ -13,7 +14,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any, TypeVar
 
-from sqlalchemy import Case, Select, case, false, func, literal
+from sqlalchemy import Case, ColumnElement, Select, case, false, func, literal
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, or_, select
 from sqlmodel.sql.expression import SelectOfScalar
 
@@ -26,6 +28,7 @@ from watcher.models import (
     Borrower,
     ChangeEvent,
     Delivery,
+    SecuresLink,
     Snapshot,
     SourceHealth,
     SourceSignal,
@@ -58,17 +61,33 @@ def sees_all(user: User) -> bool:
     return user.role == REVIEWER
 
 
+def _officers_parties(officer_id: str) -> ColumnElement[bool]:
+    """Borrower is the officer's own, or a guarantor or pledgor securing one of the officer's borrowers."""
+    secured = aliased(Borrower)
+    securing = (
+        select(SecuresLink.party_id)
+        .join(secured, col(secured.id) == col(SecuresLink.borrower_id))
+        .where(col(secured.officer) == officer_id)
+    )
+    return or_(col(Borrower.officer) == officer_id, col(Borrower.id).in_(securing))
+
+
 def scoped(query: _Query, user: User) -> _Query:
-    """``query`` (which involves Borrower) limited to the borrowers ``user`` may see."""
+    """``query`` (which involves Borrower) limited to the parties ``user`` may see."""
     if sees_all(user):
         return query
     if not user.officer_id:
         return query.where(false())
-    return query.where(col(Borrower.officer) == user.officer_id)
+    return query.where(_officers_parties(user.officer_id))
 
 
-def can_see(user: User, borrower: Borrower) -> bool:
-    return sees_all(user) or (user.officer_id is not None and borrower.officer == user.officer_id)
+def can_see(session: Session, user: User, borrower: Borrower) -> bool:
+    if sees_all(user) or (user.officer_id is not None and borrower.officer == user.officer_id):
+        return True
+    if user.officer_id is None:
+        return False
+    visible = session.exec(scoped(select(Borrower.id), user).where(col(Borrower.id) == borrower.id)).first()
+    return visible is not None
 
 
 def _like_escape(text: str) -> str:
@@ -124,6 +143,10 @@ class PortfolioRow:
     borrower: Borrower
     open_alerts: int
     top_severity: str | None
+    secures: tuple[Borrower, ...] = ()
+    """For a guarantor or pledgor: the borrowers it secures that the user may see."""
+    secures_hidden: int = 0
+    """... and how many others it secures (named to nobody who may not see them)."""
 
     @property
     def failing(self) -> bool:
@@ -143,14 +166,43 @@ def portfolio(session: Session, user: User, filters: BorrowerFilter, *, limit: i
             )
         ):
             severities.setdefault(borrower_id, []).append(severity)
+    secured = _secured_of(session, user, ids)
     return [
         PortfolioRow(
             b,
             len(severities.get(b.id, ())),
             max(severities[b.id], key=lambda s: Severity(s).rank) if b.id in severities else None,
+            *secured.get(b.id, ((), 0)),
         )
         for b in borrowers
     ]
+
+
+def secured_by(session: Session, user: User, party_id: str) -> tuple[tuple[Borrower, ...], int]:
+    """The borrowers a guarantor or pledgor secures that ``user`` may see, and how many others."""
+    return _secured_of(session, user, [party_id]).get(party_id, ((), 0))
+
+
+def _secured_of(
+    session: Session, user: User, party_ids: Sequence[str]
+) -> dict[str, tuple[tuple[Borrower, ...], int]]:
+    """For each guarantor or pledgor among ``party_ids``: the secured borrowers ``user`` may see, and
+    how many others it secures."""
+    if not party_ids:
+        return {}
+    links = list(session.exec(select(SecuresLink).where(col(SecuresLink.party_id).in_(list(party_ids)))))
+    wanted = sorted({link.borrower_id for link in links})
+    visible = {
+        b.id: b for b in session.exec(scoped(select(Borrower), user).where(col(Borrower.id).in_(wanted)))
+    }
+    result: dict[str, tuple[tuple[Borrower, ...], int]] = {}
+    for link in sorted(links, key=lambda link: (link.party_id, link.borrower_id)):
+        shown, hidden = result.get(link.party_id, ((), 0))
+        if link.borrower_id in visible:
+            result[link.party_id] = ((*shown, visible[link.borrower_id]), hidden)
+        else:
+            result[link.party_id] = (shown, hidden + 1)
+    return result
 
 
 def visible_officers_and_tags(session: Session, user: User) -> tuple[list[str], list[str]]:
@@ -168,7 +220,7 @@ def visible_officers_and_tags(session: Session, user: User) -> tuple[list[str], 
 def visible_borrower(session: Session, user: User, borrower_id: str) -> Borrower | None:
     """The borrower when ``user`` may see it; None when it is missing or someone else's."""
     borrower = session.get(Borrower, borrower_id)
-    return borrower if borrower is not None and can_see(user, borrower) else None
+    return borrower if borrower is not None and can_see(session, user, borrower) else None
 
 
 # -- alerts ---------------------------------------------------------------------------------------
@@ -191,7 +243,7 @@ def _officers_source_alerts(user: User) -> SelectOfScalar[int]:
     return (
         select(AlertBorrower.alert_id)
         .join(Borrower, col(Borrower.id) == col(AlertBorrower.borrower_id))
-        .where(col(Borrower.officer) == user.officer_id)
+        .where(_officers_parties(user.officer_id) if user.officer_id else false())
     )
 
 
@@ -202,7 +254,7 @@ def _visible_alerts(query: _Query, user: User) -> _Query:
         return query
     return query.where(
         or_(
-            col(Borrower.officer) == user.officer_id if user.officer_id else false(),
+            _officers_parties(user.officer_id) if user.officer_id else false(),
             col(Alert.borrower_id).is_(None) & col(Alert.id).in_(_officers_source_alerts(user)),
         )
     )
@@ -247,7 +299,7 @@ def visible_alert(session: Session, user: User, alert_id: int) -> Alert | None:
         listed = session.exec(_officers_source_alerts(user).where(AlertBorrower.alert_id == alert_id)).first()
         return alert if listed is not None and user.officer_id else None
     borrower = session.get(Borrower, alert.borrower_id)
-    return alert if borrower is not None and can_see(user, borrower) else None
+    return alert if borrower is not None and can_see(session, user, borrower) else None
 
 
 # -- history --------------------------------------------------------------------------------------
@@ -370,7 +422,7 @@ def visible_snapshot(session: Session, user: User, snapshot_id: int) -> tuple[Sn
     if snapshot is None:
         return None
     borrower = session.get(Borrower, snapshot.borrower_id)
-    if borrower is None or not can_see(user, borrower):
+    if borrower is None or not can_see(session, user, borrower):
         return None
     return snapshot, borrower
 

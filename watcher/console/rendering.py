@@ -36,6 +36,7 @@ from watcher.console.risk import money_text
 from watcher.labels import ALERT_KIND_LABEL, signatory_text
 from watcher.presentation import ChangeLine, DisplayLine, change_text, display_lines
 from watcher.record import LISTING_CATEGORIES, ListingState, Party
+from watcher.render import PARTY_ROLE_LABEL, party_heading
 from watcher.units import format_moment
 from watcher.vocabulary import AlertKind, AlertStatus, AlertStatusFilter, Language
 
@@ -191,6 +192,8 @@ def render(ctx: Ctx, template: str, status_code: int = 200, **values: Any) -> HT
         grouped_rows=lambda events: grouped_rows(events, lang),
         change_line_text=lambda change: change_text(change_line_of(change), lang, dated=False),
         signatory_line=lambda on_file, registry: signatory_text(on_file, registry, lang),
+        party_heading=lambda view: party_heading(view, lang),
+        party_role_label=lambda value: _label(PARTY_ROLE_LABEL[lang], value),
         officer_name=officer_name,
         source_name=lambda key: console.config.source_display_name(key, lang),
         zone=str(zone),

@@ -81,7 +81,15 @@ def borrower_timeline(request: Request, ctx: Ctx) -> Response:
                 return error_page(ctx, 403, ctx.t("forbidden"))
             return error_page(ctx, 404, ctx.t("not_found"))
         data = queries.timeline(session, borrower)
-    return render(ctx, "timeline.html", tl=data, borrower=borrower)
+        secures, secures_hidden = queries.secured_by(session, ctx.user, borrower.id)
+    return render(
+        ctx,
+        "timeline.html",
+        tl=data,
+        borrower=borrower,
+        secures=secures,
+        secures_hidden=secures_hidden,
+    )
 
 
 def _raw_payload(request: Request, ctx: Ctx) -> tuple[Snapshot, Borrower, dict[str, str]] | None:
