@@ -15,6 +15,7 @@ PURE_CORE = (
     "watcher.presentation",
     "watcher.labels",
     "watcher.connections",
+    "watcher.portfolio_graph",
 )
 IO_MODULES = (
     "httpx",

@@ -28,10 +28,12 @@ from sqlmodel import Session
 from sources import source_class
 from sources.base import Fetched, SamePayload, Source
 from watcher.config import Config
+from watcher.connections import party_ties
 from watcher.errors import CheckStorageError, ParseError, SourceError
 from watcher.evaluate import Evaluation, Outcome, StoredState, evaluate
 from watcher.models import Alert, Borrower, ChangeEvent, KeyPersonOccasion, Snapshot, SourceSignal, utcnow
 from watcher.normalize import content_hash, normalize_record
+from watcher.party_ties import replace_party_ties
 from watcher.record import RegistryRecord, Signal, record_as_dict, record_from_dict
 from watcher.routing import plan_deliveries
 from watcher.rules import Assessment, RuleSettings, signatory_mismatch
@@ -587,6 +589,8 @@ class Checker:
                 borrower.pending_raw_gz = pack_raw(fetched.raw)
             return CheckOutcome(borrower.id, ok=True, awaiting_confirmation=True)
         snapshot = self._snapshot(session, borrower, evaluation, fetched, now)
+        if snapshot is not None:
+            self._index(session, borrower, evaluation.record, now)
         if evaluation.outcome is Outcome.BASELINE:
             borrower.baseline_at = now
         assessment = evaluation.assessment
@@ -641,6 +645,13 @@ class Checker:
             alert_id=alert_id,
             severity=assessment.severity,
         )
+
+    def _index(self, session: Session, borrower: Borrower, record: RegistryRecord, now: datetime) -> None:
+        """The party's ties in the portfolio index, from the record as stored (sections the source
+        left unknown this time carried forward), in the snapshot's transaction."""
+        source = self.sources[borrower.source]
+        scope = source.tie_scope(source.name, source.options)
+        replace_party_ties(session, party_ties(borrower.id, borrower.name, record, scope), now=now)
 
     def _snapshot(
         self, session: Session, borrower: Borrower, evaluation: Evaluation, fetched: Fetched, now: datetime
