@@ -49,7 +49,7 @@ def replace_party_ties(session: Session, party: PartyTies, *, now: datetime) -> 
 
 
 def _rows(party: PartyTies) -> Iterator[PartyTie]:
-    for tie in sorted(party.ties):
+    for tie in party.ties:
         yield PartyTie(
             borrower_id=party.party,
             kind=tie.node.kind.value,
