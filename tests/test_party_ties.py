@@ -353,3 +353,23 @@ def test_deactivated_parties_drop_out_and_prune_removes_their_ties(world):
     with world.store.session() as session:
         assert not session.exec(select(PartyTie).where(col(PartyTie.borrower_id) == "b-xihu")).all()
         assert session.get(PartyNode, "b-xihu") is None
+
+
+def test_each_source_scopes_its_ids_by_jurisdiction_and_vendor_a_feed_by_its_config_key():
+    from sources import source_class
+    from sources.base import SourceOptions
+    from sources.replay import ReplayOptions
+    from watcher.connections import TieScope
+
+    def scope(type_name: str, name: str = "key") -> TieScope:
+        return source_class(type_name).tie_scope(name, SourceOptions(type=type_name))
+
+    assert scope("brreg") == TieScope("no", "brreg")
+    assert scope("companies_house") == TieScope("gb", "companies_house")
+    assert scope("fr_recherche") == TieScope("fr", "fr_recherche")
+    assert scope("qichacha") == TieScope("cn", "qichacha")
+    assert scope("tianyancha") == TieScope("cn", "tianyancha")
+    assert scope("json", "core_bank") == TieScope("core_bank", "core_bank")
+    assert scope("html", "intranet") == TieScope("intranet", "intranet")
+    replayed = ReplayOptions(type="replay", folder="feed", format="tianyancha")
+    assert source_class("replay").tie_scope("cn", replayed) == TieScope("cn", "tianyancha")
