@@ -375,12 +375,24 @@ class PortfolioIndex:
     def _component(self, start: str) -> set[str]:
         component, frontier = {start}, [start]
         while frontier:
-            party = frontier.pop()
-            for link in self.connections(party):
-                if not link.possible and link.other not in component:
-                    component.add(link.other)
-                    frontier.append(link.other)
+            for other in self._strong_others(frontier.pop()) - component:
+                component.add(other)
+                frontier.append(other)
         return component
+
+    def _strong_others(self, party: str) -> set[str]:
+        """The parties ``connections(party)`` links strongly, without working out the possible links
+        (equal names can be many: the groups of a large portfolio would spend most of their time there)."""
+        others: set[str] = set()
+        for tie in self._ties.get(party, ()):
+            if tie.node.basis.strong:
+                others.update(other.party for other in self._by_node.get(tie.node, ()))
+            others.update(self._parties_of_own.get(tie.node, ()))
+        own = self._own.get(party)
+        if own is not None:
+            others.update(other.party for other in self._by_node.get(own, ()))
+        others.discard(party)
+        return others
 
     def canonical(self) -> tuple:
         """Everything the index holds, in a canonical order (for comparing two indexes)."""
