@@ -2,7 +2,9 @@
 
 A fetch either yields a record or raises a ``SourceError``; a failure is recorded for the borrower
 and the source's health and never reaches the diff. A change is stored together with its alert and
-one outbox row per delivery target, so a crash can delay an alert but never lose it.
+one outbox row per delivery target, so a crash can delay an alert but never lose it. A stored
+snapshot also replaces the party's ties in the portfolio index (``watcher.party_ties``), from the
+record as stored.
 
 Vendor signals: a scheduled check asks only for the signals due (:func:`~watcher.schedule.due_signals`),
 ``watcher check`` for all; each success stamps the signals it fetched in ``Borrower.signals_checked``.
