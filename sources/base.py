@@ -22,6 +22,7 @@ from typing import ClassVar, Protocol, cast, overload
 from pydantic import BaseModel, ConfigDict
 
 from watcher import __version__
+from watcher.connections import TieScope
 from watcher.errors import BlockedError, NotFoundError, ParseError, SourceError
 from watcher.record import RegistryRecord, Signal
 from watcher.vocabulary import Language
@@ -116,6 +117,19 @@ class Source(ABC):
     # The registry's name as people read it, per language (English first: the fallback); empty for
     # sources that are not one registry (the json and html feeds), named by their config key.
     display_names: ClassVar[Mapping[Language, str]] = {}
+    # Whose registration numbers the registry's companies carry ("no", "gb", "fr", "cn"), for the
+    # portfolio index (``watcher.connections``); None for the json and html feeds, which are no
+    # registry: their ids mean something only within their own config key.
+    jurisdiction: ClassVar[str | None] = None
+
+    @classmethod
+    def tie_scope(cls, name: str, options: SourceOptions) -> TieScope:
+        """Where the ids of ``[sources.NAME]`` (with ``options``) mean something in the portfolio
+        index: a registry's jurisdiction and its type (a Qichacha KeyNo is the same person for two
+        Qichacha accounts); a feed's own config key for both."""
+        if cls.jurisdiction is None:
+            return TieScope(jurisdiction=name, vendor=name)
+        return TieScope(jurisdiction=cls.jurisdiction, vendor=cls.type_name)
 
     @classmethod
     def display_name(cls, options: SourceOptions, language: Language) -> str | None:

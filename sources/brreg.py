@@ -106,6 +106,7 @@ class BrregSource(HttpSource):
     identifier_name: ClassVar[str] = "orgnr"
 
     id_kind: ClassVar[str | None] = "no_orgnr"
+    jurisdiction: ClassVar[str | None] = "no"
 
     # -- fetching ---------------------------------------------------------------------------------
 

@@ -142,6 +142,7 @@ class CompaniesHouseSource(HttpSource):
     settings: CompaniesHouseOptions
 
     id_kind: ClassVar[str | None] = "uk_company_number"
+    jurisdiction: ClassVar[str | None] = "gb"
 
     def headers(self) -> dict[str, str]:
         """The key is the Basic-auth username with an empty password, as Companies House documents."""

@@ -64,6 +64,7 @@ class FrRechercheSource(HttpSource):
     identifier_name: ClassVar[str] = "SIREN"
 
     id_kind: ClassVar[str | None] = "fr_siren"
+    jurisdiction: ClassVar[str | None] = "fr"
 
     def headers(self) -> dict[str, str]:
         """JSON only; the shared policy already sends the descriptive User-Agent the API asks for."""

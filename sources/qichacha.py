@@ -157,6 +157,7 @@ class QichachaSource(HttpSource):
     settings: QichachaOptions
 
     id_kind: ClassVar[str | None] = "cn_uscc"
+    jurisdiction: ClassVar[str | None] = "cn"
     # Its JSON is UTF-8 like any JSON; an undeclared error or challenge page may be GB18030.
     undeclared_charsets: ClassVar[tuple[str, ...]] = ("utf-8", "gb18030")
 

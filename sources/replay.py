@@ -22,6 +22,7 @@ from sources.base import (
     class_mapping,
 )
 from sources.http.charsets import Charsets, UndecodableBody, decode_body
+from watcher.connections import TieScope
 from watcher.errors import NotFoundError, ParseError
 from watcher.record import RegistryRecord
 from watcher.vocabulary import Language
@@ -72,6 +73,17 @@ class ReplaySource(Source):
             return None
         name = replayed.display_name(SourceOptions(type=options.format), language)
         return _REPLAYED[language].format(name=name) if name else None
+
+    @classmethod
+    def tie_scope(cls, name: str, options: SourceOptions) -> TieScope:
+        """Saved answers are the replayed registry's: its jurisdiction and its vendor's ids."""
+        settings = (
+            options
+            if isinstance(options, ReplayOptions)
+            else ReplayOptions.model_validate(options.model_dump())
+        )
+        replayed, _mapping = _format(settings.format)
+        return replayed.tie_scope(name, SourceOptions(type=settings.format))
 
     def __init__(self, name: str, options: SourceOptions) -> None:
         super().__init__(name, options)

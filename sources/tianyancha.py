@@ -167,6 +167,7 @@ class TianyanchaSource(HttpSource):
     settings: TianyanchaOptions
 
     id_kind: ClassVar[str | None] = "cn_uscc"
+    jurisdiction: ClassVar[str | None] = "cn"
     # Its JSON is UTF-8 like any JSON; an undeclared error or challenge page may be GB18030.
     undeclared_charsets: ClassVar[tuple[str, ...]] = ("utf-8", "gb18030")
 

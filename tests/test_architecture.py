@@ -16,6 +16,7 @@ PURE_CORE = (
     "watcher.labels",
     "watcher.connections",
     "watcher.redaction",
+    "watcher.portfolio_graph",
 )
 IO_MODULES = (
     "httpx",

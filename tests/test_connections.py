@@ -239,3 +239,10 @@ def test_links_are_symmetric_and_groups_use_strong_links_only(records) -> None:
     for group in index.groups():
         for party in group:
             assert {o for p, o in strong if p == party} <= group
+        reached, frontier = {min(group)}, [min(group)]  # a group is one component of the strong links
+        while frontier:
+            here = frontier.pop()
+            for other in {o for p, o in strong if p == here} - reached:
+                reached.add(other)
+                frontier.append(other)
+        assert reached == group

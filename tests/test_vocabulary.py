@@ -385,3 +385,32 @@ def test_every_audit_action_and_status_and_role_has_words_in_both_languages(lang
         shown = [labels[language][member] for member in members]
         assert all(shown) and len(set(shown)) == len(shown), "two members must not read the same"
     assert not any("." in label or "_" in label for label in AUDIT_ACTION_LABEL[language].values())
+
+
+# -- the portfolio index's words (watcher/connections.py), stored in party_tie --------------------
+
+
+def _index_vocabularies() -> dict[type[StrEnum], list[str]]:
+    from watcher.connections import LinkBasis, NodeKind, TieRole
+
+    return {
+        NodeKind: ["person", "company"],
+        LinkBasis: ["registry_id", "vendor_key", "birth_date", "name_only"],
+        TieRole: [
+            "legal_representative",
+            "director",
+            "supervisor",
+            "manager",
+            "finance_head",
+            "shareholder",
+            "controller",
+            "actual_controller",
+            "beneficial_owner",
+            "pledgee",
+        ],
+    }
+
+
+def test_the_index_stores_exactly_these_words():
+    for vocabulary, values in _index_vocabularies().items():
+        assert [member.value for member in vocabulary] == values, vocabulary.__name__

@@ -120,6 +120,27 @@ class Connection:
     possible: bool
 
 
+@dataclass(frozen=True, slots=True)
+class TieScope:
+    """Where a source's identifiers mean something: ``jurisdiction`` scopes bare registration numbers
+    ("no", "gb", "fr", "cn"; a feed's config key when the source is no registry), ``vendor`` the
+    source's own ids (its type name; a feed's config key)."""
+
+    jurisdiction: str
+    vendor: str
+
+
+@dataclass(frozen=True, slots=True)
+class PartyTies:
+    """What the index holds of one watched party: its own node (by its registration number), its
+    name, and the ties its latest record establishes."""
+
+    party: str
+    own: Node | None
+    name: str
+    ties: frozenset[Tie]
+
+
 def company_node(jurisdiction: str, registry_id: str) -> Node:
     """The node of a company by its registration number (a watched party's own node)."""
     return Node(
@@ -192,6 +213,13 @@ def ties_of(party: str, record: RegistryRecord, *, jurisdiction: str, vendor: st
     return frozenset(build.ties)
 
 
+def party_ties(party: str, name: str, record: RegistryRecord, scope: TieScope) -> PartyTies:
+    """A party as the index holds it, from its record as stored and its source's scope."""
+    own = company_node(scope.jurisdiction, record.registry_id) if record.registry_id.strip() else None
+    ties = ties_of(party, record, jurisdiction=scope.jurisdiction, vendor=scope.vendor)
+    return PartyTies(party, own, name, ties)
+
+
 class PortfolioIndex:
     """Ties of every watched party, looked up by node, by name and by party; updated per party."""
 
@@ -209,6 +237,11 @@ class PortfolioIndex:
         for party, own, name, ties in parties:
             index.set_party(party, own=own, name=name, ties=ties)
         return index
+
+    @classmethod
+    def of(cls, parties: Iterable[PartyTies]) -> PortfolioIndex:
+        """An index of ``parties`` (as stored or as just built)."""
+        return cls.build((p.party, p.own, p.name, p.ties) for p in parties)
 
     def set_party(self, party: str, *, own: Node | None, name: str, ties: frozenset[Tie]) -> None:
         """Replace what the index knows of one party: its own node and name, and its ties."""
@@ -234,6 +267,12 @@ class PortfolioIndex:
     @property
     def parties(self) -> frozenset[str]:
         return frozenset(self._ties)
+
+    def name(self, party: str) -> str:
+        return self._own_name.get(party, "")
+
+    def own(self, party: str) -> Node | None:
+        return self._own.get(party)
 
     def ties(self, party: str) -> frozenset[Tie]:
         return self._ties.get(party, frozenset())
@@ -328,15 +367,32 @@ class PortfolioIndex:
                 components.append(frozenset(component))
         return tuple(sorted(components, key=lambda c: (-len(c), sorted(c))))
 
+    def group_of(self, party: str) -> frozenset[str]:
+        """The group ``party`` belongs to over strong links (empty when it is linked to none)."""
+        component = self._component(party) if party in self._ties else set()
+        return frozenset(component) if len(component) > 1 else frozenset()
+
     def _component(self, start: str) -> set[str]:
         component, frontier = {start}, [start]
         while frontier:
-            party = frontier.pop()
-            for link in self.connections(party):
-                if not link.possible and link.other not in component:
-                    component.add(link.other)
-                    frontier.append(link.other)
+            for other in self._strong_others(frontier.pop()) - component:
+                component.add(other)
+                frontier.append(other)
         return component
+
+    def _strong_others(self, party: str) -> set[str]:
+        """The parties ``connections(party)`` links strongly, without working out the possible links
+        (equal names can be many: the groups of a large portfolio would spend most of their time there)."""
+        others: set[str] = set()
+        for tie in self._ties.get(party, ()):
+            if tie.node.basis.strong:
+                others.update(other.party for other in self._by_node.get(tie.node, ()))
+            others.update(self._parties_of_own.get(tie.node, ()))
+        own = self._own.get(party)
+        if own is not None:
+            others.update(other.party for other in self._by_node.get(own, ()))
+        others.discard(party)
+        return others
 
     def canonical(self) -> tuple:
         """Everything the index holds, in a canonical order (for comparing two indexes)."""

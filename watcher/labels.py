@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from watcher.connections import LinkBasis, TieRole
 from watcher.normalize import roles_from_title, text_key
 from watcher.record import Action, Category, CompanyStatus, Party, Role, Signal
 from watcher.vocabulary import AlertKind, AlertStatus, Language
@@ -532,3 +533,91 @@ def known_titles(role_text: str) -> bool:
         )
         or role_text.casefold() in FOREIGN_TITLES
     )
+
+
+# -- the portfolio index (``watcher.connections``): roles a tie names, how a link was established --
+
+TIE_ROLE_LABEL = {
+    Language.ZH_CN: {
+        TieRole.LEGAL_REPRESENTATIVE: "法定代表人",
+        TieRole.DIRECTOR: "董事",
+        TieRole.SUPERVISOR: "监事",
+        TieRole.MANAGER: "高级管理人员",
+        TieRole.FINANCE_HEAD: "财务负责人",
+        TieRole.SHAREHOLDER: "股东",
+        TieRole.CONTROLLER: "控制人",
+        TieRole.ACTUAL_CONTROLLER: "实际控制人",
+        TieRole.BENEFICIAL_OWNER: "受益所有人",
+        TieRole.PLEDGEE: "质权人",
+    },
+    Language.EN: {
+        TieRole.LEGAL_REPRESENTATIVE: "legal representative",
+        TieRole.DIRECTOR: "director",
+        TieRole.SUPERVISOR: "supervisor",
+        TieRole.MANAGER: "manager",
+        TieRole.FINANCE_HEAD: "finance head",
+        TieRole.SHAREHOLDER: "shareholder",
+        TieRole.CONTROLLER: "controller",
+        TieRole.ACTUAL_CONTROLLER: "actual controller",
+        TieRole.BENEFICIAL_OWNER: "beneficial owner",
+        TieRole.PLEDGEE: "pledgee",
+    },
+}
+
+LINK_BASIS_LABEL = {
+    Language.ZH_CN: {
+        LinkBasis.REGISTRY_ID: "统一社会信用代码/注册号",
+        LinkBasis.VENDOR_KEY: "数据商主体标识",
+        LinkBasis.BIRTH_DATE: "姓名及出生日期",
+        LinkBasis.NAME_ONLY: "仅姓名",
+    },
+    Language.EN: {
+        LinkBasis.REGISTRY_ID: "registration number",
+        LinkBasis.VENDOR_KEY: "vendor id",
+        LinkBasis.BIRTH_DATE: "name and birth date",
+        LinkBasis.NAME_ONLY: "name only",
+    },
+}
+
+# A link by equal names alone: never a merge, never grouped, shown as only possible.
+POSSIBLE_LINK_LABEL = {Language.ZH_CN: "可能关联", Language.EN: "possible"}
+
+CONNECTION_WORDS = {
+    Language.ZH_CN: {
+        "groups": "关联集团（强关联，两家及以上）",
+        "connections": "关联关系",
+        "no_groups": "（无关联集团）",
+        "no_connections": "（无关联关系）",
+        "holds": "持有",
+    },
+    Language.EN: {
+        "groups": "Groups (strong links, two or more parties)",
+        "connections": "Connections",
+        "no_groups": "(no group)",
+        "no_connections": "(no connection)",
+        "holds": "holds",
+    },
+}
+
+GROUP_HEADERS = {
+    Language.ZH_CN: ("集团", "成员数", "成员"),
+    Language.EN: ("group", "size", "parties"),
+}
+
+CONNECTION_HEADERS = {
+    Language.ZH_CN: ("主体", "关联主体", "关联人/企业", "本方角色", "对方角色", "关联依据"),
+    Language.EN: ("party", "connected party", "linked by", "roles here", "roles there", "basis"),
+}
+
+
+def tie_roles_label(roles: frozenset[TieRole], language: Language) -> str:
+    """Roles in the index's order (``TieRole``), joined as a list in ``language``."""
+    return WORDS[language]["list"].join(TIE_ROLE_LABEL[language][role] for role in TieRole if role in roles)
+
+
+def link_label(basis: LinkBasis, possible: bool, language: Language) -> str:
+    """How a link reads: its basis, or "possible (name only)" for a link by equal names."""
+    if possible:
+        named = LINK_BASIS_LABEL[language][LinkBasis.NAME_ONLY]
+        return f"{POSSIBLE_LINK_LABEL[language]}{WORDS[language]['open']}{named}{WORDS[language]['close']}"
+    return LINK_BASIS_LABEL[language][basis]

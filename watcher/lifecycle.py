@@ -5,7 +5,8 @@ Deactivating stops the watch, nothing else: its open alerts stay open and its un
 rows are still sent (an alert already raised is never lost). Reactivating makes it due at once; its
 next check compares against the last stored snapshot, so what changed while it was inactive is
 alerted like any change. Pruning removes the borrower and every row about it (snapshots with their
-raw evidence, change events, key-person occasions, its alerts and their deliveries); the audit log
+raw evidence, change events, key-person occasions, its alerts and their deliveries, its ties in the
+portfolio index); the audit log
 is kept whole: it records who did what, its rows name their subject by id as plain text (no
 reference to break), and the database refuses to delete them anyway.
 
@@ -29,9 +30,11 @@ from watcher.models import (
     ChangeEvent,
     Delivery,
     KeyPersonOccasion,
+    PartyTie,
     SecuresLink,
     Snapshot,
 )
+from watcher.party_ties import delete_party_ties
 from watcher.store import audit, secured_borrowers, securing_parties, stored_id
 from watcher.vocabulary import AuditAction, PartyRole
 
@@ -186,6 +189,7 @@ class PruneCounts:
     alerts: int = 0
     deliveries: int = 0
     alert_links: int = 0
+    ties: int = 0  # the party's ties in the portfolio index (and its own node besides)
 
     def as_detail(self) -> dict[str, object]:
         """For the audit row and ``--format json``."""
@@ -197,6 +201,7 @@ class PruneCounts:
             "alerts": self.alerts,
             "deliveries": self.deliveries,
             "alert_borrower_links": self.alert_links,
+            "party_ties": self.ties,
         }
 
     def line(self) -> str:
@@ -204,7 +209,8 @@ class PruneCounts:
             f"{self.borrower_id} (inactive since {self.deactivated_at:%Y-%m-%d}): "
             f"{self.snapshots} snapshot(s), "
             f"{self.change_events} change event(s), {self.occasions} key-person occasion(s), "
-            f"{self.alerts} alert(s) with {self.deliveries} deliveries, {self.alert_links} alert link(s)"
+            f"{self.alerts} alert(s) with {self.deliveries} deliveries, {self.alert_links} alert link(s), "
+            f"{self.ties} portfolio tie(s)"
         )
 
 
@@ -293,6 +299,7 @@ def _counts(session: Session, borrower: Borrower, shared: Sequence[int]) -> tupl
             alerts=len(alert_ids),
             deliveries=count(Delivery, col(Delivery.alert_id).in_(alert_ids)) if alert_ids else 0,
             alert_links=count(AlertBorrower, AlertBorrower.borrower_id == borrower.id),
+            ties=count(PartyTie, PartyTie.borrower_id == borrower.id),
         ),
         alert_ids,
     )
@@ -316,4 +323,5 @@ def _remove(session: Session, borrower_id: str, alert_ids: Sequence[int]) -> Non
         session.exec(update(Borrower).where(col(Borrower.gap_alert_id).in_(alerts)).values(gap_alert_id=None))
         session.exec(delete(Alert).where(col(Alert.id).in_(alerts)))
     session.exec(delete(Snapshot).where(col(Snapshot.borrower_id) == borrower_id))
+    delete_party_ties(session, [borrower_id])
     session.exec(delete(Borrower).where(col(Borrower.id) == borrower_id))

@@ -318,3 +318,40 @@ class LoginFailures(SQLModel, table=True):
     failures: int = 0
     last_failure_at: datetime | None = None
     locked_until: datetime | None = None
+
+
+class PartyTie(SQLModel, table=True):
+    """A watched party names a person or company in a role (``watcher.connections.Tie``): the
+    portfolio index as stored, replaced whenever the party's snapshot is (``watcher db reindex``
+    rebuilds it). Looked up by node identity and by name, so one party's neighbourhood is found
+    without loading the portfolio."""
+
+    __tablename__ = "party_tie"
+    __table_args__ = (
+        Index("ix_party_tie_identity", "identity"),
+        Index("ix_party_tie_name", "kind", "name_key"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    borrower_id: str = Field(foreign_key="borrower.id", index=True, max_length=64)
+    kind: str = Field(max_length=16)
+    identity: str = Field(sa_column=Column(Text, nullable=False))
+    basis: str = Field(max_length=16)
+    role: str = Field(max_length=32)
+    name: str = Field(sa_column=Column(Text, nullable=False))
+    name_key: str = Field(sa_column=Column(Text, nullable=False))
+    # Percent (the upper bound of a band) as decimal text: exact on every database.
+    stake: str | None = Field(default=None, max_length=40)
+    since: date | None = None
+
+
+class PartyNode(SQLModel, table=True):
+    """A watched party's own node (its registration number in its source's scope): how the index
+    finds the watched parties another party holds or is held by. Written with its ties, so a party
+    indexed without any tie is still known as indexed."""
+
+    __tablename__ = "party_node"
+
+    borrower_id: str = Field(foreign_key="borrower.id", primary_key=True, max_length=64)
+    identity: str | None = Field(default=None, sa_column=Column(Text, nullable=True, index=True))
+    indexed_at: datetime = Field(default_factory=utcnow)

@@ -2,7 +2,9 @@
 
 A fetch either yields a record or raises a ``SourceError``; a failure is recorded for the borrower
 and the source's health and never reaches the diff. A change is stored together with its alert and
-one outbox row per delivery target, so a crash can delay an alert but never lose it.
+one outbox row per delivery target, so a crash can delay an alert but never lose it. A stored
+snapshot also replaces the party's ties in the portfolio index (``watcher.party_ties``), from the
+record as stored.
 
 Vendor signals: a scheduled check asks only for the signals due (:func:`~watcher.schedule.due_signals`),
 ``watcher check`` for all; each success stamps the signals it fetched in ``Borrower.signals_checked``.
@@ -28,10 +30,12 @@ from sqlmodel import Session
 from sources import source_class
 from sources.base import Fetched, SamePayload, Source
 from watcher.config import Config
+from watcher.connections import party_ties
 from watcher.errors import CheckStorageError, ParseError, SourceError
 from watcher.evaluate import Evaluation, Outcome, StoredState, evaluate
 from watcher.models import Alert, Borrower, ChangeEvent, KeyPersonOccasion, Snapshot, SourceSignal, utcnow
 from watcher.normalize import content_hash, normalize_record
+from watcher.party_ties import replace_party_ties
 from watcher.record import RegistryRecord, Signal, record_as_dict, record_from_dict
 from watcher.redaction import redact
 from watcher.routing import plan_deliveries
@@ -595,6 +599,8 @@ class Checker:
                 borrower.pending_raw_gz = pack_raw(fetched.raw)
             return CheckOutcome(borrower.id, ok=True, awaiting_confirmation=True)
         snapshot = self._snapshot(session, borrower, evaluation, fetched, now)
+        if snapshot is not None:
+            self._index(session, borrower, evaluation.record, now)
         if evaluation.outcome is Outcome.BASELINE:
             borrower.baseline_at = now
         assessment = evaluation.assessment
@@ -649,6 +655,13 @@ class Checker:
             alert_id=alert_id,
             severity=assessment.severity,
         )
+
+    def _index(self, session: Session, borrower: Borrower, record: RegistryRecord, now: datetime) -> None:
+        """The party's ties in the portfolio index, from the record as stored (sections the source
+        left unknown this time carried forward), in the snapshot's transaction."""
+        source = self.sources[borrower.source]
+        scope = source.tie_scope(source.name, source.options)
+        replace_party_ties(session, party_ties(borrower.id, borrower.name, record, scope), now=now)
 
     def _snapshot(
         self, session: Session, borrower: Borrower, evaluation: Evaluation, fetched: Fetched, now: datetime

@@ -207,6 +207,7 @@ class AlertView:
     def source_name(self, language: Language) -> str:
         """The source as people read it (its display name), else its config key."""
         return dict(self.source_names).get(language, self.source)
+
     party_role: PartyRole = PartyRole.BORROWER  # a guarantor or pledgor names the borrowers it secures
     secures: tuple[SecuredBorrower, ...] = ()
     secures_hidden: int = 0  # secured borrowers of other officers, left out of ``secures``

@@ -13,6 +13,7 @@ from watcher.cli import (
     alerts,
     borrowers,
     check,
+    connections,
     console,
     db,
     demo,
@@ -43,6 +44,7 @@ app.command()(run.run)
 app.command()(status.status)
 app.command()(console.serve)
 app.command()(demo.demo)
+app.command()(connections.connections)
 app.add_typer(borrowers.group, name="borrowers")
 app.add_typer(db.group, name="db")
 app.add_typer(alerts.group, name="alerts")

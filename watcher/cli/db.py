@@ -1,5 +1,6 @@
-"""``watcher db upgrade|prune``: create or upgrade the schema (history is never dropped); remove the
-data of borrowers deactivated longer than ``[watcher] retention``."""
+"""``watcher db upgrade|prune|reindex``: create or upgrade the schema (history is never dropped);
+remove the data of borrowers deactivated longer than ``[watcher] retention``; rebuild the portfolio
+index from the latest snapshots."""
 
 from __future__ import annotations
 
@@ -53,6 +54,24 @@ def db_prune(
         f"{len(pruned)} borrower(s) inactive longer than the retention of {kept}"
         + (" (dry run: nothing removed)" if dry_run else ": data removed")
     )
+
+
+@group.command("reindex")
+def db_reindex() -> None:
+    """Rebuild the portfolio index (who each borrower's record names, in which role) from every
+    borrower's latest snapshot. Checks keep it current; this fills it on a database that predates
+    it (watcher run does so once by itself), or repairs it. Borrowers whose source is no longer
+    configured keep their entries as they were."""
+    from watcher.models import utcnow
+    from watcher.reindex import reindex, tie_scopes
+
+    config = load(NO_SECRETS)
+    scopes = tie_scopes(config)
+    with with_store(config) as store:
+        report = reindex(store, scopes, now=utcnow())
+    echo(f"portfolio index rebuilt: {report.parties} borrower(s), {report.ties} tie(s)")
+    for source, count in sorted(report.unconfigured.items()):
+        echo(f"source {source!r} is not configured: {count} borrower(s) left as they were")
 
 
 def _duration_text(value: timedelta) -> str:

@@ -13,6 +13,7 @@ from watcher.vocabulary import SecretScope
 
 if TYPE_CHECKING:
     from watcher.config import Config
+    from watcher.store import Store
 
 
 def run() -> None:
@@ -25,8 +26,17 @@ def run() -> None:
     config = load(FETCHING | {SecretScope.CONSOLE_WHEN_ENABLED})
     configure(fmt=config.logging.format, level=config.logging.level)
     with database_errors(config.database.url), _instance_lock(config), with_store(config) as store:
+        _index_once(store, config)
         code = asyncio.run(Daemon(store, config, instance=instance_name(config)).run())
     raise typer.Exit(code)
+
+
+def _index_once(store: Store, config: Config) -> None:
+    """A database whose snapshots predate the portfolio index gets it built before the first sweep."""
+    from watcher.models import utcnow
+    from watcher.reindex import reindex_if_unindexed, tie_scopes
+
+    reindex_if_unindexed(store, tie_scopes(config), now=utcnow())
 
 
 @contextmanager
