@@ -5,7 +5,7 @@ Every borrower already stored is a borrower (``role`` defaults to it) and secure
 
 Revision ID: 0011
 Revises: 0010
-Create Date: 2027-02-02
+Create Date: 2026-12-06
 """
 
 from __future__ import annotations
