@@ -182,9 +182,13 @@ PERSONS = st.builds(
     ),
 )
 HOLDERS = st.builds(
-    lambda target, name: Shareholder(name, person_key(name, registry_id=target), HolderKind.ENTITY),
+    lambda target, name, stake: Shareholder(
+        name, person_key(name, registry_id=target), HolderKind.ENTITY, stake
+    ),
     st.sampled_from([USCC_A, USCC_B, "kx"]),
     NAMES,
+    # The same holder twice, once with a stake and once without, must still order (None vs a value).
+    st.none() | st.sampled_from([Stake(Decimal(10), Decimal(10)), Stake(Decimal(25), Decimal(50))]),
 )
 RECORDS = st.builds(
     lambda rid, lr, people, holders: _record(

@@ -91,7 +91,7 @@ class Node:
     basis: LinkBasis
 
 
-@dataclass(frozen=True, slots=True, order=True)
+@dataclass(frozen=True, slots=True)
 class Tie:
     """A watched party names a node in a role (``stake`` in percent for holders, upper bound)."""
 
@@ -105,6 +105,19 @@ class Tie:
     @property
     def name_key(self) -> str:
         return text_key(self.name)
+
+    def sort_key(self) -> tuple:
+        """A total order (a stake or a date may be unknown, and None does not compare with a value)."""
+        return (
+            self.party,
+            self.node,
+            self.role,
+            self.name,
+            self.stake is not None,
+            self.stake or Decimal(0),
+            self.since is not None,
+            self.since or date.min,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -397,13 +410,17 @@ class PortfolioIndex:
     def canonical(self) -> tuple:
         """Everything the index holds, in a canonical order (for comparing two indexes)."""
         return (
-            tuple(sorted((party, tuple(sorted(ties))) for party, ties in self._ties.items())),
+            tuple(sorted((party, _in_order(ties)) for party, ties in self._ties.items())),
             tuple(sorted(self._own.items())),
             tuple(sorted(self._own_name.items())),
-            tuple(sorted((node, tuple(sorted(ties))) for node, ties in self._by_node.items())),
-            tuple(sorted((key, tuple(sorted(ties))) for key, ties in self._by_name.items())),
+            tuple(sorted((node, _in_order(ties)) for node, ties in self._by_node.items())),
+            tuple(sorted((key, _in_order(ties)) for key, ties in self._by_name.items())),
             tuple(sorted((node, tuple(sorted(parties))) for node, parties in self._parties_of_own.items())),
         )
+
+
+def _in_order(ties: Iterable[Tie]) -> tuple[Tie, ...]:
+    return tuple(sorted(ties, key=Tie.sort_key))
 
 
 def _discard(mapping: dict, key: object, value: object) -> None:
