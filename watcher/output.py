@@ -73,6 +73,12 @@ def echo(message: object = "", *, err: bool = False) -> None:
     typer.echo(printable(message), err=err)
 
 
+def echo_document(text: str) -> None:
+    """A document of several lines as it is (Graphviz input…), without escape sequences or control
+    characters a terminal would act on."""
+    typer.echo(printable(text, one_line=False), nl=False)
+
+
 def json_text(value: object, *, indent: int | None = None) -> str:
     """JSON with the data kept whole; characters a terminal or a line splitter would act on are escaped."""
     text = json.dumps(value, ensure_ascii=False, indent=indent)

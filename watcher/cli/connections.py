@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from watcher.cli.base import NO_SECRETS, fail, load, with_store
-from watcher.output import echo, echo_json, print_table, table
+from watcher.output import echo, echo_document, echo_json, print_table, table
 
 if TYPE_CHECKING:
     from watcher.portfolio_graph import ConnectionReport
@@ -53,7 +53,7 @@ def connections(
     if output_format is ConnectionsFormat.json:
         echo_json(report_json(report), indent=2)
     elif output_format is ConnectionsFormat.dot:
-        typer.echo(report_dot(report, config.watcher.language), nl=False)
+        echo_document(report_dot(report, config.watcher.language))
     else:
         _print_report(report, config.watcher.language)
 
