@@ -15,6 +15,7 @@ PURE_CORE = (
     "watcher.presentation",
     "watcher.labels",
     "watcher.connections",
+    "watcher.connected",
     "watcher.redaction",
     "watcher.portfolio_graph",
 )

@@ -17,6 +17,7 @@ from sqlalchemy import insert, text
 from watcher import errors
 from watcher.alerts import acknowledge, alert_view, close, list_alerts
 from watcher.models import Alert, Borrower, Delivery
+from watcher.record import Category
 from watcher.routing import PlannedDelivery
 from watcher.store import open_alert_deliveries, open_store, status_summary
 from watcher.vocabulary import (
@@ -84,6 +85,39 @@ def test_values_are_exactly_the_stored_strings(vocabulary):
     for member in vocabulary:
         assert member == member.value and hash(member) == hash(member.value)
         assert f"{member}" == str(member) == member.value
+
+
+# Change-event categories (record.Category) are stored strings too; kept out of STORED because words
+# such as "name" and "status" are also ordinary field names the literal scan below must not flag.
+STORED_CATEGORIES = [
+    "legal_representative",
+    "shareholder",
+    "director",
+    "supervisor",
+    "manager",
+    "finance_head",
+    "controller",
+    "name",
+    "status",
+    "registered_capital",
+    "address",
+    "actual_controller",
+    "beneficial_owner",
+    "abnormal_operation",
+    "serious_violation",
+    "equity_pledge",
+    "chattel_mortgage",
+    "enforcement",
+    "dishonest_debtor",
+    "consumption_restriction",
+    "bankruptcy",
+    "connected_party",
+    "connected_risk",
+]
+
+
+def test_change_categories_are_exactly_the_stored_strings():
+    assert [member.value for member in Category] == STORED_CATEGORIES
 
 
 def test_error_classes_carry_their_stored_kind():

@@ -38,6 +38,8 @@ CATEGORY_LABEL = {
         Category.DISHONEST_DEBTOR: "失信被执行人",
         Category.CONSUMPTION_RESTRICTION: "限制高消费",
         Category.BANKRUPTCY: "破产重整",
+        Category.CONNECTED_PARTY: "关联关系",
+        Category.CONNECTED_RISK: "关联风险",
     },
     Language.EN: {
         Category.LEGAL_REPRESENTATIVE: "Legal representative",
@@ -61,6 +63,8 @@ CATEGORY_LABEL = {
         Category.DISHONEST_DEBTOR: "Dishonest debtor",
         Category.CONSUMPTION_RESTRICTION: "Consumption restriction",
         Category.BANKRUPTCY: "Bankruptcy / reorganisation",
+        Category.CONNECTED_PARTY: "Connected party",
+        Category.CONNECTED_RISK: "Connected risk",
     },
 }
 
@@ -265,6 +269,12 @@ WORDS = {
         "effective": "生效日期",
         "against": "（针对{role} {name}）",
         "first_seen": "（首次核查时已存在）",
+        "link": "{category}：{roles_here}{name} 同时任 {other} 的{roles_there}",
+        "link_itself": "{category}：{name}（受监控主体）为本主体的{roles_here}",
+        "link_holder": "{category}：本主体同时任 {other} 的{roles_there}",
+        "group_formed": "（形成关联集团，共 {after} 家）",
+        "group_grown": "（关联集团扩大：{before} → {after} 家）",
+        "listing_of": "，{other} {listing}",
     },
     Language.EN: {
         "open": " (",
@@ -283,6 +293,12 @@ WORDS = {
         "effective": "effective",
         "against": " (against the {role}, {name})",
         "first_seen": " (already in force when first checked)",
+        "link": "{category}: {roles_here}{name} is also {roles_there} of {other}",
+        "link_itself": "{category}: {name} (a watched party) is this party's {roles_here}",
+        "link_holder": "{category}: this party is also {roles_there} of {other}",
+        "group_formed": " (forms a group of {after})",
+        "group_grown": " (group grows from {before} to {after})",
+        "listing_of": "; {other}: {listing}",
     },
 }
 

@@ -30,12 +30,21 @@ from sqlmodel import Session
 from sources import source_class
 from sources.base import Fetched, SamePayload, Source
 from watcher.config import Config
+from watcher.connected import (
+    Finding,
+    connected_findings,
+    finding_change,
+    risk_assessment,
+    with_groups,
+    with_own_findings,
+)
 from watcher.connections import party_ties
+from watcher.diff import Change
 from watcher.errors import CheckStorageError, ParseError, SourceError
 from watcher.evaluate import Evaluation, Outcome, StoredState, evaluate
 from watcher.models import Alert, Borrower, ChangeEvent, KeyPersonOccasion, Snapshot, SourceSignal, utcnow
 from watcher.normalize import content_hash, normalize_record
-from watcher.party_ties import replace_party_ties
+from watcher.party_ties import load_group, load_neighbourhood, load_parties, replace_party_ties
 from watcher.record import RegistryRecord, Signal, record_as_dict, record_from_dict
 from watcher.redaction import redact
 from watcher.routing import plan_deliveries
@@ -150,6 +159,50 @@ def settled(
         "pending_raw_gz": None,
         "signals_checked": signals_checked,
     }
+
+
+def _change_event(
+    party: str, source: str, change: Change, snapshot: Snapshot | None, alert_id: int | None, now: datetime
+) -> ChangeEvent:
+    """One atomic change of ``party``'s history as stored (``source``: where the fact was read)."""
+    return ChangeEvent(
+        borrower_id=party,
+        snapshot_id=snapshot.id if snapshot is not None else None,
+        alert_id=alert_id,
+        source=source,
+        category=change.category.value,
+        action=change.action.value,
+        subject=change.subject,
+        before=change.before,
+        after=change.after,
+        effective_date=change.effective_date,
+        detected_at=now,
+        key_person=change.key_person,
+        party=change.party.value if change.party else None,
+        party_name=change.party_name or None,
+        first_seen=change.first_seen,
+    )
+
+
+def _occasions(
+    party: str, assessment: Assessment, evaluation: Evaluation, alert_id: int | None, now: datetime
+) -> list[KeyPersonOccasion]:
+    """This check's key-person occasions (with its alert) and the late history's (without)."""
+    found = [
+        KeyPersonOccasion(borrower_id=party, occasion_date=day, detected_at=now, alert_id=alert_id)
+        for day in assessment.occasions
+    ]
+    found += [
+        KeyPersonOccasion(
+            borrower_id=party,
+            occasion_date=occasion.day,
+            detected_at=now,
+            historical=True,
+            evidence=occasion.evidence,
+        )
+        for occasion in evaluation.historical
+    ]
+    return found
 
 
 def build_sources(config: Config) -> dict[str, Source]:
@@ -599,54 +652,24 @@ class Checker:
                 borrower.pending_raw_gz = pack_raw(fetched.raw)
             return CheckOutcome(borrower.id, ok=True, awaiting_confirmation=True)
         snapshot = self._snapshot(session, borrower, evaluation, fetched, now)
-        if snapshot is not None:
-            self._index(session, borrower, evaluation.record, now)
-        if evaluation.outcome is Outcome.BASELINE:
-            borrower.baseline_at = now
-        assessment = evaluation.assessment
+        findings = self._index(session, borrower, evaluation, now) if snapshot is not None else ()
+        own = [finding for finding in findings if finding.party == borrower.id]
+        borrower.baseline_at = now if evaluation.outcome is Outcome.BASELINE else borrower.baseline_at
+        assessment = with_own_findings(evaluation.assessment, own)
         borrower.signatory_mismatch = assessment.signatory_mismatch
         alert = (
             self._alert(session, borrower, assessment, now, evaluation.alert_kind)
-            if evaluation.alerts
+            if assessment.severity is not None
             else None
         )
         alert_id = alert.id if alert else None
-        for change in evaluation.changes:
-            session.add(
-                ChangeEvent(
-                    borrower_id=borrower.id,
-                    snapshot_id=snapshot.id if snapshot else None,
-                    alert_id=alert_id if change in evaluation.news else None,
-                    source=borrower.source,
-                    category=change.category.value,
-                    action=change.action.value,
-                    subject=change.subject,
-                    before=change.before,
-                    after=change.after,
-                    effective_date=change.effective_date,
-                    detected_at=now,
-                    key_person=change.key_person,
-                    party=change.party.value if change.party else None,
-                    party_name=change.party_name or None,
-                    first_seen=change.first_seen,
-                )
-            )
-        for day in assessment.occasions:
-            session.add(
-                KeyPersonOccasion(
-                    borrower_id=borrower.id, occasion_date=day, detected_at=now, alert_id=alert_id
-                )
-            )
-        for occasion in evaluation.historical:
-            session.add(
-                KeyPersonOccasion(
-                    borrower_id=borrower.id,
-                    occasion_date=occasion.day,
-                    detected_at=now,
-                    historical=True,
-                    evidence=occasion.evidence,
-                )
-            )
+        events = [(change, change in evaluation.news) for change in evaluation.changes]
+        events += [(finding_change(finding), True) for finding in own]
+        for change, alerted in events:
+            alerted_id = alert_id if alerted else None
+            session.add(_change_event(borrower.id, borrower.source, change, snapshot, alerted_id, now))
+        self._connected_risks(session, borrower, [f for f in findings if f.party != borrower.id], now)
+        session.add_all(_occasions(borrower.id, assessment, evaluation, alert_id, now))
         return CheckOutcome(
             borrower.id,
             ok=True,
@@ -656,12 +679,45 @@ class Checker:
             severity=assessment.severity,
         )
 
-    def _index(self, session: Session, borrower: Borrower, record: RegistryRecord, now: datetime) -> None:
+    def _index(
+        self, session: Session, borrower: Borrower, evaluation: Evaluation, now: datetime
+    ) -> tuple[Finding, ...]:
         """The party's ties in the portfolio index, from the record as stored (sections the source
-        left unknown this time carried forward), in the snapshot's transaction."""
+        left unknown this time carried forward), in the snapshot's transaction; and what its new ties
+        and raised listings mean for the other active parties sharing a person or company with it."""
         source = self.sources[borrower.source]
         scope = source.tie_scope(source.name, source.options)
-        replace_party_ties(session, party_ties(borrower.id, borrower.name, record, scope), now=now)
+        checked = party_ties(borrower.id, borrower.name, evaluation.record, scope)
+        stored = load_parties(session, [borrower.id], active_only=False)
+        # Never indexed (a baseline, or a database older than the index): no tie is known to be new.
+        old_ties = stored[0].ties if stored and evaluation.outcome is not Outcome.BASELINE else None
+        replace_party_ties(session, checked, now=now)
+        session.flush()
+        raised = [change for change in evaluation.news if change.raises_listing]
+        if old_ties is None and not raised:
+            return ()
+        findings = connected_findings(checked, old_ties, load_neighbourhood(session, borrower.id), raised)
+        if old_ties is not None and any(f.joins_by_control for f in findings if f.party == borrower.id):
+            findings = with_groups(findings, load_group(session, borrower.id), checked, old_ties)
+        return findings
+
+    def _connected_risks(
+        self, session: Session, listed: Borrower, findings: Sequence[Finding], now: datetime
+    ) -> None:
+        """Each other party sharing a listed person or company: a change event on its history and one
+        alert (kind change, routed as its own alerts), in the listed party's transaction."""
+        by_party: dict[str, list[Finding]] = {}
+        for finding in findings:
+            by_party.setdefault(finding.party, []).append(finding)
+        for party_id, found in sorted(by_party.items()):
+            other = session.get(Borrower, party_id)
+            if other is None or not other.active:
+                continue
+            severity = max((f.severity for f in found), key=lambda level: level.rank)
+            alert = self._alert(session, other, risk_assessment(severity), now, AlertKind.CHANGE)
+            for finding in found:
+                change = finding_change(finding)
+                session.add(_change_event(party_id, listed.source, change, None, alert.id, now))
 
     def _snapshot(
         self, session: Session, borrower: Borrower, evaluation: Evaluation, fetched: Fetched, now: datetime

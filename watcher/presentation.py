@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Protocol
 
+from watcher.connected import LinkValue, one_step_lower, read_link
 from watcher.labels import (
     ACTION_LABEL,
     CATEGORY_LABEL,
@@ -28,6 +29,7 @@ from watcher.labels import (
     plain,
     status_code,
     status_label,
+    tie_roles_label,
     titles_label,
 )
 from watcher.normalize import text_key
@@ -149,6 +151,12 @@ def change_severity(change: ChangeLine) -> Severity:
         return LISTING_SEVERITY[change.category] if change.action is Action.ADDED else Severity.INFO
     if change.category is Category.BENEFICIAL_OWNER:
         return Severity.INFO if change.action is Action.REMOVED else Severity.WARNING
+    if change.category is Category.CONNECTED_RISK:
+        link = read_link(change.before, change.after)
+        listed = link.listing_category if link is not None else None
+        return one_step_lower(LISTING_SEVERITY[listed]) if listed is not None else Severity.WARNING
+    if change.category is Category.CONNECTED_PARTY:
+        return Severity.WARNING
     if change.category is Category.STATUS:
         return Severity.CRITICAL if status_code(change.after) in CRITICAL_STATUSES else Severity.INFO
     return Severity.WARNING if change.category in _KEY_PERSON else Severity.INFO
@@ -292,9 +300,62 @@ def _side(change: ChangeLine) -> str | None:
     return change.after if change.action is Action.ADDED else change.before
 
 
+_CONNECTED = frozenset({Category.CONNECTED_PARTY, Category.CONNECTED_RISK})
+
+
+def _connected_text(change: ChangeLine, language: Language, escape: Escape) -> str | None:
+    """ "关联风险：法定代表人 周明远 同时任 X 的实际控制人，X 失信被执行人 列入: …": the parties, the
+    person or company linking them, their roles, and the listing; None when the values are not in
+    the shape :func:`watcher.connected.finding_change` writes."""
+    link = read_link(change.before, change.after)
+    if link is None:
+        return None
+    words = WORDS[language]
+    here, there = tie_roles_label(link.roles_here, language), tie_roles_label(link.roles_there, language)
+    values = {
+        "category": CATEGORY_LABEL[language][change.category],
+        "name": escape(change.subject),
+        "other": escape(link.other_name) or escape(link.other),
+        "roles_here": f"{here} " if here else "",
+        "roles_there": there,
+    }
+    if not there:
+        values["roles_here"] = here
+        text = words["link_itself"].format(**values)
+    elif not here:
+        text = words["link_holder"].format(**values)
+    else:
+        text = words["link"].format(**values)
+    if link.group_after:
+        template = words["group_formed"] if link.group_before < 2 else words["group_grown"]
+        text += template.format(before=link.group_before, after=link.group_after)
+    if link.listing_category is not None:
+        text += words["listing_of"].format(
+            other=values["other"], listing=_listed(change, link, language, escape)
+        )
+    return text
+
+
+def _listed(change: ChangeLine, link: LinkValue, language: Language, escape: Escape) -> str:
+    assert link.listing_category is not None
+    listing = ChangeLine(
+        link.listing_category,
+        Action.ADDED,
+        link.listing,
+        None,
+        link.listing,
+        None,
+        party=change.party,
+        party_name=change.party_name,
+    )
+    return _listing_text(listing, language, escape)
+
+
 def change_text(change: ChangeLine, language: Language, escape: Escape = plain, *, dated: bool = True) -> str:
     """One atomic change as one line (no grouping), with its effective date unless a column shows it."""
-    if change.category in LISTING_CATEGORIES:
+    if change.category in _CONNECTED and (connected := _connected_text(change, language, escape)) is not None:
+        text = connected
+    elif change.category in LISTING_CATEGORIES:
         text = _listing_text(change, language, escape)
     elif change.category in _SCALARS and change.action is Action.CHANGED:
         text = _scalar_text(change, language, escape)
@@ -438,6 +499,25 @@ def display_lines(
     return tuple(lines)
 
 
+def _connected_value(change: ChangeLine, value: str, language: Language, escape: Escape) -> str | None:
+    """A side of a connected-party change in words: the roles here (before), the other party (after)."""
+    link = read_link(change.before, change.after) if change.category in _CONNECTED else None
+    if link is None:
+        return None
+    if value == change.before:
+        return tie_roles_label(link.roles_here, language) or "–"
+    return _connected_side(change, link, language, escape)
+
+
+def _connected_side(change: ChangeLine, link: LinkValue, language: Language, escape: Escape) -> str:
+    """The other party of a connected-party change, with its roles (and the listing) in words."""
+    roles = tie_roles_label(link.roles_there, language)
+    text = escape(link.other_name) + (bracket(language, roles) if roles else "")
+    if link.listing_category is not None:
+        text += WORDS[language]["clause_sep"] + _listed(change, link, language, escape)
+    return text
+
+
 # -- the history table ------------------------------------------------------------------------------
 
 
@@ -457,6 +537,9 @@ def value_label(change: ChangeLine, value: str | None, language: Language, escap
         return "–"
     if change.category is Category.STATUS:
         return status_label(value, language, escape)
+    connected = _connected_value(change, value, language, escape)
+    if connected is not None:
+        return connected
     if change.category in _PEOPLE and change.action is Action.CHANGED and known_titles(value):
         return titles_label(value, language, escape) or "–"  # retitled: "Styrets leder" → 董事长（…）
     role_text = _person_value(value, change.subject)

@@ -54,6 +54,9 @@ class Category(StrEnum):
     DISHONEST_DEBTOR = "dishonest_debtor"  # 失信被执行人
     CONSUMPTION_RESTRICTION = "consumption_restriction"  # 限制高消费
     BANKRUPTCY = "bankruptcy"  # 破产重整
+    # Across the portfolio (issue 15): another watched party shares a person or company with this one.
+    CONNECTED_PARTY = "connected_party"  # 关联关系
+    CONNECTED_RISK = "connected_risk"  # 关联风险
 
 
 KEY_PERSON_CATEGORIES: frozenset[Category] = frozenset(

@@ -1,0 +1,488 @@
+"""Connected-party alerts (issue 15, point 3): ``connected_party`` when a new key person of a watched
+party already holds a key role at another, ``connected_risk`` when a listing of a party or of its legal
+representative or controller reaches the other parties sharing that person or company. The decision
+(``watcher.connected``) as properties; end to end through real checks, the real outbox, loopback
+DingTalk robots and ``watcher history`` on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlmodel import select
+
+from tests.deployment import Deployment
+from tests.listings import RecordSource
+from tests.test_cli import history_of
+from tests.test_dispatch import DING_SECRET, DING_TOKEN, officer
+from watcher.connected import (
+    APPOINTED_ROLES,
+    RISK_LISTINGS,
+    Finding,
+    connected_findings,
+    finding_change,
+    one_step_lower,
+    read_link,
+    with_groups,
+)
+from watcher.connections import (
+    KEY_ROLES,
+    LinkBasis,
+    Node,
+    NodeKind,
+    PartyTies,
+    PortfolioIndex,
+    Tie,
+    TieRole,
+    company_node,
+)
+from watcher.diff import Change
+from watcher.importer import BorrowerRow
+from watcher.models import Alert, ChangeEvent, Delivery
+from watcher.normalize import person_key
+from watcher.pipeline import Checker, CheckOutcome
+from watcher.presentation import ChangeLine, change_severity, change_text
+from watcher.record import (
+    LISTING_CATEGORIES,
+    Action,
+    Category,
+    Controller,
+    HolderKind,
+    Listing,
+    ListingState,
+    Party,
+    Person,
+    RegistryRecord,
+    Role,
+    Stake,
+)
+from watcher.rules import LISTING_SEVERITY
+from watcher.store import borrowers
+from watcher.vocabulary import Language, Severity
+
+pytest_plugins = ["tests.receivers"]
+
+# -- the decision, as properties -------------------------------------------------------------------
+
+PARTIES = ("p", "q1", "q2", "q3")
+OWN = {party: company_node("cn", f"9133000000000000{i}X") for i, party in enumerate(PARTIES)}
+PEOPLE = {
+    Node(NodeKind.PERSON, "qichacha|id:pzhou", LinkBasis.VENDOR_KEY): "周明远",
+    Node(NodeKind.PERSON, "qichacha|id:pli", LinkBasis.VENDOR_KEY): "李娜",
+    Node(NodeKind.PERSON, "nb:王芳|1970-01", LinkBasis.BIRTH_DATE): "王芳",
+    Node(NodeKind.PERSON, "person|n:周明远", LinkBasis.NAME_ONLY): "周明远",
+    Node(NodeKind.PERSON, "person|n:陈静", LinkBasis.NAME_ONLY): "陈静",
+}
+NAMES = {**PEOPLE, **{node: f"公司{party}" for party, node in OWN.items()}}
+STAKES = st.one_of(st.none(), st.decimals(min_value=0, max_value=100, places=1))
+
+
+def ties_of(party: str) -> st.SearchStrategy[frozenset[Tie]]:
+    nodes = st.sampled_from(sorted(node for node in NAMES if node != OWN[party]))
+    tie = st.builds(
+        lambda node, role, stake: Tie(party, node, role, NAMES[node], stake=stake),
+        nodes,
+        st.sampled_from(list(TieRole)),
+        STAKES,
+    )
+    return st.frozensets(tie, max_size=5)
+
+
+def raised_listings() -> st.SearchStrategy[tuple[Change, ...]]:
+    listing = st.builds(
+        lambda category, party, name, raises: Change(
+            category,
+            Action.ADDED,
+            "（2026）浙02执123号",
+            None,
+            "执行标的 100,000 CNY",
+            party=party,
+            party_name=name if party is not Party.COMPANY else "",
+            raises_listing=raises,
+        ),
+        st.sampled_from(sorted(LISTING_CATEGORIES)),
+        st.sampled_from(list(Party)),
+        st.sampled_from(["周明远", "李娜", "王芳", "陈静"]),
+        st.booleans(),
+    )
+    return st.lists(listing, max_size=3).map(tuple)
+
+
+@st.composite
+def worlds(draw) -> tuple[PartyTies, frozenset[Tie], PortfolioIndex, tuple[Change, ...]]:
+    """The checked party's new and old ties, the other parties' (the neighbourhood) and listings."""
+    new, old = draw(ties_of("p")), draw(ties_of("p"))
+    others = PortfolioIndex()
+    for party in draw(st.sets(st.sampled_from(PARTIES[1:]))):
+        others.set_party(party, own=OWN[party], name=f"公司{party}", ties=draw(ties_of(party)))
+    return PartyTies("p", OWN["p"], "公司p", new), old, others, draw(raised_listings())
+
+
+@settings(max_examples=150, deadline=None)
+@given(worlds())
+def test_findings_follow_strong_links_name_existing_parties_and_take_their_severity(world) -> None:
+    checked, old, others, raised = world
+    findings = connected_findings(checked, old, others, raised)
+    parties = others.parties | {checked.party}
+    for finding in findings:
+        assert finding.node.basis.strong, "a name-only (possible) link never raises anything"
+        assert finding.party in parties and finding.other in parties and finding.party != finding.other
+        if finding.category is Category.CONNECTED_PARTY:
+            assert finding.party == checked.party and finding.severity is Severity.WARNING
+            assert finding.listing is None and finding.roles_there <= KEY_ROLES
+        else:
+            assert finding.category is Category.CONNECTED_RISK and finding.other == checked.party
+            assert finding.listing in raised and finding.listing.raises_listing
+            assert finding.listing.category in RISK_LISTINGS
+            assert finding.severity is one_step_lower(LISTING_SEVERITY[finding.listing.category])
+
+
+@settings(max_examples=100, deadline=None)
+@given(worlds())
+def test_no_finding_without_a_new_tie_or_a_new_listing(world) -> None:
+    checked, _, others, raised = world
+    unchanged = connected_findings(checked, checked.ties, others, raised)
+    assert all(finding.category is Category.CONNECTED_RISK for finding in unchanged)
+    assert connected_findings(checked, checked.ties, others, ()) == ()
+    assert connected_findings(checked, None, others, ()) == (), "never indexed: nothing is known new"
+    quiet = [replace(change, raises_listing=False) for change in raised]
+    assert connected_findings(checked, checked.ties, others, quiet) == ()
+
+
+@settings(max_examples=100, deadline=None)
+@given(worlds())
+def test_a_new_key_tie_at_a_shared_strong_node_reaches_every_party_holding_it(world) -> None:
+    """Symmetric: whoever is checked, each other party holding the node in a key role is named."""
+    checked, _, others, _ = world
+    findings = connected_findings(checked, frozenset(), others, ())
+    reported = {(f.other, f.node) for f in findings}
+    for tie in checked.ties:
+        major = tie.role is not TieRole.SHAREHOLDER or (tie.stake is not None and tie.stake >= 5)
+        if not (tie.node.basis.strong and major and tie.role in APPOINTED_ROLES):
+            continue
+        for other in others.ties_at(tie.node):
+            if other.role in KEY_ROLES:
+                assert (other.party, tie.node) in reported
+
+
+@settings(max_examples=100, deadline=None)
+@given(worlds())
+def test_a_company_listing_reaches_every_party_tied_to_the_company(world) -> None:
+    checked, old, others, _ = world
+    listing = Change(Category.DISHONEST_DEBTOR, Action.ADDED, "case", None, "text", raises_listing=True)
+    findings = connected_findings(checked, old, others, (listing,))
+    reached = {f.party for f in findings if f.category is Category.CONNECTED_RISK}
+    assert {tie.party for tie in others.ties_at(OWN["p"])} <= reached
+    holders = {party for party in others.parties if any(t.node == OWN[party] for t in checked.ties)}
+    assert holders <= reached
+    assert all(f.severity is Severity.HIGH for f in findings if f.category is Category.CONNECTED_RISK)
+
+
+def test_one_step_lower() -> None:
+    assert [one_step_lower(level) for level in Severity] == [
+        Severity.INFO,
+        Severity.INFO,
+        Severity.WARNING,
+        Severity.HIGH,
+    ]
+
+
+ZHOU = Node(NodeKind.PERSON, "qichacha|id:pzhou", LinkBasis.VENDOR_KEY)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.text(min_size=1, max_size=20),
+    st.text(max_size=30),
+    st.frozensets(st.sampled_from(list(TieRole))),
+    st.frozensets(st.sampled_from(list(TieRole))),
+    st.sampled_from([None, *sorted(RISK_LISTINGS)]),
+    st.integers(0, 3),
+)
+def test_a_finding_reads_back_from_its_stored_change(name, listing_text, here, there, category, grown):
+    listing = (
+        None
+        if category is None
+        else Change(category, Action.ADDED, "c", None, listing_text or None, raises_listing=True)
+    )
+    finding = Finding(
+        Category.CONNECTED_RISK if listing else Category.CONNECTED_PARTY,
+        "b-y",
+        "b-x",
+        name,
+        ZHOU,
+        "周明远",
+        here,
+        there,
+        Severity.WARNING,
+        listing=listing,
+        group_before=grown,
+        group_after=grown + 2 if grown else 0,
+    )
+    change = finding_change(finding)
+    assert change.subject == "周明远" and not change.key_person
+    link = read_link(change.before, change.after)
+    assert link is not None
+    assert (link.other, link.roles_here, link.roles_there) == ("b-x", here, there)
+    assert link.listing_category == category
+    assert (link.group_before, link.group_after) == (finding.group_before, finding.group_after)
+
+
+def test_a_controller_shared_by_two_groups_grows_one() -> None:
+    """p gains an actual controller that q1 has: p (alone before) joins q1's group with q2."""
+    shared = Node(NodeKind.PERSON, "qichacha|id:pwang", LinkBasis.VENDOR_KEY)
+    index = PortfolioIndex()
+    index.set_party(
+        "q1", own=OWN["q1"], name="公司q1", ties=frozenset({Tie("q1", shared, TieRole.CONTROLLER, "王")})
+    )
+    index.set_party(
+        "q2",
+        own=OWN["q2"],
+        name="公司q2",
+        ties=frozenset({Tie("q2", OWN["q1"], TieRole.SHAREHOLDER, "公司q1")}),
+    )
+    new = frozenset({Tie("p", shared, TieRole.ACTUAL_CONTROLLER, "王")})
+    checked = PartyTies("p", OWN["p"], "公司p", new)
+    index.set_party("p", own=checked.own, name=checked.name, ties=new)
+    findings = with_groups(connected_findings(checked, frozenset(), index, ()), index, checked, frozenset())
+    [finding] = findings
+    assert (finding.other, finding.group_before, finding.group_after) == ("q1", 0, 3)
+    text = change_text(ChangeLine.of(_stored(finding_change(finding))), Language.ZH_CN)
+    assert text == "关联关系：实际控制人 王 同时任 公司q1 的控制人（形成关联集团，共 3 家）"
+
+
+class _Stored:
+    def __init__(self, change: Change) -> None:
+        self.category, self.action = change.category.value, change.action.value
+        self.subject, self.before, self.after = change.subject, change.before, change.after
+        self.effective_date, self.first_seen = change.effective_date, change.first_seen
+        self.party = change.party.value if change.party else None
+        self.party_name = change.party_name or None
+
+
+def _stored(change: Change) -> _Stored:
+    return _Stored(change)
+
+
+def test_a_connected_risk_reads_in_both_languages_naming_parties_person_and_listing() -> None:
+    listing = Change(
+        Category.DISHONEST_DEBTOR,
+        Action.ADDED,
+        "（2026）浙02执123号",
+        None,
+        "（2026）浙02执123号 · 未履行 <b>",
+        party=Party.ACTUAL_CONTROLLER,
+        party_name="周明远",
+        raises_listing=True,
+    )
+    finding = Finding(
+        Category.CONNECTED_RISK,
+        "b-y",
+        "b-x",
+        "星河公司",
+        ZHOU,
+        "周明远",
+        frozenset({TieRole.LEGAL_REPRESENTATIVE}),
+        frozenset({TieRole.ACTUAL_CONTROLLER}),
+        Severity.HIGH,
+        listing=listing,
+    )
+    line = ChangeLine.of(_stored(finding_change(finding)))
+    assert change_severity(line) is Severity.HIGH
+    assert change_text(line, Language.ZH_CN) == (
+        "关联风险：法定代表人 周明远 同时任 星河公司 的实际控制人，星河公司 失信被执行人 列入"
+        "（针对实际控制人 周明远）: （2026）浙02执123号 · 未履行 <b>"
+    )
+    english = change_text(line, Language.EN, escape=lambda text: text.replace("<", "&lt;"))
+    assert english.startswith(
+        "Connected risk: legal representative 周明远 is also actual controller of 星河公司; 星河公司: "
+    )
+    assert "&lt;b>" in english and "<b>" not in english
+
+
+# -- end to end --------------------------------------------------------------------------------------
+
+KARI_TOKEN = "0d4e1c7a2b9f3e6d8c5a1f4b7e0d3c6a9f2e5b8d1c4a7f0e3b6d9c2a5f8e1b4d"
+XINGHE = BorrowerRow(
+    id="b-xinghe",
+    name="宁波星河港务有限公司",
+    source="cn",
+    registry_id="91330201MA2H8Q0X1K",
+    officer="zhang_wei",
+)
+YUANDA = BorrowerRow(
+    id="b-yuanda", name="杭州远大物流有限公司", source="cn", registry_id="91330106MA2KH7Q302", officer="kari"
+)
+T0 = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
+T1 = T0 + timedelta(days=7)
+
+
+def _person(name: str, key_no: str | None, *roles: Role) -> Person:
+    return Person(name, person_key(name, registry_id=key_no), frozenset(roles or {Role.LEGAL_REPRESENTATIVE}))
+
+
+def _controller(name: str, key_no: str | None) -> tuple[Controller, ...]:
+    return (
+        Controller(
+            name, person_key(name, registry_id=key_no), HolderKind.PERSON, Stake(Decimal(60), Decimal(60))
+        ),
+    )
+
+
+def _record(
+    row: BorrowerRow, rep: Person, controller: tuple[Controller, ...], dishonest=()
+) -> RegistryRecord:
+    return RegistryRecord(
+        source="cn",
+        registry_id=row.registry_id,
+        name=row.name,
+        legal_representative=rep,
+        people=(rep,),
+        actual_controllers=controller,
+        dishonest_debtors=tuple(dishonest),
+    )
+
+
+def _check(world: Deployment, records: dict[str, RegistryRecord], when: datetime) -> dict[str, CheckOutcome]:
+    source = RecordSource("cn", records)
+    checker = Checker(world.store, world.config, sources={"cn": source}, clock=lambda: when)
+
+    async def run() -> list[CheckOutcome]:
+        try:
+            with world.store.session() as session:
+                selected = borrowers(session)
+            return await checker.check(selected)
+        finally:
+            await checker.aclose()
+
+    return {outcome.borrower_id: outcome for outcome in asyncio.run(run())}
+
+
+def _events(world: Deployment, party: str) -> list[ChangeEvent]:
+    with world.store.session() as session:
+        query = select(ChangeEvent).where(ChangeEvent.borrower_id == party).order_by(ChangeEvent.id)
+        return list(session.exec(query))
+
+
+@pytest.fixture
+def ding(chat_receiver_factory):
+    return chat_receiver_factory(dingtalk_secret=DING_SECRET)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def world(request, tmp_path, sqlite_url, ding):
+    url = sqlite_url if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    channels = officer("张伟", [ding.dingtalk_url(DING_TOKEN, DING_SECRET)]) + officer(
+        "Kari", [ding.dingtalk_url(KARI_TOKEN, DING_SECRET)], language="en", officer_id="kari"
+    )
+    made = Deployment(tmp_path, url, channels)
+    made.add(XINGHE, YUANDA)
+    yield made
+    made.close()
+
+
+def test_a_new_legal_representative_leading_another_watched_company_raises_connected_party(world, ding):
+    zhou = _person("周明远", "p7c2e1")
+    rounds = [
+        {
+            XINGHE.registry_id: _record(XINGHE, zhou, _controller("周明远", "p7c2e1")),
+            YUANDA.registry_id: _record(YUANDA, _person("李娜", "p0b9d4"), ()),
+        }
+    ]
+    rounds.append({**rounds[0], YUANDA.registry_id: _record(YUANDA, zhou, ())})
+    _check(world, rounds[0], T0)
+    outcomes = _check(world, rounds[1], T1)
+    assert outcomes["b-yuanda"].severity is Severity.WARNING and outcomes["b-xinghe"].alert_id is None
+    [connected] = [e for e in _events(world, "b-yuanda") if e.category == Category.CONNECTED_PARTY]
+    assert connected.alert_id == outcomes["b-yuanda"].alert_id and connected.subject == "周明远"
+    assert not connected.key_person
+    assert _events(world, "b-xinghe") == []
+    world.dispatch(T1 + timedelta(seconds=1))
+    [english] = ding.texts(KARI_TOKEN)
+    assert (
+        "Connected party: legal representative 周明远 is also legal representative, actual controller"
+        " of 宁波星河港务有限公司" in english
+    )
+    assert ding.texts(DING_TOKEN) == []
+    # A re-check finding the same ties raises nothing again.
+    assert _check(world, rounds[1], T1 + timedelta(days=1))["b-yuanda"].alert_id is None
+
+
+def test_a_dishonest_listing_of_a_shared_controller_reaches_both_officers(world, ding):
+    controller = _controller("周明远", "p7c2e1")
+    records = {
+        XINGHE.registry_id: _record(XINGHE, _person("周明远", "p7c2e1"), controller),
+        YUANDA.registry_id: _record(YUANDA, _person("李娜", "p0b9d4"), controller),
+    }
+    _check(world, records, T0)
+    dishonest = Listing(
+        "（2026）浙0206执1234号",
+        ListingState.ACTIVE,
+        party=Party.ACTUAL_CONTROLLER,
+        party_name="周明远",
+        case_number="（2026）浙0206执1234号",
+        reason="有履行能力而拒不履行",
+        listed_on=date(2026, 3, 5),
+    )
+    listed = {
+        **records,
+        XINGHE.registry_id: _record(
+            XINGHE, records[XINGHE.registry_id].legal_representative, controller, [dishonest]
+        ),
+    }
+    outcomes = _check(world, listed, T1)
+    assert outcomes["b-xinghe"].severity is Severity.CRITICAL
+    alerts = world.alerts()
+    assert alerts["b-yuanda"].severity == Severity.HIGH and alerts["b-yuanda"].kind == "change"
+    with world.store.session() as session:
+        targets = session.exec(
+            select(Delivery.target).where(Delivery.alert_id == alerts["b-yuanda"].id)
+        ).all()
+    assert list(targets) == ["officer:kari"]
+    world.dispatch(T1 + timedelta(seconds=1))
+    [chinese] = ding.texts(DING_TOKEN)
+    assert "失信被执行人" in chinese and "宁波星河港务有限公司" in chinese
+    [english] = ding.texts(KARI_TOKEN)
+    assert (
+        "Connected risk: actual controller 周明远 is also legal representative, actual controller"
+        " of 宁波星河港务有限公司" in english
+    )
+    assert "Dishonest debtor listed (against the actual controller, 周明远): (2026)浙0206执1234号" in english
+    history = history_of(world.config_path, "--borrower", "b-yuanda", "--category", "connected_risk")
+    [row] = history
+    assert (row["category"], row["action"], row["subject"]) == ("connected_risk", "added", "周明远")
+    assert row["alert_id"] == alerts["b-yuanda"].id and row["party"] == "actual_controller"
+    assert row["after"].startswith(
+        "宁波星河港务有限公司 [b-xinghe]: legal_representative,actual_controller | dishonest_debtor: "
+    )
+    # The listing is raised once: a re-check reaches nobody again.
+    again = _check(world, listed, T1 + timedelta(days=1))
+    assert again["b-xinghe"].alert_id is None and len(_events(world, "b-yuanda")) == 1
+
+
+def test_a_shared_name_without_identity_raises_nothing(world, ding):
+    wang_x, wang_y = _person("王建国", None), _person("王建国", None)
+    records = {
+        XINGHE.registry_id: _record(XINGHE, wang_x, ()),
+        YUANDA.registry_id: _record(YUANDA, _person("李娜", "p0b9d4"), ()),
+    }
+    _check(world, records, T0)
+    dishonest = Listing(
+        "（2026）浙0206执9号", ListingState.ACTIVE, party=Party.LEGAL_REPRESENTATIVE, party_name="王建国"
+    )
+    changed = {
+        XINGHE.registry_id: _record(XINGHE, wang_x, (), [dishonest]),
+        YUANDA.registry_id: _record(YUANDA, wang_y, ()),
+    }
+    outcomes = _check(world, changed, T1)
+    assert outcomes["b-yuanda"].severity is Severity.WARNING  # its own legal-representative change only
+    categories = {e.category for party in ("b-xinghe", "b-yuanda") for e in _events(world, party)}
+    assert not categories & {Category.CONNECTED_PARTY, Category.CONNECTED_RISK}
+    with world.store.session() as session:
+        assert len(session.exec(select(Alert)).all()) == 2

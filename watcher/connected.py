@@ -1,0 +1,349 @@
+"""Connected-party alerts, decided without a database (pure).
+
+When a check stores a party's new ties (see :mod:`watcher.connections`) and the risk listings that came
+into force, two things may concern *other* watched parties that share a person or company with it:
+
+- ``connected_party`` (warning): the party gained a legal representative, controller, actual
+  controller, finance head or major shareholder (5 % or more) who already holds a key role at another
+  active watched party. Reported once, in the party's own alert, when the tie first appears; a tie that
+  links two parties by a controller also says whether it formed or grew a group.
+- ``connected_risk`` (the listing's severity one step lower): a dishonest-debtor, enforcement,
+  abnormal-operation or bankruptcy listing of the party, or of its legal representative or actual
+  controller, coming into force is reported to every other watched party sharing that person or
+  company (and to the watched parties holding or held by the listed company).
+
+Only strong links count: equal names without a matching identity (a *possible* link) never raise
+either category. A finding becomes one stored change event (:func:`finding_change`) whose strings
+:func:`read_link` reads back for presentation.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import date
+from decimal import Decimal
+
+from watcher.connections import KEY_ROLES, Node, PartyTies, PortfolioIndex, Tie, TieRole
+from watcher.diff import Change
+from watcher.normalize import text_key
+from watcher.record import Action, Category, Party
+from watcher.rules import LISTING_SEVERITY, Assessment
+from watcher.vocabulary import Severity
+
+# Roles whose new holder is worth a connected-party alert, and the stake that makes a shareholder major.
+APPOINTED_ROLES: frozenset[TieRole] = frozenset(
+    {
+        TieRole.LEGAL_REPRESENTATIVE,
+        TieRole.CONTROLLER,
+        TieRole.ACTUAL_CONTROLLER,
+        TieRole.FINANCE_HEAD,
+        TieRole.SHAREHOLDER,
+    }
+)
+MAJOR_STAKE = Decimal(5)
+CONTROL_ROLES: frozenset[TieRole] = frozenset({TieRole.CONTROLLER, TieRole.ACTUAL_CONTROLLER})
+
+# Listings whose coming into force concerns the parties sharing the listed company or person.
+RISK_LISTINGS: frozenset[Category] = frozenset(
+    {Category.DISHONEST_DEBTOR, Category.ENFORCEMENT, Category.ABNORMAL_OPERATION, Category.BANKRUPTCY}
+)
+# The roles a listing's party holds at the listed company.
+_LISTED_ROLES: dict[Party, frozenset[TieRole]] = {
+    Party.LEGAL_REPRESENTATIVE: frozenset({TieRole.LEGAL_REPRESENTATIVE}),
+    Party.ACTUAL_CONTROLLER: frozenset({TieRole.ACTUAL_CONTROLLER, TieRole.CONTROLLER}),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One connected-party finding, recorded on ``party``'s history: ``name`` (the person or company
+    at ``node``) holds ``roles_here`` at ``party`` and ``roles_there`` at ``other`` (empty: the node is
+    that party itself). ``listing`` is the raised listing of ``other`` (``connected_risk`` only);
+    ``group_before``/``group_after`` the sizes of ``party``'s group when a controller link formed or
+    grew one (0: no group)."""
+
+    category: Category
+    party: str
+    other: str
+    other_name: str
+    node: Node
+    name: str
+    roles_here: frozenset[TieRole]
+    roles_there: frozenset[TieRole]
+    severity: Severity
+    listing: Change | None = None
+    since: date | None = None
+    group_before: int = 0
+    group_after: int = 0
+
+    @property
+    def joins_by_control(self) -> bool:
+        return bool(self.roles_here & CONTROL_ROLES) and bool(self.roles_there & CONTROL_ROLES)
+
+
+def one_step_lower(severity: Severity) -> Severity:
+    """A connected party's risk is a step below the listed party's own (critical → high …)."""
+    order = (Severity.INFO, Severity.WARNING, Severity.HIGH, Severity.CRITICAL)
+    return order[max(severity.rank - 1, 0)]
+
+
+def _alerting(tie: Tie) -> bool:
+    """A tie that makes its holder one of the party's decision makers or major owners."""
+    if tie.role not in APPOINTED_ROLES:
+        return False
+    return tie.role is not TieRole.SHAREHOLDER or (tie.stake is not None and tie.stake >= MAJOR_STAKE)
+
+
+def connected_findings(
+    checked: PartyTies,
+    old_ties: Iterable[Tie] | None,
+    others: PortfolioIndex,
+    raised: Sequence[Change],
+) -> tuple[Finding, ...]:
+    """What ``checked``'s new ties (against ``old_ties``, as stored before this check; None when the
+    party was never indexed, so nothing is known to be new) and its listings ``raised`` in this check
+    mean for the other parties of ``others`` (the active neighbourhood). ``others`` may hold
+    ``checked.party`` itself: it is never reported to itself."""
+    findings: list[Finding] = []
+    if old_ties is not None:
+        findings.extend(_new_connections(checked, frozenset(old_ties), others))
+    findings.extend(_shared_risks(checked, others, raised))
+    return tuple(findings)
+
+
+def _new_connections(
+    checked: PartyTies, old_ties: frozenset[Tie], others: PortfolioIndex
+) -> Iterable[Finding]:
+    held_before = {tie.node for tie in old_ties if _alerting(tie)}
+    gained: dict[Node, list[Tie]] = defaultdict(list)
+    for tie in checked.ties:
+        if tie.node.basis.strong and _alerting(tie) and tie.node not in held_before:
+            gained[tie.node].append(tie)
+    for node, ties in sorted(gained.items()):
+        here = frozenset(tie.role for tie in ties)
+        since = max((tie.since for tie in ties if tie.since is not None), default=None)
+        for other, there in _holders(others, node, exclude=checked.party, roles=KEY_ROLES):
+            yield Finding(
+                Category.CONNECTED_PARTY,
+                checked.party,
+                other,
+                others.name(other),
+                node,
+                ties[0].name,
+                here,
+                there,
+                Severity.WARNING,
+                since=since,
+            )
+
+
+def _holders(
+    index: PortfolioIndex, node: Node, *, exclude: str, roles: frozenset[TieRole] | None = None
+) -> list[tuple[str, frozenset[TieRole]]]:
+    """The other parties tied to a strong ``node`` (in one of ``roles``), each with its roles there."""
+    if not node.basis.strong:
+        return []
+    by_party: dict[str, set[TieRole]] = defaultdict(set)
+    for tie in index.ties_at(node):
+        if tie.party != exclude and (roles is None or tie.role in roles):
+            by_party[tie.party].add(tie.role)
+    return [(party, frozenset(found)) for party, found in sorted(by_party.items())]
+
+
+def _shared_risks(checked: PartyTies, others: PortfolioIndex, raised: Sequence[Change]) -> Iterable[Finding]:
+    for change in raised:
+        if change.category not in RISK_LISTINGS or not change.raises_listing:
+            continue
+        severity = one_step_lower(LISTING_SEVERITY[change.category])
+        for node, name, roles_listed in _listed_nodes(checked, others, change):
+            for other, roles_other in _holders(others, node, exclude=checked.party):
+                yield Finding(
+                    Category.CONNECTED_RISK,
+                    other,
+                    checked.party,
+                    checked.name,
+                    node,
+                    name,
+                    roles_other,
+                    roles_listed,
+                    severity,
+                    listing=change,
+                )
+        if change.party in (None, Party.COMPANY):
+            yield from _holdings_listed(checked, others, change, severity)
+
+
+def _listed_nodes(
+    checked: PartyTies, others: PortfolioIndex, change: Change
+) -> list[tuple[Node, str, frozenset[TieRole]]]:
+    """The node a listing is against (the company's own, or its listed person's) with that node's
+    name and roles at the listed company; none when the person is known by name only."""
+    if change.party in (None, Party.COMPANY):
+        return [] if checked.own is None else [(checked.own, checked.name, frozenset())]
+    wanted = _LISTED_ROLES.get(change.party, frozenset())
+    key = text_key(change.party_name)
+    ties = [tie for tie in checked.ties if tie.name_key == key and tie.node.basis.strong]
+    named = [tie for tie in ties if tie.role in wanted] or ties
+    nodes = sorted({tie.node for tie in named})
+    return [
+        (
+            node,
+            next(t.name for t in named if t.node == node),
+            frozenset(t.role for t in ties if t.node == node),
+        )
+        for node in nodes
+    ]
+
+
+def _holdings_listed(
+    checked: PartyTies, others: PortfolioIndex, change: Change, severity: Severity
+) -> Iterable[Finding]:
+    """A listed company's watched shareholders and controllers learn of it too (their holding)."""
+    for other in sorted(others.parties - {checked.party}):
+        own = others.own(other)
+        roles = frozenset(tie.role for tie in checked.ties if own is not None and tie.node == own)
+        if own is not None and roles:
+            yield Finding(
+                Category.CONNECTED_RISK,
+                other,
+                checked.party,
+                checked.name,
+                own,
+                others.name(other),
+                frozenset(),
+                roles,
+                severity,
+                listing=change,
+            )
+
+
+def with_groups(
+    findings: Sequence[Finding], index: PortfolioIndex, checked: PartyTies, old_ties: Iterable[Tie]
+) -> tuple[Finding, ...]:
+    """Mark each controller link that formed or grew ``checked``'s group with the group's size before
+    and after. ``index`` is the stored state after this check holding ``checked.party``'s group
+    whole; the size before is its group there with ``old_ties`` instead."""
+    if not any(f.category is Category.CONNECTED_PARTY and f.joins_by_control for f in findings):
+        return tuple(findings)
+    after = len(index.group_of(checked.party))
+    before_index = PortfolioIndex.build(
+        (p, index.own(p), index.name(p), index.ties(p)) for p in index.parties
+    )
+    before_index.set_party(checked.party, own=checked.own, name=checked.name, ties=frozenset(old_ties))
+    before = len(before_index.group_of(checked.party))
+    if after <= before:
+        return tuple(findings)
+    return tuple(
+        replace(f, group_before=before, group_after=after)
+        if f.category is Category.CONNECTED_PARTY and f.joins_by_control
+        else f
+        for f in findings
+    )
+
+
+def with_own_findings(assessment: Assessment, findings: Sequence[Finding]) -> Assessment:
+    """The party's assessment with its own connected-party findings: at least their severity. They
+    are not key-person changes and count toward no occasion."""
+    levels = [f.severity for f in findings]
+    if assessment.severity is not None:
+        levels.append(assessment.severity)
+    if not levels:
+        return assessment
+    return replace(assessment, severity=max(levels, key=lambda level: level.rank))
+
+
+def risk_assessment(severity: Severity) -> Assessment:
+    """The assessment of an alert raised on another party only by a connected risk."""
+    return Assessment(
+        severity=severity,
+        occasions=(),
+        occasions_in_window=0,
+        recommend_early_repayment=False,
+        signatory_mismatch=None,
+        signatory_warning=False,
+    )
+
+
+# -- stored as one change event ---------------------------------------------------------------------
+
+_LINK = re.compile(
+    r"^(?P<other_name>.*?) \[(?P<other>[^\[\]]*)\]: (?P<roles>[a-z_,]*)"
+    r"(?: \| (?P<category>[a-z_]+): (?P<listing>.*?))?"
+    r"(?: \| group (?P<before>\d+) -> (?P<after>\d+))?$",
+    re.DOTALL,
+)
+
+
+def _codes(roles: frozenset[TieRole]) -> str:
+    return ",".join(role.value for role in TieRole if role in roles)
+
+
+def finding_change(finding: Finding) -> Change:
+    """The change event a finding is stored as: ``subject`` the linking person or company, ``before``
+    the roles it holds at this party, ``after`` "<other party name> [<id>]: <roles there>", followed
+    for a connected risk by " | <listing category>: <listing>" and for a group formed or grown by
+    " | group <size before> -> <size after>"; ``party``/``party_name`` say against whom the listing is."""
+    after = f"{finding.other_name} [{finding.other}]: {_codes(finding.roles_there)}"
+    listing = finding.listing
+    if listing is not None:
+        after += f" | {listing.category.value}: {listing.after or listing.subject}"
+    if finding.group_after:
+        after += f" | group {finding.group_before} -> {finding.group_after}"
+    return Change(
+        finding.category,
+        Action.ADDED,
+        finding.name,
+        _codes(finding.roles_here),
+        after,
+        effective_date=listing.effective_date if listing is not None else finding.since,
+        party=listing.party if listing is not None else None,
+        party_name=listing.party_name if listing is not None else "",
+        first_seen=listing.first_seen if listing is not None else False,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LinkValue:
+    """A stored connected-party change read back: the other party, roles on both sides, the listing."""
+
+    other: str
+    other_name: str
+    roles_here: frozenset[TieRole]
+    roles_there: frozenset[TieRole]
+    listing_category: Category | None = None
+    listing: str = ""
+    group_before: int = 0
+    group_after: int = 0
+
+
+def _roles(text: str) -> frozenset[TieRole] | None:
+    codes = [code for code in text.split(",") if code]
+    known = {role.value: role for role in TieRole}
+    if any(code not in known for code in codes):
+        return None
+    return frozenset(known[code] for code in codes)
+
+
+def read_link(before: str | None, after: str | None) -> LinkValue | None:
+    """A stored connected-party change's values, or None when they are not in the shape
+    :func:`finding_change` writes (then they are shown as they are)."""
+    match = _LINK.match(after or "")
+    here, there = _roles(before or ""), _roles(match["roles"]) if match else None
+    if match is None or here is None or there is None:
+        return None
+    category = match["category"]
+    if category is not None and category not in {c.value for c in RISK_LISTINGS}:
+        return None
+    return LinkValue(
+        other=match["other"],
+        other_name=match["other_name"],
+        roles_here=here,
+        roles_there=there,
+        listing_category=Category(category) if category else None,
+        listing=match["listing"] or "",
+        group_before=int(match["before"] or 0),
+        group_after=int(match["after"] or 0),
+    )
