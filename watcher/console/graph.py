@@ -273,32 +273,46 @@ def neighbourhood(
     kept = _capped(order, edges, party, max_nodes, visible | {party})
     keys = {key: f"n{number}" for number, key in enumerate(k for k in order if k in kept)}
     people = _risky_people(index, risk, distance)
-    nodes = []
-    for key, opaque in keys.items():
-        if key in draft.via:
-            kind, name = draft.via[key]
-            shape = Shape.PERSON if kind is NodeKind.PERSON else Shape.COMPANY
-            nodes.append(GraphNode(opaque, shape, name, risky=key.removeprefix("node:") in people))
-            continue
-        member = key.removeprefix("party:")
-        shown = member in visible or member == party
-        nodes.append(
-            GraphNode(
-                opaque,
-                Shape.PARTY,
-                _party_label(index, member) if shown else hidden_label,
-                party_id=member if shown else None,
-                hidden=not shown,
-                risky=member in risk.parties,
-                focus=member == party,
-            )
-        )
+    shown = set(visible) | {party}
+    nodes = [
+        _via_node(opaque, draft.via[key], risky=key.removeprefix("node:") in people)
+        if key in draft.via
+        else _party_node(index, opaque, key.removeprefix("party:"), party, shown, risk, hidden_label)
+        for key, opaque in keys.items()
+    ]
     drawn = tuple(
         GraphEdge(keys[start], keys[end], label, dashed)
         for (start, end, label), dashed in sorted(edges.items())
         if start in keys and end in keys
     )
     return Neighbourhood(tuple(nodes), drawn, not_drawn=max(0, len(candidates) - len(kept)))
+
+
+def _via_node(key: str, via: tuple[NodeKind, str], *, risky: bool) -> GraphNode:
+    kind, name = via
+    return GraphNode(key, Shape.PERSON if kind is NodeKind.PERSON else Shape.COMPANY, name, risky=risky)
+
+
+def _party_node(
+    index: PortfolioIndex,
+    key: str,
+    member: str,
+    focus: str,
+    shown: Set[str],
+    risk: RiskMarks,
+    hidden_label: str,
+) -> GraphNode:
+    """A party's node: named and linked when the reader may see it, else anonymous."""
+    seen = member in shown
+    return GraphNode(
+        key,
+        Shape.PARTY,
+        _party_label(index, member) if seen else hidden_label,
+        party_id=member if seen else None,
+        hidden=not seen,
+        risky=member in risk.parties,
+        focus=member == focus,
+    )
 
 
 def _party_label(index: PortfolioIndex, party: str) -> str:
