@@ -421,7 +421,7 @@ class GroupLine:
 def _linking(index: PortfolioIndex, group: frozenset[str], visible: Set[str]) -> tuple[tuple[str, ...], int]:
     by_node: dict[Node, set[str]] = defaultdict(set)
     names: dict[Node, str] = {}
-    for party in group:
+    for party in sorted(group, key=lambda member: (member not in visible, member)):  # visible names first
         for tie in index.ties(party):
             if tie.node.basis.strong:
                 by_node[tie.node].add(party)
