@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from tests.test_console import PASSWORD, STORED_LEGAL_REP, ConsoleWorld
+from tests.test_console_connections import ConnectionWorld
 from tests.test_console_listings import ListingWorld
 from watcher.console.app import serve_console
 
@@ -357,3 +358,69 @@ def test_the_portfolio_overview_draws_the_weeks_alerts_and_the_sources(served, b
     assert shot.stat().st_size > 10_000
     if os.environ.get("WATCHER_UPDATE_SCREENSHOTS"):  # refresh the committed picture on purpose only
         shutil.copyfile(shot, PORTFOLIO_SCREENSHOT)
+
+
+CONNECTIONS_SCREENSHOT = SCREENSHOT.with_name("console-connections.png")
+
+
+@pytest.fixture
+def served_connections(tmp_path, sqlite_url) -> Iterator[tuple[ConnectionWorld, ServedConsole]]:
+    world = ConnectionWorld(tmp_path, sqlite_url)
+    console = ServedConsole(world.deployment)
+    console.start()
+    try:
+        yield world, console
+    finally:
+        console.close()
+        world.close()
+
+
+def _sign_in(browser, console: ServedConsole, username: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.delete_all_cookies()
+    browser.get(f"{console.base}/login")
+    browser.find_element(By.ID, "username").send_keys(username)
+    browser.find_element(By.ID, "password").send_keys(PASSWORD)
+    browser.find_element(By.ID, "sign-in").click()
+    arrived(browser, f"{console.base}/")
+
+
+def test_a_partys_neighbourhood_is_drawn_and_scoped_in_the_browser(served_connections, browser, tmp_path):
+    """The drawing shows in a real browser under the CSP: nodes laid out, the risky marked in red,
+    possible links dashed, a visible party's node a link to its page; an officer's drawing names
+    none of the parties they may not see."""
+    from selenium.webdriver.common.by import By
+
+    _world, console = served_connections
+    _sign_in(browser, console, "risk")
+    browser.get(f"{console.base}/borrower?id=b-alpha&lang=zh-CN")
+    drawing = browser.find_element(By.CSS_SELECTOR, "#neighbourhood svg")
+    assert drawing.size["width"] > 200 and drawing.size["height"] > 100, "drawn at a readable size"
+    nodes = drawing.find_elements(By.CSS_SELECTOR, "g.node")
+    assert len(nodes) == 9  # five parties, four people
+    risky = drawing.find_elements(By.CSS_SELECTOR, "g.node.risky polygon")
+    assert risky and all(shape.get_attribute("stroke") == "#b00020" for shape in risky)
+    assert drawing.find_elements(By.CSS_SELECTOR, "g.edge.possible path[stroke-dasharray]")
+    assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
+    height = browser.execute_script("return document.body.scrollHeight")
+    browser.set_window_size(1280, min(height + 100, 1600))
+    browser.execute_script("document.getElementById('connections-heading').scrollIntoView()")
+    shot = tmp_path / "console-connections.png"
+    assert browser.save_screenshot(str(shot))
+    assert shot.stat().st_size > 10_000
+    if os.environ.get("WATCHER_UPDATE_SCREENSHOTS"):  # refresh the committed picture on purpose only
+        shutil.copyfile(shot, CONNECTIONS_SCREENSHOT)
+
+    gamma = drawing.find_element(By.CSS_SELECTOR, 'a[href="/borrower?id=b-gamma"]')
+    gamma.click()
+    arrived(browser, f"{console.base}/borrower?id=b-gamma")
+    assert browser.find_element(By.ID, "borrower-name").text == "伽马物流有限公司"
+
+    _sign_in(browser, console, "zhang")
+    browser.get(f"{console.base}/borrower?id=b-alpha&lang=zh-CN")
+    drawing = browser.find_element(By.CSS_SELECTOR, "#neighbourhood svg")
+    labels = [node.text for node in drawing.find_elements(By.CSS_SELECTOR, "g.node")]
+    assert labels.count("另一借款人（无权查看）") == 2 and "赵敏" not in labels
+    assert not any("贝塔" in label or "b-beta" in label for label in labels)
+    assert not drawing.find_elements(By.CSS_SELECTOR, "g.node.hidden a"), "no link to a hidden party"

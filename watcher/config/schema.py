@@ -252,6 +252,8 @@ class ConsoleSection(_Model):
     trusted_proxies: list[Annotated[str, AfterValidator(_network)]] = []
     secure_cookies: bool | None = None
     session_hours: int = Field(default=8, ge=1, le=24 * 30)
+    graphviz: str = "dot"
+    """Graphviz's ``dot`` program (a name on PATH or a path) drawing a party's connections."""
 
     @field_validator("secret_key")
     @classmethod

@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from watcher.config import Config, ConsoleSection, is_loopback_host
 from watcher.console.auth import LoginThrottle
 from watcher.console.context import Console
-from watcher.console.pages import borrowers, history, inbox, sign_in, status
+from watcher.console.pages import borrowers, connections, history, inbox, sign_in, status
 from watcher.models import utcnow
 from watcher.serving import serve_until_stopped
 from watcher.store import Store
@@ -98,6 +98,7 @@ ROUTES = [
     Route("/borrower", borrowers.borrower_timeline, methods=["GET"], name="timeline"),
     Route("/snapshots/{snapshot_id:int}", borrowers.snapshot_raw, methods=["GET"], name="snapshot"),
     Route("/snapshots/{snapshot_id:int}/raw.json", borrowers.snapshot_raw_json, methods=["GET"], name="raw"),
+    Route("/groups", connections.groups_page, methods=["GET"], name="groups"),
     Route("/history", history.history_page, methods=["GET"], name="history"),
     Route("/export/history.{fmt:str}", history.export_history, methods=["GET"], name="export_history"),
     Route("/export/alerts.{fmt:str}", history.export_alerts, methods=["GET"], name="export_alerts"),

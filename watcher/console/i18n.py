@@ -338,6 +338,40 @@ TEXT: dict[Language, dict[str, str]] = {
         "secures": "所担保借款人",
         "secures_hidden": "另有 {count} 家（其他客户经理负责）",
         "borrowers_inactive": "已停止监控",
+        "groups": "关联集团",
+        "groups_intro": (
+            "关联集团：通过同一人员或企业（数据商主体标识、出生日期或统一社会信用代码一致）相互关联的两"
+            "家及以上受监控主体。仅凭姓名相同的可能关联不成集团。"
+        ),
+        "groups_none": "没有您可查看的关联集团。",
+        "group_size": "主体数",
+        "group_members": "成员",
+        "group_hidden": "另有 {count} 家（无权查看）",
+        "group_total_alerts": "预警合计",
+        "group_top_open": "最高未处理级别",
+        "group_linking": "关联人员/企业",
+        "group_linking_hidden": "另有 {count} 个",
+        "group_numbers_note": "预警合计与最高级别涵盖集团全部成员，包括您无权查看的成员（不显示其名称）。",
+        "connections": "关联关系",
+        "connections_none": "未发现与其他受监控主体的关联。",
+        "other_party": "关联主体",
+        "linked_by": "关联人员/企业",
+        "roles_here": "在本主体的职务",
+        "roles_there": "在关联主体的职务",
+        "link_basis": "识别依据",
+        "link_since": "关联起始",
+        "hidden_party": "另一借款人（无权查看）",
+        "neighbourhood": "关联图",
+        "neighbourhood_desc": "{name} 的关联图：{parties} 个主体，{nodes} 个节点",
+        "not_drawn": "另有 {count} 个节点未绘出（仅绘出最近的 {limit} 个）。",
+        "graph_missing": "服务器未安装 Graphviz（dot），关联图无法绘制；上表列出全部关联关系。",
+        "graph_failed": "关联图绘制失败；上表列出全部关联关系。",
+        "legend_party": "受监控主体",
+        "legend_person": "人员",
+        "legend_company": "其他企业",
+        "legend_hidden": "无权查看的主体",
+        "legend_risky": "有效风险信息（失信、被执行、经营异常、破产）",
+        "legend_possible": "虚线：可能关联（仅姓名相同）",
     },
     Language.EN: {
         "app": "Borrower Watcher",
@@ -489,5 +523,48 @@ TEXT: dict[Language, dict[str, str]] = {
         "secures": "Secures",
         "secures_hidden": "{count} more of other officers",
         "borrowers_inactive": "Inactive (not watched)",
+        "groups": "Groups",
+        "groups_intro": (
+            "A group is two or more watched parties linked through the same person or company (matched "
+            "by vendor id, birth date or registration number). Possible links by equal names alone "
+            "form no group."
+        ),
+        "groups_none": "No groups with a party you may see.",
+        "group_size": "Parties",
+        "group_members": "Members",
+        "group_hidden": "{count} more you may not see",
+        "group_total_alerts": "Alerts",
+        "group_top_open": "Highest open severity",
+        "group_linking": "Linked by",
+        "group_linking_hidden": "{count} more",
+        "group_numbers_note": (
+            "Alerts and the highest severity cover every member of a group, those you may not see too "
+            "(unnamed)."
+        ),
+        "connections": "Connections",
+        "connections_none": "No links to other watched parties found.",
+        "other_party": "Other party",
+        "linked_by": "Linked by",
+        "roles_here": "Roles here",
+        "roles_there": "Roles there",
+        "link_basis": "Matched by",
+        "link_since": "Since",
+        "hidden_party": "a party you may not see",
+        "neighbourhood": "Neighbourhood",
+        "neighbourhood_desc": "Neighbourhood of {name}: {parties} parties, {nodes} nodes",
+        "not_drawn": "{count} more nodes not drawn (only the nearest {limit} are).",
+        "graph_missing": (
+            "Graphviz (dot) is not installed on the server, so there is no drawing; the table above "
+            "lists every connection."
+        ),
+        "graph_failed": "The drawing could not be made; the table above lists every connection.",
+        "legend_party": "Watched party",
+        "legend_person": "Person",
+        "legend_company": "Other company",
+        "legend_hidden": "A party you may not see",
+        "legend_risky": (
+            "Risk listing in force (dishonest debtor, enforcement, abnormal operation, bankruptcy)"
+        ),
+        "legend_possible": "Dashed: possible link (equal names only)",
     },
 }

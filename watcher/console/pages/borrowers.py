@@ -21,6 +21,7 @@ from watcher.console.context import Ctx
 from watcher.console.endpoint import PAGE_LIMIT, page
 from watcher.console.filters import SEVERITIES, borrower_filter, param
 from watcher.console.i18n import SEVERITY_LABEL
+from watcher.console.pages.connections import connections_section
 from watcher.console.rendering import error_page, render
 from watcher.models import Borrower, Snapshot
 from watcher.store import unpack_raw
@@ -82,6 +83,9 @@ def borrower_timeline(request: Request, ctx: Ctx) -> Response:
             return error_page(ctx, 404, ctx.t("not_found"))
         data = queries.timeline(session, borrower)
         secures, secures_hidden = queries.secured_by(session, ctx.user, borrower.id)
+        linked = queries.party_connections(
+            session, ctx.user, borrower.id, language=ctx.lang, hidden_label=ctx.t("hidden_party")
+        )
     return render(
         ctx,
         "timeline.html",
@@ -89,6 +93,7 @@ def borrower_timeline(request: Request, ctx: Ctx) -> Response:
         borrower=borrower,
         secures=secures,
         secures_hidden=secures_hidden,
+        connections=connections_section(ctx, linked, borrower),
     )
 
 
