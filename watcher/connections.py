@@ -194,6 +194,31 @@ class _TieBuilder:
         for role in roles:
             self.ties.add(Tie(self.party, node, role, person.name, since=person.appointed_on))
 
+    def officers(self, record: RegistryRecord) -> None:
+        if record.legal_representative is not None:
+            self.person(record.legal_representative, TieRole.LEGAL_REPRESENTATIVE)
+        if record.finance_head is not None:
+            self.person(record.finance_head, TieRole.FINANCE_HEAD)
+        for person in record.people or ():
+            self.person(person, *sorted({_PERSON_ROLES[r] for r in person.roles if r in _PERSON_ROLES}))
+
+    def holders(self, record: RegistryRecord) -> None:
+        for holders, role in (
+            (record.shareholders, TieRole.SHAREHOLDER),
+            (record.controllers, TieRole.CONTROLLER),
+            (record.actual_controllers, TieRole.ACTUAL_CONTROLLER),
+            (record.beneficial_owners, TieRole.BENEFICIAL_OWNER),
+        ):
+            for holder in holders or ():
+                self.holder(holder, role)
+
+    def pledgees(self, record: RegistryRecord) -> None:
+        """A pledgee is named, never identified: a name-only company node."""
+        for pledge in record.equity_pledges or ():
+            if pledge.pledgee:
+                node = Node(NodeKind.COMPANY, f"company|n:{text_key(pledge.pledgee)}", LinkBasis.NAME_ONLY)
+                self.ties.add(Tie(self.party, node, TieRole.PLEDGEE, pledge.pledgee, since=pledge.listed_on))
+
     def holder(self, holder: Shareholder | Controller, role: TieRole) -> None:
         kind = NodeKind.PERSON if holder.kind == "person" else NodeKind.COMPANY
         node = self.node(holder.key, holder.name, kind)
@@ -205,24 +230,9 @@ def ties_of(party: str, record: RegistryRecord, *, jurisdiction: str, vendor: st
     ("no", "gb", "fr", "cn"), ``vendor`` scopes the source's own ids (a Qichacha KeyNo means nothing
     to Tianyancha)."""
     build = _TieBuilder(party, jurisdiction, vendor)
-    if record.legal_representative is not None:
-        build.person(record.legal_representative, TieRole.LEGAL_REPRESENTATIVE)
-    if record.finance_head is not None:
-        build.person(record.finance_head, TieRole.FINANCE_HEAD)
-    for person in record.people or ():
-        build.person(person, *sorted({_PERSON_ROLES[r] for r in person.roles if r in _PERSON_ROLES}))
-    for holder in record.shareholders or ():
-        build.holder(holder, TieRole.SHAREHOLDER)
-    for controller in record.controllers or ():
-        build.holder(controller, TieRole.CONTROLLER)
-    for controller in record.actual_controllers or ():
-        build.holder(controller, TieRole.ACTUAL_CONTROLLER)
-    for owner in record.beneficial_owners or ():
-        build.holder(owner, TieRole.BENEFICIAL_OWNER)
-    for pledge in record.equity_pledges or ():
-        if pledge.pledgee:
-            node = Node(NodeKind.COMPANY, f"company|n:{text_key(pledge.pledgee)}", LinkBasis.NAME_ONLY)
-            build.ties.add(Tie(party, node, TieRole.PLEDGEE, pledge.pledgee, since=pledge.listed_on))
+    build.officers(record)
+    build.holders(record)
+    build.pledgees(record)
     return frozenset(build.ties)
 
 
