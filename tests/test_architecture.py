@@ -13,6 +13,8 @@ PURE_CORE = (
     "watcher.identifiers",
     "watcher.render",
     "watcher.presentation",
+    "watcher.change_line",
+    "watcher.risk_lines",
     "watcher.labels",
     "watcher.connections",
     "watcher.connected",

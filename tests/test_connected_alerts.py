@@ -21,6 +21,7 @@ from tests.deployment import Deployment
 from tests.listings import RecordSource
 from tests.test_cli import history_of
 from tests.test_dispatch import DING_SECRET, DING_TOKEN, officer
+from watcher.change_line import ChangeLine
 from watcher.connected import (
     APPOINTED_ROLES,
     RISK_LISTINGS,
@@ -47,7 +48,7 @@ from watcher.importer import BorrowerRow
 from watcher.models import Alert, ChangeEvent, Delivery
 from watcher.normalize import person_key
 from watcher.pipeline import Checker, CheckOutcome
-from watcher.presentation import ChangeLine, change_severity, change_text
+from watcher.presentation import change_severity, change_text
 from watcher.record import (
     LISTING_CATEGORIES,
     Action,

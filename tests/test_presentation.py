@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from watcher.change_line import ChangeLine
 from watcher.diff import diff
 from watcher.labels import FOREIGN_TITLES, signatory_text, status_label, titles_label
 from watcher.presentation import (
-    ChangeLine,
     change_severity,
     display_lines,
     group_changes,

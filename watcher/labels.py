@@ -432,6 +432,11 @@ _INNER_BRACKETS = {
 }
 
 
+def shown_value(text: str | None, language: Language, escape: Escape = plain) -> str:
+    """A stored value as a line shows it: escaped, or the reader's word for none when it is empty."""
+    return escape(text) if text and text.strip() else WORDS[language]["none"]
+
+
 def bracket(language: Language, text: str) -> str:
     """``text`` in the language's brackets; brackets inside it become the nested kind, so a title
     with its registry term reads "(also general manager [Daglig leder])", not "((…))"."""

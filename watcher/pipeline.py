@@ -4,7 +4,8 @@ A fetch either yields a record or raises a ``SourceError``; a failure is recorde
 and the source's health and never reaches the diff. A change is stored together with its alert and
 one outbox row per delivery target, so a crash can delay an alert but never lose it. A stored
 snapshot also replaces the party's ties in the portfolio index (``watcher.party_ties``), from the
-record as stored.
+record as stored. The rows a check's news leaves (its alert with its outbox rows, change events,
+key-person occasions, and the alerts of connected parties) are written by :mod:`watcher.check_alerts`.
 
 Vendor signals: a scheduled check asks only for the signals due (:func:`~watcher.schedule.due_signals`),
 ``watcher check`` for all; each success stamps the signals it fetched in ``Borrower.signals_checked``.
@@ -29,26 +30,24 @@ from sqlmodel import Session
 
 from sources import source_class
 from sources.base import Fetched, SamePayload, Source
+from watcher.check_alerts import alert_connected_parties, change_event, key_person_occasions, open_alert
 from watcher.config import Config
 from watcher.connected import (
     Finding,
     connected_findings,
     finding_change,
-    risk_assessment,
     with_groups,
     with_own_findings,
 )
 from watcher.connections import party_ties
-from watcher.diff import Change
 from watcher.errors import CheckStorageError, ParseError, SourceError
 from watcher.evaluate import Evaluation, Outcome, StoredState, evaluate
-from watcher.models import Alert, Borrower, ChangeEvent, KeyPersonOccasion, Snapshot, SourceSignal, utcnow
+from watcher.models import Borrower, Snapshot, SourceSignal, utcnow
 from watcher.normalize import content_hash, normalize_record
 from watcher.party_ties import load_group, load_neighbourhood, load_parties, replace_party_ties
 from watcher.record import RegistryRecord, Signal, record_as_dict, record_from_dict
 from watcher.redaction import redact
-from watcher.routing import plan_deliveries
-from watcher.rules import Assessment, RuleSettings, signatory_mismatch
+from watcher.rules import RuleSettings, signatory_mismatch
 from watcher.schedule import due_signals, next_check_at, read_signals_checked, signals_checked_after
 from watcher.store import (
     Store,
@@ -58,14 +57,12 @@ from watcher.store import (
     latest_snapshot,
     mark_signal_unavailable,
     occasion_days_since,
-    open_alert_deliveries,
     pack_raw,
     record_source_health,
-    securing_party,
     unavailable_signals,
     usage_hour,
 )
-from watcher.vocabulary import AlertKind, ErrorKind, Severity
+from watcher.vocabulary import ErrorKind, Severity
 
 _Args = TypeVarTuple("_Args")
 _Result = TypeVar("_Result")
@@ -159,50 +156,6 @@ def settled(
         "pending_raw_gz": None,
         "signals_checked": signals_checked,
     }
-
-
-def _change_event(
-    party: str, source: str, change: Change, snapshot: Snapshot | None, alert_id: int | None, now: datetime
-) -> ChangeEvent:
-    """One atomic change of ``party``'s history as stored (``source``: where the fact was read)."""
-    return ChangeEvent(
-        borrower_id=party,
-        snapshot_id=snapshot.id if snapshot is not None else None,
-        alert_id=alert_id,
-        source=source,
-        category=change.category.value,
-        action=change.action.value,
-        subject=change.subject,
-        before=change.before,
-        after=change.after,
-        effective_date=change.effective_date,
-        detected_at=now,
-        key_person=change.key_person,
-        party=change.party.value if change.party else None,
-        party_name=change.party_name or None,
-        first_seen=change.first_seen,
-    )
-
-
-def _occasions(
-    party: str, assessment: Assessment, evaluation: Evaluation, alert_id: int | None, now: datetime
-) -> list[KeyPersonOccasion]:
-    """This check's key-person occasions (with its alert) and the late history's (without)."""
-    found = [
-        KeyPersonOccasion(borrower_id=party, occasion_date=day, detected_at=now, alert_id=alert_id)
-        for day in assessment.occasions
-    ]
-    found += [
-        KeyPersonOccasion(
-            borrower_id=party,
-            occasion_date=occasion.day,
-            detected_at=now,
-            historical=True,
-            evidence=occasion.evidence,
-        )
-        for occasion in evaluation.historical
-    ]
-    return found
 
 
 def build_sources(config: Config) -> dict[str, Source]:
@@ -658,7 +611,7 @@ class Checker:
         assessment = with_own_findings(evaluation.assessment, own)
         borrower.signatory_mismatch = assessment.signatory_mismatch
         alert = (
-            self._alert(session, borrower, assessment, now, evaluation.alert_kind)
+            open_alert(session, self.config, borrower, assessment, now, evaluation.alert_kind)
             if assessment.severity is not None
             else None
         )
@@ -667,9 +620,10 @@ class Checker:
         events += [(finding_change(finding), True) for finding in own]
         for change, alerted in events:
             alerted_id = alert_id if alerted else None
-            session.add(_change_event(borrower.id, borrower.source, change, snapshot, alerted_id, now))
-        self._connected_risks(session, borrower, [f for f in findings if f.party != borrower.id], now)
-        session.add_all(_occasions(borrower.id, assessment, evaluation, alert_id, now))
+            session.add(change_event(borrower.id, borrower.source, change, snapshot, alerted_id, now))
+        others = [finding for finding in findings if finding.party != borrower.id]
+        alert_connected_parties(session, self.config, borrower, others, now)
+        session.add_all(key_person_occasions(borrower.id, assessment, evaluation, alert_id, now))
         return CheckOutcome(
             borrower.id,
             ok=True,
@@ -701,24 +655,6 @@ class Checker:
             findings = with_groups(findings, load_group(session, borrower.id), checked, old_ties)
         return findings
 
-    def _connected_risks(
-        self, session: Session, listed: Borrower, findings: Sequence[Finding], now: datetime
-    ) -> None:
-        """Each other party sharing a listed person or company: a change event on its history and one
-        alert (kind change, routed as its own alerts), in the listed party's transaction."""
-        by_party: dict[str, list[Finding]] = {}
-        for finding in findings:
-            by_party.setdefault(finding.party, []).append(finding)
-        for party_id, found in sorted(by_party.items()):
-            other = session.get(Borrower, party_id)
-            if other is None or not other.active:
-                continue
-            severity = max((f.severity for f in found), key=lambda level: level.rank)
-            alert = self._alert(session, other, risk_assessment(severity), now, AlertKind.CHANGE)
-            for finding in found:
-                change = finding_change(finding)
-                session.add(_change_event(party_id, listed.source, change, None, alert.id, now))
-
     def _snapshot(
         self, session: Session, borrower: Borrower, evaluation: Evaluation, fetched: Fetched, now: datetime
     ) -> Snapshot | None:
@@ -741,37 +677,3 @@ class Checker:
         session.add(snapshot)
         session.flush()
         return snapshot
-
-    def _alert(
-        self, session: Session, borrower: Borrower, assessment: Assessment, now: datetime, kind: AlertKind
-    ) -> Alert:
-        assert assessment.severity is not None
-        party = securing_party(session, borrower)
-        alert = Alert(
-            borrower_id=borrower.id,
-            kind=kind,
-            detail=json.dumps({"party": party.as_detail()}, ensure_ascii=False, sort_keys=True)
-            if party
-            else None,
-            source=borrower.source,
-            severity=assessment.severity.value,
-            created_at=now,
-            occasions_in_window=assessment.occasions_in_window,
-            recommend_early_repayment=assessment.recommend_early_repayment,
-            signatory_mismatch=assessment.signatory_mismatch if assessment.signatory_warning else None,
-        )
-        session.add(alert)
-        session.flush()
-        assert alert.id is not None
-        planned = plan_deliveries(
-            self.config,
-            officer=borrower.officer,
-            tags=borrower.tag_list,
-            source=borrower.source,
-            severity=assessment.severity,
-            now=now,
-            secured_officers=party.officers if party else (),
-        )
-        detail = {"borrower_id": borrower.id, "severity": alert.severity}
-        open_alert_deliveries(session, alert.id, planned, now, detail)
-        return alert

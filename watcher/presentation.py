@@ -6,7 +6,8 @@ this module only decides how they read. The changes of one person at one occasio
 stakes read "40% → 55%", statuses and role titles read in the reader's language with the registry's
 own term in brackets where it adds something. Stored values are parsed in the shapes
 :mod:`watcher.diff` writes them; a value of another shape (older data, a change-log row) is shown
-as it is, never dropped.
+as it is, never dropped. Risk listings and connected-party/-risk changes read in
+:mod:`watcher.risk_lines`.
 """
 
 from __future__ import annotations
@@ -14,81 +15,27 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Protocol
 
-from watcher.connected import LinkValue, one_step_lower, read_link
+from watcher.change_line import ChangeLine
+from watcher.connected import one_step_lower, read_link
 from watcher.labels import (
     ACTION_LABEL,
     CATEGORY_LABEL,
-    LISTING_ACTION_LABEL,
-    PARTY_LABEL,
     WORDS,
     Escape,
     bracket,
     known_titles,
     plain,
+    shown_value,
     status_code,
     status_label,
-    tie_roles_label,
     titles_label,
 )
 from watcher.normalize import text_key
-from watcher.record import CRITICAL_STATUSES, LISTING_CATEGORIES, Action, Category, Party
+from watcher.record import CRITICAL_STATUSES, LISTING_CATEGORIES, Action, Category
+from watcher.risk_lines import CONNECTED, connected_text, connected_value, listing_text
 from watcher.rules import LISTING_SEVERITY
 from watcher.vocabulary import Language, Severity
-
-
-@dataclass(frozen=True, slots=True)
-class ChangeLine:
-    """One stored change event as the presentation reads it (one atomic change)."""
-
-    category: Category
-    action: Action
-    subject: str
-    before: str | None
-    after: str | None
-    effective_date: date | None
-    party: Party | None = None
-    party_name: str = ""
-    first_seen: bool = False
-
-    @classmethod
-    def of(cls, stored: StoredChange) -> ChangeLine:
-        """A stored change (a change event, a history row) with its strings read as vocabulary."""
-        return cls(
-            Category(stored.category),
-            Action(stored.action),
-            stored.subject,
-            stored.before,
-            stored.after,
-            stored.effective_date,
-            party=Party(stored.party) if stored.party else None,
-            party_name=stored.party_name or "",
-            first_seen=stored.first_seen,
-        )
-
-
-class StoredChange(Protocol):
-    """What a stored change row offers: the change event's columns (the history row has the same)."""
-
-    @property
-    def category(self) -> str: ...
-    @property
-    def action(self) -> str: ...
-    @property
-    def subject(self) -> str: ...
-    @property
-    def before(self) -> str | None: ...
-    @property
-    def after(self) -> str | None: ...
-    @property
-    def effective_date(self) -> date | None: ...
-    @property
-    def party(self) -> str | None: ...
-    @property
-    def party_name(self) -> str | None: ...
-    @property
-    def first_seen(self) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,10 +131,6 @@ _HOLDINGS = frozenset(
 )
 
 
-def _value(text: str | None, language: Language, escape: Escape) -> str:
-    return escape(text) if text and text.strip() else WORDS[language]["none"]
-
-
 def _entry(label: str, action: Action, detail: str, language: Language) -> str:
     """ "董事 新增 李娜" / "Director added: Li Na"."""
     verb = ACTION_LABEL[language][action]
@@ -200,24 +143,6 @@ def _suffix(effective_date: date | None, first_seen: bool, language: Language) -
     return text + (words["first_seen"] if first_seen else "")
 
 
-def _listing_text(change: ChangeLine, language: Language, escape: Escape) -> str:
-    """A risk listing: what happened, against whom, and its facts (which name its case number)."""
-    words = WORDS[language]
-    label = f"{CATEGORY_LABEL[language][change.category]} {LISTING_ACTION_LABEL[language][change.action]}"
-    if change.party not in (None, Party.COMPANY):
-        assert change.party is not None
-        label += words["against"].format(
-            role=PARTY_LABEL[language][change.party], name=escape(change.party_name) or words["none"]
-        )
-    if change.action is Action.ADDED:
-        detail = _value(change.after or change.subject, language, escape)
-    elif change.action is Action.REMOVED:
-        detail = _value(change.before or change.subject, language, escape)
-    else:
-        detail = f"{_value(change.before, language, escape)} → {_value(change.after, language, escape)}"
-    return f"{label}: {detail}"
-
-
 def _scalar_text(change: ChangeLine, language: Language, escape: Escape) -> str:
     """Name, status, capital, address, legal representative, finance head: "label old → new"; the
     subject ("status", or a change-log item such as 财务负责人备案) only repeats the label."""
@@ -226,7 +151,10 @@ def _scalar_text(change: ChangeLine, language: Language, escape: Escape) -> str:
         before = status_label(change.before, language, escape) if change.before else WORDS[language]["none"]
         after = status_label(change.after, language, escape) if change.after else WORDS[language]["none"]
     else:
-        before, after = _value(change.before, language, escape), _value(change.after, language, escape)
+        before, after = (
+            shown_value(change.before, language, escape),
+            shown_value(change.after, language, escape),
+        )
     return f"{label} {before} → {after}"
 
 
@@ -257,7 +185,7 @@ def _holding_text(change: ChangeLine, language: Language, escape: Escape) -> str
         if before.stake != after.stake or before.rest == after.rest:
             parts.append(f"{words['stake']} {before.stake or '?'} → {after.stake or '?'}")
         if before.rest != after.rest:
-            was, now = _value(before.rest, language, escape), _value(after.rest, language, escape)
+            was, now = shown_value(before.rest, language, escape), shown_value(after.rest, language, escape)
             parts.append(f"{rest_word} {was} → {now}")
         return f"{label} {who} {words['detail_sep'].join(parts)}"
     holding = after if change.action is Action.ADDED else before
@@ -278,7 +206,7 @@ def _people_text(members: Sequence[ChangeLine], language: Language, escape: Esca
         return f"{label} {escape(first.subject)} {_retitled(first, language, escape)}"
     role_texts = [_person_value(_side(member) or "", member.subject) for member in members]
     if any(text is None for text in role_texts):
-        values = dict.fromkeys(_value(_side(member), language, escape) for member in members)
+        values = dict.fromkeys(shown_value(_side(member), language, escape) for member in members)
         return _entry(label, first.action, WORDS[language]["list"].join(values), language)
     said = frozenset(CATEGORY_LABEL[language][category].casefold() for category in categories)
     role_text = " / ".join(dict.fromkeys(text for text in role_texts if text))
@@ -292,7 +220,7 @@ def _retitled(change: ChangeLine, language: Language, escape: Escape) -> str:
     before, after = change.before or "", change.after or ""
     if known_titles(before) and known_titles(after):
         return f"{titles_label(before, language, escape)} → {titles_label(after, language, escape)}"
-    return f"{_value(before, language, escape)} → {_value(after, language, escape)}"
+    return f"{shown_value(before, language, escape)} → {shown_value(after, language, escape)}"
 
 
 def _side(change: ChangeLine) -> str | None:
@@ -300,63 +228,12 @@ def _side(change: ChangeLine) -> str | None:
     return change.after if change.action is Action.ADDED else change.before
 
 
-_CONNECTED = frozenset({Category.CONNECTED_PARTY, Category.CONNECTED_RISK})
-
-
-def _connected_text(change: ChangeLine, language: Language, escape: Escape) -> str | None:
-    """ "关联风险：法定代表人 周明远 同时任 X 的实际控制人，X 失信被执行人 列入: …": the parties, the
-    person or company linking them, their roles, and the listing; None when the values are not in
-    the shape :func:`watcher.connected.finding_change` writes."""
-    link = read_link(change.before, change.after)
-    if link is None:
-        return None
-    words = WORDS[language]
-    here, there = tie_roles_label(link.roles_here, language), tie_roles_label(link.roles_there, language)
-    values = {
-        "category": CATEGORY_LABEL[language][change.category],
-        "name": escape(change.subject),
-        "other": escape(link.other_name) or escape(link.other),
-        "roles_here": f"{here} " if here else "",
-        "roles_there": there,
-    }
-    if not there:
-        values["roles_here"] = here
-        text = words["link_itself"].format(**values)
-    elif not here:
-        text = words["link_holder"].format(**values)
-    else:
-        text = words["link"].format(**values)
-    if link.group_after:
-        template = words["group_formed"] if link.group_before < 2 else words["group_grown"]
-        text += template.format(before=link.group_before, after=link.group_after)
-    if link.listing_category is not None:
-        text += words["listing_of"].format(
-            other=values["other"], listing=_listed(change, link, language, escape)
-        )
-    return text
-
-
-def _listed(change: ChangeLine, link: LinkValue, language: Language, escape: Escape) -> str:
-    assert link.listing_category is not None
-    listing = ChangeLine(
-        link.listing_category,
-        Action.ADDED,
-        link.listing,
-        None,
-        link.listing,
-        None,
-        party=change.party,
-        party_name=change.party_name,
-    )
-    return _listing_text(listing, language, escape)
-
-
 def change_text(change: ChangeLine, language: Language, escape: Escape = plain, *, dated: bool = True) -> str:
     """One atomic change as one line (no grouping), with its effective date unless a column shows it."""
-    if change.category in _CONNECTED and (connected := _connected_text(change, language, escape)) is not None:
+    if change.category in CONNECTED and (connected := connected_text(change, language, escape)) is not None:
         text = connected
     elif change.category in LISTING_CATEGORIES:
-        text = _listing_text(change, language, escape)
+        text = listing_text(change, language, escape)
     elif change.category in _SCALARS and change.action is Action.CHANGED:
         text = _scalar_text(change, language, escape)
     elif change.category in _HOLDINGS and (holding := _holding_text(change, language, escape)) is not None:
@@ -371,9 +248,14 @@ def change_text(change: ChangeLine, language: Language, escape: Escape = plain, 
 def _generic_text(change: ChangeLine, language: Language, escape: Escape) -> str:
     label = CATEGORY_LABEL[language][change.category]
     if change.action is Action.CHANGED:
-        before, after = _value(change.before, language, escape), _value(change.after, language, escape)
+        before, after = (
+            shown_value(change.before, language, escape),
+            shown_value(change.after, language, escape),
+        )
         return f"{label} {escape(change.subject)} {before} → {after}"
-    return _entry(label, change.action, _value(_side(change) or change.subject, language, escape), language)
+    return _entry(
+        label, change.action, shown_value(_side(change) or change.subject, language, escape), language
+    )
 
 
 # -- grouping ---------------------------------------------------------------------------------------
@@ -455,7 +337,7 @@ def _legal_rep_text(
 
     gained, left = titles(Action.ADDED, new=True), titles(Action.REMOVED, new=True)
     former_lost, former_took = titles(Action.REMOVED, new=False), titles(Action.ADDED, new=False)
-    former = _value(anchor.before, language, escape)
+    former = shown_value(anchor.before, language, escape)
     clauses = [
         words["also"] + gained if gained else "",
         words["formerly"] + left if left else "",
@@ -499,25 +381,6 @@ def display_lines(
     return tuple(lines)
 
 
-def _connected_value(change: ChangeLine, value: str, language: Language, escape: Escape) -> str | None:
-    """A side of a connected-party change in words: the roles here (before), the other party (after)."""
-    link = read_link(change.before, change.after) if change.category in _CONNECTED else None
-    if link is None:
-        return None
-    if value == change.before:
-        return tie_roles_label(link.roles_here, language) or "–"
-    return _connected_side(change, link, language, escape)
-
-
-def _connected_side(change: ChangeLine, link: LinkValue, language: Language, escape: Escape) -> str:
-    """The other party of a connected-party change, with its roles (and the listing) in words."""
-    roles = tie_roles_label(link.roles_there, language)
-    text = escape(link.other_name) + (bracket(language, roles) if roles else "")
-    if link.listing_category is not None:
-        text += WORDS[language]["clause_sep"] + _listed(change, link, language, escape)
-    return text
-
-
 # -- the history table ------------------------------------------------------------------------------
 
 
@@ -537,7 +400,7 @@ def value_label(change: ChangeLine, value: str | None, language: Language, escap
         return "–"
     if change.category is Category.STATUS:
         return status_label(value, language, escape)
-    connected = _connected_value(change, value, language, escape)
+    connected = connected_value(change, value, language, escape)
     if connected is not None:
         return connected
     if change.category in _PEOPLE and change.action is Action.CHANGED and known_titles(value):

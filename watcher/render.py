@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, tzinfo
 from enum import StrEnum
 
+from watcher.change_line import ChangeLine
 from watcher.labels import (
     ACTION_LABEL,
     CATEGORY_LABEL,
@@ -23,11 +24,7 @@ from watcher.labels import (
     ROLE_LABEL,
     signatory_text,
 )
-from watcher.presentation import (
-    ChangeLine,
-    change_text,
-    display_lines,
-)
+from watcher.presentation import change_text, display_lines
 from watcher.units import format_moment
 from watcher.vocabulary import AlertKind, Language, PartyRole, Severity
 

@@ -21,6 +21,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
 from sqlmodel import Session, col, create_engine, delete, select, update
 
+from watcher.change_line import ChangeLine
 from watcher.models import (
     Alert,
     AuditLog,
@@ -35,7 +36,6 @@ from watcher.models import (
     SourceUsage,
     utcnow,
 )
-from watcher.presentation import ChangeLine
 from watcher.render import SecuredBorrower
 from watcher.schedule import spread_out
 from watcher.vocabulary import AuditAction, DeliveryStatus, ErrorKind, OutboxState, PartyRole

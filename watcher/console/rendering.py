@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
+from watcher.change_line import ChangeLine
 from watcher.console import queries
 from watcher.console.auth import take_flash
 from watcher.console.context import LANGUAGE_COOKIE, Ctx, console_of
@@ -34,7 +35,7 @@ from watcher.console.i18n import (
 from watcher.console.identity import ensure_csrf, session_id_of
 from watcher.console.risk import money_text
 from watcher.labels import ALERT_KIND_LABEL, signatory_text
-from watcher.presentation import ChangeLine, DisplayLine, change_text, display_lines
+from watcher.presentation import DisplayLine, change_text, display_lines
 from watcher.record import LISTING_CATEGORIES, ListingState, Party
 from watcher.render import PARTY_ROLE_LABEL, party_heading
 from watcher.units import format_moment

@@ -8,7 +8,7 @@ from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import Response
 
-from watcher.console import queries
+from watcher.console import connection_queries, queries
 from watcher.console.chart import (
     STACK_ORDER,
     ChartText,
@@ -83,7 +83,7 @@ def borrower_timeline(request: Request, ctx: Ctx) -> Response:
             return error_page(ctx, 404, ctx.t("not_found"))
         data = queries.timeline(session, borrower)
         secures, secures_hidden = queries.secured_by(session, ctx.user, borrower.id)
-        linked = queries.party_connections(
+        linked = connection_queries.party_connections(
             session, ctx.user, borrower.id, language=ctx.lang, hidden_label=ctx.t("hidden_party")
         )
     return render(

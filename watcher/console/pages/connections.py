@@ -9,7 +9,7 @@ from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import Response
 
-from watcher.console import graph, queries
+from watcher.console import connection_queries, graph
 from watcher.console.context import Ctx
 from watcher.console.endpoint import page
 from watcher.console.graphviz import Drawing, DrawingProblem, draw
@@ -54,7 +54,9 @@ def _cells(ctx: Ctx, line: graph.ConnectionLine) -> ConnectionCells:
     )
 
 
-def connections_section(ctx: Ctx, found: queries.PartyConnections, borrower: Borrower) -> ConnectionsSection:
+def connections_section(
+    ctx: Ctx, found: connection_queries.PartyConnections, borrower: Borrower
+) -> ConnectionsSection:
     """The table's rows and the drawing (or the one line saying why there is none)."""
     hood = found.neighbourhood
     description = ctx.t("neighbourhood_desc", name=borrower.name, parties=hood.parties, nodes=len(hood.nodes))
@@ -84,7 +86,7 @@ def connections_section(ctx: Ctx, found: queries.PartyConnections, borrower: Bor
 def groups_page(request: Request, ctx: Ctx) -> Response:
     assert ctx.user is not None
     with ctx.console.store.session() as session:
-        lines = queries.groups(session, ctx.user)
+        lines = connection_queries.groups(session, ctx.user)
     return render(
         ctx, "groups.html", groups=lines, roles_label=lambda roles: tie_roles_label(roles, ctx.lang)
     )

@@ -1,0 +1,116 @@
+"""How risk listings and connected-party/-risk changes read (pure): the lines that quote a listing.
+
+Split from :mod:`watcher.presentation`, which groups changes into lines and reads every other
+category: a listing's own line ("失信被执行人 列入 针对 法定代表人 X: …") and a connected change's
+("关联风险：法定代表人 周明远 同时任 X 的实际控制人，X 失信被执行人 列入: …"), whose values
+:func:`watcher.connected.read_link` reads back from the strings
+:func:`watcher.connected.finding_change` stored.
+"""
+
+from __future__ import annotations
+
+from watcher.change_line import ChangeLine
+from watcher.connected import LinkValue, read_link
+from watcher.labels import (
+    CATEGORY_LABEL,
+    LISTING_ACTION_LABEL,
+    PARTY_LABEL,
+    WORDS,
+    Escape,
+    bracket,
+    shown_value,
+    tie_roles_label,
+)
+from watcher.record import Action, Category, Party
+from watcher.vocabulary import Language
+
+CONNECTED = frozenset({Category.CONNECTED_PARTY, Category.CONNECTED_RISK})
+
+
+def listing_text(change: ChangeLine, language: Language, escape: Escape) -> str:
+    """A risk listing: what happened, against whom, and its facts (which name its case number)."""
+    words = WORDS[language]
+    label = f"{CATEGORY_LABEL[language][change.category]} {LISTING_ACTION_LABEL[language][change.action]}"
+    if change.party not in (None, Party.COMPANY):
+        assert change.party is not None
+        label += words["against"].format(
+            role=PARTY_LABEL[language][change.party], name=escape(change.party_name) or words["none"]
+        )
+    if change.action is Action.ADDED:
+        detail = shown_value(change.after or change.subject, language, escape)
+    elif change.action is Action.REMOVED:
+        detail = shown_value(change.before or change.subject, language, escape)
+    else:
+        before, after = (
+            shown_value(change.before, language, escape),
+            shown_value(change.after, language, escape),
+        )
+        detail = f"{before} → {after}"
+    return f"{label}: {detail}"
+
+
+def connected_text(change: ChangeLine, language: Language, escape: Escape) -> str | None:
+    """ "关联风险：法定代表人 周明远 同时任 X 的实际控制人，X 失信被执行人 列入: …": the parties, the
+    person or company linking them, their roles, and the listing; None when the values are not in
+    the shape :func:`watcher.connected.finding_change` writes."""
+    link = read_link(change.before, change.after)
+    if link is None:
+        return None
+    words = WORDS[language]
+    here, there = tie_roles_label(link.roles_here, language), tie_roles_label(link.roles_there, language)
+    values = {
+        "category": CATEGORY_LABEL[language][change.category],
+        "name": escape(change.subject),
+        "other": escape(link.other_name) or escape(link.other),
+        "roles_here": f"{here} " if here else "",
+        "roles_there": there,
+    }
+    if not there:
+        values["roles_here"] = here
+        text = words["link_itself"].format(**values)
+    elif not here:
+        text = words["link_holder"].format(**values)
+    else:
+        text = words["link"].format(**values)
+    if link.group_after:
+        template = words["group_formed"] if link.group_before < 2 else words["group_grown"]
+        text += template.format(before=link.group_before, after=link.group_after)
+    if link.listing_category is not None:
+        text += words["listing_of"].format(
+            other=values["other"], listing=_listed(change, link, language, escape)
+        )
+    return text
+
+
+def _listed(change: ChangeLine, link: LinkValue, language: Language, escape: Escape) -> str:
+    assert link.listing_category is not None
+    listing = ChangeLine(
+        link.listing_category,
+        Action.ADDED,
+        link.listing,
+        None,
+        link.listing,
+        None,
+        party=change.party,
+        party_name=change.party_name,
+    )
+    return listing_text(listing, language, escape)
+
+
+def connected_value(change: ChangeLine, value: str, language: Language, escape: Escape) -> str | None:
+    """A side of a connected-party change in words: the roles here (before), the other party (after)."""
+    link = read_link(change.before, change.after) if change.category in CONNECTED else None
+    if link is None:
+        return None
+    if value == change.before:
+        return tie_roles_label(link.roles_here, language) or "–"
+    return _connected_side(change, link, language, escape)
+
+
+def _connected_side(change: ChangeLine, link: LinkValue, language: Language, escape: Escape) -> str:
+    """The other party of a connected-party change, with its roles (and the listing) in words."""
+    roles = tie_roles_label(link.roles_there, language)
+    text = escape(link.other_name) + (bracket(language, roles) if roles else "")
+    if link.listing_category is not None:
+        text += WORDS[language]["clause_sep"] + _listed(change, link, language, escape)
+    return text
