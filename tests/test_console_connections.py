@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 import warnings
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
@@ -346,7 +345,7 @@ def _crowd(fans: int, second: int) -> PortfolioIndex:
     return PortfolioIndex.build(parties)
 
 
-def test_a_crowded_neighbourhood_is_capped_and_draws_in_time():
+def test_a_crowded_neighbourhood_is_capped_and_drawn_whole():
     index = _crowd(fans=80, second=2)  # 1 + 80 + 160 parties, 81 people: 322 nodes within reach
     hood = graph.neighbourhood(
         index,
@@ -360,11 +359,11 @@ def test_a_crowded_neighbourhood_is_capped_and_draws_in_time():
     assert hood.nodes[0].focus and sum(1 for n in hood.nodes if n.label.startswith("Fan")) == 80, (
         "nearest first"
     )
-    started = time.monotonic()
+    # Within the renderer's own timeout; how long a drawing takes is a benchmark's question, not a test's.
     drawing = draw(
         graph.neighbourhood_dot(hood), program="dot", layout=graph.layout_engine(hood), description="d"
     )
-    assert drawing.problem is None and time.monotonic() - started < 10
+    assert drawing.problem is None
     assert drawing.svg.count('<g class="node ') == len(hood.nodes)
     assert drawing.svg.count('<g class="edge') == len(hood.edges)
 
