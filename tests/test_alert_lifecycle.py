@@ -12,7 +12,7 @@ import json
 import re
 import threading
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from click.testing import Result
@@ -221,3 +221,24 @@ def test_two_people_acknowledging_at_once_cannot_both_succeed(database, request,
         assert [e.actor for e in world.audit_rows("alert.acknowledged")] == ["张伟"]
     finally:
         world.close()
+
+
+def test_alerts_as_json_keep_the_stored_codes_whatever_the_language(world):
+    """Scripts read --format json: codes and UTC times, while the table speaks [watcher] language."""
+    alert_id = alert_ids(world)["b-lanchao"]
+    assert cli(world, "alerts", "ack", str(alert_id), "--by", "张伟", "--note", "已电话核实").exit_code == 0
+    result = cli(world, "alerts", "--status", "all", "--format", "json")
+    assert result.exit_code == 0, result.output
+    rows = {row["id"]: row for row in json.loads(result.stdout)}
+    assert set(rows) == set(alert_ids(world).values())
+    acked = rows[alert_id]
+    assert (acked["status"], acked["acknowledged_by"], acked["note"]) == (
+        "acknowledged",
+        "张伟",
+        "已电话核实",
+    )
+    assert acked["severity"] in {"info", "warning", "high", "critical"} and acked["kind"] == "change"
+    assert acked["borrower_id"] == "b-lanchao" and acked["created_at"].endswith("+00:00")
+    stored = world.alerts()["b-lanchao"]
+    assert datetime.fromisoformat(acked["acknowledged_at"]) == stored.acknowledged_at.replace(tzinfo=UTC)
+    assert "已确认" in cli(world, "alerts", "--status", "all").stdout, "the table is in zh-CN"

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import tzinfo
+from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from watcher import output
-from watcher.cli.base import HELP_MARKUP, NO_SECRETS, fail, load, with_store
+from watcher.cli.base import HELP_MARKUP, NO_SECRETS, ListFormat, fail, load, with_store
 from watcher.output import echo, when
 from watcher.vocabulary import AlertKind, AlertStatus, AlertStatusFilter, Language, Severity
 
@@ -28,8 +28,11 @@ def alerts_list(
     status: Annotated[
         AlertStatusFilter, typer.Option(help="open, acknowledged, closed or all")
     ] = AlertStatusFilter.OPEN,
+    output_format: Annotated[
+        ListFormat, typer.Option("--format", help="table (for people, in [watcher] language) or json")
+    ] = ListFormat.table,
 ) -> None:
-    """List alerts (open ones by default), newest first."""
+    """List alerts (open ones by default), newest first; json keeps the stored values for scripts."""
     if ctx.invoked_subcommand is not None:
         return
     from watcher.alerts import list_alerts
@@ -37,7 +40,35 @@ def alerts_list(
     config = load(NO_SECRETS)
     with with_store(config) as store, store.session() as session:
         rows = list_alerts(session, status=status.status)
+    if output_format is ListFormat.json:
+        output.echo_json([_alert_json(alert, borrower) for alert, borrower in rows], indent=2)
+        return
     output.print_table(_alerts_table(rows, config))
+
+
+def _alert_json(alert: Alert, borrower: Borrower | None) -> dict[str, object]:
+    """An alert as stored (codes, ISO 8601 times in UTC): what scripts read, whatever the language."""
+    return {
+        "id": alert.id,
+        "created_at": _iso(alert.created_at),
+        "severity": alert.severity,
+        "status": alert.status,
+        "kind": alert.kind,
+        "borrower_id": borrower.id if borrower else None,
+        "borrower_name": borrower.name if borrower else None,
+        "source": alert.source,
+        "acknowledged_by": alert.acknowledged_by,
+        "acknowledged_at": _iso(alert.acknowledged_at),
+        "closed_by": alert.closed_by,
+        "closed_at": _iso(alert.closed_at),
+        "note": alert.note,
+    }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
 
 
 def _alerts_table(rows: list[tuple[Alert, Borrower | None]], config: Config) -> output.Table:
