@@ -9,13 +9,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.receivers import ChatReceiver
 from tests.test_cli import Workspace
 from tests.test_dispatch import DING_SECRET, DING_TOKEN, officer
 from tests.test_guarantors import write_csv
+
+if TYPE_CHECKING:
+    from tests.receivers import ChatReceiver
 
 pytest_plugins = ["tests.receivers"]
 
