@@ -26,6 +26,7 @@ from watcher.connected import (
     APPOINTED_ROLES,
     RISK_LISTINGS,
     Finding,
+    already_own,
     connected_findings,
     finding_change,
     one_step_lower,
@@ -43,7 +44,7 @@ from watcher.connections import (
     TieRole,
     company_node,
 )
-from watcher.diff import Change
+from watcher.diff import Change, diff
 from watcher.importer import BorrowerRow
 from watcher.models import Alert, ChangeEvent, Delivery
 from watcher.normalize import person_key
@@ -487,3 +488,43 @@ def test_a_shared_name_without_identity_raises_nothing(world, ding):
     assert not categories & {Category.CONNECTED_PARTY, Category.CONNECTED_RISK}
     with world.store.session() as session:
         assert len(session.exec(select(Alert)).all()) == 2
+
+
+def test_a_listing_the_party_holds_itself_is_its_own_news_not_a_connected_risk():
+    listing = Listing(
+        key="sx-1",
+        state=ListingState.ACTIVE,
+        party=Party.ACTUAL_CONTROLLER,
+        party_name="周明远",
+        case_number="(2026)浙0212执恢88号",
+    )
+    raised = next(
+        change
+        for change in diff(
+            RegistryRecord(source="cn", registry_id="1", dishonest_debtors=()),
+            RegistryRecord(source="cn", registry_id="1", dishonest_debtors=(listing,)),
+        )
+    )
+    finding = Finding(
+        Category.CONNECTED_RISK,
+        "b-y",
+        "b-x",
+        "星河公司",
+        ZHOU,
+        "周明远",
+        frozenset({TieRole.ACTUAL_CONTROLLER}),
+        frozenset({TieRole.ACTUAL_CONTROLLER}),
+        Severity.HIGH,
+        listing=raised,
+    )
+    own = RegistryRecord(source="cn", registry_id="2", dishonest_debtors=(listing,))
+    assert already_own(finding, own)
+    lifted = RegistryRecord(
+        source="cn", registry_id="2", dishonest_debtors=(replace(listing, state=ListingState.LIFTED),)
+    )
+    assert not already_own(finding, lifted), "a lifted entry on its own record is no news of today"
+    other_person = replace(listing, party_name="王建国")
+    assert not already_own(
+        finding, RegistryRecord(source="cn", registry_id="2", dishonest_debtors=(other_person,))
+    )
+    assert not already_own(finding, None) and not already_own(replace(finding, listing=None), own)

@@ -260,3 +260,30 @@ def test_a_dishonest_listing_of_a_shared_controller_reaches_both_officers(world:
     assert (row["subject"], row["severity"], row["party"]) == ("周明远", "high", "actual_controller")
     world.check()
     assert (len(world.zhang()), len(world.wang())) == (1, 1), "the listing is raised once"
+
+
+def test_a_listing_the_other_party_holds_itself_is_not_repeated_as_a_connected_risk(world: World):
+    """星河's person list shows the shared controller first: 星河's officer hears it as 星河's own news,
+    澜潮's as a connected risk. When 澜潮's own list shows it too, 澜潮's officer hears it as 澜潮's
+    own (critical, after the connected high), but 星河's officer, who knows it already from 星河's own
+    record, gets no connected risk back from 澜潮's check."""
+    first = {
+        LANCHAO: Answers(WANG, controller=ZHOU),
+        XINGHE: Answers(LI, controller=ZHOU),
+        GUARANTOR: Answers(SUN),
+    }
+    baseline(world, first)
+    xinghe_listed = {**first, XINGHE: Answers(LI, controller=ZHOU, controller_dishonest=True)}
+    stage(world.ws, xinghe_listed)
+    world.check()
+    [own] = world.wang()
+    [connected] = world.zhang()
+    assert own.startswith("【严重】宁波星河港务有限公司") and connected.startswith(
+        "【高风险】杭州澜潮智能装备有限公司"
+    )
+    stage(world.ws, {**xinghe_listed, LANCHAO: Answers(WANG, controller=ZHOU, controller_dishonest=True)})
+    world.check()
+    assert len(world.wang()) == 1, "星河 holds the listing itself: no connected risk from 澜潮"
+    [_, lanchao_own] = world.zhang()
+    assert lanchao_own.startswith("【严重】杭州澜潮智能装备有限公司") and "关联风险" not in lanchao_own
+    assert len(world.ws.history("--borrower", "b-xinghe", "--category", "connected_risk")) == 0

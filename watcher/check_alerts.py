@@ -14,13 +14,14 @@ from datetime import datetime
 from sqlmodel import Session
 
 from watcher.config import Config
-from watcher.connected import Finding, finding_change, risk_assessment
+from watcher.connected import Finding, already_own, finding_change, risk_assessment
 from watcher.diff import Change
 from watcher.evaluate import Evaluation
 from watcher.models import Alert, Borrower, ChangeEvent, KeyPersonOccasion, Snapshot
+from watcher.record import RegistryRecord, record_from_dict
 from watcher.routing import plan_deliveries
 from watcher.rules import Assessment
-from watcher.store import open_alert_deliveries, securing_party
+from watcher.store import latest_snapshot, open_alert_deliveries, securing_party
 from watcher.vocabulary import AlertKind
 
 
@@ -109,17 +110,27 @@ def open_alert(
     return alert
 
 
+def _own_record(session: Session, party_id: str) -> RegistryRecord | None:
+    snapshot = latest_snapshot(session, party_id)
+    return record_from_dict(json.loads(snapshot.record_json)) if snapshot else None
+
+
 def alert_connected_parties(
     session: Session, config: Config, listed: Borrower, findings: Sequence[Finding], now: datetime
 ) -> None:
     """Each other party sharing a listed person or company: a change event on its history and one
-    alert (kind change, routed as its own alerts), in the listed party's transaction."""
+    alert (kind change, routed as its own alerts), in the listed party's transaction. A listing the
+    other party already holds on its own record is its own news, alerted already: not repeated."""
     by_party: dict[str, list[Finding]] = {}
     for finding in findings:
         by_party.setdefault(finding.party, []).append(finding)
-    for party_id, found in sorted(by_party.items()):
+    for party_id, all_found in sorted(by_party.items()):
         other = session.get(Borrower, party_id)
         if other is None or not other.active:
+            continue
+        own = _own_record(session, party_id)
+        found = [finding for finding in all_found if not already_own(finding, own)]
+        if not found:
             continue
         severity = max((f.severity for f in found), key=lambda level: level.rank)
         alert = open_alert(session, config, other, risk_assessment(severity), now, AlertKind.CHANGE)

@@ -27,9 +27,9 @@ from datetime import date
 from decimal import Decimal
 
 from watcher.connections import KEY_ROLES, Node, PartyTies, PortfolioIndex, Tie, TieRole
-from watcher.diff import Change
+from watcher.diff import Change, listing_subject
 from watcher.normalize import text_key
-from watcher.record import Action, Category, Party
+from watcher.record import Action, Category, Listing, ListingState, Party, RegistryRecord
 from watcher.rules import LISTING_SEVERITY, Assessment
 from watcher.vocabulary import Severity
 
@@ -82,6 +82,22 @@ class Finding:
     @property
     def joins_by_control(self) -> bool:
         return bool(self.roles_here & CONTROL_ROLES) and bool(self.roles_there & CONTROL_ROLES)
+
+
+def already_own(finding: Finding, own: RegistryRecord | None) -> bool:
+    """Whether the party a ``connected_risk`` finding is for holds the same listing in force on its own
+    record (two companies sharing a legal representative each read the person-level lists): its own
+    alert has told its officer already, a second message would only repeat it."""
+    change = finding.listing
+    if change is None or own is None or change.category not in RISK_LISTINGS:
+        return False
+    listings: tuple[Listing, ...] = own.listings(change.category) or ()
+    return any(
+        listing.state is ListingState.ACTIVE
+        and listing_subject(listing) == change.subject
+        and text_key(listing.party_name) == text_key(change.party_name)
+        for listing in listings
+    )
 
 
 def one_step_lower(severity: Severity) -> Severity:

@@ -337,7 +337,8 @@ def listing_text(listing: Listing) -> str:
     return " · ".join(part for part in parts if part) or listing.key
 
 
-def _listing_subject(listing: Listing) -> str:
+def listing_subject(listing: Listing) -> str:
+    """What a listing's change names as its subject: the case number, else the reason, else its key."""
     return listing.case_number or listing.reason or listing.key
 
 
@@ -355,7 +356,7 @@ def _listing_change(
     return Change(
         category,
         action,
-        _listing_subject(listing),
+        listing_subject(listing),
         None if before is None else listing_text(before),
         listing_text(listing) if show_after else None,
         effective_date=(listing.removed_on if action is Action.REMOVED else listing.listed_on),
