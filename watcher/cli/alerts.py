@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, tzinfo
+from datetime import tzinfo
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -41,34 +41,11 @@ def alerts_list(
     with with_store(config) as store, store.session() as session:
         rows = list_alerts(session, status=status.status)
     if output_format is ListFormat.json:
-        output.echo_json([_alert_json(alert, borrower) for alert, borrower in rows], indent=2)
+        from watcher.console.exports import alert_records
+
+        output.echo_json(alert_records(rows), indent=2)
         return
     output.print_table(_alerts_table(rows, config))
-
-
-def _alert_json(alert: Alert, borrower: Borrower | None) -> dict[str, object]:
-    """An alert as stored (codes, ISO 8601 times in UTC): what scripts read, whatever the language."""
-    return {
-        "id": alert.id,
-        "created_at": _iso(alert.created_at),
-        "severity": alert.severity,
-        "status": alert.status,
-        "kind": alert.kind,
-        "borrower_id": borrower.id if borrower else None,
-        "borrower_name": borrower.name if borrower else None,
-        "source": alert.source,
-        "acknowledged_by": alert.acknowledged_by,
-        "acknowledged_at": _iso(alert.acknowledged_at),
-        "closed_by": alert.closed_by,
-        "closed_at": _iso(alert.closed_at),
-        "note": alert.note,
-    }
-
-
-def _iso(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
 
 
 def _alerts_table(rows: list[tuple[Alert, Borrower | None]], config: Config) -> output.Table:

@@ -8,7 +8,7 @@ CSV and XLSX writer of the project does.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from watcher.models import Alert, Borrower
 from watcher.spreadsheet import (
@@ -40,6 +40,9 @@ ALERT_FIELDS: tuple[str, ...] = (
 
 
 def _iso(value: datetime | date | None) -> str | None:
+    """ISO 8601; a time with its offset, in UTC (SQLite hands back naive times, all stored in UTC)."""
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
     return value.isoformat() if value is not None else None
 
 
