@@ -254,9 +254,86 @@ def test_a_controller_shared_by_two_groups_grows_one() -> None:
     index.set_party("p", own=checked.own, name=checked.name, ties=new)
     findings = with_groups(connected_findings(checked, frozenset(), index, ()), index, checked, frozenset())
     [finding] = findings
-    assert (finding.other, finding.group_before, finding.group_after) == ("q1", 0, 3)
+    assert (finding.other, finding.group_before, finding.group_after) == ("q1", 2, 3)
     text = change_text(ChangeLine.of(_stored(finding_change(finding))), Language.ZH_CN)
-    assert text == "关联关系：实际控制人 王 同时任 公司q1 的控制人（形成关联集团，共 3 家）"
+    assert text == "关联关系：实际控制人 王 同时任 公司q1 的控制人（关联集团扩大：2 → 3 家）"
+    assert finding_change(finding).after.endswith(" | group 2 -> 3")
+
+
+def test_joining_a_group_by_its_shared_controller_says_grown_once() -> None:
+    """q1 and q2 share 周明远; p gains him too: one note 2 → 3 on the first link, none on the second.
+    A new party q3 then forms a group of 2 with nobody grouped before: 形成."""
+    zhou = Node(NodeKind.PERSON, "qichacha|id:pzhou", LinkBasis.VENDOR_KEY)
+    index = PortfolioIndex()
+    for party in ("q1", "q2"):
+        ties = frozenset({Tie(party, zhou, TieRole.ACTUAL_CONTROLLER, "周明远")})
+        index.set_party(party, own=OWN[party], name=f"公司{party}", ties=ties)
+    new = frozenset({Tie("p", zhou, TieRole.ACTUAL_CONTROLLER, "周明远")})
+    checked = PartyTies("p", OWN["p"], "公司p", new)
+    index.set_party("p", own=checked.own, name=checked.name, ties=new)
+    findings = with_groups(connected_findings(checked, frozenset(), index, ()), index, checked, frozenset())
+    assert [(f.other, f.group_before, f.group_after) for f in findings] == [("q1", 2, 3), ("q2", 0, 0)]
+    texts = [change_text(ChangeLine.of(_stored(finding_change(f))), Language.ZH_CN) for f in findings]
+    assert texts[0].endswith("（关联集团扩大：2 → 3 家）") and "关联集团" not in texts[1]
+
+    alone = PortfolioIndex()
+    alone.set_party(
+        "q3", own=OWN["q3"], name="公司q3", ties=frozenset({Tie("q3", zhou, TieRole.CONTROLLER, "周明远")})
+    )
+    alone.set_party("p", own=checked.own, name=checked.name, ties=new)
+    [formed] = with_groups(connected_findings(checked, frozenset(), alone, ()), alone, checked, frozenset())
+    assert (formed.group_before, formed.group_after) == (0, 2)
+    text = change_text(ChangeLine.of(_stored(finding_change(formed))), Language.ZH_CN)
+    assert text.endswith("（形成关联集团，共 2 家）")
+
+
+CONTROLLERS = tuple(Node(NodeKind.PERSON, f"qichacha|id:c{i}", LinkBasis.VENDOR_KEY) for i in range(3))
+GROUP_PARTIES = ("m1", "m2", "m3", "m4", "m5")
+
+
+def _control_ties(party: str, nodes: frozenset[Node]) -> frozenset[Tie]:
+    return frozenset(Tie(party, node, TieRole.ACTUAL_CONTROLLER, node.identity) for node in nodes)
+
+
+def _components(ties: dict[str, frozenset[Node]]) -> list[set[str]]:
+    """Connected components of parties sharing a controller (an oracle independent of the index)."""
+    components: list[set[str]] = []
+    for party, nodes in ties.items():
+        joined = [c for c in components if any(ties[other] & nodes for other in c)]
+        merged = {party}.union(*joined)
+        components = [c for c in components if c not in joined] + [merged]
+    return components
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.dictionaries(st.sampled_from(GROUP_PARTIES), st.frozensets(st.sampled_from(CONTROLLERS), max_size=2)),
+    st.frozensets(st.sampled_from(CONTROLLERS), max_size=2),
+    st.frozensets(st.sampled_from(CONTROLLERS), max_size=3),
+)
+def test_group_sizes_are_the_largest_group_joined_before_and_the_group_after(portfolio, old, new) -> None:
+    """Whatever the portfolio: one note at most per check; before is the largest group the party's
+    group after was made of (0 when all were alone: formed), after its size; a note exactly when a
+    controller link was gained and the group is larger than every part it was made of."""
+    index = PortfolioIndex()
+    for party, nodes in portfolio.items():
+        index.set_party(party, own=None, name=party, ties=_control_ties(party, nodes))
+    checked = PartyTies("p", None, "p", _control_ties("p", new))
+    index.set_party("p", own=None, name="p", ties=checked.ties)
+    old_ties = _control_ties("p", old)
+    findings = with_groups(connected_findings(checked, old_ties, index, ()), index, checked, old_ties)
+
+    after = next(c for c in _components({**portfolio, "p": new}) if "p" in c)
+    parts = [c for c in _components({**portfolio, "p": old}) if c & after]
+    largest = max(len(c) for c in parts)
+    expected_before = largest if largest >= 2 else 0
+    marked = [f for f in findings if f.group_after]
+    gained = any(f.joins_by_control for f in findings)
+    if gained and len(after) > largest:
+        assert [(f.group_before, f.group_after) for f in marked] == [(expected_before, len(after))]
+        assert marked[0] is next(f for f in findings if f.joins_by_control)
+    else:
+        assert marked == []
 
 
 class _Stored:

@@ -9,11 +9,13 @@ from hypothesis import strategies as st
 
 from watcher.connections import (
     LinkBasis,
+    Node,
     NodeKind,
     PortfolioIndex,
     Tie,
     TieRole,
     company_node,
+    distinct_identities,
     ties_of,
 )
 from watcher.normalize import person_key
@@ -92,9 +94,29 @@ def test_equal_names_without_a_matching_identity_are_possible_links_and_never_fo
         ("c", _record("91440300MA5F0XXX1Y", legal_representative=_person("王伟"))),
     )
     links = index.connections("a")
-    assert {link.other for link in links} == {"b", "c"}
+    assert {link.other for link in links} == {"c"}, "two birth dates are two people: no link to b"
     assert all(link.possible for link in links)
+    assert {link.other for link in index.connections("c")} == {"a", "b"}
     assert index.groups() == ()
+
+
+def test_two_keynos_of_one_vendor_are_two_people_not_a_possible_link() -> None:
+    """周明远 with KeyNo p1 at a and 周明远 with KeyNo p2 at b: the vendor says they are different."""
+    index = _index(
+        ("a", _record(USCC_A, legal_representative=_person("周明远", key_id="p1"))),
+        ("b", _record(USCC_B, legal_representative=_person("周明远", key_id="p2"))),
+    )
+    assert index.connections("a") == () and index.connections("b") == ()
+
+
+def test_a_birth_month_and_a_date_within_it_stay_a_possible_link() -> None:
+    index = _index(
+        ("a", _record(USCC_A, legal_representative=_person("王伟", birth="1970-01"))),
+        ("b", _record(USCC_B, legal_representative=_person("王伟", birth="1970-01-02"))),
+        ("c", _record("91440300MA5F0XXX1Y", legal_representative=_person("王伟", birth="1970-02"))),
+    )
+    assert [(link.other, link.possible) for link in index.connections("b")] == [("a", True)]
+    assert index.connections("c") == ()
 
 
 def test_name_and_birth_date_identify_a_person_across_sources() -> None:
@@ -250,3 +272,33 @@ def test_links_are_symmetric_and_groups_use_strong_links_only(records) -> None:
                 reached.add(other)
                 frontier.append(other)
         assert reached == group
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(PARTIES, RECORDS, max_size=4))
+def test_no_possible_link_joins_two_different_identities_of_one_scope(records) -> None:
+    """A possible link stands on a pair of equal-named ties whose identities leave it open: one known
+    by name only, or identities of different scopes; never two KeyNos or two birth dates that differ."""
+    index = PortfolioIndex.build(_entry(party, record) for party, record in records.items())
+    for party in index.parties:
+        for link in index.connections(party):
+            if not link.possible:
+                continue
+            here = [t for t in index.ties(party) if t.node == link.node]
+            names = {(link.node.kind, tie.name_key) for tie in here}
+            there = [t for t in index.ties(link.other) if (t.node.kind, t.name_key) in names]
+            assert any(not distinct_identities(link.node, t.node) for t in there), (party, link)
+
+
+def test_distinct_identities_needs_one_scope_and_different_values() -> None:
+    qcc = Node(NodeKind.PERSON, "qichacha|id:p1", LinkBasis.VENDOR_KEY)
+    assert distinct_identities(qcc, Node(NodeKind.PERSON, "qichacha|id:p2", LinkBasis.VENDOR_KEY))
+    assert not distinct_identities(qcc, Node(NodeKind.PERSON, "tianyancha|id:p2", LinkBasis.VENDOR_KEY))
+    assert not distinct_identities(qcc, qcc)
+    assert not distinct_identities(qcc, Node(NodeKind.PERSON, "person|n:周明远", LinkBasis.NAME_ONLY))
+    born = Node(NodeKind.PERSON, "nb:王伟|1970-01-02", LinkBasis.BIRTH_DATE)
+    assert distinct_identities(born, Node(NodeKind.PERSON, "nb:王伟|1981-05-06", LinkBasis.BIRTH_DATE))
+    assert not distinct_identities(born, Node(NodeKind.PERSON, "nb:王伟|1970-01", LinkBasis.BIRTH_DATE))
+    assert not distinct_identities(born, qcc)
+    assert distinct_identities(company_node("cn", USCC_A), company_node("cn", USCC_B))
+    assert not distinct_identities(company_node("cn", USCC_A), company_node("no", USCC_B))

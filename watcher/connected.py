@@ -5,8 +5,9 @@ into force, two things may concern *other* watched parties that share a person o
 
 - ``connected_party`` (warning): the party gained a legal representative, controller, actual
   controller, finance head or major shareholder (5 % or more) who already holds a key role at another
-  active watched party. Reported once, in the party's own alert, when the tie first appears; a tie that
-  links two parties by a controller also says whether it formed or grew a group.
+  active watched party. Reported once, in the party's own alert, when the tie first appears; the first
+  tie of a check that links two parties by a controller also says whether it formed or grew a group
+  (said once, however many members share the controller).
 - ``connected_risk`` (the listing's severity one step lower): a dishonest-debtor, enforcement,
   abnormal-operation or bankruptcy listing of the party, or of its legal representative or actual
   controller, coming into force is reported to every other watched party sharing that person or
@@ -62,8 +63,9 @@ class Finding:
     """One connected-party finding, recorded on ``party``'s history: ``name`` (the person or company
     at ``node``) holds ``roles_here`` at ``party`` and ``roles_there`` at ``other`` (empty: the node is
     that party itself). ``listing`` is the raised listing of ``other`` (``connected_risk`` only);
-    ``group_before``/``group_after`` the sizes of ``party``'s group when a controller link formed or
-    grew one (0: no group)."""
+    ``group_before``/``group_after`` the size of the largest group ``party``'s group was made of before
+    and its size after, when a controller link formed (before 0) or grew one; set on one finding of a
+    check only (0: no group note)."""
 
     category: Category
     party: str
@@ -239,25 +241,34 @@ def _holdings_listed(
 def with_groups(
     findings: Sequence[Finding], index: PortfolioIndex, checked: PartyTies, old_ties: Iterable[Tie]
 ) -> tuple[Finding, ...]:
-    """Mark each controller link that formed or grew ``checked``'s group with the group's size before
-    and after. ``index`` is the stored state after this check holding ``checked.party``'s group
-    whole; the size before is its group there with ``old_ties`` instead."""
-    if not any(f.category is Category.CONNECTED_PARTY and f.joins_by_control for f in findings):
+    """Mark the first controller link of a check that formed or grew ``checked``'s group with the
+    group's size before and after (said once per check, however many members the party now shares a
+    controller with). ``index`` is the stored state after this check holding ``checked.party``'s group
+    whole; the size before is that of the largest group the party's group is made of with
+    ``old_ties`` instead (0 when they were all alone: a group formed)."""
+    first = next(
+        (n for n, f in enumerate(findings) if f.category is Category.CONNECTED_PARTY and f.joins_by_control),
+        None,
+    )
+    if first is None:
         return tuple(findings)
-    after = len(index.group_of(checked.party))
+    after_group = index.group_of(checked.party)
+    before = _largest_group_before(after_group, index, checked, old_ties)
+    if len(after_group) <= before:
+        return tuple(findings)
+    marked = replace(findings[first], group_before=before, group_after=len(after_group))
+    return (*findings[:first], marked, *findings[first + 1 :])
+
+
+def _largest_group_before(
+    members: frozenset[str], index: PortfolioIndex, checked: PartyTies, old_ties: Iterable[Tie]
+) -> int:
+    """The size of the largest group among ``members`` when ``checked.party`` still had ``old_ties``."""
     before_index = PortfolioIndex.build(
         (p, index.own(p), index.name(p), index.ties(p)) for p in index.parties
     )
     before_index.set_party(checked.party, own=checked.own, name=checked.name, ties=frozenset(old_ties))
-    before = len(before_index.group_of(checked.party))
-    if after <= before:
-        return tuple(findings)
-    return tuple(
-        replace(f, group_before=before, group_after=after)
-        if f.category is Category.CONNECTED_PARTY and f.joins_by_control
-        else f
-        for f in findings
-    )
+    return max((len(before_index.group_of(p)) for p in members), default=0)
 
 
 def with_own_findings(assessment: Assessment, findings: Sequence[Finding]) -> Assessment:

@@ -177,6 +177,29 @@ def _node_for(key: str, name: str, kind: NodeKind, *, jurisdiction: str, vendor:
     return Node(kind, f"{kind}|n:{text_key(name)}", LinkBasis.NAME_ONLY)
 
 
+def _identity_scope(node: Node) -> str | None:
+    """Where a strong identity is unique: a registration number within its jurisdiction, a vendor's
+    id within that vendor, name and birth within the one scheme; None for a name alone."""
+    if node.basis is LinkBasis.NAME_ONLY:
+        return None
+    if node.basis is LinkBasis.BIRTH_DATE:
+        return LinkBasis.BIRTH_DATE.value
+    return f"{node.basis.value}|{node.identity.partition('|')[0]}"
+
+
+def distinct_identities(one: Node, other: Node) -> bool:
+    """Whether two nodes are proven different: strong identities from the same scope that differ (two
+    Qichacha KeyNos, two USCCs, two birth dates). A birth month and a birth date within it may be the
+    same person, and ids of two vendors may name one person: neither proves anything."""
+    scope = _identity_scope(one)
+    if scope is None or scope != _identity_scope(other) or one.identity == other.identity:
+        return False
+    if one.basis is LinkBasis.BIRTH_DATE:
+        born, born_other = one.identity.rpartition("|")[2], other.identity.rpartition("|")[2]
+        return not (born.startswith(born_other) or born_other.startswith(born))
+    return True
+
+
 def _stake_percent(stake: Stake | None) -> Decimal | None:
     return None if stake is None else stake.high
 
@@ -349,8 +372,13 @@ class PortfolioIndex:
                 )
 
     def _same_name(self, party: str, tie: Tie) -> Iterator[Connection]:
+        """Equal names are a possible link unless the identities settle it: the same strong node is a
+        strong link (see ``_shared_node``), two identities that :func:`distinct_identities` tells apart
+        are two people or companies and no link at all."""
         for other in self._by_name.get((tie.node.kind, tie.name_key), ()):
-            if other.party != party and not (tie.node == other.node and tie.node.basis.strong):
+            if other.party == party or distinct_identities(tie.node, other.node):
+                continue
+            if not (tie.node == other.node and tie.node.basis.strong):
                 yield Connection(
                     party,
                     other.party,
