@@ -8,6 +8,8 @@ DingTalk robots and ``watcher history`` on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import asyncio
+import io
+import warnings
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -15,11 +17,13 @@ from decimal import Decimal
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from openpyxl import load_workbook
 from sqlmodel import select
 
 from tests.deployment import Deployment
 from tests.listings import RecordSource
 from tests.test_cli import history_of
+from tests.test_console import PASSWORD, SECRET, sign_in
 from tests.test_dispatch import DING_SECRET, DING_TOKEN, officer
 from watcher.change_line import ChangeLine
 from watcher.connected import (
@@ -44,6 +48,8 @@ from watcher.connections import (
     TieRole,
     company_node,
 )
+from watcher.console.app import create_app
+from watcher.console.auth import create_user
 from watcher.diff import Change, diff
 from watcher.importer import BorrowerRow
 from watcher.models import Alert, ChangeEvent, Delivery
@@ -66,7 +72,11 @@ from watcher.record import (
 )
 from watcher.rules import LISTING_SEVERITY
 from watcher.store import borrowers
-from watcher.vocabulary import Language, Severity
+from watcher.vocabulary import Language, PartyRole, Severity
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
 
 pytest_plugins = ["tests.receivers"]
 
@@ -605,3 +615,130 @@ def test_a_listing_the_party_holds_itself_is_its_own_news_not_a_connected_risk()
         finding, RegistryRecord(source="cn", registry_id="2", dishonest_debtors=(other_person,))
     )
     assert not already_own(finding, None) and not already_own(replace(finding, listing=None), own)
+
+
+# -- the console: a party the reader may not see is not named (issue 15, point 4) -------------------
+
+SCOPED_CHANNELS = f"""\
+[officers.zhang_wei]
+name = "张伟"
+
+[officers.kari]
+name = "Kari"
+language = "en"
+
+[console]
+secret_key = "{SECRET}"
+"""
+GUARANTOR = BorrowerRow(
+    id="g-hengtai",
+    name="恒泰融资担保有限公司",
+    source="cn",
+    registry_id="91330100MA2GUAR01X",
+    role=PartyRole.GUARANTOR,
+    secures=("b-xinghe", "b-yuanda"),
+)
+
+
+@pytest.fixture
+def scoped_world(tmp_path, sqlite_url):
+    """远大 (Kari's) gets a connected party, then a connected risk, both naming 星河 (张伟's); a
+    guarantor secures both. Kari may see 远大 and the guarantor, the reviewer everything."""
+    made = Deployment(tmp_path, sqlite_url, SCOPED_CHANNELS)
+    made.add(XINGHE, YUANDA, GUARANTOR)
+    zhou, controller = _person("周明远", "p7c2e1"), _controller("周明远", "p7c2e1")
+    records = {
+        XINGHE.registry_id: _record(XINGHE, zhou, controller),
+        YUANDA.registry_id: _record(YUANDA, _person("李娜", "p0b9d4"), ()),
+        GUARANTOR.registry_id: _record(GUARANTOR, _person("孙立", "p3f8a6"), ()),
+    }
+    _check(made, records, T0)
+    records[YUANDA.registry_id] = _record(YUANDA, zhou, ())
+    _check(made, records, T1)
+    dishonest = Listing(
+        "（2026）浙0206执1234号",
+        ListingState.ACTIVE,
+        party=Party.ACTUAL_CONTROLLER,
+        party_name="周明远",
+        case_number="（2026）浙0206执1234号",
+        listed_on=date(2026, 3, 5),
+    )
+    records[XINGHE.registry_id] = _record(XINGHE, zhou, controller, [dishonest])
+    _check(made, records, T1 + timedelta(days=1))
+    with made.store.transaction() as session:
+        for username, officer_id in (("kari", "kari"), ("risk", None)):
+            create_user(
+                session,
+                username=username,
+                password=PASSWORD,
+                role="officer" if officer_id else "reviewer",
+                officer_id=officer_id,
+                display_name=username,
+                actor="test",
+            )
+    yield made
+    made.close()
+
+
+def _console_texts(world: Deployment, username: str) -> dict[str, str]:
+    client = TestClient(create_app(world.store, world.config))
+    assert sign_in(client, username).status_code == 303
+    pages = {
+        path: client.get(path).text
+        for path in (
+            "/borrower?id=b-yuanda&lang=en",
+            "/borrower?id=g-hengtai",
+            "/alerts",
+            "/history?category=connected_risk",
+            "/history",
+            "/borrower?id=b-yuanda&lang=zh-CN",  # the language is kept for the pages after it
+            "/borrower?id=g-hengtai&lang=zh-CN",
+            "/alerts?lang=zh-CN",
+        )
+    }
+    pages["csv"] = client.get("/export/history.csv").text
+    workbook = load_workbook(io.BytesIO(client.get("/export/history.xlsx").content))
+    pages["xlsx"] = "\n".join(
+        str(cell.value) for sheet in workbook for row in sheet.iter_rows() for cell in row if cell.value
+    )
+    return pages
+
+
+def test_the_console_names_a_connected_party_only_to_a_reader_who_may_see_it(scoped_world):
+    events = [e.category for e in _events(scoped_world, "b-yuanda")]
+    assert Category.CONNECTED_PARTY in events and Category.CONNECTED_RISK in events
+    kari = _console_texts(scoped_world, "kari")
+    for where, text in kari.items():
+        assert XINGHE.name not in text and "b-xinghe" not in text, where
+    english = (
+        "Connected party: legal representative 周明远 is also legal representative, actual controller"
+        " of a party you may not see"
+    )
+    for where in ("/borrower?id=b-yuanda&lang=en", "/alerts", "/history"):
+        assert english in kari[where], where
+    risk_line = "Connected risk: legal representative 周明远 is also legal representative, actual controller"
+    assert (
+        f"{risk_line} of a party you may not see; a party you may not see: Dishonest debtor"
+        in (kari["/history?category=connected_risk"])
+    )
+    assert (
+        "关联关系：法定代表人 周明远 同时任 另一借款人（无权查看） 的法定代表人、实际控制人"
+        in (kari["/borrower?id=b-yuanda&lang=zh-CN"])
+    )
+    assert "另一借款人（无权查看）" in kari["/alerts?lang=zh-CN"]
+    assert "另一借款人（无权查看） []: legal_representative,actual_controller" in kari["csv"]
+    assert "另一借款人（无权查看） []: legal_representative,actual_controller" in kari["xlsx"]
+    assert "secures: b-yuanda, 1 more of other officers" in kari["/borrower?id=g-hengtai"]
+    assert "b-yuanda、另有 1 家（其他客户经理负责）" in kari["/borrower?id=g-hengtai&lang=zh-CN"]
+
+    risk = _console_texts(scoped_world, "risk")
+    assert "同时任 宁波星河港务有限公司 的法定代表人、实际控制人" in risk["/borrower?id=b-yuanda&lang=zh-CN"]
+    assert (
+        f"{risk_line} of 宁波星河港务有限公司; 宁波星河港务有限公司: Dishonest debtor"
+        in (risk["/history?category=connected_risk"])
+    )
+    assert XINGHE.name in risk["/alerts"]
+    assert "宁波星河港务有限公司 [b-xinghe]: legal_representative,actual_controller" in risk["csv"]
+    assert "宁波星河港务有限公司 [b-xinghe]" in risk["xlsx"]
+    assert "b-xinghe, b-yuanda" in risk["/borrower?id=g-hengtai"]
+    assert "b-xinghe、b-yuanda" in risk["/borrower?id=g-hengtai&lang=zh-CN"]

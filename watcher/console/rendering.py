@@ -17,6 +17,7 @@ from starlette.responses import HTMLResponse, Response
 from watcher.change_line import ChangeLine
 from watcher.console import queries
 from watcher.console.auth import take_flash
+from watcher.console.change_scope import PartyScope
 from watcher.console.context import LANGUAGE_COOKIE, Ctx, console_of
 from watcher.console.i18n import (
     ACTION_LABEL,
@@ -31,6 +32,7 @@ from watcher.console.i18n import (
     SEVERITY_LABEL,
     SIGNAL_LABEL,
     STATUS_LABEL,
+    TEXT,
 )
 from watcher.console.identity import ensure_csrf, session_id_of
 from watcher.console.risk import money_text
@@ -65,14 +67,19 @@ def change_line_of(change: Any) -> ChangeLine:
     return change if isinstance(change, ChangeLine) else ChangeLine.of(change)
 
 
-def grouped_rows(events: Any, lang: Language) -> list[tuple[Any, DisplayLine]]:
+def grouped_rows(
+    events: Any, lang: Language, scope: PartyScope | None = None
+) -> list[tuple[Any, DisplayLine]]:
     """Timeline rows: the events of one check (one alert, one detection time) read as grouped lines,
     each with the first event it stands for (its detection time, alert and snapshot)."""
     rows: list[tuple[Any, DisplayLine]] = []
     batch: list[Any] = []
 
     def flush() -> None:
-        lines = display_lines([change_line_of(event) for event in batch], lang, dated=False)
+        changes = [change_line_of(event) for event in batch]
+        if scope is not None:
+            changes = [scope.line(change) for change in changes]
+        lines = display_lines(changes, lang, dated=False)
         rows.extend((batch[line.parts[0]], line) for line in lines)
         batch.clear()
 
@@ -88,9 +95,16 @@ def grouped_rows(events: Any, lang: Language) -> list[tuple[Any, DisplayLine]]:
 _DETAIL_TIMES = frozenset({"inactive_since", "deactivated_at"})
 
 
-def audit_detail(detail: str, lang: Language, zone: tzinfo, source_name: Callable[[str], str] = str) -> str:
+def audit_detail(
+    detail: str,
+    lang: Language,
+    zone: tzinfo,
+    source_name: Callable[[str], str] = str,
+    scope: PartyScope | None = None,
+) -> str:
     """An audit entry's JSON detail for a person: its keys as words, severities, kinds, signals and
-    sources by their labels, times in the reader's zone; a value of another shape as it is."""
+    sources by their labels, times in the reader's zone, secured borrowers the reader may not see
+    only counted (``scope``); a value of another shape as it is."""
     try:
         parsed = json.loads(detail)
     except ValueError:
@@ -98,20 +112,31 @@ def audit_detail(detail: str, lang: Language, zone: tzinfo, source_name: Callabl
     if not isinstance(parsed, dict):
         return detail
     keys = AUDIT_DETAIL_LABEL[lang]
+
+    def shown(key: str, value: Any) -> str:
+        if key == "secures" and scope is not None:
+            return scope.secured_ids(
+                value,
+                _LIST_SEPARATOR[lang].join,
+                lambda count: TEXT[lang]["secures_hidden"].format(count=count),
+            )
+        return _detail_value(key, value, lang, zone, source_name)
+
     return "; ".join(
-        f"{keys.get(key, key)}: {_detail_value(key, value, lang, zone, source_name)}"
+        f"{keys.get(key, key)}: {shown(key, value)}"
         for key, value in parsed.items()
         if value not in ("", None, [])
     )
+
+
+_LIST_SEPARATOR = {Language.ZH_CN: "、", Language.EN: ", "}
 
 
 def _detail_value(
     key: str, value: Any, lang: Language, zone: tzinfo, source_name: Callable[[str], str]
 ) -> str:
     if isinstance(value, list):
-        return ("、" if lang == Language.ZH_CN else ", ").join(
-            _detail_value(key, item, lang, zone, source_name) for item in value
-        )
+        return _LIST_SEPARATOR[lang].join(_detail_value(key, item, lang, zone, source_name) for item in value)
     text = str(value)
     value_labels: dict[str, Mapping[Any, str]] = {
         "severity": SEVERITY_LABEL[lang],
@@ -157,6 +182,11 @@ def render(ctx: Ctx, template: str, status_code: int = 200, **values: Any) -> HT
         labels = LISTING_ACTION_LABEL if category in LISTING_CATEGORIES else ACTION_LABEL
         return _label(labels[lang], action)
 
+    scope = party_scope(ctx)
+
+    def scoped_line(change: Any) -> ChangeLine:
+        return scope.line(change_line_of(change))
+
     def officer_name(officer_id: str | None) -> str:
         officers = console.config.officers
         return officers[officer_id].name if officer_id in officers else ""
@@ -182,16 +212,16 @@ def render(ctx: Ctx, template: str, status_code: int = 200, **values: Any) -> HT
         section_label=lambda value: _label(SECTION_LABEL[lang], value),
         signal_label=lambda value: _label(SIGNAL_LABEL[lang], value),
         audit_detail=lambda detail: audit_detail(
-            detail, lang, zone, lambda key: console.config.source_display_name(key, lang)
+            detail, lang, zone, lambda key: console.config.source_display_name(key, lang), scope
         ),
         money_text=money_text,
         ListingState=ListingState,
         Party=Party,
         status_label=lambda value: _label(STATUS_LABEL[lang], value),
         generic_subject=generic_subject,
-        change_lines=lambda changes: display_lines([change_line_of(c) for c in changes], lang),
-        grouped_rows=lambda events: grouped_rows(events, lang),
-        change_line_text=lambda change: change_text(change_line_of(change), lang, dated=False),
+        change_lines=lambda changes: display_lines([scoped_line(c) for c in changes], lang),
+        grouped_rows=lambda events: grouped_rows(events, lang, scope),
+        change_line_text=lambda change: change_text(scoped_line(change), lang, dated=False),
         signatory_line=lambda on_file, registry: signatory_text(on_file, registry, lang),
         party_heading=lambda view: party_heading(view, lang),
         party_role_label=lambda value: _label(PARTY_ROLE_LABEL[lang], value),
@@ -211,6 +241,11 @@ def reader_zone(ctx: Ctx) -> ZoneInfo:
     """The zone of the times a page shows: the signed-in officer's own, else ``[watcher] timezone``."""
     officer = ctx.user.officer_id if ctx.user is not None else None
     return ctx.console.config.zone_for(officer)
+
+
+def party_scope(ctx: Ctx) -> PartyScope:
+    """The parties the signed-in reader may see, for the change lines and exports of one request."""
+    return PartyScope(ctx.console.store, ctx.user, ctx.t("hidden_party"))
 
 
 def error_page(ctx: Ctx, status_code: int, message: str) -> HTMLResponse:

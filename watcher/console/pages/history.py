@@ -21,7 +21,7 @@ from watcher.console.exports import (
     to_xlsx,
 )
 from watcher.console.filters import BadRequest, alert_filter, history_filter
-from watcher.console.rendering import error_page, reader_zone, render
+from watcher.console.rendering import error_page, party_scope, reader_zone, render
 from watcher.record import Category
 from watcher.vocabulary import AlertStatusFilter
 
@@ -74,7 +74,9 @@ def export_history(request: Request, ctx: Ctx) -> Response:
     except BadRequest as error:
         return error_page(ctx, 400, f"{ctx.t('bad_request')} {error}")
     with ctx.console.store.session() as session:
-        records = history_records(queries.scoped_history(session, ctx.user, filters))
+        rows = queries.scoped_history(session, ctx.user, filters)
+    scope = party_scope(ctx)
+    records = history_records(scope.row(row) for row in rows)
     name = f"watcher-history-{_stamp(ctx)}"
     if fmt == "csv":
         return _download(to_csv(HISTORY_FIELDS, records), CSV_MEDIA_TYPE, f"{name}.csv")
