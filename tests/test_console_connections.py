@@ -203,7 +203,7 @@ def test_an_officer_sees_the_connections_of_their_party_without_the_parties_of_o
     assert rows == [
         f"{HIDDEN_ZH} 王建国 法定代表人（2020-05-01 起） 法定代表人（2021-03-15 起） "
         "数据商主体标识 2021-03-15",
-        f"{HIDDEN_ZH} 陈丽 监事 监事 可能关联（仅姓名）",
+        f"{HIDDEN_ZH} 陈丽 监事 监事 可能关联（仅姓名） –",  # no start dates: "since" unknown
     ]
 
     labels = _node_labels(_svg(page))

@@ -273,8 +273,12 @@ def test_the_title_names_the_guarantor_its_role_and_the_readers_borrowers():
     assert "Guarantor 浙江担保股份有限公司 (guarantees borrower FJORDLYS SJØMAT AS)" in english
     many = replace(view, secures=tuple(SecuredBorrower(f"b-{n}", f"B{n}", None) for n in range(5)))
     assert "(guarantees borrowers B0, B1, B2 and 2 more)" in render_alert(many, Language.EN).title
-    nobody = render_alert(view.for_officer("someone"), Language.EN).title
-    assert "(guarantees 2 borrower(s))" in nobody and "杭州" not in nobody
+    nobody = render_alert(view.for_officer("someone"), Language.EN)
+    assert "(guarantees 2 borrower(s))" in nobody.title and "杭州" not in nobody.title + nobody.body
+    # The guarantor's own officer, who holds none of its borrowers, reads how many, not "borrowers: –".
+    assert "Guarantor ID g-1; borrower(s): 2 more of other officers" in nobody.body
+    zh_nobody = render_alert(view.for_officer("someone"), Language.ZH_CN).body
+    assert "借款人：另有 2 家（其他客户经理负责）" in zh_nobody
     pledgor = render_alert(guarantor_view(PartyRole.PLEDGOR), Language.ZH_CN).title
     assert (
         pledgor.startswith("【警示】出质人 浙江担保股份有限公司（为借款人 ") and "提供质押担保）" in pledgor

@@ -103,6 +103,7 @@ _TEXT = {
         "name_separator": "、",
         "secured_note": "{role}编号 {party_id}；借款人：{borrowers}",
         "secured_item": "{name}（{borrower_id}）",
+        "secured_others": "另有 {count} 家（其他客户经理负责）",
     },
     Language.EN: {
         "title": "[{severity}] {party}: registry record changed",
@@ -137,6 +138,7 @@ _TEXT = {
         "name_separator": ", ",
         "secured_note": "{role} ID {party_id}; borrower(s): {borrowers}",
         "secured_item": "{name} ({borrower_id})",
+        "secured_others": "{count} more of other officers",
     },
 }
 
@@ -322,6 +324,8 @@ def _secured_note(view: AlertView, language: Language, escape: Callable[[str], s
         text["secured_item"].format(name=escape(secured.name), borrower_id=escape(secured.borrower_id))
         for secured in view.secures
     ]
+    if view.secures_hidden:  # the guarantor's own officer may hold none of the borrowers it secures
+        items.append(text["secured_others"].format(count=view.secures_hidden))
     return [
         text["secured_note"].format(
             role=PARTY_ROLE_LABEL[language][view.party_role],
