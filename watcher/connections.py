@@ -361,15 +361,7 @@ class PortfolioIndex:
             return
         for other in self._by_node.get(tie.node, ()):
             if other.party != party:
-                yield Connection(
-                    party,
-                    other.party,
-                    tie.node,
-                    tie.name,
-                    frozenset({tie.role}),
-                    frozenset({other.role}),
-                    False,
-                )
+                yield _tie_link(tie, other, possible=False)
 
     def _same_name(self, party: str, tie: Tie) -> Iterator[Connection]:
         """Equal names are a possible link unless the identities settle it: the same strong node is a
@@ -379,15 +371,7 @@ class PortfolioIndex:
             if other.party == party or distinct_identities(tie.node, other.node):
                 continue
             if not (tie.node == other.node and tie.node.basis.strong):
-                yield Connection(
-                    party,
-                    other.party,
-                    tie.node,
-                    tie.name,
-                    frozenset({tie.role}),
-                    frozenset({other.role}),
-                    True,
-                )
+                yield _tie_link(tie, other, possible=True)
 
     def _holding_of_watched(self, party: str, tie: Tie) -> Iterator[Connection]:
         """This party names another watched party (a shareholder or controller that is watched itself)."""
@@ -455,6 +439,13 @@ class PortfolioIndex:
             tuple(sorted((key, _in_order(ties)) for key, ties in self._by_name.items())),
             tuple(sorted((node, tuple(sorted(parties))) for node, parties in self._parties_of_own.items())),
         )
+
+
+def _tie_link(tie: Tie, other: Tie, *, possible: bool) -> Connection:
+    """The connection two ties of different parties make, seen from ``tie``'s party."""
+    return Connection(
+        tie.party, other.party, tie.node, tie.name, frozenset({tie.role}), frozenset({other.role}), possible
+    )
 
 
 def _in_order(ties: Iterable[Tie]) -> tuple[Tie, ...]:
