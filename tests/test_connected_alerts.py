@@ -33,6 +33,7 @@ from watcher.connected import (
     already_own,
     connected_findings,
     finding_change,
+    may_join_by_control,
     one_step_lower,
     read_link,
     with_groups,
@@ -328,10 +329,17 @@ def test_group_sizes_are_the_largest_group_joined_before_and_the_group_after(por
     index = PortfolioIndex()
     for party, nodes in portfolio.items():
         index.set_party(party, own=None, name=party, ties=_control_ties(party, nodes))
-    checked = PartyTies("p", None, "p", _control_ties("p", new))
-    index.set_party("p", own=None, name="p", ties=checked.ties)
     old_ties = _control_ties("p", old)
-    findings = with_groups(connected_findings(checked, old_ties, index, ()), index, checked, old_ties)
+    index.set_party("p", own=None, name="p", ties=old_ties)
+    checked = PartyTies("p", None, "p", _control_ties("p", new))
+    # As the pipeline reads them: the group before the new ties replace the old (only when a
+    # controller was gained), and afterwards the party's group alone (load_group), not the portfolio.
+    group_before = index.group_of("p") if may_join_by_control(checked, old_ties) else frozenset()
+    index.set_party("p", own=None, name="p", ties=checked.ties)
+    after_only = PortfolioIndex.of(index.party(party) for party in index.group_of("p") | {"p"})
+    findings = with_groups(
+        connected_findings(checked, old_ties, index, ()), after_only, checked, old_ties, group_before
+    )
 
     after = next(c for c in _components({**portfolio, "p": new}) if "p" in c)
     parts = [c for c in _components({**portfolio, "p": old}) if c & after]

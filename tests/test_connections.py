@@ -8,9 +8,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from watcher.connections import (
+    Guarantee,
     LinkBasis,
     Node,
     NodeKind,
+    PartyTies,
     PortfolioIndex,
     Tie,
     TieRole,
@@ -302,3 +304,143 @@ def test_distinct_identities_needs_one_scope_and_different_values() -> None:
     assert not distinct_identities(born, qcc)
     assert distinct_identities(company_node("cn", USCC_A), company_node("cn", USCC_B))
     assert not distinct_identities(company_node("cn", USCC_A), company_node("no", USCC_B))
+
+
+# -- guarantees: the bank's own records link a guarantor and the borrower it secures ------------------
+
+GUARANTEE_ROLES = st.sampled_from([TieRole.GUARANTOR, TieRole.PLEDGOR])
+SECURES = st.none() | st.tuples(GUARANTEE_ROLES, st.sets(PARTIES, max_size=3))
+GUARANTEED_OPERATIONS = st.lists(st.tuples(PARTIES, st.none() | RECORDS, SECURES), max_size=25)
+
+
+def _guarantees(party: str, secures: tuple[TieRole, set[str]] | None) -> frozenset[Guarantee]:
+    if secures is None:
+        return frozenset()
+    role, borrowers = secures
+    return frozenset(Guarantee(party, borrower, role) for borrower in borrowers)
+
+
+def _held(party: str, record: RegistryRecord, guarantees: frozenset[Guarantee]) -> PartyTies:
+    _, own, name, ties = _entry(party, record)
+    return PartyTies(party, own, name, ties, guarantees)
+
+
+@settings(max_examples=200, deadline=None)
+@given(GUARANTEED_OPERATIONS)
+def test_guarantees_and_ties_set_in_any_order_equal_building_afresh(operations) -> None:
+    """A new snapshot (``secures`` None) keeps the party's guarantees; new guarantees replace them."""
+    index = PortfolioIndex()
+    records: dict[str, RegistryRecord] = {}
+    guarantees: dict[str, frozenset[Guarantee]] = {}
+    for party, record, secures in operations:
+        if record is None:
+            index.remove_party(party)
+            records.pop(party, None)
+            guarantees.pop(party, None)
+            continue
+        _, own, name, ties = _entry(party, record)
+        given_now = None if secures is None else _guarantees(party, secures)
+        index.set_party(party, own=own, name=name, ties=ties, secures=given_now)
+        records[party] = record
+        guarantees[party] = guarantees.get(party, frozenset()) if given_now is None else given_now
+    fresh = PortfolioIndex.of(
+        _held(party, record, guarantees[party]) for party, record in reversed(list(records.items()))
+    )
+    assert index.canonical() == fresh.canonical()
+    assert index.groups() == fresh.groups()
+    for party in records:
+        assert index.connections(party) == fresh.connections(party)
+        assert index.party(party) == fresh.party(party)
+    assert fresh.copy().canonical() == fresh.canonical()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(PARTIES, st.tuples(RECORDS, SECURES), max_size=4))
+def test_guarantee_links_are_direct_symmetric_and_group_their_parties(parties) -> None:
+    index = PortfolioIndex.of(
+        _held(p, record, _guarantees(p, secures)) for p, (record, secures) in parties.items()
+    )
+    for party in index.parties:
+        for link in index.connections(party):
+            if not link.guarantee:
+                continue
+            back = [c for c in index.connections(link.other) if c.other == party and c.node == link.node]
+            assert [(c.guarantee, c.roles_here, c.roles_there) for c in back] == [
+                (True, link.roles_there, link.roles_here)
+            ]
+        for guarantee in index.guarantees(party):
+            assert {guarantee.party, guarantee.borrower} <= index.group_of(party), "both in one group"
+            assert any(
+                c.other == guarantee.borrower
+                and c.direct
+                and c.basis is LinkBasis.LOAN_RECORD
+                and guarantee.role in c.roles_there
+                for c in index.connections(guarantee.party)
+            )
+
+
+def test_a_guarantee_circle_is_one_group_and_each_side_reads_its_role() -> None:
+    """A guarantees B, B guarantees C, C pledges for A: a guarantee circle (担保圈)."""
+    record = _record(USCC_A)
+    index = PortfolioIndex.of(
+        [
+            PartyTies(
+                "a",
+                company_node("cn", USCC_A),
+                "A",
+                frozenset(),
+                frozenset({Guarantee("a", "b", TieRole.GUARANTOR)}),
+            ),
+            PartyTies(
+                "b",
+                company_node("cn", USCC_B),
+                "B",
+                frozenset(),
+                frozenset({Guarantee("b", "c", TieRole.GUARANTOR)}),
+            ),
+            PartyTies("c", None, "C", frozenset(), frozenset({Guarantee("c", "a", TieRole.PLEDGOR)})),
+            PartyTies("d", None, "D", ties_of("d", record, jurisdiction="cn", vendor="qichacha")),
+        ]
+    )
+    assert index.groups() == (frozenset({"a", "b", "c"}),)
+    from_b = {c.other: c for c in index.connections("b")}
+    assert from_b["a"].roles_here == {TieRole.GUARANTOR} and from_b["a"].roles_there == frozenset()
+    assert from_b["c"].roles_there == {TieRole.GUARANTOR} and from_b["c"].node == company_node("cn", USCC_B)
+    [to_c] = [c for c in index.connections("a") if c.other == "c"]
+    assert to_c.roles_here == {TieRole.PLEDGOR} and to_c.node.identity == "watched|c", "C has no number"
+    assert to_c.name == "C" and to_c.direct
+
+
+def test_a_guarantee_to_a_party_the_index_does_not_hold_links_nothing() -> None:
+    index = PortfolioIndex.of(
+        [PartyTies("a", None, "A", frozenset(), frozenset({Guarantee("a", "gone", TieRole.GUARANTOR)}))]
+    )
+    assert index.connections("a") == () and index.groups() == () and index.guarantees("a") == frozenset()
+
+
+def test_a_guarantor_that_also_holds_shares_reads_as_one_link_with_both_roles() -> None:
+    borrower = _record(
+        USCC_B,
+        shareholders=(Shareholder(name="阿尔法", key=f"id:{USCC_A}", kind=HolderKind.ENTITY),),
+    )
+    index = PortfolioIndex.of(
+        [
+            PartyTies(
+                "g",
+                company_node("cn", USCC_A),
+                "阿尔法",
+                frozenset(),
+                frozenset({Guarantee("g", "b", TieRole.GUARANTOR)}),
+            ),
+            PartyTies(
+                "b",
+                company_node("cn", USCC_B),
+                "B",
+                ties_of("b", borrower, jurisdiction="cn", vendor="qichacha"),
+            ),
+        ]
+    )
+    [link] = index.connections("b")
+    assert link.roles_here == {TieRole.SHAREHOLDER, TieRole.GUARANTOR} and link.guarantee and link.direct
+    [back] = index.connections("g")
+    assert back.roles_there == {TieRole.SHAREHOLDER, TieRole.GUARANTOR}

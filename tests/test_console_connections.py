@@ -203,7 +203,8 @@ def test_an_officer_sees_the_connections_of_their_party_without_the_parties_of_o
     assert rows == [
         f"{HIDDEN_ZH} 王建国 法定代表人（2020-05-01 起） 法定代表人（2021-03-15 起） "
         "数据商主体标识 2021-03-15",
-        f"{HIDDEN_ZH} 陈丽 监事 监事 可能关联（仅姓名） –",  # no start dates: "since" unknown
+        # No start dates from the registry: the link held by the day it was first recorded.
+        f"{HIDDEN_ZH} 陈丽 监事 监事 可能关联（仅姓名） 不晚于 {CHECKED_AT.date()}（首次记录）",
     ]
 
     labels = _node_labels(_svg(page))

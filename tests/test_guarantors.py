@@ -401,10 +401,30 @@ def test_the_console_shows_a_guarantor_to_the_secured_borrowers_officer_naming_o
         inbox = client.get("/alerts?status=all").text
         assert "保证人 杭州澜潮智能装备有限公司（为借款人 FJORDLYS SJØMAT AS 提供担保）" in inbox
         assert "HARDANGER" not in inbox
-        assert client.get("/borrower?id=b-lanchao").status_code == 200
+        guarantor_page = client.get("/borrower?id=b-lanchao").text
+        rows = _connection_rows(guarantor_page)
+        today = datetime.now(UTC).date().isoformat()
+        recorded = f"本行担保记录 不晚于 {today}（首次记录）"
+        assert rows == [
+            f"FJORDLYS SJØMAT AS b-fjordlys 杭州澜潮智能装备有限公司 保证人 {recorded}",
+            f"另一借款人（无权查看） 保证人 {recorded}",
+        ], "the guarantee drawn both ways, the borrower of another officer without its name"
+        assert "HARDANGER" not in guarantor_page and "b-hardanger" not in guarantor_page
+        borrower_rows = _connection_rows(client.get("/borrower?id=b-fjordlys").text)
+        assert borrower_rows == [
+            f"杭州澜潮智能装备有限公司 b-lanchao 杭州澜潮智能装备有限公司 保证人 {recorded}"
+        ]
         stranger = TestClient(create_app(world.store, world.config))
         assert sign_in(stranger, "stranger").status_code == 303
         assert "b-lanchao" not in stranger.get("/").text
         assert stranger.get("/borrower?id=b-lanchao").status_code == 403
     finally:
         world.close()
+
+
+def _connection_rows(page: str) -> list[str]:
+    """The connections table's rows as text (cells joined by spaces)."""
+    match = re.search(r'<table class="data" id="connections-table">(.*?)</table>', page, re.S)
+    assert match, "the page has no connections table"
+    rows = re.findall(r"<tr class=\"connection[^\"]*\">(.*?)</tr>", match[1], re.S)
+    return [" ".join(re.sub(r"<[^>]+>", " ", row).split()) for row in rows]

@@ -214,7 +214,10 @@ def test_a_guarantors_legal_representative_change_reaches_the_borrowers_officer_
 def test_a_new_legal_representative_who_leads_another_watched_company_raises_connected_party(world: World):
     first = {LANCHAO: Answers(WANG), XINGHE: Answers(LI), GUARANTOR: Answers(SUN)}
     baseline(world, first)
-    assert world.connections()["connections"] == []
+    [guarantee] = world.connections()["connections"]
+    pair = (guarantee["party"], guarantee["other"], guarantee["basis"])
+    assert pair == ("b-lanchao", "g-lanqi", "loan_record"), "the guarantee links them from the start"
+    assert (guarantee["roles_here"], guarantee["roles_there"]) == (["guarantor"], [])
     stage(world.ws, {**first, XINGHE: Answers(WANG)})
     world.check()
     [message] = world.wang()
@@ -242,7 +245,8 @@ def test_a_dishonest_listing_of_a_shared_controller_reaches_both_officers(world:
     }
     baseline(world, first)
     [group] = world.connections()["groups"]
-    assert {p["id"] for p in group["parties"]} == {"b-lanchao", "b-xinghe"}
+    members = {p["id"] for p in group["parties"]}
+    assert members == {"b-lanchao", "b-xinghe", "g-lanqi"}, "by the shared controller and the guarantee"
     stage(world.ws, {**first, LANCHAO: Answers(WANG, controller=ZHOU, controller_dishonest=True)})
     world.check()
     [own] = world.zhang()

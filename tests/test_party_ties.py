@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 from tests.deployment import BASELINE_AT, LANCHAO, REGISTRIES, Deployment
 from watcher.cli import app
 from watcher.connections import (
+    Guarantee,
     LinkBasis,
     Node,
     NodeKind,
@@ -33,7 +34,7 @@ from watcher.connections import (
 from watcher.identifiers import cn_uscc_check_char
 from watcher.importer import BorrowerRow
 from watcher.lifecycle import deactivate, prune
-from watcher.models import PartyNode, PartyTie
+from watcher.models import PartyNode, PartyTie, SecuresLink
 from watcher.party_ties import (
     indexed_parties,
     load_group,
@@ -43,6 +44,7 @@ from watcher.party_ties import (
 )
 from watcher.reindex import reindex_if_unindexed, tie_scopes
 from watcher.store import open_store
+from watcher.vocabulary import PartyRole
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 RUNNER = CliRunner()
@@ -77,8 +79,21 @@ def _portfolio(seed: int, parties: int = 40) -> list[PartyTies]:
         if rng.random() < 0.2:
             held = rng.randrange(parties)
             ties.add(Tie(party, company_node("cn", f"reg{held:03d}"), TieRole.SHAREHOLDER, f"Company {held}"))
+        secures: set[Guarantee] = set()
+        if rng.random() < 0.15:  # a guarantor or pledgor, securing one or two others
+            role = rng.choice([TieRole.GUARANTOR, TieRole.PLEDGOR])
+            for _ in range(rng.randint(1, 2)):
+                secured = rng.randrange(parties)
+                if secured != number:
+                    secures.add(Guarantee(party, f"p{secured:03d}", role, first_seen=NOW.date()))
         made.append(
-            PartyTies(party, company_node("cn", f"reg{number:03d}"), f"Company {number}", frozenset(ties))
+            PartyTies(
+                party,
+                company_node("cn", f"reg{number:03d}"),
+                f"Company {number}",
+                frozenset(ties),
+                frozenset(secures),
+            )
         )
     return made
 
@@ -86,12 +101,20 @@ def _portfolio(seed: int, parties: int = 40) -> list[PartyTies]:
 def _seed_borrowers(store, parties: list[PartyTies]) -> None:
     from watcher.models import Borrower
 
+    roles = {TieRole.GUARANTOR: PartyRole.GUARANTOR, TieRole.PLEDGOR: PartyRole.PLEDGOR}
     with store.transaction() as session:
         for party in parties:
-            session.add(Borrower(id=party.party, name=party.name, source="cn", registry_id=party.party))
+            role = next((roles[g.role] for g in party.secures), PartyRole.BORROWER)
+            session.add(
+                Borrower(id=party.party, name=party.name, source="cn", registry_id=party.party, role=role)
+            )
         session.flush()
         for party in parties:
             replace_party_ties(session, party, now=NOW)
+            for guarantee in party.secures:
+                session.add(
+                    SecuresLink(party_id=party.party, borrower_id=guarantee.borrower, first_seen=NOW.date())
+                )
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -122,7 +145,32 @@ def test_a_partys_ties_are_replaced_not_added_to(any_store):
         loaded = load_index(session)
         assert indexed_parties(session) == 5
     assert loaded.ties(first.party) == fewer.ties and loaded.own(first.party) is None
-    assert loaded.canonical() == PortfolioIndex.of([fewer, *parties[1:]]).canonical()
+    kept = PartyTies(fewer.party, None, fewer.name, fewer.ties, first.secures)  # a snapshot leaves them
+    assert loaded.canonical() == PortfolioIndex.of([kept, *parties[1:]]).canonical()
+
+
+def test_a_tie_keeps_the_day_it_was_first_recorded_while_the_party_keeps_naming_it(any_store):
+    [party] = _portfolio(seed=5, parties=1)
+    party = PartyTies(party.party, party.own, party.name, party.ties | {_tie(party.party, "k1", "王建国")})
+    _seed_borrowers(any_store, [party])
+    later = NOW + timedelta(days=30)
+    renamed = PartyTies(
+        party.party,
+        party.own,
+        party.name,
+        frozenset({_tie(party.party, "k1", "王建国"), _tie(party.party, "k2", "陈丽")}),
+    )
+    with any_store.transaction() as session:
+        replace_party_ties(session, renamed, now=later)
+    with any_store.session() as session:
+        seen = {tie.node.identity: tie.first_seen for tie in load_index(session).ties(party.party)}
+    assert seen == {"qichacha|id:k1": NOW.date(), "qichacha|id:k2": later.date()}
+
+
+def _tie(party: str, key: str, name: str) -> Tie:
+    return Tie(
+        party, Node(NodeKind.PERSON, f"qichacha|id:{key}", LinkBasis.VENDOR_KEY), TieRole.DIRECTOR, name
+    )
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -373,3 +421,49 @@ def test_each_source_scopes_its_ids_by_jurisdiction_and_vendor_a_feed_by_its_con
     assert scope("html", "intranet") == TieScope("intranet", "intranet")
     replayed = ReplayOptions(type="replay", folder="feed", format="tianyancha")
     assert source_class("replay").tie_scope("cn", replayed) == TieScope("cn", "tianyancha")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_migration_0013_dates_indexed_ties_by_their_indexing_and_leaves_old_guarantees_undated(
+    backend: str, request, sqlite_url: str
+):
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+
+    from watcher.store import MIGRATIONS, SCHEMA_HEAD, Store
+
+    url = sqlite_url if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    store = Store(url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with store.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0012")
+    with store.engine.begin() as connection:
+        for party in ("b1", "g1"):
+            connection.execute(
+                text(
+                    "INSERT INTO borrower (id, name, source, registry_id, tags, active, created_at, "
+                    "updated_at, consecutive_failures, role) VALUES "
+                    f"('{party}', 'A', 'cn', '{party}', '', true, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, "
+                    "0, 'borrower')"
+                )
+            )
+        connection.execute(
+            text("INSERT INTO party_node (borrower_id, identity, indexed_at) VALUES ('b1', NULL, :at)"),
+            {"at": datetime(2026, 2, 27, 23, 59, 58)},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO party_tie (borrower_id, kind, identity, basis, role, name, name_key) "
+                "VALUES ('b1', 'person', 'qichacha|id:k1', 'vendor_key', 'director', '王建国', '王建国')"
+            )
+        )
+        connection.execute(text("INSERT INTO secures_link (party_id, borrower_id) VALUES ('g1', 'b1')"))
+    assert store.upgrade() == ("0012", SCHEMA_HEAD)
+    with store.engine.begin() as connection:
+        [tie_seen] = connection.execute(text("SELECT first_seen FROM party_tie")).one()
+        [link_seen] = connection.execute(text("SELECT first_seen FROM secures_link")).one()
+    assert str(tie_seen) == "2026-02-27" and link_seen is None
+    store.dispose()

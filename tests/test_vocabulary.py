@@ -429,7 +429,7 @@ def _index_vocabularies() -> dict[type[StrEnum], list[str]]:
 
     return {
         NodeKind: ["person", "company"],
-        LinkBasis: ["registry_id", "vendor_key", "birth_date", "name_only"],
+        LinkBasis: ["registry_id", "vendor_key", "birth_date", "name_only", "loan_record"],
         TieRole: [
             "legal_representative",
             "director",
@@ -441,6 +441,8 @@ def _index_vocabularies() -> dict[type[StrEnum], list[str]]:
             "actual_controller",
             "beneficial_owner",
             "pledgee",
+            "guarantor",
+            "pledgor",
         ],
     }
 

@@ -132,15 +132,26 @@ def connected_findings(
     return tuple(findings)
 
 
-def _new_connections(
-    checked: PartyTies, old_ties: frozenset[Tie], others: PortfolioIndex
-) -> Iterable[Finding]:
+def _gained(checked: PartyTies, old_ties: Iterable[Tie]) -> dict[Node, list[Tie]]:
+    """The strong alerting ties of ``checked`` whose node it did not hold in such a role before."""
     held_before = {tie.node for tie in old_ties if _alerting(tie)}
     gained: dict[Node, list[Tie]] = defaultdict(list)
     for tie in checked.ties:
         if tie.node.basis.strong and _alerting(tie) and tie.node not in held_before:
             gained[tie.node].append(tie)
-    for node, ties in sorted(gained.items()):
+    return gained
+
+
+def may_join_by_control(checked: PartyTies, old_ties: Iterable[Tie]) -> bool:
+    """Whether ``checked`` gained a controller, so that a finding may say a group formed or grew (the
+    group as it was must then be read before the new ties replace the old)."""
+    return any(tie.role in CONTROL_ROLES for ties in _gained(checked, old_ties).values() for tie in ties)
+
+
+def _new_connections(
+    checked: PartyTies, old_ties: frozenset[Tie], others: PortfolioIndex
+) -> Iterable[Finding]:
+    for node, ties in sorted(_gained(checked, old_ties).items()):
         here = frozenset(tie.role for tie in ties)
         since = max((tie.since for tie in ties if tie.since is not None), default=None)
         for other, there in _holders(others, node, exclude=checked.party, roles=KEY_ROLES):
@@ -239,13 +250,18 @@ def _holdings_listed(
 
 
 def with_groups(
-    findings: Sequence[Finding], index: PortfolioIndex, checked: PartyTies, old_ties: Iterable[Tie]
+    findings: Sequence[Finding],
+    index: PortfolioIndex,
+    checked: PartyTies,
+    old_ties: Iterable[Tie],
+    group_before: frozenset[str] = frozenset(),
 ) -> tuple[Finding, ...]:
     """Mark the first controller link of a check that formed or grew ``checked``'s group with the
     group's size before and after (said once per check, however many members the party now shares a
     controller with). ``index`` is the stored state after this check holding ``checked.party``'s group
-    whole; the size before is that of the largest group the party's group is made of with
-    ``old_ties`` instead (0 when they were all alone: a group formed)."""
+    whole; ``group_before`` the party's group as it was (it may hold parties the party has just left).
+    The size before is that of the largest group the party's group is made of with ``old_ties``
+    instead (0 when they were all alone: a group formed)."""
     first = next(
         (n for n, f in enumerate(findings) if f.category is Category.CONNECTED_PARTY and f.joins_by_control),
         None,
@@ -253,7 +269,7 @@ def with_groups(
     if first is None:
         return tuple(findings)
     after_group = index.group_of(checked.party)
-    before = _largest_group_before(after_group, index, checked, old_ties)
+    before = max(_largest_group_before(after_group, index, checked, old_ties), len(group_before))
     if len(after_group) <= before:
         return tuple(findings)
     marked = replace(findings[first], group_before=before, group_after=len(after_group))
@@ -264,9 +280,7 @@ def _largest_group_before(
     members: frozenset[str], index: PortfolioIndex, checked: PartyTies, old_ties: Iterable[Tie]
 ) -> int:
     """The size of the largest group among ``members`` when ``checked.party`` still had ``old_ties``."""
-    before_index = PortfolioIndex.build(
-        (p, index.own(p), index.name(p), index.ties(p)) for p in index.parties
-    )
+    before_index = index.copy()
     before_index.set_party(checked.party, own=checked.own, name=checked.name, ties=frozenset(old_ties))
     return max((len(before_index.group_of(p)) for p in members), default=0)
 

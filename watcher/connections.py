@@ -8,6 +8,12 @@ own, and equal names without a matching identity are only a *possible* link, nev
 
 The index is updated one party at a time (``set_party``), so a changed party costs its own ties,
 not a rebuild; it equals an index built afresh from the same records (property-tested).
+
+Guarantees come from the bank's own records, not a registry: a watched guarantor or pledgor securing a
+watched borrower (:class:`Guarantee`) links the two directly, so guarantee circles (担保圈) form groups
+like shared controllers do. They are kept apart from the record's ties (a new snapshot does not touch
+them) and raise no connected-party alert: a guarantor's own alerts already reach the officers of the
+borrowers it secures.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
@@ -36,6 +42,7 @@ class LinkBasis(StrEnum):
     VENDOR_KEY = "vendor_key"  # the registry's or vendor's own id for a person or company
     BIRTH_DATE = "birth_date"  # name and date (or month) of birth
     NAME_ONLY = "name_only"
+    LOAN_RECORD = "loan_record"  # the bank's own records: a guarantee of a watched borrower's loan
 
     @property
     def strong(self) -> bool:
@@ -53,6 +60,8 @@ class TieRole(StrEnum):
     ACTUAL_CONTROLLER = "actual_controller"
     BENEFICIAL_OWNER = "beneficial_owner"
     PLEDGEE = "pledgee"
+    GUARANTOR = "guarantor"  # of a watched borrower's loan (the watch list's ``secures``)
+    PLEDGOR = "pledgor"  # whose shares or assets secure a watched borrower's loan
 
 
 # Roles that make a person or company one of the party's decision makers or owners.
@@ -101,6 +110,9 @@ class Tie:
     name: str
     stake: Decimal | None = None
     since: date | None = None
+    # When the index first held this tie (kept across snapshots): a start the registry does not give
+    # is at latest this. Not part of the tie's identity.
+    first_seen: date | None = field(default=None, compare=False)
 
     @property
     def name_key(self) -> str:
@@ -131,6 +143,42 @@ class Connection:
     roles_here: frozenset[TieRole]
     roles_there: frozenset[TieRole]
     possible: bool
+    # The node is one of the two parties itself: a holding of a watched party, or a guarantee.
+    direct: bool = False
+    guarantee: bool = False  # the link is (or includes) a guarantee from the bank's records
+
+    @property
+    def basis(self) -> LinkBasis:
+        """How the link was established, as shown: name only for a possible link, the bank's records
+        for a guarantee, else the shared node's identity."""
+        if self.possible:
+            return LinkBasis.NAME_ONLY
+        return LinkBasis.LOAN_RECORD if self.guarantee else self.node.basis
+
+    def merged(self, other: Connection) -> Connection:
+        """This link and ``other`` (same parties, node and strength) as one, with both sides' roles."""
+        return Connection(
+            self.party,
+            self.other,
+            self.node,
+            self.name,
+            self.roles_here | other.roles_here,
+            self.roles_there | other.roles_there,
+            self.possible,
+            self.direct or other.direct,
+            self.guarantee or other.guarantee,
+        )
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Guarantee:
+    """A watched guarantor or pledgor (``party``, in ``role``) secures a watched borrower's loan, as
+    the watch list says; ``first_seen`` is when the bank's records first held it."""
+
+    party: str
+    borrower: str
+    role: TieRole
+    first_seen: date | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +200,7 @@ class PartyTies:
     own: Node | None
     name: str
     ties: frozenset[Tie]
+    secures: frozenset[Guarantee] = frozenset()  # the borrowers it guarantees or secures
 
 
 def company_node(jurisdiction: str, registry_id: str) -> Node:
@@ -276,6 +325,8 @@ class PortfolioIndex:
         self._parties_of_own: dict[Node, set[str]] = defaultdict(set)
         self._by_node: dict[Node, set[Tie]] = defaultdict(set)
         self._by_name: dict[tuple[NodeKind, str], set[Tie]] = defaultdict(set)
+        self._secures: dict[str, frozenset[Guarantee]] = {}  # by guarantor
+        self._secured_by: dict[str, set[Guarantee]] = defaultdict(set)  # by borrower
 
     @classmethod
     def build(cls, parties: Iterable[tuple[str, Node | None, str, frozenset[Tie]]]) -> PortfolioIndex:
@@ -287,10 +338,36 @@ class PortfolioIndex:
     @classmethod
     def of(cls, parties: Iterable[PartyTies]) -> PortfolioIndex:
         """An index of ``parties`` (as stored or as just built)."""
-        return cls.build((p.party, p.own, p.name, p.ties) for p in parties)
+        index = cls()
+        for party in parties:
+            index.add(party)
+        return index
 
-    def set_party(self, party: str, *, own: Node | None, name: str, ties: frozenset[Tie]) -> None:
-        """Replace what the index knows of one party: its own node and name, and its ties."""
+    def add(self, party: PartyTies) -> None:
+        """Hold ``party`` as given, its guarantees included (replacing what was held of it)."""
+        self.set_party(party.party, own=party.own, name=party.name, ties=party.ties, secures=party.secures)
+
+    def copy(self) -> PortfolioIndex:
+        return PortfolioIndex.of(self.party(p) for p in self.parties)
+
+    def party(self, party: str) -> PartyTies:
+        """What the index holds of ``party`` (empty when it holds nothing)."""
+        return PartyTies(
+            party, self.own(party), self.name(party), self.ties(party), self._secures.get(party, frozenset())
+        )
+
+    def set_party(
+        self,
+        party: str,
+        *,
+        own: Node | None,
+        name: str,
+        ties: frozenset[Tie],
+        secures: frozenset[Guarantee] | None = None,
+    ) -> None:
+        """Replace what the index knows of one party: its own node and name, its ties, and (unless
+        ``secures`` is None: kept as they are, a new snapshot does not change them) its guarantees."""
+        kept = self._secures.get(party, frozenset()) if secures is None else secures
         self.remove_party(party)
         self._ties[party] = ties
         self._own_name[party] = name
@@ -300,6 +377,11 @@ class PortfolioIndex:
         for tie in ties:
             self._by_node[tie.node].add(tie)
             self._by_name[tie.node.kind, tie.name_key].add(tie)
+        mine = frozenset(g for g in kept if g.party == party)
+        if mine:
+            self._secures[party] = mine
+        for guarantee in mine:
+            self._secured_by[guarantee.borrower].add(guarantee)
 
     def remove_party(self, party: str) -> None:
         for tie in self._ties.pop(party, frozenset()):
@@ -309,6 +391,8 @@ class PortfolioIndex:
         if own is not None:
             _discard(self._parties_of_own, own, party)
         self._own_name.pop(party, None)
+        for guarantee in self._secures.pop(party, frozenset()):
+            _discard(self._secured_by, guarantee.borrower, guarantee)
 
     @property
     def parties(self) -> frozenset[str]:
@@ -335,15 +419,7 @@ class PortfolioIndex:
         for link in self._links(party):
             current = found.get((link.other, link.node, link.possible))
             if current is not None:
-                link = Connection(
-                    party,
-                    link.other,
-                    link.node,
-                    link.name,
-                    current.roles_here | link.roles_here,
-                    current.roles_there | link.roles_there,
-                    link.possible,
-                )
+                link = link.merged(current)
             found[link.other, link.node, link.possible] = link
         strong = {(c.other, c.node.identity) for c in found.values() if not c.possible}
         kept = [c for c in found.values() if not c.possible or (c.other, c.node.identity) not in strong]
@@ -355,6 +431,7 @@ class PortfolioIndex:
             yield from self._same_name(party, tie)
             yield from self._holding_of_watched(party, tie)
         yield from self._holdings_in_others(party)
+        yield from self._guarantee_links(party)
 
     def _shared_node(self, party: str, tie: Tie) -> Iterator[Connection]:
         if not tie.node.basis.strong:
@@ -377,7 +454,9 @@ class PortfolioIndex:
         """This party names another watched party (a shareholder or controller that is watched itself)."""
         for other in self._parties_of_own.get(tie.node, ()):
             if other != party:
-                yield Connection(party, other, tie.node, tie.name, frozenset({tie.role}), frozenset(), False)
+                yield Connection(
+                    party, other, tie.node, tie.name, frozenset({tie.role}), frozenset(), False, direct=True
+                )
 
     def _holdings_in_others(self, party: str) -> Iterator[Connection]:
         own = self._own.get(party)
@@ -386,7 +465,54 @@ class PortfolioIndex:
         for other in self._by_node.get(own, ()):
             if other.party != party:
                 yield Connection(
-                    party, other.party, own, other.name, frozenset(), frozenset({other.role}), False
+                    party,
+                    other.party,
+                    own,
+                    other.name,
+                    frozenset(),
+                    frozenset({other.role}),
+                    False,
+                    direct=True,
+                )
+
+    def guarantees(self, party: str) -> frozenset[Guarantee]:
+        """The guarantees ``party`` gives or its loan receives, between parties the index holds."""
+        given = self._secures.get(party, frozenset())
+        received = self._secured_by.get(party, set())
+        return frozenset(
+            g
+            for g in given | received
+            if g.party != g.borrower and {g.party, g.borrower} <= self._ties.keys()
+        )
+
+    def _guarantee_node(self, guarantor: str) -> Node:
+        """The node a guarantee runs through: the guarantor's own, or (no registration number known) one
+        standing for the watched party itself."""
+        return self._own.get(guarantor) or Node(
+            NodeKind.COMPANY, f"watched|{guarantor}", LinkBasis.REGISTRY_ID
+        )
+
+    def _guarantee_links(self, party: str) -> Iterator[Connection]:
+        """A guarantor and the borrower it secures, linked directly: the guarantor holds its role at
+        the borrower (as a watched shareholder holds its stake)."""
+        for guarantee in sorted(self.guarantees(party)):
+            role = frozenset({guarantee.role})
+            node = self._guarantee_node(guarantee.party)
+            if guarantee.party == party:
+                yield Connection(
+                    party, guarantee.borrower, node, self.name(party), frozenset(), role, False, True, True
+                )
+            else:
+                yield Connection(
+                    party,
+                    guarantee.party,
+                    node,
+                    self.name(guarantee.party),
+                    role,
+                    frozenset(),
+                    False,
+                    True,
+                    True,
                 )
 
     def groups(self) -> tuple[frozenset[str], ...]:
@@ -426,6 +552,8 @@ class PortfolioIndex:
         own = self._own.get(party)
         if own is not None:
             others.update(other.party for other in self._by_node.get(own, ()))
+        for guarantee in self.guarantees(party):
+            others.update((guarantee.party, guarantee.borrower))
         others.discard(party)
         return others
 
@@ -438,6 +566,8 @@ class PortfolioIndex:
             tuple(sorted((node, _in_order(ties)) for node, ties in self._by_node.items())),
             tuple(sorted((key, _in_order(ties)) for key, ties in self._by_name.items())),
             tuple(sorted((node, tuple(sorted(parties))) for node, parties in self._parties_of_own.items())),
+            tuple(sorted((party, tuple(sorted(given))) for party, given in self._secures.items())),
+            tuple(sorted((party, tuple(sorted(got))) for party, got in self._secured_by.items())),
         )
 
 

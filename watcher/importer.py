@@ -8,7 +8,7 @@ import io
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -517,12 +517,16 @@ def upsert_borrowers(session: Session, rows: Sequence[BorrowerRow], *, actor: st
         )
         updated += 1
     session.flush()  # every party of the file exists before a link to it is written
-    _replace_links(session, [row for row in rows if row.secures is not None], stored_links)
+    _replace_links(session, [row for row in rows if row.secures is not None], stored_links, now=now)
     return UpsertCounts(added, updated, unchanged)
 
 
 def _replace_links(
-    session: Session, rows: Sequence[BorrowerRow], stored_links: Mapping[str, tuple[str, ...]]
+    session: Session,
+    rows: Sequence[BorrowerRow],
+    stored_links: Mapping[str, tuple[str, ...]],
+    *,
+    now: datetime,
 ) -> None:
     """Each row's ``secures`` becomes the party's whole set of links (none for a borrower)."""
     for row in rows:
@@ -533,5 +537,5 @@ def _replace_links(
             if link is not None:
                 session.delete(link)
         for borrower_id in sorted(wanted - stored):
-            session.add(SecuresLink(party_id=row.id, borrower_id=borrower_id))
+            session.add(SecuresLink(party_id=row.id, borrower_id=borrower_id, first_seen=now.date()))
     session.flush()

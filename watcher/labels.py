@@ -570,6 +570,8 @@ TIE_ROLE_LABEL = {
         TieRole.ACTUAL_CONTROLLER: "实际控制人",
         TieRole.BENEFICIAL_OWNER: "受益所有人",
         TieRole.PLEDGEE: "质权人",
+        TieRole.GUARANTOR: "保证人",
+        TieRole.PLEDGOR: "出质人",
     },
     Language.EN: {
         TieRole.LEGAL_REPRESENTATIVE: "legal representative",
@@ -582,6 +584,8 @@ TIE_ROLE_LABEL = {
         TieRole.ACTUAL_CONTROLLER: "actual controller",
         TieRole.BENEFICIAL_OWNER: "beneficial owner",
         TieRole.PLEDGEE: "pledgee",
+        TieRole.GUARANTOR: "guarantor",
+        TieRole.PLEDGOR: "pledgor",
     },
 }
 
@@ -591,12 +595,14 @@ LINK_BASIS_LABEL = {
         LinkBasis.VENDOR_KEY: "数据商主体标识",
         LinkBasis.BIRTH_DATE: "姓名及出生日期",
         LinkBasis.NAME_ONLY: "仅姓名",
+        LinkBasis.LOAN_RECORD: "本行担保记录",
     },
     Language.EN: {
         LinkBasis.REGISTRY_ID: "registration number",
         LinkBasis.VENDOR_KEY: "vendor id",
         LinkBasis.BIRTH_DATE: "name and birth date",
         LinkBasis.NAME_ONLY: "name only",
+        LinkBasis.LOAN_RECORD: "the bank's loan records",
     },
 }
 

@@ -78,6 +78,8 @@ class SecuresLink(SQLModel, table=True):
 
     party_id: str = Field(foreign_key="borrower.id", primary_key=True, max_length=64)
     borrower_id: str = Field(foreign_key="borrower.id", primary_key=True, max_length=64, index=True)
+    # When the bank's records first held the link (None: before this was recorded).
+    first_seen: date | None = None
 
 
 class Snapshot(SQLModel, table=True):
@@ -343,6 +345,8 @@ class PartyTie(SQLModel, table=True):
     # Percent (the upper bound of a band) as decimal text: exact on every database.
     stake: str | None = Field(default=None, max_length=40)
     since: date | None = None
+    # When the index first held the tie, kept while the party's snapshots keep naming it.
+    first_seen: date | None = None
 
 
 class PartyNode(SQLModel, table=True):

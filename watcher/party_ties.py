@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Iterator, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import TypeVar
 
@@ -22,6 +22,7 @@ from sqlmodel import Session, col, delete, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from watcher.connections import (
+    Guarantee,
     LinkBasis,
     Node,
     NodeKind,
@@ -30,14 +31,22 @@ from watcher.connections import (
     Tie,
     TieRole,
 )
-from watcher.models import Borrower, PartyNode, PartyTie
+from watcher.models import Borrower, PartyNode, PartyTie, SecuresLink
+from watcher.vocabulary import PartyRole
 
 _T = TypeVar("_T")
 _CHUNK = 500  # ids per IN list: well inside every database's limit on bound parameters
 
 
 def replace_party_ties(session: Session, party: PartyTies, *, now: datetime) -> None:
-    """Make the stored index of ``party`` exactly ``party``, in the caller's transaction."""
+    """Make the stored index of ``party`` exactly ``party``, in the caller's transaction; a tie held
+    before keeps its first-seen date, a new one is first seen ``now``."""
+    held = session.exec(
+        select(PartyTie.kind, PartyTie.identity, PartyTie.role, col(PartyTie.first_seen)).where(
+            col(PartyTie.borrower_id) == party.party
+        )
+    ).all()
+    first_seen = {(kind, identity, role): seen for kind, identity, role, seen in held}
     session.exec(delete(PartyTie).where(col(PartyTie.borrower_id) == party.party))
     node = session.get(PartyNode, party.party)
     if node is None:
@@ -45,11 +54,14 @@ def replace_party_ties(session: Session, party: PartyTies, *, now: datetime) -> 
     node.identity = party.own.identity if party.own is not None else None
     node.indexed_at = now
     session.add(node)
-    session.add_all(_rows(party))
+    session.add_all(_rows(party, first_seen, now.date()))
 
 
-def _rows(party: PartyTies) -> Iterator[PartyTie]:
+def _rows(
+    party: PartyTies, first_seen: dict[tuple[str, str, str], date | None], today: date
+) -> Iterator[PartyTie]:
     for tie in party.ties:
+        key = (tie.node.kind.value, tie.node.identity, tie.role.value)
         yield PartyTie(
             borrower_id=party.party,
             kind=tie.node.kind.value,
@@ -60,6 +72,7 @@ def _rows(party: PartyTies) -> Iterator[PartyTie]:
             name_key=tie.name_key,
             stake=None if tie.stake is None else str(tie.stake),
             since=tie.since,
+            first_seen=first_seen.get(key, today),
         )
 
 
@@ -117,11 +130,12 @@ def load_group(session: Session, party_id: str, *, active_only: bool = True) -> 
 
 def _add(index: PortfolioIndex, session: Session, party_ids: set[str], *, active_only: bool) -> None:
     for party in _load(session, party_ids - index.parties, active_only=active_only):
-        index.set_party(party.party, own=party.own, name=party.name, ties=party.ties)
+        index.add(party)
 
 
 def neighbour_ids(session: Session, party_ids: Sequence[str]) -> set[str]:
-    """Parties sharing a node (a strong one, or a name) with ``party_ids``, holding them, or held by them."""
+    """Parties sharing a node (a strong one, or a name) with ``party_ids``, holding them, held by them,
+    guaranteeing their loans or guaranteed by them."""
     ties = [tie for party in _load(session, party_ids, active_only=False) for tie in party.ties]
     strong = sorted({tie.node.identity for tie in ties if tie.node.basis.strong})
     named = sorted({(tie.node.kind.value, tie.name_key) for tie in ties})
@@ -137,6 +151,13 @@ def neighbour_ids(session: Session, party_ids: Sequence[str]) -> set[str]:
     every = sorted({tie.node.identity for tie in ties})
     named_as = select(PartyNode.borrower_id)
     found |= _ids(session, named_as, [col(PartyNode.identity).in_(c) for c in _chunks(every)])
+    ids = list(party_ids)
+    found |= _ids(
+        session, select(SecuresLink.borrower_id), [col(SecuresLink.party_id).in_(c) for c in _chunks(ids)]
+    )
+    found |= _ids(
+        session, select(SecuresLink.party_id), [col(SecuresLink.borrower_id).in_(c) for c in _chunks(ids)]
+    )
     return found - set(party_ids)
 
 
@@ -173,6 +194,7 @@ def _load(session: Session, party_ids: Collection[str] | None, *, active_only: b
         col(PartyTie.name),
         col(PartyTie.stake),
         col(PartyTie.since),
+        col(PartyTie.first_seen),
     )
     if active_only:
         node_query = node_query.where(col(Borrower.active).is_(True))
@@ -197,19 +219,47 @@ def _load(session: Session, party_ids: Collection[str] | None, *, active_only: b
     ties: dict[str, set[Tie]] = defaultdict(set)
     for row in tie_rows:
         ties[row[0]].add(_tie(*row))
+    secures = _guarantees(session, [party for party, _identity, _name in nodes])
     return [
         PartyTies(
             party,
             None if identity is None else Node(NodeKind.COMPANY, identity, LinkBasis.REGISTRY_ID),
             name,
             frozenset(ties.get(party, ())),
+            frozenset(secures.get(party, ())),
         )
         for party, identity, name in sorted(nodes)
     ]
 
 
+_GUARANTEE_ROLE = {PartyRole.GUARANTOR: TieRole.GUARANTOR, PartyRole.PLEDGOR: TieRole.PLEDGOR}
+
+
+def _guarantees(session: Session, guarantors: Sequence[str]) -> dict[str, list[Guarantee]]:
+    """The guarantees each of ``guarantors`` gives, by the watch list (a borrower gives none)."""
+    found: dict[str, list[Guarantee]] = defaultdict(list)
+    query = select(
+        SecuresLink.party_id, SecuresLink.borrower_id, col(SecuresLink.first_seen), Borrower.role
+    ).join(Borrower, col(Borrower.id) == col(SecuresLink.party_id))
+    for chunk in _chunks(sorted(guarantors)):
+        for party, borrower, first_seen, role in session.exec(
+            query.where(col(SecuresLink.party_id).in_(chunk))
+        ):
+            if role in _GUARANTEE_ROLE:
+                found[party].append(Guarantee(party, borrower, _GUARANTEE_ROLE[PartyRole(role)], first_seen))
+    return found
+
+
 def _tie(
-    party: str, kind: str, identity: str, basis: str, role: str, name: str, stake: str | None, since: object
+    party: str,
+    kind: str,
+    identity: str,
+    basis: str,
+    role: str,
+    name: str,
+    stake: str | None,
+    since: object,
+    first_seen: object,
 ) -> Tie:
     return Tie(
         party,
@@ -218,6 +268,7 @@ def _tie(
         name,
         stake=None if stake is None else Decimal(stake),
         since=since,  # type: ignore[arg-type]
+        first_seen=first_seen,  # type: ignore[arg-type]
     )
 
 

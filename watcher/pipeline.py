@@ -36,6 +36,7 @@ from watcher.connected import (
     Finding,
     connected_findings,
     finding_change,
+    may_join_by_control,
     with_groups,
     with_own_findings,
 )
@@ -645,6 +646,9 @@ class Checker:
         stored = load_parties(session, [borrower.id], active_only=False)
         # Never indexed (a baseline, or a database older than the index): no tie is known to be new.
         old_ties = stored[0].ties if stored and evaluation.outcome is not Outcome.BASELINE else None
+        group_before = frozenset[str]()
+        if old_ties is not None and may_join_by_control(checked, old_ties):
+            group_before = load_group(session, borrower.id).group_of(borrower.id)
         replace_party_ties(session, checked, now=now)
         session.flush()
         raised = [change for change in evaluation.news if change.raises_listing]
@@ -652,7 +656,9 @@ class Checker:
             return ()
         findings = connected_findings(checked, old_ties, load_neighbourhood(session, borrower.id), raised)
         if old_ties is not None and any(f.joins_by_control for f in findings if f.party == borrower.id):
-            findings = with_groups(findings, load_group(session, borrower.id), checked, old_ties)
+            findings = with_groups(
+                findings, load_group(session, borrower.id), checked, old_ties, group_before
+            )
         return findings
 
     def _snapshot(

@@ -67,7 +67,6 @@ def _ref(index: PortfolioIndex, party: str) -> PartyRef:
 
 
 def _row(index: PortfolioIndex, link: Connection) -> ConnectionRow:
-    direct = link.node in (index.own(link.party), index.own(link.other))
     return ConnectionRow(
         party=_ref(index, link.party),
         other=_ref(index, link.other),
@@ -76,9 +75,9 @@ def _row(index: PortfolioIndex, link: Connection) -> ConnectionRow:
         via_name=link.name,
         roles_here=tuple(role for role in TieRole if role in link.roles_here),
         roles_there=tuple(role for role in TieRole if role in link.roles_there),
-        basis=LinkBasis.NAME_ONLY if link.possible else link.node.basis,
+        basis=link.basis,
         possible=link.possible,
-        direct=direct,
+        direct=link.direct,
     )
 
 

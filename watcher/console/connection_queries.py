@@ -49,7 +49,7 @@ def neighbourhood_index(session: Session, party_id: str, radius: int = graph.RAD
     for _hop in range(1, radius):
         reached |= set(frontier)
         for party in load_parties(session, neighbour_ids(session, frontier) - index.parties):
-            index.set_party(party.party, own=party.own, name=party.name, ties=party.ties)
+            index.add(party)
         frontier = sorted(
             {c.other for p in frontier for c in index.connections(p) if not c.possible} - reached
         )

@@ -95,7 +95,8 @@ class PartyName:
 class ConnectionLine:
     """One link of the page's party to another watched party, as the connections table shows it.
     ``other`` is None for a party the reader may not see; ``via_name`` is then empty for a holding of
-    that party itself (its name is the link)."""
+    that party itself (its name is the link). Each side's start is the registry's (``since_*``) and
+    when the index first held it (``seen_*``)."""
 
     other: PartyName | None
     via_kind: NodeKind
@@ -106,22 +107,42 @@ class ConnectionLine:
     since_there: date | None
     basis: LinkBasis
     possible: bool
+    seen_here: date | None = None
+    seen_there: date | None = None
+
+    def _sides(self) -> list[tuple[date | None, date | None]]:
+        """The sides that hold a role (a holding or a guarantee has one: the other is the node itself)."""
+        sides = [(self.since_here, self.seen_here)] if self.roles_here else []
+        return sides + ([(self.since_there, self.seen_there)] if self.roles_there else [])
 
     @property
     def since(self) -> date | None:
-        """Since when both sides hold their roles: the later start, when both are known."""
-        if self.since_here is None or self.since_there is None:
-            return None
-        return max(self.since_here, self.since_there)
+        """Since when both sides hold their roles by the registry: the later start, when known."""
+        starts = [since for since, _seen in self._sides()]
+        return max(starts) if starts and None not in starts else None  # type: ignore[type-var]
+
+    @property
+    def recorded_by(self) -> date | None:
+        """When the link is known to have held at the latest: each side's registry start, or else when
+        it was first recorded (a vendor giving no start dates); None when a side has neither."""
+        starts = [since or seen for since, seen in self._sides()]
+        return max(starts) if starts and None not in starts else None  # type: ignore[type-var]
 
 
-def _is_direct(index: PortfolioIndex, link: Connection) -> bool:
-    return link.node in (index.own(link.party), index.own(link.other))
-
-
-def _earliest(index: PortfolioIndex, party: str, node: Node, roles: frozenset[TieRole]) -> date | None:
-    dates = [t.since for t in index.ties(party) if t.node == node and t.role in roles and t.since is not None]
-    return min(dates, default=None)
+def _side(
+    index: PortfolioIndex, party: str, link: Connection, roles: frozenset[TieRole]
+) -> tuple[date | None, date | None]:
+    """``party``'s side of ``link``: the earliest registry start and first-recorded date of its roles."""
+    ties = [t for t in index.ties(party) if t.node == link.node and t.role in roles]
+    since = min((t.since for t in ties if t.since is not None), default=None)
+    seen = [t.first_seen for t in ties if t.first_seen is not None]
+    pair = {link.party, link.other}
+    seen += [
+        g.first_seen
+        for g in index.guarantees(party)
+        if {g.party, g.borrower} == pair and g.role in roles and g.first_seen is not None
+    ]
+    return since, min(seen, default=None)
 
 
 def connection_lines(index: PortfolioIndex, party: str, visible: Set[str]) -> tuple[ConnectionLine, ...]:
@@ -129,18 +150,21 @@ def connection_lines(index: PortfolioIndex, party: str, visible: Set[str]) -> tu
     lines = []
     for link in index.connections(party):
         shown = link.other in visible
-        direct = _is_direct(index, link)
+        since_here, seen_here = _side(index, party, link, link.roles_here)
+        since_there, seen_there = _side(index, link.other, link, link.roles_there)
         lines.append(
             ConnectionLine(
                 other=PartyName(link.other, index.name(link.other)) if shown else None,
                 via_kind=link.node.kind,
-                via_name=link.name if shown or not direct else "",
+                via_name=link.name if shown or not link.direct else "",
                 roles_here=link.roles_here,
                 roles_there=link.roles_there,
-                since_here=_earliest(index, party, link.node, link.roles_here),
-                since_there=_earliest(index, link.other, link.node, link.roles_there),
-                basis=LinkBasis.NAME_ONLY if link.possible else link.node.basis,
+                since_here=since_here,
+                since_there=since_there,
+                basis=link.basis,
                 possible=link.possible,
+                seen_here=seen_here,
+                seen_there=seen_there,
             )
         )
     return tuple(lines)
@@ -197,7 +221,7 @@ def _draft(index: PortfolioIndex, distance: dict[str, int], language: Language) 
             if link.possible and hop > 0:
                 continue  # possible links of the page's party only: names alone would flood the picture
             here, there = _party_key(party), _party_key(link.other)
-            if _is_direct(index, link):
+            if link.direct:
                 roles = link.roles_here or link.roles_there
                 first, second = sorted((here, there))
                 draft.edge(first, second, tie_roles_label(roles, language), dashed=False)

@@ -49,9 +49,19 @@ def _cells(ctx: Ctx, line: graph.ConnectionLine) -> ConnectionCells:
         roles_here=graph.roles_text(line.roles_here, line.since_here, ctx.lang),
         roles_there=graph.roles_text(line.roles_there, line.since_there, ctx.lang),
         basis=link_label(line.basis, line.possible, ctx.lang),
-        since=line.since.isoformat() if line.since is not None else "",
+        since=_since(ctx, line),
         possible=line.possible,
     )
+
+
+def _since(ctx: Ctx, line: graph.ConnectionLine) -> str:
+    """The registry's start of the link, or the date it was first recorded by (a vendor without
+    start dates), or nothing."""
+    if line.since is not None:
+        return line.since.isoformat()
+    if line.recorded_by is not None:
+        return ctx.t("link_recorded_by", date=line.recorded_by.isoformat())
+    return ""
 
 
 def connections_section(
