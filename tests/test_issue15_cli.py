@@ -218,6 +218,8 @@ def test_a_new_legal_representative_who_leads_another_watched_company_raises_con
     pair = (guarantee["party"], guarantee["other"], guarantee["basis"])
     assert pair == ("b-lanchao", "g-lanqi", "loan_record"), "the guarantee links them from the start"
     assert (guarantee["roles_here"], guarantee["roles_there"]) == (["guarantor"], [])
+    dot = world.ws.cli("connections", "--format", "dot").stdout
+    assert '"party:b-lanchao" -- "party:g-lanqi" [label="保证人"];' in dot, "a direct edge, no middle node"
     stage(world.ws, {**first, XINGHE: Answers(WANG)})
     world.check()
     [message] = world.wang()
