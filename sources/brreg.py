@@ -23,6 +23,8 @@ from sources.base import (
     load_json,
     looks_like_challenge,
 )
+from sources.brreg_updates import RoleUpdates, UnitUpdates
+from sources.change_feed import ChangeFeed, FeedOptions
 from sources.http import HttpSource
 from sources.http.options import HttpSourceOptions
 from sources.http.responses import HttpResponse, error_message, raise_for_status, registry_answer
@@ -43,7 +45,7 @@ from watcher.vocabulary import Language
 _GONE = 410
 
 
-class BrregOptions(HttpSourceOptions):
+class BrregOptions(HttpSourceOptions, FeedOptions):
     base_url: str = "https://data.brreg.no/enhetsregisteret/api"
 
 
@@ -107,11 +109,18 @@ class BrregSource(HttpSource):
 
     id_kind: ClassVar[str | None] = "no_orgnr"
     jurisdiction: ClassVar[str | None] = "no"
+    settings: BrregOptions
 
     # -- fetching ---------------------------------------------------------------------------------
 
     def headers(self) -> dict[str, str]:
         return {"Accept": "application/json"}
+
+    def change_feeds(self) -> tuple[ChangeFeed, ...]:
+        """The unit and role update feeds (``feed = false`` turns them off)."""
+        if not self.settings.feed:
+            return ()
+        return (UnitUpdates(self.http, self.normalise_id), RoleUpdates(self.http, self.normalise_id))
 
     async def fetch_raw(self, registry_id: str) -> dict[str, str]:
         context = {"source": self.name, "registry_id": registry_id}

@@ -98,6 +98,11 @@ def _monitoring_view(session: Session, alert: Alert, window_days: int) -> AlertV
         gap=lines,
         party_role=party.role if party else PartyRole.BORROWER,
         secures=party.secures if party else (),
+        feed=str(detail.get("feed") or ""),
+        feed_since=datetime.fromisoformat(detail["since"])
+        if detail.get("feed") and detail.get("since")
+        else None,
+        feed_error=str(detail.get("error") or ""),
     )
 
 

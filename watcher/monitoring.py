@@ -258,3 +258,32 @@ def _open(
     }
     open_alert_deliveries(session, alert.id, list(planned.values()), now, detail)
     return alert.id
+
+
+def open_source_alert(
+    session: Session,
+    config: Config,
+    kind: AlertKind,
+    severity: Severity,
+    source: str,
+    now: datetime,
+    detail: dict,
+) -> int:
+    """An alert about a source as a whole (its change feed fell back to polling, or follows again),
+    with its outbox rows: it reaches whoever the source's alerts reach without an officer (the risk
+    desk, the source's channels). Returns its id."""
+    alert = Alert(
+        borrower_id=None,
+        source=source,
+        severity=severity.value,
+        kind=kind,
+        detail=json.dumps(detail, ensure_ascii=False, sort_keys=True),
+        created_at=now,
+    )
+    session.add(alert)
+    session.flush()
+    assert alert.id is not None
+    planned = plan_deliveries(config, officer=None, tags=(), source=source, severity=severity, now=now)
+    summary = {"kind": kind, "source": source, "borrowers": [], "severity": severity.value}
+    open_alert_deliveries(session, alert.id, planned, now, summary)
+    return alert.id

@@ -94,6 +94,11 @@ _TEXT = {
         "restored_line": "{name}（{borrower_id}）：检查已恢复正常",
         "gap_note": "监控中断期间无法发现登记信息的变更：请人工核查，或联系运维处理数据源故障。",
         "gap_hidden": "另有 {count} 家借款人（其他客户经理负责）。",
+        "title_feed": "【{severity}】来源 {source}：变更订阅 {feed}{kind}",
+        "feed_gap_line": "变更订阅 {feed} 自 {since} 起无法继续读取（{error}）。",
+        "feed_gap_note": "该来源的全部借款人已改为按常规检查间隔全量轮询，直至订阅恢复；"
+        "期间发现变更可能延迟。",
+        "feed_restored_line": "变更订阅 {feed} 已恢复读取（中断自 {since} 起）；该来源恢复按订阅检查。",
         "borrower_party": "{name}（{borrower_id}）",
         "securing_party": "{role} {name}（{secured}）",
         "secured_named": "为借款人 {names} {verb}",
@@ -129,6 +134,12 @@ _TEXT = {
         "gap_note": "Registry changes cannot be detected during a monitoring gap: check the borrower "
         "manually, or ask operations to repair the source.",
         "gap_hidden": "{count} more borrower(s) of other officers.",
+        "title_feed": "[{severity}] source {source}: change feed {feed}: {kind}",
+        "feed_gap_line": "The change feed {feed} cannot be read on since {since} ({error}).",
+        "feed_gap_note": "Every borrower of this source is polled in full at the normal interval until the "
+        "feed is back; changes may be seen later meanwhile.",
+        "feed_restored_line": "The change feed {feed} is read again (gap since {since}); the source follows "
+        "it again.",
         "borrower_party": "{name} ({borrower_id})",
         "securing_party": "{role} {name} ({secured})",
         "secured_named": "{verb} borrower {names}",
@@ -202,6 +213,10 @@ class AlertView:
     gap: tuple[GapLine, ...] = ()
     gap_hidden: int = 0  # borrowers left out of ``gap`` for an officer who does not handle them
     source_names: tuple[tuple[Language, str], ...] = ()  # the source's display name per language
+    # A source's change feed that fell back to polling (or follows again): its name, since, error.
+    feed: str = ""
+    feed_since: datetime | None = None
+    feed_error: str = ""
 
     def source_name(self, language: Language) -> str:
         """The source as people read it (its display name), else its config key."""
@@ -474,6 +489,8 @@ def _render_monitoring(
     text = _TEXT[language]
     severity = SEVERITY_LABEL[language][view.severity]
     kind = text[view.kind]
+    if view.feed:
+        return _render_feed(view, language, fmt, limits, zone)
     if view.borrower_id:
         title = text["title_kind"].format(severity=severity, party=party_heading(view, language), kind=kind)
     else:
@@ -503,6 +520,37 @@ def _render_monitoring(
     ]
     body = _fit(
         fmt, limits, items, notes, emphasis, footer, lambda count: text["digest_more"].format(count=count)
+    )
+    return RenderedAlert(title=title, body=body)
+
+
+def _render_feed(
+    view: AlertView, language: Language, fmt: BodyFormat, limits: Limits, zone: tzinfo
+) -> RenderedAlert:
+    """A source's change feed fell back to polling, or follows again: no borrower lines."""
+    escape = _escaper(fmt)
+    text = _TEXT[language]
+    title = text["title_feed"].format(
+        severity=SEVERITY_LABEL[language][view.severity],
+        source=view.source_name(language),
+        feed=view.feed,
+        kind=text[view.kind],
+    )
+    since = format_moment(view.feed_since, zone) if view.feed_since else "–"
+    gap = view.kind == AlertKind.MONITORING_GAP
+    line = (text["feed_gap_line"] if gap else text["feed_restored_line"]).format(
+        feed=escape(view.feed), since=since, error=escape(view.feed_error or "–")
+    )
+    emphasis = [text["feed_gap_note"]] if gap else []
+    footer = [
+        text["footer"].format(
+            alert_id=view.alert_id or "–",
+            source=escape(view.source_name(language)),
+            detected=format_moment(view.detected_at, zone),
+        )
+    ]
+    body = _fit(
+        fmt, limits, [line], [], emphasis, footer, lambda count: text["digest_more"].format(count=count)
     )
     return RenderedAlert(title=title, body=body)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 import zlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -43,7 +43,7 @@ from watcher.vocabulary import AuditAction, DeliveryStatus, ErrorKind, OutboxSta
 if TYPE_CHECKING:
     from watcher.routing import PlannedDelivery
 
-SCHEMA_HEAD = "0013"
+SCHEMA_HEAD = "0014"
 # Who the audit log names for what the watcher itself does (opens alerts, gives up deliveries).
 SYSTEM_ACTOR = "watcher"
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -657,23 +657,32 @@ def status_summary(session: Session, now: datetime | None = None) -> StatusSumma
 
 
 def reschedule_beyond_interval(
-    session: Session, *, interval: timedelta, jitter: timedelta, now: datetime, limit: int = 1000
+    session: Session,
+    *,
+    interval: timedelta,
+    jitter: timedelta,
+    now: datetime,
+    limit: int = 1000,
+    sources: Collection[str] | None = None,
+    other_than: Collection[str] = (),
 ) -> int:
     """Bring the next checks of borrowers on the default interval within that interval (plus jitter),
     spread out: a shortened ``[schedule] interval`` takes effect at the next sweep instead of after
-    the old, longer one. Normally finds nothing (an index range scan); returns how many moved.
+    the old, longer one, and a source whose change feed fell back to polling is polled at the normal
+    interval again. ``sources`` limits it to those sources, ``other_than`` leaves those out (sources
+    followed by a feed, on their longer ``full_interval``). Normally finds nothing (an index range
+    scan); returns how many moved.
     """
-    far = list(
-        session.exec(
-            select(Borrower.id)
-            .where(
-                col(Borrower.active).is_(True),
-                col(Borrower.next_check_at) > now + interval + jitter,
-                col(Borrower.interval_seconds).is_(None),
-            )
-            .limit(limit)
-        )
+    query = select(Borrower.id).where(
+        col(Borrower.active).is_(True),
+        col(Borrower.next_check_at) > now + interval + jitter,
+        col(Borrower.interval_seconds).is_(None),
     )
+    if sources is not None:
+        query = query.where(col(Borrower.source).in_(list(sources)))
+    if other_than:
+        query = query.where(col(Borrower.source).not_in(list(other_than)))
+    far = list(session.exec(query.limit(limit)))
     if far:  # one statement, executed for every borrower found
         table = Borrower.metadata.tables[Borrower.__tablename__]
         session.connection().execute(
