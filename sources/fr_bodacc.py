@@ -11,8 +11,9 @@ cession or a plan's failure happens inside the open one), so every judgement tha
 proceeding (or a harsher stage of it) into force is one listing keyed by its tribunal, its date and
 its procedure (``bodacc:<tribunal>|<date>|<procedure>``): a corrected notice (``rectificatif``) of
 the same judgement has the same key, and the listing keeps its key when later notices arrive. A
-closing judgement (clôture, fin de la procédure, exécution du plan) lifts every listing dated on or
-before it. Other judgements (a plan de redressement adopted, claims lists, appeals) list nothing.
+closing judgement (clôture, fin de la procédure, exécution du plan) lifts every listing dated before
+it; one of the same day is read first, so a new opening that day stays in force (a missed lifting is
+the safer error). Other judgements (a plan de redressement adopted, claims lists, appeals) list nothing.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ class _Judgement:
 
 def bankruptcies(text: str, siren: str) -> tuple[Listing, ...]:
     """The company's proceedings from a complete records answer: in force, or lifted by a closing
-    judgement dated on or after them. Notices about other companies or families are ignored."""
+    judgement dated after them. Notices about other companies or families are ignored."""
     judgements = sorted(
         (
             judgement

@@ -458,3 +458,17 @@ async def test_more_notices_than_max_pages_fail_the_check(api):
             await fr.fetch(SIREN)
     finally:
         await fr.aclose()
+
+
+def test_a_closing_the_same_day_as_a_new_opening_leaves_the_opening_in_force():
+    text = answer(
+        notice("Jugement d'ouverture de liquidation judiciaire", "2026-06-01"),
+        notice("Jugement de clôture de la procédure de sauvegarde", "2026-06-01"),
+        notice("Jugement d'ouverture d'une procédure de sauvegarde", "2025-01-01"),
+    )
+    listings = record(text).bankruptcies
+    assert listings is not None
+    assert {(item.reason, item.state) for item in listings} == {
+        ("Sauvegarde", ListingState.LIFTED),
+        ("Liquidation judiciaire", ListingState.ACTIVE),
+    }
