@@ -25,6 +25,7 @@ from sources.http import HttpSource
 from sources.http.options import VendorOptions
 from sources.http.policy import HttpPolicy
 from sources.http.responses import raise_for_status
+from sources.http.timing import Timing
 from watcher.errors import NotFoundError, ParseError, SourceError
 from watcher.normalize import clean_text, person_key, roles_from_title
 from watcher.record import CompanyStatus, Person, RegistryRecord, Role, Signal, Status
@@ -85,6 +86,10 @@ class FrRechercheSource(HttpSource):
     id_kind: ClassVar[str | None] = "fr_siren"
     jurisdiction: ClassVar[str | None] = "fr"
 
+    def __init__(self, name: str, options: SourceOptions, *, timing: Timing = Timing()) -> None:
+        super().__init__(name, options, timing=timing)
+        self._bodacc_http: HttpPolicy | None = None
+
     def headers(self) -> dict[str, str]:
         """JSON only; the shared policy already sends the descriptive User-Agent the API asks for."""
         return {"Accept": "application/json"}
@@ -114,8 +119,6 @@ class FrRechercheSource(HttpSource):
                 self.name, options, headers=self.headers(), charsets=self.charsets(), timing=self.timing
             )
         return self._bodacc_http
-
-    _bodacc_http: HttpPolicy | None = None
 
     async def _bodacc(self, siren: str) -> str:
         """Every procédure collective notice naming ``siren``, all pages in one saved document. An

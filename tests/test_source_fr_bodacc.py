@@ -10,14 +10,14 @@ from pathlib import Path
 import httpx
 import pytest
 import respx
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sources.base import record_of
 from sources.fr_bodacc import DATASET_PATH, classify, french_date
 from sources.fr_recherche import FrRechercheOptions, FrRechercheSource
 from sources.http.timing import Timing
-from tests.fuzzing import json_values, only_records_or_handled_errors
+from tests.fuzzing import json_values, mutate, only_records_or_handled_errors
 from tests.mocking import TRANSPORT
 from watcher.change_line import ChangeLine
 from watcher.diff import diff
@@ -237,6 +237,23 @@ def test_parse_arbitrary_json(document):
 @given(text=st.text())
 def test_parse_arbitrary_text(text):
     only_records_or_handled_errors(lambda: record(text))
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_parse_mutated_sample(data):
+    document = sample()
+    for item in document["results"]:
+        item["jugement"] = json.loads(item["jugement"])
+    mutated = mutate(document, data)
+    for item in (
+        mutated.get("results", [])
+        if isinstance(mutated, dict) and isinstance(mutated.get("results"), list)
+        else []
+    ):
+        if isinstance(item, dict) and not isinstance(item.get("jugement"), str | None):
+            item["jugement"] = json.dumps(item["jugement"])
+    only_records_or_handled_errors(lambda: record(json.dumps(mutated)))
 
 
 # -- rules and lines --------------------------------------------------------------------------------
