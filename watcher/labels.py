@@ -74,6 +74,26 @@ LISTING_ACTION_LABEL = {
     Language.EN: {Action.ADDED: "listed", Action.REMOVED: "removed/lifted", Action.CHANGED: "changed"},
 }
 
+# France's collective proceedings (the BODACC): the procedure words the source writes as a bankruptcy
+# listing's reason, and how a line names them ("破产程序（Redressement judiciaire）立案").
+INSOLVENCY_PROCEDURES = (
+    "Sauvegarde",
+    "Redressement judiciaire",
+    "Liquidation judiciaire",
+    "Plan de cession",
+    "Résolution du plan",
+    "Traitement de sortie de crise",
+    "Procédure collective",
+)
+INSOLVENCY_LABEL = {
+    Language.ZH_CN: "破产程序",
+    Language.EN: "Insolvency proceedings",
+}
+INSOLVENCY_ACTION_LABEL = {
+    Language.ZH_CN: {Action.ADDED: "立案", Action.REMOVED: "终结", Action.CHANGED: "变更"},
+    Language.EN: {Action.ADDED: "opened", Action.REMOVED: "closed", Action.CHANGED: "changed"},
+}
+
 ACTION_LABEL = {
     Language.ZH_CN: {Action.ADDED: "新增", Action.REMOVED: "退出", Action.CHANGED: "变更"},
     Language.EN: {Action.ADDED: "added", Action.REMOVED: "removed", Action.CHANGED: "changed"},
@@ -313,6 +333,7 @@ SIGNAL_LABEL = {
         Signal.PLEDGES: "股权出质与动产抵押",
         Signal.JUDICIAL: "司法风险",
         Signal.CHANGE_LOG: "变更记录",
+        Signal.INSOLVENCY: "破产程序公告（BODACC）",
     },
     Language.EN: {
         Signal.REGISTRY: "registry card",
@@ -322,6 +343,7 @@ SIGNAL_LABEL = {
         Signal.PLEDGES: "pledges and mortgages",
         Signal.JUDICIAL: "court lists",
         Signal.CHANGE_LOG: "change log",
+        Signal.INSOLVENCY: "insolvency notices (BODACC)",
     },
 }
 

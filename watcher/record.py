@@ -88,7 +88,7 @@ class Signal(StrEnum):
     """What a source can be asked to fetch; each is billed and refreshed on its own cadence.
 
     ``registry`` is the registry card every source has; the others are the Chinese vendors'
-    separate lists (``[sources.NAME] signals`` and ``cadence``).
+    separate lists and France's BODACC insolvency notices (``[sources.NAME] signals`` and ``cadence``).
     """
 
     REGISTRY = "registry"
@@ -98,6 +98,7 @@ class Signal(StrEnum):
     PLEDGES = "pledges"  # equity pledges and chattel mortgages
     JUDICIAL = "judicial"  # enforcement, dishonest debtor, consumption restriction, bankruptcy
     CHANGE_LOG = "change_log"  # the paged change log, former legal representatives, revocation dates
+    INSOLVENCY = "insolvency"  # France: procédures collectives published in the BODACC
 
 
 # The record sections each signal fills (besides ``registry``, which fills the card's sections).
@@ -108,7 +109,10 @@ SIGNAL_SECTIONS: dict[Signal, tuple[str, ...]] = {
     Signal.PLEDGES: ("equity_pledges", "chattel_mortgages"),
     Signal.JUDICIAL: ("enforcements", "dishonest_debtors", "consumption_restrictions", "bankruptcies"),
     Signal.CHANGE_LOG: ("change_log",),
+    Signal.INSOLVENCY: ("bankruptcies",),
 }
+# The signals the Chinese vendors offer (Qichacha, Tianyancha): every signal but France's BODACC.
+VENDOR_SIGNALS: frozenset[Signal] = frozenset(Signal) - {Signal.INSOLVENCY}
 
 
 class Action(StrEnum):
