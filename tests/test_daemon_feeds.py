@@ -197,6 +197,8 @@ def test_two_instances_have_one_follower_and_the_other_takes_over_when_it_is_kil
         wait_until(lambda: change_alerts(store) == {**expected, ids[orgnrs[9]]: 1}, 20, "and later ones too")
         code, _ = daemons[other].stop()
         assert code == 0, daemons[other].output
+        fetches = registry.fetch_times("enhet")
+    assert all(len(fetches[orgnr]) == 1 for orgnr in orgnrs[10:]), "unchanged: fetched once (the baseline)"
     changed_events = rows(store, ChangeEvent, ChangeEvent.category == "legal_representative")
     assert len(changed_events) == 10, "one change event per change, none twice"
     store.dispose()

@@ -241,3 +241,68 @@ def test_a_healthy_feed_lengthens_the_full_poll_and_a_gap_brings_it_back_within_
         latest = max(session.exec(select(Borrower.next_check_at)))
     assert moved == 10 and latest is not None
     assert latest.replace(tzinfo=None) <= (now + config.schedule.interval).replace(tzinfo=None)
+
+
+def test_companies_house_streams_make_watched_companies_due_and_a_416_is_a_gap(
+    tmp_path: Path, sqlite_url: str
+):
+    """The follower over the Streaming API (a real streaming server on 127.0.0.1): events about a watched
+    company number make it due; the stored timepoint is where the next read resumes; 416 opens a gap."""
+    import asyncio
+
+    from sources.companies_house import CompaniesHouseSource
+    from tests.loopback import serve
+    from tests.test_change_feeds import StreamServer, _event
+
+    server = StreamServer(
+        [_event(500, "SC612345"), _event(501, "09999999"), _event(502, "sc612345")], gap=0.01
+    )
+    with serve(server.handler) as url:
+        config_path = tmp_path / "watcher.toml"
+        config_path.write_text(
+            "\n".join(
+                [
+                    "[database]",
+                    f'url = "{sqlite_url}"',
+                    "[sources.uk]",
+                    'type = "companies_house"',
+                    'api_key = "k"',
+                    'stream_key = "s"',
+                    f'stream_url = "{url}"',
+                    'streams = ["officers"]',
+                    'stream_window = "1s"',
+                ]
+            )
+            + "\n",
+            encoding="utf-8",
+        )
+        config = load_config(config_path)
+        store = open_store(sqlite_url)
+        with store.transaction() as session:
+            upsert_borrowers(
+                session,
+                [
+                    BorrowerRow(id="uk-1", name="QUAYSIDE LTD", source="uk", registry_id="SC612345"),
+                    BorrowerRow(id="uk-2", name="OTHER LTD", source="uk", registry_id="01234567"),
+                ],
+                actor="test",
+            )
+            session.exec(update(Borrower).values(next_check_at=utcnow() + timedelta(days=1)))  # type: ignore[call-overload]
+        follower = FeedFollower(store, config, CompaniesHouseSource("uk", config.sources["uk"]), instance="a")
+
+        async def follow_three_times():
+            try:
+                first = await follower.follow()
+                await follower.follow()
+                server.status = 416
+                return first, await follower.follow()
+            finally:
+                await follower.aclose()
+
+        server.status = 200
+        run, gap = asyncio.run(follow_three_times())
+        assert run.held and run.entries == 3 and run.marked == 1, "SC612345 named twice, made due once"
+        assert _due(store, utcnow()) == {"SC612345"}
+        assert [query.get("timepoint") for _path, query, _auth in server.requests] == [None, ["503"], ["503"]]
+        assert len(gap.alerts) == 1 and _states(store)["officers"].position is None
+        store.dispose()
