@@ -94,12 +94,20 @@ async def test_entries_make_only_the_watched_companies_due_and_the_position_foll
     assert first.held and first.entries == 0
     assert {s.position.split(":")[0] for s in _states(store).values()} == {"dato"}, "following from now"
     changed = stub.orgnrs[2:5]
+    stamped = json.dumps({"controller": utcnow().isoformat()})
+    with store.transaction() as session:
+        session.exec(update(Borrower).values(signals_checked=stamped))  # type: ignore[call-overload]
     stub.mark_changed(changed)
     stub.mark_changed(stub.orgnrs[20:22])  # watched by nobody
     stub.publish_unwatched(50)
     run = await follow.follow()
     assert run.entries == 2 * (3 + 2 + 50), "both feeds name every change"
     assert _due(store, utcnow()) == set(changed)
+    with store.session() as session:
+        stamps = {b.registry_id: b.signals_checked for b in session.exec(select(Borrower))}
+    assert {orgnr for orgnr, stamp in stamps.items() if stamp is None} == set(changed), (
+        "a full check: every signal of a company the feed named, whatever its cadence"
+    )
     states = _states(store)
     assert states["enheter"].position == "id:28734055" and states["roller"].position == "id:104882967"
     assert states["enheter"].marked == 3 and states["roller"].marked == 3

@@ -146,7 +146,8 @@ def free_feed_claims_of(session: Session, holders: Sequence[str]) -> int:
 
 
 def mark_due(session: Session, source: str, registry_ids: Sequence[str], now: datetime) -> int:
-    """Make the active companies of ``source`` with these registration numbers due now; one being
+    """Make the active companies of ``source`` with these registration numbers due now, for a full
+    check (every signal, whatever its cadence: the feed may be about a charge or a case); one being
     checked right now is marked to be checked again once released. Returns how many were watched."""
     table = Borrower.metadata.tables[Borrower.__tablename__]
     wanted = sorted(set(registry_ids))
@@ -156,7 +157,9 @@ def mark_due(session: Session, source: str, registry_ids: Sequence[str], now: da
         ours = and_(table.c.source == source, table.c.active.is_(True), table.c.registry_id.in_(chunk))
         connection = session.connection()
         free = connection.execute(
-            update(table).where(ours, table.c.claimed_by.is_(None)).values(next_check_at=now)
+            update(table)
+            .where(ours, table.c.claimed_by.is_(None))
+            .values(next_check_at=now, signals_checked=None)
         ).rowcount
         busy = connection.execute(
             update(table).where(ours, table.c.claimed_by.is_not(None)).values(feed_recheck=True)
@@ -173,7 +176,7 @@ def recheck_released(session: Session, source: str, now: datetime) -> int:
         .execute(
             update(table)
             .where(table.c.source == source, table.c.feed_recheck.is_(True), table.c.claimed_by.is_(None))
-            .values(feed_recheck=False, next_check_at=now)
+            .values(feed_recheck=False, next_check_at=now, signals_checked=None)
         )
         .rowcount
     )
