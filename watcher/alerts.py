@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
 from sqlmodel import Session, col, select
 
@@ -98,12 +99,20 @@ def _monitoring_view(session: Session, alert: Alert, window_days: int) -> AlertV
         gap=lines,
         party_role=party.role if party else PartyRole.BORROWER,
         secures=party.secures if party else (),
-        feed=str(detail.get("feed") or ""),
-        feed_since=datetime.fromisoformat(detail["since"])
-        if detail.get("feed") and detail.get("since")
-        else None,
-        feed_error=str(detail.get("error") or ""),
+        **_feed_fields(detail),
     )
+
+
+def _feed_fields(detail: dict) -> dict[str, Any]:
+    """A change feed's gap or recovery (``watcher.feeds``): which feed, since when, what failed."""
+    if not detail.get("feed"):
+        return {}
+    since = detail.get("since")
+    return {
+        "feed": str(detail["feed"]),
+        "feed_since": datetime.fromisoformat(since) if since else None,
+        "feed_error": str(detail.get("error") or ""),
+    }
 
 
 def delivery_targets_of(session: Session, alert_id: int) -> list[str]:

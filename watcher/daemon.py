@@ -40,7 +40,7 @@ from sqlmodel import col, select
 from watcher import __version__, sdnotify
 from watcher.config import Config
 from watcher.dispatch import Dispatcher
-from watcher.feeds import FeedFollower, feed_options, free_feed_claims_of, healthy_feed_sources, release_feeds
+from watcher.feeds import FeedFollower, Followers, free_feed_claims_of, healthy_feed_sources
 from watcher.health import Liveness, is_forgotten, is_silent, read_health, scheduler_state
 from watcher.metrics import DaemonMetrics
 from watcher.models import Alert, Borrower, ChangeEvent, Instance, utcnow
@@ -161,6 +161,19 @@ def in_active_hours(window: tuple[time, time] | None, local_now: datetime) -> bo
     return start <= now < end if start < end else (now >= start or now < end)
 
 
+def _log_freed(borrowers: int, deliveries: int, feeds: int, dead: Sequence[str], gone: Sequence[str]) -> None:
+    if borrowers or deliveries or feeds:
+        log.warning(
+            "freed %d borrower and %d delivery claim(s) of dead instance(s) %s%s",
+            borrowers,
+            deliveries,
+            ", ".join(dead),
+            f"; and the change feeds it followed ({feeds} feed(s))" if feeds else "",
+        )
+    if gone:
+        log.info("forgot instance(s) not heard from for a day: %s", ", ".join(sorted(gone)))
+
+
 class Daemon:
     def __init__(self, store: Store, config: Config, *, instance: str) -> None:
         self.store = store
@@ -183,14 +196,8 @@ class Daemon:
         # Dead instances whose claims this process freed, by name and last heartbeat: freed once each.
         self._freed: set[tuple[str, datetime]] = set()
         self._ping: asyncio.Task[None] | None = None  # the database probe of /healthz, while one runs
-        # One follower per source with a change feed to follow; each runs when its ``feed_every`` is up.
-        self.followers: dict[str, FeedFollower] = {}
-        for name, source in self.checker.sources.items():
-            if feed_options(source) is not None:
-                follower = FeedFollower(store, config, source, instance=instance)
-                if follower.feeds:
-                    self.followers[name] = follower
-        self._followed_at: dict[str, float] = {}
+        # One follower per source with a change feed to follow (``watcher.feeds``).
+        self.followers = Followers(store, config, self.checker.sources, instance=instance)
 
     # -- jobs ----------------------------------------------------------------------------------------
 
@@ -346,14 +353,8 @@ class Daemon:
 
     async def follow_feeds(self) -> None:
         """Start each source's follower whose ``feed_every`` has passed since its last run."""
-        now = monotonic()
-        for name, follower in self.followers.items():
-            options = feed_options(follower.source)
-            assert options is not None
-            last = self._followed_at.get(name)
-            if last is None or now - last >= options.feed_every.total_seconds():
-                self._followed_at[name] = now
-                self._start(f"feed:{name}", partial(self._follow, follower))
+        for follower in self.followers.due(monotonic()):
+            self._start(f"feed:{follower.source.name}", partial(self._follow, follower))
 
     async def _follow(self, follower: FeedFollower) -> None:
         run = await follower.follow()
@@ -478,16 +479,7 @@ class Daemon:
             gone = [i.name for i in instances if i.name != self.instance and is_forgotten(i, now=now)]
             forget_instances(session, gone)
         self._freed.update((i.name, i.heartbeat_at) for i in dead)
-        if borrowers or deliveries or feeds:
-            log.warning(
-                "freed %d borrower and %d delivery claim(s) of dead instance(s) %s%s",
-                borrowers,
-                deliveries,
-                ", ".join(sorted(i.name for i in dead)),
-                f"; and the change feeds it followed ({feeds} feed(s))" if feeds else "",
-            )
-        if gone:
-            log.info("forgot instance(s) not heard from for a day: %s", ", ".join(sorted(gone)))
+        _log_freed(borrowers, deliveries, feeds, sorted(i.name for i in dead), gone)
 
     def _gone(self, instance: Instance) -> bool:
         """Whether ``instance`` ran on this host as a process that no longer exists (or is this one)."""
@@ -579,14 +571,9 @@ class Daemon:
             self.housekeeping, IntervalTrigger(seconds=HOUSEKEEPING_EVERY.total_seconds()), id="housekeeping"
         )
         if self.followers:
-            every = min(
-                options.feed_every.total_seconds()
-                for follower in self.followers.values()
-                if (options := feed_options(follower.source)) is not None
-            )
             scheduler.add_job(
                 self.follow_feeds,
-                IntervalTrigger(seconds=max(1.0, min(every, 30.0))),
+                IntervalTrigger(seconds=self.followers.every()),
                 id="feeds",
                 next_run_time=datetime.now(self.config.watcher.zone),
             )
@@ -659,8 +646,7 @@ class Daemon:
         # Closing the checker waits for its database thread, so a cancelled check's transaction has
         # either committed (and cleared its claim) or never started before the rest is released.
         await self.checker.aclose()
-        for follower in self.followers.values():
-            await follower.aclose()
+        await self.followers.aclose()
         self.dispatcher.close()
         renewals.cancel()
         await asyncio.gather(renewals, return_exceptions=True)
@@ -669,7 +655,7 @@ class Daemon:
                 log.info("stopping: releasing %d claim(s) of checks that did not run", len(self._held))
                 await asyncio.to_thread(self._release, sorted(self._held))
             if self.followers:
-                await asyncio.to_thread(self._release_feeds)
+                await asyncio.to_thread(self.followers.release)
             await asyncio.to_thread(self._beat, False, True)
         except Exception as error:  # the database is gone: leases run out on their own
             log.warning("stopping: could not record the stop: %s: %s", type(error).__name__, error)
@@ -683,10 +669,6 @@ class Daemon:
             await asyncio.gather(watchdog_task, return_exceptions=True)
         log.info("stopped cleanly")
         return 0
-
-    def _release_feeds(self) -> None:
-        with self.store.transaction() as session:
-            release_feeds(session, None, instance=self.instance)
 
     def _request_stop(self, signum: int) -> None:
         if not self.stopping.is_set():

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -404,3 +404,50 @@ class FeedFollower:
     async def aclose(self) -> None:
         for feed in self.feeds:
             await feed.aclose()
+
+
+class Followers:
+    """The followers of one daemon: one per source with a change feed to follow, each run when its
+    ``feed_every`` has passed (the daemon's scheduler job asks :meth:`due`)."""
+
+    def __init__(self, store: Store, config: Config, sources: Mapping[str, Source], *, instance: str) -> None:
+        self.store, self.instance = store, instance
+        self.by_source: dict[str, FeedFollower] = {}
+        for name, source in sources.items():
+            if feed_options(source) is not None:
+                follower = FeedFollower(store, config, source, instance=instance)
+                if follower.feeds:
+                    self.by_source[name] = follower
+        self._ran_at: dict[str, float] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.by_source)
+
+    def every(self) -> float:
+        """How often the daemon's job should look: the shortest ``feed_every``, between 1 s and 30 s."""
+        periods = [_period(follower) for follower in self.by_source.values()]
+        return max(1.0, min([*periods, 30.0]))
+
+    def due(self, monotonic_now: float) -> list[FeedFollower]:
+        """The followers whose ``feed_every`` has passed since their last run (now marked as run)."""
+        due = []
+        for name, follower in self.by_source.items():
+            last = self._ran_at.get(name)
+            if last is None or monotonic_now - last >= _period(follower):
+                self._ran_at[name] = monotonic_now
+                due.append(follower)
+        return due
+
+    def release(self) -> None:
+        """Give up every claim of this instance (at stop): another instance follows at once."""
+        with self.store.transaction() as session:
+            release_feeds(session, None, instance=self.instance)
+
+    async def aclose(self) -> None:
+        for follower in self.by_source.values():
+            await follower.aclose()
+
+
+def _period(follower: FeedFollower) -> float:
+    options = feed_options(follower.source)
+    return options.feed_every.total_seconds() if options is not None else 60.0
