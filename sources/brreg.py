@@ -199,7 +199,8 @@ def _flag(unit: Mapping[str, object], key: str) -> bool:
     raise ParseError(f"{key} is not true/false")
 
 
-# The decisions that put a unit under compulsory winding-up or dissolution, each with its own date.
+# The decisions that put a unit under compulsory winding-up or dissolution, each with its own date
+# (Enhetsregisteret v2 field names, as the register's changelog and independent clients spell them).
 _COMPULSORY_DATES = (
     "tvangsavvikletPgaManglendeSlettingDato",
     "tvangsopplostPgaManglendeDagligLederDato",
