@@ -113,6 +113,7 @@ STORED_CATEGORIES = [
     "bankruptcy",
     "connected_party",
     "connected_risk",
+    "signing_authority",
 ]
 
 

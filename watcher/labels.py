@@ -40,6 +40,7 @@ CATEGORY_LABEL = {
         Category.BANKRUPTCY: "破产重整",
         Category.CONNECTED_PARTY: "关联关系",
         Category.CONNECTED_RISK: "关联风险",
+        Category.SIGNING_AUTHORITY: "有权签字人",
     },
     Language.EN: {
         Category.LEGAL_REPRESENTATIVE: "Legal representative",
@@ -65,6 +66,7 @@ CATEGORY_LABEL = {
         Category.BANKRUPTCY: "Bankruptcy / reorganisation",
         Category.CONNECTED_PARTY: "Connected party",
         Category.CONNECTED_RISK: "Connected risk",
+        Category.SIGNING_AUTHORITY: "Signing authority",
     },
 }
 
@@ -248,7 +250,11 @@ FOREIGN_TITLES: dict[str, tuple[str, str]] = {
     "deltaker med solidarisk ansvar": ("连带责任合伙人", "partner with joint liability"),
     "komplementar": ("普通合伙人", "general partner"),
     "signatur": ("签字权人", "signatory"),
+    "signatur i fellesskap": ("共同签字权人", "joint signatory"),
+    "signatur hver for seg": ("单独签字权人", "sole signatory"),
     "prokura": ("经理权人", "procuration holder"),
+    "prokura i fellesskap": ("共同经理权人", "joint procuration holder"),
+    "prokura hver for seg": ("单独经理权人", "sole procuration holder"),
     # Recherche d'entreprises / RNE (qualité)
     "président": ("总裁", "president"),
     "président de sas": ("总裁", "president"),
