@@ -23,6 +23,7 @@ from tests.test_cli import Workspace
 from tests.test_dispatch import DING_SECRET, DING_TOKEN, officer
 from tests.test_guarantors import CN_A, CN_B, NO_A, NO_B, NO_C, rejections, row, write_csv
 from tests.test_issue15_cli import CHEN, LI, SUN, WANG, WANG_TOKEN, ZHOU, Answers, Company, stage
+from watcher.importer import BorrowerRow
 from watcher.render import AlertView, SecuredBorrower, render_alert
 from watcher.vocabulary import Language, PartyRole, Severity
 
@@ -286,3 +287,36 @@ def test_a_guarantee_circle_is_one_group_and_each_members_alert_reaches_both_off
     [xinghe_to_wang] = wang
     assert "借款人 宁波星河港务有限公司（同时为 1 家借款人提供担保）" in xinghe_to_wang
     assert "上海临港" not in xinghe_to_wang
+
+
+# -- monitoring gaps ------------------------------------------------------------------------------
+
+
+def test_a_source_gap_reaches_the_officer_of_a_borrower_a_failing_borrower_guarantees(
+    tmp_path: Path, sqlite_url: str
+):
+    """no2 (no officer) guarantees cn1 (张伟's): the Norwegian source's gap alert reaches 张伟, who
+    reads no2 as the borrower guaranteeing his, and not the other failing borrowers."""
+    from tests.test_monitoring import FAILING_AFTER, _break, _scan
+    from tests.test_pipeline import CN1, CN_ID, NO1, NO_ID, T0, World
+    from watcher.alerts import alert_view
+    from watcher.models import Delivery
+
+    world = World(tmp_path, sqlite_url)
+    try:
+        others = [
+            BorrowerRow(id=f"no{n}", name=f"SELSKAP {n} AS", source="no", registry_id=NO_ID) for n in (2, 3)
+        ]
+        guaranteeing = replace(others[0], role=PartyRole.BORROWER, secures=("cn1",))
+        world.add(replace(NO1, officer=None), guaranteeing, others[1], CN1)
+        world.feed_qichacha(CN_ID, "eci_info_verify_getinfo_t0.json")
+        _break(world, "no", NO_ID)
+        world.check(T0)
+        [gap_id] = _scan(world, T0 + FAILING_AFTER * 2).gaps
+        assert {d.target for d in world.rows(Delivery)} >= {"officer:zhang_wei"}
+        with world.store.session() as session:
+            view = alert_view(session, gap_id, window_days=365)
+        zhang = render_alert(view.for_officer("zhang_wei"), Language.ZH_CN).body
+        assert "no2" in zhang and "no1" not in zhang and "no3" not in zhang, zhang
+    finally:
+        world.store.dispose()

@@ -336,15 +336,25 @@ class SecuringParty:
         return cls(PartyRole(detail["role"]), secures)
 
 
-def securing_party(session: Session, party: Borrower) -> SecuringParty | None:
+def securing_party(
+    session: Session, party: Borrower, *, securers: Collection[str] | None = None
+) -> SecuringParty | None:
     """``party`` as a guarantor or pledgor of the watched borrowers it secures; a borrower only when it
-    guarantees a watched borrower (互保, a guarantee circle), else None: a plain borrower's alert."""
+    guarantees a watched borrower (互保, a guarantee circle), else None: a plain borrower's alert.
+    ``securers`` (:func:`securer_ids`) spares a query per plain borrower when asking about many."""
+    if securers is not None and party.id not in securers and not PartyRole(party.role).secures:
+        return None
     secured = secured_borrowers(session, party.id)
     if not PartyRole(party.role).secures and not secured:
         return None
     return SecuringParty(
         PartyRole(party.role), tuple(SecuredBorrower(b.id, b.name, b.officer) for b in secured)
     )
+
+
+def securer_ids(session: Session) -> frozenset[str]:
+    """The ids of every party that secures any borrower (by ``secures_link``)."""
+    return frozenset(session.exec(select(SecuresLink.party_id).distinct()))
 
 
 def securing_parties(session: Session, borrower_ids: Iterable[str]) -> list[Borrower]:
