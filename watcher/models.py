@@ -79,7 +79,8 @@ class Borrower(SQLModel, table=True):
 
 
 class SecuresLink(SQLModel, table=True):
-    """A guarantor or pledgor (``party_id``) securing a borrower's loan (``borrower_id``)."""
+    """A guarantor or pledgor (``party_id``), or a borrower guaranteeing another, securing a borrower's
+    loan (``borrower_id``)."""
 
     __tablename__ = "secures_link"
 

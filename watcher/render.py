@@ -107,6 +107,8 @@ _TEXT = {
         "secured_count": "为 {count} 家借款人{verb}",
         "name_separator": "、",
         "secured_note": "{role}编号 {party_id}；借款人：{borrowers}",
+        "also_secures": "同时{secured}",
+        "borrower_secured_note": "借款人编号 {party_id}；其担保的借款人：{borrowers}",
         "secured_item": "{name}（{borrower_id}）",
         "secured_others": "另有 {count} 家（其他客户经理负责）",
     },
@@ -148,6 +150,8 @@ _TEXT = {
         "secured_count": "{verb} {count} borrower(s)",
         "name_separator": ", ",
         "secured_note": "{role} ID {party_id}; borrower(s): {borrowers}",
+        "also_secures": "also {secured}",
+        "borrower_secured_note": "Borrower ID {party_id}; guarantees borrower(s): {borrowers}",
         "secured_item": "{name} ({borrower_id})",
         "secured_others": "{count} more of other officers",
     },
@@ -179,8 +183,16 @@ PARTY_ROLE_LABEL = {
     },
 }
 _SECURES_VERB = {
-    Language.ZH_CN: {PartyRole.GUARANTOR: "提供担保", PartyRole.PLEDGOR: "提供质押担保"},
-    Language.EN: {PartyRole.GUARANTOR: "guarantees", PartyRole.PLEDGOR: "secures"},
+    Language.ZH_CN: {
+        PartyRole.GUARANTOR: "提供担保",
+        PartyRole.PLEDGOR: "提供质押担保",
+        PartyRole.BORROWER: "提供担保",  # a borrower guaranteeing other borrowers (互保)
+    },
+    Language.EN: {
+        PartyRole.GUARANTOR: "guarantees",
+        PartyRole.PLEDGOR: "secures",
+        PartyRole.BORROWER: "guarantees",
+    },
 }
 NAMED_SECURED_AT_MOST = 3
 """A title names this many secured borrowers at most, then says how many more."""
@@ -223,8 +235,14 @@ class AlertView:
         return dict(self.source_names).get(language, self.source)
 
     party_role: PartyRole = PartyRole.BORROWER  # a guarantor or pledgor names the borrowers it secures
-    secures: tuple[SecuredBorrower, ...] = ()
+    secures: tuple[SecuredBorrower, ...] = ()  # a borrower's too, when it guarantees other borrowers
     secures_hidden: int = 0  # secured borrowers of other officers, left out of ``secures``
+
+    @property
+    def securing(self) -> bool:
+        """The party is named with the borrowers it secures: a guarantor or pledgor always, a borrower
+        when it guarantees other borrowers (互保)."""
+        return self.party_role.secures or bool(self.secures) or self.secures_hidden > 0
 
     def for_officer(self, officer: str) -> AlertView:
         """What one officer may read: a gap alert about a whole source lists only their parties, and a
@@ -305,12 +323,13 @@ def _escaper(fmt: BodyFormat):
 def party_heading(view: AlertView, language: Language, escape: Callable[[str], str] | None = None) -> str:
     """Who an alert is about, as its title names them: a borrower by name and id; a guarantor or
     pledgor by its role, name and the borrowers it secures ("保证人 X（为借款人 Y 提供担保）",
-    "Guarantor X (guarantees borrower Y)"): for an officer, their own borrowers among them, or how
+    "Guarantor X (guarantees borrower Y)"), a borrower guaranteeing others by both relations
+    ("借款人 X（同时为借款人 Y 提供担保）"): for an officer, their own borrowers among them, or how
     many it secures when they handle none."""
     escape = escape or (lambda text: " ".join(text.split()))
     text = _TEXT[language]
     name = escape(view.borrower_name)
-    if not view.party_role.secures:
+    if not view.securing:
         return text["borrower_party"].format(name=name, borrower_id=escape(view.borrower_id))
     verb = _SECURES_VERB[language][view.party_role]
     names = [escape(secured.name) for secured in view.secures]
@@ -326,13 +345,15 @@ def party_heading(view: AlertView, language: Language, escape: Callable[[str], s
     else:
         key = "secured_named" if len(names) == 1 else "secured_named_plural"
         secured = text[key].format(verb=verb, names=separator.join(names))
+    if not view.party_role.secures:
+        secured = text["also_secures"].format(secured=secured)
     role = PARTY_ROLE_LABEL[language][view.party_role]
     return text["securing_party"].format(role=role, name=name, secured=secured)
 
 
 def _secured_note(view: AlertView, language: Language, escape: Callable[[str], str]) -> list[str]:
-    """The ids behind a guarantor's or pledgor's title: its own, and each secured borrower's it names."""
-    if not view.party_role.secures:
+    """The ids behind a securing party's title: its own, and each secured borrower's it names."""
+    if not view.securing:
         return []
     text = _TEXT[language]
     items = [
@@ -341,8 +362,9 @@ def _secured_note(view: AlertView, language: Language, escape: Callable[[str], s
     ]
     if view.secures_hidden:  # the guarantor's own officer may hold none of the borrowers it secures
         items.append(text["secured_others"].format(count=view.secures_hidden))
+    key = "secured_note" if view.party_role.secures else "borrower_secured_note"
     return [
-        text["secured_note"].format(
+        text[key].format(
             role=PARTY_ROLE_LABEL[language][view.party_role],
             party_id=escape(view.borrower_id),
             borrowers=text["name_separator"].join(items) or "–",
