@@ -314,3 +314,23 @@ def test_companies_house_streams_make_watched_companies_due_and_a_416_is_a_gap(
         assert [query.get("timepoint") for _path, query, _auth in server.requests] == [None, ["503"], ["503"]]
         assert len(gap.alerts) == 1 and _states(store)["officers"].position is None
         store.dispose()
+
+
+def test_a_stream_no_longer_configured_leaves_the_source_and_a_second_claim_loses(world):
+    """Two claims of one source: the second instance loses; a feed dropped from the config goes with
+    its state (a stale gap there would keep the source unhealthy for ever)."""
+    from watcher.feeds import claim_feeds
+
+    store, config, _follower = world
+    now = utcnow()
+    with store.transaction() as session:
+        assert claim_feeds(
+            session, "brreg", ["enheter", "roller"], instance="a", now=now, lease=timedelta(minutes=1)
+        )
+    with store.transaction() as session:
+        assert not claim_feeds(
+            session, "brreg", ["enheter", "roller"], instance="b", now=now, lease=timedelta(minutes=1)
+        )
+    with store.transaction() as session:
+        assert claim_feeds(session, "brreg", ["enheter"], instance="a", now=now, lease=timedelta(minutes=1))
+    assert set(_states(store)) == {"enheter"}

@@ -334,42 +334,27 @@ def test_each_change_feed_shows_its_state_position_and_lag_and_a_gap_exits_1(wor
     from sources.change_feed import FeedBatch, FeedEntry, FeedGapError
     from watcher.feeds import advance, claim_feeds, fail
 
+    with world.config_path.open("a", encoding="utf-8") as config:
+        config.write('\n[sources.live]\ntype = "brreg"\n')  # a source with change feeds, followed
     now = utcnow()
+    lease = timedelta(minutes=1)
     with world.store.transaction() as session:
-        assert claim_feeds(
-            session, "no", ["enheter", "roller"], instance="pg-a", now=now, lease=timedelta(minutes=1)
-        )
+        assert claim_feeds(session, "live", ["enheter", "roller"], instance="pg-a", now=now, lease=lease)
         batch = FeedBatch((FeedEntry(FJORDLYS.registry_id),), "id:28734003", True)
-        advance(
-            session,
-            world.config,
-            "no",
-            "enheter",
-            batch,
-            instance="pg-a",
-            now=now,
-            lease=timedelta(minutes=1),
-        )
-        fail(
-            session,
-            world.config,
-            "no",
-            "roller",
-            FeedGapError("roller: HTTP 400: for gammel"),
-            instance="pg-a",
-            now=now,
-        )
+        advance(session, world.config, "live", "enheter", batch, instance="pg-a", now=now, lease=lease)
+        gap = FeedGapError("roller: HTTP 400: for gammel")
+        fail(session, world.config, "live", "roller", gap, instance="pg-a", now=now)
     table = status(world)
     code, report = status_json(world)
     assert table.exit_code == 1 and code == 1
-    lines = [line.strip() for line in table.stdout.splitlines() if "feed no/" in line]
-    assert lines[0].startswith("feed no/enheter: following; position id:28734003, lag ")
-    assert lines[0].endswith("follower pg-a; 1 entries, 1 made due")
+    lines = [line.strip() for line in table.stdout.splitlines() if "feed live/" in line]
+    assert lines[0].startswith("feed live/enheter: following; position id:28734003, lag ")
+    assert lines[0].endswith("follower pg-a; 1 entries, 0 made due"), "FJORDLYS is watched through source no"
     assert lines[1].startswith(
-        "feed no/roller: GAP, polling instead: roller: HTTP 400: for gammel; position –"
+        "feed live/roller: GAP, polling instead: roller: HTTP 400: for gammel; position –"
     )
     feeds = {feed["feed"]: feed for feed in report["feeds"]}
-    assert (feeds["enheter"]["state"], feeds["enheter"]["position"], feeds["enheter"]["marked"]) == (
+    assert (feeds["enheter"]["state"], feeds["enheter"]["position"], feeds["enheter"]["entries"]) == (
         "following",
         "id:28734003",
         1,

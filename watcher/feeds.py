@@ -22,7 +22,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, or_, update
+from sqlalchemy import and_, delete, or_, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from sources.base import Source
@@ -98,9 +99,18 @@ def claim_feeds(
     False when another live instance holds it."""
     known = set(session.exec(select(FeedState.feed).where(FeedState.source == source)))
     for name in sorted(set(feeds) - known):
-        session.add(FeedState(source=source, feed=name))
-    session.flush()
+        try:
+            with session.begin_nested():  # another instance may insert it at the same moment
+                session.add(FeedState(source=source, feed=name))
+        except IntegrityError:
+            pass
+    dropped = known - set(feeds)
+    # Streams no longer configured: their state would keep the source's health forever.
     table = FeedState.metadata.tables[FeedState.__tablename__]
+    if dropped:
+        session.connection().execute(
+            delete(table).where(table.c.source == source, table.c.feed.in_(sorted(dropped)))
+        )
     claimed = session.connection().execute(
         update(table)
         .where(

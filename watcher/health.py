@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlmodel import Session, col, func, select
 
+from sources.change_feed import FeedOptions
 from watcher.config import Config
 from watcher.models import Borrower, FeedState, Instance, SourceHealth, SourceSignal, utcnow
 from watcher.redaction import redact, redact_optional
@@ -122,10 +123,11 @@ class FeedView:
 
 def feed_views(session: Session, config: Config, now: datetime) -> list[FeedView]:
     """The change feeds of the configured sources, as their follower last left them."""
-    views = []
+    views: list[FeedView] = []
     for state in session.exec(select(FeedState).order_by(col(FeedState.source), col(FeedState.feed))):
-        if state.source not in config.sources:
-            continue
+        options = config.sources.get(state.source)
+        if not isinstance(options, FeedOptions) or not options.feed:
+            continue  # not followed any more: what it last left says nothing now
         views.append(
             FeedView(
                 source=state.source,
