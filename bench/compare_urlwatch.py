@@ -84,6 +84,7 @@ level = "warning"
 type = "brreg"
 base_url = "{registry}"
 rate = "1000000/s"
+feed = false
 """
 
 # Everything else keeps urlwatch's defaults, where every reporter but stdout is disabled.

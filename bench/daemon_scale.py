@@ -130,6 +130,7 @@ level = "warning"
 type = "brreg"
 base_url = "{registry}"
 rate = "1000000/s"
+feed = false
 """
 
 

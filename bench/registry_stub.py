@@ -6,6 +6,11 @@ request rate the way a registry does, answering 429 when more than R requests ar
 last second, and it counts requests, 429s and accepted TCP connections so a benchmark can tell
 whether a client saturates the rate without exceeding it. Companies can be marked changed (a new
 daglig leder) between check cycles.
+
+It also serves the register's update feeds as the real one shapes them: ``/oppdateringer/enheter``
+(HAL pages by ``oppdateringsid`` or ``dato``) and ``/oppdateringer/roller`` (CloudEvents by ``afterId``
+or ``afterTime``). A change publishes an entry in both; ``publish_unwatched`` adds the other companies
+of Norway a real feed is full of; ``feed_status`` makes the feeds fail (500) or refuse a position (400).
 """
 
 from __future__ import annotations
@@ -19,10 +24,10 @@ import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from multiprocessing.connection import Connection
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from watcher.identifiers import no_orgnr_check_digit
 
@@ -66,7 +71,12 @@ class _RegistryHandler(BaseHTTPRequestHandler):
         if not stub.admit():
             self._send(429, {"status": 429, "error": "Too Many Requests"}, {"Retry-After": "1"})
             return
-        parts = urlsplit(self.path).path.strip("/").split("/")
+        url = urlsplit(self.path)
+        parts = url.path.strip("/").split("/")
+        if parts[0] == "oppdateringer" and len(parts) == 2:
+            status, feed_document = stub.updates(parts[1], parse_qs(url.query))
+            self._send(status, feed_document)
+            return
         document = None
         if len(parts) in (2, 3) and parts[0] == "enheter" and (len(parts) == 2 or parts[2] == "roller"):
             document = stub.unit(parts[1]) if len(parts) == 2 else stub.roles(parts[1])
@@ -76,7 +86,7 @@ class _RegistryHandler(BaseHTTPRequestHandler):
         else:
             self._send(200, document)
 
-    def _send(self, status: int, document: dict, headers: dict[str, str] | None = None) -> None:
+    def _send(self, status: int, document: dict | list, headers: dict[str, str] | None = None) -> None:
         body = json.dumps(document, ensure_ascii=False).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=UTF-8")
@@ -127,6 +137,12 @@ class RegistryStub:
         self.counters = StubCounters(arrivals=[])
         self._server: _RegistryServer | None = None
         self._thread: threading.Thread | None = None
+        # The update feeds: (id, orgnr, published) in id order; ids as the real feeds' are numbered.
+        self._unit_updates: list[tuple[int, str, datetime]] = []
+        self._role_updates: list[tuple[int, str, datetime]] = []
+        self.feed_requests = 0
+        self.feed_status = 200  # 500: the feeds fail; 400: they refuse every position (a gap)
+        self._unwatched = 0
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
@@ -189,10 +205,63 @@ class RegistryStub:
     # -- changes between cycles ---------------------------------------------------------------------
 
     def mark_changed(self, orgnrs: Iterable[str]) -> None:
-        """Give these companies a new daglig leder (and a new ``sistEndret`` on the DAGL group)."""
+        """Give these companies a new daglig leder (and a new ``sistEndret`` on the DAGL group), and
+        publish each in both update feeds."""
         with self._lock:
             for orgnr in orgnrs:
                 self._generation[orgnr] += 1
+                self._publish(orgnr)
+
+    def publish_unwatched(self, count: int) -> None:
+        """Entries about ``count`` companies the portfolio does not hold (valid orgnrs of their own)."""
+        with self._lock:
+            for orgnr in valid_orgnrs(count, first8=80_000_000 + self._unwatched):
+                self._publish(orgnr)
+            self._unwatched += count * 2
+
+    def _publish(self, orgnr: str) -> None:
+        now = datetime.now(UTC)
+        self._unit_updates.append((28_734_001 + len(self._unit_updates), orgnr, now))
+        self._role_updates.append((104_882_913 + len(self._role_updates), orgnr, now))
+
+    def updates(self, feed: str, query: dict[str, list[str]]) -> tuple[int, dict | list]:
+        """An update feed's answer to ``query`` as (status, document)."""
+        with self._lock:
+            self.feed_requests += 1
+            if self.feed_status != 200:
+                return self.feed_status, {"status": self.feed_status, "error": "stub feed failure"}
+            entries = {"enheter": self._unit_updates, "roller": self._role_updates}.get(feed)
+            if entries is None:
+                return 404, {"status": 404, "error": "Not Found"}
+            size = int(query.get("size", ["20"])[0])
+            chosen = [entry for entry in entries if _after(entry, feed, query)][:size]
+        if feed == "roller":
+            return 200, [
+                {
+                    "specversion": "1.0",
+                    "id": str(update_id),
+                    "source": f"/enhetsregisteret/api/enheter/{orgnr}/roller",
+                    "type": "no.brreg.enhetsregisteret.rolle.oppdatert",
+                    "time": _iso(published),
+                    "data": {"organisasjonsnummer": orgnr},
+                }
+                for update_id, orgnr, published in chosen
+            ]
+        page: dict = {"page": {"size": size, "totalElements": len(chosen), "number": 0}}
+        if chosen:
+            page["_embedded"] = {
+                "oppdaterteEnheter": [
+                    {
+                        "oppdateringsid": update_id,
+                        "dato": _iso(published),
+                        "organisasjonsnummer": orgnr,
+                        "endringstype": "Endring",
+                        "endringer": [{"op": "replace", "path": "/navn", "value": "X"}],
+                    }
+                    for update_id, orgnr, published in chosen
+                ]
+            }
+        return 200, page
 
     def pick(self, count: int) -> list[str]:
         """``count`` companies chosen at random (seeded), e.g. to mark changed."""
@@ -270,6 +339,23 @@ class RegistryStub:
             ],
             "_links": {"self": {"href": f"/enhetsregisteret/api/enheter/{orgnr}/roller"}},
         }  # fmt: skip
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _after(entry: tuple[int, str, datetime], feed: str, query: dict[str, list[str]]) -> bool:
+    """Whether a feed entry comes after the query's position (an id, or a time)."""
+    update_id, _orgnr, published = entry
+    by_id = query.get("oppdateringsid" if feed == "enheter" else "afterId")
+    if by_id:
+        first = int(by_id[0]) if feed == "enheter" else int(by_id[0]) + 1
+        return update_id >= first
+    by_time = query.get("dato" if feed == "enheter" else "afterTime")
+    if by_time:
+        return published >= datetime.fromisoformat(by_time[0].replace("Z", "+00:00"))
+    return True
 
 
 class StubProcess:

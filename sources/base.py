@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import date
-from typing import ClassVar, Protocol, cast, overload
+from typing import TYPE_CHECKING, ClassVar, Protocol, cast, overload
 
 from pydantic import BaseModel, ConfigDict
 
@@ -26,6 +26,9 @@ from watcher.connections import TieScope
 from watcher.errors import BlockedError, NotFoundError, ParseError, SourceError
 from watcher.record import RegistryRecord, Signal
 from watcher.vocabulary import Language
+
+if TYPE_CHECKING:
+    from sources.change_feed import ChangeFeed
 
 log = logging.getLogger("watcher.sources")
 
@@ -167,6 +170,10 @@ class Source(ABC):
                 _shorten(reason),
             )
         self.unavailable_signals[signal] = reason
+
+    def change_feeds(self) -> tuple[ChangeFeed, ...]:
+        """The registry's change feeds this source follows (``[sources.NAME] feed``); none by default."""
+        return ()
 
     def take_billed_calls(self) -> int:
         """The billed calls counted since the last take (the pipeline stores them per hour)."""

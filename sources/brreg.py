@@ -2,7 +2,10 @@
 
 Two calls per company: the unit (``/enheter/{orgnr}``) and its roles (``/enheter/{orgnr}/roller``).
 The register keeps no history and no shareholders; the only change stamp is each role group's
-``sistEndret``, which becomes the change log so the pipeline can date role changes.
+``sistEndret``, which becomes the change log so the pipeline can date role changes. The signature
+and procuration groups (SIGN, PROK) name who can bind the company: the record's signing authority.
+A status takes its effective day from the unit's own dates (konkursdato, underAvviklingDato, the
+tvangsoppløsning dates).
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from sources.base import (
     load_json,
     looks_like_challenge,
 )
+from sources.brreg_updates import RoleUpdates, UnitUpdates
+from sources.change_feed import ChangeFeed, FeedOptions
 from sources.http import HttpSource
 from sources.http.options import HttpSourceOptions
 from sources.http.responses import HttpResponse, error_message, raise_for_status, registry_answer
@@ -43,12 +48,21 @@ from watcher.vocabulary import Language
 _GONE = 410
 
 
-class BrregOptions(HttpSourceOptions):
+class BrregOptions(HttpSourceOptions, FeedOptions):
     base_url: str = "https://data.brreg.no/enhetsregisteret/api"
 
 
 _DAILY_MANAGER = frozenset({Role.LEGAL_REPRESENTATIVE, Role.MANAGER})
+# Signatur (alone, i fellesskap = jointly, hver for seg = each alone) and prokura (the same three).
 _SIGNATURE_OR_PROCURATION = frozenset({"SIGN", "SIFE", "SIHV", "PROK", "POFE", "POHV"})
+_FALLBACK_SIGNING_TEXT = {
+    "SIGN": "Signatur",
+    "SIFE": "Signatur i fellesskap",
+    "SIHV": "Signatur hver for seg",
+    "PROK": "Prokura",
+    "POFE": "Prokura i fellesskap",
+    "POHV": "Prokura hver for seg",
+}
 
 # Role type code → canonical roles. Daglig leder (and an enkeltpersonforetak's owner) stands in for
 # the legal representative. Deputy board members count as directors: they sit when a member cannot.
@@ -67,7 +81,7 @@ _ROLE_TYPES: dict[str, frozenset[Role]] = {
     "KOMP": frozenset({Role.PARTNER}),
     **{code: frozenset({Role.OTHER}) for code in _SIGNATURE_OR_PROCURATION},
 }
-_FALLBACK_ROLE_TEXT = {"VARA": "Varamedlem"}
+_FALLBACK_ROLE_TEXT = {"VARA": "Varamedlem", **_FALLBACK_SIGNING_TEXT}
 # Contact persons are an administrative detail, not officers.
 _IGNORED_ROLE_TYPES = frozenset({"KONT"})
 # Whose person becomes ``legal_representative``, best first.
@@ -107,11 +121,25 @@ class BrregSource(HttpSource):
 
     id_kind: ClassVar[str | None] = "no_orgnr"
     jurisdiction: ClassVar[str | None] = "no"
+    settings: BrregOptions
+
+    @property
+    def mapping_fingerprint(self) -> str:
+        """Marks the mapping that reads signing authority and status dates: an answer stored by an
+        earlier mapping is mapped again once, so every borrower gets its signing-authority baseline
+        before the next real change (which would otherwise be taken as that baseline, unalerted)."""
+        return f"{super().mapping_fingerprint}\0signing-authority"
 
     # -- fetching ---------------------------------------------------------------------------------
 
     def headers(self) -> dict[str, str]:
         return {"Accept": "application/json"}
+
+    def change_feeds(self) -> tuple[ChangeFeed, ...]:
+        """The unit and role update feeds (``feed = false`` turns them off)."""
+        if not self.settings.feed:
+            return ()
+        return (UnitUpdates(self.http, self.normalise_id), RoleUpdates(self.http, self.normalise_id))
 
     async def fetch_raw(self, registry_id: str) -> dict[str, str]:
         context = {"source": self.name, "registry_id": registry_id}
@@ -166,6 +194,7 @@ class BrregSource(HttpSource):
             controllers=None,
             finance_head=None,
             change_log=None if groups is None else tuple(_log_entry(g) for g in groups if g.categories),
+            signing_authority=None if groups is None else _signing_authority(groups),
         )
 
 
@@ -179,23 +208,42 @@ def _flag(unit: Mapping[str, object], key: str) -> bool:
     raise ParseError(f"{key} is not true/false")
 
 
+# The decisions that put a unit under compulsory winding-up or dissolution, each with its own date
+# (Enhetsregisteret v2 field names, as the register's changelog and independent clients spell them).
+_COMPULSORY_DATES = (
+    "tvangsavvikletPgaManglendeSlettingDato",
+    "tvangsopplostPgaManglendeDagligLederDato",
+    "tvangsopplostPgaManglendeRevisorDato",
+    "tvangsopplostPgaManglendeRegnskapDato",
+    "tvangsopplostPgaMangelfulltStyreDato",
+)
+
+
 def _status(unit: Mapping[str, object]) -> Status:
-    """The most severe flag wins: deleted, then bankrupt, then compulsory or voluntary winding-up.
+    """The most severe flag wins: deleted, then bankrupt, then compulsory or voluntary winding-up,
+    dated by the register's own date for it when it gives one.
 
     The raw wording is the register's own term; alerts put it beside the status in the reader's
     language ("破产（Konkurs）")."""
     if as_text(unit.get("slettedato"), "slettedato").strip():
-        return Status(CompanyStatus.DEREGISTERED, "Slettet")
+        return Status(CompanyStatus.DEREGISTERED, "Slettet", _day(unit, "slettedato"))
     if _flag(unit, "konkurs"):
-        return Status(CompanyStatus.BANKRUPT, "Konkurs")
+        return Status(CompanyStatus.BANKRUPT, "Konkurs", _day(unit, "konkursdato"))
+    compulsory = [day for key in _COMPULSORY_DATES if (day := _day(unit, key)) is not None]
     if _flag(unit, "underTvangsavviklingEllerTvangsopplosning"):
+        # Several decisions may stand (no auditor, then no accounts): the first one began it.
         return Status(
             CompanyStatus.LIQUIDATION,
             "Under tvangsavvikling eller tvangsoppløsning",
+            min(compulsory, default=None),
         )
     if _flag(unit, "underAvvikling"):
-        return Status(CompanyStatus.LIQUIDATION, "Under avvikling")
+        return Status(CompanyStatus.LIQUIDATION, "Under avvikling", _day(unit, "underAvviklingDato"))
     return Status(CompanyStatus.ACTIVE, "Aktiv")
+
+
+def _day(unit: Mapping[str, object], key: str) -> date | None:
+    return as_date(unit.get(key), key)
 
 
 def _capital(value: object) -> Money | None:
@@ -262,6 +310,8 @@ def _role_group(group: Mapping[str, object], index: int) -> _RoleGroup:
             continue
         roles = _ROLE_TYPES.get(type_code, frozenset({Role.OTHER}))
         categories.update(ROLE_CATEGORY[r] for r in roles)
+        if type_code in _SIGNATURE_OR_PROCURATION:
+            categories.add(Category.SIGNING_AUTHORITY)
         if _flag(role, "fratraadt") or _flag(role, "avregistrert"):
             continue
         description = clean_text(as_text(role_type.get("beskrivelse"), "rolle beskrivelse"))
@@ -311,6 +361,18 @@ def _legal_representative(groups: tuple[_RoleGroup, ...]) -> Person | None:
             if holder.type_code == type_code:
                 return holder.person
     return None
+
+
+def _signing_authority(groups: tuple[_RoleGroup, ...]) -> tuple[Person, ...]:
+    """The current signature and procuration holders (persons or entities), each with the terms of
+    their authority as the register words them ("Prokura i fellesskap"). Empty when the company
+    registers none: then its board and daglig leder act by law, and no one is named here."""
+    return tuple(
+        holder.person
+        for group in groups
+        for holder in group.holders
+        if holder.type_code in _SIGNATURE_OR_PROCURATION
+    )
 
 
 def _log_entry(group: _RoleGroup) -> ChangeLogEntry:

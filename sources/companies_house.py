@@ -13,13 +13,15 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from sources import register
 from sources.base import SourceOptions, as_date, as_list, as_object, as_text, load_json
+from sources.change_feed import ChangeFeed, FeedOptions
+from sources.companies_house_stream import DEFAULT_STREAMS, KNOWN_STREAMS, CompaniesHouseStream
 from sources.http import HttpSource
 from sources.http.options import HttpSourceOptions
 from sources.http.policy import basic_auth
@@ -38,7 +40,7 @@ from watcher.record import (
     Stake,
     Status,
 )
-from watcher.units import RateSpec, parse_rate
+from watcher.units import Duration, RateSpec, parse_rate
 from watcher.vocabulary import Language
 
 # A company's officer history rarely passes a few hundred rows; more pages than this means the API
@@ -120,9 +122,33 @@ _BAND = re.compile(
 _OWNERSHIP = frozenset({"ownership-of-shares", "right-to-share-surplus-assets"})
 
 
-class CompaniesHouseOptions(HttpSourceOptions):
+class CompaniesHouseOptions(HttpSourceOptions, FeedOptions):
     base_url: str = "https://api.company-information.service.gov.uk"
     api_key: str = Field(min_length=1, repr=False)
+    # The Streaming API: its own key (another key type in the developer hub), its own host. Without a
+    # key the streams are not followed (every company is polled at the normal interval).
+    stream_key: str | None = Field(default=None, min_length=1, repr=False)
+    stream_url: str = "https://stream.companieshouse.gov.uk"
+    streams: tuple[str, ...] = DEFAULT_STREAMS
+    # How long one read holds a stream open before its position is committed and the next stream read.
+    stream_window: Duration = timedelta(seconds=20)
+
+    @field_validator("streams")
+    @classmethod
+    def _known_streams(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(value) - set(KNOWN_STREAMS))
+        if unknown:
+            raise ValueError(f"unknown stream(s) {', '.join(unknown)} (known: {', '.join(KNOWN_STREAMS)})")
+        if not value:
+            raise ValueError("name at least one stream, or set feed = false")
+        return tuple(dict.fromkeys(value))
+
+    @model_validator(mode="after")
+    def _stream_key_for_an_explicit_feed(self) -> CompaniesHouseOptions:
+        if "feed" in self.model_fields_set and self.feed and not self.stream_key:
+            raise ValueError('feed = true needs stream_key (the Streaming API key, e.g. "${CH_STREAM_KEY}")')
+        return self
+
     # The documented limit: 600 requests per rolling five minutes per key.
     rate: RateSpec = parse_rate("600/5m")
     # The API's default pages are small (35 officers, 25 PSCs); 100 is what clients use in practice.
@@ -147,6 +173,24 @@ class CompaniesHouseSource(HttpSource):
     def headers(self) -> dict[str, str]:
         """The key is the Basic-auth username with an empty password, as Companies House documents."""
         return {"Accept": "application/json", "Authorization": basic_auth(self.settings.api_key, "")}
+
+    def change_feeds(self) -> tuple[ChangeFeed, ...]:
+        """The configured streams, when a stream key is set and ``feed`` is not turned off."""
+        settings = self.settings
+        if not settings.feed or not settings.stream_key:
+            return ()
+        return tuple(
+            CompaniesHouseStream(
+                stream,
+                base_url=settings.stream_url,
+                stream_key=settings.stream_key,
+                normalise=self.normalise_id,
+                window=settings.stream_window,
+                verify=settings.ca_bundle or True,
+                proxy=settings.proxy,
+            )
+            for stream in settings.streams
+        )
 
     # -- fetching ---------------------------------------------------------------------------------
 

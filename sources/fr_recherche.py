@@ -1,24 +1,34 @@
-"""France: API Recherche d'entreprises (annuaire-entreprises, free, no key).
+"""France: API Recherche d'entreprises (annuaire-entreprises, free, no key), and the BODACC.
 
 One call per company: ``GET /search?q=<siren>``. A 9-digit ``q`` is a direct SIREN lookup, but the
 answer is still a search result list, so the mapping picks the result whose ``siren`` is ours. The
 API gives name, status, head-office address and the current directors (from INPI's RNE). It has no
 shareholders, no capital and no history: those sections stay unknown.
+
+The ``insolvency`` signal (opt-in: ``signals = ["registry", "insolvency"]``) also asks the BODACC's
+open data (DILA on Opendatasoft, another host: ``bodacc_base_url``) for the company's procédures
+collectives, mapped to bankruptcy listings by :mod:`sources.fr_bodacc`.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import ClassVar
 
-from sources import register
+from pydantic import Field
+
+from sources import fr_bodacc, register
 from sources.base import SourceOptions, as_list, as_object, as_text, load_json
 from sources.http import HttpSource
-from sources.http.options import HttpSourceOptions
+from sources.http.options import VendorOptions
+from sources.http.policy import HttpPolicy
 from sources.http.responses import raise_for_status
+from sources.http.timing import Timing
 from watcher.errors import NotFoundError, ParseError, SourceError
 from watcher.normalize import clean_text, person_key, roles_from_title
-from watcher.record import CompanyStatus, Person, RegistryRecord, Role, Status
+from watcher.record import CompanyStatus, Person, RegistryRecord, Role, Signal, Status
 from watcher.units import RateSpec, parse_rate
 from watcher.vocabulary import Language
 
@@ -45,10 +55,17 @@ _ADDRESS_PARTS = (
 )
 
 
-class FrRechercheOptions(HttpSourceOptions):
+class FrRechercheOptions(VendorOptions):
+    """The directory's options, the BODACC's host, and the signals (``cadence`` as the vendors')."""
+
     base_url: str = "https://recherche-entreprises.api.gouv.fr"
     # Documented ceiling: 7 requests per second per IP (and 30 per ASN), answered with 429 + Retry-After.
     rate: RateSpec = parse_rate("7/s")
+    # The BODACC is opt-in: a deployment whose firewall allows only the directory keeps working.
+    signals: tuple[Signal, ...] | None = (Signal.REGISTRY,)
+    bodacc_base_url: str = "https://bodacc-datadila.opendatasoft.com"
+    # 100 notices a page; more pages than this fails the check (never a partial list).
+    bodacc_max_pages: int = Field(default=10, ge=1, le=100)
 
 
 @register("fr_recherche")
@@ -61,10 +78,17 @@ class FrRechercheSource(HttpSource):
         Language.ZH_CN: "法国 Recherche d'entreprises",
     }
     endpoints: ClassVar[tuple[str, ...]] = ("search",)
+    optional_endpoints: ClassVar[tuple[str, ...]] = ("bodacc",)
+    supported_signals: ClassVar[frozenset[Signal]] = frozenset({Signal.REGISTRY, Signal.INSOLVENCY})
     identifier_name: ClassVar[str] = "SIREN"
+    settings: FrRechercheOptions
 
     id_kind: ClassVar[str | None] = "fr_siren"
     jurisdiction: ClassVar[str | None] = "fr"
+
+    def __init__(self, name: str, options: SourceOptions, *, timing: Timing = Timing()) -> None:
+        super().__init__(name, options, timing=timing)
+        self._bodacc_http: HttpPolicy | None = None
 
     def headers(self) -> dict[str, str]:
         """JSON only; the shared policy already sends the descriptive User-Agent the API asks for."""
@@ -78,6 +102,72 @@ class FrRechercheSource(HttpSource):
             raise ParseError(f"search: HTTP 400 ({_error_message(response.preview)})", **context)
         raise_for_status(response, what="search", context=context)
         return {"search": response.text}
+
+    async def fetch_signals(self, registry_id: str, signals: frozenset[Signal]) -> dict[str, str]:
+        """The directory's answer, and the BODACC's when the insolvency signal is asked for."""
+        raw = await self.fetch_raw(registry_id)
+        if Signal.INSOLVENCY in signals:
+            raw["bodacc"] = await self._bodacc(registry_id)
+        return raw
+
+    @property
+    def bodacc_http(self) -> HttpPolicy:
+        """The BODACC's client: the source's policy (rate, retries, deadline) on the BODACC's host."""
+        if self._bodacc_http is None:
+            options = self.settings.model_copy(update={"base_url": self.settings.bodacc_base_url})
+            self._bodacc_http = HttpPolicy(
+                self.name, options, headers=self.headers(), charsets=self.charsets(), timing=self.timing
+            )
+        return self._bodacc_http
+
+    async def _bodacc(self, siren: str) -> str:
+        """Every procédure collective notice naming ``siren``, all pages in one saved document. An
+        error envelope, a page short of what ``total_count`` promises, a total that moves between
+        pages or more than ``bodacc_max_pages`` pages fails the check: a partial list reads as lifted."""
+        context = {"source": self.name, "registry_id": siren}
+        where = f'registre like "{siren}" and familleavis = "{fr_bodacc.COLLECTIVE}"'
+        results: list[object] = []
+        total = 0
+        page = 0
+        while page == 0 or len(results) < total:
+            what = f"bodacc page {page + 1}"
+            params = {
+                "where": where,
+                "order_by": "dateparution",
+                "limit": str(fr_bodacc.PAGE_SIZE),
+                "offset": str(page * fr_bodacc.PAGE_SIZE),
+            }
+            response = await self.bodacc_http.get(fr_bodacc.DATASET_PATH, params=params, registry_id=siren)
+            if response.status == 400:  # Opendatasoft's error envelope: our query is wrong, never data
+                fr_bodacc.read_page(response.preview, what)
+            raise_for_status(response, what=what, context=context, status_says_missing=False)
+            answer = fr_bodacc.read_page(response.text, what)
+            if page == 0:
+                total = answer.total
+                if total > self.settings.bodacc_max_pages * fr_bodacc.PAGE_SIZE:
+                    raise ParseError(
+                        f"bodacc: {total} notices need more than bodacc_max_pages="
+                        f"{self.settings.bodacc_max_pages}",
+                        **context,
+                    )
+            elif answer.total != total:
+                raise ParseError(f"{what}: total_count {answer.total} where page 1 said {total}", **context)
+            due = min(fr_bodacc.PAGE_SIZE, total - len(results))
+            if len(answer.results) != due:
+                raise ParseError(
+                    f"{what}: {len(answer.results)} notices where {due} were due (of {total})", **context
+                )
+            results.extend(answer.results)
+            page += 1
+        if page == 1:
+            return response.text
+        return json.dumps({"total_count": total, "results": results}, ensure_ascii=False)
+
+    async def aclose(self) -> None:
+        await super().aclose()
+        if self._bodacc_http is not None:
+            await self._bodacc_http.aclose()
+            self._bodacc_http = None
 
     # -- mapping ----------------------------------------------------------------------------------
 
@@ -97,7 +187,7 @@ class FrRechercheSource(HttpSource):
         if not name:
             raise ParseError(f"result for {wanted} has neither nom_raison_sociale nor nom_complet")
         people = _directors(company.get("dirigeants"))
-        return RegistryRecord(
+        record = RegistryRecord(
             source=source,
             registry_id=wanted,
             name=name,
@@ -111,6 +201,9 @@ class FrRechercheSource(HttpSource):
             finance_head=None,
             change_log=None,
         )
+        if "bodacc" in raw:  # else unknown: nothing is lifted by not asking
+            record = replace(record, bankruptcies=fr_bodacc.bankruptcies(raw["bodacc"], wanted))
+        return record
 
 
 def _error_message(text: str) -> str:

@@ -16,7 +16,7 @@ from sources import register
 from sources.base import Source, load_json
 from sources.http.options import VendorOptions
 from watcher.errors import NotFoundError
-from watcher.record import Listing, ListingState, RegistryRecord, Signal
+from watcher.record import VENDOR_SIGNALS, Listing, ListingState, RegistryRecord, Signal
 
 
 @dataclass
@@ -42,8 +42,8 @@ def reset() -> None:
 class SignalStubSource(Source):
     Options = VendorOptions
     endpoints = ("card",)
-    optional_endpoints = tuple(signal.value for signal in Signal if signal is not Signal.REGISTRY)
-    supported_signals = frozenset(Signal)
+    optional_endpoints = tuple(signal.value for signal in VENDOR_SIGNALS if signal is not Signal.REGISTRY)
+    supported_signals = VENDOR_SIGNALS
     billed = True
 
     async def fetch_raw(self, registry_id: str) -> dict[str, str]:

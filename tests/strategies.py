@@ -239,6 +239,25 @@ def persons(draw, roles: frozenset[Role] | None = None, name: str | None = None)
     )
 
 
+SIGNING_TITLES = (
+    "Signatur",
+    "Signatur i fellesskap",
+    "Signatur hver for seg",
+    "Prokura",
+    "Prokura i fellesskap",
+    "Prokura hver for seg",
+)
+
+
+def signatories() -> st.SearchStrategy[Person]:
+    """Signature and procuration holders as Brønnøysund's mapping makes them."""
+    return st.builds(
+        lambda person, title: replace(person, role_text=title),
+        persons(roles=frozenset({Role.OTHER})),
+        st.sampled_from(SIGNING_TITLES),
+    )
+
+
 def legal_representatives() -> st.SearchStrategy[Person]:
     return persons(roles=frozenset({Role.LEGAL_REPRESENTATIVE}))
 
@@ -395,7 +414,10 @@ STATUS_WORDING: dict[CompanyStatus, tuple[str, ...]] = {
 
 def statuses(codes: st.SearchStrategy[CompanyStatus] | None = None) -> st.SearchStrategy[Status]:
     codes = st.sampled_from(list(CompanyStatus)) if codes is None else codes
-    return codes.flatmap(lambda code: st.builds(Status, st.just(code), st.sampled_from(STATUS_WORDING[code])))
+    since = st.one_of(st.none(), st.dates(date(2015, 1, 1), date(2026, 6, 30)))
+    return codes.flatmap(
+        lambda code: st.builds(Status, st.just(code), st.sampled_from(STATUS_WORDING[code]), since)
+    )
 
 
 LOG_ITEMS = (
@@ -471,6 +493,7 @@ def registry_records(draw, all_present: bool = False, max_items: int = 6) -> Reg
         change_log=draw(
             _maybe(st.lists(change_log_entries(), max_size=min(max_items, 4)).map(tuple), all_present)
         ),
+        signing_authority=draw(_maybe(unique_list(signatories(), min(max_items, 3)), all_present)),
     )
 
 
@@ -634,7 +657,7 @@ def apply_noise(record: RegistryRecord, rnd: random.Random) -> RegistryRecord:
         name=_maybe_text(record.name, rnd),
         status=None
         if record.status is None
-        else Status(record.status.code, noisy_text(record.status.raw, rnd)),
+        else Status(record.status.code, noisy_text(record.status.raw, rnd), record.status.since),
         registered_capital=_noisy_money(record.registered_capital, rnd),
         address=_maybe_text(record.address, rnd),
         legal_representative=_noisy_person(record.legal_representative, rnd),
@@ -643,6 +666,7 @@ def apply_noise(record: RegistryRecord, rnd: random.Random) -> RegistryRecord:
         controllers=many(record.controllers, controller),
         finance_head=_noisy_person(record.finance_head, rnd),
         change_log=many(record.change_log, log),
+        signing_authority=many(record.signing_authority, lambda p: _noisy_person(p, rnd)),
     )
 
 

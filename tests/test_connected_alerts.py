@@ -35,6 +35,7 @@ from watcher.connected import (
     finding_change,
     hide_other,
     may_join_by_control,
+    once_per_listing,
     one_step_lower,
     read_link,
     with_groups,
@@ -705,6 +706,77 @@ def test_a_pushed_connected_line_names_the_other_party_only_to_an_officer_who_ma
     assert "同时任 另一关联方（无权查看） 的实际控制人" in zhang and LANQI.name not in zhang
     desk = _about(ding.texts(RISK_TOKEN), "b-yuanda")
     assert XINGHE.name in desk and LANQI.name in desk and "无权查看" not in desk
+
+
+ZHIHE = BorrowerRow(
+    id="b-zhihe", name="温州致和贸易有限公司", source="cn", registry_id="91330302MA2AXK4E7B", officer="kari"
+)
+
+
+def test_one_listing_read_from_two_listed_parties_reaches_a_third_party_once(world, ding):
+    """星河 and 远大 both read the same case against their shared controller in the same round; 致和
+    (sharing him too, its own lists not updated yet) hears of it once, not once per listed party."""
+    world.add(ZHIHE)
+    controller = _controller("周明远", "p7c2e1")
+    rows = (XINGHE, YUANDA, ZHIHE)
+    records = {
+        row.registry_id: _record(row, _person(f"法人{row.id}", f"k-{row.id}"), controller) for row in rows
+    }
+    _check(world, records, T0)
+    dishonest = Listing(
+        "（2026）浙0206执1234号",
+        ListingState.ACTIVE,
+        party=Party.ACTUAL_CONTROLLER,
+        party_name="周明远",
+        case_number="（2026）浙0206执1234号",
+        listed_on=date(2026, 3, 5),
+    )
+    listed = dict(records)
+    for row in (XINGHE, YUANDA):
+        listed[row.registry_id] = _record(
+            row, records[row.registry_id].legal_representative, controller, [dishonest]
+        )
+    _check(world, listed, T1)
+    told = [e for e in _events(world, "b-zhihe") if e.category == Category.CONNECTED_RISK]
+    assert len(told) == 1, [e.after for e in told]
+    assert "(2026)浙0206执1234号" in (told[0].after or "")
+    _check(world, listed, T1 + timedelta(days=1))
+    assert len([e for e in _events(world, "b-zhihe") if e.category == Category.CONNECTED_RISK]) == 1
+
+
+def test_findings_for_one_party_and_listing_are_kept_once_and_not_again_once_heard() -> None:
+    shared = Node(NodeKind.PERSON, "qichacha|id:pzhou", LinkBasis.VENDOR_KEY)
+    listing = Change(Category.DISHONEST_DEBTOR, Action.ADDED, "case-1", None, "case-1 text")
+    other = Change(Category.ENFORCEMENT, Action.ADDED, "case-2", None, "case-2 text")
+
+    def finding(party: str, change: Change, via: str) -> Finding:
+        empty: frozenset[TieRole] = frozenset()
+        return Finding(
+            Category.CONNECTED_RISK,
+            party,
+            via,
+            via,
+            shared,
+            "周明远",
+            empty,
+            empty,
+            Severity.HIGH,
+            listing=change,
+        )
+
+    found = [
+        finding("p", listing, "a"),
+        finding("p", listing, "b"),
+        finding("q", listing, "a"),
+        finding("p", other, "a"),
+    ]
+    kept = once_per_listing(found, set())
+    assert [(f.party, f.other, f.listing.subject if f.listing else "") for f in kept] == [
+        ("p", "a", "case-1"),
+        ("q", "a", "case-1"),
+        ("p", "a", "case-2"),
+    ]
+    assert once_per_listing(found, {("p", "dishonest_debtor", "case-1 text")}) == [found[2], found[3]]
 
 
 def test_a_shared_name_without_identity_raises_nothing(world, ding):

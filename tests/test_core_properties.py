@@ -425,7 +425,10 @@ def test_diff_names_exactly_the_planted_changes(planted):
     assert named(changes) == _expected_counter(expected)
     if changes:
         assert content_hash(base) != content_hash(new)
-    assert all(c.effective_date is None and not c.from_change_log for c in changes)
+    assert not any(c.from_change_log for c in changes)
+    # Undated but for a status change, which takes the day the new status took effect, if known.
+    assert all(c.effective_date is None for c in changes if c.category is not Category.STATUS)
+    assert all(c.effective_date == new.status.since for c in changes if c.category is Category.STATUS)
     # and the reverse direction names the same subjects, added <-> removed
     flip = {Action.ADDED: Action.REMOVED, Action.REMOVED: Action.ADDED, Action.CHANGED: Action.CHANGED}
     forward = _expected_counter(expected)
@@ -557,6 +560,7 @@ def _expected_change_severity(change: Change) -> Severity:
         Category.FINANCE_HEAD,
         Category.CONTROLLER,
         Category.ACTUAL_CONTROLLER,
+        Category.SIGNING_AUTHORITY,
     ):
         return Severity.WARNING
     return Severity.INFO

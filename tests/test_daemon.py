@@ -285,8 +285,10 @@ def write_config(
     officer_url: str | None = None,
     extra: str = "",
     file_name: str = "watcher.toml",
+    feed: bool = False,
 ) -> Path:
-    """A deployment's config: short schedule, the stand-in as ``brreg``, optionally officer ``kari``."""
+    """A deployment's config: short schedule, the stand-in as ``brreg``, optionally officer ``kari``.
+    The stand-in's update feeds are followed only with ``feed`` (these tests are about polling)."""
     lines = ["[watcher]", f"timezone = {toml_string(timezone)}"]
     if instance_name is not None:
         lines.append(f"instance_name = {toml_string(instance_name)}")
@@ -315,6 +317,7 @@ def write_config(
         'rate = "1000/s"',
         'timeout = "30s"',
         "retries = 0",
+        f"feed = {'true' if feed else 'false'}",
     ]
     if officer_url is not None:
         lines += ["[officers.kari]", 'name = "Kari Nordmann"', f"urls = [{toml_string(officer_url)}]"]

@@ -12,6 +12,8 @@ import pytest
 ROOT = Path(__file__).parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 HTTP_SOURCES = ("brreg", "companies_house", "fr_recherche", "qichacha", "tianyancha")
+# Modules that ask a source's hosts besides ``sources/<type>.py``: its change feeds, its other registers.
+HELPER_MODULES = {"brreg": ("brreg_updates",), "fr_recherche": ("fr_bodacc",)}
 UNIT = ROOT / "deploy" / "borrower-watcher.service"
 VENV = "/opt/borrower-watcher/venv/"
 
@@ -55,6 +57,10 @@ def test_readme_names_each_vendor_default_base_url_and_every_path(source: str) -
     assert f"`{_default_base_url(module)}`" in row
     paths = _path_literals(module)
     assert paths, f"found no paths in {module.name}"
+    for helper in HELPER_MODULES.get(source, ()):
+        helper_paths = _path_literals(ROOT / "sources" / f"{helper}.py")
+        assert helper_paths, f"found no paths in {helper}.py"
+        paths |= helper_paths
     missing = sorted(path for path in paths if path not in row)
     assert not missing, f"README's {source} row lacks {missing}"
 

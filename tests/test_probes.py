@@ -110,7 +110,10 @@ def value(samples: Samples, name: str, **labels: str) -> float | None:
 
 
 def down_source(port: int) -> str:
-    return f'[sources.brreg_down]\ntype = "brreg"\nbase_url = "http://127.0.0.1:{port}"\nretries = 0\n'
+    return (
+        f'[sources.brreg_down]\ntype = "brreg"\nbase_url = "http://127.0.0.1:{port}"\nretries = 0\n'
+        "feed = false\n"
+    )
 
 
 # -- /healthz and /metrics of a running daemon -------------------------------------------------------------
@@ -182,7 +185,7 @@ def test_metrics_count_checks_by_source_and_outcome_and_mirror_the_database(
     problems = {kind: value(samples, "watcher_health_problems", kind=kind.value) for kind in ProblemKind}
     assert problems == {
         ProblemKind.source_failing: 1, ProblemKind.borrowers_failing: 1, ProblemKind.borrowers_overdue: 0,
-        ProblemKind.deliveries_failing: 1, ProblemKind.no_live_instance: 0,
+        ProblemKind.deliveries_failing: 1, ProblemKind.no_live_instance: 0, ProblemKind.feed_gap: 0,
     }  # fmt: skip
     assert started < value(samples, "watcher_last_sweep_timestamp_seconds") <= time.time()
     assert started < value(samples, "watcher_heartbeat_timestamp_seconds") <= time.time()

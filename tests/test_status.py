@@ -39,6 +39,7 @@ JSON_KEYS = {
     "failing_borrowers",
     "awaiting_confirmation",
     "problems",
+    "feeds",
 }
 INSTANCE_KEYS = {
     "name",
@@ -323,3 +324,56 @@ def test_the_heartbeat_period_comes_from_the_config(tmp_path, database_url, robo
     assert result.exit_code == 1
     assert kinds(json.loads(result.stdout)) == ["no_live_instance"]
     world.close()
+
+
+# -- change feeds ----------------------------------------------------------------------------------------
+
+
+def test_each_change_feed_shows_its_state_position_and_lag_and_a_gap_exits_1(world: Deployment):
+    """As the follower leaves them (``watcher.feeds``): one feed following, one fallen back to polling."""
+    from sources.change_feed import FeedBatch, FeedEntry, FeedGapError
+    from watcher.feeds import advance, claim_feeds, fail
+
+    now = utcnow()
+    with world.store.transaction() as session:
+        assert claim_feeds(
+            session, "no", ["enheter", "roller"], instance="pg-a", now=now, lease=timedelta(minutes=1)
+        )
+        batch = FeedBatch((FeedEntry(FJORDLYS.registry_id),), "id:28734003", True)
+        advance(
+            session,
+            world.config,
+            "no",
+            "enheter",
+            batch,
+            instance="pg-a",
+            now=now,
+            lease=timedelta(minutes=1),
+        )
+        fail(
+            session,
+            world.config,
+            "no",
+            "roller",
+            FeedGapError("roller: HTTP 400: for gammel"),
+            instance="pg-a",
+            now=now,
+        )
+    table = status(world)
+    code, report = status_json(world)
+    assert table.exit_code == 1 and code == 1
+    lines = [line.strip() for line in table.stdout.splitlines() if "feed no/" in line]
+    assert lines[0].startswith("feed no/enheter: following; position id:28734003, lag ")
+    assert lines[0].endswith("follower pg-a; 1 entries, 1 made due")
+    assert lines[1].startswith(
+        "feed no/roller: GAP, polling instead: roller: HTTP 400: for gammel; position –"
+    )
+    feeds = {feed["feed"]: feed for feed in report["feeds"]}
+    assert (feeds["enheter"]["state"], feeds["enheter"]["position"], feeds["enheter"]["marked"]) == (
+        "following",
+        "id:28734003",
+        1,
+    )
+    assert feeds["enheter"]["lag_seconds"] is not None and feeds["enheter"]["lag_seconds"] < 60
+    assert feeds["roller"]["state"] == "gap"
+    assert [problem["kind"] for problem in report["problems"]] == ["feed_gap"]

@@ -17,7 +17,7 @@ from sqlalchemy import insert, text
 from watcher import errors
 from watcher.alerts import acknowledge, alert_view, close, list_alerts
 from watcher.models import Alert, Borrower, Delivery
-from watcher.record import Category
+from watcher.record import Category, Signal
 from watcher.routing import PlannedDelivery
 from watcher.store import open_alert_deliveries, open_store, status_summary
 from watcher.vocabulary import (
@@ -113,11 +113,29 @@ STORED_CATEGORIES = [
     "bankruptcy",
     "connected_party",
     "connected_risk",
+    "signing_authority",
 ]
 
 
 def test_change_categories_are_exactly_the_stored_strings():
     assert [member.value for member in Category] == STORED_CATEGORIES
+
+
+# Signals are stored too (borrowers' signals_checked, source_signals, `[sources.NAME] signals`).
+STORED_SIGNALS = [
+    "registry",
+    "controller",
+    "abnormal",
+    "violations",
+    "pledges",
+    "judicial",
+    "change_log",
+    "insolvency",
+]
+
+
+def test_signals_are_exactly_the_stored_strings():
+    assert [member.value for member in Signal] == STORED_SIGNALS
 
 
 def test_error_classes_carry_their_stored_kind():

@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
 from sqlmodel import Session, col, select
 
@@ -69,7 +70,8 @@ def _other_readers(
     session: Session, changes: tuple[ChangeLine, ...]
 ) -> tuple[tuple[str, tuple[str, ...]], ...]:
     """The officers who may see each other party the connected lines name, as the console scopes
-    them (``console.queries``): the party's own officer, and the officers of the borrowers it secures."""
+    them (``console.queries``): the party's own officer, and the officers of the borrowers it secures
+    (as a guarantor, a pledgor or a borrower guaranteeing them)."""
     others = sorted(
         {
             link.other
@@ -135,7 +137,20 @@ def _monitoring_view(session: Session, alert: Alert, window_days: int) -> AlertV
         gap=lines,
         party_role=party.role if party else PartyRole.BORROWER,
         secures=party.secures if party else (),
+        **_feed_fields(detail),
     )
+
+
+def _feed_fields(detail: dict) -> dict[str, Any]:
+    """A change feed's gap or recovery (``watcher.feeds``): which feed, since when, what failed."""
+    if not detail.get("feed"):
+        return {}
+    since = detail.get("since")
+    return {
+        "feed": str(detail["feed"]),
+        "feed_since": datetime.fromisoformat(since) if since else None,
+        "feed_error": str(detail.get("error") or ""),
+    }
 
 
 def delivery_targets_of(session: Session, alert_id: int) -> list[str]:

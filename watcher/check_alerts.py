@@ -11,14 +11,21 @@ import json
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from watcher.config import Config
-from watcher.connected import Finding, already_own, finding_change, risk_assessment
+from watcher.connected import (
+    Finding,
+    already_own,
+    finding_change,
+    once_per_listing,
+    read_link,
+    risk_assessment,
+)
 from watcher.diff import Change
 from watcher.evaluate import Evaluation
 from watcher.models import Alert, Borrower, ChangeEvent, KeyPersonOccasion, Snapshot
-from watcher.record import RegistryRecord, record_from_dict
+from watcher.record import Category, RegistryRecord, record_from_dict
 from watcher.routing import plan_deliveries
 from watcher.rules import Assessment
 from watcher.store import latest_snapshot, open_alert_deliveries, securing_party
@@ -115,12 +122,28 @@ def _own_record(session: Session, party_id: str) -> RegistryRecord | None:
     return record_from_dict(json.loads(snapshot.record_json)) if snapshot else None
 
 
+def heard_listings(session: Session, party_id: str) -> set[tuple[str, str, str]]:
+    """(party, category, listing text) of every connected-risk line ``party_id`` has been told."""
+    stored = session.exec(
+        select(ChangeEvent.before, ChangeEvent.after).where(
+            ChangeEvent.borrower_id == party_id, ChangeEvent.category == Category.CONNECTED_RISK.value
+        )
+    )
+    heard = set()
+    for before, after in stored:
+        link = read_link(before, after)
+        if link is not None and link.listing_category is not None:
+            heard.add((party_id, link.listing_category.value, link.listing))
+    return heard
+
+
 def alert_connected_parties(
     session: Session, config: Config, listed: Borrower, findings: Sequence[Finding], now: datetime
 ) -> None:
     """Each other party sharing a listed person or company: a change event on its history and one
     alert (kind change, routed as its own alerts), in the listed party's transaction. A listing the
-    other party already holds on its own record is its own news, alerted already: not repeated."""
+    other party already holds on its own record is its own news, alerted already, and a listing it has
+    been told of (through another shared person or listed party) is told once: neither is repeated."""
     by_party: dict[str, list[Finding]] = {}
     for finding in findings:
         by_party.setdefault(finding.party, []).append(finding)
@@ -129,7 +152,8 @@ def alert_connected_parties(
         if other is None or not other.active:
             continue
         own = _own_record(session, party_id)
-        found = [finding for finding in all_found if not already_own(finding, own)]
+        fresh = once_per_listing(all_found, heard_listings(session, party_id))
+        found = [finding for finding in fresh if not already_own(finding, own)]
         if not found:
             continue
         severity = max((f.severity for f in found), key=lambda level: level.rank)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Sequence, Set
 from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
@@ -100,6 +100,30 @@ def already_own(finding: Finding, own: RegistryRecord | None) -> bool:
         and text_key(listing.party_name) == text_key(change.party_name)
         for listing in listings
     )
+
+
+def listing_key(finding: Finding) -> tuple[str, str] | None:
+    """What identifies a ``connected_risk`` finding's listing for one party: its category and text
+    (the same court case read through two shared people, or from two listed companies, is one)."""
+    change = finding.listing
+    if change is None:
+        return None
+    return change.category.value, change.after or change.subject
+
+
+def once_per_listing(findings: Sequence[Finding], heard: Set[tuple[str, str, str]]) -> list[Finding]:
+    """The findings a party should still hear: one per (party, listing), none it has heard already
+    (``heard``: (party, category, listing text) of its stored connected-risk lines)."""
+    kept: list[Finding] = []
+    seen = set(heard)
+    for finding in findings:
+        key = listing_key(finding)
+        if key is not None:
+            if (finding.party, *key) in seen:
+                continue
+            seen.add((finding.party, *key))
+        kept.append(finding)
+    return kept
 
 
 def one_step_lower(severity: Severity) -> Severity:

@@ -13,6 +13,10 @@ instance frees a dead one's claims at once, well before their lease, and forgets
 from for a day. On SQLite the instance lock proves every other registered instance dead, so a
 restarted daemon frees its predecessor's claims at start. With ``[metrics] enabled`` the daemon
 serves ``/healthz`` and Prometheus ``/metrics`` (``watcher.metrics``).
+
+Sources with change feeds are followed too (``watcher.feeds``): one follower per source across all
+instances, claimed like any other work; what it reads makes watched companies due, and a sweep starts
+at once to check them.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import socket
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
+from functools import partial
 from pathlib import Path
 from time import monotonic
 from typing import TYPE_CHECKING, TextIO
@@ -35,6 +40,7 @@ from sqlmodel import col, select
 from watcher import __version__, sdnotify
 from watcher.config import Config
 from watcher.dispatch import Dispatcher
+from watcher.feeds import FeedFollower, Followers, free_feed_claims_of, healthy_feed_sources
 from watcher.health import Liveness, is_forgotten, is_silent, read_health, scheduler_state
 from watcher.metrics import DaemonMetrics
 from watcher.models import Alert, Borrower, ChangeEvent, Instance, utcnow
@@ -155,6 +161,19 @@ def in_active_hours(window: tuple[time, time] | None, local_now: datetime) -> bo
     return start <= now < end if start < end else (now >= start or now < end)
 
 
+def _log_freed(borrowers: int, deliveries: int, feeds: int, dead: Sequence[str], gone: Sequence[str]) -> None:
+    if borrowers or deliveries or feeds:
+        log.warning(
+            "freed %d borrower and %d delivery claim(s) of dead instance(s) %s%s",
+            borrowers,
+            deliveries,
+            ", ".join(dead),
+            f"; and the change feeds it followed ({feeds} feed(s))" if feeds else "",
+        )
+    if gone:
+        log.info("forgot instance(s) not heard from for a day: %s", ", ".join(sorted(gone)))
+
+
 class Daemon:
     def __init__(self, store: Store, config: Config, *, instance: str) -> None:
         self.store = store
@@ -177,6 +196,8 @@ class Daemon:
         # Dead instances whose claims this process freed, by name and last heartbeat: freed once each.
         self._freed: set[tuple[str, datetime]] = set()
         self._ping: asyncio.Task[None] | None = None  # the database probe of /healthz, while one runs
+        # One follower per source with a change feed to follow (``watcher.feeds``).
+        self.followers = Followers(store, config, self.checker.sources, instance=instance)
 
     # -- jobs ----------------------------------------------------------------------------------------
 
@@ -212,6 +233,7 @@ class Daemon:
         if not in_active_hours(schedule.active_window, utcnow().astimezone(self.config.watcher.zone)):
             return
         batch = schedule.concurrency * 4
+        self.checker.feed_mode = await asyncio.to_thread(self._feed_mode)
         moved = await asyncio.to_thread(self._reschedule)
         if moved:
             log.info("%d borrower(s) rescheduled within the interval of %s", moved, schedule.interval)
@@ -219,6 +241,7 @@ class Daemon:
             claimed = await asyncio.to_thread(self._claim, batch)
             if not claimed:
                 break
+            self.checker.feed_mode = await asyncio.to_thread(self._feed_mode)
             outcomes = await self._check(claimed)
             if outcomes:
                 await self._report(outcomes)
@@ -307,11 +330,42 @@ class Daemon:
             return scan_monitoring_gaps(session, self.config, utcnow())
 
     def _reschedule(self) -> int:
-        schedule = self.config.schedule
+        """Borrowers scheduled beyond their source's polling interval (shortened, or a feed that fell
+        back to polling) are brought within it."""
+        schedule, feed_mode = self.config.schedule, self.checker.feed_mode
+        now = utcnow()
         with self.store.transaction() as session:
-            return reschedule_beyond_interval(
-                session, interval=schedule.interval, jitter=schedule.jitter, now=utcnow()
+            moved = reschedule_beyond_interval(
+                session, interval=schedule.interval, jitter=schedule.jitter, now=now, other_than=feed_mode
             )
+            for source in sorted(feed_mode):
+                interval = self.checker.polling_interval(source)
+                moved += reschedule_beyond_interval(
+                    session, interval=interval, jitter=schedule.jitter, now=now, sources=[source]
+                )
+            return moved
+
+    def _feed_mode(self) -> frozenset[str]:
+        with self.store.session() as session:
+            return healthy_feed_sources(session, self.config, utcnow())
+
+    # -- change feeds ----------------------------------------------------------------------------------
+
+    async def follow_feeds(self) -> None:
+        """Start each source's follower whose ``feed_every`` has passed since its last run."""
+        for follower in self.followers.due(monotonic()):
+            self._start(f"feed:{follower.source.name}", partial(self._follow, follower))
+
+    async def _follow(self, follower: FeedFollower) -> None:
+        run = await follower.follow()
+        if run.entries or run.marked:
+            log.info(
+                "%s feeds: %d entries read, %d watched companies due now", run.source, run.entries, run.marked
+            )
+        if run.marked:
+            self._start("sweep", self._sweep)
+        if run.alerts:
+            self._start("dispatch", self._dispatch)
 
     def _claim(self, batch: int) -> list[Borrower]:
         with self.store.transaction() as session:
@@ -421,18 +475,11 @@ class Daemon:
             instances = list(session.exec(select(Instance)))
             dead = [i for i in instances if is_dead(i) and (i.name, i.heartbeat_at) not in self._freed]
             borrowers, deliveries = free_claims_of(session, [i.name for i in dead])
+            feeds = free_feed_claims_of(session, [i.name for i in dead])
             gone = [i.name for i in instances if i.name != self.instance and is_forgotten(i, now=now)]
             forget_instances(session, gone)
         self._freed.update((i.name, i.heartbeat_at) for i in dead)
-        if borrowers or deliveries:
-            log.warning(
-                "freed %d borrower and %d delivery claim(s) of dead instance(s) %s",
-                borrowers,
-                deliveries,
-                ", ".join(sorted(i.name for i in dead)),
-            )
-        if gone:
-            log.info("forgot instance(s) not heard from for a day: %s", ", ".join(sorted(gone)))
+        _log_freed(borrowers, deliveries, feeds, sorted(i.name for i in dead), gone)
 
     def _gone(self, instance: Instance) -> bool:
         """Whether ``instance`` ran on this host as a process that no longer exists (or is this one)."""
@@ -523,6 +570,13 @@ class Daemon:
         scheduler.add_job(
             self.housekeeping, IntervalTrigger(seconds=HOUSEKEEPING_EVERY.total_seconds()), id="housekeeping"
         )
+        if self.followers:
+            scheduler.add_job(
+                self.follow_feeds,
+                IntervalTrigger(seconds=self.followers.every()),
+                id="feeds",
+                next_run_time=datetime.now(self.config.watcher.zone),
+            )
         return scheduler
 
     async def housekeeping(self) -> None:
@@ -592,6 +646,7 @@ class Daemon:
         # Closing the checker waits for its database thread, so a cancelled check's transaction has
         # either committed (and cleared its claim) or never started before the rest is released.
         await self.checker.aclose()
+        await self.followers.aclose()
         self.dispatcher.close()
         renewals.cancel()
         await asyncio.gather(renewals, return_exceptions=True)
@@ -599,6 +654,8 @@ class Daemon:
             if self._held:
                 log.info("stopping: releasing %d claim(s) of checks that did not run", len(self._held))
                 await asyncio.to_thread(self._release, sorted(self._held))
+            if self.followers:
+                await asyncio.to_thread(self.followers.release)
             await asyncio.to_thread(self._beat, False, True)
         except Exception as error:  # the database is gone: leases run out on their own
             log.warning("stopping: could not record the stop: %s: %s", type(error).__name__, error)

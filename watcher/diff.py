@@ -69,6 +69,7 @@ def diff(old: RegistryRecord, new: RegistryRecord) -> list[Change]:
     changes = [
         *_scalar_changes(old, new),
         *_people_changes(old, new),
+        *_signing_changes(old.signing_authority, new.signing_authority),
         *_holder_changes(old, new),
         *_controller_changes(old, new),
         *_control_changes(Category.ACTUAL_CONTROLLER, old.actual_controllers, new.actual_controllers),
@@ -123,7 +124,14 @@ def _scalar_changes(old: RegistryRecord, new: RegistryRecord) -> Iterator[Change
         code_changed = old.status.code != new.status.code
         wording_changed = text_key(old.status.raw) != text_key(new.status.raw)
         if code_changed or (wording_changed and new.status.code.value == "other"):
-            yield Change(Category.STATUS, Action.CHANGED, "status", _status_text(old), _status_text(new))
+            yield Change(
+                Category.STATUS,
+                Action.CHANGED,
+                "status",
+                _status_text(old),
+                _status_text(new),
+                effective_date=new.status.since,
+            )
     if (
         old.registered_capital is not None
         and new.registered_capital is not None
@@ -198,10 +206,31 @@ def _roles_text(person: Person, roles: frozenset[Role]) -> str:
     return person.role_text or ", ".join(sorted(roles))
 
 
+def _without_signing_seats(record: RegistryRecord) -> tuple[Person, ...]:
+    """The officers with the ``other`` seat their signature or procuration gave them taken away:
+    that seat is compared as signing authority, not a second time as a manager's."""
+    assert record.people is not None
+    signing = {person.key for person in record.signing_authority or ()}
+    kept = []
+    for person in record.people:
+        if person.key in signing:
+            roles = person.roles - {Role.OTHER}
+            if not roles:
+                continue
+            person = replace(person, roles=roles)
+        kept.append(person)
+    return tuple(kept)
+
+
 def _people_changes(old: RegistryRecord, new: RegistryRecord) -> Iterator[Change]:
     if old.people is None or new.people is None:
         return
-    before, after = _by_category(old.people), _by_category(new.people)
+    old_people, new_people = old.people, new.people
+    if old.signing_authority is not None and new.signing_authority is not None:
+        # Only when both sides know the section: a snapshot stored before it existed still lists
+        # signatories among the officers, and they must not read as managers who left.
+        old_people, new_people = _without_signing_seats(old), _without_signing_seats(new)
+    before, after = _by_category(old_people), _by_category(new_people)
     for category in sorted(set(before) | set(after), key=list(Category).index):
         was, now = before.get(category, {}), after.get(category, {})
         for key in sorted(set(was) - set(now)):
@@ -228,6 +257,32 @@ def _people_changes(old: RegistryRecord, new: RegistryRecord) -> Iterator[Change
                     _roles_text(old_person, old_roles),
                     _roles_text(new_person, new_roles),
                 )
+
+
+def _signing_changes(old: tuple[Person, ...] | None, new: tuple[Person, ...] | None) -> Iterator[Change]:
+    """Who came to bind the company, who no longer does, and whose authority changed its terms
+    ("Signatur" → "Signatur i fellesskap"). Compared only when both sides know the section: a
+    snapshot stored before it was read (None) is no "everyone was added"."""
+    if old is None or new is None:
+        return
+    category = Category.SIGNING_AUTHORITY
+    was, now = {p.key: p for p in old}, {p.key: p for p in new}
+    gone, came = set(was) - set(now), set(now) - set(was)
+    for key in sorted(gone):
+        person = was[key]
+        if not any(_same_person(person, now[other]) for other in came):
+            yield Change(category, Action.REMOVED, person.name, _signing_text(person), None)
+    for key in sorted(came):
+        person = now[key]
+        if not any(_same_person(person, was[other]) for other in gone):
+            yield Change(category, Action.ADDED, person.name, None, _signing_text(person))
+    for key in sorted(set(was) & set(now)):
+        if text_key(was[key].role_text) != text_key(now[key].role_text):
+            yield Change(category, Action.CHANGED, now[key].name, was[key].role_text, now[key].role_text)
+
+
+def _signing_text(person: Person) -> str:
+    return f"{person.name} ({_roles_text(person, person.roles)})"
 
 
 def _renamed_match(
@@ -471,7 +526,13 @@ _SECTION_OF_CATEGORY: dict[Category, tuple[str, ...]] = {
     Category.REGISTERED_CAPITAL: ("registered_capital",),
     Category.ADDRESS: ("address",),
     **{category: (section,) for category, section in LISTING_SECTIONS.items()},
+    Category.SIGNING_AUTHORITY: ("signing_authority",),
 }
+
+# Categories whose section comes from the same answer as their log rows, so the structure sees every
+# change the log could: a fresh row of theirs only dates a change, never stands alone (a snapshot
+# stored before the section existed would otherwise turn its first log row into news).
+_STRUCTURE_ONLY = frozenset({Category.SIGNING_AUTHORITY})
 
 
 def _log_only_changes(
@@ -487,7 +548,7 @@ def _log_only_changes(
         return
     for entry in fresh_log:
         for category in sorted(entry.categories, key=list(Category).index):
-            if category in covered:
+            if category in covered or category in _STRUCTURE_ONLY:
                 continue
             if all(_both(old, new, section) for section in _SECTION_OF_CATEGORY[category]):
                 continue

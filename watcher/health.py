@@ -11,14 +11,14 @@ failing, a borrower has been overdue for longer than ``[rules] failing_after``, 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from sqlmodel import Session, col, func, select
 
 from watcher.config import Config
-from watcher.models import Borrower, Instance, SourceHealth, SourceSignal, utcnow
+from watcher.models import Borrower, FeedState, Instance, SourceHealth, SourceSignal, utcnow
 from watcher.redaction import redact, redact_optional
 from watcher.store import billed_calls_in_last_day, status_summary, unavailable_signals
 from watcher.units import format_duration
@@ -43,6 +43,7 @@ class ProblemKind(StrEnum):
     borrowers_overdue = "borrowers_overdue"
     deliveries_failing = "deliveries_failing"
     no_live_instance = "no_live_instance"
+    feed_gap = "feed_gap"
 
 
 def dead_after(heartbeat: timedelta) -> timedelta:
@@ -90,6 +91,76 @@ class InstanceView:
 
 
 @dataclass(frozen=True, slots=True)
+class FeedView:
+    """One change feed as ``watcher status`` shows it (``watcher.feeds``)."""
+
+    source: str
+    feed: str
+    state: str  # following, failing, gap (polling instead), waiting (not read yet)
+    position: str | None
+    lag: timedelta | None  # how far behind the feed the follower is
+    read_at: datetime | None
+    follower: str | None
+    entries: int
+    marked: int
+    error: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "feed": self.feed,
+            "state": self.state,
+            "position": self.position,
+            "lag_seconds": None if self.lag is None else round(self.lag.total_seconds(), 1),
+            "read_at": _iso(self.read_at),
+            "follower": self.follower,
+            "entries": self.entries,
+            "marked": self.marked,
+            "last_error": self.error,
+        }
+
+
+def feed_views(session: Session, config: Config, now: datetime) -> list[FeedView]:
+    """The change feeds of the configured sources, as their follower last left them."""
+    views = []
+    for state in session.exec(select(FeedState).order_by(col(FeedState.source), col(FeedState.feed))):
+        if state.source not in config.sources:
+            continue
+        views.append(
+            FeedView(
+                source=state.source,
+                feed=state.feed,
+                state=_feed_state(state),
+                position=state.position,
+                lag=_lag(state, now),
+                read_at=state.read_at,
+                follower=state.claimed_by,
+                entries=state.entries,
+                marked=state.marked,
+                error=redact_optional(state.last_error),
+            )
+        )
+    return views
+
+
+def _feed_state(state: FeedState) -> str:
+    if state.gap_since is not None:
+        return "gap"
+    if state.failing_since is not None:
+        return "failing"
+    return "following" if state.read_at is not None else "waiting"
+
+
+def _lag(state: FeedState, now: datetime) -> timedelta | None:
+    """Caught up at the last read: the time since it; else since the last entry read was published."""
+    behind_from = state.read_at if state.caught_up else (state.published_at or state.read_at)
+    if behind_from is None:
+        return None
+    aware = behind_from if behind_from.tzinfo else behind_from.replace(tzinfo=UTC)
+    return max(now - aware, timedelta(0))
+
+
+@dataclass(frozen=True, slots=True)
 class HealthReport:
     """Everything ``watcher status`` prints, and the problems that make it exit 1."""
 
@@ -117,6 +188,8 @@ class HealthReport:
     unavailable_signals: list[SourceSignal] = field(default_factory=list)
     # Deactivated borrowers (counted in ``borrowers``): not watched, so never a problem.
     inactive: int = 0
+    # The sources' change feeds: position, lag, state.
+    feeds: list[FeedView] = field(default_factory=list)
 
     def unavailable_of(self, source: str) -> list[SourceSignal]:
         return [row for row in self.unavailable_signals if row.source == source]
@@ -200,6 +273,7 @@ class HealthReport:
                 for b in self.failing_borrowers
             ],
             "problems": [problem.as_json() for problem in self.problems],
+            "feeds": [feed.as_json() for feed in self.feeds],
         }
 
 
@@ -275,7 +349,18 @@ def read_health(session: Session, config: Config, now: datetime | None = None) -
                 f"({len(instances)} registered)",
             )
         )
+    feeds = feed_views(session, config, now)
+    problems += [
+        Problem(
+            ProblemKind.feed_gap,
+            f"change feed {feed.source}/{feed.feed} fell back to polling: {feed.error or 'unknown'}",
+            feed.source,
+        )
+        for feed in feeds
+        if feed.state == "gap"
+    ]
     return HealthReport(
+        feeds=feeds,
         billed_calls=_billed_calls(session, config, now),
         unavailable_signals=unavailable_signals(session, now),
         checked_at=now,

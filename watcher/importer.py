@@ -51,7 +51,8 @@ class BorrowerRow:
     role: PartyRole | None = None
     """None when the file has no ``role`` column: a party's stored role and links stay as they are."""
     secures: tuple[str, ...] | None = None
-    """The borrower ids a guarantor or pledgor secures; None when the file has no ``secures`` column."""
+    """The borrower ids the party guarantees or secures (a guarantor's or pledgor's, or a borrower's that
+    guarantees other borrowers); None when the file has no ``secures`` column."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +68,9 @@ class ParsedBorrowers:
     warnings: list[RowProblem] = field(default_factory=list)
     lines: dict[str, int] = field(default_factory=dict)
     """The line each accepted row starts on, by borrower id."""
+    rejected_ids: dict[str, int] = field(default_factory=dict)
+    """The line of the first rejected row of each id no row was accepted with: a row securing it is
+    told that, not that the id is nowhere."""
     unit: NumberUnit = "line"
     """What the numbers count: a CSV's lines, or a workbook's rows."""
 
@@ -181,6 +185,9 @@ def _parse(
             row = _checked_row(numbered, header, sources)
         except ValueError as error:
             result.rejected.append(RowProblem(line, str(error)))
+            bad_id = _row_id(numbered, header)
+            if bad_id is not None:
+                result.rejected_ids.setdefault(bad_id, line)
             continue
         if row.id in first_line_of:
             result.rejected.append(
@@ -332,9 +339,9 @@ def _role_and_secures(
 ) -> tuple[PartyRole | None, tuple[str, ...] | None]:
     """The row's role (empty: borrower) and the ids it secures, both None without a ``role`` column.
 
-    A borrower secures nothing; a guarantor or pledgor secures at least one borrower, never itself.
-    Whether the ids exist, and are borrowers, is judged against the whole file and the database
-    (:func:`reject_bad_secures`).
+    A guarantor or pledgor secures at least one borrower; a borrower may secure others too (borrowers
+    guaranteeing each other, 互保); no party secures itself. Whether the ids exist, and are borrowers,
+    is judged against the whole file and the database (:func:`reject_bad_secures`).
     """
     if "role" not in header:
         return None, None
@@ -345,16 +352,18 @@ def _role_and_secures(
     secures = tuple(
         sorted({part.strip() for part in secures_cell.replace(";", ",").split(",") if part.strip()})
     )
-    if not role.secures and secures:
-        raise ValueError(
-            f"secures {secures_cell!r}: a borrower secures nothing (role {PartyRole.GUARANTOR} or "
-            f"{PartyRole.PLEDGOR} for a party that secures a loan)"
-        )
     if role.secures and not secures:
         raise ValueError(f"role {role}: secures is empty (the ids of the borrowers it secures)")
     if party_id in secures:
         raise ValueError(f"secures {party_id!r}: a party cannot secure itself")
     return role, secures
+
+
+def _row_id(numbered: SheetRow, header: Sequence[str]) -> str | None:
+    """The id cell of a row, however bad the rest of it is (None when it has none)."""
+    if "id" not in header or header.index("id") >= len(numbered.cells):
+        return None
+    return restore(numbered.cells[header.index("id")]).strip() or None
 
 
 @dataclass(slots=True)
@@ -367,9 +376,11 @@ class _SecuresCheck:
     in_file: dict[str, BorrowerRow] = field(default_factory=dict)
 
     def reject(self, row: BorrowerRow, message: str) -> None:
+        line = self.parsed.lines[row.id]
         self.parsed.rows.remove(row)
         del self.in_file[row.id]
-        self.parsed.rejected.append(RowProblem(self.parsed.lines[row.id], message))
+        self.parsed.rejected.append(RowProblem(line, message))
+        self.parsed.rejected_ids.setdefault(row.id, line)
 
     def securers_kept(self, borrower_id: str) -> list[str]:
         """Parties securing ``borrower_id`` whose links the file leaves as stored."""
@@ -388,35 +399,44 @@ class _SecuresCheck:
 
     def target_problem(self, borrower_id: str) -> str | None:
         role = self.final_role(borrower_id)
+        if role is None and borrower_id in self.parsed.rejected_ids:
+            where = f"{self.parsed.unit} {self.parsed.rejected_ids[borrower_id]}"
+            return f"secures {borrower_id!r}: borrower {borrower_id!r} was rejected ({where})"
         if role is None:
             return f"secures {borrower_id!r}: no such borrower in the file or the database"
         if role.secures:
-            return f"secures {borrower_id!r}, a {role}: a party secures borrowers only"
+            return f"secures {borrower_id!r}, a {role}: secures names borrowers only"
         return None
+
+    def problem(self, row: BorrowerRow) -> str | None:
+        """Why ``row``'s links cannot hold with the rows still accepted, or None."""
+        securers = self.securers_kept(row.id)
+        if row.role is not None and row.role.secures and securers:
+            return f"role {row.role}: {row.id!r} is a borrower secured by {', '.join(map(repr, securers))}"
+        problems = (self.target_problem(borrower_id) for borrower_id in row.secures or ())
+        return next((problem for problem in problems if problem), None)
 
 
 def reject_bad_secures(session: Session, parsed: ParsedBorrowers) -> None:
     """Move rows whose links cannot hold to ``parsed.rejected``: an id in ``secures`` that is neither an
     accepted row of the file nor in the database, or one that is (or becomes) a guarantor or pledgor
-    (a guarantor secures borrowers, not other guarantors); and a row that makes a borrower a guarantor
-    or pledgor while a party the file leaves as it is secures it."""
+    (a party secures borrowers, which may secure each other, not guarantors); and a row that makes a
+    borrower a guarantor or pledgor while a party the file leaves as it is secures it. A rejection may
+    break rows already judged (borrowers securing each other in a circle), so it runs until none is."""
     check = _SecuresCheck(
         parsed,
         {party_id: PartyRole(role) for party_id, role in session.exec(select(Borrower.id, Borrower.role))},
         secured_ids(session),
         {row.id: row for row in parsed.rows},
     )
-    for row in list(parsed.rows):
-        securers = check.securers_kept(row.id)
-        if row.role is not None and row.role.secures and securers:
-            check.reject(
-                row, f"role {row.role}: {row.id!r} is a borrower secured by {', '.join(map(repr, securers))}"
-            )
-    for row in list(parsed.rows):
-        problems = (check.target_problem(borrower_id) for borrower_id in row.secures or ())
-        problem = next((problem for problem in problems if problem), None)
-        if problem:
-            check.reject(row, problem)
+    rejected = True
+    while rejected:
+        rejected = False
+        for row in list(parsed.rows):
+            problem = check.problem(row)
+            if problem:
+                check.reject(row, problem)
+                rejected = True
 
 
 def file_record(borrower: Borrower, secures: Sequence[str] = ()) -> dict[str, str]:
@@ -528,7 +548,7 @@ def _replace_links(
     *,
     now: datetime,
 ) -> None:
-    """Each row's ``secures`` becomes the party's whole set of links (none for a borrower)."""
+    """Each row's ``secures`` becomes the party's whole set of links (an empty cell: none)."""
     for row in rows:
         wanted = set(row.secures or ())
         stored = set(stored_links.get(row.id, ()))

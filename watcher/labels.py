@@ -40,6 +40,7 @@ CATEGORY_LABEL = {
         Category.BANKRUPTCY: "破产重整",
         Category.CONNECTED_PARTY: "关联关系",
         Category.CONNECTED_RISK: "关联风险",
+        Category.SIGNING_AUTHORITY: "有权签字人",
     },
     Language.EN: {
         Category.LEGAL_REPRESENTATIVE: "Legal representative",
@@ -65,6 +66,7 @@ CATEGORY_LABEL = {
         Category.BANKRUPTCY: "Bankruptcy / reorganisation",
         Category.CONNECTED_PARTY: "Connected party",
         Category.CONNECTED_RISK: "Connected risk",
+        Category.SIGNING_AUTHORITY: "Signing authority",
     },
 }
 
@@ -72,6 +74,26 @@ CATEGORY_LABEL = {
 LISTING_ACTION_LABEL = {
     Language.ZH_CN: {Action.ADDED: "列入", Action.REMOVED: "移出/解除", Action.CHANGED: "变更"},
     Language.EN: {Action.ADDED: "listed", Action.REMOVED: "removed/lifted", Action.CHANGED: "changed"},
+}
+
+# France's collective proceedings (the BODACC): the procedure words the source writes as a bankruptcy
+# listing's reason, and how a line names them ("破产程序（Redressement judiciaire）立案").
+INSOLVENCY_PROCEDURES = (
+    "Sauvegarde",
+    "Redressement judiciaire",
+    "Liquidation judiciaire",
+    "Plan de cession",
+    "Résolution du plan",
+    "Traitement de sortie de crise",
+    "Procédure collective",
+)
+INSOLVENCY_LABEL = {
+    Language.ZH_CN: "破产程序",
+    Language.EN: "Insolvency proceedings",
+}
+INSOLVENCY_ACTION_LABEL = {
+    Language.ZH_CN: {Action.ADDED: "立案", Action.REMOVED: "终结", Action.CHANGED: "变更"},
+    Language.EN: {Action.ADDED: "opened", Action.REMOVED: "closed", Action.CHANGED: "changed"},
 }
 
 ACTION_LABEL = {
@@ -228,7 +250,11 @@ FOREIGN_TITLES: dict[str, tuple[str, str]] = {
     "deltaker med solidarisk ansvar": ("连带责任合伙人", "partner with joint liability"),
     "komplementar": ("普通合伙人", "general partner"),
     "signatur": ("签字权人", "signatory"),
+    "signatur i fellesskap": ("共同签字权人", "joint signatory"),
+    "signatur hver for seg": ("单独签字权人", "sole signatory"),
     "prokura": ("经理权人", "procuration holder"),
+    "prokura i fellesskap": ("共同经理权人", "joint procuration holder"),
+    "prokura hver for seg": ("单独经理权人", "sole procuration holder"),
     # Recherche d'entreprises / RNE (qualité)
     "président": ("总裁", "president"),
     "président de sas": ("总裁", "president"),
@@ -315,6 +341,7 @@ SIGNAL_LABEL = {
         Signal.PLEDGES: "股权出质与动产抵押",
         Signal.JUDICIAL: "司法风险",
         Signal.CHANGE_LOG: "变更记录",
+        Signal.INSOLVENCY: "破产程序公告（BODACC）",
     },
     Language.EN: {
         Signal.REGISTRY: "registry card",
@@ -324,6 +351,7 @@ SIGNAL_LABEL = {
         Signal.PLEDGES: "pledges and mortgages",
         Signal.JUDICIAL: "court lists",
         Signal.CHANGE_LOG: "change log",
+        Signal.INSOLVENCY: "insolvency notices (BODACC)",
     },
 }
 

@@ -140,7 +140,8 @@ def _resume(session: Session, borrower: Borrower, *, actor: str, now: datetime) 
 def follow_secured(session: Session, ids: Iterable[str], *, actor: str, now: datetime) -> list[Borrower]:
     """Bring the guarantors and pledgors among ``ids``, and those securing any of ``ids``, in line with
     their borrowers: deactivated when none they secure is active, reactivated (when that is what
-    stopped them) once one is. Returns the parties changed, by id."""
+    stopped them) once one is. A borrower guaranteeing others is watched for its own loan: never
+    deactivated here. Returns the parties changed, by id."""
     wanted = set(ids)
     session.flush()
     candidates = {party.id: party for party in securing_parties(session, wanted)}

@@ -16,7 +16,11 @@ def utcnow() -> datetime:
 
 class Borrower(SQLModel, table=True):
     __tablename__ = "borrower"
-    __table_args__ = (Index("ix_borrower_due", "active", "next_check_at"),)
+    __table_args__ = (
+        Index("ix_borrower_due", "active", "next_check_at"),
+        # A change feed names companies by registration number: found without a scan.
+        Index("ix_borrower_source_registry_id", "source", "registry_id"),
+    )
 
     id: str = Field(primary_key=True, max_length=64)
     name: str
@@ -65,6 +69,9 @@ class Borrower(SQLModel, table=True):
     # When each vendor signal other than the registry card was last fetched (JSON object of signal →
     # ISO time): ``[sources.NAME] cadence`` refreshes each on its own clock.
     signals_checked: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # A change feed named the company while a check of it was running (that check may have read the
+    # old answer): the feed's follower makes it due again once the claim is released.
+    feed_recheck: bool = False
 
     @property
     def tag_list(self) -> list[str]:
@@ -72,7 +79,8 @@ class Borrower(SQLModel, table=True):
 
 
 class SecuresLink(SQLModel, table=True):
-    """A guarantor or pledgor (``party_id``) securing a borrower's loan (``borrower_id``)."""
+    """A guarantor or pledgor (``party_id``), or a borrower guaranteeing another, securing a borrower's
+    loan (``borrower_id``)."""
 
     __tablename__ = "secures_link"
 
@@ -359,3 +367,27 @@ class PartyNode(SQLModel, table=True):
     borrower_id: str = Field(foreign_key="borrower.id", primary_key=True, max_length=64)
     identity: str | None = Field(default=None, sa_column=Column(Text, nullable=True, index=True))
     indexed_at: datetime = Field(default_factory=utcnow)
+
+
+class FeedState(SQLModel, table=True):
+    """One change feed of one source (``watcher.feeds``): where reading resumes, how it went, and which
+    instance follows the source's feeds (claimed like any other work, taken over when it dies)."""
+
+    __tablename__ = "feed_state"
+
+    source: str = Field(primary_key=True, max_length=64)
+    feed: str = Field(primary_key=True, max_length=64)
+    # The feed's own position text (``sources.change_feed``); None: read from now on.
+    position: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    read_at: datetime | None = None  # the last successful read
+    caught_up: bool = False  # that read reached the end of what the feed had
+    published_at: datetime | None = None  # when the last entry read was published
+    entries: int = 0  # entries read in all
+    marked: int = 0  # watched parties made due in all
+    failing_since: datetime | None = None
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # Fallen back to polling: the feed lost entries or failed longer than ``failing_after``.
+    gap_since: datetime | None = None
+    gap_alert_id: int | None = None
+    claimed_by: str | None = Field(default=None, max_length=128)
+    lease_until: datetime | None = None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -20,7 +20,7 @@ from sqlmodel import Session, col, func, select
 from watcher.config import Config
 from watcher.models import Alert, AlertBorrower, Borrower
 from watcher.routing import PlannedDelivery, plan_deliveries
-from watcher.store import open_alert_deliveries, securing_party
+from watcher.store import open_alert_deliveries, securer_ids, securing_party
 from watcher.vocabulary import AlertKind, ErrorKind, Severity
 
 GAP, RESTORED = AlertKind.MONITORING_GAP, AlertKind.MONITORING_RESTORED
@@ -121,10 +121,11 @@ def _restore(session: Session, config: Config, now: datetime) -> list[int]:
         if any(borrower.failing_since is not None for borrower in members):
             continue
         source = members[0].source
+        securers = securer_ids(session)
         detail = {
             "source": source,
             "gap_alert_id": gap_alert_id,
-            "borrowers": [_entry(session, b) for b in members],
+            "borrowers": [_entry(session, b, securers) for b in members],
         }
         restored.append(_open(session, config, RESTORED, RESTORED_SEVERITY, source, members, now, detail))
         _link(session, None, members)
@@ -145,9 +146,10 @@ def _join(session: Session, outage_id: int, borrowers: Sequence[Borrower]) -> No
     outage = session.get(Alert, outage_id)
     assert outage is not None
     detail = json.loads(outage.detail or "{}")
+    securers = securer_ids(session)
     detail["borrowers"] = [
         *detail.get("borrowers", []),
-        *(_entry(session, borrower) for borrower in borrowers),
+        *(_entry(session, borrower, securers) for borrower in borrowers),
     ]
     outage.detail = json.dumps(detail, ensure_ascii=False, sort_keys=True)
     session.add(outage)
@@ -189,7 +191,7 @@ def _active_count(session: Session, source: str) -> int:
     ).one()
 
 
-def _entry(session: Session, borrower: Borrower) -> dict:
+def _entry(session: Session, borrower: Borrower, securers: Collection[str]) -> dict:
     """One party of a gap alert; a guarantor's or pledgor's also names the borrowers it secures."""
     return {
         "id": borrower.id,
@@ -197,18 +199,19 @@ def _entry(session: Session, borrower: Borrower) -> dict:
         "officer": borrower.officer,
         "since": borrower.failing_since.isoformat() if borrower.failing_since else None,
         "error_kind": borrower.last_error_kind,
-        **(party.as_detail() if (party := securing_party(session, borrower)) else {}),
+        **(party.as_detail() if (party := securing_party(session, borrower, securers=securers)) else {}),
     }
 
 
 def _gap_detail(session: Session, source: str, group: Sequence[Borrower]) -> dict:
     kinds = Counter(borrower.last_error_kind or ErrorKind.UNKNOWN for borrower in group)
     since = min(borrower.failing_since for borrower in group if borrower.failing_since is not None)
+    securers = securer_ids(session)
     return {
         "source": source,
         "since": since.isoformat(),
         "error_kind": kinds.most_common(1)[0][0],
-        "borrowers": [_entry(session, borrower) for borrower in group],
+        "borrowers": [_entry(session, borrower, securers) for borrower in group],
     }
 
 
@@ -238,8 +241,9 @@ def _open(
     for borrower in group:
         session.add(AlertBorrower(alert_id=alert.id, borrower_id=borrower.id))
     planned: dict[tuple[str, str], PlannedDelivery] = {}
+    securers = securer_ids(session)
     for borrower in group:
-        party = securing_party(session, borrower)
+        party = securing_party(session, borrower, securers=securers)
         for delivery in plan_deliveries(
             config,
             officer=borrower.officer,
@@ -257,4 +261,33 @@ def _open(
         "severity": severity.value,
     }
     open_alert_deliveries(session, alert.id, list(planned.values()), now, detail)
+    return alert.id
+
+
+def open_source_alert(
+    session: Session,
+    config: Config,
+    kind: AlertKind,
+    severity: Severity,
+    source: str,
+    now: datetime,
+    detail: dict,
+) -> int:
+    """An alert about a source as a whole (its change feed fell back to polling, or follows again),
+    with its outbox rows: it reaches whoever the source's alerts reach without an officer (the risk
+    desk, the source's channels). Returns its id."""
+    alert = Alert(
+        borrower_id=None,
+        source=source,
+        severity=severity.value,
+        kind=kind,
+        detail=json.dumps(detail, ensure_ascii=False, sort_keys=True),
+        created_at=now,
+    )
+    session.add(alert)
+    session.flush()
+    assert alert.id is not None
+    planned = plan_deliveries(config, officer=None, tags=(), source=source, severity=severity, now=now)
+    summary = {"kind": kind, "source": source, "borrowers": [], "severity": severity.value}
+    open_alert_deliveries(session, alert.id, planned, now, summary)
     return alert.id

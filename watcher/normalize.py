@@ -627,7 +627,9 @@ def normalize_record(record: RegistryRecord) -> RegistryRecord:
         record,
         registry_id=clean_text(record.registry_id),
         name=clean_text(record.name) if record.name is not None else None,
-        status=Status(record.status.code, clean_text(record.status.raw)) if record.status else None,
+        status=Status(record.status.code, clean_text(record.status.raw), record.status.since)
+        if record.status
+        else None,
         registered_capital=_normalize_money(record.registered_capital),
         address=clean_text(record.address) if record.address is not None else None,
         legal_representative=_normalize_person(record.legal_representative),
@@ -643,6 +645,9 @@ def normalize_record(record: RegistryRecord) -> RegistryRecord:
         if record.beneficial_owners is None
         else _merge_controllers(record.beneficial_owners),
         **listings,
+        signing_authority=None
+        if record.signing_authority is None
+        else _merge_people(record.signing_authority),
     )
 
 
@@ -702,8 +707,9 @@ def _comparable_controllers(items: tuple[Controller, ...]) -> list:
 
 
 def _comparable_vendor_sections(record: RegistryRecord) -> dict[str, list]:
-    """The Chinese vendors' sections, each only when known: the content hash of every record
-    without them is what it was before they existed (no snapshot churn on upgrade)."""
+    """The Chinese vendors' sections, the signing authority and a status's effective day, each only
+    when known: the content hash of every record without them is what it was before they existed
+    (no snapshot churn on upgrade)."""
     extra: dict[str, list] = {}
     for section in ("actual_controllers", "beneficial_owners"):
         if getattr(record, section) is not None:
@@ -711,6 +717,13 @@ def _comparable_vendor_sections(record: RegistryRecord) -> dict[str, list]:
     for section in LISTING_SECTIONS.values():
         if getattr(record, section) is not None:
             extra[section] = [_comparable_listing(item) for item in getattr(record, section)]
+    if record.signing_authority is not None:
+        # The role text is part of the fact here: "Signatur i fellesskap" binds less than "Signatur".
+        extra["signing_authority"] = [
+            [p.key, text_key(p.name), text_key(p.role_text)] for p in record.signing_authority
+        ]
+    if record.status is not None and record.status.since is not None:
+        extra["status_since"] = [record.status.since.isoformat()]
     return extra
 
 

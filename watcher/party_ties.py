@@ -232,11 +232,16 @@ def _load(session: Session, party_ids: Collection[str] | None, *, active_only: b
     ]
 
 
-_GUARANTEE_ROLE = {PartyRole.GUARANTOR: TieRole.GUARANTOR, PartyRole.PLEDGOR: TieRole.PLEDGOR}
+_GUARANTEE_ROLE = {
+    PartyRole.GUARANTOR: TieRole.GUARANTOR,
+    PartyRole.PLEDGOR: TieRole.PLEDGOR,
+    PartyRole.BORROWER: TieRole.GUARANTOR,  # a borrower guaranteeing another (互保, a guarantee circle)
+}
 
 
 def _guarantees(session: Session, guarantors: Sequence[str]) -> dict[str, list[Guarantee]]:
-    """The guarantees each of ``guarantors`` gives, by the watch list (a borrower gives none)."""
+    """The guarantees each of ``guarantors`` gives, by the watch list (a borrower's ``secures`` are
+    guarantees too: borrowers guaranteeing each other form a guarantee circle)."""
     found: dict[str, list[Guarantee]] = defaultdict(list)
     query = select(
         SecuresLink.party_id, SecuresLink.borrower_id, col(SecuresLink.first_seen), Borrower.role

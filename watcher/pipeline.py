@@ -30,6 +30,7 @@ from sqlmodel import Session
 
 from sources import source_class
 from sources.base import Fetched, SamePayload, Source
+from sources.change_feed import FeedOptions
 from watcher.check_alerts import alert_connected_parties, change_event, key_person_occasions, open_alert
 from watcher.config import Config
 from watcher.connected import (
@@ -186,6 +187,9 @@ class Checker:
         self._retry_unavailable: dict[str, dict[Signal, datetime]] = {}
         self._unavailable_loaded_at: datetime | None = None
         self._loading = asyncio.Lock()
+        # Sources whose change feeds are healthy (``watcher.feeds``): polled in full only every
+        # ``full_interval``. Set by the daemon before each batch; empty (the normal interval) otherwise.
+        self.feed_mode: frozenset[str] = frozenset()
 
     async def aclose(self) -> None:
         try:
@@ -467,11 +471,19 @@ class Checker:
 
     # -- database side (runs on the single DB thread) ----------------------------------------------
 
+    def polling_interval(self, source: str) -> timedelta:
+        """How often a company of ``source`` is polled in full when it has no interval of its own: the
+        schedule's interval, or while the source's change feeds are healthy their ``full_interval``."""
+        options = self.config.sources.get(source)
+        if source in self.feed_mode and isinstance(options, FeedOptions):
+            return options.full_interval
+        return self.config.schedule.interval
+
     def _next_check(self, borrower: Borrower, now: datetime, *, settle: bool) -> datetime:
         interval = (
             timedelta(seconds=borrower.interval_seconds)
             if borrower.interval_seconds
-            else self.config.schedule.interval
+            else self.polling_interval(borrower.source)
         )
         return next_check_at(
             borrower.id,

@@ -32,7 +32,7 @@ from watcher.labels import (
     titles_label,
 )
 from watcher.normalize import text_key
-from watcher.record import CRITICAL_STATUSES, LISTING_CATEGORIES, Action, Category
+from watcher.record import CRITICAL_STATUSES, KEY_PERSON_CATEGORIES, LISTING_CATEGORIES, Action, Category
 from watcher.risk_lines import CONNECTED, connected_text, connected_value, listing_text
 from watcher.rules import LISTING_SEVERITY
 from watcher.vocabulary import Language, Severity
@@ -80,17 +80,6 @@ def _holding_value(value: str | None, name: str) -> _Holding | None:
 
 # -- severity ---------------------------------------------------------------------------------------
 
-_KEY_PERSON = frozenset(
-    {
-        Category.LEGAL_REPRESENTATIVE,
-        Category.DIRECTOR,
-        Category.SHAREHOLDER,
-        Category.FINANCE_HEAD,
-        Category.CONTROLLER,
-        Category.ACTUAL_CONTROLLER,
-    }
-)
-
 
 def change_severity(change: ChangeLine) -> Severity:
     """The severity one stored change shows on its own (the alert's may be higher: the window)."""
@@ -106,7 +95,7 @@ def change_severity(change: ChangeLine) -> Severity:
         return Severity.WARNING
     if change.category is Category.STATUS:
         return Severity.CRITICAL if status_code(change.after) in CRITICAL_STATUSES else Severity.INFO
-    return Severity.WARNING if change.category in _KEY_PERSON else Severity.INFO
+    return Severity.WARNING if change.category in KEY_PERSON_CATEGORIES else Severity.INFO
 
 
 def _max_severity(levels: Sequence[Severity]) -> Severity:
@@ -115,7 +104,11 @@ def _max_severity(levels: Sequence[Severity]) -> Severity:
 
 # -- one change, one line ---------------------------------------------------------------------------
 
-_PEOPLE = frozenset({Category.DIRECTOR, Category.SUPERVISOR, Category.MANAGER})
+# Seats a legal representative's change line takes along; signing authority is not one of them:
+# it keeps a line under its own label, so an officer always reads 有权签字人.
+_SEATS = frozenset({Category.DIRECTOR, Category.SUPERVISOR, Category.MANAGER})
+# Seats people take and leave; signing authority reads like one ("有权签字人 新增 X（经理权人〔Prokura〕）").
+_PEOPLE = _SEATS | {Category.SIGNING_AUTHORITY}
 _SCALARS = frozenset(
     {
         Category.NAME,
@@ -300,7 +293,7 @@ def _seats_following(changes: Sequence[ChangeLine], anchor: ChangeLine, used: se
         index
         for index, seat in enumerate(changes)
         if index not in used
-        and seat.category in _PEOPLE
+        and seat.category in _SEATS
         and seat.action in (Action.ADDED, Action.REMOVED)
         and text_key(seat.subject) in names
         and _same_occasion(anchor.effective_date, seat.effective_date)

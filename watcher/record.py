@@ -57,6 +57,8 @@ class Category(StrEnum):
     # Across the portfolio (issue 15): another watched party shares a person or company with this one.
     CONNECTED_PARTY = "connected_party"  # 关联关系
     CONNECTED_RISK = "connected_risk"  # 关联风险
+    # Who can bind the company (Brønnøysund's signatur and prokura, issue 16): 有权签字人.
+    SIGNING_AUTHORITY = "signing_authority"
 
 
 KEY_PERSON_CATEGORIES: frozenset[Category] = frozenset(
@@ -67,6 +69,7 @@ KEY_PERSON_CATEGORIES: frozenset[Category] = frozenset(
         Category.FINANCE_HEAD,
         Category.CONTROLLER,
         Category.ACTUAL_CONTROLLER,
+        Category.SIGNING_AUTHORITY,
     }
 )
 
@@ -88,7 +91,7 @@ class Signal(StrEnum):
     """What a source can be asked to fetch; each is billed and refreshed on its own cadence.
 
     ``registry`` is the registry card every source has; the others are the Chinese vendors'
-    separate lists (``[sources.NAME] signals`` and ``cadence``).
+    separate lists and France's BODACC insolvency notices (``[sources.NAME] signals`` and ``cadence``).
     """
 
     REGISTRY = "registry"
@@ -98,6 +101,7 @@ class Signal(StrEnum):
     PLEDGES = "pledges"  # equity pledges and chattel mortgages
     JUDICIAL = "judicial"  # enforcement, dishonest debtor, consumption restriction, bankruptcy
     CHANGE_LOG = "change_log"  # the paged change log, former legal representatives, revocation dates
+    INSOLVENCY = "insolvency"  # France: procédures collectives published in the BODACC
 
 
 # The record sections each signal fills (besides ``registry``, which fills the card's sections).
@@ -108,7 +112,10 @@ SIGNAL_SECTIONS: dict[Signal, tuple[str, ...]] = {
     Signal.PLEDGES: ("equity_pledges", "chattel_mortgages"),
     Signal.JUDICIAL: ("enforcements", "dishonest_debtors", "consumption_restrictions", "bankruptcies"),
     Signal.CHANGE_LOG: ("change_log",),
+    Signal.INSOLVENCY: ("bankruptcies",),
 }
+# The signals the Chinese vendors offer (Qichacha, Tianyancha): every signal but France's BODACC.
+VENDOR_SIGNALS: frozenset[Signal] = frozenset(Signal) - {Signal.INSOLVENCY}
 
 
 class Action(StrEnum):
@@ -163,8 +170,11 @@ class HolderKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Status:
+    """``since`` is the day the registry says this status took effect (konkursdato…), when it says."""
+
     code: CompanyStatus
     raw: str
+    since: date | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,6 +303,9 @@ class RegistryRecord:
     dishonest_debtors: tuple[Listing, ...] | None = None
     consumption_restrictions: tuple[Listing, ...] | None = None
     bankruptcies: tuple[Listing, ...] | None = None
+    # Who can bind the company (signature and procuration holders); None where the registry has no
+    # such list, and in snapshots stored before it was read.
+    signing_authority: tuple[Person, ...] | None = None
 
     def listings(self, category: Category) -> tuple[Listing, ...] | None:
         """The listings of a risk category (None when unknown)."""
@@ -361,6 +374,12 @@ def _person(data: dict | None) -> Person | None:
     )
 
 
+def _known_person(data: dict) -> Person:
+    person = _person(data)
+    assert person is not None
+    return person
+
+
 def _controller_dict(controller: Controller) -> dict:
     return {
         "name": controller.name,
@@ -420,11 +439,19 @@ def _listing(data: dict) -> Listing:
 _CONTROL_SECTIONS = ("actual_controllers", "beneficial_owners")
 
 
+def _status_dict(status: Status | None) -> dict | None:
+    """The effective day only when known, so statuses without one keep the shape they always had."""
+    if status is None:
+        return None
+    data = {"code": status.code.value, "raw": status.raw}
+    return data if status.since is None else data | {"since": status.since.isoformat()}
+
+
 def record_as_dict(record: RegistryRecord) -> dict:
     """A JSON-ready dict; :func:`record_from_dict` reads it back to an equal record.
 
-    The Chinese vendors' sections are written only when known, so records of other sources keep
-    the shape they always had.
+    The Chinese vendors' sections, the signing authority and a status's effective day are written
+    only when known, so records without them keep the shape they always had.
     """
 
     def many(items, convert):
@@ -437,13 +464,13 @@ def record_as_dict(record: RegistryRecord) -> dict:
     for section in LISTING_SECTIONS.values():
         if getattr(record, section) is not None:
             extra[section] = [_listing_dict(item) for item in getattr(record, section)]
+    if record.signing_authority is not None:
+        extra["signing_authority"] = [_person_dict(person) or {} for person in record.signing_authority]
     return extra | {
         "source": record.source,
         "registry_id": record.registry_id,
         "name": record.name,
-        "status": None
-        if record.status is None
-        else {"code": record.status.code.value, "raw": record.status.raw},
+        "status": _status_dict(record.status),
         "registered_capital": _money_dict(record.registered_capital),
         "address": record.address,
         "legal_representative": _person_dict(record.legal_representative),
@@ -483,7 +510,9 @@ def record_from_dict(data: dict) -> RegistryRecord:
         source=data["source"],
         registry_id=data["registry_id"],
         name=data.get("name"),
-        status=None if status is None else Status(CompanyStatus(status["code"]), status["raw"]),
+        status=None
+        if status is None
+        else Status(CompanyStatus(status["code"]), status["raw"], _day(status.get("since"))),
         registered_capital=_money(data.get("registered_capital")),
         address=data.get("address"),
         legal_representative=_person(data.get("legal_representative")),
@@ -513,4 +542,5 @@ def record_from_dict(data: dict) -> RegistryRecord:
         actual_controllers=many("actual_controllers", _controller),
         beneficial_owners=many("beneficial_owners", _controller),
         **{section: many(section, _listing) for section in LISTING_SECTIONS.values()},
+        signing_authority=many("signing_authority", _known_person),
     )

@@ -99,6 +99,11 @@ _TEXT = {
         "restored_line": "{name}（{borrower_id}）：检查已恢复正常",
         "gap_note": "监控中断期间无法发现登记信息的变更：请人工核查，或联系运维处理数据源故障。",
         "gap_hidden": "另有 {count} 家借款人（其他客户经理负责）。",
+        "title_feed": "【{severity}】来源 {source}：变更订阅 {feed}{kind}",
+        "feed_gap_line": "变更订阅 {feed} 自 {since} 起无法继续读取（{error}）。",
+        "feed_gap_note": "该来源的全部借款人已改为按常规检查间隔全量轮询，直至订阅恢复；"
+        "期间发现变更可能延迟。",
+        "feed_restored_line": "变更订阅 {feed} 已恢复读取（中断自 {since} 起）；该来源恢复按订阅检查。",
         "borrower_party": "{name}（{borrower_id}）",
         "securing_party": "{role} {name}（{secured}）",
         "secured_named": "为借款人 {names} {verb}",
@@ -107,6 +112,8 @@ _TEXT = {
         "secured_count": "为 {count} 家借款人{verb}",
         "name_separator": "、",
         "secured_note": "{role}编号 {party_id}；借款人：{borrowers}",
+        "also_secures": "同时{secured}",
+        "borrower_secured_note": "借款人编号 {party_id}；其担保的借款人：{borrowers}",
         "secured_item": "{name}（{borrower_id}）",
         "secured_others": "另有 {count} 家（其他客户经理负责）",
         "secured_others_only": "另有 {count} 家（其他客户经理负责）",
@@ -137,6 +144,12 @@ _TEXT = {
         "gap_note": "Registry changes cannot be detected during a monitoring gap: check the borrower "
         "manually, or ask operations to repair the source.",
         "gap_hidden": "{count} more borrower(s) of other officers.",
+        "title_feed": "[{severity}] source {source}: change feed {feed}: {kind}",
+        "feed_gap_line": "The change feed {feed} cannot be read on since {since} ({error}).",
+        "feed_gap_note": "Every borrower of this source is polled in full at the normal interval until the "
+        "feed is back; changes may be seen later meanwhile.",
+        "feed_restored_line": "The change feed {feed} is read again (gap since {since}); the source follows "
+        "it again.",
         "borrower_party": "{name} ({borrower_id})",
         "securing_party": "{role} {name} ({secured})",
         "secured_named": "{verb} borrower {names}",
@@ -145,6 +158,8 @@ _TEXT = {
         "secured_count": "{verb} {count} borrower(s)",
         "name_separator": ", ",
         "secured_note": "{role} ID {party_id}; borrower(s): {borrowers}",
+        "also_secures": "also {secured}",
+        "borrower_secured_note": "Borrower ID {party_id}; guarantees borrower(s): {borrowers}",
         "secured_item": "{name} ({borrower_id})",
         "secured_others": "and {count} more (other officers')",
         "secured_others_only": "{count} (other officers')",
@@ -177,8 +192,16 @@ PARTY_ROLE_LABEL = {
     },
 }
 _SECURES_VERB = {
-    Language.ZH_CN: {PartyRole.GUARANTOR: "提供担保", PartyRole.PLEDGOR: "提供质押担保"},
-    Language.EN: {PartyRole.GUARANTOR: "guarantees", PartyRole.PLEDGOR: "secures"},
+    Language.ZH_CN: {
+        PartyRole.GUARANTOR: "提供担保",
+        PartyRole.PLEDGOR: "提供质押担保",
+        PartyRole.BORROWER: "提供担保",  # a borrower guaranteeing other borrowers (互保)
+    },
+    Language.EN: {
+        PartyRole.GUARANTOR: "guarantees",
+        PartyRole.PLEDGOR: "secures",
+        PartyRole.BORROWER: "guarantees",
+    },
 }
 NAMED_SECURED_AT_MOST = 3
 """A title names this many secured borrowers at most, then says how many more."""
@@ -211,17 +234,27 @@ class AlertView:
     gap: tuple[GapLine, ...] = ()
     gap_hidden: int = 0  # borrowers left out of ``gap`` for an officer who does not handle them
     source_names: tuple[tuple[Language, str], ...] = ()  # the source's display name per language
+    # A source's change feed that fell back to polling (or follows again): its name, since, error.
+    feed: str = ""
+    feed_since: datetime | None = None
+    feed_error: str = ""
 
     def source_name(self, language: Language) -> str:
         """The source as people read it (its display name), else its config key."""
         return dict(self.source_names).get(language, self.source)
 
     party_role: PartyRole = PartyRole.BORROWER  # a guarantor or pledgor names the borrowers it secures
-    secures: tuple[SecuredBorrower, ...] = ()
+    secures: tuple[SecuredBorrower, ...] = ()  # a borrower's too, when it guarantees other borrowers
     secures_hidden: int = 0  # secured borrowers of other officers, left out of ``secures``
     # The other parties its connected-party/-risk lines name, each with the officers who may see it
     # (its own, and those of the borrowers it secures): the console's scope.
     other_readers: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    @property
+    def securing(self) -> bool:
+        """The party is named with the borrowers it secures: a guarantor or pledgor always, a borrower
+        when it guarantees other borrowers (互保)."""
+        return self.party_role.secures or bool(self.secures) or self.secures_hidden > 0
 
     def for_officer(self, officer: str) -> AlertView:
         """What one officer may read: a gap alert about a whole source lists only their parties, a
@@ -319,12 +352,13 @@ def _escaper(fmt: BodyFormat):
 def party_heading(view: AlertView, language: Language, escape: Callable[[str], str] | None = None) -> str:
     """Who an alert is about, as its title names them: a borrower by name and id; a guarantor or
     pledgor by its role, name and the borrowers it secures ("保证人 X（为借款人 Y 提供担保）",
-    "Guarantor X (guarantees borrower Y)"): for an officer, their own borrowers among them, or how
+    "Guarantor X (guarantees borrower Y)"), a borrower guaranteeing others by both relations
+    ("借款人 X（同时为借款人 Y 提供担保）"): for an officer, their own borrowers among them, or how
     many it secures when they handle none."""
     escape = escape or (lambda text: " ".join(text.split()))
     text = _TEXT[language]
     name = escape(view.borrower_name)
-    if not view.party_role.secures:
+    if not view.securing:
         return text["borrower_party"].format(name=name, borrower_id=escape(view.borrower_id))
     verb = _SECURES_VERB[language][view.party_role]
     names = [escape(secured.name) for secured in view.secures]
@@ -340,13 +374,15 @@ def party_heading(view: AlertView, language: Language, escape: Callable[[str], s
     else:
         key = "secured_named" if len(names) == 1 else "secured_named_plural"
         secured = text[key].format(verb=verb, names=separator.join(names))
+    if not view.party_role.secures:
+        secured = text["also_secures"].format(secured=secured)
     role = PARTY_ROLE_LABEL[language][view.party_role]
     return text["securing_party"].format(role=role, name=name, secured=secured)
 
 
 def _secured_note(view: AlertView, language: Language, escape: Callable[[str], str]) -> list[str]:
-    """The ids behind a guarantor's or pledgor's title: its own, and each secured borrower's it names."""
-    if not view.party_role.secures:
+    """The ids behind a securing party's title: its own, and each secured borrower's it names."""
+    if not view.securing:
         return []
     text = _TEXT[language]
     items = [
@@ -354,10 +390,11 @@ def _secured_note(view: AlertView, language: Language, escape: Callable[[str], s
         for secured in view.secures
     ]
     if view.secures_hidden:  # the guarantor's own officer may hold none of the borrowers it secures
-        key = "secured_others" if items else "secured_others_only"
-        items.append(text[key].format(count=view.secures_hidden))
+        others = "secured_others" if items else "secured_others_only"
+        items.append(text[others].format(count=view.secures_hidden))
+    key = "secured_note" if view.party_role.secures else "borrower_secured_note"
     return [
-        text["secured_note"].format(
+        text[key].format(
             role=PARTY_ROLE_LABEL[language][view.party_role],
             party_id=escape(view.borrower_id),
             borrowers=text["name_separator"].join(items) or "–",
@@ -504,6 +541,8 @@ def _render_monitoring(
     text = _TEXT[language]
     severity = SEVERITY_LABEL[language][view.severity]
     kind = text[view.kind]
+    if view.feed:
+        return _render_feed(view, language, fmt, limits, zone)
     if view.borrower_id:
         title = text["title_kind"].format(severity=severity, party=party_heading(view, language), kind=kind)
     else:
@@ -533,6 +572,37 @@ def _render_monitoring(
     ]
     body = _fit(
         fmt, limits, items, notes, emphasis, footer, lambda count: text["digest_more"].format(count=count)
+    )
+    return RenderedAlert(title=title, body=body)
+
+
+def _render_feed(
+    view: AlertView, language: Language, fmt: BodyFormat, limits: Limits, zone: tzinfo
+) -> RenderedAlert:
+    """A source's change feed fell back to polling, or follows again: no borrower lines."""
+    escape = _escaper(fmt)
+    text = _TEXT[language]
+    title = text["title_feed"].format(
+        severity=SEVERITY_LABEL[language][view.severity],
+        source=view.source_name(language),
+        feed=view.feed,
+        kind=text[view.kind],
+    )
+    since = format_moment(view.feed_since, zone) if view.feed_since else "–"
+    gap = view.kind == AlertKind.MONITORING_GAP
+    line = (text["feed_gap_line"] if gap else text["feed_restored_line"]).format(
+        feed=escape(view.feed), since=since, error=escape(view.feed_error or "–")
+    )
+    emphasis = [text["feed_gap_note"]] if gap else []
+    footer = [
+        text["footer"].format(
+            alert_id=view.alert_id or "–",
+            source=escape(view.source_name(language)),
+            detected=format_moment(view.detected_at, zone),
+        )
+    ]
+    body = _fit(
+        fmt, limits, [line], [], emphasis, footer, lambda count: text["digest_more"].format(count=count)
     )
     return RenderedAlert(title=title, body=body)
 

@@ -14,6 +14,9 @@ from watcher.connected import LinkValue, read_link
 from watcher.connections import most_significant
 from watcher.labels import (
     CATEGORY_LABEL,
+    INSOLVENCY_ACTION_LABEL,
+    INSOLVENCY_LABEL,
+    INSOLVENCY_PROCEDURES,
     LISTING_ACTION_LABEL,
     PARTY_LABEL,
     WORDS,
@@ -22,14 +25,19 @@ from watcher.labels import (
     shown_value,
     tie_roles_label,
 )
+from watcher.normalize import text_key
 from watcher.record import Action, Category, Party
 from watcher.vocabulary import Language
 
 CONNECTED = frozenset({Category.CONNECTED_PARTY, Category.CONNECTED_RISK})
+_PROCEDURE_KEYS = {text_key(word) for word in INSOLVENCY_PROCEDURES}
+_FACT_SEP = " · "  # how diff.listing_text joins a listing's facts
 
 
 def listing_text(change: ChangeLine, language: Language, escape: Escape) -> str:
     """A risk listing: what happened, against whom, and its facts (which name its case number)."""
+    if change.category is Category.BANKRUPTCY and text_key(change.subject) in _PROCEDURE_KEYS:
+        return _proceeding_text(change, language, escape)
     words = WORDS[language]
     label = f"{CATEGORY_LABEL[language][change.category]} {LISTING_ACTION_LABEL[language][change.action]}"
     if change.party not in (None, Party.COMPANY):
@@ -47,6 +55,26 @@ def listing_text(change: ChangeLine, language: Language, escape: Escape) -> str:
             shown_value(change.after, language, escape),
         )
         detail = f"{before} → {after}"
+    return f"{label}: {detail}"
+
+
+def _proceeding_text(change: ChangeLine, language: Language, escape: Escape) -> str:
+    """A French collective proceeding: "破产程序（Redressement judiciaire）立案: Tribunal … · 2026-03-01";
+    the procedure is named once, in the registry's words, and left out of the facts after it."""
+    label = INSOLVENCY_LABEL[language] + bracket(language, escape(change.subject))
+    label += " " if language == Language.EN else ""
+    label += INSOLVENCY_ACTION_LABEL[language][change.action]
+
+    def facts(text: str | None) -> str:
+        kept = [part for part in (text or "").split(_FACT_SEP) if text_key(part) != text_key(change.subject)]
+        return shown_value(_FACT_SEP.join(kept), language, escape)
+
+    if change.action is Action.ADDED:
+        detail = facts(change.after)
+    elif change.action is Action.REMOVED:
+        detail = facts(change.after or change.before)
+    else:
+        detail = f"{facts(change.before)} → {facts(change.after)}"
     return f"{label}: {detail}"
 
 

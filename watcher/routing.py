@@ -1,7 +1,8 @@
 """Who hears about an alert: the borrower's officer, and every notifier whose filters it passes.
 
-A guarantor's or pledgor's alert also reaches the officers of the borrowers it secures (each once),
-besides its own officer if it has one; notifiers filter on the party's own tags and source.
+A guarantor's or pledgor's alert (or a borrower's that guarantees other borrowers) also reaches the
+officers of the borrowers it secures (each once), besides its own officer if it has one; notifiers
+filter on the party's own tags and source.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Severity rules from bank post-loan practice.
 
 A key-person change (legal representative, director, shareholder, finance head, controller, actual
-controller) is a warning; more than ``frequent_after`` key-person change *occasions* within
+controller, signing authority) is a warning; more than ``frequent_after`` key-person change *occasions* within
 ``window`` is high risk (raise a risk warning, consider calling the loan early); a status of
 deregistered, revoked, bankrupt, liquidation or abnormal operation is critical. A risk listing
 coming into force has its category's severity (:data:`LISTING_SEVERITY`: a dishonest-debtor listing
@@ -104,14 +104,28 @@ def count_in_window(occasions: Iterable[date], detected_on: date, window: timede
     return len({day for day in occasions if start <= day <= detected_on})
 
 
+def registry_signatories(record: RegistryRecord) -> tuple[str, ...]:
+    """Who the registry says can sign for the company: its signing authority (signature and
+    procuration holders) when it lists any, else the legal representative; names sorted."""
+    if record.signing_authority:
+        return tuple(sorted({person.name for person in record.signing_authority}, key=text_key))
+    if record.legal_representative is not None:
+        return (record.legal_representative.name,)
+    return ()
+
+
 def signatory_mismatch(record: RegistryRecord, legal_rep_on_file: str | None) -> str | None:
-    """The registry's legal representative when it differs from the bank's signatory on file."""
-    if not legal_rep_on_file or record.legal_representative is None:
+    """The registry's signatories when the bank's signatory on file is none of them, else None.
+
+    With signing authority, the one on file matches when it is any holder: a joint signature
+    ("i fellesskap") needs others too, but the bank's signatory is still one who may sign.
+    """
+    names = registry_signatories(record)
+    if not legal_rep_on_file or not names:
         return None
-    registry_name = record.legal_representative.name
-    if text_key(registry_name) == text_key(legal_rep_on_file):
+    if any(text_key(name) == text_key(legal_rep_on_file) for name in names):
         return None
-    return registry_name
+    return ", ".join(names)
 
 
 def assess(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 import zlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -43,7 +43,7 @@ from watcher.vocabulary import AuditAction, DeliveryStatus, ErrorKind, OutboxSta
 if TYPE_CHECKING:
     from watcher.routing import PlannedDelivery
 
-SCHEMA_HEAD = "0013"
+SCHEMA_HEAD = "0014"
 # Who the audit log names for what the watcher itself does (opens alerts, gives up deliveries).
 SYSTEM_ACTOR = "watcher"
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -279,7 +279,8 @@ def borrowers(session: Session, ids: Sequence[str] | None = None) -> list[Borrow
 
 
 def secured_ids(session: Session) -> dict[str, tuple[str, ...]]:
-    """Every guarantor's or pledgor's secured borrower ids (sorted), by the party's id."""
+    """Every securing party's secured borrower ids (sorted), by the party's id: guarantors', pledgors'
+    and those of borrowers that guarantee other borrowers."""
     links: dict[str, list[str]] = {}
     query = select(SecuresLink.party_id, SecuresLink.borrower_id).order_by(
         col(SecuresLink.party_id), col(SecuresLink.borrower_id)
@@ -305,8 +306,9 @@ def secured_borrowers(session: Session, party_id: str, *, active_only: bool = Tr
 
 @dataclass(frozen=True, slots=True)
 class SecuringParty:
-    """What an alert keeps of a guarantor or pledgor: its role and the watched borrowers it secures,
-    with their officers, as they were when the alert was raised (stored in ``Alert.detail``)."""
+    """What an alert keeps of a guarantor or pledgor, or of a borrower guaranteeing other borrowers
+    (role borrower): its role and the watched borrowers it secures, with their officers, as they were
+    when the alert was raised (stored in ``Alert.detail``)."""
 
     role: PartyRole
     secures: tuple[SecuredBorrower, ...]
@@ -334,18 +336,30 @@ class SecuringParty:
         return cls(PartyRole(detail["role"]), secures)
 
 
-def securing_party(session: Session, party: Borrower) -> SecuringParty | None:
-    """``party`` as a guarantor or pledgor of the watched borrowers it secures; None for a borrower."""
-    if not PartyRole(party.role).secures:
+def securing_party(
+    session: Session, party: Borrower, *, securers: Collection[str] | None = None
+) -> SecuringParty | None:
+    """``party`` as a guarantor or pledgor of the watched borrowers it secures; a borrower only when it
+    guarantees a watched borrower (互保, a guarantee circle), else None: a plain borrower's alert.
+    ``securers`` (:func:`securer_ids`) spares a query per plain borrower when asking about many."""
+    if securers is not None and party.id not in securers and not PartyRole(party.role).secures:
         return None
     secured = secured_borrowers(session, party.id)
+    if not PartyRole(party.role).secures and not secured:
+        return None
     return SecuringParty(
         PartyRole(party.role), tuple(SecuredBorrower(b.id, b.name, b.officer) for b in secured)
     )
 
 
+def securer_ids(session: Session) -> frozenset[str]:
+    """The ids of every party that secures any borrower (by ``secures_link``)."""
+    return frozenset(session.exec(select(SecuresLink.party_id).distinct()))
+
+
 def securing_parties(session: Session, borrower_ids: Iterable[str]) -> list[Borrower]:
-    """The guarantors and pledgors securing any of ``borrower_ids``, by id, each once."""
+    """The parties securing any of ``borrower_ids`` (guarantors, pledgors, and borrowers guaranteeing
+    them), by id, each once."""
     wanted = sorted(set(borrower_ids))
     if not wanted:
         return []
@@ -657,23 +671,32 @@ def status_summary(session: Session, now: datetime | None = None) -> StatusSumma
 
 
 def reschedule_beyond_interval(
-    session: Session, *, interval: timedelta, jitter: timedelta, now: datetime, limit: int = 1000
+    session: Session,
+    *,
+    interval: timedelta,
+    jitter: timedelta,
+    now: datetime,
+    limit: int = 1000,
+    sources: Collection[str] | None = None,
+    other_than: Collection[str] = (),
 ) -> int:
     """Bring the next checks of borrowers on the default interval within that interval (plus jitter),
     spread out: a shortened ``[schedule] interval`` takes effect at the next sweep instead of after
-    the old, longer one. Normally finds nothing (an index range scan); returns how many moved.
+    the old, longer one, and a source whose change feed fell back to polling is polled at the normal
+    interval again. ``sources`` limits it to those sources, ``other_than`` leaves those out (sources
+    followed by a feed, on their longer ``full_interval``). Normally finds nothing (an index range
+    scan); returns how many moved.
     """
-    far = list(
-        session.exec(
-            select(Borrower.id)
-            .where(
-                col(Borrower.active).is_(True),
-                col(Borrower.next_check_at) > now + interval + jitter,
-                col(Borrower.interval_seconds).is_(None),
-            )
-            .limit(limit)
-        )
+    query = select(Borrower.id).where(
+        col(Borrower.active).is_(True),
+        col(Borrower.next_check_at) > now + interval + jitter,
+        col(Borrower.interval_seconds).is_(None),
     )
+    if sources is not None:
+        query = query.where(col(Borrower.source).in_(list(sources)))
+    if other_than:
+        query = query.where(col(Borrower.source).not_in(list(other_than)))
+    far = list(session.exec(query.limit(limit)))
     if far:  # one statement, executed for every borrower found
         table = Borrower.metadata.tables[Borrower.__tablename__]
         session.connection().execute(

@@ -159,7 +159,8 @@ class PartyRole(StrEnum):
 
     @property
     def secures(self) -> bool:
-        """A party that secures borrowers: its alerts go to their officers and name them."""
+        """A party whose role is to secure borrowers (it is watched for them, and with them). A borrower
+        may secure other borrowers too (its ``secures`` links); its role stays borrower."""
         return self is not PartyRole.BORROWER
 
 

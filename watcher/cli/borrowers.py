@@ -14,6 +14,7 @@ import typer
 from watcher import output
 from watcher.cli.base import CLI_ACTOR, HELP_MARKUP, NO_SECRETS, fail, load, with_store
 from watcher.output import echo, when
+from watcher.vocabulary import PartyRole
 
 if TYPE_CHECKING:
     from sqlmodel import Session
@@ -264,8 +265,13 @@ def borrowers_list(
 
 
 def _role_cell(borrower: Borrower, secures: tuple[str, ...]) -> str:
-    """``borrower``, or ``guarantor of b-1, b-2``: whom a guarantor or pledgor secures."""
-    return f"{borrower.role} of {', '.join(secures)}" if secures else borrower.role
+    """``borrower``, ``guarantor of b-1, b-2`` (whom a guarantor or pledgor secures), or ``borrower,
+    guarantees b-2`` (a borrower guaranteeing other borrowers)."""
+    if not secures:
+        return borrower.role
+    if not PartyRole(borrower.role).secures:
+        return f"{borrower.role}, guarantees {', '.join(secures)}"
+    return f"{borrower.role} of {', '.join(secures)}"
 
 
 def _write_borrowers_file(

@@ -18,7 +18,7 @@ from watcher.redaction import redact, redact_optional
 from watcher.vocabulary import Language
 
 if TYPE_CHECKING:
-    from watcher.health import HealthReport, InstanceView
+    from watcher.health import FeedView, HealthReport, InstanceView
     from watcher.models import SourceHealth
 
 
@@ -66,6 +66,8 @@ def _lines(report: HealthReport, zone: tzinfo, language: Language) -> Iterator[s
                 f"since {since} "
                 f"(retried {when(unavailable.retry_at, zone)}): {redact(unavailable.reason)}"
             )
+    for feed in report.feeds:
+        yield _feed_line(feed, zone)
     for borrower in report.failing_borrowers:
         yield (
             f"failing borrower {borrower.id}: ×{borrower.consecutive_failures} "
@@ -77,6 +79,21 @@ def _lines(report: HealthReport, zone: tzinfo, language: Language) -> Iterator[s
     for problem in report.problems:
         yield f"problem: {problem.message}"
     yield "health: ok" if report.ok else f"health: {len(report.problems)} problem(s)"
+
+
+def _feed_line(feed: FeedView, zone: tzinfo) -> str:
+    from datetime import timedelta
+
+    from watcher.units import format_duration
+
+    lag = "–" if feed.lag is None else format_duration(timedelta(seconds=int(feed.lag.total_seconds())))
+    state = {"gap": "GAP, polling instead", "failing": "FAILING"}.get(feed.state, feed.state)
+    error = f": {feed.error}" if feed.error and feed.state in ("gap", "failing") else ""
+    return (
+        f"  feed {feed.source}/{feed.feed}: {state}{error}; position {feed.position or '–'}, lag {lag}, "
+        f"last read {when(feed.read_at, zone) or 'never'}, follower {feed.follower or '–'}; "
+        f"{feed.entries} entries, {feed.marked} made due"
+    )
 
 
 def _signal_label(signal: str, language: Language) -> str:

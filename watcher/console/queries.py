@@ -62,7 +62,8 @@ def sees_all(user: User) -> bool:
 
 
 def _officers_parties(officer_id: str) -> ColumnElement[bool]:
-    """Borrower is the officer's own, or a guarantor or pledgor securing one of the officer's borrowers."""
+    """Borrower is the officer's own, or a party securing one of the officer's borrowers (a guarantor,
+    a pledgor, or a borrower guaranteeing it)."""
     secured = aliased(Borrower)
     securing = (
         select(SecuresLink.party_id)
@@ -144,7 +145,7 @@ class PortfolioRow:
     open_alerts: int
     top_severity: str | None
     secures: tuple[Borrower, ...] = ()
-    """For a guarantor or pledgor: the borrowers it secures that the user may see."""
+    """For a party securing borrowers: those it secures that the user may see."""
     secures_hidden: int = 0
     """... and how many others it secures (named to nobody who may not see them)."""
 
