@@ -24,7 +24,7 @@ from tests.deployment import Deployment
 from tests.listings import RecordSource
 from tests.test_cli import history_of
 from tests.test_console import PASSWORD, SECRET, sign_in
-from tests.test_dispatch import DING_SECRET, DING_TOKEN, officer
+from tests.test_dispatch import DING_SECRET, DING_TOKEN, notifier, officer
 from watcher.change_line import ChangeLine
 from watcher.connected import (
     APPOINTED_ROLES,
@@ -33,6 +33,7 @@ from watcher.connected import (
     already_own,
     connected_findings,
     finding_change,
+    hide_other,
     may_join_by_control,
     once_per_listing,
     one_step_lower,
@@ -72,6 +73,8 @@ from watcher.record import (
     Role,
     Stake,
 )
+from watcher.render import AlertView, render_alert
+from watcher.risk_lines import connected_value
 from watcher.rules import LISTING_SEVERITY
 from watcher.store import borrowers
 from watcher.vocabulary import Language, PartyRole, Severity
@@ -404,6 +407,71 @@ def test_a_connected_risk_reads_in_both_languages_naming_parties_person_and_list
     assert "&lt;b>" in english and "<b>" not in english
 
 
+def test_a_connected_line_names_the_most_significant_role_on_each_side_and_history_keeps_all():
+    """ "法定代表人、董事、高级管理人员 赵强 同时任 … 的法定代表人、董事、高级管理人员" told the reader
+    nothing the first role did not; the history's cells keep every role."""
+    every = frozenset({TieRole.DIRECTOR, TieRole.MANAGER, TieRole.LEGAL_REPRESENTATIVE})
+    finding = Finding(
+        Category.CONNECTED_RISK,
+        "b-y",
+        "b-x",
+        "星河公司",
+        ZHOU,
+        "赵强",
+        every,
+        frozenset({TieRole.DIRECTOR, TieRole.SHAREHOLDER, TieRole.ACTUAL_CONTROLLER}),
+        Severity.HIGH,
+        listing=Change(Category.ENFORCEMENT, Action.ADDED, "（2026）执1号", None, "（2026）执1号"),
+    )
+    line = ChangeLine.of(_stored(finding_change(finding)))
+    assert change_text(line, Language.ZH_CN).startswith(
+        "关联风险：法定代表人 赵强 同时任 星河公司 的实际控制人，"
+    )
+    assert change_text(line, Language.EN).startswith(
+        "Connected risk: legal representative 赵强 is also actual controller of 星河公司; "
+    )
+    assert connected_value(line, line.before or "", Language.ZH_CN, str) == "法定代表人、董事、高级管理人员"
+    assert connected_value(line, line.after or "", Language.ZH_CN, str).startswith(
+        "星河公司（董事、股东、实际控制人）"
+    )
+
+
+def test_an_officers_view_hides_the_other_party_unless_it_is_theirs_or_secures_theirs():
+    """``AlertView.for_officer`` reads the readers ``alerts.alert_view`` stored per other party."""
+    finding = Finding(
+        Category.CONNECTED_PARTY,
+        "b-y",
+        "b-x",
+        "星河公司",
+        ZHOU,
+        "周明远",
+        frozenset({TieRole.LEGAL_REPRESENTATIVE}),
+        frozenset({TieRole.ACTUAL_CONTROLLER}),
+        Severity.WARNING,
+    )
+    line = ChangeLine.of(_stored(finding_change(finding)))
+    view = AlertView(
+        alert_id=1,
+        borrower_id="b-y",
+        borrower_name="远大",
+        severity=Severity.WARNING,
+        source="cn",
+        detected_at=T0,
+        changes=(line,),
+        occasions_in_window=0,
+        window_days=365,
+        recommend_early_repayment=False,
+        other_readers=(("b-x", ("kari", "zhang_wei")),),
+    )
+    for reader, shown in (("kari", True), ("zhang_wei", True), ("li_na", False)):
+        text = render_alert(view.for_officer(reader), Language.ZH_CN).body
+        assert ("星河公司" in text) is shown, reader
+        assert ("另一关联方（无权查看）" in text) is not shown, reader
+        assert "周明远" in text and "实际控制人" in text, "who links them, and how, is always said"
+    assert "星河公司" in render_alert(view, Language.EN).body, "a notifier (the risk desk) reads every name"
+    assert hide_other(line.before, line.after, "?") == "? []: actual_controller"
+
+
 # -- end to end --------------------------------------------------------------------------------------
 
 KARI_TOKEN = "0d4e1c7a2b9f3e6d8c5a1f4b7e0d3c6a9f2e5b8d1c4a7f0e3b6d9c2a5f8e1b4d"
@@ -503,10 +571,13 @@ def test_a_new_legal_representative_leading_another_watched_company_raises_conne
     assert _events(world, "b-xinghe") == []
     world.dispatch(T1 + timedelta(seconds=1))
     [english] = ding.texts(KARI_TOKEN)
+    # 星河 is 张伟's borrower: Kari reads who links them, not whom (issue 15 follow-up).
     assert (
-        "Connected party: legal representative 周明远 is also legal representative, actual controller"
-        " of 宁波星河港务有限公司" in english
+        "Connected party: legal representative 周明远 is also legal representative of a party you may not see"
+        in english
     )
+    assert XINGHE.name not in english and "b-xinghe" not in english
+    assert english.startswith("[Warning] 杭州远大物流有限公司 (b-yuanda): registry record changed"), "its own"
     assert ding.texts(DING_TOKEN) == []
     # A re-check finding the same ties raises nothing again.
     assert _check(world, rounds[1], T1 + timedelta(days=1))["b-yuanda"].alert_id is None
@@ -547,10 +618,12 @@ def test_a_dishonest_listing_of_a_shared_controller_reaches_both_officers(world,
     [chinese] = ding.texts(DING_TOKEN)
     assert "失信被执行人" in chinese and "宁波星河港务有限公司" in chinese
     [english] = ding.texts(KARI_TOKEN)
+    assert english.startswith("[High risk] 杭州远大物流有限公司 (b-yuanda): connected risk")
     assert (
-        "Connected risk: actual controller 周明远 is also legal representative, actual controller"
-        " of 宁波星河港务有限公司" in english
+        "Connected risk: actual controller 周明远 is also legal representative of a party you may not see"
+        in english
     )
+    assert XINGHE.name not in english and "b-xinghe" not in english
     assert "Dishonest debtor listed (against the actual controller, 周明远): (2026)浙0206执1234号" in english
     history = history_of(world.config_path, "--borrower", "b-yuanda", "--category", "connected_risk")
     [row] = history
@@ -562,6 +635,77 @@ def test_a_dishonest_listing_of_a_shared_controller_reaches_both_officers(world,
     # The listing is raised once: a re-check reaches nobody again.
     again = _check(world, listed, T1 + timedelta(days=1))
     assert again["b-xinghe"].alert_id is None and len(_events(world, "b-yuanda")) == 1
+
+
+RISK_TOKEN = "3c8e1f5a7b2d9e4c6a0f8b3d5e7c1a9f2b4d6e8a0c3f5b7d9e1a4c6f8b0d2e5a"
+LANQI = BorrowerRow(
+    id="g-lanqi",
+    name="上海临港澜启科技有限公司",
+    source="cn",
+    registry_id="91310115MA1K4LQ07P",
+    role=PartyRole.GUARANTOR,
+    secures=("b-yuanda",),
+)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def desk_world(request, tmp_path, sqlite_url, ding):
+    """张伟 (zh) handles 星河, Kari (en) 远大, which 澜启 guarantees; the risk desk (a notifier, no
+    officer) hears everything."""
+    url = sqlite_url if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    channels = (
+        officer("张伟", [ding.dingtalk_url(DING_TOKEN, DING_SECRET)])
+        + officer("Kari", [ding.dingtalk_url(KARI_TOKEN, DING_SECRET)], language="en", officer_id="kari")
+        + notifier("risk_desk", [ding.dingtalk_url(RISK_TOKEN, DING_SECRET)])
+    )
+    made = Deployment(tmp_path, url, channels)
+    made.add(XINGHE, YUANDA, LANQI)
+    yield made
+    made.close()
+
+
+def _about(texts: list[str], party_id: str) -> str:
+    """The messages whose title is about ``party_id`` (one per checked party its news came from)."""
+    found = [text for text in texts if f"({party_id})" in text.splitlines()[0]]
+    found += [text for text in texts if f"（{party_id}）" in text.splitlines()[0]]
+    assert found, texts
+    return "\n".join(found)
+
+
+def test_a_pushed_connected_line_names_the_other_party_only_to_an_officer_who_may_see_it(desk_world, ding):
+    """The console's scope in IM too: a party of another officer reads as "a party you may not see"
+    (the person linking them named), a guarantor securing the officer's own borrower by name, and
+    the risk desk reads every name."""
+    controller = _controller("周明远", "p7c2e1")
+    rep = _person("周明远", "p7c2e1")
+    records = {
+        XINGHE.registry_id: _record(XINGHE, rep, controller),
+        YUANDA.registry_id: _record(YUANDA, _person("李娜", "p0b9d4"), controller),
+        LANQI.registry_id: _record(LANQI, _person("孙立", "p3f8a6"), controller),
+    }
+    _check(desk_world, records, T0)
+
+    def listing(case: str) -> Listing:
+        return Listing(
+            case, ListingState.ACTIVE, party=Party.ACTUAL_CONTROLLER, party_name="周明远", case_number=case
+        )
+
+    records[XINGHE.registry_id] = _record(XINGHE, rep, controller, [listing("（2026）浙0206执1号")])
+    records[LANQI.registry_id] = _record(
+        LANQI, _person("孙立", "p3f8a6"), controller, [listing("（2026）沪0115执2号")]
+    )
+    _check(desk_world, records, T1)
+    desk_world.dispatch(T1 + timedelta(seconds=1))
+
+    kari = _about(ding.texts(KARI_TOKEN), "b-yuanda")
+    assert kari.startswith("[High risk] 杭州远大物流有限公司 (b-yuanda): connected risk")
+    assert "actual controller 周明远 is also legal representative of a party you may not see" in kari
+    assert XINGHE.name not in kari and "b-xinghe" not in kari, "张伟's borrower"
+    assert "is also actual controller of 上海临港澜启科技有限公司" in kari, "it guarantees Kari's borrower"
+    zhang = _about(ding.texts(DING_TOKEN), "b-xinghe")
+    assert "同时任 另一关联方（无权查看） 的实际控制人" in zhang and LANQI.name not in zhang
+    desk = _about(ding.texts(RISK_TOKEN), "b-yuanda")
+    assert XINGHE.name in desk and LANQI.name in desk and "无权查看" not in desk
 
 
 ZHIHE = BorrowerRow(
@@ -791,28 +935,28 @@ def test_the_console_names_a_connected_party_only_to_a_reader_who_may_see_it(sco
     for where, text in kari.items():
         assert XINGHE.name not in text and "b-xinghe" not in text, where
     english = (
-        "Connected party: legal representative 周明远 is also legal representative, actual controller"
-        " of a party you may not see"
+        "Connected party: legal representative 周明远 is also legal representative of a party you may not see"
     )
     for where in ("/borrower?id=b-yuanda&lang=en", "/alerts", "/history"):
         assert english in kari[where], where
-    risk_line = "Connected risk: legal representative 周明远 is also legal representative, actual controller"
+    risk_line = "Connected risk: legal representative 周明远 is also legal representative"
     assert (
         f"{risk_line} of a party you may not see; a party you may not see: Dishonest debtor"
         in (kari["/history?category=connected_risk"])
     )
     assert (
-        "关联关系：法定代表人 周明远 同时任 另一借款人（无权查看） 的法定代表人、实际控制人"
+        "关联关系：法定代表人 周明远 同时任 另一关联方（无权查看） 的法定代表人"
         in (kari["/borrower?id=b-yuanda&lang=zh-CN"])
     )
-    assert "另一借款人（无权查看）" in kari["/alerts?lang=zh-CN"]
-    assert "另一借款人（无权查看） []: legal_representative,actual_controller" in kari["csv"]
-    assert "另一借款人（无权查看） []: legal_representative,actual_controller" in kari["xlsx"]
-    assert "secures: b-yuanda, 1 more of other officers" in kari["/borrower?id=g-hengtai"]
+    assert "另一关联方（无权查看）" in kari["/alerts?lang=zh-CN"]
+    assert "另一借款人" not in kari["/alerts?lang=zh-CN"], "the hidden party may be a guarantor too"
+    assert "另一关联方（无权查看） []: legal_representative,actual_controller" in kari["csv"]
+    assert "另一关联方（无权查看） []: legal_representative,actual_controller" in kari["xlsx"]
+    assert "secures: b-yuanda, and 1 more (other officers&#39;)" in kari["/borrower?id=g-hengtai"]
     assert "b-yuanda、另有 1 家（其他客户经理负责）" in kari["/borrower?id=g-hengtai&lang=zh-CN"]
 
     risk = _console_texts(scoped_world, "risk")
-    assert "同时任 宁波星河港务有限公司 的法定代表人、实际控制人" in risk["/borrower?id=b-yuanda&lang=zh-CN"]
+    assert "同时任 宁波星河港务有限公司 的法定代表人" in risk["/borrower?id=b-yuanda&lang=zh-CN"]
     assert (
         f"{risk_line} of 宁波星河港务有限公司; 宁波星河港务有限公司: Dishonest debtor"
         in (risk["/history?category=connected_risk"])

@@ -686,6 +686,7 @@ def test_audit_details_read_as_words_with_times_in_the_readers_zone():
     from zoneinfo import ZoneInfo
 
     from watcher.console.rendering import audit_detail
+    from watcher.lifecycle import WITH_BORROWERS
     from watcher.vocabulary import Language
 
     opened = json.dumps({"borrower_id": "b-1", "severity": "high", "targets": ["notifier:bad", "officer:li"]})
@@ -706,6 +707,12 @@ def test_audit_details_read_as_words_with_times_in_the_readers_zone():
         "类型: 监控中断; 来源: 企查查; 信号: 司法风险"
     )
     assert audit_detail("not json", Language.EN, ZoneInfo("UTC")) == "not json"
+    # The watcher's own reason reads in the reader's language; a person's as they typed it.
+    stopped = json.dumps({"reason": WITH_BORROWERS})
+    assert audit_detail(stopped, Language.ZH_CN, ZoneInfo("UTC")) == "原因: 所担保的借款人均已停止监控"
+    assert audit_detail(stopped, Language.EN, ZoneInfo("UTC")) == f"reason: {WITH_BORROWERS}"
+    typed = json.dumps({"reason": "loan repaid early"})
+    assert audit_detail(typed, Language.ZH_CN, ZoneInfo("UTC")) == "原因: loan repaid early"
 
 
 # -- the trusted proxy header ---------------------------------------------------------------------

@@ -421,6 +421,6 @@ def test_a_partys_neighbourhood_is_drawn_and_scoped_in_the_browser(served_connec
     browser.get(f"{console.base}/borrower?id=b-alpha&lang=zh-CN")
     drawing = browser.find_element(By.CSS_SELECTOR, "#neighbourhood svg")
     labels = [node.text for node in drawing.find_elements(By.CSS_SELECTOR, "g.node")]
-    assert labels.count("另一借款人（无权查看）") == 2 and "赵敏" not in labels
+    assert labels.count("另一关联方（无权查看）") == 2 and "赵敏" not in labels
     assert not any("贝塔" in label or "b-beta" in label for label in labels)
     assert not drawing.find_elements(By.CSS_SELECTOR, "g.node.hidden a"), "no link to a hidden party"

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shutil
+import subprocess
 import warnings
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
@@ -28,7 +30,17 @@ from tests.deployment import Deployment
 from tests.listings import RecordSource
 from tests.test_console import CHANNELS, PASSWORD, sign_in
 from tests.test_party_ties import _portfolio
-from watcher.connections import LinkBasis, Node, NodeKind, PortfolioIndex, Tie, TieRole, company_node
+from watcher.connections import (
+    Guarantee,
+    LinkBasis,
+    Node,
+    NodeKind,
+    PartyTies,
+    PortfolioIndex,
+    Tie,
+    TieRole,
+    company_node,
+)
 from watcher.console import graph
 from watcher.console.app import create_app
 from watcher.console.auth import create_user
@@ -45,7 +57,7 @@ with warnings.catch_warnings():
     from starlette.testclient import TestClient
 
 CHECKED_AT = datetime(2026, 3, 10, 2, 0, tzinfo=UTC)
-HIDDEN_ZH = "另一借款人（无权查看）"
+HIDDEN_ZH = "另一关联方（无权查看）"
 
 PARTIES = {
     "b-alpha": ("阿尔法精密机械有限公司", "zhang_wei"),
@@ -344,6 +356,55 @@ def _crowd(fans: int, second: int) -> PortfolioIndex:
                 )
             )
     return PortfolioIndex.build(parties)
+
+
+def test_a_guarantee_is_drawn_from_the_guarantor_and_names_the_group_it_holds_together():
+    """A direct link says who holds the role (an arrow from the guarantor), and a group held together
+    by a guarantee names it in "linked by" (no shared person or company would): scoped like any name."""
+    index = PortfolioIndex()
+    guarantees = frozenset(Guarantee("g-1", b, TieRole.GUARANTOR) for b in ("b-1", "b-2"))
+    index.add(
+        PartyTies(
+            "g-1",
+            company_node("cn", "91310115MA1K4LQ07P"),
+            "上海临港澜启科技有限公司",
+            frozenset(),
+            guarantees,
+        )
+    )
+    index.add(
+        PartyTies("b-1", company_node("cn", "91330106MA2KH7Q302"), "杭州澜潮智能装备有限公司", frozenset())
+    )
+    index.add(PartyTies("b-2", company_node("cn", "91330201MA2H8Q0X1K"), "宁波星河港务有限公司", frozenset()))
+    hood = graph.neighbourhood(
+        index,
+        "b-1",
+        visible={"b-1", "g-1"},
+        risk=graph.RiskMarks(),
+        language=Language.ZH_CN,
+        hidden_label="?",
+    )
+    key = {node.party_id: node.key for node in hood.nodes if node.party_id}
+    assert graph.GraphEdge(key["g-1"], key["b-1"], "保证人", False, forward=True) in hood.edges
+    dot = graph.neighbourhood_dot(hood)
+    assert f'  {key["g-1"]} -- {key["b-1"]} [label="保证人", dir=forward];' in dot
+    if shutil.which("dot"):
+        subprocess.run(["dot", "-Tsvg"], input=dot.encode(), check=True, capture_output=True)
+    [line] = [line for line in graph.connection_lines(index, "b-1", {"b-1", "g-1"}) if line.other]
+    assert (line.via_name, line.roles_here, line.roles_there) == (
+        "上海临港澜启科技有限公司",
+        frozenset({TieRole.GUARANTOR}),
+        frozenset(),
+    ), "the guarantor holds its role at b-1"
+    [group] = graph.group_lines(index, {"b-1", "g-1"}, {})
+    assert (group.size, group.guarantors, group.linking, group.linking_hidden) == (
+        3,
+        ("上海临港澜启科技有限公司",),
+        (),
+        0,
+    )
+    [unnamed] = graph.group_lines(index, {"b-2"}, {})
+    assert (unnamed.guarantors, unnamed.linking_hidden) == ((), 1), "a guarantor the reader may not see"
 
 
 def test_a_crowded_neighbourhood_is_capped_and_drawn_whole():

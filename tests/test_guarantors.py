@@ -276,7 +276,9 @@ def test_the_title_names_the_guarantor_its_role_and_the_readers_borrowers():
     nobody = render_alert(view.for_officer("someone"), Language.EN)
     assert "(guarantees 2 borrower(s))" in nobody.title and "杭州" not in nobody.title + nobody.body
     # The guarantor's own officer, who holds none of its borrowers, reads how many, not "borrowers: –".
-    assert "Guarantor ID g-1; borrower(s): 2 more of other officers" in nobody.body
+    assert "Guarantor ID g-1; borrower(s): 2 (other officers')" in nobody.body
+    some = render_alert(view.for_officer("kari"), Language.EN).body
+    assert "borrower(s): FJORDLYS SJØMAT AS (b-2), and 1 more (other officers')" in some
     zh_nobody = render_alert(view.for_officer("someone"), Language.ZH_CN).body
     assert "借款人：另有 2 家（其他客户经理负责）" in zh_nobody
     pledgor = render_alert(guarantor_view(PartyRole.PLEDGOR), Language.ZH_CN).title
@@ -397,7 +399,10 @@ def test_the_console_shows_a_guarantor_to_the_secured_borrowers_officer_naming_o
         assert sign_in(client, "li").status_code == 303
         portfolio = client.get("/").text
         assert "b-lanchao" in portfolio and "b-hardanger" not in portfolio
-        assert "所担保借款人" in portfolio and "FJORDLYS SJØMAT AS" in portfolio and "另有 1 家" in portfolio
+        assert (
+            "所担保借款人" in portfolio
+            and "FJORDLYS SJØMAT AS</a>、另有 1 家（其他客户经理负责）" in portfolio
+        )
         inbox = client.get("/alerts?status=all").text
         assert "保证人 杭州澜潮智能装备有限公司（为借款人 FJORDLYS SJØMAT AS 提供担保）" in inbox
         assert "HARDANGER" not in inbox
@@ -407,9 +412,14 @@ def test_the_console_shows_a_guarantor_to_the_secured_borrowers_officer_naming_o
         recorded = f"本行担保记录 不晚于 {today}（首次记录）"
         assert rows == [
             f"FJORDLYS SJØMAT AS b-fjordlys 杭州澜潮智能装备有限公司 保证人 {recorded}",
-            f"另一借款人（无权查看） 保证人 {recorded}",
+            f"另一关联方（无权查看） 杭州澜潮智能装备有限公司 保证人 {recorded}",
         ], "the guarantee drawn both ways, the borrower of another officer without its name"
+        # The borrowers it secures: the hidden ones counted after a separator (not glued to a name).
+        assert "b-fjordlys</span>、另有 1 家（其他客户经理负责）" in guarantor_page
         assert "HARDANGER" not in guarantor_page and "b-hardanger" not in guarantor_page
+        assert "其在本主体的角色" in guarantor_page and "其在关联主体的角色" in guarantor_page
+        groups = client.get("/groups").text
+        assert "担保：杭州澜潮智能装备有限公司" in groups, "a group held together by the guarantee"
         borrower_rows = _connection_rows(client.get("/borrower?id=b-fjordlys").text)
         assert borrower_rows == [
             f"杭州澜潮智能装备有限公司 b-lanchao 杭州澜潮智能装备有限公司 保证人 {recorded}"

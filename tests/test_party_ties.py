@@ -318,11 +318,15 @@ def test_the_table_reads_in_the_configured_language(world, monkeypatch):
     assert "可能关联（仅姓名）" in result.stdout and "数据商主体标识" in result.stdout
     line = next(line for line in result.stdout.splitlines() if "b-qiantang" in line and "陈丽" in line)
     assert "监事" in line
+    # The role columns say whose role it is: the linking person's or company's, at each party.
+    assert "其在主体的角色" in result.stdout and "其在关联主体的角色" in result.stdout
 
 
 DOT_STRING = r'"(?:[^"\\]|\\.)*"'
 DOT_NODE = re.compile(rf"^  {DOT_STRING} \[label={DOT_STRING}, shape=(box|ellipse|folder)\];$")
-DOT_EDGE = re.compile(rf"^  ({DOT_STRING}) -- ({DOT_STRING}) \[label={DOT_STRING}(, style=dashed)?\];$")
+DOT_EDGE = re.compile(
+    rf"^  ({DOT_STRING}) -- ({DOT_STRING}) \[label={DOT_STRING}(, style=dashed)?(, dir=forward)?\];$"
+)
 
 
 def _check_dot(text: str) -> list[tuple[str, str, bool]]:

@@ -73,7 +73,8 @@ def test_a_holding_of_a_watched_party_is_a_direct_edge_and_a_name_alone_a_dashed
         ("a", "b", (TieRole.SHAREHOLDER,))
     ]
     dot = report_dot(report, Language.EN)
-    assert '"party:a" -- "party:b" [label="shareholder"];' in dot
+    # b holds its stake at a: the arrow runs from the holder (the graph stays undirected).
+    assert '"party:b" -- "party:a" [label="shareholder", dir=forward];' in dot
     assert '"party:c" -- "node:person|n:li na" [label="finance head", style=dashed];' in dot
     assert 'label="B \\"Holdings\\" \\\\N (b)"' in dot  # the name reads as itself, \N is no escape
     shown = report_json(report)

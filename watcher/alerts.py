@@ -10,8 +10,10 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from watcher.models import Alert, Borrower, ChangeEvent, Delivery
+from watcher.connected import read_link
+from watcher.models import Alert, Borrower, ChangeEvent, Delivery, SecuresLink
 from watcher.render import AlertView, ChangeLine, GapLine
+from watcher.risk_lines import CONNECTED
 from watcher.store import SecuringParty, audit
 from watcher.vocabulary import AlertKind, AlertStatus, AuditAction, Language, PartyRole, Severity
 
@@ -43,6 +45,7 @@ def _view(session: Session, alert: Alert, window_days: int) -> AlertView:
         select(ChangeEvent).where(ChangeEvent.alert_id == alert_id).order_by(col(ChangeEvent.id))
     )
     party = SecuringParty.from_detail(json.loads(alert.detail or "{}").get("party") or {})
+    changes = tuple(change_line_of(event) for event in events)
     return AlertView(
         alert_id=alert.id,
         borrower_id=borrower.id,
@@ -50,7 +53,7 @@ def _view(session: Session, alert: Alert, window_days: int) -> AlertView:
         severity=Severity(alert.severity),
         source=alert.source,
         detected_at=alert.created_at,
-        changes=tuple(change_line_of(event) for event in events),
+        changes=changes,
         occasions_in_window=alert.occasions_in_window,
         window_days=window_days,
         recommend_early_repayment=alert.recommend_early_repayment,
@@ -59,7 +62,42 @@ def _view(session: Session, alert: Alert, window_days: int) -> AlertView:
         kind=AlertKind(alert.kind),
         party_role=party.role if party else PartyRole.BORROWER,
         secures=party.secures if party else (),
+        other_readers=_other_readers(session, changes),
     )
+
+
+def _other_readers(
+    session: Session, changes: tuple[ChangeLine, ...]
+) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The officers who may see each other party the connected lines name, as the console scopes
+    them (``console.queries``): the party's own officer, and the officers of the borrowers it secures
+    (as a guarantor, a pledgor or a borrower guaranteeing them)."""
+    others = sorted(
+        {
+            link.other
+            for change in changes
+            if change.category in CONNECTED
+            and (link := read_link(change.before, change.after)) is not None
+            and link.other
+        }
+    )
+    if not others:
+        return ()
+    readers: dict[str, set[str]] = {other: set() for other in others}
+    for party_id, officer in session.exec(
+        select(Borrower.id, Borrower.officer).where(col(Borrower.id).in_(others))
+    ):
+        if officer:
+            readers[party_id].add(officer)
+    secured = (
+        select(SecuresLink.party_id, Borrower.officer)
+        .join(Borrower, col(Borrower.id) == col(SecuresLink.borrower_id))
+        .where(col(SecuresLink.party_id).in_(others))
+    )
+    for party_id, officer in session.exec(secured):
+        if officer:
+            readers[party_id].add(officer)
+    return tuple((other, tuple(sorted(readers[other]))) for other in others)
 
 
 def change_line_of(event: ChangeEvent) -> ChangeLine:

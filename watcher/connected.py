@@ -384,6 +384,18 @@ class LinkValue:
     group_after: int = 0
 
 
+def hide_other(before: str | None, after: str | None, label: str = "") -> str | None:
+    """A stored ``after`` with the other party's id removed and its name replaced by ``label`` (still
+    in the shape :func:`read_link` reads; an empty label leaves the wording to the reader's language)."""
+    link = read_link(before, after)
+    if link is None or not link.other or after is None:
+        return after
+    rest = after[len(link.other_name) :].replace(f" [{link.other}]", " []", 1)
+    if link.other_name:  # a listing's text naming the party too
+        rest = rest.replace(link.other_name, label or "…")
+    return label + rest
+
+
 def _roles(text: str) -> frozenset[TieRole] | None:
     codes = [code for code in text.split(",") if code]
     known = {role.value: role for role in TieRole}

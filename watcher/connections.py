@@ -76,6 +76,28 @@ KEY_ROLES: frozenset[TieRole] = frozenset(
     }
 )
 
+# The roles from most to least significant to a lender: a line naming one role per side names the first.
+ROLE_SIGNIFICANCE: tuple[TieRole, ...] = (
+    TieRole.LEGAL_REPRESENTATIVE,
+    TieRole.ACTUAL_CONTROLLER,
+    TieRole.CONTROLLER,
+    TieRole.FINANCE_HEAD,
+    TieRole.SHAREHOLDER,
+    TieRole.DIRECTOR,
+    TieRole.BENEFICIAL_OWNER,
+    TieRole.MANAGER,
+    TieRole.SUPERVISOR,
+    TieRole.GUARANTOR,
+    TieRole.PLEDGOR,
+    TieRole.PLEDGEE,
+)
+
+
+def most_significant(roles: frozenset[TieRole]) -> frozenset[TieRole]:
+    """The one role of ``roles`` an alert line names (empty stays empty): the full set is history's."""
+    return frozenset(next(([role] for role in ROLE_SIGNIFICANCE if role in roles), []))
+
+
 _PERSON_ROLES: dict[Role, TieRole] = {
     Role.LEGAL_REPRESENTATIVE: TieRole.LEGAL_REPRESENTATIVE,
     Role.CHAIR: TieRole.DIRECTOR,

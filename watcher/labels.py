@@ -301,6 +301,7 @@ WORDS = {
         "group_formed": "（形成关联集团，共 {after} 家）",
         "group_grown": "（关联集团扩大：{before} → {after} 家）",
         "listing_of": "，{other} {listing}",
+        "hidden_party": "另一关联方（无权查看）",
     },
     Language.EN: {
         "open": " (",
@@ -325,6 +326,7 @@ WORDS = {
         "group_formed": " (forms a group of {after})",
         "group_grown": " (group grows from {before} to {after})",
         "listing_of": "; {other}: {listing}",
+        "hidden_party": "a party you may not see",
     },
 }
 
@@ -659,9 +661,17 @@ GROUP_HEADERS = {
     Language.EN: ("group", "size", "parties"),
 }
 
+# The role columns say whose role: the linking person's or company's ("linked by"), at each party.
 CONNECTION_HEADERS = {
-    Language.ZH_CN: ("主体", "关联主体", "关联人/企业", "本方角色", "对方角色", "关联依据"),
-    Language.EN: ("party", "connected party", "linked by", "roles here", "roles there", "basis"),
+    Language.ZH_CN: ("主体", "关联主体", "关联人/企业", "其在主体的角色", "其在关联主体的角色", "关联依据"),
+    Language.EN: (
+        "party",
+        "connected party",
+        "linked by",
+        "its role at party",
+        "its role at connected party",
+        "basis",
+    ),
 }
 
 

@@ -135,10 +135,11 @@ def dot_string(text: str) -> str:
 
 def report_dot(report: ConnectionReport, language: Language) -> str:
     """The report as a Graphviz graph: watched parties as boxes, people as ellipses and other
-    companies as folders, roles as edge labels, possible links dashed."""
+    companies as folders, roles as edge labels, possible links dashed; a direct link (a holding, a
+    guarantee) is an arrow from the party holding the role to the party it holds it at."""
     lines = ["graph connections {", '  graph [rankdir="LR"];', '  node [fontname="sans-serif"];']
     nodes: dict[str, str] = {}
-    edges: dict[tuple[str, str, str], bool] = {}
+    edges: dict[tuple[str, str, str, bool], bool] = {}
     for group in report.groups:
         for party in group:
             nodes[_party_id(party)] = f"label={dot_string(party_label(party))}, shape=box"
@@ -146,8 +147,9 @@ def report_dot(report: ConnectionReport, language: Language) -> str:
         here, there = _party_id(row.party), _party_id(row.other)
         nodes.setdefault(here, f"label={dot_string(party_label(row.party))}, shape=box")
         nodes.setdefault(there, f"label={dot_string(party_label(row.other))}, shape=box")
-        if row.direct:
-            _edge(edges, here, there, _direct_label(row, language), dashed=False)
+        if row.direct:  # drawn from the party holding the role to the party it holds it at
+            holder, held = (there, here) if row.roles_here else (here, there)
+            _edge(edges, holder, held, _direct_label(row, language), dashed=False, forward=True)
             continue
         via = f"node:{row.via_identity}"
         shape = "ellipse" if row.via_kind is NodeKind.PERSON else "folder"
@@ -156,8 +158,9 @@ def report_dot(report: ConnectionReport, language: Language) -> str:
         _edge(edges, there, via, tie_roles_label(frozenset(row.roles_there), language), dashed=row.possible)
     for node_id, attributes in nodes.items():
         lines.append(f"  {dot_string(node_id)} [{attributes}];")
-    for (start, end, label), dashed in edges.items():
+    for (start, end, label, forward), dashed in edges.items():
         style = ", style=dashed" if dashed else ""
+        style += ", dir=forward" if forward else ""  # an arrow in an undirected graph: who holds the role
         lines.append(f"  {dot_string(start)} -- {dot_string(end)} [label={dot_string(label)}{style}];")
     lines.append("}")
     return "\n".join(lines) + "\n"
@@ -172,7 +175,16 @@ def _direct_label(row: ConnectionRow, language: Language) -> str:
     return WORDS[language]["list"].join(TIE_ROLE_LABEL[language][role] for role in roles)
 
 
-def _edge(edges: dict[tuple[str, str, str], bool], start: str, end: str, label: str, *, dashed: bool) -> None:
-    """One edge per pair and label; solid wins over dashed (a strong link drawn once is enough)."""
-    key = (start, end, label)
+def _edge(
+    edges: dict[tuple[str, str, str, bool], bool],
+    start: str,
+    end: str,
+    label: str,
+    *,
+    dashed: bool,
+    forward: bool = False,
+) -> None:
+    """One edge per pair and label; solid wins over dashed (a strong link drawn once is enough);
+    ``forward`` draws an arrow from ``start``, the holder of the role, to ``end``."""
+    key = (start, end, label, forward)
     edges[key] = edges.get(key, True) and dashed

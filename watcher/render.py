@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, tzinfo
 from enum import StrEnum
 
 from watcher.change_line import ChangeLine
+from watcher.connected import hide_other, read_link
 from watcher.labels import (
     ACTION_LABEL,
     CATEGORY_LABEL,
@@ -25,6 +26,8 @@ from watcher.labels import (
     signatory_text,
 )
 from watcher.presentation import change_text, display_lines
+from watcher.record import Category
+from watcher.risk_lines import CONNECTED
 from watcher.units import format_moment
 from watcher.vocabulary import AlertKind, Language, PartyRole, Severity
 
@@ -75,6 +78,8 @@ _TEXT = {
     Language.ZH_CN: {
         "title": "【{severity}】{party}登记信息变更",
         "title_mismatch": "【{severity}】{party}预留签字人未更新",
+        "title_connected_risk": "【{severity}】{party}：关联风险提示",
+        "title_connected_party": "【{severity}】{party}：关联关系提示",
         "window": "近 {days} 天内关键人员变更 {count} 次",
         "title_onboarding": "【{severity}】{party}纳入监控时已存在风险信息",
         "action_high": "建议：立即发起风险预警，并考虑提前收回贷款、申请财产保全。",
@@ -111,10 +116,13 @@ _TEXT = {
         "borrower_secured_note": "借款人编号 {party_id}；其担保的借款人：{borrowers}",
         "secured_item": "{name}（{borrower_id}）",
         "secured_others": "另有 {count} 家（其他客户经理负责）",
+        "secured_others_only": "另有 {count} 家（其他客户经理负责）",
     },
     Language.EN: {
         "title": "[{severity}] {party}: registry record changed",
         "title_mismatch": "[{severity}] {party}: signatory on file not updated",
+        "title_connected_risk": "[{severity}] {party}: connected risk",
+        "title_connected_party": "[{severity}] {party}: connected party",
         "window": "{count} key-person change(s) in the last {days} days",
         "title_onboarding": "[{severity}] {party}: risk listings active at onboarding",
         "action_high": "Recommended action: raise a risk warning and consider calling the loan early "
@@ -153,7 +161,8 @@ _TEXT = {
         "also_secures": "also {secured}",
         "borrower_secured_note": "Borrower ID {party_id}; guarantees borrower(s): {borrowers}",
         "secured_item": "{name} ({borrower_id})",
-        "secured_others": "{count} more of other officers",
+        "secured_others": "and {count} more (other officers')",
+        "secured_others_only": "{count} (other officers')",
     },
 }
 
@@ -237,6 +246,9 @@ class AlertView:
     party_role: PartyRole = PartyRole.BORROWER  # a guarantor or pledgor names the borrowers it secures
     secures: tuple[SecuredBorrower, ...] = ()  # a borrower's too, when it guarantees other borrowers
     secures_hidden: int = 0  # secured borrowers of other officers, left out of ``secures``
+    # The other parties its connected-party/-risk lines name, each with the officers who may see it
+    # (its own, and those of the borrowers it secures): the console's scope.
+    other_readers: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def securing(self) -> bool:
@@ -245,9 +257,10 @@ class AlertView:
         return self.party_role.secures or bool(self.secures) or self.secures_hidden > 0
 
     def for_officer(self, officer: str) -> AlertView:
-        """What one officer may read: a gap alert about a whole source lists only their parties, and a
-        guarantor's alert names only their borrowers among those it secures."""
-        view = self
+        """What one officer may read: a gap alert about a whole source lists only their parties, a
+        guarantor's alert names only their borrowers among those it secures, and a connected line
+        names its other party only when the officer may see it (the person linking them stays)."""
+        view = self._connected_for(officer)
         if self.secures:
             mine = tuple(secured for secured in self.secures if secured.officer == officer)
             view = replace(
@@ -257,6 +270,22 @@ class AlertView:
             return view
         own = tuple(line for line in self.gap if line.officer == officer or officer in line.readers)
         return replace(view, gap=own, gap_hidden=self.gap_hidden + len(self.gap) - len(own))
+
+    def _connected_for(self, officer: str) -> AlertView:
+        """The console's scope in a pushed message: another officer's party is not named to this one."""
+        readers = dict(self.other_readers)
+        changes = tuple(
+            replace(change, after=hide_other(change.before, change.after))
+            if change.category in CONNECTED and not _may_see(change, officer, readers)
+            else change
+            for change in self.changes
+        )
+        return self if changes == self.changes else replace(self, changes=changes)
+
+
+def _may_see(change: ChangeLine, officer: str, readers: dict[str, tuple[str, ...]]) -> bool:
+    link = read_link(change.before, change.after)
+    return link is None or not link.other or officer in readers.get(link.other, ())
 
 
 class BodyFormat(StrEnum):
@@ -361,7 +390,8 @@ def _secured_note(view: AlertView, language: Language, escape: Callable[[str], s
         for secured in view.secures
     ]
     if view.secures_hidden:  # the guarantor's own officer may hold none of the borrowers it secures
-        items.append(text["secured_others"].format(count=view.secures_hidden))
+        others = "secured_others" if items else "secured_others_only"
+        items.append(text[others].format(count=view.secures_hidden))
     key = "secured_note" if view.party_role.secures else "borrower_secured_note"
     return [
         text[key].format(
@@ -593,6 +623,10 @@ def render_alert(
     text = _TEXT[language]
     severity = SEVERITY_LABEL[language][view.severity]
     title_key = "title" if view.changes else "title_mismatch"
+    if view.changes and all(change.category in CONNECTED for change in view.changes):
+        # Nothing in the party's own record changed: the news is another party's.
+        risk = any(change.category is Category.CONNECTED_RISK for change in view.changes)
+        title_key = "title_connected_risk" if risk else "title_connected_party"
     if view.kind is AlertKind.ONBOARDING:
         title_key = "title_onboarding"
     title = text[title_key].format(severity=severity, party=party_heading(view, language))

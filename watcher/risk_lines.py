@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from watcher.change_line import ChangeLine
 from watcher.connected import LinkValue, read_link
+from watcher.connections import most_significant
 from watcher.labels import (
     CATEGORY_LABEL,
     INSOLVENCY_ACTION_LABEL,
@@ -85,11 +86,12 @@ def connected_text(change: ChangeLine, language: Language, escape: Escape) -> st
     if link is None:
         return None
     words = WORDS[language]
-    here, there = tie_roles_label(link.roles_here, language), tie_roles_label(link.roles_there, language)
+    here = tie_roles_label(most_significant(link.roles_here), language)
+    there = tie_roles_label(most_significant(link.roles_there), language)
     values = {
         "category": CATEGORY_LABEL[language][change.category],
         "name": escape(change.subject),
-        "other": escape(link.other_name) or escape(link.other),
+        "other": _other(link, language, escape),
         "roles_here": f"{here} " if here else "",
         "roles_there": there,
     }
@@ -108,6 +110,12 @@ def connected_text(change: ChangeLine, language: Language, escape: Escape) -> st
             other=values["other"], listing=_listed(change, link, language, escape)
         )
     return text
+
+
+def _other(link: LinkValue, language: Language, escape: Escape) -> str:
+    """The other party by name (else id), or as hidden when the reader may not see it (name and id
+    taken out by :func:`watcher.connected.hide_other`)."""
+    return escape(link.other_name) or escape(link.other) or WORDS[language]["hidden_party"]
 
 
 def _listed(change: ChangeLine, link: LinkValue, language: Language, escape: Escape) -> str:
@@ -138,7 +146,7 @@ def connected_value(change: ChangeLine, value: str, language: Language, escape: 
 def _connected_side(change: ChangeLine, link: LinkValue, language: Language, escape: Escape) -> str:
     """The other party of a connected-party change, with its roles (and the listing) in words."""
     roles = tie_roles_label(link.roles_there, language)
-    text = escape(link.other_name) + (bracket(language, roles) if roles else "")
+    text = _other(link, language, escape) + (bracket(language, roles) if roles else "")
     if link.listing_category is not None:
         text += WORDS[language]["clause_sep"] + _listed(change, link, language, escape)
     return text

@@ -1,6 +1,6 @@
 """What of a stored change a reader may see: a connected-party/-risk change names another party, and
 an audit entry lists whom a guarantor secures; a party outside the reader's scope is shown without its
-name and id (the IM alerts to officers keep naming both parties; only the console hides them).
+name and id (as in the alerts pushed to officers, ``render.AlertView.for_officer``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 from sqlmodel import col, select
 
 from watcher.change_line import ChangeLine
-from watcher.connected import read_link
+from watcher.connected import hide_other, read_link
 from watcher.console.queries import scoped, sees_all
 from watcher.models import Borrower, User
 from watcher.record import Category
@@ -54,9 +54,7 @@ class PartyScope:
         link = read_link(before, after)
         if link is None or not link.other or link.other in self.visible([link.other]):
             return after
-        assert after is not None
-        masked = after.replace(f"[{link.other}]", "[]")
-        return masked.replace(link.other_name, self.hidden_label) if link.other_name else masked
+        return hide_other(before, after, self.hidden_label)
 
     def line(self, change: ChangeLine) -> ChangeLine:
         """A change line as the reader may see it."""
@@ -68,10 +66,13 @@ class PartyScope:
         after = self.after(row.category, row.before, row.after)
         return row if after == row.after else dataclasses.replace(row, after=after)
 
-    def secured_ids(self, value: Any, join: Callable[[list[str]], str], others: Callable[[int], str]) -> str:
-        """An audit entry's ``secures`` ids: the visible ones, the others only counted."""
+    def secured_ids(
+        self, value: Any, join: Callable[[list[str]], str], others: Callable[[int, bool], str]
+    ) -> str:
+        """An audit entry's ``secures`` ids: the visible ones, the others only counted (``others`` is
+        told whether any is named before them)."""
         ids = [str(item) for item in value] if isinstance(value, list) else [str(value)]
         shown = self.visible(ids)
         visible_ids = [party for party in ids if party in shown]
         hidden = len(ids) - len(visible_ids)
-        return join(visible_ids + ([others(hidden)] if hidden else []))
+        return join(visible_ids + ([others(hidden, bool(visible_ids))] if hidden else []))

@@ -72,6 +72,7 @@ class GraphEdge:
     end: str
     label: str
     dashed: bool
+    forward: bool = False  # a direct link: from the party holding the role to the party it holds it at
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,9 +95,9 @@ class PartyName:
 @dataclass(frozen=True, slots=True)
 class ConnectionLine:
     """One link of the page's party to another watched party, as the connections table shows it.
-    ``other`` is None for a party the reader may not see; ``via_name`` is then empty for a holding of
-    that party itself (its name is the link). Each side's start is the registry's (``since_*``) and
-    when the index first held it (``seen_*``)."""
+    ``other`` is None for a party the reader may not see; ``via_name`` is then empty for a holding or
+    guarantee of that party itself (its name is the link). Each side's start is the registry's
+    (``since_*``) and when the index first held it (``seen_*``)."""
 
     other: PartyName | None
     via_kind: NodeKind
@@ -156,7 +157,8 @@ def connection_lines(index: PortfolioIndex, party: str, visible: Set[str]) -> tu
             ConnectionLine(
                 other=PartyName(link.other, index.name(link.other)) if shown else None,
                 via_kind=link.node.kind,
-                via_name=link.name if shown or not link.direct else "",
+                # A direct link runs through one of the two parties: hidden when it is the other.
+                via_name=link.name if shown or not (link.direct and link.roles_here) else "",
                 roles_here=link.roles_here,
                 roles_there=link.roles_there,
                 since_here=since_here,
@@ -197,6 +199,7 @@ class _Draft:
     rank: dict[str, float] = field(default_factory=dict)
     via: dict[str, tuple[NodeKind, str]] = field(default_factory=dict)  # "node:…" → (kind, name)
     edges: dict[tuple[str, str, str], bool] = field(default_factory=dict)  # (party, end, label) → dashed
+    forward: set[tuple[str, str, str]] = field(default_factory=set)  # direct edges, holder first
 
     def place(self, key: str, rank: float) -> None:
         self.rank[key] = min(self.rank.get(key, rank), rank)
@@ -221,10 +224,11 @@ def _draft(index: PortfolioIndex, distance: dict[str, int], language: Language) 
             if link.possible and hop > 0:
                 continue  # possible links of the page's party only: names alone would flood the picture
             here, there = _party_key(party), _party_key(link.other)
-            if link.direct:
-                roles = link.roles_here or link.roles_there
-                first, second = sorted((here, there))
-                draft.edge(first, second, tie_roles_label(roles, language), dashed=False)
+            if link.direct:  # the other party holds roles_here at this one, or this one roles_there there
+                holder, holding = (there, here) if link.roles_here else (here, there)
+                label = tie_roles_label(link.roles_here or link.roles_there, language)
+                draft.edge(holder, holding, label, dashed=False)
+                draft.forward.add((holder, holding, label))
                 continue
             held = own_parties.get(link.node)
             via = _party_key(held) if held is not None else f"node:{link.node.identity}"
@@ -305,7 +309,7 @@ def neighbourhood(
         for key, opaque in keys.items()
     ]
     drawn = tuple(
-        GraphEdge(keys[start], keys[end], label, dashed)
+        GraphEdge(keys[start], keys[end], label, dashed, forward=(start, end, label) in draft.forward)
         for (start, end, label), dashed in sorted(edges.items())
         if start in keys and end in keys
     )
@@ -412,6 +416,7 @@ def neighbourhood_dot(hood: Neighbourhood) -> str:
     lines += [f"  {node.key} [{_node_attributes(node)}];" for node in hood.nodes]
     for edge in hood.edges:
         style = ', style=dashed, class="possible"' if edge.dashed else ""
+        style += ", dir=forward" if edge.forward else ""  # an arrow: who holds the role
         lines.append(f"  {edge.start} -- {edge.end} [label={dot_string(edge.label)}{style}];")
     lines.append("}")
     return "\n".join(lines) + "\n"
@@ -440,6 +445,16 @@ class GroupLine:
     top_open: Severity | None
     linking: tuple[str, ...]  # people and companies tying two members, tied to a visible one
     linking_hidden: int
+    guarantors: tuple[str, ...] = ()  # visible guarantors and pledgors securing a member's loan
+
+
+def _guarantors(
+    index: PortfolioIndex, group: frozenset[str], visible: Set[str]
+) -> tuple[tuple[str, ...], int]:
+    """The guarantees holding the group together (a direct link: no shared node names them): the
+    guarantors the reader may see by name, the others counted."""
+    given = {g.party for member in group for g in index.guarantees(member) if {g.party, g.borrower} <= group}
+    return tuple(sorted(index.name(p) or p for p in given & visible)), len(given - visible)
 
 
 def _linking(index: PortfolioIndex, group: frozenset[str], visible: Set[str]) -> tuple[tuple[str, ...], int]:
@@ -467,6 +482,7 @@ def group_lines(
         stats = [alerts.get(party, PartyAlerts()) for party in group]
         tops = [s.top_open for s in stats if s.top_open is not None]
         linking, linking_hidden = _linking(index, group, visible)
+        guarantors, guarantors_hidden = _guarantors(index, group, visible)
         lines.append(
             GroupLine(
                 size=len(group),
@@ -475,7 +491,8 @@ def group_lines(
                 total_alerts=sum(s.total for s in stats),
                 top_open=max(tops, key=lambda s: s.rank) if tops else None,
                 linking=linking,
-                linking_hidden=linking_hidden,
+                linking_hidden=linking_hidden + guarantors_hidden,
+                guarantors=guarantors,
             )
         )
     return tuple(lines)

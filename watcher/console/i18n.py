@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from watcher.labels import ALERT_STATUS_LABEL, SIGNAL_LABEL
+from watcher.labels import ALERT_STATUS_LABEL, SIGNAL_LABEL, WORDS
+from watcher.lifecycle import WITH_BORROWERS
 from watcher.record import Category, ListingState
 from watcher.render import (
     ACTION_LABEL,
@@ -18,6 +19,7 @@ __all__ = [
     "ACTION_LABEL",
     "AUDIT_ACTION_LABEL",
     "AUDIT_DETAIL_LABEL",
+    "AUDIT_REASON_LABEL",
     "CATEGORY_LABEL",
     "LANGUAGES",
     "LISTING_ACTION_LABEL",
@@ -111,6 +113,12 @@ AUDIT_ACTION_LABEL = {
         AuditAction.SIGNED_IN: "Signed in",
         AuditAction.LOCKED_OUT: "Locked out",
     },
+}
+
+# Reasons the watcher itself records for an audit entry (stored in English, as the CLI prints them).
+AUDIT_REASON_LABEL = {
+    Language.ZH_CN: {WITH_BORROWERS: "所担保的借款人均已停止监控"},
+    Language.EN: {WITH_BORROWERS: WITH_BORROWERS},
 }
 
 # The keys of an audit entry's detail as words (the borrower page's audit trail).
@@ -337,6 +345,8 @@ TEXT: dict[Language, dict[str, str]] = {
         "inactive_since": "已停止监控（自 {time}）",
         "secures": "所担保借款人",
         "secures_hidden": "另有 {count} 家（其他客户经理负责）",
+        "secures_hidden_only": "另有 {count} 家（其他客户经理负责）",
+        "list_sep": "、",
         "borrowers_inactive": "已停止监控",
         "groups": "关联集团",
         "groups_intro": (
@@ -351,17 +361,18 @@ TEXT: dict[Language, dict[str, str]] = {
         "group_top_open": "最高未处理级别",
         "group_linking": "关联人员/企业",
         "group_linking_hidden": "另有 {count} 个",
+        "group_guarantee": "担保：{name}",
         "group_numbers_note": "预警合计与最高级别涵盖集团全部成员，包括您无权查看的成员（不显示其名称）。",
         "connections": "关联关系",
         "connections_none": "未发现与其他受监控主体的关联。",
         "other_party": "关联主体",
         "linked_by": "关联人员/企业",
-        "roles_here": "在本主体的职务",
-        "roles_there": "在关联主体的职务",
+        "roles_here": "其在本主体的角色",
+        "roles_there": "其在关联主体的角色",
         "link_basis": "识别依据",
         "link_since": "关联起始",
         "link_recorded_by": "不晚于 {date}（首次记录）",
-        "hidden_party": "另一借款人（无权查看）",
+        "hidden_party": WORDS[Language.ZH_CN]["hidden_party"],
         "neighbourhood": "关联图",
         "neighbourhood_desc": "{name} 的关联图：{parties} 个主体，{nodes} 个节点",
         "not_drawn": "另有 {count} 个节点未绘出（仅绘出最近的 {limit} 个）。",
@@ -522,7 +533,9 @@ TEXT: dict[Language, dict[str, str]] = {
         "inactive": "Inactive",
         "inactive_since": "Inactive since {time}",
         "secures": "Secures",
-        "secures_hidden": "{count} more of other officers",
+        "secures_hidden": "and {count} more (other officers')",
+        "secures_hidden_only": "{count} (other officers')",
+        "list_sep": ", ",
         "borrowers_inactive": "Inactive (not watched)",
         "groups": "Groups",
         "groups_intro": (
@@ -538,6 +551,7 @@ TEXT: dict[Language, dict[str, str]] = {
         "group_top_open": "Highest open severity",
         "group_linking": "Linked by",
         "group_linking_hidden": "{count} more",
+        "group_guarantee": "guarantee: {name}",
         "group_numbers_note": (
             "Alerts and the highest severity cover every member of a group, those you may not see too "
             "(unnamed)."
@@ -546,12 +560,12 @@ TEXT: dict[Language, dict[str, str]] = {
         "connections_none": "No links to other watched parties found.",
         "other_party": "Other party",
         "linked_by": "Linked by",
-        "roles_here": "Roles here",
-        "roles_there": "Roles there",
+        "roles_here": "Its role here",
+        "roles_there": "Its role there",
         "link_basis": "Matched by",
         "link_since": "Since",
         "link_recorded_by": "by {date} (first recorded)",
-        "hidden_party": "a party you may not see",
+        "hidden_party": WORDS[Language.EN]["hidden_party"],
         "neighbourhood": "Neighbourhood",
         "neighbourhood_desc": "Neighbourhood of {name}: {parties} parties, {nodes} nodes",
         "not_drawn": "{count} more nodes not drawn (only the nearest {limit} are).",

@@ -23,6 +23,7 @@ from watcher.console.i18n import (
     ACTION_LABEL,
     AUDIT_ACTION_LABEL,
     AUDIT_DETAIL_LABEL,
+    AUDIT_REASON_LABEL,
     CATEGORY_LABEL,
     LANGUAGES,
     LISTING_ACTION_LABEL,
@@ -118,7 +119,9 @@ def audit_detail(
             return scope.secured_ids(
                 value,
                 _LIST_SEPARATOR[lang].join,
-                lambda count: TEXT[lang]["secures_hidden"].format(count=count),
+                lambda count, after_names: TEXT[lang][
+                    "secures_hidden" if after_names else "secures_hidden_only"
+                ].format(count=count),
             )
         return _detail_value(key, value, lang, zone, source_name)
 
@@ -142,6 +145,7 @@ def _detail_value(
         "severity": SEVERITY_LABEL[lang],
         "kind": ALERT_KIND_LABEL[lang],
         "signals": SIGNAL_LABEL[lang],
+        "reason": AUDIT_REASON_LABEL[lang],  # a reason typed by a person stays as typed
     }
     if key == "source":
         return source_name(text)

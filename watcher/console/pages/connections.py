@@ -45,7 +45,8 @@ def _cells(ctx: Ctx, line: graph.ConnectionLine) -> ConnectionCells:
     return ConnectionCells(
         other_id=line.other.id if line.other is not None else None,
         other_name=line.other.name if line.other is not None else ctx.t("hidden_party"),
-        via=line.via_name,
+        # A direct link to a hidden party runs through that party itself: said so, not left blank.
+        via=line.via_name or (ctx.t("hidden_party") if line.other is None else ""),
         roles_here=graph.roles_text(line.roles_here, line.since_here, ctx.lang),
         roles_there=graph.roles_text(line.roles_there, line.since_there, ctx.lang),
         basis=link_label(line.basis, line.possible, ctx.lang),
