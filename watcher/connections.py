@@ -183,7 +183,7 @@ class Connection:
             self.party,
             self.other,
             self.node,
-            self.name,
+            min(self.name, other.name),  # ties may spell one node differently: any order, one name
             self.roles_here | other.roles_here,
             self.roles_there | other.roles_there,
             self.possible,
