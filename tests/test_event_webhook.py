@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from sqlmodel import select
@@ -299,6 +300,41 @@ def test_the_secret_is_never_logged_stored_or_shown(deploy, event_receiver_facto
         assert SECRET not in shown.output
     probe = cli(world.config_path, "notify", "test", "--notifier", "loan_system")
     assert "FAILED" in probe.output and SECRET not in probe.output
+
+
+def _readme_verify(now: float | None = None) -> Callable[..., bool]:
+    """The receiver's snippet from the README's Notifications section, run as printed; ``now``
+    stands in for the receiver's clock."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    [snippet] = [block for block in readme.split("```python\n")[1:] if "def verify(" in block.split("```")[0]]
+    namespace: dict = {}
+    exec(snippet.split("```")[0], namespace)  # noqa: S102 (our own README)
+    if now is not None:
+        namespace["time"] = SimpleNamespace(time=lambda: now)
+    return namespace["verify"]
+
+
+def test_the_readme_snippet_verifies_a_real_request_and_refuses_replays_and_other_secrets(
+    deploy, event_receiver_factory
+):
+    verify = _readme_verify()
+    receiver = event_receiver_factory(SECRET)
+    world = deploy(event_notifier(receiver.url))
+    world.baseline_then_change(LANCHAO)
+    assert world.dispatch(SOON) == DispatchReport(sent=1)
+    [request] = receiver.accepted
+    headers = {
+        "X-Watcher-Timestamp": request.headers["x-watcher-timestamp"],
+        "X-Watcher-Signature": request.headers["x-watcher-signature"],
+    }
+    assert verify(SECRET, headers, request.body)
+    assert not verify(OTHER_SECRET, headers, request.body)
+    assert not verify(SECRET, headers, request.body + b" ")
+    forged = {**headers, "X-Watcher-Timestamp": str(int(headers["X-Watcher-Timestamp"]) + 60)}
+    assert not verify(SECRET, forged, request.body)  # the timestamp is signed: it cannot be moved
+    sent_at = int(headers["X-Watcher-Timestamp"])
+    assert _readme_verify(now=sent_at + 299)(SECRET, headers, request.body)
+    assert not _readme_verify(now=sent_at + 301)(SECRET, headers, request.body)  # a replay, too late
 
 
 def test_a_secret_written_into_the_file_is_masked_too(tmp_path, sqlite_url, event_receiver_factory):
