@@ -284,7 +284,7 @@ class EventRequest:
 class EventReceiver:
     """A loan system's webhook endpoint on 127.0.0.1: verifies each request's signature and timestamp
     with its own copy of the secret (401 when they fail) and answers 204; ``answer_with(status)``
-    scripts a failure, ``hang()`` answers nothing (the sender's timeout)."""
+    scripts a failure, ``delay`` answers late (the sender's timeout)."""
 
     def __init__(self, secret: str) -> None:
         self.secret = secret
@@ -292,6 +292,8 @@ class EventReceiver:
         self._lock = threading.Lock()
         self._statuses: list[int] = []
         self.reason: str | None = None
+        self.delay = 0.0
+        """Seconds to wait before answering: longer than the sender waits is a timeout."""
         """The reason phrase of every answer, when set (a receiver that echoes too much in it)."""
         receiver = self
 
@@ -350,6 +352,8 @@ class EventReceiver:
             scripted = self._statuses.pop(0) if self._statuses else None
             status = scripted or (204 if verified else 401)
             self.requests.append(EventRequest(headers, body, verified, status))
+        if self.delay:
+            time.sleep(self.delay)  # recorded as it arrived; the answer comes late
         try:
             request.send_response(status, self.reason)
             request.send_header("Content-Length", "0")

@@ -233,6 +233,20 @@ def test_a_503_is_retried_with_the_same_body_and_event_id_and_a_fresh_signature(
     assert (row.status, row.attempts, row.last_error) == ("sent", 2, None)
 
 
+def test_a_receiver_that_does_not_answer_in_time_is_tried_again(deploy, event_receiver_factory):
+    receiver = event_receiver_factory(SECRET)
+    world = deploy(event_notifier(receiver.url))
+    world.baseline_then_change(LANCHAO)
+    receiver.delay = 3.0
+    assert world.dispatch(SOON, lease=timedelta(seconds=2)) == DispatchReport(failed=1)  # 1 s to send
+    [row] = world.deliveries()
+    assert (row.status, row.attempts) == ("pending", 1) and "no answer within 1 s" in (row.last_error or "")
+    receiver.delay = 0.0
+    assert world.dispatch(row.next_attempt_at) == DispatchReport(sent=1)
+    late, retried = [r for r in receiver.requests if r.verified]
+    assert retried.body == late.body
+
+
 @pytest.mark.parametrize(
     ("status", "retried"), [(408, True), (429, True), (500, True), (400, False), (410, False)]
 )
