@@ -3,7 +3,9 @@
 ``notifiers/<family>.py`` defines a :class:`notifiers.base.Sender` subclass decorated with
 :func:`register`; URLs whose scheme no family claims go to apprise (``notifiers/apprise_channel.py``),
 which carries email, Slack, Teams, Telegram and the rest. DingTalk, WeCom and Feishu/Lark have
-senders of their own because apprise reports their rejected messages as sent.
+senders of their own because apprise reports their rejected messages as sent. A notifier with
+``format = "event"`` posts signed JSON documents to its http(s) URLs instead
+(``notifiers/event_webhook.py``, chosen by :func:`sender_for`'s ``signing_secret``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ if TYPE_CHECKING:
     from notifiers.base import Sender
 
 _BY_SCHEME: dict[str, type[Sender]] = {}
-_NOT_FAMILIES = {"base"}
+_NOT_FAMILIES = {"base", "event_webhook"}  # event_webhook is chosen by a notifier's format, not a scheme
 _loaded = False
 
 
@@ -112,8 +114,16 @@ def family_of(url: str) -> type[Sender] | None:
     return _BY_SCHEME.get(url.split("://", 1)[0].lower()) if "://" in url else None
 
 
-def sender_for(url: str) -> Sender:
-    """The sender for one configured URL; ValueError (without the secret-bearing URL) if unusable."""
+def sender_for(url: str, *, signing_secret: str | None = None) -> Sender:
+    """The sender for one configured URL; ValueError (without the secret-bearing URL) if unusable.
+
+    ``signing_secret``: the URL belongs to a ``format = "event"`` notifier, whose receivers get
+    signed JSON documents (:mod:`notifiers.event_webhook`) whatever the scheme.
+    """
+    if signing_secret is not None:
+        from notifiers.event_webhook import SignedEventSender
+
+        return SignedEventSender(url, signing_secret)
     _load_families()
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     from notifiers.apprise_channel import AppriseSender

@@ -14,10 +14,15 @@ from watcher.vocabulary import Severity
 
 @dataclass(frozen=True, slots=True)
 class SendResult:
-    """Outcome of one send. ``detail`` is safe to store and show: it never contains the URL's secrets."""
+    """Outcome of one send. ``detail`` is safe to store and show: it never contains the URL's secrets.
+
+    ``permanent``: the receiver refused the message for good (an event webhook's 4xx); the outbox
+    stops retrying it at once instead of after ``max_attempts``.
+    """
 
     ok: bool
     detail: str = ""
+    permanent: bool = False
 
 
 def masked(url: str) -> str:

@@ -6,6 +6,9 @@ accepts a message, HTTP 200 with a non-zero code when it rejects one (the case a
 success), or a plain HTTP error. It checks DingTalk's 加签 signature when given the secret. Senders
 reach it through the URL option ``api=``.
 
+``EventReceiver`` is a loan system's endpoint for signed JSON events: it checks each request's
+HMAC signature and timestamp with its own copy of the secret, as the README tells receivers to.
+
 ``SmtpReceiver`` is an aiosmtpd server on 127.0.0.1 that can refuse mail (4xx) or be taken down
 and brought back on the same port.
 
@@ -246,6 +249,117 @@ class ChatReceiver:
             request.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up waiting (a timeout): what it missed is the test's business
+
+
+# -- signed event webhooks --------------------------------------------------------------------------
+
+EVENT_REPLAY_WINDOW_SECONDS = 300
+
+
+def event_signature_ok(secret: str, timestamp: str, signature: str, body: bytes, now: float) -> bool:
+    """What a receiver checks (the README's snippet), written apart from notifiers/event_webhook.py:
+    HMAC-SHA256 of "<timestamp>.<body>", and a timestamp within the replay window."""
+    if not timestamp.isdigit() or abs(now - int(timestamp)) > EVENT_REPLAY_WINDOW_SECONDS:
+        return False
+    expected = (
+        "sha256=" + hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    )
+    return hmac.compare_digest(expected, signature)
+
+
+@dataclass(frozen=True, slots=True)
+class EventRequest:
+    """One POST as the receiver saw it: headers, the exact body bytes, and whether it verified."""
+
+    headers: dict[str, str]
+    body: bytes
+    verified: bool
+    status: int
+
+    @property
+    def document(self) -> dict:
+        return json.loads(self.body.decode("utf-8"))
+
+
+class EventReceiver:
+    """A loan system's webhook endpoint on 127.0.0.1: verifies each request's signature and timestamp
+    with its own copy of the secret (401 when they fail) and answers 204; ``answer_with(status)``
+    scripts a failure, ``delay`` answers late (the sender's timeout)."""
+
+    def __init__(self, secret: str) -> None:
+        self.secret = secret
+        self.requests: list[EventRequest] = []
+        self._lock = threading.Lock()
+        self._statuses: list[int] = []
+        self.reason: str | None = None
+        self.delay = 0.0
+        """Seconds to wait before answering: longer than the sender waits is a timeout."""
+        """The reason phrase of every answer, when set (a receiver that echoes too much in it)."""
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            disable_nagle_algorithm = True
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
+                receiver._handle(self)
+
+            def log_message(self, format: str, *args) -> None:  # noqa: A002 (the stdlib's name)
+                return
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="event-receiver",
+            daemon=True,
+        )
+
+    def start(self) -> EventReceiver:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/hooks/watcher?tenant=risk"
+
+    def answer_with(self, *statuses: int) -> None:
+        """Answer the next requests with these statuses (then 204 again), whatever their signature."""
+        with self._lock:
+            self._statuses = list(statuses)
+
+    @property
+    def accepted(self) -> list[EventRequest]:
+        with self._lock:
+            return [r for r in self.requests if r.verified and r.status < 300]
+
+    def _handle(self, request: BaseHTTPRequestHandler) -> None:
+        body = request.rfile.read(int(request.headers.get("Content-Length") or 0))
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        verified = event_signature_ok(
+            self.secret,
+            headers.get("x-watcher-timestamp", ""),
+            headers.get("x-watcher-signature", ""),
+            body,
+            time.time(),
+        )
+        with self._lock:
+            scripted = self._statuses.pop(0) if self._statuses else None
+            status = scripted or (204 if verified else 401)
+            self.requests.append(EventRequest(headers, body, verified, status))
+        if self.delay:
+            time.sleep(self.delay)  # recorded as it arrived; the answer comes late
+        try:
+            request.send_response(status, self.reason)
+            request.send_header("Content-Length", "0")
+            request.end_headers()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
 
 
 # -- SMTP -------------------------------------------------------------------------------------------

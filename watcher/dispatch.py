@@ -25,7 +25,9 @@ from typing import TYPE_CHECKING, TypeVar, TypeVarTuple
 
 from sqlmodel import Session, col, select, update
 
-from notifiers.base import masked, without_secrets
+from notifiers.base import SendResult, masked, without_secrets
+from notifiers.event_webhook import SignedEventSender
+from watcher.alert_event import alert_event
 from watcher.alerts import alert_view
 from watcher.config import Config
 from watcher.models import Delivery, utcnow
@@ -35,6 +37,7 @@ from watcher.routing import (
     OFFICER_PREFIX,
     target_language,
     target_max_attempts,
+    target_signing_secret,
     target_urls,
     target_zone,
     url_fingerprint,
@@ -77,6 +80,8 @@ class _Work:
     views: tuple[AlertView, ...]
     digest: bool
     lease_until: datetime
+    documents: tuple[dict, ...] = ()
+    """For a ``format = "event"`` notifier: each alert's JSON document, built once per claim."""
 
     @property
     def severity(self) -> Severity:
@@ -113,7 +118,7 @@ class Dispatcher:
         self.batch = batch
         self.concurrency = concurrency
         self.sender_for = senders or sender_for
-        self._senders: dict[str, Sender] = {}
+        self._senders: dict[tuple[str, str], Sender] = {}
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="watcher-dispatch-db")
 
     def close(self) -> None:
@@ -198,6 +203,11 @@ class Dispatcher:
                 return views[alert_id].for_officer(target.removeprefix(OFFICER_PREFIX))
             return views[alert_id]
 
+        def documents(alert_ids: Sequence[int], target: str) -> tuple[dict, ...]:
+            if target_signing_secret(self.config, target) is None:
+                return ()
+            return tuple(alert_event(session, alert_id, target) for alert_id in alert_ids)
+
         work = [
             _Work(
                 (stored_id(row),),
@@ -207,6 +217,7 @@ class Dispatcher:
                 (view(row.alert_id, row.target),),
                 False,
                 lease_until,
+                documents([row.alert_id], row.target),
             )
             for row in rows
             if row.status == DeliveryStatus.PENDING
@@ -226,6 +237,7 @@ class Dispatcher:
                     tuple(view(r.alert_id, target) for r in held),
                     True,
                     lease_until,
+                    documents([r.alert_id for r in held], target),
                 )
             )
         return work
@@ -238,10 +250,17 @@ class Dispatcher:
             return urls
         return [url for url in urls if url_fingerprint(url) == item.url_fingerprint]
 
-    def _sender(self, url: str) -> Sender:
-        if url not in self._senders:
-            self._senders[url] = self.sender_for(url)
-        return self._senders[url]
+    def _sender(self, target: str, url: str) -> Sender:
+        """The URL's sender; a ``format = "event"`` notifier's URL gets the signed-event sender."""
+        if (target, url) not in self._senders:
+            secret = target_signing_secret(self.config, target)
+            if secret is None:
+                self._senders[(target, url)] = self.sender_for(url)
+            else:
+                from notifiers import sender_for
+
+                self._senders[(target, url)] = sender_for(url, signing_secret=secret)
+        return self._senders[(target, url)]
 
     def _render(self, item: _Work, sender: Sender) -> RenderedAlert:
         language = target_language(self.config, item.target)
@@ -252,29 +271,46 @@ class Dispatcher:
         return render_alert(item.views[0], language, sender.body_format, sender.limits, zone=zone)
 
     async def _send(self, item: _Work) -> tuple[bool, str, bool]:
-        """(ok, detail, permanent): permanent failures (URL gone from the config) go dead at once."""
+        """(ok, detail, permanent): permanent failures go dead at once: the URL is gone from the
+        config, or every failed send was refused for good (an event receiver's 4xx)."""
         urls = self._urls(item)
         if not urls:
             return False, f"no URL of {item.target} matches this delivery any more (config changed)", True
         problems = []
+        permanent = True
         for url in urls:
             try:
-                sender = self._sender(url)
+                sender = self._sender(item.target, url)
             except ValueError as error:
                 problems.append(str(error))
+                permanent = False
                 self._log_failure(item, masked(url), str(error), url)
                 continue
             try:
-                rendered = self._render(item, sender)
-                result = await sender.send(rendered.title, rendered.body, item.severity)
+                result = await self._deliver(item, sender)
             except Exception as error:  # a channel's bug must not stop the other rows
                 problems.append(f"{sender.safe_name}: {type(error).__name__}")
+                permanent = False
                 self._log_failure(item, sender.safe_name, f"{type(error).__name__} while sending", url)
                 continue
             if not result.ok:
                 problems.append(f"{sender.safe_name}: {result.detail}")
+                permanent = permanent and result.permanent
                 self._log_failure(item, sender.safe_name, result.detail, url)
-        return not problems, redact("; ".join(problems))[:2000], False
+        return not problems, redact("; ".join(problems))[:2000], bool(problems) and permanent
+
+    async def _deliver(self, item: _Work, sender: Sender) -> SendResult:
+        """One message rendered for the channel; for an event receiver, each alert's document."""
+        if not isinstance(sender, SignedEventSender):
+            rendered = self._render(item, sender)
+            return await sender.send(rendered.title, rendered.body, item.severity)
+        if len(item.documents) != len(item.views):
+            return SendResult(False, "no event document for this delivery (config changed while sending)")
+        for document in item.documents:
+            result = await sender.send_event(document)
+            if not result.ok:
+                return result
+        return SendResult(True, "sent")
 
     def _log_failure(self, item: _Work, channel: str, reason: str, url: str) -> None:
         """One line per failed send: which alert(s), which target and channel (masked), which attempt, why."""

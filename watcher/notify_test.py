@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from watcher.config import Config
 from watcher.redaction import redact
 from watcher.render import render_test_message
-from watcher.routing import target_language, target_urls
+from watcher.routing import target_language, target_signing_secret, target_urls
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +31,7 @@ async def run_notify_test(config: Config, targets: list[str]) -> list[ProbeResul
 
     async def one(target: str, url: str) -> ProbeResult:
         try:
-            sender = sender_for(url)
+            sender = sender_for(url, signing_secret=target_signing_secret(config, target))
         except ValueError as error:
             return ProbeResult(target, masked(url), False, str(error))
         message = render_test_message(target, target_language(config, target))

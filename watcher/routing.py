@@ -99,6 +99,15 @@ def target_zone(config: Config, target: str) -> tzinfo:
     return config.watcher.zone
 
 
+def target_signing_secret(config: Config, target: str) -> str | None:
+    """The signing secret when ``target`` is a ``format = "event"`` notifier (its URLs get signed
+    JSON documents); None for every target that gets messages."""
+    if not target.startswith(NOTIFIER_PREFIX):
+        return None
+    notifier = config.notifiers.get(target.removeprefix(NOTIFIER_PREFIX))
+    return notifier.event_secret if notifier is not None else None
+
+
 def target_max_attempts(config: Config, target: str) -> int:
     notifier = config.notifiers.get(target.removeprefix(NOTIFIER_PREFIX))
     if target.startswith(NOTIFIER_PREFIX) and notifier is not None:

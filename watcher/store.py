@@ -517,6 +517,28 @@ class HistoryRow:
     party_name: str | None = None
     first_seen: bool = False
 
+    @classmethod
+    def of(cls, event: ChangeEvent, borrower_name: str, severity: str | None) -> HistoryRow:
+        """A stored change event as a history row (``severity``: its alert's, if it raised one)."""
+        return cls(
+            id=stored_id(event),
+            detected_at=event.detected_at,
+            borrower_id=event.borrower_id,
+            borrower_name=borrower_name,
+            source=event.source,
+            category=event.category,
+            action=event.action,
+            subject=event.subject,
+            before=event.before,
+            after=event.after,
+            effective_date=event.effective_date,
+            severity=severity,
+            alert_id=event.alert_id,
+            party=event.party,
+            party_name=event.party_name,
+            first_seen=event.first_seen,
+        )
+
     def change_line(self) -> ChangeLine:
         """The row as the presentation reads it (labels, values without their subject)."""
         return ChangeLine.of(self)
@@ -565,27 +587,7 @@ def history(
         query = query.where(col(ChangeEvent.category).in_(categories))
     if since is not None:
         query = query.where(col(ChangeEvent.detected_at) >= since)
-    return [
-        HistoryRow(
-            id=stored_id(event_row),
-            detected_at=event_row.detected_at,
-            borrower_id=event_row.borrower_id,
-            borrower_name=name,
-            source=event_row.source,
-            category=event_row.category,
-            action=event_row.action,
-            subject=event_row.subject,
-            before=event_row.before,
-            after=event_row.after,
-            effective_date=event_row.effective_date,
-            severity=severity,
-            alert_id=event_row.alert_id,
-            party=event_row.party,
-            party_name=event_row.party_name,
-            first_seen=event_row.first_seen,
-        )
-        for event_row, name, severity in session.exec(query)
-    ]
+    return [HistoryRow.of(event_row, name, severity) for event_row, name, severity in session.exec(query)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import time, timedelta
+from enum import StrEnum
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -329,8 +330,14 @@ CHANNEL_URL_KIND = "channel_url"
 
 def _channel_url(value: str, info: ValidationInfo) -> str:
     """A URL some channel can send to, judged now: a typo (``jsn://``) is a config error, not a
-    dead delivery days later. A URL whose ``${ENV}`` is unset (and not needed) has its scheme judged."""
-    problem = notifiers.url_problem(value, scheme_only=_deferred(value, info))
+    dead delivery days later. A URL whose ``${ENV}`` is unset (and not needed) has its scheme judged.
+    A ``format = "event"`` notifier's URLs are the receiver's own http(s) endpoints."""
+    if (info.data or {}).get("format") == NotifierFormat.EVENT:
+        from notifiers.event_webhook import event_url_problem
+
+        problem = event_url_problem(value, scheme_only=_deferred(value, info))
+    else:
+        problem = notifiers.url_problem(value, scheme_only=_deferred(value, info))
     if problem is not None:
         raise PydanticCustomError(CHANNEL_URL_KIND, "{problem}", {"problem": problem})
     return value
@@ -339,9 +346,25 @@ def _channel_url(value: str, info: ValidationInfo) -> str:
 _ChannelUrl = Annotated[str, AfterValidator(_not_blank), AfterValidator(_channel_url)]
 
 
-class NotifierConfig(_Model):
-    """``[notifiers.<name>]``: a channel that hears every borrower's alerts that pass its filters."""
+class NotifierFormat(StrEnum):
+    """What a notifier's URLs receive: a message people read, or a signed JSON event for a system."""
 
+    MESSAGE = "message"
+    EVENT = "event"
+
+
+NOTIFIER_EVENT_KIND = "notifier_event"
+SIGNING_SECRET_MIN_LENGTH = 16
+
+
+class NotifierConfig(_Model):
+    """``[notifiers.<name>]``: a channel that hears every borrower's alerts that pass its filters.
+
+    ``format = "event"`` makes it a push to other systems: each alert as a signed JSON document to
+    the receiver's own http(s) URLs, signed with ``signing_secret`` (from the environment).
+    """
+
+    format: NotifierFormat = NotifierFormat.MESSAGE  # before urls: their validator reads it
     urls: list[_ChannelUrl] = Field(min_length=1)
     min_severity: Severity = Severity.INFO
     tags: list[_Text] = []
@@ -349,6 +372,7 @@ class NotifierConfig(_Model):
     digest: str | None = None
     language: Language | None = None
     max_attempts: int = Field(default=8, ge=1)
+    signing_secret: SecretStr | None = None
 
     @field_validator("digest")
     @classmethod
@@ -356,6 +380,44 @@ class NotifierConfig(_Model):
         if value is not None:
             _parse_clock(value)
         return value
+
+    @field_validator("signing_secret")
+    @classmethod
+    def _strong_enough(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if value is None or _deferred(value.get_secret_value(), info):
+            return value  # unset: its variable is unset, and this command sends nothing
+        if len(value.get_secret_value()) < SIGNING_SECRET_MIN_LENGTH:
+            raise PydanticCustomError(
+                NOTIFIER_EVENT_KIND,
+                f"must be at least {SIGNING_SECRET_MIN_LENGTH} characters; generate one with "
+                "python3 -c 'import secrets; print(secrets.token_hex(32))'",
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _event_options(self) -> NotifierConfig:
+        """A signed event needs its secret; a digest and a secret make sense only for their format."""
+        event = self.format is NotifierFormat.EVENT
+        if event and self.signing_secret is None:
+            message = (
+                'required with format = "event"; set it from the environment: '
+                'signing_secret = "${WEBHOOK_SECRET}"'
+            )
+            raise _error_at(("signing_secret",), NOTIFIER_EVENT_KIND, message, None)
+        if not event and self.signing_secret is not None:
+            message = 'applies only to format = "event" (signed JSON events to http(s) URLs)'
+            raise _error_at(("signing_secret",), NOTIFIER_EVENT_KIND, message, None)
+        if event and self.digest is not None:
+            message = 'not with format = "event": each alert is pushed as its own document when raised'
+            raise _error_at(("digest",), NOTIFIER_EVENT_KIND, message, self.digest)
+        return self
+
+    @property
+    def event_secret(self) -> str | None:
+        """The signing secret of a ``format = "event"`` notifier; None for one that sends messages."""
+        if self.format is not NotifierFormat.EVENT or self.signing_secret is None:
+            return None
+        return self.signing_secret.get_secret_value()
 
     @property
     def digest_time(self) -> time | None:
