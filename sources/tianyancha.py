@@ -49,6 +49,7 @@ from watcher.normalize import (
     text_key,
 )
 from watcher.record import (
+    CN_SIGNALS,
     ChangeLogEntry,
     Controller,
     HolderKind,
@@ -162,7 +163,7 @@ class TianyanchaSource(HttpSource):
         key for calls in SIGNAL_ENDPOINTS.values() for key in calls
     )
     identifier_name: ClassVar[str] = "unified social credit code"
-    supported_signals: ClassVar[frozenset[Signal]] = frozenset(Signal)
+    supported_signals: ClassVar[frozenset[Signal]] = CN_SIGNALS
     billed: ClassVar[bool] = True
     settings: TianyanchaOptions
 

@@ -40,6 +40,10 @@ CATEGORY_LABEL = {
         Category.BANKRUPTCY: "破产重整",
         Category.CONNECTED_PARTY: "关联关系",
         Category.CONNECTED_RISK: "关联风险",
+        Category.CHARGE: "抵押/押记登记",
+        Category.FILING_OVERDUE: "逾期申报",
+        Category.REGISTERED_OFFICE_ISSUE: "注册地址异常",
+        Category.PSC_STATEMENT: "重大控制人声明",
     },
     Language.EN: {
         Category.LEGAL_REPRESENTATIVE: "Legal representative",
@@ -65,6 +69,10 @@ CATEGORY_LABEL = {
         Category.BANKRUPTCY: "Bankruptcy / reorganisation",
         Category.CONNECTED_PARTY: "Connected party",
         Category.CONNECTED_RISK: "Connected risk",
+        Category.CHARGE: "Charge",
+        Category.FILING_OVERDUE: "Filing overdue",
+        Category.REGISTERED_OFFICE_ISSUE: "Registered office issue",
+        Category.PSC_STATEMENT: "PSC statement",
     },
 }
 
@@ -313,6 +321,9 @@ SIGNAL_LABEL = {
         Signal.PLEDGES: "股权出质与动产抵押",
         Signal.JUDICIAL: "司法风险",
         Signal.CHANGE_LOG: "变更记录",
+        Signal.CHARGES: "抵押/押记登记簿",
+        Signal.INSOLVENCY: "破产清算案件",
+        Signal.PSC_STATEMENTS: "重大控制人声明",
     },
     Language.EN: {
         Signal.REGISTRY: "registry card",
@@ -322,6 +333,9 @@ SIGNAL_LABEL = {
         Signal.PLEDGES: "pledges and mortgages",
         Signal.JUDICIAL: "court lists",
         Signal.CHANGE_LOG: "change log",
+        Signal.CHARGES: "register of charges",
+        Signal.INSOLVENCY: "insolvency cases",
+        Signal.PSC_STATEMENTS: "PSC statements",
     },
 }
 

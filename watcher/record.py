@@ -57,6 +57,11 @@ class Category(StrEnum):
     # Across the portfolio (issue 15): another watched party shares a person or company with this one.
     CONNECTED_PARTY = "connected_party"  # 关联关系
     CONNECTED_RISK = "connected_risk"  # 关联风险
+    # Companies House risk signals (issue 16; additions only). An insolvency case is a ``bankruptcy``.
+    CHARGE = "charge"  # 抵押/押记登记 (a registered charge: mortgage, debenture, floating charge)
+    FILING_OVERDUE = "filing_overdue"  # 逾期申报 (accounts or confirmation statement overdue)
+    REGISTERED_OFFICE_ISSUE = "registered_office_issue"  # 注册地址异常 (in dispute, undeliverable)
+    PSC_STATEMENT = "psc_statement"  # 重大控制人声明 (no PSC, PSC unidentified or unconfirmed)
 
 
 KEY_PERSON_CATEGORIES: frozenset[Category] = frozenset(
@@ -80,15 +85,22 @@ LISTING_SECTIONS: dict[Category, str] = {
     Category.DISHONEST_DEBTOR: "dishonest_debtors",
     Category.CONSUMPTION_RESTRICTION: "consumption_restrictions",
     Category.BANKRUPTCY: "bankruptcies",
+    Category.CHARGE: "charges",
+    Category.FILING_OVERDUE: "filings_overdue",
+    Category.REGISTERED_OFFICE_ISSUE: "registered_office_issues",
+    Category.PSC_STATEMENT: "psc_statements",
 }
 LISTING_CATEGORIES: frozenset[Category] = frozenset(LISTING_SECTIONS)
+# Listings read from fields of the registry card (Companies House's profile flags), not from a list:
+# a flag the card no longer sets is the registry's explicit "no", never a list that came back empty.
+FLAG_CATEGORIES: frozenset[Category] = frozenset({Category.FILING_OVERDUE, Category.REGISTERED_OFFICE_ISSUE})
 
 
 class Signal(StrEnum):
     """What a source can be asked to fetch; each is billed and refreshed on its own cadence.
 
-    ``registry`` is the registry card every source has; the others are the Chinese vendors'
-    separate lists (``[sources.NAME] signals`` and ``cadence``).
+    ``registry`` is the registry card every source has; the others are separate lists: the Chinese
+    vendors' and Companies House's (``[sources.NAME] signals`` and ``cadence``).
     """
 
     REGISTRY = "registry"
@@ -98,6 +110,9 @@ class Signal(StrEnum):
     PLEDGES = "pledges"  # equity pledges and chattel mortgages
     JUDICIAL = "judicial"  # enforcement, dishonest debtor, consumption restriction, bankruptcy
     CHANGE_LOG = "change_log"  # the paged change log, former legal representatives, revocation dates
+    CHARGES = "charges"  # Companies House: the register of charges
+    INSOLVENCY = "insolvency"  # Companies House: insolvency cases
+    PSC_STATEMENTS = "psc_statements"  # Companies House: PSC statements (no PSC, not identified…)
 
 
 # The record sections each signal fills (besides ``registry``, which fills the card's sections).
@@ -108,7 +123,22 @@ SIGNAL_SECTIONS: dict[Signal, tuple[str, ...]] = {
     Signal.PLEDGES: ("equity_pledges", "chattel_mortgages"),
     Signal.JUDICIAL: ("enforcements", "dishonest_debtors", "consumption_restrictions", "bankruptcies"),
     Signal.CHANGE_LOG: ("change_log",),
+    Signal.CHARGES: ("charges",),
+    Signal.INSOLVENCY: ("bankruptcies",),
+    Signal.PSC_STATEMENTS: ("psc_statements",),
 }
+# The signals the Chinese vendors offer (Qichacha, Tianyancha).
+CN_SIGNALS: frozenset[Signal] = frozenset(
+    {
+        Signal.REGISTRY,
+        Signal.CONTROLLER,
+        Signal.ABNORMAL,
+        Signal.VIOLATIONS,
+        Signal.PLEDGES,
+        Signal.JUDICIAL,
+        Signal.CHANGE_LOG,
+    }
+)
 
 
 class Action(StrEnum):
@@ -293,6 +323,10 @@ class RegistryRecord:
     dishonest_debtors: tuple[Listing, ...] | None = None
     consumption_restrictions: tuple[Listing, ...] | None = None
     bankruptcies: tuple[Listing, ...] | None = None
+    charges: tuple[Listing, ...] | None = None
+    filings_overdue: tuple[Listing, ...] | None = None
+    registered_office_issues: tuple[Listing, ...] | None = None
+    psc_statements: tuple[Listing, ...] | None = None
 
     def listings(self, category: Category) -> tuple[Listing, ...] | None:
         """The listings of a risk category (None when unknown)."""
