@@ -512,3 +512,28 @@ async def test_a_server_error_on_a_signal_is_transient(source, api):
 
     with pytest.raises(TransientError):
         await source.fetch(NUMBER)
+
+
+# -- the borrower page's risk block (watcher/console/risk.py, pure) ---------------------------------
+
+
+def test_a_uk_borrowers_page_shows_companies_house_sections_not_the_chinese_vendors():
+    from watcher.console.risk import risk_profile
+
+    card_only = risk_profile(parse(ch_raw()))
+    shown = {section.category: section.listings for section in card_only.listings}
+    assert card_only.known and card_only.control == ()  # no actual-controller block for a UK company
+    assert set(shown) == {
+        Category.BANKRUPTCY,
+        Category.CHARGE,
+        Category.FILING_OVERDUE,
+        Category.REGISTERED_OFFICE_ISSUE,
+        Category.PSC_STATEMENT,
+    }
+    # The signals not fetched read "not fetched" (None), the flags "none" (an empty tuple).
+    assert shown[Category.CHARGE] is None and shown[Category.FILING_OVERDUE] == ()
+
+    fetched = risk_profile(parse(risk_raw()))
+    first = fetched.listings[0]
+    assert first.listings is not None and first.active >= 1  # sections with entries come first
+    assert first.listings[0].state is ListingState.ACTIVE  # and in force first within them
