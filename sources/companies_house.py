@@ -1,29 +1,35 @@
 """UK Companies House Public Data API (free, with a key sent as HTTP Basic username).
 
-Three calls per company: the profile, the officer list (current and resigned officers, dated) and
-the persons with significant control (PSC). Both lists are paged; every page is collected and merged
-into one JSON document so the stored raw payload replays to the same record. The officer and PSC
-dates become the change log, which lets the pipeline date changes and count the ones made before
-our baseline toward the review window.
+Three calls per company make the registry card: the profile, the officer list (current and resigned
+officers, dated) and the persons with significant control (PSC). Both lists are paged; every page is
+collected and merged into one JSON document so the stored raw payload replays to the same record.
+The officer and PSC dates become the change log, which lets the pipeline date changes and count the
+ones made before our baseline toward the review window. The profile's flags (overdue filings, a
+registered office in dispute or undeliverable) are risk listings of the card.
+
+Three further signals are separate requests, each chosen by ``[sources.NAME] signals`` and refreshed
+on its own ``cadence``: ``charges`` (the register of charges), ``insolvency`` (insolvency cases) and
+``psc_statements``; they are mapped in :mod:`sources.companies_house_risk`.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import ClassVar
 
 from pydantic import Field, field_validator, model_validator
 
+from sources import companies_house_risk as risk
 from sources import register
 from sources.base import SourceOptions, as_date, as_list, as_object, as_text, load_json
 from sources.change_feed import ChangeFeed, FeedOptions
 from sources.companies_house_stream import DEFAULT_STREAMS, KNOWN_STREAMS, CompaniesHouseStream
 from sources.http import HttpSource
-from sources.http.options import HttpSourceOptions
+from sources.http.options import VendorOptions
 from sources.http.policy import basic_auth
 from sources.http.responses import HttpResponse, raise_for_status, registry_answer
 from watcher.errors import NotFoundError, ParseError, TransientError
@@ -37,6 +43,7 @@ from watcher.record import (
     Person,
     RegistryRecord,
     Role,
+    Signal,
     Stake,
     Status,
 )
@@ -50,6 +57,10 @@ MAX_PAGES = 50
 NO_PSC_DOCUMENT = {"items": [], "total_results": 0}
 _PROFILE_NOT_FOUND = "company-profile-not-found"
 _PSC_NOT_FOUND = "company-psc-not-found"
+# A company without insolvency cases answers 404 with this error (a captured answer); one without
+# charges or PSC statements answers 404 with Companies House's own "…-not-found" error (wording not
+# verified, so any such code of its error envelope is accepted, see ``_none_answer``).
+_INSOLVENCY_NOT_FOUND = "company-insolvencies-not-found"
 
 _STATUS_CODES: dict[str, CompanyStatus] = {
     "active": CompanyStatus.ACTIVE,
@@ -122,7 +133,7 @@ _BAND = re.compile(
 _OWNERSHIP = frozenset({"ownership-of-shares", "right-to-share-surplus-assets"})
 
 
-class CompaniesHouseOptions(HttpSourceOptions, FeedOptions):
+class CompaniesHouseOptions(VendorOptions, FeedOptions):
     base_url: str = "https://api.company-information.service.gov.uk"
     api_key: str = Field(min_length=1, repr=False)
     # The Streaming API: its own key (another key type in the developer hub), its own host. Without a
@@ -157,7 +168,8 @@ class CompaniesHouseOptions(HttpSourceOptions, FeedOptions):
 
 @register("companies_house")
 class CompaniesHouseSource(HttpSource):
-    """Companies House: name, status, registered office, officers with dates, and PSCs."""
+    """Companies House: name, status, registered office, officers with dates, and PSCs; charges,
+    insolvency cases and PSC statements as signals."""
 
     Options: ClassVar[type[SourceOptions]] = CompaniesHouseOptions
     display_names: ClassVar[Mapping[Language, str]] = {
@@ -165,6 +177,10 @@ class CompaniesHouseSource(HttpSource):
         Language.ZH_CN: "英国 Companies House",
     }
     endpoints: ClassVar[tuple[str, ...]] = ("profile", "officers", "psc")
+    optional_endpoints: ClassVar[tuple[str, ...]] = ("charges", "insolvency", "psc_statements")
+    supported_signals: ClassVar[frozenset[Signal]] = frozenset(
+        {Signal.REGISTRY, Signal.CHARGES, Signal.INSOLVENCY, Signal.PSC_STATEMENTS}
+    )
     settings: CompaniesHouseOptions
 
     id_kind: ClassVar[str | None] = "uk_company_number"
@@ -195,6 +211,11 @@ class CompaniesHouseSource(HttpSource):
     # -- fetching ---------------------------------------------------------------------------------
 
     async def fetch_raw(self, registry_id: str) -> dict[str, str]:
+        return await self.fetch_signals(registry_id, self.enabled_signals - set(self.unavailable_signals))
+
+    async def fetch_signals(self, registry_id: str, signals: frozenset[Signal]) -> dict[str, str]:
+        """The registry card (profile, officers, PSCs), then each wanted signal's request. Any failure
+        fails the whole check: a signal is never half there, and never read as "none" from an error."""
         context = {"source": self.name, "registry_id": registry_id}
         profile = await self.http.get(f"/company/{registry_id}", registry_id=registry_id)
         raise_for_status(
@@ -203,17 +224,63 @@ class CompaniesHouseSource(HttpSource):
             context=context,
             not_found=f"Companies House has no company {registry_id}",
         )
-        officers = await self._all_pages(f"/company/{registry_id}/officers", "officers", context)
-        psc = await self._all_pages(
-            f"/company/{registry_id}/persons-with-significant-control", "psc", context, missing_is_empty=True
+        company = f"/company/{registry_id}"
+        raw = {"profile": profile.text}
+        raw["officers"] = await self._all_pages(f"{company}/officers", "officers", context)
+        raw["psc"] = await self._all_pages(
+            f"{company}/persons-with-significant-control",
+            "psc",
+            context,
+            when_missing=lambda response: _none_answer(
+                response, "psc", NO_PSC_DOCUMENT, context, {_PSC_NOT_FOUND}
+            ),
         )
-        return {"profile": profile.text, "officers": officers, "psc": psc}
+        if Signal.CHARGES in signals:
+            raw["charges"] = await self._all_pages(
+                f"{company}/charges",
+                "charges",
+                context,
+                total_key="total_count",
+                when_missing=lambda response: _no_charges(response, profile.text, context),
+            )
+        if Signal.INSOLVENCY in signals:
+            raw["insolvency"] = await self._insolvency(f"{company}/insolvency", context)
+        if Signal.PSC_STATEMENTS in signals:
+            raw["psc_statements"] = await self._all_pages(
+                f"{company}/persons-with-significant-control-statements",
+                "psc_statements",
+                context,
+                when_missing=lambda response: _none_answer(
+                    response, "psc_statements", risk.NO_STATEMENTS_DOCUMENT, context
+                ),
+            )
+        return raw
 
-    async def _all_pages(self, path: str, what: str, context: dict, *, missing_is_empty: bool = False) -> str:
+    async def _insolvency(self, path: str, context: dict) -> str:
+        """The insolvency cases (one document, not paged); Companies House's 404 with
+        ``company-insolvencies-not-found`` is "no cases", any other failure fails the check."""
+        response = await self.http.get(path, registry_id=context["registry_id"])
+        if response.status == 404:
+            return _none_answer(
+                response, "insolvency", risk.NO_CASES_DOCUMENT, context, {_INSOLVENCY_NOT_FOUND}
+            )
+        raise_for_status(response, what="insolvency", context=context)
+        return response.text
+
+    async def _all_pages(
+        self,
+        path: str,
+        what: str,
+        context: dict,
+        *,
+        total_key: str = "total_results",
+        when_missing: Callable[[HttpResponse], str] | None = None,
+    ) -> str:
         """Every item of a paged list as one document; the first page's own text when it holds all.
 
         The next page starts after the items received so far, so a server that caps the page size
-        below ``items_per_page`` is still read in full.
+        below ``items_per_page`` is still read in full. A 404 on the first page is ``when_missing``'s
+        to read (the registry's "none", or a failure); without it, a failure.
         """
         items: list[object] = []
         first_page: dict[str, object] = {}
@@ -226,15 +293,14 @@ class CompaniesHouseSource(HttpSource):
                 registry_id=context["registry_id"],
             )
             what_page = f"{what} page {page_number + 1}"
-            if response.status == 404 and page_number == 0 and missing_is_empty:
-                _check_no_psc_answer(response, context)
-                return json.dumps(NO_PSC_DOCUMENT)
+            if response.status == 404 and page_number == 0 and when_missing is not None:
+                return when_missing(response)
             if response.status == 404:
                 # The profile was found a moment ago: a missing list (or page) is not "no such company".
                 raise ParseError(f"{what_page}: HTTP 404 for a company that exists", **context)
             raise_for_status(response, what=what_page, context=context)
             page = _list_page(response.text, what_page, context)
-            page_total, page_items = _page_total_and_items(page, what_page, context)
+            page_total, page_items = _page_total_and_items(page, what_page, context, total_key)
             if page_number == 0:
                 first_page, first_text, total = page, response.text, page_total
             elif page_total != total:
@@ -260,6 +326,7 @@ class CompaniesHouseSource(HttpSource):
         created_on = as_date(profile.get("date_of_creation"), "date_of_creation")
         officers = None if raw.get("officers") is None else _officers(raw["officers"])
         pscs = None if raw.get("psc") is None else _pscs(raw["psc"])
+        charges, cases, statements = raw.get("charges"), raw.get("insolvency"), raw.get("psc_statements")
         return RegistryRecord(
             source=source,
             registry_id=number,
@@ -273,17 +340,48 @@ class CompaniesHouseSource(HttpSource):
             controllers=None if pscs is None else tuple(p.controller for p in pscs if p.current),
             finance_head=None,  # not a registered role; ``occupation`` is free text
             change_log=_change_log(officers, pscs, founded_on=created_on),
+            bankruptcies=None if cases is None else risk.insolvency_cases(cases),
+            charges=None if charges is None else risk.charges(charges),
+            filings_overdue=risk.filings_overdue(profile),
+            registered_office_issues=risk.registered_office_issues(profile),
+            psc_statements=None if statements is None else risk.psc_statements(statements),
         )
 
 
-def _check_no_psc_answer(response: HttpResponse, context: dict) -> None:
-    """A 404 on the PSC list means "no PSC data" only with Companies House's own error body
-    (``company-psc-not-found``); anything else in its place is a failed fetch, never "no controllers"."""
-    document = registry_answer(response, what="psc", context=context)
+def _none_answer(
+    response: HttpResponse,
+    what: str,
+    none: Mapping[str, object],
+    context: dict,
+    codes: frozenset[str] | set[str] | None = None,
+) -> str:
+    """The document of "none" (``none``) for a 404 that is Companies House's own error answer: one
+    of ``codes`` (any ``…-not-found`` but the profile's when None); anything else in its place is a
+    failed fetch, never "none"."""
+    document = registry_answer(response, what=what, context=context)
     errors = document.get("errors") if isinstance(document, dict) else None
     listed = errors if isinstance(errors, list) else []
-    if not any(isinstance(error, dict) and error.get("error") == _PSC_NOT_FOUND for error in listed):
-        raise ParseError(f"psc: HTTP 404 without Companies House's {_PSC_NOT_FOUND} answer", **context)
+    found = {error.get("error") for error in listed if isinstance(error, dict)}
+    if codes is not None:
+        said = bool(found & codes)
+    else:
+        said = any(
+            isinstance(code, str) and code.endswith("-not-found") and code != _PROFILE_NOT_FOUND
+            for code in found
+        )
+    if not said:
+        expected = ", ".join(sorted(codes)) if codes else "…-not-found"
+        raise ParseError(f"{what}: HTTP 404 without Companies House's {expected} answer", **context)
+    return json.dumps(none)
+
+
+def _no_charges(response: HttpResponse, profile_text: str, context: dict) -> str:
+    """A 404 on the charges is "no charges" only from Companies House's own error answer and for a
+    company whose profile does not say ``has_charges``: the two answers must agree."""
+    profile = load_json(profile_text, what="profile", **context)
+    if isinstance(profile, dict) and profile.get("has_charges") is True:
+        raise ParseError("charges: HTTP 404 for a company whose profile says has_charges", **context)
+    return _none_answer(response, "charges", risk.NO_CHARGES_DOCUMENT, context)
 
 
 # -- profile --------------------------------------------------------------------------------------
@@ -366,10 +464,12 @@ def _list_page(text: str, what: str, context: dict) -> dict[str, object]:
     return document
 
 
-def _page_total_and_items(page: Mapping[str, object], what: str, context: dict) -> tuple[int, list[object]]:
-    total = page.get("total_results")
+def _page_total_and_items(
+    page: Mapping[str, object], what: str, context: dict, total_key: str = "total_results"
+) -> tuple[int, list[object]]:
+    total = page.get(total_key)
     if not isinstance(total, int) or isinstance(total, bool) or total < 0:
-        raise ParseError(f"{what} has no total_results", **context)
+        raise ParseError(f"{what} has no {total_key}", **context)
     items = page.get("items", [] if total == 0 else None)
     if not isinstance(items, list):
         raise ParseError(f"{what} has no items list", **context)

@@ -38,7 +38,7 @@ from watcher.normalize import (
     text_key,
 )
 from watcher.record import (
-    VENDOR_SIGNALS,
+    CN_SIGNALS,
     ChangeLogEntry,
     CompanyStatus,
     HolderKind,
@@ -153,7 +153,7 @@ class QichachaSource(HttpSource):
     endpoints: ClassVar[tuple[str, ...]] = ("getinfo",)
     optional_endpoints: ClassVar[tuple[str, ...]] = tuple(endpoint.name for endpoint in RISK_ENDPOINTS)
     identifier_name: ClassVar[str] = "unified social credit code"
-    supported_signals: ClassVar[frozenset[Signal]] = VENDOR_SIGNALS
+    supported_signals: ClassVar[frozenset[Signal]] = CN_SIGNALS
     billed: ClassVar[bool] = True
     settings: QichachaOptions
 

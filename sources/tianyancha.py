@@ -49,7 +49,7 @@ from watcher.normalize import (
     text_key,
 )
 from watcher.record import (
-    VENDOR_SIGNALS,
+    CN_SIGNALS,
     ChangeLogEntry,
     Controller,
     HolderKind,
@@ -163,7 +163,7 @@ class TianyanchaSource(HttpSource):
         key for calls in SIGNAL_ENDPOINTS.values() for key in calls
     )
     identifier_name: ClassVar[str] = "unified social credit code"
-    supported_signals: ClassVar[frozenset[Signal]] = VENDOR_SIGNALS
+    supported_signals: ClassVar[frozenset[Signal]] = CN_SIGNALS
     billed: ClassVar[bool] = True
     settings: TianyanchaOptions
 

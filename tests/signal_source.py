@@ -1,7 +1,7 @@
 """A real, registered vendor-like source for the signal tests: canned answers per signal, no network.
 
-``type = "signal_stub"`` offers every :class:`~watcher.record.Signal`, bills one call per endpoint
-answered, and takes its answers from :data:`ANSWERS` (per registry id: the card's name and, per
+``type = "signal_stub"`` offers the Chinese vendors' signals (:class:`~watcher.record.Signal`), bills one call
+per endpoint answered, and takes its answers from :data:`ANSWERS` (per registry id: the card's name and, per
 signal, the listing keys in force). A signal in :data:`NOT_BOUGHT` is refused the way a vendor
 refuses an account that has not bought it: :meth:`Source.mark_unavailable`, the rest goes on.
 """
@@ -16,7 +16,7 @@ from sources import register
 from sources.base import Source, load_json
 from sources.http.options import VendorOptions
 from watcher.errors import NotFoundError
-from watcher.record import VENDOR_SIGNALS, Listing, ListingState, RegistryRecord, Signal
+from watcher.record import CN_SIGNALS, Listing, ListingState, RegistryRecord, Signal
 
 
 @dataclass
@@ -42,8 +42,8 @@ def reset() -> None:
 class SignalStubSource(Source):
     Options = VendorOptions
     endpoints = ("card",)
-    optional_endpoints = tuple(signal.value for signal in VENDOR_SIGNALS if signal is not Signal.REGISTRY)
-    supported_signals = VENDOR_SIGNALS
+    optional_endpoints = tuple(signal.value for signal in CN_SIGNALS if signal is not Signal.REGISTRY)
+    supported_signals = CN_SIGNALS
     billed = True
 
     async def fetch_raw(self, registry_id: str) -> dict[str, str]:

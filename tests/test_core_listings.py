@@ -16,8 +16,9 @@ from tests import strategies as S
 from tests.test_core_properties import EXPECTED_LISTING_SEVERITY
 from watcher.diff import diff, listing_changes
 from watcher.evaluate import Outcome, StoredState, evaluate
-from watcher.normalize import comparable_content, content_hash, normalize_record, text_key
+from watcher.normalize import comparable_content, content_hash, listing_identity, normalize_record, text_key
 from watcher.record import (
+    FLAG_CATEGORIES,
     LISTING_SECTIONS,
     Action,
     Category,
@@ -33,7 +34,7 @@ from watcher.record import (
     record_as_dict,
     record_from_dict,
 )
-from watcher.rules import RuleSettings, change_severity
+from watcher.rules import RuleSettings, change_severity, vanished_sections
 from watcher.vocabulary import AlertKind, Severity
 
 FAST = settings(
@@ -343,3 +344,22 @@ def test_a_former_legal_representatives_person_level_entries_leave_silently():
     # While 周明远 is still the legal representative, his entry leaving the list is a removal.
     still = replace(before, enforcements=())
     assert [(c.category, c.action) for c in diff(before, still)] == [(Category.ENFORCEMENT, Action.REMOVED)]
+
+
+@FAST
+@given(risk_records(all_present=True), risk_records(all_present=True))
+def test_a_flag_of_the_registry_card_never_waits_for_confirmation(old, new):
+    """Flags (overdue filings, a registered office issue) are the registry's own answer when they
+    clear; every other list emptied of what was in force against the company is held."""
+    held = set(vanished_sections(old, new))
+    for category, section in LISTING_SECTIONS.items():
+        was = {
+            listing_identity(item)
+            for item in getattr(old, section) or ()
+            if item.state is ListingState.ACTIVE and item.party is Party.COMPANY
+        }
+        now = {listing_identity(item) for item in getattr(new, section) or ()}
+        if category in FLAG_CATEGORIES:
+            assert section not in held
+        elif was and was.isdisjoint(now):
+            assert section in held

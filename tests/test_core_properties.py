@@ -545,6 +545,12 @@ EXPECTED_LISTING_SEVERITY = {
     Category.DISHONEST_DEBTOR: Severity.CRITICAL,
     Category.CONSUMPTION_RESTRICTION: Severity.HIGH,
     Category.BANKRUPTCY: Severity.CRITICAL,
+    # Issue 16 (Companies House): a new outstanding charge is high; overdue filings, a registered
+    # office in dispute or undeliverable and a PSC statement are warnings.
+    Category.CHARGE: Severity.HIGH,
+    Category.FILING_OVERDUE: Severity.WARNING,
+    Category.REGISTERED_OFFICE_ISSUE: Severity.WARNING,
+    Category.PSC_STATEMENT: Severity.WARNING,
 }
 
 

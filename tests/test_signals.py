@@ -25,13 +25,13 @@ from watcher.config import load_config
 from watcher.importer import BorrowerRow, upsert_borrowers
 from watcher.models import Borrower, ChangeEvent, SourceSignal, SourceUsage, utcnow
 from watcher.pipeline import RETRY_UNAVAILABLE_AFTER, Checker, CheckOutcome
-from watcher.record import VENDOR_SIGNALS, Action, Category, Signal
+from watcher.record import CN_SIGNALS, Action, Category, Signal
 from watcher.schedule import read_signals_checked
 from watcher.store import Store, open_store
 
 T0 = datetime(2026, 3, 2, 1, 30, tzinfo=UTC)
 DAY = timedelta(days=1)
-EVERY = VENDOR_SIGNALS  # what the stub vendor offers
+EVERY = CN_SIGNALS  # what the stub offers, as a Chinese vendor does
 
 CONFIG = """\
 [database]
@@ -325,7 +325,7 @@ VENDOR_TABLE = '[sources.vendor]\ntype = "signal_stub"\nbase_url = "http://127.0
             'signals = ["abnormal", "satellite"]',
             "sources.vendor.signals[1]",
             "expected 'registry', 'controller', 'abnormal', 'violations', 'pledges', 'judicial', "
-            "'change_log' or 'insolvency', got 'satellite'",
+            "'change_log', 'charges', 'insolvency' or 'psc_statements', got 'satellite'",
         ),
         ('signals = "judicial"', "sources.vendor.signals", "expected an array, got 'judicial'"),
         ('cadence = "7d"', "sources.vendor.cadence", "expected a table, got '7d'"),

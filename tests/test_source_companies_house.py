@@ -630,7 +630,15 @@ def test_company_numbers_are_normalised():
 
 
 def make_source(**fields: object) -> CompaniesHouseSource:
-    options = {"type": "companies_house", "api_key": API_KEY, "timeout": "2s", "retries": 2, **fields}
+    """The registry card alone unless ``signals`` says otherwise (the signals have their own tests)."""
+    options = {
+        "type": "companies_house",
+        "api_key": API_KEY,
+        "timeout": "2s",
+        "retries": 2,
+        "signals": [],
+        **fields,
+    }
     return CompaniesHouseSource("uk", CompaniesHouseOptions(**options), timing=QUICK_RETRIES)
 
 

@@ -24,7 +24,7 @@ from watcher.diff import diff
 from watcher.errors import AuthError, BlockedError, ParseError, RateLimitedError, TransientError
 from watcher.normalize import content_hash
 from watcher.record import (
-    VENDOR_SIGNALS,
+    CN_SIGNALS,
     Action,
     Category,
     HolderKind,
@@ -323,7 +323,7 @@ async def test_fetch_with_all_signals_maps_every_section(api):
         *SAMPLES,
         *(f"person_{k}_legal_representative" for k in ("shixin", "zhixing", "sumptuary")),
     } - {"basic_details"}
-    assert fetched.signals == VENDOR_SIGNALS
+    assert fetched.signals == CN_SIGNALS
     assert fetched.record.enforcements is not None and fetched.record.actual_controllers is not None
     person = routes["person_zhixing_legal_representative"].calls.last.request
     assert person.url.params["personName"] == "周明远" and person.url.params["searchKey"] == USCC
@@ -364,7 +364,7 @@ async def test_every_signal_by_default(api):
     qcc = QichachaSource("cn", QichachaOptions(type="qichacha", key="K", secret="S", **FAST))
     fetched = await qcc.fetch(USCC)
     await qcc.aclose()
-    assert fetched.signals == VENDOR_SIGNALS
+    assert fetched.signals == CN_SIGNALS
     assert routes["exception"].called and routes["change_log"].called
     assert fetched.record.abnormal_operations is not None and fetched.record.dishonest_debtors is not None
 

@@ -20,7 +20,7 @@ from tests.fuzzing import json_values, mutate, only_records_or_source_errors
 from tests.mocking import TRANSPORT
 from watcher.diff import diff
 from watcher.errors import AuthError, ParseError, RateLimitedError, TransientError
-from watcher.record import VENDOR_SIGNALS, Action, Category, ListingState, Party, RegistryRecord, Signal
+from watcher.record import CN_SIGNALS, Action, Category, ListingState, Party, RegistryRecord, Signal
 from watcher.rules import change_severity
 from watcher.vocabulary import Severity
 
@@ -259,7 +259,7 @@ async def test_fetch_all_signals_maps_like_the_samples(api):
         await cn.aclose()
 
     assert fetched.record == parse(raw())
-    assert fetched.signals == VENDOR_SIGNALS
+    assert fetched.signals == CN_SIGNALS
     assert set(fetched.raw) == set(PATHS)
 
 

@@ -114,6 +114,10 @@ STORED_CATEGORIES = [
     "connected_party",
     "connected_risk",
     "signing_authority",
+    "charge",
+    "filing_overdue",
+    "registered_office_issue",
+    "psc_statement",
 ]
 
 
@@ -121,7 +125,8 @@ def test_change_categories_are_exactly_the_stored_strings():
     assert [member.value for member in Category] == STORED_CATEGORIES
 
 
-# Signals are stored too (borrowers' signals_checked, source_signals, `[sources.NAME] signals`).
+# Signals are stored too (``borrower.signals_checked``, ``source_signal``) and written in config files
+# (``[sources.NAME] signals`` and ``cadence``); kept out of STORED for the same reason as categories.
 STORED_SIGNALS = [
     "registry",
     "controller",
@@ -130,12 +135,31 @@ STORED_SIGNALS = [
     "pledges",
     "judicial",
     "change_log",
+    "charges",
     "insolvency",
+    "psc_statements",
 ]
 
 
 def test_signals_are_exactly_the_stored_strings():
+
     assert [member.value for member in Signal] == STORED_SIGNALS
+
+
+@pytest.mark.parametrize("language", list(Language))
+def test_every_category_and_signal_has_its_own_words_in_each_language(language):
+    """An officer tells a charge from a chattel mortgage, and a signal from another, by its label."""
+    from watcher.console.i18n import SECTION_LABEL
+    from watcher.labels import CATEGORY_LABEL, SIGNAL_LABEL
+    from watcher.record import LISTING_CATEGORIES
+
+    for labels, members in ((CATEGORY_LABEL, set(Category)), (SIGNAL_LABEL, set(Signal))):
+        assert set(labels[language]) == members
+        shown = list(labels[language].values())
+        assert all(shown) and len(set(shown)) == len(shown), "two members must not read the same"
+    sections = SECTION_LABEL[language]
+    assert set(sections) >= LISTING_CATEGORIES
+    assert len(set(sections.values())) == len(sections)
 
 
 def test_error_classes_carry_their_stored_kind():

@@ -41,6 +41,10 @@ CATEGORY_LABEL = {
         Category.CONNECTED_PARTY: "关联关系",
         Category.CONNECTED_RISK: "关联风险",
         Category.SIGNING_AUTHORITY: "有权签字人",
+        Category.CHARGE: "抵押/押记登记",
+        Category.FILING_OVERDUE: "逾期申报",
+        Category.REGISTERED_OFFICE_ISSUE: "注册地址异常",
+        Category.PSC_STATEMENT: "重大控制人声明",
     },
     Language.EN: {
         Category.LEGAL_REPRESENTATIVE: "Legal representative",
@@ -67,6 +71,10 @@ CATEGORY_LABEL = {
         Category.CONNECTED_PARTY: "Connected party",
         Category.CONNECTED_RISK: "Connected risk",
         Category.SIGNING_AUTHORITY: "Signing authority",
+        Category.CHARGE: "Charge",
+        Category.FILING_OVERDUE: "Filing overdue",
+        Category.REGISTERED_OFFICE_ISSUE: "Registered office issue",
+        Category.PSC_STATEMENT: "PSC statement",
     },
 }
 
@@ -341,7 +349,9 @@ SIGNAL_LABEL = {
         Signal.PLEDGES: "股权出质与动产抵押",
         Signal.JUDICIAL: "司法风险",
         Signal.CHANGE_LOG: "变更记录",
-        Signal.INSOLVENCY: "破产程序公告（BODACC）",
+        Signal.CHARGES: "抵押/押记登记簿",
+        Signal.INSOLVENCY: "破产程序（BODACC 公告 / Companies House 案件）",
+        Signal.PSC_STATEMENTS: "重大控制人声明",
     },
     Language.EN: {
         Signal.REGISTRY: "registry card",
@@ -351,7 +361,9 @@ SIGNAL_LABEL = {
         Signal.PLEDGES: "pledges and mortgages",
         Signal.JUDICIAL: "court lists",
         Signal.CHANGE_LOG: "change log",
-        Signal.INSOLVENCY: "insolvency notices (BODACC)",
+        Signal.CHARGES: "register of charges",
+        Signal.INSOLVENCY: "insolvency (BODACC notices / Companies House cases)",
+        Signal.PSC_STATEMENTS: "PSC statements",
     },
 }
 

@@ -59,6 +59,11 @@ class Category(StrEnum):
     CONNECTED_RISK = "connected_risk"  # 关联风险
     # Who can bind the company (Brønnøysund's signatur and prokura, issue 16): 有权签字人.
     SIGNING_AUTHORITY = "signing_authority"
+    # Companies House risk signals (issue 16; additions only). An insolvency case is a ``bankruptcy``.
+    CHARGE = "charge"  # 抵押/押记登记 (a registered charge: mortgage, debenture, floating charge)
+    FILING_OVERDUE = "filing_overdue"  # 逾期申报 (accounts or confirmation statement overdue)
+    REGISTERED_OFFICE_ISSUE = "registered_office_issue"  # 注册地址异常 (in dispute, undeliverable)
+    PSC_STATEMENT = "psc_statement"  # 重大控制人声明 (no PSC, PSC unidentified or unconfirmed)
 
 
 KEY_PERSON_CATEGORIES: frozenset[Category] = frozenset(
@@ -83,15 +88,23 @@ LISTING_SECTIONS: dict[Category, str] = {
     Category.DISHONEST_DEBTOR: "dishonest_debtors",
     Category.CONSUMPTION_RESTRICTION: "consumption_restrictions",
     Category.BANKRUPTCY: "bankruptcies",
+    Category.CHARGE: "charges",
+    Category.FILING_OVERDUE: "filings_overdue",
+    Category.REGISTERED_OFFICE_ISSUE: "registered_office_issues",
+    Category.PSC_STATEMENT: "psc_statements",
 }
 LISTING_CATEGORIES: frozenset[Category] = frozenset(LISTING_SECTIONS)
+# Listings read from fields of the registry card (Companies House's profile flags), not from a list:
+# a flag the card no longer sets is the registry's explicit "no", never a list that came back empty.
+FLAG_CATEGORIES: frozenset[Category] = frozenset({Category.FILING_OVERDUE, Category.REGISTERED_OFFICE_ISSUE})
 
 
 class Signal(StrEnum):
     """What a source can be asked to fetch; each is billed and refreshed on its own cadence.
 
-    ``registry`` is the registry card every source has; the others are the Chinese vendors'
-    separate lists and France's BODACC insolvency notices (``[sources.NAME] signals`` and ``cadence``).
+    ``registry`` is the registry card every source has; the others are separate lists: the Chinese
+    vendors', Companies House's and France's BODACC insolvency notices (``[sources.NAME] signals``
+    and ``cadence``).
     """
 
     REGISTRY = "registry"
@@ -101,7 +114,10 @@ class Signal(StrEnum):
     PLEDGES = "pledges"  # equity pledges and chattel mortgages
     JUDICIAL = "judicial"  # enforcement, dishonest debtor, consumption restriction, bankruptcy
     CHANGE_LOG = "change_log"  # the paged change log, former legal representatives, revocation dates
-    INSOLVENCY = "insolvency"  # France: procédures collectives published in the BODACC
+    CHARGES = "charges"  # Companies House: the register of charges
+    # Insolvency: Companies House's insolvency cases; France's procédures collectives in the BODACC.
+    INSOLVENCY = "insolvency"
+    PSC_STATEMENTS = "psc_statements"  # Companies House: PSC statements (no PSC, not identified…)
 
 
 # The record sections each signal fills (besides ``registry``, which fills the card's sections).
@@ -112,10 +128,22 @@ SIGNAL_SECTIONS: dict[Signal, tuple[str, ...]] = {
     Signal.PLEDGES: ("equity_pledges", "chattel_mortgages"),
     Signal.JUDICIAL: ("enforcements", "dishonest_debtors", "consumption_restrictions", "bankruptcies"),
     Signal.CHANGE_LOG: ("change_log",),
+    Signal.CHARGES: ("charges",),
     Signal.INSOLVENCY: ("bankruptcies",),
+    Signal.PSC_STATEMENTS: ("psc_statements",),
 }
-# The signals the Chinese vendors offer (Qichacha, Tianyancha): every signal but France's BODACC.
-VENDOR_SIGNALS: frozenset[Signal] = frozenset(Signal) - {Signal.INSOLVENCY}
+# The signals the Chinese vendors offer (Qichacha, Tianyancha).
+CN_SIGNALS: frozenset[Signal] = frozenset(
+    {
+        Signal.REGISTRY,
+        Signal.CONTROLLER,
+        Signal.ABNORMAL,
+        Signal.VIOLATIONS,
+        Signal.PLEDGES,
+        Signal.JUDICIAL,
+        Signal.CHANGE_LOG,
+    }
+)
 
 
 class Action(StrEnum):
@@ -303,6 +331,10 @@ class RegistryRecord:
     dishonest_debtors: tuple[Listing, ...] | None = None
     consumption_restrictions: tuple[Listing, ...] | None = None
     bankruptcies: tuple[Listing, ...] | None = None
+    charges: tuple[Listing, ...] | None = None
+    filings_overdue: tuple[Listing, ...] | None = None
+    registered_office_issues: tuple[Listing, ...] | None = None
+    psc_statements: tuple[Listing, ...] | None = None
     # Who can bind the company (signature and procuration holders); None where the registry has no
     # such list, and in snapshots stored before it was read.
     signing_authority: tuple[Person, ...] | None = None

@@ -19,6 +19,7 @@ from watcher.diff import Change
 from watcher.normalize import listing_identity, text_key
 from watcher.record import (
     CRITICAL_STATUSES,
+    FLAG_CATEGORIES,
     LISTING_CATEGORIES,
     LISTING_SECTIONS,
     Action,
@@ -41,6 +42,13 @@ LISTING_SEVERITY: dict[Category, Severity] = {
     Category.DISHONEST_DEBTOR: Severity.CRITICAL,
     Category.CONSUMPTION_RESTRICTION: Severity.HIGH,
     Category.BANKRUPTCY: Severity.CRITICAL,
+    # Companies House: a new outstanding charge is a new secured creditor ranking ahead of or beside
+    # the bank (as a new pledge); overdue filings, a disputed or undeliverable registered office and
+    # a PSC statement (ownership unknown or unconfirmed) are warnings.
+    Category.CHARGE: Severity.HIGH,
+    Category.FILING_OVERDUE: Severity.WARNING,
+    Category.REGISTERED_OFFICE_ISSUE: Severity.WARNING,
+    Category.PSC_STATEMENT: Severity.WARNING,
 }
 assert set(LISTING_SEVERITY) == LISTING_CATEGORIES
 
@@ -193,12 +201,14 @@ def vanished_sections(old: RegistryRecord, new: RegistryRecord) -> tuple[str, ..
     ``{"rollegrupper": []}``, Qichacha's empty ``Employees`` and ``Partners``, a Qichacha Status 201
     or a Tianyancha 300000 "no result" on a court list): such a change is held until a second fetch
     confirms it, never alerted at once as "everyone left" or "every listing lifted" (and then, when
-    the vendor recovers, as a critical listing all over again).
+    the vendor recovers, as a critical listing all over again). Flags read from the registry card's
+    own fields (:data:`FLAG_CATEGORIES`) are no list: a flag cleared is the registry's answer.
     """
     vanished = [
         section
-        for section in LISTING_SECTIONS.values()
-        if _listings_vanished(getattr(old, section), getattr(new, section))
+        for category, section in LISTING_SECTIONS.items()
+        if category not in FLAG_CATEGORIES
+        and _listings_vanished(getattr(old, section), getattr(new, section))
     ]
     if new.status is not None and new.status.code in _EXPLAINS_DISAPPEARANCE:
         return tuple(vanished)

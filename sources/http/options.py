@@ -59,11 +59,13 @@ DEFAULT_CADENCE: dict[Signal, timedelta] = {
     Signal.VIOLATIONS: timedelta(days=7),
     Signal.PLEDGES: timedelta(days=7),
     Signal.CHANGE_LOG: timedelta(days=7),
+    Signal.PSC_STATEMENTS: timedelta(days=7),
 }
 
 
 class VendorOptions(HttpSourceOptions):
-    """Options of a licensed vendor that bills every call and offers several signals.
+    """Options of a source that offers several signals: a licensed vendor that bills every call, or
+    Companies House, whose charges, insolvency and PSC statements are separate requests.
 
     ``signals`` chooses what is fetched (None: all the vendor offers); ``cadence`` how often each
     signal is refreshed, independently of the registry card: a signal not named keeps its default

@@ -58,6 +58,10 @@ SECTION_LABEL = {
         Category.DISHONEST_DEBTOR: "失信被执行人",
         Category.CONSUMPTION_RESTRICTION: "限制高消费",
         Category.BANKRUPTCY: "破产重整",
+        Category.CHARGE: "抵押/押记登记",
+        Category.FILING_OVERDUE: "逾期申报",
+        Category.REGISTERED_OFFICE_ISSUE: "注册地址异常",
+        Category.PSC_STATEMENT: "重大控制人声明",
     },
     Language.EN: {
         Category.ACTUAL_CONTROLLER: "Actual controllers",
@@ -70,6 +74,10 @@ SECTION_LABEL = {
         Category.DISHONEST_DEBTOR: "Dishonest debtor",
         Category.CONSUMPTION_RESTRICTION: "Consumption restriction",
         Category.BANKRUPTCY: "Bankruptcy / reorganisation",
+        Category.CHARGE: "Charges",
+        Category.FILING_OVERDUE: "Filings overdue",
+        Category.REGISTERED_OFFICE_ISSUE: "Registered office issues",
+        Category.PSC_STATEMENT: "PSC statements",
     },
 }
 

@@ -24,6 +24,36 @@ CONTROL_SECTIONS: dict[Category, str] = {
     Category.BENEFICIAL_OWNER: "beneficial_owners",
 }
 
+# The sections each family of registries fills: the Chinese vendors' and Companies House's (both
+# fill bankruptcies). An unknown section reads "not fetched" only in a family the record shows it
+# belongs to (one of its sections is known); another family's lists are simply not offered.
+_FAMILIES: tuple[frozenset[Category], ...] = (
+    frozenset(
+        {
+            *CONTROL_SECTIONS,
+            Category.ABNORMAL_OPERATION,
+            Category.SERIOUS_VIOLATION,
+            Category.EQUITY_PLEDGE,
+            Category.CHATTEL_MORTGAGE,
+            Category.ENFORCEMENT,
+            Category.DISHONEST_DEBTOR,
+            Category.CONSUMPTION_RESTRICTION,
+            Category.BANKRUPTCY,
+        }
+    ),
+    frozenset(
+        {
+            Category.BANKRUPTCY,
+            Category.CHARGE,
+            Category.FILING_OVERDUE,
+            Category.REGISTERED_OFFICE_ISSUE,
+            Category.PSC_STATEMENT,
+        }
+    ),
+)
+_SHARED = frozenset.intersection(*_FAMILIES)
+assert frozenset.union(*_FAMILIES) == frozenset(LISTING_SECTIONS) | frozenset(CONTROL_SECTIONS)
+
 
 @dataclass(frozen=True, slots=True)
 class ControlSection:
@@ -64,9 +94,24 @@ def _in_force_first(listing: Listing) -> tuple[bool, int]:
     return listing.state is not ListingState.ACTIVE, -listed.toordinal()
 
 
+def _shown(record: RegistryRecord) -> frozenset[Category]:
+    """The categories of the families ``record`` belongs to (by a known section no other family
+    fills), and every known one."""
+    known = {category for category in LISTING_SECTIONS if record.listings(category) is not None}
+    known |= {
+        category for category, section in CONTROL_SECTIONS.items() if getattr(record, section) is not None
+    }
+    shown = set(known)
+    for family in _FAMILIES:
+        if known & (family - _SHARED):
+            shown |= family
+    return frozenset(shown)
+
+
 def risk_profile(record: RegistryRecord) -> RiskProfile:
-    """The sections of ``record``; categories with entries first (in the fixed order), then the
-    empty and the unknown ones, which take a line each."""
+    """The sections of ``record``'s registry; categories with entries first (in the fixed order),
+    then the empty and the unknown ones, which take a line each."""
+    shown = _shown(record)
     sections = [
         ListingSection(
             category,
@@ -75,11 +120,13 @@ def risk_profile(record: RegistryRecord) -> RiskProfile:
             else tuple(sorted(record.listings(category) or (), key=_in_force_first)),
         )
         for category in LISTING_SECTIONS
+        if category in shown
     ]
     return RiskProfile(
         control=tuple(
             ControlSection(category, getattr(record, section))
             for category, section in CONTROL_SECTIONS.items()
+            if category in shown
         ),
         listings=tuple(sorted(sections, key=lambda section: not section.listings)),
     )
