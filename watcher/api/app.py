@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from watcher.api import docs, status
-from watcher.api.common import Api
+from watcher.api.common import Api, BodyLimit
 from watcher.config import Config
 from watcher.models import utcnow
 from watcher.store import Store
@@ -62,8 +62,8 @@ def create_api(
         openapi_url=OPENAPI_PATH,
         docs_url=None,
         redoc_url=None,
-        max_body_size=config.api.max_body_bytes,
     )
+    app.add_middleware(BodyLimit, max_bytes=config.api.max_body_bytes)
     app.state.api = Api(store, config, clock)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     for router in resources:

@@ -17,9 +17,12 @@ from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, HTTPException, Query, Request, status
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from watcher.api.tokens import Principal, authenticate
 from watcher.config import Config
@@ -76,6 +79,42 @@ def deployment(request: Request) -> Api:
 
 
 Deployment = Annotated[Api, Depends(deployment)]
+
+
+class BodyLimit:
+    """Refuses request bodies over ``max_bytes`` with 413 before they are read whole: at once when
+    ``Content-Length`` says so, else as soon as the chunks received pass the limit."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def _too_large(self) -> HTTPException:
+        return HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE, f"the request body is larger than {self.max_bytes} bytes"
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            error = self._too_large()
+            await JSONResponse({"detail": error.detail}, error.status_code)(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise self._too_large()  # FastAPI answers it as any HTTPException: JSON 413
+            return message
+
+        await self.app(scope, counted, send)
 
 
 class ErrorBody(BaseModel):
