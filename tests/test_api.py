@@ -195,6 +195,7 @@ def test_tokens_command_line_round_trip(any_store, tmp_path):
     rows = {entry["name"]: entry for entry in json.loads(listed.stdout)}
     assert rows["loan-system"]["scope"] == "write" and rows["loan-system"]["officer"] == "zhang_wei"
     assert rows["data-mart"]["officer"] is None and rows["data-mart"]["active"] is True
+    assert rows["loan-system"]["last_used_at"] is not None and rows["data-mart"]["last_used_at"] is None
     assert token not in listed.stdout and "hash" not in listed.stdout
     table = cli(path, "tokens", "list")
     assert table.exit_code == 0 and "loan-system" in table.stdout and token not in table.stdout
@@ -255,7 +256,9 @@ def test_the_rate_limiter_refills_evenly():
 # -- the console's server: authentication, headers, /status ----------------------------------------
 
 
-def test_no_api_without_a_valid_token(store):
+def test_no_api_without_a_valid_token(any_store):
+    """On SQLite and PostgreSQL: the token is looked up, proved, and refused once revoked."""
+    store = any_store
     config = make_config(str(store.engine.url))
     token = new_token(store, "monitor")
     with console_server(store, config) as client:
@@ -477,6 +480,11 @@ def numbers(who: Reader, page: PageQuery) -> Page[Item]:
     return Page.of([Item(n=n) for n in range(start, end)], str(end) if end < 2500 else None)
 
 
+@probe.get("/broken")
+def broken(who: Reader) -> Item:
+    raise RuntimeError("a bug")
+
+
 @contextmanager
 def probe_server(store: Store, **api: Any) -> Iterator[httpx.Client]:
     config = make_config(str(store.engine.url), **api)
@@ -522,6 +530,14 @@ def test_bad_input_is_422_with_the_field_path_and_reason(store):
     assert "greater than or equal to 0" in problems[("body", "count")]["msg"]
     assert all(set(e) == {"loc", "msg", "type"} for e in invalid.json()["detail"])  # input not echoed
     assert not_an_object.status_code == 422
+
+
+def test_a_failure_is_a_json_500_that_tells_nothing_of_the_error(store):
+    reader = new_token(store, "mart")
+    with probe_server(store) as client:
+        response = client.get("/broken", headers=bearer(reader))
+    assert response.status_code == 500
+    assert response.json() == {"detail": "internal error; the server's log has the details"}
 
 
 def test_pages_are_limited_to_1000_items(store):

@@ -47,6 +47,11 @@ async def _invalid_request(request: Request, error: Exception) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=422)
 
 
+async def _failed(request: Request, error: Exception) -> JSONResponse:
+    """500 as JSON like every other answer; the error itself is logged by the server, not shown."""
+    return JSONResponse({"detail": "internal error; the server's log has the details"}, status_code=500)
+
+
 def create_api(
     store: Store,
     config: Config,
@@ -66,6 +71,7 @@ def create_api(
     app.add_middleware(BodyLimit, max_bytes=config.api.max_body_bytes)
     app.state.api = Api(store, config, clock)
     app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(Exception, _failed)
     for router in resources:
         app.include_router(router)
     app.include_router(docs.router)
