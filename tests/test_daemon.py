@@ -861,3 +861,45 @@ def _answers(request: Callable[[], int]) -> bool:
         return request() == 200
     except OSError:
         return False
+
+
+def test_run_serves_the_integration_api_with_the_console(tmp_path, registry, spawn, sqlite_url):
+    """The API lives in the console's server: `watcher run` with the console answers /api/v1/status
+    for a token, from the same process whose heartbeat the answer reports."""
+    import json as json_module
+    import socket as socket_module
+    import urllib.request
+
+    from watcher.api.tokens import add_token
+    from watcher.store import open_store
+    from watcher.vocabulary import TokenScope
+
+    with socket_module.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    console = (
+        f'[console]\nenabled = true\nhost = "127.0.0.1"\nport = {port}\n'
+        'secret_key = "${WATCHER_TEST_CONSOLE_KEY}"\n'
+    )
+    config = write_config(tmp_path, database_url=sqlite_url, registry_url=registry.url, extra=console)
+    daemon = spawn(config, env={"WATCHER_TEST_CONSOLE_KEY": "k" * 40})
+    daemon.wait_ready()
+    store = open_store(sqlite_url)
+    with store.transaction() as session:
+        _row, token = add_token(session, name="monitor", scope=TokenScope.READ, officer_id=None, actor="test")
+    store.dispose()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/v1/status", headers={"Authorization": f"Bearer {token}"}
+    )
+
+    def status() -> int:
+        with urllib.request.urlopen(request, timeout=2) as response:
+            return response.status
+
+    wait_until(lambda: _answers(status), timeout=20, what="the API to answer")
+    with urllib.request.urlopen(request, timeout=5) as response:
+        body = json_module.loads(response.read())
+    assert [instance["state"] for instance in body["instances"]] == ["alive"]
+    code, _ = daemon.stop()
+    assert code == 0
+    assert not _answers(status)

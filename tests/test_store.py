@@ -12,6 +12,7 @@ from watcher.store import SCHEMA_HEAD, Store, audit, open_store, pack_raw, unpac
 
 TABLES = {
     "borrower",
+    "api_token",
     "snapshot",
     "change_event",
     "alert",

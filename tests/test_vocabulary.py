@@ -31,6 +31,7 @@ from watcher.vocabulary import (
     OutboxState,
     PartyRole,
     Severity,
+    TokenScope,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,8 +63,11 @@ STORED = {
         "console.password_changed",
         "console.signed_in",
         "console.locked_out",
+        "api.token_added",
+        "api.token_revoked",
     ],
     PartyRole: ["borrower", "guarantor", "pledgor"],
+    TokenScope: ["read", "write"],
     ErrorKind: [
         "source_error",
         "transient",

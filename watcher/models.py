@@ -391,3 +391,24 @@ class FeedState(SQLModel, table=True):
     gap_alert_id: int | None = None
     claimed_by: str | None = Field(default=None, max_length=128)
     lease_until: datetime | None = None
+
+
+class ApiToken(SQLModel, table=True):
+    """A token of the integration API (``watcher tokens``). The token itself is shown once and never
+    stored: ``lookup`` (its public prefix) finds the row, ``secret_hash`` (salted SHA-256 of its
+    secret part, ``salt`` beside it) proves it. ``scope`` is a ``TokenScope``; ``officer_id`` limits
+    what it reads to that officer's parties, like a console officer (None: everything, like a reviewer).
+    """
+
+    __tablename__ = "api_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=64, unique=True)
+    lookup: str = Field(max_length=32, unique=True)
+    salt: str = Field(max_length=64)
+    secret_hash: str = Field(max_length=128)
+    scope: str = Field(max_length=16)
+    officer_id: str | None = Field(default=None, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    revoked_at: datetime | None = None
+    last_used_at: datetime | None = None

@@ -43,7 +43,7 @@ from watcher.vocabulary import AuditAction, DeliveryStatus, ErrorKind, OutboxSta
 if TYPE_CHECKING:
     from watcher.routing import PlannedDelivery
 
-SCHEMA_HEAD = "0014"
+SCHEMA_HEAD = "0015"
 # Who the audit log names for what the watcher itself does (opens alerts, gives up deliveries).
 SYSTEM_ACTOR = "watcher"
 MIGRATIONS = Path(__file__).with_name("migrations")

@@ -132,6 +132,8 @@ class AuditAction(StrEnum):
     PASSWORD_CHANGED = "console.password_changed"
     SIGNED_IN = "console.signed_in"
     LOCKED_OUT = "console.locked_out"
+    API_TOKEN_ADDED = "api.token_added"
+    API_TOKEN_REVOKED = "api.token_revoked"
 
 
 class ErrorKind(StrEnum):
@@ -162,6 +164,14 @@ class PartyRole(StrEnum):
         """A party whose role is to secure borrowers (it is watched for them, and with them). A borrower
         may secure other borrowers too (its ``secures`` links); its role stays borrower."""
         return self is not PartyRole.BORROWER
+
+
+class TokenScope(StrEnum):
+    """What an API token may do (``watcher tokens add --scope``): read, or read and write. Stored on
+    the token."""
+
+    READ = "read"
+    WRITE = "write"
 
 
 class SecretScope(StrEnum):

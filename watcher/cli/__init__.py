@@ -23,6 +23,7 @@ from watcher.cli import (
     run,
     signals,
     status,
+    tokens,
 )
 from watcher.cli.base import HELP_MARKUP, main_options
 from watcher.output import HistoryFormat, print_history
@@ -51,6 +52,7 @@ app.add_typer(alerts.group, name="alerts")
 app.add_typer(notify.group, name="notify")
 app.add_typer(console.users, name="users")
 app.add_typer(signals.group, name="signals")
+app.add_typer(tokens.group, name="tokens")
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ from watcher.config.loading import (
 )
 from watcher.config.schema import (
     CONSOLE_SECRET_MIN_LENGTH,
+    ApiSection,
     Config,
     ConsoleSection,
     DatabaseSection,
@@ -35,6 +36,7 @@ from watcher.config.starter import EXAMPLE_CONFIG, STARTER_CONFIG
 __all__ = [
     "CONFIG_ENV_VAR",
     "CONSOLE_SECRET_MIN_LENGTH",
+    "ApiSection",
     "DEFAULT_CONFIG_FILE",
     "EXAMPLE_CONFIG",
     "STARTER_CONFIG",

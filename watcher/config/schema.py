@@ -35,7 +35,7 @@ import notifiers
 import sources
 from sources.base import SourceOptions
 from watcher.config.environment import DEFERRED_CONTEXT
-from watcher.units import YEAR_SECONDS, Duration
+from watcher.units import YEAR_SECONDS, Duration, RateSpec, parse_rate
 from watcher.vocabulary import Language, Severity
 
 _SOURCE_NAME = re.compile(r"[a-z0-9_][a-z0-9_-]*")
@@ -207,6 +207,18 @@ class MetricsSection(_Model):
     enabled: bool = False
     host: str = "127.0.0.1"
     port: int = Field(default=9464, ge=1, le=65535)
+
+
+class ApiSection(_Model):
+    """``[api]``: the integration API served under ``/api/v1/`` by the console's server.
+
+    ``max_body_bytes`` refuses larger request bodies (413) before they are read whole; the default
+    leaves room for a bulk upsert of 10,000 parties. ``rate`` is each token's request budget (429
+    with ``Retry-After`` beyond it).
+    """
+
+    max_body_bytes: int = Field(default=20 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
+    rate: RateSpec = Field(default_factory=lambda: parse_rate("20/s"))
 
 
 _HEADER_NAME = re.compile(r"[A-Za-z0-9-]+")
@@ -495,6 +507,7 @@ class Config(_Model):
     officers: dict[str, OfficerConfig] = {}
     console: ConsoleSection = Field(default_factory=ConsoleSection)
     metrics: MetricsSection = Field(default_factory=MetricsSection)
+    api: ApiSection = Field(default_factory=ApiSection)
     path: Path | None = Field(default=None, exclude=True)
 
     @model_validator(mode="after")

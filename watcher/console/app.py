@@ -1,4 +1,5 @@
-"""The review console as an ASGI app (Starlette), and how to serve it on its own or inside ``watcher run``.
+"""The review console as an ASGI app (Starlette), and how to serve it on its own or inside ``watcher run``;
+the integration API (:mod:`watcher.api`) is mounted in it at ``/api/v1``, behind the same headers.
 
 Sessions live in the database; the browser's cookie, signed with ``[console] secret_key`` (HttpOnly,
 SameSite=Lax, Secure unless served on loopback), carries only an opaque session id, so signing out
@@ -12,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from watcher.api.app import API_PREFIX, ASSETS_PREFIX, DOCS_CSP, DOCS_PATH, create_api
 from watcher.config import Config, ConsoleSection, is_loopback_host
 from watcher.console.auth import LoginThrottle
 from watcher.console.context import Console
@@ -54,33 +56,57 @@ PUBLIC_FILES = frozenset({FAVICON})
 
 
 class SecurityHeaders:
-    """Adds the security headers to every response, and ``no-store`` to all but static files:
-    pages hold borrower data that must not linger in shared caches or the browser's back button.
-    With ``hsts``, browsers are told to reach the console over HTTPS only from then on."""
+    """Adds the security headers to every response (the console's and the API's), and ``no-store`` to
+    all but static files: pages and API answers hold borrower data that must not linger in shared
+    caches or the browser's back button. With ``hsts``, browsers are told to reach the console over
+    HTTPS only from then on. ``policies`` gives a path its own Content-Security-Policy instead of the
+    console's (the API docs page, which runs Swagger UI's script from 'self')."""
 
-    def __init__(self, app: ASGIApp, *, hsts: bool = False) -> None:
+    def __init__(
+        self, app: ASGIApp, *, hsts: bool = False, policies: Mapping[str, bytes] | None = None
+    ) -> None:
         self.app = app
         self.headers = (*SECURITY_HEADERS, HSTS) if hsts else SECURITY_HEADERS
+        self.policies = {
+            path: tuple(
+                (name, policy if name == b"content-security-policy" else value)
+                for name, value in self.headers
+            )
+            for path, policy in (policies or {}).items()
+        }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path = scope.get("path", "")
-        static = path in PUBLIC_FILES or path.startswith("/static/")
+        static = path in PUBLIC_FILES or path.startswith(("/static/", ASSETS_PREFIX))
+        added = self.policies.get(path, self.headers)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = [
                     (name, value) for name, value in message.get("headers", []) if name.lower() != b"server"
                 ]
-                headers.extend(self.headers)
+                headers.extend(added)
                 if not static:
                     headers.append((b"cache-control", b"no-store"))
                 message = {**message, "headers": headers}
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class ConsoleSessions(SessionMiddleware):
+    """The console's signed session cookie, for the console's pages only: the API under
+    ``/api/v1/`` authenticates by bearer token alone, so it neither reads nor sets a cookie."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path == API_PREFIX or path.startswith(API_PREFIX + "/"):
+            await self.app(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 async def favicon(request: Request) -> FileResponse:
@@ -116,18 +142,19 @@ def create_app(
     throttle: LoginThrottle | None = None,
     clock: Callable[[], datetime] = utcnow,
 ) -> Starlette:
-    """The console for one deployment, served on ``host`` (default ``[console] host``); raises
-    ValueError when ``[console] secret_key`` is missing."""
+    """The console for one deployment, served on ``host`` (default ``[console] host``), with the
+    integration API mounted at ``/api/v1``; raises ValueError when ``[console] secret_key`` is missing."""
     settings = config.console
     if settings.secret_key is None:
         raise ValueError("[console] secret_key is required to serve the console")
     secure = settings.cookies_secure(host)
+    api = create_api(store, config, clock=clock)
     app = Starlette(
-        routes=ROUTES,
+        routes=[*ROUTES, Mount(API_PREFIX, api, name="api")],
         middleware=[
-            Middleware(SecurityHeaders, hsts=secure),
+            Middleware(SecurityHeaders, hsts=secure, policies={DOCS_PATH: DOCS_CSP}),
             Middleware(
-                SessionMiddleware,
+                ConsoleSessions,
                 secret_key=settings.secret_key.get_secret_value(),
                 session_cookie=SESSION_COOKIE,
                 max_age=settings.session_hours * 3600,

@@ -21,10 +21,9 @@ from sqlmodel import Session, col, select
 
 from watcher.models import ConsoleSession, LoginFailures, User, utcnow
 from watcher.store import audit
+from watcher.visibility import OFFICER, REVIEWER, ROLES
 from watcher.vocabulary import AuditAction, Language
 
-OFFICER, REVIEWER = "officer", "reviewer"
-ROLES = (OFFICER, REVIEWER)
 USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 MIN_PASSWORD_LENGTH = 10
 

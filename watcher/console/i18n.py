@@ -102,6 +102,8 @@ AUDIT_ACTION_LABEL = {
         AuditAction.PASSWORD_CHANGED: "修改密码",
         AuditAction.SIGNED_IN: "登录",
         AuditAction.LOCKED_OUT: "登录锁定",
+        AuditAction.API_TOKEN_ADDED: "新增接口令牌",
+        AuditAction.API_TOKEN_REVOKED: "吊销接口令牌",
     },
     Language.EN: {
         AuditAction.ALERT_OPENED: "Alert opened",
@@ -120,6 +122,8 @@ AUDIT_ACTION_LABEL = {
         AuditAction.PASSWORD_CHANGED: "Password changed",
         AuditAction.SIGNED_IN: "Signed in",
         AuditAction.LOCKED_OUT: "Locked out",
+        AuditAction.API_TOKEN_ADDED: "API token added",
+        AuditAction.API_TOKEN_REVOKED: "API token revoked",
     },
 }
 

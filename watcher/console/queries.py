@@ -3,7 +3,8 @@
 An officer sees the borrowers whose ``officer`` is their ``officer_id``, and the guarantors and
 pledgors securing them (whose alerts reach that officer), and nothing else: their alerts, change
 events, raw responses and exports. A reviewer sees every borrower. Scoping is applied
-in SQL (:func:`scoped`), so no page or export can forget it by filtering too late.
+in SQL (:func:`scoped`, from :mod:`watcher.visibility`, which the API shares), so no page or export
+can forget it by filtering too late.
 """
 
 from __future__ import annotations
@@ -14,12 +15,10 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any, TypeVar
 
-from sqlalchemy import Case, ColumnElement, Select, case, false, func, literal
-from sqlalchemy.orm import aliased
+from sqlalchemy import Case, Select, case, false, func, literal
 from sqlmodel import Session, col, or_, select
 from sqlmodel.sql.expression import SelectOfScalar
 
-from watcher.console.auth import REVIEWER
 from watcher.console.risk import RiskProfile, risk_profile
 from watcher.models import (
     Alert,
@@ -47,7 +46,10 @@ from watcher.store import (
     stored_id,
     unavailable_signals,
 )
+from watcher.visibility import can_see, officers_parties, scoped, sees_all
 from watcher.vocabulary import AlertStatus, AlertStatusFilter, OutboxState, Severity
+
+__all__ = ["can_see", "scoped", "sees_all"]  # the scoping, from watcher.visibility, re-exported
 
 SEVERITY_ORDER = Severity.most_severe_first()
 FAILING_AFTER = 3
@@ -55,40 +57,6 @@ FAILING_AFTER = 3
 
 _Query = TypeVar("_Query", bound=Select[*tuple[Any, ...]])
 """A SELECT that keeps its own type (entity, scalar or columns) through the conditions added to it."""
-
-
-def sees_all(user: User) -> bool:
-    return user.role == REVIEWER
-
-
-def _officers_parties(officer_id: str) -> ColumnElement[bool]:
-    """Borrower is the officer's own, or a party securing one of the officer's borrowers (a guarantor,
-    a pledgor, or a borrower guaranteeing it)."""
-    secured = aliased(Borrower)
-    securing = (
-        select(SecuresLink.party_id)
-        .join(secured, col(secured.id) == col(SecuresLink.borrower_id))
-        .where(col(secured.officer) == officer_id)
-    )
-    return or_(col(Borrower.officer) == officer_id, col(Borrower.id).in_(securing))
-
-
-def scoped(query: _Query, user: User) -> _Query:
-    """``query`` (which involves Borrower) limited to the parties ``user`` may see."""
-    if sees_all(user):
-        return query
-    if not user.officer_id:
-        return query.where(false())
-    return query.where(_officers_parties(user.officer_id))
-
-
-def can_see(session: Session, user: User, borrower: Borrower) -> bool:
-    if sees_all(user) or (user.officer_id is not None and borrower.officer == user.officer_id):
-        return True
-    if user.officer_id is None:
-        return False
-    visible = session.exec(scoped(select(Borrower.id), user).where(col(Borrower.id) == borrower.id)).first()
-    return visible is not None
 
 
 def _like_escape(text: str) -> str:
@@ -244,7 +212,7 @@ def _officers_source_alerts(user: User) -> SelectOfScalar[int]:
     return (
         select(AlertBorrower.alert_id)
         .join(Borrower, col(Borrower.id) == col(AlertBorrower.borrower_id))
-        .where(_officers_parties(user.officer_id) if user.officer_id else false())
+        .where(officers_parties(user.officer_id) if user.officer_id else false())
     )
 
 
@@ -255,7 +223,7 @@ def _visible_alerts(query: _Query, user: User) -> _Query:
         return query
     return query.where(
         or_(
-            _officers_parties(user.officer_id) if user.officer_id else false(),
+            officers_parties(user.officer_id) if user.officer_id else false(),
             col(Alert.borrower_id).is_(None) & col(Alert.id).in_(_officers_source_alerts(user)),
         )
     )
