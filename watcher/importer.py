@@ -397,13 +397,21 @@ class _SecuresCheck:
             return row.role
         return self.stored_roles.get(party_id, PartyRole.BORROWER if row is not None else None)
 
+    def _did_you_mean(self, borrower_id: str) -> str:
+        """Ids are case-sensitive: a near miss by case alone is named."""
+        folded = borrower_id.casefold()
+        known = sorted({*self.in_file, *self.stored_roles} - {borrower_id})
+        alike = [party for party in known if party.casefold() == folded]
+        return f" (did you mean {alike[0]!r}?)" if alike else ""
+
     def target_problem(self, borrower_id: str) -> str | None:
         role = self.final_role(borrower_id)
         if role is None and borrower_id in self.parsed.rejected_ids:
             where = f"{self.parsed.unit} {self.parsed.rejected_ids[borrower_id]}"
             return f"secures {borrower_id!r}: borrower {borrower_id!r} was rejected ({where})"
         if role is None:
-            return f"secures {borrower_id!r}: no such borrower in the file or the database"
+            hint = self._did_you_mean(borrower_id)
+            return f"secures {borrower_id!r}: no such borrower in the file or the database{hint}"
         if role.secures:
             return f"secures {borrower_id!r}, a {role}: secures names borrowers only"
         return None
