@@ -170,6 +170,7 @@ AUDIT_DETAIL_LABEL = {
         "interval": "检查间隔",
         "interval_seconds": "检查间隔（秒）",
         "legal_rep_on_file": "预留签字人",
+        "secures": "所担保借款人",
     },
     Language.EN: {
         "severity": "severity",
@@ -206,6 +207,7 @@ AUDIT_DETAIL_LABEL = {
         "interval": "interval",
         "interval_seconds": "interval (seconds)",
         "legal_rep_on_file": "signatory on file",
+        "secures": "secures",
     },
 }
 
