@@ -202,6 +202,11 @@ class RegistryStub:
             self._window.clear()
         return seen
 
+    def request_counts(self) -> tuple[int, int]:
+        """(every request so far, feed requests so far), read together: a benchmark takes deltas."""
+        with self._lock:
+            return self.counters.requests, self.feed_requests
+
     # -- changes between cycles ---------------------------------------------------------------------
 
     def mark_changed(self, orgnrs: Iterable[str]) -> None:
@@ -406,6 +411,12 @@ class StubProcess:
 
     def daglig_ledere(self) -> dict[str, str]:
         return self._call("daglig_ledere")
+
+    def publish_unwatched(self, count: int) -> None:
+        self._call("publish_unwatched", count)
+
+    def request_counts(self) -> tuple[int, int]:
+        return self._call("request_counts")
 
 
 def _serve_stub(connection: Connection, companies: int, rate_limit: int | None, seed: int) -> None:
