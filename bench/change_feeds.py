@@ -491,10 +491,15 @@ class MemorySide:
 
 
 def memory_side(
-    companies: int, cycles: int, folder: Path, receiver: WebhookReceiver, say: Callable[[str], None]
+    companies: int,
+    cycles: int,
+    folder: Path,
+    receiver: WebhookReceiver,
+    say: Callable[[str], None],
+    own_people: bool = True,
 ) -> MemorySide:
     """A daemon following the feed for ``companies`` watched companies through ``cycles`` changed cycles."""
-    with StubProcess(companies) as stub:
+    with StubProcess(companies, own_people=own_people) as stub:
         config, database = deployment(folder, stub.url, stub.orgnrs, receiver.url, due=False)
         with DaemonRun(config) as daemon:
             bench = FeedBench(stub, daemon, database, receiver)
@@ -522,6 +527,7 @@ class Plan:
     rss_cycles: int = 3
     urlwatch_companies: int | None = None  # None: at ``companies``; 0: urlwatch not run
     fresh_urlwatch: bool = False
+    shared_people: bool = False  # the stand-in's default portfolio: one group of connected parties
 
     @property
     def urlwatch_at(self) -> int | None:
@@ -547,7 +553,7 @@ def run(plan: Plan, *, progress: Callable[[str], None] | None = None, keep: Path
     with tempfile.TemporaryDirectory(prefix="watcher-feeds-") as temporary, WebhookReceiver() as receiver:
         scratch = keep or Path(temporary)
         for size in sizes:
-            with StubProcess(size) as stub:
+            with StubProcess(size, own_people=not plan.shared_people) as stub:
                 cycles = plan.cycles if size == plan.companies else max(1, min(plan.cycles, 2))
                 results.watcher[size] = watcher_side(
                     stub, scratch / f"n{size}" / "watcher", receiver, cycles, say
@@ -557,7 +563,7 @@ def run(plan: Plan, *, progress: Callable[[str], None] | None = None, keep: Path
                     results.version = results.urlwatch.version
         if plan.rss_companies:
             results.memory = memory_side(
-                plan.rss_companies, plan.rss_cycles, scratch / "memory", receiver, say
+                plan.rss_companies, plan.rss_cycles, scratch / "memory", receiver, say, not plan.shared_people
             )
     return results
 
@@ -755,10 +761,14 @@ def target_rows(results: Results) -> list[Row]:
 
 def headline(results: Results) -> str:
     plan = results.plan
+    people = (
+        "people shared by ~1 % of companies each" if plan.shared_people else "each company its own people"
+    )
     return (
         f"watcher run following brreg's update feeds vs {results.version} on a loopback Enhetsregisteret "
         f"(own process); N = {plan.companies:,}, feed_every {FEED_EVERY:g} s, {CHANGED_SHARE:.0%} changed "
-        f"+ {UNWATCHED_PER_CHANGE}× unwatched feed entries per changed cycle; {os.cpu_count()} CPUs; "
+        f"+ {UNWATCHED_PER_CHANGE}× unwatched feed entries per changed cycle; {people}; "
+        f"{os.cpu_count()} CPUs; "
         f"Python {sys.version.split()[0]}; {datetime.now(UTC):%Y-%m-%d}; medians; ratio = watcher / urlwatch"
     )
 
@@ -776,6 +786,11 @@ def main() -> None:
     )
     parser.add_argument("--skip-urlwatch", action="store_true", help="no urlwatch, no ratio")
     parser.add_argument("--fresh-urlwatch", action="store_true", help="reinstall urlwatch's throw-away venv")
+    parser.add_argument(
+        "--shared-people",
+        action="store_true",
+        help="the stand-in's shared people (one connected group) instead of each company its own",
+    )
     parser.add_argument("--keep", type=Path, help="keep databases, configs and outputs in this folder")
     arguments = parser.parse_args()
     plan = Plan(
@@ -785,6 +800,7 @@ def main() -> None:
         rss_cycles=arguments.rss_cycles,
         urlwatch_companies=0 if arguments.skip_urlwatch else arguments.urlwatch_companies,
         fresh_urlwatch=arguments.fresh_urlwatch,
+        shared_people=arguments.shared_people,
     )
     started = time.monotonic()
     results = run(plan, keep=arguments.keep)
