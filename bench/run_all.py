@@ -16,10 +16,10 @@ table to stdout. A suite that fails becomes a FAILED row; the others still run.
 Runtime on a 2-core machine: ``--quick`` (N = 1,000 only, short rate and daemon cases) about 3 min.
 The full run takes about 17-20 min, 8 of them urlwatch at N = 10,000, whose cache lookups scan its
 whole cache table for every job (no index on the job id), so each of its cycles there takes minutes;
-``--urlwatch-sizes 1000`` leaves those out (about 10 min in all). The change feeds add about 10 min
-(the daemon's 10,000 baselines, and 100,000 companies seeded for the memory run), and urlwatch's two
-cycles at 10,000 as many again unless ``--urlwatch-sizes`` leaves 10,000 out: its comparison then
-runs at the largest size given, for both tools.
+``--urlwatch-sizes 1000`` leaves those out (about 10 min in all). The change feeds add about 25 min
+(the daemon's 10,000 baselines, urlwatch's two cycles at 10,000, 100,000 companies seeded for the
+memory run), about 10 min when ``--urlwatch-sizes`` leaves 10,000 out (their comparison then runs at
+the largest size given, for both tools), about 3 min to ``--quick``.
 
     .venv/bin/python -m bench.run_all [--quick] [--sizes 1000 10000] [--urlwatch-sizes 1000]
                                       [--skip compare rate daemon feeds] [--fresh-urlwatch] [--keep DIR]
