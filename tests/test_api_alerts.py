@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import base64
 import json
+import random
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
@@ -38,6 +41,9 @@ RUNNER = CliRunner()
 CHANNELS = f"""\
 [console]
 secret_key = "{SECRET}"
+
+[api]
+rate = "1000/s"
 
 [officers.zhang_wei]
 name = "张伟"
@@ -174,6 +180,9 @@ def test_alert_list_errors(world):
             ({"cursor": "not-a-cursor"}, "cursor"),
             ({"cursor": base64.urlsafe_b64encode(b"ev1:5").decode()}, "cursor"),  # an events cursor
             ({"party": "x" * 65}, "party"),
+            ({"party": "b-\x00"}, "party"),  # PostgreSQL stores no NUL: refused here, not a 500 there
+            ({"officer": "zhang\x00"}, "officer"),
+            ({"since": "0001-01-01T00:00:00+14:00"}, "since"),  # before year 1 in UTC
         ):
             response = client.get(ALERTS, params=params, headers=bearer(token["reader"]))
             assert response.status_code == 422, params
@@ -371,6 +380,8 @@ def test_lifecycle_errors(world):
                 ({"by": ""}, "by"),
                 ({"by": "   "}, "by"),
                 ({"by": "王芳", "note": "x" * 4001}, "note"),
+                ({"by": "王\x00芳"}, "by"),
+                ({"by": "王芳", "note": "a\x00"}, "note"),
                 ({"by": "王芳", "colour": "red"}, "colour"),
             ):
                 bad = client.post(url, json=body, headers=bearer(token["writer"]))
@@ -501,3 +512,45 @@ def _insert_event(subject: str):
         "INSERT INTO change_event (borrower_id, source, category, action, subject, detected_at, key_person,"
         " first_seen) VALUES ('b-lanchao', 'cn', 'address', 'changed', :subject, now(), false, false)"
     ).bindparams(subject=subject)
+
+
+def test_a_follower_misses_no_event_while_writers_commit_out_of_order(postgres_url, tmp_path):
+    """Four writers insert events and commit after random pauses (so ids become visible out of
+    order) while a follower polls the feed: it ends with every event exactly once, in id order."""
+    world = Deployment(tmp_path, postgres_url, CHANNELS)
+    try:
+        world.add(LANCHAO)
+        token = new_token(world.store, "mart")
+        written: list[str] = []
+        lock = threading.Lock()
+
+        def write(writer: int) -> None:
+            chance = random.Random(writer)
+            for n in range(15):
+                subject = f"w{writer}-{n}"
+                with world.store.transaction() as session:
+                    session.execute(_insert_event(subject))
+                    time.sleep(chance.uniform(0, 0.03))
+                with lock:
+                    written.append(subject)
+
+        writers = [threading.Thread(target=write, args=(w,)) for w in range(4)]
+        seen: list[dict] = []
+        with console_server(world.store, world.config) as client:
+            for thread in writers:
+                thread.start()
+            cursor = None
+            while any(thread.is_alive() for thread in writers):
+                events, cursor = follow(client, token, cursor, limit=7)
+                seen += events
+                time.sleep(0.01)
+            for thread in writers:
+                thread.join()
+            events, _ = follow(client, token, cursor, limit=7)
+            seen += events
+    finally:
+        world.close()
+    assert len(written) == 60
+    assert sorted(e["subject"] for e in seen) == sorted(written)  # none missed, none twice
+    ids = [e["id"] for e in seen]
+    assert ids == sorted(ids)

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Protocol
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 from sqlalchemy import and_, or_
 from sqlmodel import Session, col, select
@@ -42,6 +43,9 @@ from watcher.vocabulary import AlertKind, AlertStatus, Severity
 router = APIRouter(tags=["alerts"])
 
 CURSOR_PREFIX = "al1:"
+NO_NUL = r"^[^\x00]*$"
+"""Text PostgreSQL can store (no NUL character): anything else is a 422 here, not a 500 there."""
+NAMED = r"^[^\x00]*[^\x00\s][^\x00]*$"
 MAX_NOTE_CHARS = 4000
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "No such alert, or not one this token may see"}
@@ -137,12 +141,21 @@ class AlertDetail(AlertOut):
 class LifecycleStep(ApiModel):
     """Who handles the alert (a person, recorded as ``acknowledged_by``/``closed_by``) and why."""
 
-    by: str = Field(min_length=1, max_length=200, pattern=r"\S", description="Who handles it")
-    note: str | None = Field(default=None, max_length=MAX_NOTE_CHARS, description="What was done or decided")
+    by: str = Field(min_length=1, max_length=200, pattern=NAMED, description="Who handles it")
+    note: str | None = Field(
+        default=None, max_length=MAX_NOTE_CHARS, pattern=NO_NUL, description="What was done or decided"
+    )
 
 
-def _as_utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+def _as_utc(value: datetime, field: str) -> datetime:
+    """A time as UTC (a time without an offset is read as UTC); one that falls outside the years
+    a datetime holds once moved to UTC is a 422, not a 500."""
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:
+        raise RequestValidationError(
+            [{"loc": ("query", field), "msg": "out of range once in UTC", "type": "value_error"}]
+        ) from None
 
 
 def _alert_out(alert: Alert, borrower: Borrower | None, who: Principal) -> AlertOut:
@@ -248,9 +261,13 @@ def list_alerts(
         AlertStatus | None, Query(alias="status", description="Only alerts in this status")
     ] = None,
     severity: Annotated[Severity | None, Query(description="Only alerts at least this severe")] = None,
-    officer: Annotated[str | None, Query(max_length=64, description="Only this officer's alerts")] = None,
+    officer: Annotated[
+        str | None, Query(max_length=64, pattern=NO_NUL, description="Only this officer's alerts")
+    ] = None,
     since: Annotated[datetime | None, Query(description="Only alerts raised at or after this time")] = None,
-    party: Annotated[str | None, Query(max_length=64, description="Only alerts about this party")] = None,
+    party: Annotated[
+        str | None, Query(max_length=64, pattern=NO_NUL, description="Only alerts about this party")
+    ] = None,
 ) -> Page[AlertOut]:
     """Alerts the token may see, newest first (by id), in pages of ``limit``: follow ``next_cursor``."""
     before = decode_cursor(CURSOR_PREFIX, page.cursor, "cursor")
@@ -266,7 +283,7 @@ def list_alerts(
     if officer is not None:
         query = query.where(_listing_officers(officer))
     if since is not None:
-        query = query.where(col(Alert.created_at) >= _as_utc(since))
+        query = query.where(col(Alert.created_at) >= _as_utc(since, "since"))
     with api.store.session() as session:
         if party is not None:
             if party not in visible_parties(session, who, [party]):
