@@ -194,7 +194,7 @@ def _gap_out(session: Session, alert: Alert, who: Principal) -> GapOut | None:
     return GapOut.model_validate(gap)
 
 
-def _evidence(session: Session, alert: Alert, who: Principal) -> list[EvidenceLink]:
+def _evidence(session: Session, alert: Alert) -> list[EvidenceLink]:
     """The console's pages for the alert's party and the snapshots its changes were found in."""
     if alert.borrower_id is None:
         return [EvidenceLink(rel="status", href="/status")]
@@ -228,7 +228,7 @@ def _detail(session: Session, alert: Alert, who: Principal) -> AlertDetail:
         **out.model_dump(),
         changes=changes,
         gap=_gap_out(session, alert, who),
-        evidence=_evidence(session, alert, who),
+        evidence=_evidence(session, alert),
     )
 
 
