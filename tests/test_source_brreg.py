@@ -273,6 +273,20 @@ def test_a_replaced_procuration_holder_is_one_removal_and_one_addition_dated_by_
     assert changes[0].after == "Jonas Lie (Prokura hver for seg)"
 
 
+def test_signature_and_procuration_changed_in_one_check_keep_their_own_dates():
+    """Both groups changed since the last check: each holder's change is dated by its own group's
+    ``sistEndret``, not both by the newer one (a user test found them sharing it)."""
+    old, new = parse(), parse("roller_signing_t1.json")
+    assert new.signing_authority is not None and new.change_log is not None
+    sign_day = date(2026, 3, 1)
+    newcomer = Person(name="Hanne Haugland", key="nb:hanne haugland|1980-01", roles=frozenset({Role.OTHER}),
+                      role_text="Signatur hver for seg")  # fmt: skip
+    log = tuple(replace(e, date=sign_day) if e.item == "SIGN sistEndret" else e for e in new.change_log)
+    both = replace(new, signing_authority=(*new.signing_authority, newcomer), change_log=log)
+    dates = {c.subject: c.effective_date for c in signing_changes(old, both) if c.action is Action.ADDED}
+    assert dates == {"Jonas Lie": MARCH_2, "Hanne Haugland": sign_day}
+
+
 def test_changed_terms_of_authority_are_a_change_of_the_same_person():
     old = parse()
     assert old.signing_authority is not None

@@ -502,10 +502,15 @@ def _fresh_log_entries(old: RegistryRecord, new: RegistryRecord) -> tuple[Change
 
 
 def _dated(change: Change, fresh_log: Iterable[ChangeLogEntry]) -> Change:
-    """Date a structural change by the newest fresh log row of its category, when there is one."""
+    """Date a structural change by the newest fresh log row of its category, when there is one; rows
+    naming what the change reads (Brønnøysund's "Prokura" group for a "Prokura hver for seg" holder,
+    a vendor row naming the new person) first, so two groups changed at once keep their own dates."""
     if change.effective_date is not None:
         return change
-    dates = [entry.date for entry in fresh_log if entry.date and change.category in entry.categories]
+    rows = [entry for entry in fresh_log if entry.date and change.category in entry.categories]
+    text = f"{change.before or ''} {change.after or ''} {change.subject}"
+    naming = [entry for entry in rows if len(entry.after) >= 2 and entry.after in text]
+    dates = [entry.date for entry in naming or rows if entry.date is not None]
     if not dates:
         return change
     return replace(change, effective_date=max(dates))
