@@ -22,6 +22,7 @@ from datetime import date, timedelta
 from typing import ClassVar
 
 from pydantic import Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from sources import companies_house_risk as risk
 from sources import register
@@ -154,10 +155,26 @@ class CompaniesHouseOptions(VendorOptions, FeedOptions):
             raise ValueError("name at least one stream, or set feed = false")
         return tuple(dict.fromkeys(value))
 
+    @field_validator("stream_url")
+    @classmethod
+    def _http_stream_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise PydanticCustomError("change_feed", "stream_url must start with https:// (or http://)")
+        return value.rstrip("/")
+
+    @field_validator("stream_window")
+    @classmethod
+    def _positive_window(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise PydanticCustomError("change_feed", "stream_window must be longer than 0s")
+        return value
+
     @model_validator(mode="after")
     def _stream_key_for_an_explicit_feed(self) -> CompaniesHouseOptions:
         if "feed" in self.model_fields_set and self.feed and not self.stream_key:
-            raise ValueError('feed = true needs stream_key (the Streaming API key, e.g. "${CH_STREAM_KEY}")')
+            raise PydanticCustomError(
+                "change_feed", 'feed = true needs stream_key (the Streaming API key, e.g. "${CH_STREAM_KEY}")'
+            )
         return self
 
     # The documented limit: 600 requests per rolling five minutes per key.

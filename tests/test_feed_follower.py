@@ -155,7 +155,8 @@ async def test_a_refused_position_alerts_falls_back_to_polling_and_recovers(worl
         gap = session.get(Alert, run.alerts[0])
         assert gap is not None and gap.kind == AlertKind.MONITORING_GAP and gap.borrower_id is None
         detail = json.loads(gap.detail or "{}")
-        assert (detail["source"], detail["feed"]) == ("brreg", "enheter") and "HTTP 400" in detail["error"]
+        assert (detail["source"], detail["feed"]) == ("brreg", "enheter, roller"), "both feeds, one alert"
+        assert "HTTP 400" in detail["error"]
         assert [d.target for d in session.exec(select(Delivery).where(Delivery.alert_id == gap.id))] == [
             "notifier:desk"
         ]
@@ -164,9 +165,9 @@ async def test_a_refused_position_alerts_falls_back_to_polling_and_recovers(worl
     states = _states(store)
     assert states["enheter"].position is None and states["enheter"].gap_since is not None
     zh = render_alert(view, Language.ZH_CN, BodyFormat.TEXT)
-    assert "变更订阅 enheter" in zh.title and "常规检查间隔全量轮询" in zh.body
+    assert "变更订阅 enheter, roller：监控中断" in zh.title and "常规检查间隔全量轮询" in zh.body
     en = render_alert(view, Language.EN, BodyFormat.TEXT)
-    assert "change feed enheter" in en.title and "HTTP 400" in en.body
+    assert "change feed enheter, roller" in en.title and "HTTP 400" in en.body
 
     stub.feed_status = 200
     stub.mark_changed(stub.orgnrs[:1])  # published after the gap: read from now on
@@ -175,8 +176,24 @@ async def test_a_refused_position_alerts_falls_back_to_polling_and_recovers(worl
     with store.session() as session:
         restored = session.get(Alert, recovered.alerts[0])
         assert restored is not None and restored.kind == AlertKind.MONITORING_RESTORED
+        ended = json.loads(restored.detail or "{}")
+        assert ended["feed"] == "enheter, roller" and ended["since"] == detail["since"], "the gap it ends"
         assert healthy_feed_sources(session, config, utcnow()) == {"brreg"}
     assert all(s.gap_since is None for s in _states(store).values())
+
+
+async def test_a_refused_key_is_a_gap_at_once_and_keeps_the_position(world, stub):
+    """A 401/403 will not mend itself in a day: the source falls back to polling now (one alert), and
+    the position is kept, since no entry was lost."""
+    store, config, follower = world
+    follow = follower()
+    await follow.follow()
+    position = _states(store)["enheter"].position
+    stub.feed_status = 401
+    run = await follow.follow()
+    assert len(run.alerts) == 1
+    state = _states(store)["enheter"]
+    assert state.gap_since is not None and state.position == position
 
 
 async def test_failures_shorter_than_failing_after_keep_the_position_and_raise_nothing(world, stub):

@@ -332,7 +332,7 @@ def test_the_heartbeat_period_comes_from_the_config(tmp_path, database_url, robo
 def test_each_change_feed_shows_its_state_position_and_lag_and_a_gap_exits_1(world: Deployment):
     """As the follower leaves them (``watcher.feeds``): one feed following, one fallen back to polling."""
     from sources.change_feed import FeedBatch, FeedEntry, FeedGapError
-    from watcher.feeds import advance, claim_feeds, fail
+    from watcher.feeds import advance, claim_feeds, fail, release_feeds
 
     with world.config_path.open("a", encoding="utf-8") as config:
         config.write('\n[sources.live]\ntype = "brreg"\n')  # a source with change feeds, followed
@@ -349,10 +349,11 @@ def test_each_change_feed_shows_its_state_position_and_lag_and_a_gap_exits_1(wor
     assert table.exit_code == 1 and code == 1
     lines = [line.strip() for line in table.stdout.splitlines() if "feed live/" in line]
     assert lines[0].startswith("feed live/enheter: following; position id:28734003, lag ")
-    assert lines[0].endswith("follower pg-a; 1 entries, 0 made due"), "FJORDLYS is watched through source no"
-    assert lines[1].startswith(
-        "feed live/roller: GAP, polling instead: roller: HTTP 400: for gammel; position –"
+    assert lines[0].endswith("follower pg-a; entries read 1, companies made due 0"), (
+        "watched through source no"
     )
+    assert lines[1].startswith("feed live/roller: GAP since ")
+    assert "polling instead: roller: HTTP 400: for gammel; position –" in lines[1]
     feeds = {feed["feed"]: feed for feed in report["feeds"]}
     assert (feeds["enheter"]["state"], feeds["enheter"]["position"], feeds["enheter"]["entries"]) == (
         "following",
@@ -360,5 +361,9 @@ def test_each_change_feed_shows_its_state_position_and_lag_and_a_gap_exits_1(wor
         1,
     )
     assert feeds["enheter"]["lag_seconds"] is not None and feeds["enheter"]["lag_seconds"] < 60
-    assert feeds["roller"]["state"] == "gap"
+    assert feeds["roller"]["state"] == "gap" and feeds["roller"]["gap_since"] is not None
+    with world.store.transaction() as session:
+        release_feeds(session, "live", instance="pg-a")  # the daemon stopped
+    _code, stopped = status_json(world)
+    assert {f["feed"]: f["state"] for f in stopped["feeds"]} == {"enheter": "unfollowed", "roller": "gap"}
     assert [problem["kind"] for problem in report["problems"]] == ["feed_gap"]

@@ -17,6 +17,7 @@ again, and the feed is read from now on; its first successful read ends the gap 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,8 +30,8 @@ from sqlmodel import Session, col, select
 from sources.base import Source
 from sources.change_feed import ChangeFeed, FeedBatch, FeedGapError, FeedOptions
 from watcher.config import Config
-from watcher.errors import SourceError
-from watcher.models import Borrower, FeedState, utcnow
+from watcher.errors import AuthError, SourceError
+from watcher.models import Alert, Borrower, FeedState, utcnow
 from watcher.monitoring import open_source_alert
 from watcher.redaction import redact
 from watcher.store import Store
@@ -234,6 +235,8 @@ def advance(
     state.lease_until = now + lease
     restored = None
     if state.gap_since is not None and not _other_gaps(session, source, feed):
+        gap = session.get(Alert, state.gap_alert_id) if state.gap_alert_id is not None else None
+        gap_detail = json.loads(gap.detail or "{}") if gap is not None else {}
         restored = open_source_alert(
             session,
             config,
@@ -243,8 +246,8 @@ def advance(
             now,
             {
                 "source": source,
-                "feed": feed,
-                "since": _aware(state.gap_since).isoformat(),
+                "feed": gap_detail.get("feed") or feed,  # every feed the gap alert named
+                "since": gap_detail.get("since") or _aware(state.gap_since).isoformat(),
                 "gap_alert_id": state.gap_alert_id,
             },
         )
@@ -263,8 +266,9 @@ def fail(
     instance: str,
     now: datetime,
 ) -> int | None:
-    """Record a failed read; open the gap (alert, polling again, read from now on) when the feed
-    lost entries or has failed longer than ``failing_after``. Returns the gap alert's id if opened."""
+    """Record a failed read; open the gap (alert, polling again) when the feed lost entries (then it
+    is read from now on), its key was refused (no waiting a day for ``failing_after`` to tell), or it
+    has failed longer than ``failing_after``. Returns the gap alert's id if one was opened."""
     state = _held_state(session, source, feed, instance)
     message = redact(str(error))
     state.failing_since = state.failing_since or now
@@ -272,31 +276,45 @@ def fail(
     lost = isinstance(error, FeedGapError)
     if lost:
         state.position = None  # read from now on: the polling fallback covers what was lost
-    opened = None
     overdue = now - _aware(state.failing_since) >= config.rules.failing_after
-    joined = _other_gaps(session, source, feed)
-    if state.gap_since is None and (lost or overdue) and joined:
-        state.gap_since, state.gap_alert_id = now, joined[0].gap_alert_id  # the source's alert says it
-    elif state.gap_since is None and (lost or overdue):
+    opened = None
+    if state.gap_since is None and (lost or overdue or isinstance(error, AuthError)):
         state.gap_since = now
-        opened = open_source_alert(
-            session,
-            config,
-            AlertKind.MONITORING_GAP,
-            Severity.HIGH,
-            source,
-            now,
-            {
-                "source": source,
-                "feed": feed,
-                "since": _aware(state.failing_since).isoformat(),
-                "error_kind": error.kind.value,
-                "error": message,
-            },
-        )
-        state.gap_alert_id = opened
+        joined = _other_gaps(session, source, feed)
+        if joined and joined[0].gap_alert_id is not None:  # the source's alert says it: name this feed too
+            state.gap_alert_id = joined[0].gap_alert_id
+            _name_feed(session, state.gap_alert_id, feed)
+        else:
+            opened = state.gap_alert_id = open_source_alert(
+                session,
+                config,
+                AlertKind.MONITORING_GAP,
+                Severity.HIGH,
+                source,
+                now,
+                {
+                    "source": source,
+                    "feed": feed,
+                    "since": _aware(state.failing_since).isoformat(),
+                    "error_kind": error.kind.value,
+                    "error": message,
+                },
+            )
     session.add(state)
     return opened
+
+
+def _name_feed(session: Session, alert_id: int, feed: str) -> None:
+    """Another feed of the source joins its gap alert (no second message): the alert names both."""
+    alert = session.get(Alert, alert_id)
+    if alert is None:
+        return
+    detail = json.loads(alert.detail or "{}")
+    named = [name for name in str(detail.get("feed") or "").split(", ") if name]
+    if feed not in named:
+        detail["feed"] = ", ".join([*named, feed])
+        alert.detail = json.dumps(detail, ensure_ascii=False, sort_keys=True)
+        session.add(alert)
 
 
 # -- the follower ------------------------------------------------------------------------------------
@@ -313,6 +331,7 @@ class FeedFollower:
         self.feeds: tuple[ChangeFeed, ...] = source.change_feeds()
         self.clock = utcnow
         self.held = False
+        self.failing: set[str] = set()  # feeds whose last read failed (logged once)
 
     @property
     def lease(self) -> timedelta:
@@ -345,7 +364,11 @@ class FeedFollower:
                 batch = await feed.read(position, now=self.clock())
             except SourceError as error:
                 opened = await asyncio.to_thread(self._fail, feed.name, error)
-                log.warning(
+                # One warning when a feed starts failing (and when it falls back), not one per read.
+                level = logging.DEBUG if feed.name in self.failing else logging.WARNING
+                self.failing.add(feed.name)
+                log.log(
+                    level,
                     "%s %s feed: %s: %s",
                     self.source.name,
                     feed.name,
@@ -361,6 +384,9 @@ class FeedFollower:
                     )
                     run.alerts.append(opened)
                 return
+            if feed.name in self.failing:
+                self.failing.discard(feed.name)
+                log.info("%s %s feed: read again", self.source.name, feed.name)
             marked, restored = await asyncio.to_thread(self._advance, feed.name, batch)
             run.entries += len(batch.entries)
             run.marked += marked

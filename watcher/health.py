@@ -97,7 +97,7 @@ class FeedView:
 
     source: str
     feed: str
-    state: str  # following, failing, gap (polling instead), waiting (not read yet)
+    state: str  # following, failing, gap (polling instead), waiting (not read yet), unfollowed
     position: str | None
     lag: timedelta | None  # how far behind the feed the follower is
     read_at: datetime | None
@@ -105,6 +105,8 @@ class FeedView:
     entries: int
     marked: int
     error: str | None
+    failing_since: datetime | None = None
+    gap_since: datetime | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -118,6 +120,8 @@ class FeedView:
             "entries": self.entries,
             "marked": self.marked,
             "last_error": self.error,
+            "failing_since": _iso(self.failing_since),
+            "gap_since": _iso(self.gap_since),
         }
 
 
@@ -132,7 +136,7 @@ def feed_views(session: Session, config: Config, now: datetime) -> list[FeedView
             FeedView(
                 source=state.source,
                 feed=state.feed,
-                state=_feed_state(state),
+                state=_feed_state(state, now),
                 position=state.position,
                 lag=_lag(state, now),
                 read_at=state.read_at,
@@ -140,14 +144,26 @@ def feed_views(session: Session, config: Config, now: datetime) -> list[FeedView
                 entries=state.entries,
                 marked=state.marked,
                 error=redact_optional(state.last_error),
+                failing_since=state.failing_since,
+                gap_since=state.gap_since,
             )
         )
     return views
 
 
-def _feed_state(state: FeedState) -> str:
+def _feed_state(state: FeedState, now: datetime) -> str:
+    """What the feed's last follower left: a gap first (it stands until a read ends it), then whether
+    any live follower holds it (none: the daemon is stopped, or its instance died and no other has
+    taken over yet), then failing, following or waiting."""
     if state.gap_since is not None:
         return "gap"
+    lease = state.lease_until
+    if (
+        state.claimed_by is None
+        or lease is None
+        or (lease if lease.tzinfo else lease.replace(tzinfo=UTC)) < now
+    ):
+        return "unfollowed"
     if state.failing_since is not None:
         return "failing"
     return "following" if state.read_at is not None else "waiting"

@@ -99,7 +99,7 @@ _TEXT = {
         "restored_line": "{name}（{borrower_id}）：检查已恢复正常",
         "gap_note": "监控中断期间无法发现登记信息的变更：请人工核查，或联系运维处理数据源故障。",
         "gap_hidden": "另有 {count} 家借款人（其他客户经理负责）。",
-        "title_feed": "【{severity}】来源 {source}：变更订阅 {feed}{kind}",
+        "title_feed": "【{severity}】来源 {source}：变更订阅 {feed}：{kind}",
         "feed_gap_line": "变更订阅 {feed} 自 {since} 起无法继续读取（{error}）。",
         "feed_gap_note": "该来源的全部借款人已改为按常规检查间隔全量轮询，直至订阅恢复；"
         "期间发现变更可能延迟。",
@@ -145,7 +145,7 @@ _TEXT = {
         "manually, or ask operations to repair the source.",
         "gap_hidden": "{count} more borrower(s) of other officers.",
         "title_feed": "[{severity}] source {source}: change feed {feed}: {kind}",
-        "feed_gap_line": "The change feed {feed} cannot be read on since {since} ({error}).",
+        "feed_gap_line": "The change feed {feed} cannot be read since {since} ({error}).",
         "feed_gap_note": "Every borrower of this source is polled in full at the normal interval until the "
         "feed is back; changes may be seen later meanwhile.",
         "feed_restored_line": "The change feed {feed} is read again (gap since {since}); the source follows "

@@ -87,12 +87,16 @@ def _feed_line(feed: FeedView, zone: tzinfo) -> str:
     from watcher.units import format_duration
 
     lag = "–" if feed.lag is None else format_duration(timedelta(seconds=int(feed.lag.total_seconds())))
-    state = {"gap": "GAP, polling instead", "failing": "FAILING"}.get(feed.state, feed.state)
+    state = {
+        "gap": f"GAP since {when(feed.gap_since, zone)}, polling instead",
+        "failing": f"FAILING since {when(feed.failing_since, zone)}",
+        "unfollowed": "NOT FOLLOWED (no live `watcher run` holds it)",
+    }.get(feed.state, feed.state)
     error = f": {feed.error}" if feed.error and feed.state in ("gap", "failing") else ""
     return (
         f"  feed {feed.source}/{feed.feed}: {state}{error}; position {feed.position or '–'}, lag {lag}, "
         f"last read {when(feed.read_at, zone) or 'never'}, follower {feed.follower or '–'}; "
-        f"{feed.entries} entries, {feed.marked} made due"
+        f"entries read {feed.entries}, companies made due {feed.marked}"
     )
 
 

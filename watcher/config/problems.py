@@ -34,6 +34,7 @@ _OWN_KINDS = _APPEND_GOT | {
     "console_header",
     "channel_url",
     "notifier_event",
+    "change_feed",
 }
 _ECHOING_KINDS = {"duration": DURATION_FORMS, "rate": RATE_FORMS}
 """Kinds from ``watcher.units`` whose message quotes the value; replaced when that value is secret."""
