@@ -7,6 +7,7 @@ stores, the real import, lifecycle and CLI: what the API writes is compared with
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import time
@@ -212,6 +213,28 @@ def test_malformed_bodies_unknown_fields_and_bad_ids_are_422(store):
     assert malformed.status_code == 422 and malformed.json()["detail"][0]["type"] == "json_invalid"
     assert as_number.status_code == 422 and as_number.json()["detail"][0]["loc"] == ["body", "registry_id"]
     assert trail(store) == []
+
+
+def test_a_nul_in_an_id_a_filter_or_a_cursor_is_422_not_a_database_error(any_store):
+    """PostgreSQL refuses a NUL in a parameter outright: it must never reach a query."""
+    writer = new_token(any_store, "loans", TokenScope.WRITE)
+    cursor = base64.urlsafe_b64encode(b"b-\x00").decode().rstrip("=")
+    with served(any_store) as client:
+        answers = {
+            ("path", "party_id"): client.get(f"{PARTIES}/b%001", headers=bearer(writer)),
+            ("query", "officer"): client.get(PARTIES, params={"officer": "z\x00"}, headers=bearer(writer)),
+            ("query", "tag"): client.get(PARTIES, params={"tag": "z\x00"}, headers=bearer(writer)),
+            ("query", "cursor"): client.get(PARTIES, params={"cursor": cursor}, headers=bearer(writer)),
+            ("body", "secures"): client.put(
+                f"{PARTIES}/g-1", json=party(1, role="guarantor", secures=["b\x00"]), headers=bearer(writer)
+            ),
+        }
+        for where in ("deactivate", "reactivate"):
+            refused = client.post(f"{PARTIES}/b%001/{where}", headers=bearer(writer))
+            assert refused.status_code == 422, refused.text
+    for loc, response in answers.items():
+        assert response.status_code == 422, (loc, response.text)
+        assert response.json()["detail"][0]["loc"] == list(loc)
 
 
 def test_guarantors_and_their_links_as_the_file_sets_them(any_store):

@@ -58,8 +58,13 @@ router = APIRouter(tags=["parties"])
 
 MAX_BULK = 10_000
 """Items of one ``POST /parties:bulk``; more is 422."""
+NO_NUL = r"^[^\x00]*$"
+"""Text PostgreSQL can compare: a NUL in a parameter is an error there, not a miss."""
 ID_PATH = Path(
-    min_length=1, max_length=64, description="The party's id, as in the borrowers file's id column"
+    min_length=1,
+    max_length=64,
+    pattern=NO_NUL,
+    description="The party's id, as in the borrowers file's id column",
 )
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "No such party, or one this token may not see"}
@@ -233,9 +238,12 @@ def _encode_cursor(party_id: str) -> str:
 def _decode_cursor(cursor: str) -> str:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        return base64.b64decode(padded, altchars=b"-_", validate=True).decode()
+        party_id = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise _invalid(("query", "cursor"), "not a cursor this listing gave") from None
+        party_id = "\x00"
+    if "\x00" in party_id:
+        raise _invalid(("query", "cursor"), "not a cursor this listing gave")
+    return party_id
 
 
 def _highest_open_severity_is(severity: Severity) -> ColumnElement[bool]:
@@ -260,8 +268,12 @@ def list_parties(
     api: Deployment,
     who: Reader,
     page: PageQuery,
-    officer: Annotated[str | None, Query(max_length=64, description="Only this officer's parties")] = None,
-    tag: Annotated[str | None, Query(max_length=1000, description="Only parties with this tag")] = None,
+    officer: Annotated[
+        str | None, Query(max_length=64, pattern=NO_NUL, description="Only this officer's parties")
+    ] = None,
+    tag: Annotated[
+        str | None, Query(max_length=1000, pattern=NO_NUL, description="Only parties with this tag")
+    ] = None,
     role: Annotated[PartyRole | None, Query(description="Only parties of this role")] = None,
     health: Annotated[Health | None, Query(description="Only parties whose watch stands so")] = None,
     severity: Annotated[
