@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -338,6 +339,33 @@ def _csv_line(item: dict[str, Any] | None, columns: list[str]) -> str:
     return ",".join(cells)
 
 
+def test_concurrent_upserts_of_the_same_new_ids_both_succeed(postgres_url):
+    """On PostgreSQL two requests adding the same ids race to the insert; the loser runs again and
+    finds them added (create or update), instead of failing on the primary key."""
+    store = open_store(postgres_url)
+    writers = [new_token(store, f"loans-{n}", TokenScope.WRITE) for n in range(2)]
+    items = [{"id": f"b-{n:04d}", **party(n)} for n in range(3000)]
+    answers: list[httpx.Response] = []
+    try:
+        with served(store) as client:
+
+            def post(token: str) -> None:
+                answers.append(client.post(f"{PARTIES}:bulk", json={"items": items}, headers=bearer(token)))
+
+            threads = [threading.Thread(target=post, args=(token,)) for token in writers]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+    finally:
+        added = len(trail(store))
+        store.dispose()
+    assert [a.status_code for a in answers] == [200, 200], [a.text[:300] for a in answers]
+    results = sorted((a.json()["added"], a.json()["unchanged"]) for a in answers)
+    assert results == [(0, 3000), (3000, 0)]
+    assert added == 3000
+
+
 def test_bulk_of_more_than_10000_items_is_422(store):
     writer = new_token(store, "loans", TokenScope.WRITE)
     items = [{"id": f"b-{n}", **party(n)} for n in range(10_001)]
@@ -460,7 +488,9 @@ def test_deactivate_and_reactivate_write_what_the_cli_writes(any_store):
         )
         again = client.post(f"{PARTIES}/b-1/deactivate", headers=bearer(writer))
         listed = client.get(PARTIES, params={"health": "inactive"}, headers=bearer(writer))
-        resumed = client.post(f"{PARTIES}/b-1/reactivate", headers=bearer(writer))
+        resumed = client.post(
+            f"{PARTIES}/b-1/reactivate", json={"reason": "new loan"}, headers=bearer(writer)
+        )
         unknown = client.post(f"{PARTIES}/b-404/deactivate", headers=bearer(writer))
         extra = client.post(f"{PARTIES}/b-1/deactivate", json={"note": "x"}, headers=bearer(writer))
     assert stopped.status_code == 200 and stopped.json()["changed"] is True
@@ -480,7 +510,8 @@ def test_deactivate_and_reactivate_write_what_the_cli_writes(any_store):
     ]
     assert rows[0][3] == {"reason": "loan repaid"}
     assert rows[1][3] == {"reason": "every borrower it secures is inactive"}
-    assert set(rows[2][3]) == {"inactive_since"}
+    assert set(rows[2][3]) == {"inactive_since", "reason"} and rows[2][3]["reason"] == "new loan"
+    assert set(rows[3][3]) == {"inactive_since"}  # reactivated with it: no reason of its own
 
 
 # -- tokens: 401, 403 and officers -----------------------------------------------------------------

@@ -17,12 +17,13 @@ import binascii
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import ColumnElement, and_, case, func, literal
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from sources.base import Source
@@ -42,6 +43,7 @@ from watcher.api.tokens import Principal
 from watcher.importer import (
     ParsedBorrowers,
     RowProblem,
+    UpsertCounts,
     parse_records,
     registry_id_warnings,
     reject_bad_secures,
@@ -484,6 +486,10 @@ def _warnings(session: Session, parsed: ParsedBorrowers) -> list[RowProblem]:
 def put_party(party_id: Annotated[str, ID_PATH], body: PartyIn, api: Deployment, who: Writer) -> PartyWritten:
     """Idempotent by id: the same body again is ``unchanged`` and writes nothing. A bad field is 422
     with its path and the reason `watcher borrowers import` gives for it."""
+    return _retried(lambda: _put(party_id, body, api, who))
+
+
+def _put(party_id: str, body: PartyIn, api: Api, who: Principal) -> PartyWritten:
     sources, officers = _deployment_sources(api)
     parsed = parse_records([body.record(party_id)], sources=sources, officers=officers)
     _refuse_rejected(parsed)
@@ -515,6 +521,37 @@ def put_party(party_id: Annotated[str, ID_PATH], body: PartyIn, api: Deployment,
         )
 
 
+def _bulk(
+    body: BulkIn, api: Api, who: Principal
+) -> tuple[ParsedBorrowers, list[RowProblem], UpsertCounts, list[Follower]]:
+    sources, officers = _deployment_sources(api)
+    parsed = parse_records([item.record(item.id) for item in body.items], sources=sources, officers=officers)
+    with api.store.transaction() as session:
+        _keep_to_officer(session, who, parsed)
+        reject_bad_secures(session, parsed)
+        warnings = _warnings(session, parsed)
+        counts = upsert_borrowers(session, parsed.rows, actor=who.actor)
+        followers = follow_secured(session, [row.id for row in parsed.rows], actor=who.actor, now=api.clock())
+        return parsed, warnings, counts, _followers(session, who, followers)
+
+
+CONFLICT_ATTEMPTS = 3
+Result = TypeVar("Result")
+
+
+def _retried(write: Callable[[], Result]) -> Result:
+    """``write`` again when a concurrent request added one of its ids first (on PostgreSQL our
+    insert then fails on the primary key): the next attempt finds the party and updates it, as a
+    create-or-update promises. Each attempt parses and checks afresh in its own transaction."""
+    for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+        try:
+            return write()
+        except IntegrityError:
+            if attempt == CONFLICT_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
+
+
 def _refuse_rejected(parsed: ParsedBorrowers) -> None:
     """422 for the one row's problem, at its field's path (the id's is the URL's)."""
     if not parsed.rejected:
@@ -536,15 +573,7 @@ def _refuse_rejected(parsed: ParsedBorrowers) -> None:
 def bulk_parties(body: BulkIn, api: Deployment, who: Writer) -> BulkResult:
     """Each item is accepted or rejected on its own, as the rows of `watcher borrowers import` are;
     the accepted ones are written in one transaction. More than 10,000 items is 422."""
-    sources, officers = _deployment_sources(api)
-    parsed = parse_records([item.record(item.id) for item in body.items], sources=sources, officers=officers)
-    with api.store.transaction() as session:
-        _keep_to_officer(session, who, parsed)
-        reject_bad_secures(session, parsed)
-        warnings = _warnings(session, parsed)
-        counts = upsert_borrowers(session, parsed.rows, actor=who.actor)
-        followers = follow_secured(session, [row.id for row in parsed.rows], actor=who.actor, now=api.clock())
-        followed = _followers(session, who, followers)
+    parsed, warnings, counts, followed = _retried(lambda: _bulk(body, api, who))
     rejected = {problem.line: problem for problem in parsed.rejected}
     warned: dict[int, list[str]] = {}
     for warning in warnings:
