@@ -6,8 +6,9 @@ same audit rows as ``watcher borrowers import`` (actor ``api:<token name>``); de
 reactivating go through :mod:`watcher.lifecycle` as the CLI's commands do.
 
 A token with an officer writes only that officer's parties: the body's ``officer`` must be its
-officer, and an existing party must already be that officer's (404 when the token cannot see it at
-all, 403 when it can but the party is someone else's, e.g. a guarantor another officer keeps).
+officer, and an existing party must already be that officer's (deactivate/reactivate: 404 when the
+token cannot see it, 403 when it can, e.g. a guarantor another officer keeps; PUT: 403 either way,
+as the id is taken and a create cannot pretend otherwise).
 """
 
 from __future__ import annotations
