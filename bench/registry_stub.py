@@ -123,12 +123,20 @@ class _RegistryServer(ThreadingHTTPServer):
 class RegistryStub:
     """Enhetsregisteret for ``companies`` generated companies on 127.0.0.1, optionally rate-limited.
 
-    Use as a context manager; ``url`` is the base URL to give ``BrregSource``.
+    Use as a context manager; ``url`` is the base URL to give ``BrregSource``. By default every
+    company draws its people from 100 names with one birth date per role, so each person (name and
+    birth date: a strong identity in the portfolio index) holds that role in about 1 % of the
+    companies and the portfolio is one group of connected parties. ``own_people`` gives each company
+    its own people (a double surname of 1,000 and a birth date per company and role), as a real
+    portfolio mostly has them.
     """
 
-    def __init__(self, companies: int, *, rate_limit: int | None = None, seed: int = 7) -> None:
+    def __init__(
+        self, companies: int, *, rate_limit: int | None = None, seed: int = 7, own_people: bool = False
+    ) -> None:
         self.orgnrs = valid_orgnrs(companies)
         self.rate_limit = rate_limit
+        self.own_people = own_people
         self._index = {orgnr: index for index, orgnr in enumerate(self.orgnrs)}
         self._random = random.Random(seed)
         self._generation = dict.fromkeys(self.orgnrs, 0)
@@ -201,6 +209,11 @@ class RegistryStub:
             self.counters = StubCounters(arrivals=[])
             self._window.clear()
         return seen
+
+    def request_counts(self) -> tuple[int, int]:
+        """(every request so far, feed requests so far), read together: a benchmark takes deltas."""
+        with self._lock:
+            return self.counters.requests, self.feed_requests
 
     # -- changes between cycles ---------------------------------------------------------------------
 
@@ -283,7 +296,17 @@ class RegistryStub:
         always yields a different person."""
         pick = random.Random(f"{orgnr}/{role}")
         first, last = pick.randrange(len(_FIRST_NAMES)), pick.randrange(len(_LAST_NAMES))
-        return _FIRST_NAMES[(first + generation) % len(_FIRST_NAMES)], _LAST_NAMES[last]
+        surname = _LAST_NAMES[last]
+        if self.own_people:
+            surname = f"{_LAST_NAMES[pick.randrange(len(_LAST_NAMES))]} {surname}"
+        return _FIRST_NAMES[(first + generation) % len(_FIRST_NAMES)], surname
+
+    def _born(self, orgnr: str, role: str, shared: str, generation: int = 0) -> str:
+        """The role's shared birth date, or with ``own_people`` one of the company, role and generation."""
+        if not self.own_people:
+            return shared
+        days = random.Random(f"{orgnr}/{role}/{generation}/born").randrange(40 * 365)
+        return (date(1945, 1, 1) + timedelta(days=days)).isoformat()
 
     def unit(self, orgnr: str) -> dict | None:
         index = self._index.get(orgnr)
@@ -329,11 +352,12 @@ class RegistryStub:
         return {
             "rollegrupper": [
                 _group("DAGL", "Daglig leder/ adm.direktør", changed, [
-                    _person_role("DAGL", "Daglig leder", manager, "1979-04-17"),
+                    _person_role("DAGL", "Daglig leder", manager,
+                                 self._born(orgnr, "DAGL", "1979-04-17", generation)),
                 ]),
                 _group("STYR", "Styre", "2023-03-14", [
-                    _person_role("LEDE", "Styrets leder", chair, "1968-11-02"),
-                    _person_role("MEDL", "Styremedlem", member, "1972-01-23"),
+                    _person_role("LEDE", "Styrets leder", chair, self._born(orgnr, "LEDE", "1968-11-02")),
+                    _person_role("MEDL", "Styremedlem", member, self._born(orgnr, "MEDL", "1972-01-23")),
                 ]),
                 _group("REVI", "Revisor", "2019-05-02", [_unit_role("REVI", "Revisor", "987650001")]),
             ],
@@ -366,8 +390,10 @@ class StubProcess:
     milliseconds of jitter to the arrival times it rate-limits on.
     """
 
-    def __init__(self, companies: int, *, rate_limit: int | None = None, seed: int = 7) -> None:
-        self._arguments = (companies, rate_limit, seed)
+    def __init__(
+        self, companies: int, *, rate_limit: int | None = None, seed: int = 7, own_people: bool = False
+    ) -> None:
+        self._arguments = (companies, rate_limit, seed, own_people)
         self._connection: Connection | None = None
         self._process: multiprocessing.process.BaseProcess | None = None
         self.url = ""
@@ -407,9 +433,17 @@ class StubProcess:
     def daglig_ledere(self) -> dict[str, str]:
         return self._call("daglig_ledere")
 
+    def publish_unwatched(self, count: int) -> None:
+        self._call("publish_unwatched", count)
 
-def _serve_stub(connection: Connection, companies: int, rate_limit: int | None, seed: int) -> None:
-    with RegistryStub(companies, rate_limit=rate_limit, seed=seed) as stub:
+    def request_counts(self) -> tuple[int, int]:
+        return self._call("request_counts")
+
+
+def _serve_stub(
+    connection: Connection, companies: int, rate_limit: int | None, seed: int, own_people: bool
+) -> None:
+    with RegistryStub(companies, rate_limit=rate_limit, seed=seed, own_people=own_people) as stub:
         connection.send((stub.url, stub.orgnrs))
         while (request := connection.recv()) is not None:
             method, arguments = request

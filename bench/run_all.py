@@ -5,7 +5,10 @@
 2. rate saturation of the shared HTTP policy (bench/rate_saturation.py, sources issue: at least
    0.9 R achieved, no 429);
 3. daemon scale (bench/daemon_scale.py, daemon issue, when that file is present): throughput of
-   ``watcher run``, memory of a small against a large full cycle, storage growth over unchanged cycles.
+   ``watcher run``, memory of a small against a large full cycle, storage growth over unchanged cycles;
+4. change feeds (bench/change_feeds.py, issue 16): ``watcher run`` following brreg's update feeds at
+   N = 10,000 (requests, wall, CPU and change → alert latency per cycle), its 1 %-changed cycle beside
+   urlwatch's, and the daemon's peak RSS following the feed for 100,000 companies.
 
 Each suite runs on its own loopback stand-in (bench/registry_stub.py); progress goes to stderr, the
 table to stdout. A suite that fails becomes a FAILED row; the others still run.
@@ -13,10 +16,13 @@ table to stdout. A suite that fails becomes a FAILED row; the others still run.
 Runtime on a 2-core machine: ``--quick`` (N = 1,000 only, short rate and daemon cases) about 3 min.
 The full run takes about 17-20 min, 8 of them urlwatch at N = 10,000, whose cache lookups scan its
 whole cache table for every job (no index on the job id), so each of its cycles there takes minutes;
-``--urlwatch-sizes 1000`` leaves those out (about 10 min in all).
+``--urlwatch-sizes 1000`` leaves those out (about 10 min in all). The change feeds add about 25 min
+(the daemon's 10,000 baselines, urlwatch's two cycles at 10,000, 100,000 companies seeded for the
+memory run), about 10 min when ``--urlwatch-sizes`` leaves 10,000 out (their comparison then runs at
+the largest size given, for both tools), about 3 min to ``--quick``.
 
     .venv/bin/python -m bench.run_all [--quick] [--sizes 1000 10000] [--urlwatch-sizes 1000]
-                                      [--skip compare rate daemon] [--fresh-urlwatch] [--keep DIR]
+                                      [--skip compare rate daemon feeds] [--fresh-urlwatch] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import compare_urlwatch, rate_saturation
+from bench import change_feeds, compare_urlwatch, rate_saturation
 from bench.registry_stub import StubProcess
 from bench.table import Row, print_table, section
 
@@ -52,6 +58,9 @@ class Preset:
     daemon_large: int
     storage_borrowers: int
     storage_cycles: int
+    feed_companies: int
+    feed_cycles: int
+    feed_rss_companies: int
 
 
 FULL = Preset(
@@ -64,6 +73,9 @@ FULL = Preset(
     daemon_large=10_000,
     storage_borrowers=1_000,
     storage_cycles=10,
+    feed_companies=10_000,
+    feed_cycles=3,
+    feed_rss_companies=100_000,
 )
 QUICK = Preset(
     sizes=(1_000,),
@@ -75,6 +87,9 @@ QUICK = Preset(
     daemon_large=3_000,
     storage_borrowers=1_000,
     storage_cycles=3,
+    feed_companies=1_000,
+    feed_cycles=1,
+    feed_rss_companies=10_000,
 )
 
 
@@ -151,6 +166,27 @@ def daemon_rows(preset: Preset, keep: Path | None) -> list[Row]:
     return rows + [Row(row.measure, row.value, target=row.target, verdict=row.verdict) for row in found]
 
 
+def feed_rows(
+    preset: Preset, urlwatch_sizes: set[int] | None, fresh_urlwatch: bool, keep: Path | None
+) -> list[Row]:
+    """The change feeds' suite; urlwatch at the feed N unless ``--urlwatch-sizes`` leaves it out, then at
+    the largest size given that is not larger (both tools at that N), or not at all."""
+    urlwatch_at: int | None = preset.feed_companies
+    if urlwatch_sizes is not None:
+        smaller = [size for size in urlwatch_sizes if size <= preset.feed_companies]
+        urlwatch_at = max(smaller, default=0)
+    plan = change_feeds.Plan(
+        companies=preset.feed_companies,
+        cycles=preset.feed_cycles,
+        rss_companies=preset.feed_rss_companies,
+        rss_cycles=preset.feed_cycles,
+        urlwatch_companies=urlwatch_at,
+        fresh_urlwatch=fresh_urlwatch,
+    )
+    results = change_feeds.run(plan, progress=say, keep=keep / "feeds" if keep else None)
+    return [section(change_feeds.headline(results)), *change_feeds.table_rows(results)]
+
+
 def guarded(name: str, build: Callable[[], list[Row]]) -> list[Row]:
     """A suite's rows, or one FAILED row saying why (with the traceback on stderr)."""
     try:
@@ -165,7 +201,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="N = 1,000 only and short rate/daemon cases")
     parser.add_argument("--sizes", type=int, nargs="+", help="N for the comparison (default 1,000 10,000)")
     parser.add_argument("--urlwatch-sizes", type=int, nargs="*", help="run urlwatch only at these N")
-    parser.add_argument("--skip", nargs="+", default=[], choices=("compare", "rate", "daemon"))
+    parser.add_argument("--skip", nargs="+", default=[], choices=("compare", "rate", "daemon", "feeds"))
     parser.add_argument("--fresh-urlwatch", action="store_true", help="reinstall urlwatch's throw-away venv")
     parser.add_argument("--keep", type=Path, help="keep every database, cache and output in this folder")
     arguments = parser.parse_args()
@@ -186,6 +222,11 @@ def main() -> None:
         rows += guarded("rate saturation", lambda: rate_rows(preset))
     if "daemon" not in arguments.skip:
         rows += guarded("daemon scale", lambda: daemon_rows(preset, arguments.keep))
+    if "feeds" not in arguments.skip:
+        rows += guarded(
+            "change feeds",
+            lambda: feed_rows(preset, urlwatch_sizes, arguments.fresh_urlwatch, arguments.keep),
+        )
     minutes = (time.monotonic() - started) / 60
     print(
         f"Borrower Watcher benchmark suite ({'quick' if arguments.quick else 'full'}); "

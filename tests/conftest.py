@@ -68,6 +68,14 @@ def loopback_only(monkeypatch: pytest.MonkeyPatch):
 
 
 @pytest.fixture(autouse=True)
+def no_terminal_width(monkeypatch: pytest.MonkeyPatch):
+    """Output is piped in tests: a ``COLUMNS`` inherited from the terminal or a test worker (pytest-
+    xdist sets it) would change how every table prints. Tests that want a width set their own."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.delenv("LINES", raising=False)
+
+
+@pytest.fixture(autouse=True)
 def forget_remembered_secrets():
     """A config load remembers its ``${ENV}`` values for the process's life (they are masked
     everywhere after it): one test's values must not mask another test's text."""

@@ -249,6 +249,9 @@ def test_guarantors_and_their_links_as_the_file_sets_them(any_store):
         missing_borrower = client.put(
             f"{PARTIES}/g-2", json=party(3, role="pledgor", secures=["b-404"]), headers=bearer(writer)
         )
+        near_miss = client.put(
+            f"{PARTIES}/g-2", json=party(3, role="pledgor", secures=["B-1"]), headers=bearer(writer)
+        )
         secures_without_role = client.put(
             f"{PARTIES}/g-3", json=party(4, secures=["b-1"]), headers=bearer(writer)
         )
@@ -266,6 +269,9 @@ def test_guarantors_and_their_links_as_the_file_sets_them(any_store):
             "type": "value_error",
         }
     ]
+    assert near_miss.json()["detail"][0]["msg"] == (
+        "secures 'B-1': no such borrower in the request or the database (did you mean 'b-1'?)"
+    )
     assert secures_without_role.status_code == 422
     assert "secures needs role" in secures_without_role.json()["detail"][0]["msg"]
     assert [p["id"] for p in listed.json()["items"]] == ["g-1"]
@@ -581,6 +587,12 @@ def test_an_officers_token_sees_and_writes_only_that_officers_parties(any_store)
             f"{PARTIES}/g-new", json=party(4, role="guarantor", secures=["b-zhang"]), headers=headers
         )
         read_only = client.put(f"{PARTIES}/b-zhang", json=party(5), headers=bearer(zhang_reads))
+        near_miss = client.put(
+            f"{PARTIES}/g-near", json=party(6, role="guarantor", secures=["B-LI"]), headers=headers
+        )
+        assert near_miss.json()["detail"][0]["msg"] == (
+            "secures 'B-LI': no such borrower in the request or the database"
+        )  # no "did you mean 'b-li'?": li_na's borrower is not named to zhang_wei's token
         assert other_officer.status_code == no_officer.status_code == 403
         assert "zhang_wei" in other_officer.json()["detail"]
         assert taken.status_code == visible_not_own.status_code == 403

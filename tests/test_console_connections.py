@@ -270,7 +270,7 @@ def test_the_groups_page_counts_hidden_members_and_their_alerts_but_names_none(w
     assert size == "4"
     assert "阿尔法精密机械有限公司" in text and "伽马物流有限公司" in text and "另有 2 家（无权查看）" in text
     assert f" {total} " in f" {text} " and f"sev-{highest.value}" in row
-    assert "王建国" in text and "李娜" in text and "赵敏" not in text and "另有 1 个" in text
+    assert "王建国" in text and "李娜" in text and "赵敏" not in text and "、另有 1 个（无权查看）" in text
     for hidden in HIDDEN_FROM_ZHANG:
         assert hidden not in page and PARTIES[hidden][0] not in page
 

@@ -334,3 +334,19 @@ def test_a_stream_no_longer_configured_leaves_the_source_and_a_second_claim_lose
     with store.transaction() as session:
         assert claim_feeds(session, "brreg", ["enheter"], instance="a", now=now, lease=timedelta(minutes=1))
     assert set(_states(store)) == {"enheter"}
+
+
+def test_a_follower_runs_every_feed_every_although_the_job_that_asks_is_a_little_early(world):
+    """The scheduler's job fires every ``Followers.every()`` seconds, a few milliseconds either way: a
+    run due at the next tick must not wait a whole extra period (5 s read as 10 s)."""
+    from watcher.feeds import Followers
+
+    store, config, _follower = world
+    followers = Followers(
+        store, config, {"brreg": BrregSource("brreg", config.sources["brreg"])}, instance="a"
+    )
+    period = followers.every()
+    assert period == 30.0, "feed_every 60s: the job looks every 30 s"
+    ticks = [0.0, 29.99, 59.98, 89.97, 119.96, 149.95]
+    ran = [tick for tick in ticks if followers.due(tick)]
+    assert ran == [0.0, 59.98, 119.96], "every 60 s, not every 90"

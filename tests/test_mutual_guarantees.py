@@ -100,18 +100,22 @@ def test_a_circle_member_rejected_earlier_is_named_as_rejected_not_as_missing(ws
             row("b-of-g", CN_B, secures="g-1"),  # 7: a guarantor is not a borrower
             row("b-self", CN_B, secures="b-self"),  # 8
             row("b-lost", CN_B, secures="b-nowhere"),  # 9
+            row("b-case", CN_B, secures="B-OK"),  # 10: ids are case-sensitive
         ],
     )
     result = ws.cli("borrowers", "import", str(path))
     assert result.exit_code == 1, result.output
     rejected = rejections(result.stderr)
-    assert set(rejected) == {2, 3, 4, 7, 8, 9}, result.stderr
+    assert set(rejected) == {2, 3, 4, 7, 8, 9, 10}, result.stderr
     assert "registry_id 'not-a-uscc'" in rejected[2]
     assert rejected[4] == "secures 'c-a': borrower 'c-a' was rejected (line 2)"
     assert rejected[3] == "secures 'c-c': borrower 'c-c' was rejected (line 4)"
     assert rejected[7] == "secures 'g-1', a guarantor: secures names borrowers only"
     assert "a party cannot secure itself" in rejected[8]
     assert rejected[9] == "secures 'b-nowhere': no such borrower in the file or the database"
+    assert (
+        rejected[10] == "secures 'B-OK': no such borrower in the file or the database (did you mean 'b-ok'?)"
+    )
     assert {b["id"]: b["secures"] for b in ws.borrowers()} == {"b-ok": [], "g-1": ["b-ok"]}
 
 

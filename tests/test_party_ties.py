@@ -174,6 +174,28 @@ def _tie(party: str, key: str, name: str) -> Tie:
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
+def test_without_names_the_strong_links_and_groups_are_still_the_whole_indexs(sqlite_url, seed):
+    """What alerts read (``names=False``): equal names are not looked up, strong links and groups are
+    as on the whole index, and no party reached only by a name is loaded."""
+    store = open_store(sqlite_url)
+    parties = _portfolio(seed=seed)
+    _seed_borrowers(store, parties)
+    whole = PortfolioIndex.of(parties)
+    fewer = 0
+    with store.session() as session:
+        for party in parties[:12]:
+            around = load_neighbourhood(session, party.party, names=False)
+            strong = [c for c in whole.connections(party.party) if not c.possible]
+            assert [c for c in around.connections(party.party) if not c.possible] == strong
+            assert {c.other for c in strong} | {party.party} <= around.parties
+            fewer += len(load_neighbourhood(session, party.party).parties) - len(around.parties)
+            group = load_group(session, party.party, names=False)
+            assert group.group_of(party.party) == whole.group_of(party.party)
+    assert fewer > 0, "names would have loaded more parties"
+    store.dispose()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
 def test_a_neighbourhood_and_a_group_read_by_sql_give_what_the_whole_index_gives(sqlite_url, seed):
     store = open_store(sqlite_url)
     parties = _portfolio(seed=seed)

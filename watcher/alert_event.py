@@ -42,14 +42,15 @@ def alert_event(session: Session, alert_id: int, target: str) -> dict[str, Any]:
         "schema_version": EVENT_SCHEMA_VERSION,
         "type": EVENT_TYPE,
         "event_id": event_id(alert, target),
-        "alert": _alert(alert, borrower, detail),
-        "changes": _changes(session, alert),
-        "gap": None if AlertKind(alert.kind).about_changes else _gap(detail),
+        "alert": alert_fields(alert, borrower, detail),
+        "changes": change_rows(session, alert),
+        "gap": None if AlertKind(alert.kind).about_changes else gap_fields(detail),
     }
     return document
 
 
-def _alert(alert: Alert, borrower: Borrower | None, detail: dict[str, Any]) -> dict[str, Any]:
+def alert_fields(alert: Alert, borrower: Borrower | None, detail: dict[str, Any]) -> dict[str, Any]:
+    """The alert's facts (the document's ``alert``; the API's alert resource reads the same)."""
     party = detail.get("party") or {}
     if not party and len(detail.get("borrowers", [])) == 1 and borrower is not None:
         party = detail["borrowers"][0]  # a gap alert of one party keeps its role there
@@ -80,7 +81,7 @@ def _secures(party: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"borrower_id": b.borrower_id, "name": b.name, "officer": b.officer} for b in securing.secures]
 
 
-def _changes(session: Session, alert: Alert) -> list[dict[str, Any]]:
+def change_rows(session: Session, alert: Alert) -> list[dict[str, Any]]:
     """The alert's change events as history rows (``watcher history --format jsonl``), plus
     ``key_person``: whether the change counts towards the key-person window."""
     rows = session.exec(
@@ -95,7 +96,7 @@ def _changes(session: Session, alert: Alert) -> list[dict[str, Any]]:
     ]
 
 
-def _gap(detail: dict[str, Any]) -> dict[str, Any]:
+def gap_fields(detail: dict[str, Any]) -> dict[str, Any]:
     """A monitoring gap or recovery: since when, what failed, which parties; or a change feed's."""
     return {
         "source": detail.get("source"),

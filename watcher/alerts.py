@@ -174,7 +174,15 @@ def list_alerts(
     return list(session.exec(query.order_by(col(Alert.created_at).desc(), col(Alert.id).desc())))
 
 
-def acknowledge(session: Session, alert_id: int, *, by: str, note: str | None, at: datetime) -> Alert:
+def acknowledge(
+    session: Session,
+    alert_id: int,
+    *,
+    by: str,
+    note: str | None,
+    at: datetime,
+    actor: str | None = None,
+) -> Alert:
     """open → acknowledged, recording who, when and why in the alert and the audit log."""
     alert = _get(session, alert_id)
     if alert.status != AlertStatus.OPEN:
@@ -182,19 +190,19 @@ def acknowledge(session: Session, alert_id: int, *, by: str, note: str | None, a
     alert.status = AlertStatus.ACKNOWLEDGED
     alert.acknowledged_by, alert.acknowledged_at, alert.note = by, at, note
     session.add(alert)
-    audit(
-        session,
-        actor=by,
-        action=AuditAction.ALERT_ACKNOWLEDGED,
-        subject_type="alert",
-        subject_id=alert_id,
-        detail={"note": note or ""},
-        at=at,
-    )
+    _audit_step(session, AuditAction.ALERT_ACKNOWLEDGED, alert_id, by=by, note=note, at=at, actor=actor)
     return alert
 
 
-def close(session: Session, alert_id: int, *, by: str, note: str | None, at: datetime) -> Alert:
+def close(
+    session: Session,
+    alert_id: int,
+    *,
+    by: str,
+    note: str | None,
+    at: datetime,
+    actor: str | None = None,
+) -> Alert:
     """open or acknowledged → closed; closing is the end of the alert's handling."""
     alert = _get(session, alert_id)
     if alert.status == AlertStatus.CLOSED:
@@ -203,16 +211,32 @@ def close(session: Session, alert_id: int, *, by: str, note: str | None, at: dat
     if note:
         alert.note = f"{alert.note}\n{note}" if alert.note else note
     session.add(alert)
+    _audit_step(session, AuditAction.ALERT_CLOSED, alert_id, by=by, note=note, at=at, actor=actor)
+    return alert
+
+
+def _audit_step(
+    session: Session,
+    action: AuditAction,
+    alert_id: int,
+    *,
+    by: str,
+    note: str | None,
+    at: datetime,
+    actor: str | None,
+) -> None:
+    """The step's audit row: by the person (CLI, console), or by ``actor`` (an API token, which acts
+    for someone else) with the person it named as ``by`` in the detail."""
+    detail = {"note": note or ""} if actor is None else {"note": note or "", "by": by}
     audit(
         session,
-        actor=by,
-        action=AuditAction.ALERT_CLOSED,
+        actor=actor or by,
+        action=action,
         subject_type="alert",
         subject_id=alert_id,
-        detail={"note": note or ""},
+        detail=detail,
         at=at,
     )
-    return alert
 
 
 def _get(session: Session, alert_id: int) -> Alert:

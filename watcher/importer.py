@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -427,6 +427,7 @@ class _SecuresCheck:
     stored_roles: dict[str, PartyRole]
     stored_links: dict[str, tuple[str, ...]]
     in_file: dict[str, BorrowerRow] = field(default_factory=dict)
+    hint_from: Collection[str] | None = None
 
     def reject(self, row: BorrowerRow, problem: tuple[str, str]) -> None:
         self.parsed.reject(row, problem[1], problem[0])
@@ -447,13 +448,25 @@ class _SecuresCheck:
             return row.role
         return self.stored_roles.get(party_id, PartyRole.BORROWER if row is not None else None)
 
+    def _did_you_mean(self, borrower_id: str) -> str:
+        """Ids are case-sensitive: a near miss by case alone is named (among ``hint_from``'s ids
+        and the file's when given: an officer's API token is told of no other officer's party)."""
+        folded = borrower_id.casefold()
+        stored = self.stored_roles if self.hint_from is None else self.hint_from
+        known = sorted({*self.in_file, *stored} - {borrower_id})
+        alike = [party for party in known if party.casefold() == folded]
+        return f" (did you mean {alike[0]!r}?)" if alike else ""
+
     def target_problem(self, borrower_id: str) -> str | None:
         role = self.final_role(borrower_id)
         if role is None and borrower_id in self.parsed.rejected_ids:
             where = f"{self.parsed.unit} {self.parsed.rejected_ids[borrower_id]}"
             return f"secures {borrower_id!r}: borrower {borrower_id!r} was rejected ({where})"
         if role is None:
-            return f"secures {borrower_id!r}: no such borrower in the {self.parsed.whole} or the database"
+            hint = self._did_you_mean(borrower_id)
+            return (
+                f"secures {borrower_id!r}: no such borrower in the {self.parsed.whole} or the database{hint}"
+            )
         if role.secures:
             return f"secures {borrower_id!r}, a {role}: secures names borrowers only"
         return None
@@ -469,17 +482,21 @@ class _SecuresCheck:
         return ("secures", message) if message else None
 
 
-def reject_bad_secures(session: Session, parsed: ParsedBorrowers) -> None:
+def reject_bad_secures(
+    session: Session, parsed: ParsedBorrowers, *, hint_from: Collection[str] | None = None
+) -> None:
     """Move rows whose links cannot hold to ``parsed.rejected``: an id in ``secures`` that is neither an
     accepted row of the file nor in the database, or one that is (or becomes) a guarantor or pledgor
     (a party secures borrowers, which may secure each other, not guarantors); and a row that makes a
     borrower a guarantor or pledgor while a party the file leaves as it is secures it. A rejection may
-    break rows already judged (borrowers securing each other in a circle), so it runs until none is."""
+    break rows already judged (borrowers securing each other in a circle), so it runs until none is.
+    A "did you mean" names only ids of the file and of ``hint_from`` when given (else any stored)."""
     check = _SecuresCheck(
         parsed,
         {party_id: PartyRole(role) for party_id, role in session.exec(select(Borrower.id, Borrower.role))},
         secured_ids(session),
         {row.id: row for row in parsed.rows},
+        hint_from,
     )
     rejected = True
     while rejected:

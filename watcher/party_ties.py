@@ -106,23 +106,32 @@ def load_parties(
     return _load(session, party_ids, active_only=active_only)
 
 
-def load_neighbourhood(session: Session, party_id: str, *, active_only: bool = True) -> PortfolioIndex:
+def load_neighbourhood(
+    session: Session, party_id: str, *, active_only: bool = True, names: bool = True
+) -> PortfolioIndex:
     """``party_id`` and every party it could be connected to: ``connections(party_id)`` on this index
-    equals the one on the whole portfolio's."""
+    equals the one on the whole portfolio's. Without ``names`` only its strong links are (equal names
+    alone can link thousands of parties, and alerts never follow them)."""
     index = PortfolioIndex()
-    _add(index, session, {party_id} | neighbour_ids(session, [party_id]), active_only=active_only)
+    found = neighbour_ids(session, [party_id], names=names)
+    _add(index, session, {party_id} | found, active_only=active_only)
     return index
 
 
-def load_group(session: Session, party_id: str, *, active_only: bool = True) -> PortfolioIndex:
+def load_group(
+    session: Session, party_id: str, *, active_only: bool = True, names: bool = True
+) -> PortfolioIndex:
     """``party_id``'s group over strong links with each member's neighbourhood: the group and every
-    member's connections are as on the whole portfolio's index."""
+    member's connections are as on the whole portfolio's index (without ``names``: the group and the
+    members' strong links only)."""
     index = PortfolioIndex()
     expanded: set[str] = set()
     todo = {party_id}
     while todo:
         expanded |= todo
-        _add(index, session, todo | neighbour_ids(session, sorted(todo)), active_only=active_only)
+        _add(
+            index, session, todo | neighbour_ids(session, sorted(todo), names=names), active_only=active_only
+        )
         reached = {c.other for party in todo for c in index.connections(party) if not c.possible}
         todo = reached - expanded
     return index
@@ -133,7 +142,7 @@ def _add(index: PortfolioIndex, session: Session, party_ids: set[str], *, active
         index.add(party)
 
 
-def neighbour_ids(session: Session, party_ids: Sequence[str]) -> set[str]:
+def neighbour_ids(session: Session, party_ids: Sequence[str], *, names: bool = True) -> set[str]:
     """Parties sharing a node (a strong one, or a name) with ``party_ids``, holding them, held by them,
     guaranteeing their loans or guaranteed by them."""
     ties = [tie for party in _load(session, party_ids, active_only=False) for tie in party.ties]
@@ -146,7 +155,8 @@ def neighbour_ids(session: Session, party_ids: Sequence[str]) -> set[str]:
     found: set[str] = set()
     naming = select(PartyTie.borrower_id).distinct()
     found |= _ids(session, naming, [col(PartyTie.identity).in_(c) for c in _chunks(strong)])
-    found |= _ids(session, naming, [_name_match(c) for c in _chunks(named)])
+    if names:
+        found |= _ids(session, naming, [_name_match(c) for c in _chunks(named)])
     found |= _ids(session, naming, [col(PartyTie.identity).in_(c) for c in _chunks(own)])
     every = sorted({tie.node.identity for tie in ties})
     named_as = select(PartyNode.borrower_id)

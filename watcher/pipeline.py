@@ -660,16 +660,19 @@ class Checker:
         old_ties = stored[0].ties if stored and evaluation.outcome is not Outcome.BASELINE else None
         group_before = frozenset[str]()
         if old_ties is not None and may_join_by_control(checked, old_ties):
-            group_before = load_group(session, borrower.id).group_of(borrower.id)
+            group_before = load_group(session, borrower.id, names=False).group_of(borrower.id)
         replace_party_ties(session, checked, now=now)
         session.flush()
         raised = [change for change in evaluation.news if change.raises_listing]
         if old_ties is None and not raised:
             return ()
-        findings = connected_findings(checked, old_ties, load_neighbourhood(session, borrower.id), raised)
+        # Alerts follow strong links only: equal names alone (possibly thousands of parties) are not read.
+        findings = connected_findings(
+            checked, old_ties, load_neighbourhood(session, borrower.id, names=False), raised
+        )
         if old_ties is not None and any(f.joins_by_control for f in findings if f.party == borrower.id):
             findings = with_groups(
-                findings, load_group(session, borrower.id), checked, old_ties, group_before
+                findings, load_group(session, borrower.id, names=False), checked, old_ties, group_before
             )
         return findings
 

@@ -13,8 +13,9 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy import ColumnElement, Select, false
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, or_, select
+from sqlmodel.sql.expression import SelectOfScalar
 
-from watcher.models import Borrower, SecuresLink
+from watcher.models import Alert, AlertBorrower, Borrower, SecuresLink
 
 OFFICER, REVIEWER = "officer", "reviewer"
 ROLES = (OFFICER, REVIEWER)
@@ -65,3 +66,45 @@ def can_see(session: Session, viewer: Viewer, borrower: Borrower) -> bool:
         return False
     visible = session.exec(scoped(select(Borrower.id), viewer).where(col(Borrower.id) == borrower.id)).first()
     return visible is not None
+
+
+def source_alerts_listing(viewer: Viewer) -> SelectOfScalar[int]:
+    """Alerts about a whole source (no single borrower) that list one of ``viewer``'s parties."""
+    return (
+        select(AlertBorrower.alert_id)
+        .join(Borrower, col(Borrower.id) == col(AlertBorrower.borrower_id))
+        .where(officers_parties(viewer.officer_id) if viewer.officer_id else false())
+    )
+
+
+def visible_alerts(query: _Query, viewer: Viewer) -> _Query:
+    """``query`` (of Alert, with Borrower outer-joined on the alert's borrower) limited to the alerts
+    ``viewer`` may see: those of their parties, and those about a whole source that list one."""
+    if sees_all(viewer):
+        return query
+    return query.where(
+        or_(
+            officers_parties(viewer.officer_id) if viewer.officer_id else false(),
+            col(Alert.borrower_id).is_(None) & col(Alert.id).in_(source_alerts_listing(viewer)),
+        )
+    )
+
+
+def visible_alert(session: Session, viewer: Viewer, alert_id: int) -> Alert | None:
+    """The alert if ``viewer`` may see it, else None (whether or not it exists)."""
+    alert = session.get(Alert, alert_id)
+    if alert is None:
+        return None
+    if alert.borrower_id is None:
+        if sees_all(viewer):
+            return alert
+        listed = session.exec(source_alerts_listing(viewer).where(AlertBorrower.alert_id == alert_id)).first()
+        return alert if listed is not None and viewer.officer_id else None
+    borrower = session.get(Borrower, alert.borrower_id)
+    return alert if borrower is not None and can_see(session, viewer, borrower) else None
+
+
+def may_handle(viewer: Viewer, alert: Alert) -> bool:
+    """Whether ``viewer``, who sees ``alert``, may acknowledge or close it: an alert about a whole
+    source lists other officers' parties too, so only a reviewer handles it."""
+    return alert.borrower_id is not None or sees_all(viewer)

@@ -460,6 +460,13 @@ def _keep_to_officer(session: Session, who: Principal, parsed: ParsedBorrowers) 
             parsed.reject(row, message, "secures")
 
 
+def _hintable(session: Session, who: Principal) -> set[str] | None:
+    """The ids a "did you mean" may name to ``who``: those it sees (None: any)."""
+    if sees_all(who):
+        return None
+    return set(session.exec(scoped(select(Borrower.id), who)))
+
+
 def _not_yours(who: Principal, party_id: str) -> str:
     return f"party {party_id!r} is not officer {who.officer_id!r}'s: token {who.name} may not change it"
 
@@ -505,7 +512,7 @@ def _put(party_id: str, body: PartyIn, api: Api, who: Principal) -> PartyWritten
             # Not 404: the id is taken, and a create cannot pretend otherwise. Nothing else is told.
             raise HTTPException(status.HTTP_403_FORBIDDEN, _not_yours(who, party_id))
         _keep_to_officer(session, who, parsed)
-        reject_bad_secures(session, parsed)
+        reject_bad_secures(session, parsed, hint_from=_hintable(session, who))
         _refuse_rejected(parsed)
         warnings = _warnings(session, parsed)
         counts = upsert_borrowers(session, parsed.rows, actor=who.actor)
@@ -529,7 +536,7 @@ def _bulk(
     parsed = parse_records([item.record(item.id) for item in body.items], sources=sources, officers=officers)
     with api.store.transaction() as session:
         _keep_to_officer(session, who, parsed)
-        reject_bad_secures(session, parsed)
+        reject_bad_secures(session, parsed, hint_from=_hintable(session, who))
         warnings = _warnings(session, parsed)
         counts = upsert_borrowers(session, parsed.rows, actor=who.actor)
         followers = follow_secured(session, [row.id for row in parsed.rows], actor=who.actor, now=api.clock())

@@ -62,9 +62,14 @@ class PartyScope:
         return change if after == change.after else dataclasses.replace(change, after=after)
 
     def row(self, row: HistoryRow) -> HistoryRow:
-        """A history row (for the exports) as the reader may see it."""
+        """A history row (for the exports) as the reader may see it: a hidden party reads as the label
+        alone (the empty id brackets the console keeps for parsing say nothing in a spreadsheet)."""
         after = self.after(row.category, row.before, row.after)
-        return row if after == row.after else dataclasses.replace(row, after=after)
+        if after == row.after:
+            return row
+        if after is not None and after.startswith(f"{self.hidden_label} []"):
+            after = self.hidden_label + after[len(self.hidden_label) + 3 :]
+        return dataclasses.replace(row, after=after)
 
     def secured_ids(
         self, value: Any, join: Callable[[list[str]], str], others: Callable[[int, bool], str]

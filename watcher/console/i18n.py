@@ -170,6 +170,7 @@ AUDIT_DETAIL_LABEL = {
         "interval": "检查间隔",
         "interval_seconds": "检查间隔（秒）",
         "legal_rep_on_file": "预留签字人",
+        "secures": "所担保借款人",
     },
     Language.EN: {
         "severity": "severity",
@@ -206,6 +207,7 @@ AUDIT_DETAIL_LABEL = {
         "interval": "interval",
         "interval_seconds": "interval (seconds)",
         "legal_rep_on_file": "signatory on file",
+        "secures": "secures",
     },
 }
 
@@ -362,8 +364,8 @@ TEXT: dict[Language, dict[str, str]] = {
         "borrowers_inactive": "已停止监控",
         "groups": "关联集团",
         "groups_intro": (
-            "关联集团：通过同一人员或企业（数据商主体标识、出生日期或统一社会信用代码一致）相互关联的两"
-            "家及以上受监控主体。仅凭姓名相同的可能关联不成集团。"
+            "关联集团：通过同一人员或企业（数据商主体标识、出生日期或统一社会信用代码一致），或本行担保记录"
+            "（保证、质押担保，含互保、联保形成的担保圈）相互关联的两家及以上受监控主体。仅凭姓名相同的可能关联不成集团。"
         ),
         "groups_none": "没有您可查看的关联集团。",
         "group_size": "主体数",
@@ -372,7 +374,8 @@ TEXT: dict[Language, dict[str, str]] = {
         "group_total_alerts": "预警合计",
         "group_top_open": "最高未处理级别",
         "group_linking": "关联人员/企业",
-        "group_linking_hidden": "另有 {count} 个",
+        "group_linking_hidden": "、另有 {count} 个（无权查看）",
+        "group_linking_hidden_alone": "{count} 个（无权查看）",
         "group_guarantee": "担保：{name}",
         "group_numbers_note": "预警合计与最高级别涵盖集团全部成员，包括您无权查看的成员（不显示其名称）。",
         "connections": "关联关系",
@@ -552,7 +555,8 @@ TEXT: dict[Language, dict[str, str]] = {
         "groups": "Groups",
         "groups_intro": (
             "A group is two or more watched parties linked through the same person or company (matched "
-            "by vendor id, birth date or registration number). Possible links by equal names alone "
+            "by vendor id, birth date or registration number) or by the bank's own guarantee records "
+            "(guarantees and pledges, guarantee circles included). Possible links by equal names alone "
             "form no group."
         ),
         "groups_none": "No groups with a party you may see.",
@@ -562,7 +566,8 @@ TEXT: dict[Language, dict[str, str]] = {
         "group_total_alerts": "Alerts",
         "group_top_open": "Highest open severity",
         "group_linking": "Linked by",
-        "group_linking_hidden": "{count} more",
+        "group_linking_hidden": ", and {count} more you may not see",
+        "group_linking_hidden_alone": "{count} you may not see",
         "group_guarantee": "guarantee: {name}",
         "group_numbers_note": (
             "Alerts and the highest severity cover every member of a group, those you may not see too "

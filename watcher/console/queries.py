@@ -15,14 +15,13 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any, TypeVar
 
-from sqlalchemy import Case, Select, case, false, func, literal
+from sqlalchemy import Case, Select, case, func, literal
 from sqlmodel import Session, col, or_, select
-from sqlmodel.sql.expression import SelectOfScalar
 
+from watcher import visibility
 from watcher.console.risk import RiskProfile, risk_profile
 from watcher.models import (
     Alert,
-    AlertBorrower,
     AuditLog,
     Borrower,
     ChangeEvent,
@@ -46,7 +45,7 @@ from watcher.store import (
     stored_id,
     unavailable_signals,
 )
-from watcher.visibility import can_see, officers_parties, scoped, sees_all
+from watcher.visibility import can_see, scoped, sees_all
 from watcher.vocabulary import AlertStatus, AlertStatusFilter, OutboxState, Severity
 
 __all__ = ["can_see", "scoped", "sees_all"]  # the scoping, from watcher.visibility, re-exported
@@ -207,26 +206,9 @@ def _severity_rank() -> Case[int]:
     return case({name: rank for rank, name in enumerate(SEVERITY_ORDER)}, value=col(Alert.severity), else_=9)
 
 
-def _officers_source_alerts(user: User) -> SelectOfScalar[int]:
-    """Alerts about a whole source (no single borrower) that list one of ``user``'s borrowers."""
-    return (
-        select(AlertBorrower.alert_id)
-        .join(Borrower, col(Borrower.id) == col(AlertBorrower.borrower_id))
-        .where(officers_parties(user.officer_id) if user.officer_id else false())
-    )
-
-
 def _visible_alerts(query: _Query, user: User) -> _Query:
-    """``query`` (of Alert, with Borrower outer-joined on the alert's borrower) limited to the alerts
-    ``user`` may see: those of their borrowers, and those about a whole source that list one."""
-    if sees_all(user):
-        return query
-    return query.where(
-        or_(
-            officers_parties(user.officer_id) if user.officer_id else false(),
-            col(Alert.borrower_id).is_(None) & col(Alert.id).in_(_officers_source_alerts(user)),
-        )
-    )
+    """``query`` (of Alert, with Borrower outer-joined) limited to the alerts ``user`` may see."""
+    return visibility.visible_alerts(query, user)
 
 
 def alerts(
@@ -255,20 +237,11 @@ def may_handle_alert(session: Session, user: User, alert_id: int) -> bool:
     """Whether ``user`` may acknowledge or close the alert: one they can see, and for an alert about a
     whole source (which lists other officers' borrowers too) only a reviewer."""
     alert = visible_alert(session, user, alert_id)
-    return alert is not None and (alert.borrower_id is not None or sees_all(user))
+    return alert is not None and visibility.may_handle(user, alert)
 
 
 def visible_alert(session: Session, user: User, alert_id: int) -> Alert | None:
-    alert = session.get(Alert, alert_id)
-    if alert is None:
-        return None
-    if alert.borrower_id is None:
-        if sees_all(user):
-            return alert
-        listed = session.exec(_officers_source_alerts(user).where(AlertBorrower.alert_id == alert_id)).first()
-        return alert if listed is not None and user.officer_id else None
-    borrower = session.get(Borrower, alert.borrower_id)
-    return alert if borrower is not None and can_see(session, user, borrower) else None
+    return visibility.visible_alert(session, user, alert_id)
 
 
 # -- history --------------------------------------------------------------------------------------

@@ -146,6 +146,7 @@ def _detail_value(
         "kind": ALERT_KIND_LABEL[lang],
         "signals": SIGNAL_LABEL[lang],
         "reason": AUDIT_REASON_LABEL[lang],  # a reason typed by a person stays as typed
+        "role": PARTY_ROLE_LABEL[lang],  # a party's role; a console user's role is shown as stored
     }
     if key == "source":
         return source_name(text)
