@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -29,13 +29,24 @@ OPTIONAL_COLUMNS = ("officer", "tags", "interval", "legal_rep_on_file", "role", 
 COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 MAX_FIELD_CHARS = 1000
 """Longer cells are rejected with their row: no name, id or tag list is that long."""
+MAX_KEY_CHARS = 64
+"""The id and officer columns' width in the database: PostgreSQL refuses a longer value."""
 UTF8_BOM = b"\xef\xbb\xbf"
-NumberUnit = Literal["line", "row"]
-"""What problems count in: a CSV's lines, or a workbook's rows as Excel numbers them."""
+NumberUnit = Literal["line", "row", "item"]
+"""What problems count in: a CSV's lines, a workbook's rows as Excel numbers them, or the API's items
+(their index in the request, from 0)."""
 
 
 class BorrowerFileError(Exception):
     """The file as a whole cannot be read (missing, undecodable, header without required columns)."""
+
+
+class FieldError(ValueError):
+    """A row rejected for one of its columns (``field``): the API answers with that field's path."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +70,8 @@ class BorrowerRow:
 class RowProblem:
     line: int
     message: str
+    field: str | None = None
+    """The column at fault, when it is one column."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +86,18 @@ class ParsedBorrowers:
     told that, not that the id is nowhere."""
     unit: NumberUnit = "line"
     """What the numbers count: a CSV's lines, or a workbook's rows."""
+
+    def reject(self, row: BorrowerRow, message: str, field: str | None = None) -> None:
+        """Move an accepted ``row`` to the rejected ones, with why."""
+        line = self.lines[row.id]
+        self.rows.remove(row)
+        self.rejected.append(RowProblem(line, message, field))
+        self.rejected_ids.setdefault(row.id, line)
+
+    @property
+    def whole(self) -> str:
+        """What the rows came in, for messages."""
+        return "request" if self.unit == "item" else "file"
 
 
 def _decode(path: Path) -> str:
@@ -176,22 +201,50 @@ def _parse(
     officers: Sequence[str],
 ) -> ParsedBorrowers:
     header = _header(path, header_cells, unit)
+    return _collect(((numbered, header) for numbered in numbered_rows), unit, sources, officers)
+
+
+def parse_records(
+    records: Sequence[Mapping[str, str]], *, sources: Mapping[str, Source], officers: Sequence[str] = ()
+) -> ParsedBorrowers:
+    """Rows given as column → cell text (the API's parties), numbered as items from 0 and checked as a
+    file's rows are. Each record has the columns it names: one without ``role`` keeps the stored role
+    and links, as a file without that column does."""
+
+    def numbered() -> Iterator[tuple[SheetRow, Sequence[str]]]:
+        for index, record in enumerate(records):
+            header = [column for column in COLUMNS if column in record]
+            problem = None
+            if "secures" in record and "role" not in record:
+                problem = "secures needs role beside it"
+            yield SheetRow(index, [record[column] for column in header], problem), header
+
+    return _collect(numbered(), "item", sources, officers)
+
+
+def _collect(
+    numbered_rows: Iterable[tuple[SheetRow, Sequence[str]]],
+    unit: NumberUnit,
+    sources: Mapping[str, Source],
+    officers: Sequence[str],
+) -> ParsedBorrowers:
     result = ParsedBorrowers(unit=unit)
     first_line_of = result.lines
     first_with_registry_id: dict[tuple[str, str], BorrowerRow] = {}
-    for numbered in numbered_rows:
+    for numbered, header in numbered_rows:
         line = numbered.number
         try:
             row = _checked_row(numbered, header, sources)
         except ValueError as error:
-            result.rejected.append(RowProblem(line, str(error)))
+            field_name = error.field if isinstance(error, FieldError) else None
+            result.rejected.append(RowProblem(line, str(error), field_name))
             bad_id = _row_id(numbered, header)
             if bad_id is not None:
                 result.rejected_ids.setdefault(bad_id, line)
             continue
         if row.id in first_line_of:
             result.rejected.append(
-                RowProblem(line, f"duplicate id {row.id!r} (first on {unit} {first_line_of[row.id]})")
+                RowProblem(line, f"duplicate id {row.id!r} (first on {unit} {first_line_of[row.id]})", "id")
             )
             continue
         first_line_of[row.id] = line
@@ -265,7 +318,7 @@ def _numbered_rows(reader: _csv.Reader) -> Iterator[SheetRow]:
             yield SheetRow(line, cells)
 
 
-def _checked_row(numbered: SheetRow, header: list[str], sources: Mapping[str, Source]) -> BorrowerRow:
+def _checked_row(numbered: SheetRow, header: Sequence[str], sources: Mapping[str, Source]) -> BorrowerRow:
     """The borrower of one row; ValueError with the reason when the row is rejected.
 
     A cell our exports neutralised (``'=…``) is read back as it was, so an exported list imports unchanged.
@@ -276,20 +329,17 @@ def _checked_row(numbered: SheetRow, header: list[str], sources: Mapping[str, So
     if len(cells) > len(header):
         raise ValueError(f"{len(cells)} fields, header has {len(header)}")
     values = {name: restore(cell) for name, cell in zip(header, cells, strict=False)}
-    unstorable = _unstorable_cell(values)
-    if unstorable:
-        raise ValueError(unstorable)
+    _refuse_unstorable_cells(values)
     return _row(values, sources, header)
 
 
-def _unstorable_cell(values: Mapping[str, str]) -> str | None:
-    """Why a cell cannot be kept (too long, or a NUL that PostgreSQL refuses), or None."""
+def _refuse_unstorable_cells(values: Mapping[str, str]) -> None:
+    """FieldError when a cell cannot be kept: too long, or a NUL that PostgreSQL refuses."""
     for name, cell in values.items():
         if len(cell) > MAX_FIELD_CHARS:
-            return f"{name} is {len(cell)} characters long (at most {MAX_FIELD_CHARS})"
+            raise FieldError(name, f"{name} is {len(cell)} characters long (at most {MAX_FIELD_CHARS})")
         if "\x00" in cell:
-            return f"{name} contains a NUL character"
-    return None
+            raise FieldError(name, f"{name} contains a NUL character")
 
 
 def _row(
@@ -300,24 +350,27 @@ def _row(
 
     for name in REQUIRED_COLUMNS:
         if not cell(name):
-            raise ValueError(f"{name} is empty")
+            raise FieldError(name, f"{name} is empty")
+    for name in ("id", "officer"):
+        if len(cell(name)) > MAX_KEY_CHARS:
+            raise FieldError(name, f"{name} is {len(cell(name))} characters long (at most {MAX_KEY_CHARS})")
     borrower_id, source_name = cell("id"), cell("source")
     source = sources.get(source_name)
     if source is None:
         known = ", ".join(sorted(sources)) or "none configured"
-        raise ValueError(f"unknown source {source_name!r} (known: {known})")
+        raise FieldError("source", f"unknown source {source_name!r} (known: {known})")
     try:
         registry_id = source.normalise_id(cell("registry_id"))
     except ValueError as error:
-        raise ValueError(f"registry_id {cell('registry_id')!r}: {error}") from None
+        raise FieldError("registry_id", f"registry_id {cell('registry_id')!r}: {error}") from None
     interval_seconds = None
     if cell("interval"):
         try:
             interval_seconds = int(parse_duration(cell("interval")).total_seconds())
         except ValueError as error:
-            raise ValueError(f"interval {cell('interval')!r}: {error}") from None
+            raise FieldError("interval", f"interval {cell('interval')!r}: {error}") from None
         if interval_seconds <= 0:
-            raise ValueError(f"interval {cell('interval')!r}: must be longer than 0s")
+            raise FieldError("interval", f"interval {cell('interval')!r}: must be longer than 0s")
     tags = tuple(sorted({tag.strip() for tag in cell("tags").replace(";", ",").split(",") if tag.strip()}))
     role, secures = _role_and_secures(borrower_id, cell("role"), cell("secures"), header)
     return BorrowerRow(
@@ -348,14 +401,14 @@ def _role_and_secures(
     try:
         role = PartyRole(role_cell.lower()) if role_cell else PartyRole.BORROWER
     except ValueError:
-        raise ValueError(f"role {role_cell!r}: expected {', '.join(PartyRole)}") from None
+        raise FieldError("role", f"role {role_cell!r}: expected {', '.join(PartyRole)}") from None
     secures = tuple(
         sorted({part.strip() for part in secures_cell.replace(";", ",").split(",") if part.strip()})
     )
     if role.secures and not secures:
-        raise ValueError(f"role {role}: secures is empty (the ids of the borrowers it secures)")
+        raise FieldError("secures", f"role {role}: secures is empty (the ids of the borrowers it secures)")
     if party_id in secures:
-        raise ValueError(f"secures {party_id!r}: a party cannot secure itself")
+        raise FieldError("secures", f"secures {party_id!r}: a party cannot secure itself")
     return role, secures
 
 
@@ -374,13 +427,11 @@ class _SecuresCheck:
     stored_roles: dict[str, PartyRole]
     stored_links: dict[str, tuple[str, ...]]
     in_file: dict[str, BorrowerRow] = field(default_factory=dict)
+    hint_from: Collection[str] | None = None
 
-    def reject(self, row: BorrowerRow, message: str) -> None:
-        line = self.parsed.lines[row.id]
-        self.parsed.rows.remove(row)
+    def reject(self, row: BorrowerRow, problem: tuple[str, str]) -> None:
+        self.parsed.reject(row, problem[1], problem[0])
         del self.in_file[row.id]
-        self.parsed.rejected.append(RowProblem(line, message))
-        self.parsed.rejected_ids.setdefault(row.id, line)
 
     def securers_kept(self, borrower_id: str) -> list[str]:
         """Parties securing ``borrower_id`` whose links the file leaves as stored."""
@@ -398,9 +449,11 @@ class _SecuresCheck:
         return self.stored_roles.get(party_id, PartyRole.BORROWER if row is not None else None)
 
     def _did_you_mean(self, borrower_id: str) -> str:
-        """Ids are case-sensitive: a near miss by case alone is named."""
+        """Ids are case-sensitive: a near miss by case alone is named (among ``hint_from``'s ids
+        and the file's when given: an officer's API token is told of no other officer's party)."""
         folded = borrower_id.casefold()
-        known = sorted({*self.in_file, *self.stored_roles} - {borrower_id})
+        stored = self.stored_roles if self.hint_from is None else self.hint_from
+        known = sorted({*self.in_file, *stored} - {borrower_id})
         alike = [party for party in known if party.casefold() == folded]
         return f" (did you mean {alike[0]!r}?)" if alike else ""
 
@@ -411,31 +464,39 @@ class _SecuresCheck:
             return f"secures {borrower_id!r}: borrower {borrower_id!r} was rejected ({where})"
         if role is None:
             hint = self._did_you_mean(borrower_id)
-            return f"secures {borrower_id!r}: no such borrower in the file or the database{hint}"
+            return (
+                f"secures {borrower_id!r}: no such borrower in the {self.parsed.whole} or the database{hint}"
+            )
         if role.secures:
             return f"secures {borrower_id!r}, a {role}: secures names borrowers only"
         return None
 
-    def problem(self, row: BorrowerRow) -> str | None:
-        """Why ``row``'s links cannot hold with the rows still accepted, or None."""
+    def problem(self, row: BorrowerRow) -> tuple[str, str] | None:
+        """The column and reason why ``row``'s links cannot hold with the rows still accepted, or None."""
         securers = self.securers_kept(row.id)
         if row.role is not None and row.role.secures and securers:
-            return f"role {row.role}: {row.id!r} is a borrower secured by {', '.join(map(repr, securers))}"
+            secured_by = ", ".join(map(repr, securers))
+            return "role", f"role {row.role}: {row.id!r} is a borrower secured by {secured_by}"
         problems = (self.target_problem(borrower_id) for borrower_id in row.secures or ())
-        return next((problem for problem in problems if problem), None)
+        message = next((problem for problem in problems if problem), None)
+        return ("secures", message) if message else None
 
 
-def reject_bad_secures(session: Session, parsed: ParsedBorrowers) -> None:
+def reject_bad_secures(
+    session: Session, parsed: ParsedBorrowers, *, hint_from: Collection[str] | None = None
+) -> None:
     """Move rows whose links cannot hold to ``parsed.rejected``: an id in ``secures`` that is neither an
     accepted row of the file nor in the database, or one that is (or becomes) a guarantor or pledgor
     (a party secures borrowers, which may secure each other, not guarantors); and a row that makes a
     borrower a guarantor or pledgor while a party the file leaves as it is secures it. A rejection may
-    break rows already judged (borrowers securing each other in a circle), so it runs until none is."""
+    break rows already judged (borrowers securing each other in a circle), so it runs until none is.
+    A "did you mean" names only ids of the file and of ``hint_from`` when given (else any stored)."""
     check = _SecuresCheck(
         parsed,
         {party_id: PartyRole(role) for party_id, role in session.exec(select(Borrower.id, Borrower.role))},
         secured_ids(session),
         {row.id: row for row in parsed.rows},
+        hint_from,
     )
     rejected = True
     while rejected:
@@ -486,23 +547,30 @@ def _added_detail(fields: dict[str, Any], links: Sequence[str]) -> dict[str, Any
     return {**fields, "secures": list(links)} if links else fields
 
 
+Outcome = Literal["added", "updated", "unchanged"]
+
+
 @dataclass(frozen=True, slots=True)
 class UpsertCounts:
     added: int
     updated: int
     unchanged: int
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    """What became of each row, by id (the API's per-item result)."""
 
 
 def upsert_borrowers(session: Session, rows: Sequence[BorrowerRow], *, actor: str) -> UpsertCounts:
     """Insert new borrowers (due at once), update known ones; a new registry entity restarts the baseline."""
     now = utcnow()
     added = updated = unchanged = 0
+    outcomes: dict[str, Outcome] = {}
     stored_links = secured_ids(session)
+    stored = _stored_borrowers(session, [row.id for row in rows])
     for row in rows:
         fields = _stored_fields(row)
         links = stored_links.get(row.id, ())
         new_links = row.secures if row.secures is not None else links
-        borrower = session.get(Borrower, row.id)
+        borrower = stored.get(row.id)
         if borrower is None:
             session.add(Borrower(id=row.id, created_at=now, updated_at=now, next_check_at=now, **fields))
             audit(
@@ -515,12 +583,14 @@ def upsert_borrowers(session: Session, rows: Sequence[BorrowerRow], *, actor: st
                 at=now,
             )
             added += 1
+            outcomes[row.id] = "added"
             continue
         differences = {key: value for key, value in fields.items() if getattr(borrower, key) != value}
         if tuple(new_links) != tuple(links):
             differences["secures"] = list(new_links)
         if not differences:
             unchanged += 1
+            outcomes[row.id] = "unchanged"
             continue
         if "source" in differences or "registry_id" in differences:
             borrower.baseline_at = None
@@ -544,9 +614,24 @@ def upsert_borrowers(session: Session, rows: Sequence[BorrowerRow], *, actor: st
             at=now,
         )
         updated += 1
+        outcomes[row.id] = "updated"
     session.flush()  # every party of the file exists before a link to it is written
     _replace_links(session, [row for row in rows if row.secures is not None], stored_links, now=now)
-    return UpsertCounts(added, updated, unchanged)
+    return UpsertCounts(added, updated, unchanged, outcomes)
+
+
+LOAD_CHUNK = 1000
+"""Ids per statement when loading the rows an upsert touches: well within every database's limit."""
+
+
+def _stored_borrowers(session: Session, ids: Sequence[str]) -> dict[str, Borrower]:
+    """The stored borrowers among ``ids``, loaded a chunk at a time rather than one query per row:
+    an API bulk upsert of 10,000 parties would otherwise spend most of its time here."""
+    found: dict[str, Borrower] = {}
+    for start in range(0, len(ids), LOAD_CHUNK):
+        chunk = ids[start : start + LOAD_CHUNK]
+        found.update((b.id, b) for b in session.exec(select(Borrower).where(col(Borrower.id).in_(chunk))))
+    return found
 
 
 def _replace_links(

@@ -101,7 +101,9 @@ def _stop(session: Session, borrower: Borrower, *, actor: str, now: datetime, re
     )
 
 
-def reactivate(session: Session, ids: Iterable[str], *, actor: str, now: datetime) -> LifecycleChange:
+def reactivate(
+    session: Session, ids: Iterable[str], *, actor: str, now: datetime, reason: str | None = None
+) -> LifecycleChange:
     """Watch ``ids`` again, due at once. The baseline and last snapshot stay: the first check compares
     against them and alerts on what changed while the borrower was inactive. Failures from before
     are forgotten, so an old failing streak does not raise a monitoring gap on the first sweep."""
@@ -111,13 +113,15 @@ def reactivate(session: Session, ids: Iterable[str], *, actor: str, now: datetim
         if borrower.active:
             result.already.append(borrower)
             continue
-        _resume(session, borrower, actor=actor, now=now)
+        _resume(session, borrower, actor=actor, now=now, reason=reason)
         result.changed.append(borrower)
     result.followers.extend(follow_secured(session, [b.id for b in result.changed], actor=actor, now=now))
     return result
 
 
-def _resume(session: Session, borrower: Borrower, *, actor: str, now: datetime) -> None:
+def _resume(
+    session: Session, borrower: Borrower, *, actor: str, now: datetime, reason: str | None = None
+) -> None:
     inactive_since = borrower.deactivated_at
     borrower.active, borrower.deactivated_at, borrower.updated_at = True, None, now
     borrower.inactive_with_borrowers = False
@@ -132,7 +136,10 @@ def _resume(session: Session, borrower: Borrower, *, actor: str, now: datetime) 
         action=AuditAction.BORROWER_REACTIVATED,
         subject_type="borrower",
         subject_id=borrower.id,
-        detail={"inactive_since": inactive_since.isoformat() if inactive_since else None},
+        detail={
+            "inactive_since": inactive_since.isoformat() if inactive_since else None,
+            **({"reason": reason} if reason else {}),
+        },
         at=now,
     )
 

@@ -15,7 +15,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from watcher.api import alerts, docs, events, status
+from watcher.api import alerts, docs, events, parties, status
 from watcher.api.common import Api, BodyLimit
 from watcher.config import Config
 from watcher.models import utcnow
@@ -27,7 +27,7 @@ DOCS_PATH = API_PREFIX + docs.DOCS_PATH
 ASSETS_PREFIX = API_PREFIX + docs.ASSETS_PATH + "/"
 DOCS_CSP = docs.DOCS_CSP
 
-RESOURCES: tuple[APIRouter, ...] = (alerts.router, events.router, status.router)
+RESOURCES: tuple[APIRouter, ...] = (parties.router, alerts.router, events.router, status.router)
 """The resource groups, in the order the OpenAPI document lists them."""
 
 DESCRIPTION = """\
