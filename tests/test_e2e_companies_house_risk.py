@@ -182,17 +182,18 @@ def test_companies_house_risk_signals_end_to_end(registry, robot, watcher):
     seen += len(fresh)
     assert len(robot.accepted) == delivered + 1
     message = robot.accepted[-1].text
-    assert "抵押/押记登记 列入" in message and "SC6123450003" in message
+    assert "抵押/押记登记 登记" in message and "SC6123450003" in message
     assert "Forth Valley Trade Finance Limited" in message
     assert message.startswith("【高风险】") and "来源：英国 Companies House" in message
     delivered += 1
 
-    # An insolvency case is opened: critical.
+    # An insolvency case is opened: critical, its case type in the reader's words.
     registry.set(insolvency, 200, fixture("insolvency.json"))
     check(watcher)
     fresh = events(watcher)[seen:]
     assert triples(fresh) == {("bankruptcy", "added", "critical")}
     seen += len(fresh)
+    assert "债权人自愿清算（creditors-voluntary-liquidation）" in robot.accepted[-1].text
 
     # The accounts fall overdue (warning), then are filed (info).
     profile = json.loads(fixture("company_profile.json"))
@@ -202,7 +203,7 @@ def test_companies_house_risk_signals_end_to_end(registry, robot, watcher):
     fresh = events(watcher)[seen:]
     assert triples(fresh) == {("filing_overdue", "added", "warning")}
     seen += len(fresh)
-    assert "逾期申报" in robot.accepted[-1].text
+    assert "逾期申报 列入: 年度账目逾期" in robot.accepted[-1].text
     registry.set(COMPANY, 200, fixture("company_profile.json"))
     check(watcher)
     assert triples(events(watcher)[seen:]) == {("filing_overdue", "removed", "info")}

@@ -216,3 +216,30 @@ def test_digest_lines_name_the_new_categories(language, labels) -> None:
     assert labels[0] in first and labels[1] in first
     assert labels[2] in second
     assert ("2 项变更" if language is Language.ZH_CN else "2 change(s)") in first
+
+
+def test_companies_house_words_read_in_the_readers_language():
+    """A charge is registered and satisfied (not listed and lifted); case types and flags are words."""
+    from watcher.change_line import ChangeLine
+    from watcher.record import Action, Category
+    from watcher.risk_lines import listing_text
+
+    def line(category: Category, action: Action, facts: str) -> ChangeLine:
+        before, after = (facts, None) if action is Action.REMOVED else (None, facts)
+        return ChangeLine(category, action, "k", before, after, None)
+
+    def plain(text: str) -> str:
+        return text
+
+    satisfied = line(Category.CHARGE, Action.REMOVED, "SC6123450003 · Forth Valley Trade Finance Limited")
+    assert listing_text(satisfied, Language.ZH_CN, plain).startswith(
+        "抵押/押记登记 解除（已清偿）: SC6123450003"
+    )
+    assert listing_text(satisfied, Language.EN, plain).startswith("Charge satisfied: SC6123450003")
+    case = line(Category.BANKRUPTCY, Action.ADDED, "1 · creditors-voluntary-liquidation · Alasdair Munro")
+    assert "1 · 债权人自愿清算（creditors-voluntary-liquidation） · Alasdair Munro" in listing_text(
+        case, Language.ZH_CN, plain
+    )
+    assert "1 · creditors' voluntary liquidation · Alasdair Munro" in listing_text(case, Language.EN, plain)
+    overdue = line(Category.FILING_OVERDUE, Action.ADDED, "accounts overdue · 2026-09-30")
+    assert listing_text(overdue, Language.ZH_CN, plain) == "逾期申报 列入: 年度账目逾期 · 2026-09-30"

@@ -84,6 +84,49 @@ LISTING_ACTION_LABEL = {
     Language.EN: {Action.ADDED: "listed", Action.REMOVED: "removed/lifted", Action.CHANGED: "changed"},
 }
 
+# A category whose coming and going have words of their own: a charge is registered, then satisfied.
+CATEGORY_ACTION_LABEL = {
+    Language.ZH_CN: {Category.CHARGE: {Action.ADDED: "登记", Action.REMOVED: "解除（已清偿）"}},
+    Language.EN: {Category.CHARGE: {Action.ADDED: "registered", Action.REMOVED: "satisfied"}},
+}
+
+# What Companies House writes as a listing's reason (insolvency case types, the profile's flags), in
+# each language; the registry's word follows in brackets where it adds something.
+REGISTRY_TERM_LABEL = {
+    Language.ZH_CN: {
+        "compulsory-liquidation": "强制清算",
+        "creditors-voluntary-liquidation": "债权人自愿清算",
+        "members-voluntary-liquidation": "股东自愿清算",
+        "in-administration": "破产管理",
+        "administration-order": "破产管理令",
+        "corporate-voluntary-arrangement": "公司自愿安排",
+        "corporate-voluntary-arrangement-moratorium": "公司自愿安排（暂停期）",
+        "administrative-receiver": "管理接管",
+        "receiver-manager": "接管人",
+        "receivership": "接管",
+        "foreign-insolvency": "境外破产程序",
+        "moratorium": "暂停偿债期",
+        "accounts overdue": "年度账目逾期",
+        "confirmation statement overdue": "确认声明逾期",
+        "registered office in dispute": "注册地址存在争议",
+        "undeliverable registered office address": "注册地址无法送达",
+    },
+    Language.EN: {
+        "compulsory-liquidation": "compulsory liquidation",
+        "creditors-voluntary-liquidation": "creditors' voluntary liquidation",
+        "members-voluntary-liquidation": "members' voluntary liquidation",
+        "in-administration": "in administration",
+        "administration-order": "administration order",
+        "corporate-voluntary-arrangement": "company voluntary arrangement",
+        "corporate-voluntary-arrangement-moratorium": "company voluntary arrangement (moratorium)",
+        "administrative-receiver": "administrative receiver",
+        "receiver-manager": "receiver manager",
+        "receivership": "receivership",
+        "foreign-insolvency": "foreign insolvency",
+        "moratorium": "moratorium",
+    },
+}
+
 # France's collective proceedings (the BODACC): the procedure words the source writes as a bankruptcy
 # listing's reason, and how a line names them ("破产程序（Redressement judiciaire）立案").
 INSOLVENCY_PROCEDURES = (

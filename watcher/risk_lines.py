@@ -13,12 +13,14 @@ from watcher.change_line import ChangeLine
 from watcher.connected import LinkValue, read_link
 from watcher.connections import most_significant
 from watcher.labels import (
+    CATEGORY_ACTION_LABEL,
     CATEGORY_LABEL,
     INSOLVENCY_ACTION_LABEL,
     INSOLVENCY_LABEL,
     INSOLVENCY_PROCEDURES,
     LISTING_ACTION_LABEL,
     PARTY_LABEL,
+    REGISTRY_TERM_LABEL,
     WORDS,
     Escape,
     bracket,
@@ -39,23 +41,43 @@ def listing_text(change: ChangeLine, language: Language, escape: Escape) -> str:
     if change.category is Category.BANKRUPTCY and text_key(change.subject) in _PROCEDURE_KEYS:
         return _proceeding_text(change, language, escape)
     words = WORDS[language]
-    label = f"{CATEGORY_LABEL[language][change.category]} {LISTING_ACTION_LABEL[language][change.action]}"
+    actions = CATEGORY_ACTION_LABEL[language].get(change.category, {})
+    action = actions.get(change.action) or LISTING_ACTION_LABEL[language][change.action]
+    label = f"{CATEGORY_LABEL[language][change.category]} {action}"
     if change.party not in (None, Party.COMPANY):
         assert change.party is not None
         label += words["against"].format(
             role=PARTY_LABEL[language][change.party], name=escape(change.party_name) or words["none"]
         )
     if change.action is Action.ADDED:
-        detail = shown_value(change.after or change.subject, language, escape)
+        detail = shown_value(_terms(change.after or change.subject, language), language, escape)
     elif change.action is Action.REMOVED:
-        detail = shown_value(change.before or change.subject, language, escape)
+        detail = shown_value(_terms(change.before or change.subject, language), language, escape)
     else:
         before, after = (
-            shown_value(change.before, language, escape),
-            shown_value(change.after, language, escape),
+            shown_value(_terms(change.before, language), language, escape),
+            shown_value(_terms(change.after, language), language, escape),
         )
         detail = f"{before} → {after}"
     return f"{label}: {detail}"
+
+
+def _terms(text: str | None, language: Language) -> str | None:
+    """A listing's facts with the registry's coded words in the reader's language, the code kept in
+    brackets in Chinese ("债权人自愿清算（creditors-voluntary-liquidation）")."""
+    if not text:
+        return text
+    labels = REGISTRY_TERM_LABEL[language]
+    parts = []
+    for part in text.split(_FACT_SEP):
+        label = labels.get(part.strip())
+        if label is None:
+            parts.append(part)
+        elif language == Language.ZH_CN and "-" in part:
+            parts.append(f"{label}（{part.strip()}）")
+        else:
+            parts.append(label)
+    return _FACT_SEP.join(parts)
 
 
 def _proceeding_text(change: ChangeLine, language: Language, escape: Escape) -> str:
