@@ -56,6 +56,7 @@ from watcher.store import (
     renew_claims,
     reschedule_beyond_interval,
 )
+from watcher.units import format_duration
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -236,7 +237,12 @@ class Daemon:
         self.checker.feed_mode = await asyncio.to_thread(self._feed_mode)
         moved = await asyncio.to_thread(self._reschedule)
         if moved:
-            log.info("%d borrower(s) rescheduled within the interval of %s", moved, schedule.interval)
+            log.info(
+                "%d borrower(s) rescheduled within the interval of %s (a source followed by a change feed: "
+                "its full_interval)",
+                moved,
+                format_duration(schedule.interval),
+            )
         while not self.stopping.is_set():
             claimed = await asyncio.to_thread(self._claim, batch)
             if not claimed:
