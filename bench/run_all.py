@@ -8,7 +8,10 @@
    ``watcher run``, memory of a small against a large full cycle, storage growth over unchanged cycles;
 4. change feeds (bench/change_feeds.py, issue 16): ``watcher run`` following brreg's update feeds at
    N = 10,000 (requests, wall, CPU and change → alert latency per cycle), its 1 %-changed cycle beside
-   urlwatch's, and the daemon's peak RSS following the feed for 100,000 companies.
+   urlwatch's, and the daemon's peak RSS following the feed for 100,000 companies;
+5. the integration API (bench/api.py, issue 17): ``watcher serve`` on SQLite, a bulk upsert of 10,000
+   parties (new, unchanged, all updated) and 100,000 events read through the feed: wall time, server
+   CPU and peak RSS, the feed client's peak RSS, every event once and in order.
 
 Each suite runs on its own loopback stand-in (bench/registry_stub.py); progress goes to stderr, the
 table to stdout. A suite that fails becomes a FAILED row; the others still run.
@@ -19,10 +22,11 @@ whole cache table for every job (no index on the job id), so each of its cycles 
 ``--urlwatch-sizes 1000`` leaves those out (about 10 min in all). The change feeds add about 25 min
 (the daemon's 10,000 baselines, urlwatch's two cycles at 10,000, 100,000 companies seeded for the
 memory run), about 10 min when ``--urlwatch-sizes`` leaves 10,000 out (their comparison then runs at
-the largest size given, for both tools), about 3 min to ``--quick``.
+the largest size given, for both tools), about 3 min to ``--quick``. The API adds about 2 min
+(``--quick``: 1,000 parties, 10,000 events, seconds).
 
     .venv/bin/python -m bench.run_all [--quick] [--sizes 1000 10000] [--urlwatch-sizes 1000]
-                                      [--skip compare rate daemon feeds] [--fresh-urlwatch] [--keep DIR]
+                                      [--skip compare rate daemon feeds api] [--fresh-urlwatch] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import change_feeds, compare_urlwatch, rate_saturation
+from bench import api, change_feeds, compare_urlwatch, rate_saturation
 from bench.registry_stub import StubProcess
 from bench.table import Row, print_table, section
 
@@ -61,6 +65,8 @@ class Preset:
     feed_companies: int
     feed_cycles: int
     feed_rss_companies: int
+    api_parties: int
+    api_events: int
 
 
 FULL = Preset(
@@ -76,6 +82,8 @@ FULL = Preset(
     feed_companies=10_000,
     feed_cycles=3,
     feed_rss_companies=100_000,
+    api_parties=10_000,
+    api_events=100_000,
 )
 QUICK = Preset(
     sizes=(1_000,),
@@ -90,6 +98,8 @@ QUICK = Preset(
     feed_companies=1_000,
     feed_cycles=1,
     feed_rss_companies=10_000,
+    api_parties=1_000,
+    api_events=10_000,
 )
 
 
@@ -187,6 +197,12 @@ def feed_rows(
     return [section(change_feeds.headline(results)), *change_feeds.table_rows(results)]
 
 
+def api_rows(preset: Preset, keep: Path | None) -> list[Row]:
+    say(f"integration API: {preset.api_parties:,} parties, {preset.api_events:,} events ...")
+    results = api.run(preset.api_parties, preset.api_events, keep=keep / "api" if keep else None)
+    return api.table_rows(results)
+
+
 def guarded(name: str, build: Callable[[], list[Row]]) -> list[Row]:
     """A suite's rows, or one FAILED row saying why (with the traceback on stderr)."""
     try:
@@ -201,7 +217,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="N = 1,000 only and short rate/daemon cases")
     parser.add_argument("--sizes", type=int, nargs="+", help="N for the comparison (default 1,000 10,000)")
     parser.add_argument("--urlwatch-sizes", type=int, nargs="*", help="run urlwatch only at these N")
-    parser.add_argument("--skip", nargs="+", default=[], choices=("compare", "rate", "daemon", "feeds"))
+    parser.add_argument(
+        "--skip", nargs="+", default=[], choices=("compare", "rate", "daemon", "feeds", "api")
+    )
     parser.add_argument("--fresh-urlwatch", action="store_true", help="reinstall urlwatch's throw-away venv")
     parser.add_argument("--keep", type=Path, help="keep every database, cache and output in this folder")
     arguments = parser.parse_args()
@@ -227,6 +245,8 @@ def main() -> None:
             "change feeds",
             lambda: feed_rows(preset, urlwatch_sizes, arguments.fresh_urlwatch, arguments.keep),
         )
+    if "api" not in arguments.skip:
+        rows += guarded("integration API", lambda: api_rows(preset, arguments.keep))
     minutes = (time.monotonic() - started) / 60
     print(
         f"Borrower Watcher benchmark suite ({'quick' if arguments.quick else 'full'}); "
