@@ -1,9 +1,11 @@
 """The integration API end to end (issue 17): a loan system feeds 10,000 parties in one bulk upsert,
 ``watcher check`` finds their changes on a loopback Enhetsregisteret, and a data mart follows
-``/api/v1/events`` from a cursor across a restart of the server without a gap or a duplicate.
+``/api/v1/events`` from a cursor across a restart of the server, or of the daemon serving the API,
+without a gap or a duplicate; an officer's token follows only that officer's parties.
 
 Everything is real and in its own process, as a bank runs it: ``watcher serve`` (the API in the
-console's server) and ``watcher check`` are ``python -m watcher`` children over one SQLite file; the
+console's server) or ``watcher run`` with the console on, and ``watcher check``, are
+``python -m watcher`` children over one SQLite file; the
 registry is ``bench/registry_stub.py``'s RegistryStub on 127.0.0.1, reached by the real ``brreg``
 source. The mart keeps only the cursor between reads, as a follower does.
 """
@@ -27,12 +29,11 @@ from sqlmodel import col, select
 from bench.registry_stub import RegistryStub
 from tests.test_api import SECRET, bearer, new_token
 from watcher.api.app import API_PREFIX
-from watcher.models import Borrower, ChangeEvent
+from watcher.models import Borrower, ChangeEvent, Snapshot
 from watcher.store import open_store
 from watcher.vocabulary import TokenScope
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-PARTIES = 10_000
 OFFICERS = ("zhang_wei", "li_na", None)
 EVENTS = f"{API_PREFIX}/events"
 
@@ -57,6 +58,7 @@ base_url = "{registry}"
 rate = "1000000/s"
 
 [console]
+enabled = true
 host = "127.0.0.1"
 port = {port}
 secret_key = "{secret}"
@@ -90,10 +92,11 @@ def watcher(config: Path, *args: str, timeout: float = 120) -> subprocess.Comple
 
 
 @contextmanager
-def served(config: Path, port: int) -> Iterator[httpx.Client]:
-    """``watcher serve`` in its own process until SIGTERM; a client once it answers."""
+def served(config: Path, port: int, command: str) -> Iterator[httpx.Client]:
+    """``watcher serve`` (or ``watcher run`` with the console on) in its own process until SIGTERM;
+    a client once it answers."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "watcher", "--config", str(config), "serve"],
+        [sys.executable, "-m", "watcher", "--config", str(config), command],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -110,7 +113,7 @@ def served(config: Path, port: int) -> Iterator[httpx.Client]:
             except httpx.TransportError:
                 if process.poll() is not None or time.monotonic() > deadline:
                     output = process.stdout.read() if process.stdout else ""
-                    raise AssertionError(f"watcher serve did not come up: {output}") from None
+                    raise AssertionError(f"watcher {command} did not come up: {output}") from None
                 time.sleep(0.1)
         yield client
     finally:
@@ -121,7 +124,7 @@ def served(config: Path, port: int) -> Iterator[httpx.Client]:
         except subprocess.TimeoutExpired:
             process.kill()
             raise
-        assert process.returncode == 0, f"watcher serve exited {process.returncode}: {output}"
+        assert process.returncode == 0, f"watcher {command} exited {process.returncode}: {output}"
 
 
 def party_id(index: int) -> str:
@@ -143,10 +146,17 @@ def read_on(client: httpx.Client, token: str, cursor: str | None, *, limit: int)
 
 
 @pytest.mark.slow
-def test_bulk_upsert_check_and_follow_the_feed_across_a_restart(tmp_path):
+@pytest.mark.parametrize(
+    ("command", "parties"),
+    [("serve", 10_000), ("run", 300)],
+    ids=["serve-10000", "daemon-300"],
+)
+def test_bulk_upsert_check_and_follow_the_feed_across_a_restart(tmp_path, command, parties):
+    """The daemon (``watcher run``, console on) checks every party itself when it starts, beside the
+    command line's checks: 300 parties keep that short; ``watcher serve`` takes the issue's 10,000."""
     database = tmp_path / "watcher.db"
     port = free_port()
-    with RegistryStub(PARTIES) as registry:
+    with RegistryStub(parties) as registry:
         config = tmp_path / "watcher.toml"
         config.write_text(
             CONFIG.format(database=database, registry=registry.url, port=port, secret=SECRET),
@@ -160,7 +170,7 @@ def test_bulk_upsert_check_and_follow_the_feed_across_a_restart(tmp_path):
             zhang = new_token(store, "zhang-feed", officer="zhang_wei")
         finally:
             store.dispose()
-        officer_of = {party_id(n): OFFICERS[n % 3] for n in range(PARTIES)}
+        officer_of = {party_id(n): OFFICERS[n % 3] for n in range(parties)}
         items = [
             {
                 "id": party_id(n),
@@ -173,7 +183,7 @@ def test_bulk_upsert_check_and_follow_the_feed_across_a_restart(tmp_path):
             for n, orgnr in enumerate(registry.orgnrs)
         ]
         # Twelve parties are checked: four of each officer (and none), spread over the list.
-        checked = [n * 811 % PARTIES for n in range(12)]
+        checked = [n * 811 % parties for n in range(12)]
         assert {OFFICERS[n % 3] for n in checked} == set(OFFICERS)
         first_half, second_half = checked[:6], checked[6:]
 
@@ -186,14 +196,14 @@ def test_bulk_upsert_check_and_follow_the_feed_across_a_restart(tmp_path):
             registry.mark_changed([registry.orgnrs[n] for n in indexes])
             check(indexes)
 
-        with served(config, port) as client:
+        with served(config, port, command) as client:
             started = time.monotonic()
             bulk = client.post(f"{API_PREFIX}/parties:bulk", json={"items": items}, headers=bearer(loans))
             took = time.monotonic() - started
             assert bulk.status_code == 200, bulk.text[:500]
             result = bulk.json()
-            assert (result["added"], result["rejected"]) == (PARTIES, 0)
-            assert took < 60, f"bulk upsert of {PARTIES} took {took:.1f} s"
+            assert (result["added"], result["rejected"]) == (parties, 0)
+            assert took < 60, f"bulk upsert of {parties} took {took:.1f} s"
             listed = client.get(
                 f"{API_PREFIX}/parties", params={"tag": "e2e", "limit": 1}, headers=bearer(mart)
             )
@@ -207,7 +217,7 @@ def test_bulk_upsert_check_and_follow_the_feed_across_a_restart(tmp_path):
             change(first_half[:3])  # before the restart, not yet read
 
         change(second_half)  # while no server runs
-        with served(config, port) as client:
+        with served(config, port, command) as client:
             change(first_half[3:])
             more, mart_cursor = read_on(client, mart, mart_cursor, limit=3)
             mart_events += more
@@ -229,9 +239,12 @@ def test_bulk_upsert_check_and_follow_the_feed_across_a_restart(tmp_path):
                 session.exec(select(ChangeEvent.id, ChangeEvent.borrower_id).order_by(col(ChangeEvent.id)))
             )
             active = len(session.exec(select(Borrower.id).where(col(Borrower.active))).all())
+            snapshotted = set(session.exec(select(Snapshot.borrower_id).distinct()))
     finally:
         store.dispose()
-    assert active == PARTIES
+    assert active == parties
+    # The daemon checked parties of its own beside the command line's; the server alone none.
+    assert (len(snapshotted) > len(checked)) == (command == "run"), len(snapshotted)
     changed_parties = {party_id(n) for n in checked}
     assert {borrower for _id, borrower in stored} == changed_parties, "every change was stored"
     # Both followers had read some events before the restart and read the rest after it.
