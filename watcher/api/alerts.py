@@ -25,6 +25,7 @@ from watcher import alerts as lifecycle
 from watcher.alert_event import alert_fields, change_rows, gap_fields
 from watcher.api.common import (
     ERRORS,
+    MAX_ID,
     WRITE_ERRORS,
     ApiModel,
     Deployment,
@@ -63,7 +64,7 @@ class Step(Protocol):
     ) -> Alert: ...
 
 
-AlertId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The alert's id")]
+AlertId = Annotated[int, Path(ge=1, le=MAX_ID, description="The alert's id")]
 
 
 class SecuredOut(BaseModel):

@@ -33,6 +33,9 @@ from watcher.vocabulary import AuditAction
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+MAX_ID = 2**31 - 1
+"""The highest id a stored row can have (PostgreSQL's integer columns): a larger one in a path or
+cursor is 422, as PostgreSQL refuses to compare it with an id column (was 500)."""
 REALM = "borrower-watcher"
 
 

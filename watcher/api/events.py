@@ -31,7 +31,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Engine, func, text
 from sqlmodel import Session, col, select
 
-from watcher.api.common import DEFAULT_LIMIT, ERRORS, MAX_LIMIT, Deployment, Reader
+from watcher.api.common import DEFAULT_LIMIT, ERRORS, MAX_ID, MAX_LIMIT, Deployment, Reader
 from watcher.api.tokens import Principal
 from watcher.connected import hide_other, read_link
 from watcher.models import Alert, Borrower, ChangeEvent
@@ -100,7 +100,7 @@ def decode_cursor(prefix: str, cursor: str | None, field: str) -> int | None:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raw = ""
     match = re.fullmatch(re.escape(prefix) + r"(0|[1-9][0-9]{0,17})", raw)
-    if match is None:
+    if match is None or int(match[1]) > MAX_ID:
         raise RequestValidationError(
             [{"loc": ("query", field), "msg": "not a cursor this API handed out", "type": "value_error"}]
         )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import socket
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -134,6 +135,15 @@ ROUTES = [
 ]
 
 
+class ApiMount(Mount):
+    """The API's mount, matching any path under its prefix: Starlette's ``{path:path}`` is ``.*``,
+    which stops at a newline (``%0A`` in a party id), and the console then answered a plain-text 404."""
+
+    def __init__(self, path: str, app: ASGIApp, name: str) -> None:
+        super().__init__(path, app, name=name)
+        self.path_regex = re.compile(self.path_regex.pattern, re.DOTALL)
+
+
 def create_app(
     store: Store,
     config: Config,
@@ -150,7 +160,7 @@ def create_app(
     secure = settings.cookies_secure(host)
     api = create_api(store, config, clock=clock)
     app = Starlette(
-        routes=[*ROUTES, Mount(API_PREFIX, api, name="api")],
+        routes=[*ROUTES, ApiMount(API_PREFIX, api, name="api")],
         middleware=[
             Middleware(SecurityHeaders, hsts=secure, policies={DOCS_PATH: DOCS_CSP}),
             Middleware(
