@@ -15,6 +15,7 @@ PURE_CORE = (
     "watcher.presentation",
     "watcher.change_line",
     "watcher.risk_lines",
+    "watcher.borrower_rows",
     "watcher.labels",
     "watcher.connections",
     "watcher.connected",
