@@ -16,6 +16,8 @@ PURE_CORE = (
     "watcher.change_line",
     "watcher.risk_lines",
     "watcher.borrower_rows",
+    "watcher.change",
+    "watcher.listing_diff",
     "watcher.labels",
     "watcher.connections",
     "watcher.connected",
