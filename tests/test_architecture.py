@@ -18,6 +18,8 @@ PURE_CORE = (
     "watcher.borrower_rows",
     "watcher.change",
     "watcher.listing_diff",
+    "watcher.text_clean",
+    "watcher.quantities",
     "watcher.labels",
     "watcher.connections",
     "watcher.connected",
