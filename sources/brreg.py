@@ -167,14 +167,7 @@ class BrregSource(HttpSource):
 
     @classmethod
     def map_raw(cls, raw: Mapping[str, str], *, source: str, registry_id: str) -> RegistryRecord:
-        if "enhet" not in raw:
-            raise ParseError("no enhet response")
-        unit = as_object(load_json(raw["enhet"], what="enhet"), "enhet")
-        orgnr = as_text(unit.get("organisasjonsnummer"), "organisasjonsnummer").strip()
-        if not orgnr:
-            raise ParseError("enhet has no organisasjonsnummer")
-        if orgnr != "".join(registry_id.split()):
-            raise ParseError(f"enhet is for {orgnr}, not {registry_id}")
+        unit, orgnr = _unit_for(raw, registry_id)
         status = _status(unit)
         name = clean_text(as_text(unit.get("navn"), "navn")) or None
         if name is None and status.code is not CompanyStatus.DEREGISTERED:
@@ -199,6 +192,20 @@ class BrregSource(HttpSource):
 
 
 # -- unit -----------------------------------------------------------------------------------------
+
+
+def _unit_for(raw: Mapping[str, str], registry_id: str) -> tuple[Mapping[str, object], str]:
+    """The enhet answer and its organisation number, refused unless it is the unit asked for: a
+    register answering for another company must never be read as this one."""
+    if "enhet" not in raw:
+        raise ParseError("no enhet response")
+    unit = as_object(load_json(raw["enhet"], what="enhet"), "enhet")
+    orgnr = as_text(unit.get("organisasjonsnummer"), "organisasjonsnummer").strip()
+    if not orgnr:
+        raise ParseError("enhet has no organisasjonsnummer")
+    if orgnr != "".join(registry_id.split()):
+        raise ParseError(f"enhet is for {orgnr}, not {registry_id}")
+    return unit, orgnr
 
 
 def _flag(unit: Mapping[str, object], key: str) -> bool:

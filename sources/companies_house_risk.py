@@ -99,30 +99,13 @@ def _charge(charge: Mapping[str, object], what: str) -> Listing:
     state = _CHARGE_STATES.get(status)
     if state is None:
         raise ParseError(f"{what}.status {status!r} is not a charge status")
-    code = clean_text(as_text(charge.get("charge_code"), f"{what}.charge_code"))
-    charge_id = clean_text(as_text(charge.get("id"), f"{what}.id")) or _link_id(charge.get("links"), what)
-    number = clean_text(as_text(charge.get("charge_number"), f"{what}.charge_number"))
-    key = code or (f"id:{charge_id}" if charge_id else "") or (f"number:{number}" if number else "")
-    if not key:
-        raise ParseError(f"{what} has no charge_code, id or charge_number")
-    classification = charge.get("classification")
-    reason = (
-        ""
-        if classification is None
-        else clean_text(as_text(as_object(classification, f"{what}.classification").get("description"), what))
-    )
-    entitled = [
-        clean_text(
-            as_text(as_object(person, f"{what}.persons_entitled").get("name"), f"{what}.persons_entitled")
-        )
-        for person in as_list(charge.get("persons_entitled") or [], f"{what}.persons_entitled")
-    ]
+    key, code, number = _charge_key(charge, what)
     return Listing(
         key=key,
         state=state,
         case_number=code or (f"No. {number}" if number else ""),
-        reason=reason,
-        pledgee="; ".join(name for name in entitled if name),
+        reason=_charge_reason(charge, what),
+        pledgee="; ".join(name for name in _persons_entitled(charge, what) if name),
         listed_on=as_date(charge.get("created_on"), f"{what}.created_on")
         or as_date(charge.get("delivered_on"), f"{what}.delivered_on"),
         removed_on=as_date(charge.get("satisfied_on"), f"{what}.satisfied_on")
@@ -130,6 +113,36 @@ def _charge(charge: Mapping[str, object], what: str) -> Listing:
         else None,
         removal_reason="" if status == "outstanding" else status,
     )
+
+
+def _charge_key(charge: Mapping[str, object], what: str) -> tuple[str, str, str]:
+    """The charge's key (its code, else its id, else its number) with the code and number it came from,
+    so a charge filed before charge codes existed still keeps one identity."""
+    code = clean_text(as_text(charge.get("charge_code"), f"{what}.charge_code"))
+    charge_id = clean_text(as_text(charge.get("id"), f"{what}.id")) or _link_id(charge.get("links"), what)
+    number = clean_text(as_text(charge.get("charge_number"), f"{what}.charge_number"))
+    key = code or (f"id:{charge_id}" if charge_id else "") or (f"number:{number}" if number else "")
+    if not key:
+        raise ParseError(f"{what} has no charge_code, id or charge_number")
+    return key, code, number
+
+
+def _charge_reason(charge: Mapping[str, object], what: str) -> str:
+    """The classification's description (what the charge is over); empty when the register gives none."""
+    classification = charge.get("classification")
+    if classification is None:
+        return ""
+    return clean_text(as_text(as_object(classification, f"{what}.classification").get("description"), what))
+
+
+def _persons_entitled(charge: Mapping[str, object], what: str) -> list[str]:
+    """The chargees' names, in the register's order: who holds the security."""
+    return [
+        clean_text(
+            as_text(as_object(person, f"{what}.persons_entitled").get("name"), f"{what}.persons_entitled")
+        )
+        for person in as_list(charge.get("persons_entitled") or [], f"{what}.persons_entitled")
+    ]
 
 
 # -- insolvency ---------------------------------------------------------------------------------
@@ -150,21 +163,8 @@ def _case(case: Mapping[str, object], what: str) -> Listing:
     if not kind:
         raise ParseError(f"{what} has no type")
     number = clean_text(as_text(case.get("number"), f"{what}.number"))
-    starts: list[date] = []
-    ends: list[tuple[date, str]] = []
-    for position, entry in enumerate(as_list(case.get("dates") or [], f"{what}.dates")):
-        dated = as_object(entry, f"{what}.dates[{position}]")
-        day = as_date(dated.get("date"), f"{what}.dates[{position}].date")
-        date_type = clean_text(as_text(dated.get("type"), f"{what}.dates[{position}].type")).casefold()
-        if day is not None and date_type in _CASE_ENDS:
-            ends.append((day, date_type))
-        elif day is not None:
-            starts.append(day)
-    practitioners = []
-    for position, entry in enumerate(as_list(case.get("practitioners") or [], f"{what}.practitioners")):
-        practitioner = as_object(entry, f"{what}.practitioners[{position}]")
-        if practitioner.get("ceased_to_act_on") is None:
-            practitioners.append(clean_text(as_text(practitioner.get("name"), f"{what}.practitioners.name")))
+    starts, ends = _case_dates(case, what)
+    practitioners = _acting_practitioners(case, what)
     started = min(starts) if starts else None
     ended = max(ends) if ends else None
     return Listing(
@@ -177,6 +177,31 @@ def _case(case: Mapping[str, object], what: str) -> Listing:
         removed_on=None if ended is None else ended[0],
         removal_reason="" if ended is None else ended[1],
     )
+
+
+def _case_dates(case: Mapping[str, object], what: str) -> tuple[list[date], list[tuple[date, str]]]:
+    """The case's dates split into those that start it and those (with their type) that end it."""
+    starts: list[date] = []
+    ends: list[tuple[date, str]] = []
+    for position, entry in enumerate(as_list(case.get("dates") or [], f"{what}.dates")):
+        dated = as_object(entry, f"{what}.dates[{position}]")
+        day = as_date(dated.get("date"), f"{what}.dates[{position}].date")
+        date_type = clean_text(as_text(dated.get("type"), f"{what}.dates[{position}].type")).casefold()
+        if day is not None and date_type in _CASE_ENDS:
+            ends.append((day, date_type))
+        elif day is not None:
+            starts.append(day)
+    return starts, ends
+
+
+def _acting_practitioners(case: Mapping[str, object], what: str) -> list[str]:
+    """The practitioners still acting: one who ceased to act no longer speaks for the case."""
+    practitioners = []
+    for position, entry in enumerate(as_list(case.get("practitioners") or [], f"{what}.practitioners")):
+        practitioner = as_object(entry, f"{what}.practitioners[{position}]")
+        if practitioner.get("ceased_to_act_on") is None:
+            practitioners.append(clean_text(as_text(practitioner.get("name"), f"{what}.practitioners.name")))
+    return practitioners
 
 
 # -- PSC statements -----------------------------------------------------------------------------

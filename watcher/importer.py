@@ -8,18 +8,25 @@ import io
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING
 
 from sqlmodel import Session, col, select
 
 from sources.base import Source
-from watcher.models import Borrower, SecuresLink, utcnow
+from watcher.borrower_rows import BorrowerRow as BorrowerRow
+from watcher.borrower_rows import NumberUnit as NumberUnit
+from watcher.borrower_rows import ParsedBorrowers as ParsedBorrowers
+from watcher.borrower_rows import RowProblem as RowProblem
+from watcher.borrower_upsert import Outcome as Outcome
+from watcher.borrower_upsert import UpsertCounts as UpsertCounts
+from watcher.borrower_upsert import upsert_borrowers as upsert_borrowers
+from watcher.models import Borrower
 from watcher.spreadsheet import SheetRow, SpreadsheetError, first_sheet_rows, is_workbook, restore
-from watcher.store import audit, secured_ids
+from watcher.store import secured_ids
 from watcher.units import format_duration, parse_duration
-from watcher.vocabulary import AuditAction, PartyRole
+from watcher.vocabulary import PartyRole
 
 if TYPE_CHECKING:
     import _csv
@@ -32,9 +39,6 @@ MAX_FIELD_CHARS = 1000
 MAX_KEY_CHARS = 64
 """The id and officer columns' width in the database: PostgreSQL refuses a longer value."""
 UTF8_BOM = b"\xef\xbb\xbf"
-NumberUnit = Literal["line", "row", "item"]
-"""What problems count in: a CSV's lines, a workbook's rows as Excel numbers them, or the API's items
-(their index in the request, from 0)."""
 
 
 class BorrowerFileError(Exception):
@@ -47,57 +51,6 @@ class FieldError(ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
         self.field = field
-
-
-@dataclass(frozen=True, slots=True)
-class BorrowerRow:
-    id: str
-    name: str
-    source: str
-    registry_id: str
-    officer: str | None = None
-    tags: tuple[str, ...] = ()
-    interval_seconds: int | None = None
-    legal_rep_on_file: str | None = None
-    role: PartyRole | None = None
-    """None when the file has no ``role`` column: a party's stored role and links stay as they are."""
-    secures: tuple[str, ...] | None = None
-    """The borrower ids the party guarantees or secures (a guarantor's or pledgor's, or a borrower's that
-    guarantees other borrowers); None when the file has no ``secures`` column."""
-
-
-@dataclass(frozen=True, slots=True)
-class RowProblem:
-    line: int
-    message: str
-    field: str | None = None
-    """The column at fault, when it is one column."""
-
-
-@dataclass(frozen=True, slots=True)
-class ParsedBorrowers:
-    rows: list[BorrowerRow] = field(default_factory=list)
-    rejected: list[RowProblem] = field(default_factory=list)
-    warnings: list[RowProblem] = field(default_factory=list)
-    lines: dict[str, int] = field(default_factory=dict)
-    """The line each accepted row starts on, by borrower id."""
-    rejected_ids: dict[str, int] = field(default_factory=dict)
-    """The line of the first rejected row of each id no row was accepted with: a row securing it is
-    told that, not that the id is nowhere."""
-    unit: NumberUnit = "line"
-    """What the numbers count: a CSV's lines, or a workbook's rows."""
-
-    def reject(self, row: BorrowerRow, message: str, field: str | None = None) -> None:
-        """Move an accepted ``row`` to the rejected ones, with why."""
-        line = self.lines[row.id]
-        self.rows.remove(row)
-        self.rejected.append(RowProblem(line, message, field))
-        self.rejected_ids.setdefault(row.id, line)
-
-    @property
-    def whole(self) -> str:
-        """What the rows came in, for messages."""
-        return "request" if self.unit == "item" else "file"
 
 
 def _decode(path: Path) -> str:
@@ -524,131 +477,3 @@ def file_record(borrower: Borrower, secures: Sequence[str] = ()) -> dict[str, st
         "role": borrower.role,
         "secures": ",".join(secures),
     }
-
-
-def _stored_fields(row: BorrowerRow) -> dict[str, Any]:
-    """The borrower columns a row sets (its role only when the file has a ``role`` column)."""
-    fields: dict[str, Any] = {
-        "name": row.name,
-        "source": row.source,
-        "registry_id": row.registry_id,
-        "officer": row.officer,
-        "tags": ",".join(row.tags),
-        "interval_seconds": row.interval_seconds,
-        "legal_rep_on_file": row.legal_rep_on_file,
-    }
-    if row.role is not None:
-        fields["role"] = row.role
-    return fields
-
-
-def _added_detail(fields: dict[str, Any], links: Sequence[str]) -> dict[str, Any]:
-    """A new party's audit detail: its columns, and whom it secures when it secures anyone."""
-    return {**fields, "secures": list(links)} if links else fields
-
-
-Outcome = Literal["added", "updated", "unchanged"]
-
-
-@dataclass(frozen=True, slots=True)
-class UpsertCounts:
-    added: int
-    updated: int
-    unchanged: int
-    outcomes: dict[str, Outcome] = field(default_factory=dict)
-    """What became of each row, by id (the API's per-item result)."""
-
-
-def upsert_borrowers(session: Session, rows: Sequence[BorrowerRow], *, actor: str) -> UpsertCounts:
-    """Insert new borrowers (due at once), update known ones; a new registry entity restarts the baseline."""
-    now = utcnow()
-    added = updated = unchanged = 0
-    outcomes: dict[str, Outcome] = {}
-    stored_links = secured_ids(session)
-    stored = _stored_borrowers(session, [row.id for row in rows])
-    for row in rows:
-        fields = _stored_fields(row)
-        links = stored_links.get(row.id, ())
-        new_links = row.secures if row.secures is not None else links
-        borrower = stored.get(row.id)
-        if borrower is None:
-            session.add(Borrower(id=row.id, created_at=now, updated_at=now, next_check_at=now, **fields))
-            audit(
-                session,
-                actor=actor,
-                action=AuditAction.BORROWER_ADDED,
-                subject_type="borrower",
-                subject_id=row.id,
-                detail=_added_detail(fields, new_links),
-                at=now,
-            )
-            added += 1
-            outcomes[row.id] = "added"
-            continue
-        differences = {key: value for key, value in fields.items() if getattr(borrower, key) != value}
-        if tuple(new_links) != tuple(links):
-            differences["secures"] = list(new_links)
-        if not differences:
-            unchanged += 1
-            outcomes[row.id] = "unchanged"
-            continue
-        if "source" in differences or "registry_id" in differences:
-            borrower.baseline_at = None
-            borrower.next_check_at = now
-        if "interval_seconds" in differences:
-            borrower.next_check_at = now  # a new interval takes effect at the next sweep
-        for key, value in differences.items():
-            if key != "secures":
-                setattr(borrower, key, value)
-        # The next check parses and assesses in full: its outcome may depend on what changed here.
-        borrower.last_payload_digest = None
-        borrower.updated_at = now
-        session.add(borrower)
-        audit(
-            session,
-            actor=actor,
-            action=AuditAction.BORROWER_UPDATED,
-            subject_type="borrower",
-            subject_id=row.id,
-            detail=differences,
-            at=now,
-        )
-        updated += 1
-        outcomes[row.id] = "updated"
-    session.flush()  # every party of the file exists before a link to it is written
-    _replace_links(session, [row for row in rows if row.secures is not None], stored_links, now=now)
-    return UpsertCounts(added, updated, unchanged, outcomes)
-
-
-LOAD_CHUNK = 1000
-"""Ids per statement when loading the rows an upsert touches: well within every database's limit."""
-
-
-def _stored_borrowers(session: Session, ids: Sequence[str]) -> dict[str, Borrower]:
-    """The stored borrowers among ``ids``, loaded a chunk at a time rather than one query per row:
-    an API bulk upsert of 10,000 parties would otherwise spend most of its time here."""
-    found: dict[str, Borrower] = {}
-    for start in range(0, len(ids), LOAD_CHUNK):
-        chunk = ids[start : start + LOAD_CHUNK]
-        found.update((b.id, b) for b in session.exec(select(Borrower).where(col(Borrower.id).in_(chunk))))
-    return found
-
-
-def _replace_links(
-    session: Session,
-    rows: Sequence[BorrowerRow],
-    stored_links: Mapping[str, tuple[str, ...]],
-    *,
-    now: datetime,
-) -> None:
-    """Each row's ``secures`` becomes the party's whole set of links (an empty cell: none)."""
-    for row in rows:
-        wanted = set(row.secures or ())
-        stored = set(stored_links.get(row.id, ()))
-        for borrower_id in sorted(stored - wanted):
-            link = session.get(SecuresLink, (row.id, borrower_id))
-            if link is not None:
-                session.delete(link)
-        for borrower_id in sorted(wanted - stored):
-            session.add(SecuresLink(party_id=row.id, borrower_id=borrower_id, first_seen=now.date()))
-    session.flush()

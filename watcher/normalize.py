@@ -9,13 +9,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import replace
-from decimal import Decimal, InvalidOperation
-from functools import lru_cache
+from decimal import Decimal
 from typing import Any
 
+from watcher.quantities import CENT, stake_between
+from watcher.quantities import parse_amount as parse_amount
+from watcher.quantities import parse_stake as parse_stake
 from watcher.record import (
     LISTING_SECTIONS,
     Category,
@@ -32,194 +33,9 @@ from watcher.record import (
     Stake,
     Status,
 )
-
-_TAG = re.compile(r"<[^>]{0,200}>")
-_SPACE = re.compile(r"\s+")
-_CJK = r"\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-_SPACE_NEAR_CJK = re.compile(rf"(?<=[{_CJK}()])\s+|\s+(?=[{_CJK}()])")
-# Applied after NFKC, which has already made full-width ［］ half-width: map [] too, or they stay square.
-_BRACKETS = str.maketrans(
-    {
-        "【": "(",
-        "】": ")",
-        "〔": "(",
-        "〕": ")",
-        "〖": "(",
-        "〗": ")",
-        "［": "(",
-        "］": ")",
-        "[": "(",
-        "]": ")",
-    }
-)
-_EMPTY_MARKERS = {"", "-", "--", "—", "无", "暂无", "null", "none", "n/a"}
-
-
-# Zero-width characters and soft hyphens survive NFKC and would make equal names differ. Control
-# characters (C0 but the whitespace ones, DEL, C1) are never data: a NUL in a vendor's company name
-# made PostgreSQL refuse the whole check.
-_INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u200b\u200c\u200d\u2060\ufeff"))
-_CONTROLS = dict.fromkeys([*range(0x00, 0x09), *range(0x0E, 0x20), *range(0x7F, 0xA0)])
-_INVISIBLE.update(_CONTROLS)
-# A lone surrogate (JSON allows "\ud800") is no character at all, and cannot even be encoded as UTF-8.
-_INVISIBLE.update(dict.fromkeys(range(0xD800, 0xE000)))
-
-
-def clean_text(value: object) -> str:
-    """NFKC, strip markup, unify Chinese brackets, collapse whitespace, drop spaces inside CJK text."""
-    if value is None:
-        return ""
-    return _clean(value if isinstance(value, str) else str(value))
-
-
-@lru_cache(maxsize=16_384)
-def _clean(value: str) -> str:
-    """Cached: a record's names and addresses are cleaned several times over (mapping, normalising,
-    keys, hashing), and the same ones again at every check."""
-    text = unicodedata.normalize("NFKC", value).translate(_INVISIBLE)
-    text = _TAG.sub("", text).translate(_BRACKETS)
-    text = _SPACE.sub(" ", text).strip()
-    text = _SPACE_NEAR_CJK.sub("", text)
-    return "" if text.casefold() in _EMPTY_MARKERS else text
-
-
-def text_key(value: object) -> str:
-    """A comparison key for a name or address: cleaned and case-folded."""
-    return clean_text(value).casefold()
-
-
-def person_key(name: object, *, registry_id: object = None, birth: object = None) -> str:
-    """Identity key, best first: the registry's own id, then name + birth date, then the bare name."""
-    rid = clean_text(registry_id)
-    if rid:
-        return f"id:{rid.casefold()}"
-    name_part = text_key(name)
-    birth_part = clean_text(birth)
-    return f"nb:{name_part}|{birth_part}" if birth_part else f"n:{name_part}"
-
-
-# -- stakes -------------------------------------------------------------------------------------
-
-_PERCENT_QUANTUM = Decimal("0.0001")
-_RANGE = re.compile(r"^\s*([0-9.]+)\s*%?\s*(?:-|–|~|to)\s*([0-9.]+)\s*%?\s*$", re.IGNORECASE)
-
-
-def _decimal(text: object) -> Decimal | None:
-    try:
-        value = Decimal(re.sub(r"[, '\u00a0\u202f]", "", str(text)).strip())
-    except (InvalidOperation, ValueError):
-        return None
-    return value if value.is_finite() else None
-
-
-def _canonical_percent(value: Decimal) -> Decimal:
-    return value.quantize(_PERCENT_QUANTUM).normalize()
-
-
-def parse_stake(value: object) -> Stake | None:
-    """``"51%"``, ``"51.00%"``, ``0.51`` and ``"25-50%"`` to a percent interval; None when unparseable.
-
-    A bare number no greater than 1 is a fraction (0.51 → 51 %); anything else is already percent.
-    """
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int | float | Decimal):
-        number = _decimal(value)
-        if number is None:
-            return None
-        percent = number * 100 if number <= 1 else number
-        return _stake(percent, percent)
-    text = clean_text(value)
-    if not text:
-        return None
-    band = _RANGE.match(text)
-    if band:
-        low, high = _decimal(band.group(1)), _decimal(band.group(2))
-        return _stake(low, high) if low is not None and high is not None else None
-    if text.endswith("%"):
-        number = _decimal(text[:-1])
-        return _stake(number, number) if number is not None else None
-    return parse_stake(_decimal(text)) if _decimal(text) is not None else None
-
-
-def _stake(low: Decimal | None, high: Decimal | None) -> Stake | None:
-    if low is None or high is None or low < 0 or high > 100 or low > high:
-        return None
-    return Stake(_canonical_percent(low), _canonical_percent(high))
-
-
-# -- amounts ------------------------------------------------------------------------------------
-
-_CURRENCIES = (
-    ("人民币", "CNY"),
-    ("美元", "USD"),
-    ("港元", "HKD"),
-    ("港币", "HKD"),
-    ("欧元", "EUR"),
-    ("日元", "JPY"),
-    ("英镑", "GBP"),
-    ("RMB", "CNY"),
-    ("CNY", "CNY"),
-    ("USD", "USD"),
-    ("EUR", "EUR"),
-    ("NOK", "NOK"),
-    ("GBP", "GBP"),
-)
-_MULTIPLIERS = (("亿", Decimal(100_000_000)), ("万", Decimal(10_000)), ("千", Decimal(1_000)))
-_CENT = Decimal("0.01")
-# Digits grouped by commas, spaces or apostrophes ("1 000 000 NOK", "1'000'000"): a separator only
-# counts when three digits follow it, so "2024 5000万" is not read as one number.
-_NUMBER = re.compile(r"[0-9](?:[0-9]|[, '\u00a0\u202f](?=[0-9]{3}(?![0-9])))*(?:\.[0-9]+)?")
-# Scientific notation as some serialisers write amounts ("1.2568E6"): read whole, never as "1.2568".
-_EXPONENT = re.compile(r"[eE]([+-]?)([0-9]+)")
-# No real amount reaches 10^18 (a quintillion yuan): a bigger number is kept as text, never as a figure.
-_MAX_AMOUNT_DIGITS = 18
-
-
-def parse_amount(value: object, *, currency: str | None = None, unit: Decimal | int = 1) -> Money | None:
-    """``"5000万元人民币"`` → 50,000,000 CNY. ``unit`` scales bare numbers (Qichacha's 万元 columns).
-
-    Returns None for an empty value; a Money with ``amount=None`` when the text has no number.
-    """
-    if value is None or isinstance(value, bool):
-        return None
-    raw = clean_text(value)
-    if not raw:
-        return None
-    found_currency = currency
-    for word, code in _CURRENCIES:
-        if word.casefold() in raw.casefold():
-            found_currency = code
-            break
-    number_match = _NUMBER.search(raw)
-    if number_match is None:
-        return Money(None, found_currency, raw)
-    amount = _decimal(number_match.group(0))
-    if amount is None:
-        return Money(None, found_currency, raw)
-    amount, tail = _with_exponent(amount, raw[number_match.end() :])
-    if amount is None:
-        return Money(None, found_currency, raw)
-    multiplier = next((factor for word, factor in _MULTIPLIERS if tail.lstrip().startswith(word)), None)
-    amount *= multiplier if multiplier is not None else Decimal(unit)
-    if found_currency is None and "元" in tail:
-        found_currency = "CNY"
-    if amount.adjusted() >= _MAX_AMOUNT_DIGITS:
-        return Money(None, found_currency, raw)
-    return Money(amount.quantize(_CENT), found_currency, raw)
-
-
-def _with_exponent(amount: Decimal, tail: str) -> tuple[Decimal | None, str]:
-    """``amount`` scaled by a scientific-notation exponent that follows it ("1.2568E6"), and the
-    text after it; None beyond 10^±999, where nothing is an amount (and Decimal would overflow)."""
-    exponent = _EXPONENT.match(tail)
-    if exponent is None:
-        return amount, tail
-    sign, digits = exponent.groups()
-    if len(digits) > 3:
-        return None, tail
-    return amount.scaleb(int(sign + digits)), tail[exponent.end() :]
-
+from watcher.text_clean import clean_text as clean_text
+from watcher.text_clean import person_key as person_key
+from watcher.text_clean import text_key as text_key
 
 # -- role titles --------------------------------------------------------------------------------
 
@@ -434,7 +250,7 @@ def _normalize_person(person: Person | None) -> Person | None:
 def _normalize_money(money: Money | None) -> Money | None:
     if money is None:
         return None
-    amount = money.amount.quantize(_CENT) if money.amount is not None else None
+    amount = money.amount.quantize(CENT) if money.amount is not None else None
     return Money(amount, money.currency, clean_text(money.raw))
 
 
@@ -447,7 +263,7 @@ def _merge_shareholders(holders: Iterable[Shareholder]) -> tuple[Shareholder, ..
             holder,
             name=clean_text(holder.name),
             key=_clean_key(holder.key, holder.name),
-            stake=_stake(holder.stake.low, holder.stake.high) if holder.stake is not None else None,
+            stake=stake_between(holder.stake.low, holder.stake.high) if holder.stake is not None else None,
             subscribed=_normalize_money(holder.subscribed),
         )
         # A repeated row is the same holding however it is spelt: compare what a change compares.
@@ -486,7 +302,7 @@ def _combined_holdings(holdings: list[Shareholder]) -> Shareholder:
     stakes = [h.stake for h in holdings if h.stake is not None]
     stake = None
     if len(stakes) == len(holdings):
-        stake = _stake(
+        stake = stake_between(
             sum((s.low for s in stakes), Decimal(0)),
             min(Decimal(100), sum((s.high for s in stakes), Decimal(0))),
         )

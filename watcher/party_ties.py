@@ -145,6 +145,14 @@ def _add(index: PortfolioIndex, session: Session, party_ids: set[str], *, active
 def neighbour_ids(session: Session, party_ids: Sequence[str], *, names: bool = True) -> set[str]:
     """Parties sharing a node (a strong one, or a name) with ``party_ids``, holding them, held by them,
     guaranteeing their loans or guaranteed by them."""
+    found = _node_neighbours(session, party_ids, names=names)
+    found |= _secures_neighbours(session, list(party_ids))
+    return found - set(party_ids)
+
+
+def _node_neighbours(session: Session, party_ids: Sequence[str], *, names: bool) -> set[str]:
+    """Parties tied to the same nodes as ``party_ids``, tied to their own nodes, or owning a node
+    they are tied to: the ownership and shared-officer half of the neighbourhood."""
     ties = [tie for party in _load(session, party_ids, active_only=False) for tie in party.ties]
     strong = sorted({tie.node.identity for tie in ties if tie.node.basis.strong})
     named = sorted({(tie.node.kind.value, tie.name_key) for tie in ties})
@@ -161,14 +169,18 @@ def neighbour_ids(session: Session, party_ids: Sequence[str], *, names: bool = T
     every = sorted({tie.node.identity for tie in ties})
     named_as = select(PartyNode.borrower_id)
     found |= _ids(session, named_as, [col(PartyNode.identity).in_(c) for c in _chunks(every)])
-    ids = list(party_ids)
-    found |= _ids(
+    return found
+
+
+def _secures_neighbours(session: Session, ids: list[str]) -> set[str]:
+    """The borrowers ``ids`` secure and the parties securing them: the guarantee half."""
+    found = _ids(
         session, select(SecuresLink.borrower_id), [col(SecuresLink.party_id).in_(c) for c in _chunks(ids)]
     )
     found |= _ids(
         session, select(SecuresLink.party_id), [col(SecuresLink.borrower_id).in_(c) for c in _chunks(ids)]
     )
-    return found - set(party_ids)
+    return found
 
 
 def _name_match(keys: Sequence[tuple[str, str]]) -> ColumnElement[bool]:

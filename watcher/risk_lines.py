@@ -33,7 +33,7 @@ from watcher.vocabulary import Language
 
 CONNECTED = frozenset({Category.CONNECTED_PARTY, Category.CONNECTED_RISK})
 _PROCEDURE_KEYS = {text_key(word) for word in INSOLVENCY_PROCEDURES}
-_FACT_SEP = " · "  # how diff.listing_text joins a listing's facts
+_FACT_SEP = " · "  # how listing_diff.listing_text joins a listing's facts
 
 
 def listing_text(change: ChangeLine, language: Language, escape: Escape) -> str:

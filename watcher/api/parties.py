@@ -164,58 +164,69 @@ def _utc(moment: datetime | None) -> datetime | None:
 def _parties(session: Session, who: Principal, borrowers: Sequence[Borrower]) -> list[Party]:
     """The parties of ``borrowers`` (ones ``who`` may see) with their links and open alerts."""
     ids = [b.id for b in borrowers]
-    severities: dict[str, list[Severity]] = {}
-    links: dict[str, list[str]] = {}
-    if ids:
-        open_alerts = select(Alert.borrower_id, Alert.severity).where(
-            Alert.status == AlertStatus.OPEN, col(Alert.borrower_id).in_(ids)
-        )
-        for borrower_id, severity in session.exec(open_alerts):
-            if borrower_id is not None:
-                severities.setdefault(borrower_id, []).append(Severity(severity))
-        link_rows = select(SecuresLink.party_id, SecuresLink.borrower_id).where(
-            col(SecuresLink.party_id).in_(ids)
-        )
-        for party_id, borrower_id in session.exec(link_rows.order_by(col(SecuresLink.borrower_id))):
-            links.setdefault(party_id, []).append(borrower_id)
+    severities = _open_severities(session, ids)
+    links = _secured_by(session, ids)
     targets = sorted({target for secured in links.values() for target in secured})
     visible = set(targets)
     if targets and not sees_all(who):
         visible = set(session.exec(scoped(select(Borrower.id), who).where(col(Borrower.id).in_(targets))))
-    parties = []
-    for b in borrowers:
-        secured = links.get(b.id, [])
-        shown = [target for target in secured if target in visible]
-        found = severities.get(b.id, [])
-        parties.append(
-            Party(
-                id=b.id,
-                name=b.name,
-                source=b.source,
-                registry_id=b.registry_id,
-                officer=b.officer,
-                tags=b.tag_list,
-                interval=format_duration(timedelta(seconds=b.interval_seconds))
-                if b.interval_seconds
-                else None,
-                legal_rep_on_file=b.legal_rep_on_file,
-                role=PartyRole(b.role),
-                secures=shown,
-                secures_hidden=len(secured) - len(shown),
-                active=b.active,
-                deactivated_at=_utc(b.deactivated_at),
-                health=health_of(b),
-                severity=max(found, key=lambda s: s.rank) if found else None,
-                open_alerts=len(found),
-                consecutive_failures=b.consecutive_failures,
-                last_error_kind=b.last_error_kind,
-                last_checked_at=_utc(b.last_checked_at),
-                last_success_at=_utc(b.last_success_at),
-                created_at=_utc(b.created_at) or b.created_at,
-                updated_at=_utc(b.updated_at) or b.updated_at,
-            )
-        )
-    return parties
+    return [_party(b, links.get(b.id, []), visible, severities.get(b.id, [])) for b in borrowers]
+
+
+def _open_severities(session: Session, ids: Sequence[str]) -> dict[str, list[Severity]]:
+    """The severities of each party's open alerts, read in one query for the whole page."""
+    severities: dict[str, list[Severity]] = {}
+    if not ids:
+        return severities
+    open_alerts = select(Alert.borrower_id, Alert.severity).where(
+        Alert.status == AlertStatus.OPEN, col(Alert.borrower_id).in_(ids)
+    )
+    for borrower_id, severity in session.exec(open_alerts):
+        if borrower_id is not None:
+            severities.setdefault(borrower_id, []).append(Severity(severity))
+    return severities
+
+
+def _secured_by(session: Session, ids: Sequence[str]) -> dict[str, list[str]]:
+    """The borrowers each party secures, in id order, read in one query for the whole page."""
+    links: dict[str, list[str]] = {}
+    if not ids:
+        return links
+    link_rows = select(SecuresLink.party_id, SecuresLink.borrower_id).where(
+        col(SecuresLink.party_id).in_(ids)
+    )
+    for party_id, borrower_id in session.exec(link_rows.order_by(col(SecuresLink.borrower_id))):
+        links.setdefault(party_id, []).append(borrower_id)
+    return links
+
+
+def _party(b: Borrower, secured: list[str], visible: set[str], found: list[Severity]) -> Party:
+    """One party as the API shows it: links the reader cannot see are counted, not named."""
+    shown = [target for target in secured if target in visible]
+    return Party(
+        id=b.id,
+        name=b.name,
+        source=b.source,
+        registry_id=b.registry_id,
+        officer=b.officer,
+        tags=b.tag_list,
+        interval=format_duration(timedelta(seconds=b.interval_seconds)) if b.interval_seconds else None,
+        legal_rep_on_file=b.legal_rep_on_file,
+        role=PartyRole(b.role),
+        secures=shown,
+        secures_hidden=len(secured) - len(shown),
+        active=b.active,
+        deactivated_at=_utc(b.deactivated_at),
+        health=health_of(b),
+        severity=max(found, key=lambda s: s.rank) if found else None,
+        open_alerts=len(found),
+        consecutive_failures=b.consecutive_failures,
+        last_error_kind=b.last_error_kind,
+        last_checked_at=_utc(b.last_checked_at),
+        last_success_at=_utc(b.last_success_at),
+        created_at=_utc(b.created_at) or b.created_at,
+        updated_at=_utc(b.updated_at) or b.updated_at,
+    )
 
 
 def _followers(session: Session, who: Principal, parties: Iterable[Borrower]) -> list[Follower]:
@@ -437,6 +448,12 @@ def _keep_to_officer(session: Session, who: Principal, parsed: ParsedBorrowers) 
     officer = who.officer_id
     if officer is None or not parsed.rows:
         return
+    _reject_other_officers(session, who, officer, parsed)
+    _reject_hidden_secures(session, who, parsed)
+
+
+def _reject_other_officers(session: Session, who: Principal, officer: str, parsed: ParsedBorrowers) -> None:
+    """Rows naming another officer, or updating a party another officer owns, are not this token's."""
     ids = [row.id for row in parsed.rows]
     stored = session.exec(select(Borrower.id, Borrower.officer).where(col(Borrower.id).in_(ids)))
     owners = {party_id: owner for party_id, owner in stored}
@@ -446,6 +463,10 @@ def _keep_to_officer(session: Session, who: Principal, parsed: ParsedBorrowers) 
             parsed.reject(row, message, "officer")
         elif row.id in owners and owners[row.id] != officer:
             parsed.reject(row, _not_yours(who, row.id), "id")
+
+
+def _reject_hidden_secures(session: Session, who: Principal, parsed: ParsedBorrowers) -> None:
+    """A ``secures`` target that exists but the token cannot see reads as missing, so nothing leaks."""
     kept = {row.id for row in parsed.rows}
     targets = sorted({target for row in parsed.rows for target in row.secures or ()} - kept)
     if not targets:
