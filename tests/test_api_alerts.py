@@ -554,3 +554,16 @@ def test_a_follower_misses_no_event_while_writers_commit_out_of_order(postgres_u
     assert sorted(e["subject"] for e in seen) == sorted(written)  # none missed, none twice
     ids = [e["id"] for e in seen]
     assert ids == sorted(ids)
+
+
+def test_a_cursor_beyond_the_feed_is_refused_rather_than_skipping_events(world):
+    """A cursor for an id the feed has not reached (another deployment's, a restored database's) would
+    sit "caught up" past events still to come: 422, at its field."""
+    import base64
+
+    token = tokens(world)
+    beyond = base64.urlsafe_b64encode(b"ev1:999999").decode().rstrip("=")
+    with console_server(world.store, world.config) as client:
+        answer = client.get(EVENTS, params={"after": beyond}, headers=bearer(token["reader"]))
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["detail"][0]["loc"] == ["query", "after"]

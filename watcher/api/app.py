@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from importlib.metadata import version
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -43,8 +44,24 @@ reason, "type": kind}`. See the README's "Integration API".
 async def _invalid_request(request: Request, error: Exception) -> JSONResponse:
     """422 with each problem's field path and reason; the rejected input is not echoed back."""
     assert isinstance(error, RequestValidationError)
-    detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in error.errors()]
+    detail = [{"loc": list(e["loc"]), "msg": _reason(e), "type": e["type"]} for e in error.errors()]
     return JSONResponse({"detail": detail}, status_code=422)
+
+
+# The patterns the API's text parameters carry, as people read them (not as regular expressions).
+_PATTERN_REASONS = {
+    r"^[^\x00]*$": "contains a NUL character",
+    r"^[^\x00]*[^\x00\s][^\x00]*$": "must not be blank or contain a NUL character",
+}
+
+
+def _reason(error: Any) -> str:
+    """A validation error's message; a pattern is said in words, and pydantic's "Value error, " prefix
+    (a validator's own sentence follows it) is dropped."""
+    if error["type"] == "string_pattern_mismatch":
+        pattern = (error.get("ctx") or {}).get("pattern", "")
+        return _PATTERN_REASONS.get(pattern, f"does not match {pattern}")
+    return str(error["msg"]).removeprefix("Value error, ")
 
 
 async def _failed(request: Request, error: Exception) -> JSONResponse:

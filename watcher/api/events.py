@@ -183,6 +183,18 @@ def follow_events(
     """Changes after the cursor, oldest first, for the parties the token sees. Poll with ``next``;
     an empty page still carries it. Events are handed out only once every lower id is committed."""
     start = decode_cursor(CURSOR_PREFIX, after, "after") or 0
+    with api.store.session() as session:
+        top = session.exec(select(func.max(ChangeEvent.id))).one() or 0
+    if start > top:  # another deployment's cursor, or one from before a restore: it would skip events
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("query", "after"),
+                    "msg": "a cursor beyond this feed's last event",
+                    "type": "value_error",
+                }
+            ]
+        )
     horizon = settled_horizon(api.store)
     with api.store.session() as session:
         items = read_events(session, who, after=start, upto=horizon, limit=limit)

@@ -343,7 +343,9 @@ def get_party(party_id: Annotated[str, ID_PATH], api: Deployment, who: Reader) -
 def _plain_items(values: list[str], what: str) -> list[str]:
     for value in values:
         if "," in value or ";" in value:
-            raise ValueError(f"{what} {value!r}: , and ; separate {what}s in the borrowers file")
+            raise ValueError(
+                f"{what} {value!r} may not contain , or ; (they separate {what}s in a borrowers file)"
+            )
     return values
 
 
@@ -459,7 +461,9 @@ def _reject_other_officers(session: Session, who: Principal, officer: str, parse
     owners = {party_id: owner for party_id, owner in stored}
     for row in list(parsed.rows):
         if row.officer != officer:
-            message = f"officer {row.officer!r}: token {who.name} writes officer {officer!r}'s parties only"
+            message = (
+                f"officer {row.officer!r}: token {who.name} writes only the parties of officer {officer!r}"
+            )
             parsed.reject(row, message, "officer")
         elif row.id in owners and owners[row.id] != officer:
             parsed.reject(row, _not_yours(who, row.id), "id")
@@ -489,7 +493,10 @@ def _hintable(session: Session, who: Principal) -> set[str] | None:
 
 
 def _not_yours(who: Principal, party_id: str) -> str:
-    return f"party {party_id!r} is not officer {who.officer_id!r}'s: token {who.name} may not change it"
+    officer = who.officer_id
+    return (
+        f"party {party_id!r} belongs to another officer than {officer!r}: token {who.name} may not change it"
+    )
 
 
 def _warnings(session: Session, parsed: ParsedBorrowers) -> list[RowProblem]:
@@ -525,7 +532,7 @@ def _put(party_id: str, body: PartyIn, api: Api, who: Principal) -> PartyWritten
     if who.officer_id is not None and parsed.rows[0].officer != who.officer_id:
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
-            f"token {who.name} writes officer {who.officer_id!r}'s parties only: officer must be that",
+            f"token {who.name} writes only the parties of officer {who.officer_id!r}: set officer to it",
         )
     with api.store.transaction() as session:
         existing = session.get(Borrower, party_id)
