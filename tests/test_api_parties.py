@@ -236,6 +236,8 @@ def test_a_nul_in_an_id_a_filter_or_a_cursor_is_422_not_a_database_error(any_sto
     for loc, response in answers.items():
         assert response.status_code == 422, (loc, response.text)
         assert response.json()["detail"][0]["loc"] == list(loc)
+    for loc in (("query", "officer"), ("query", "tag")):  # in words, not as a regular expression
+        assert answers[loc].json()["detail"][0]["msg"] == "contains a NUL character"
 
 
 def test_guarantors_and_their_links_as_the_file_sets_them(any_store):
