@@ -374,6 +374,20 @@ def test_concurrent_upserts_of_the_same_new_ids_both_succeed(postgres_url):
     assert added == 3000
 
 
+def test_a_tag_with_a_separator_rejects_its_item_not_the_whole_bulk_request(store):
+    """A loan system copying a CSV cell "a,b" into one tag loses that item, not its whole batch."""
+    writer = new_token(store, "loans", TokenScope.WRITE)
+    items = [{"id": f"b-{n}", **party(n)} for n in range(3)]
+    items[1]["tags"] = ["manufacturing,zhejiang"]
+    with served(store) as client:
+        response = client.post(f"{PARTIES}:bulk", json={"items": items}, headers=bearer(writer))
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert (result["added"], result["rejected"]) == (2, 1)
+    bad = result["items"][1]
+    assert (bad["accepted"], bad["field"]) == (False, "tags") and "may not contain , or ;" in bad["reason"]
+
+
 def test_bulk_of_more_than_10000_items_is_422(store):
     writer = new_token(store, "loans", TokenScope.WRITE)
     items = [{"id": f"b-{n}", **party(n)} for n in range(10_001)]

@@ -22,7 +22,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 from sqlalchemy import ColumnElement, and_, case, func, literal
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -368,15 +368,17 @@ class PartyIn(ApiModel):
         default=None, description="With role: the ids of the borrowers it secures (all of them)"
     )
 
-    @field_validator("tags")
-    @classmethod
-    def _plain_tags(cls, tags: list[str]) -> list[str]:
-        return _plain_items(tags, "tag")
-
-    @field_validator("secures")
-    @classmethod
-    def _plain_secures(cls, secures: list[str] | None) -> list[str] | None:
-        return None if secures is None else _plain_items(secures, "id")
+    def separator_problem(self) -> tuple[str, str] | None:
+        """(field, reason) when a tag or a secured id holds a , or ; which a borrowers file would read
+        as two values: refused like any bad cell (per item in a bulk request)."""
+        for field, values, what in (("tags", self.tags, "tag"), ("secures", self.secures or [], "id")):
+            for value in values:
+                if "," in value or ";" in value:
+                    return (
+                        field,
+                        f"{what} {value!r} may not contain , or ; (they separate {what}s in a file)",
+                    )
+        return None
 
     def record(self, party_id: str) -> dict[str, str]:
         """As the borrowers file's cells."""
@@ -528,6 +530,7 @@ def put_party(party_id: Annotated[str, ID_PATH], body: PartyIn, api: Deployment,
 def _put(party_id: str, body: PartyIn, api: Api, who: Principal) -> PartyWritten:
     sources, officers = _deployment_sources(api)
     parsed = parse_records([body.record(party_id)], sources=sources, officers=officers)
+    _reject_separators(parsed, [body])
     _refuse_rejected(parsed)
     if who.officer_id is not None and parsed.rows[0].officer != who.officer_id:
         raise HTTPException(
@@ -562,6 +565,7 @@ def _bulk(
 ) -> tuple[ParsedBorrowers, list[RowProblem], UpsertCounts, list[Follower]]:
     sources, officers = _deployment_sources(api)
     parsed = parse_records([item.record(item.id) for item in body.items], sources=sources, officers=officers)
+    _reject_separators(parsed, body.items)
     with api.store.transaction() as session:
         _keep_to_officer(session, who, parsed)
         reject_bad_secures(session, parsed, hint_from=_hintable(session, who))
@@ -586,6 +590,16 @@ def _retried(write: Callable[[], Result]) -> Result:
             if attempt == CONFLICT_ATTEMPTS:
                 raise
     raise AssertionError("unreachable")
+
+
+def _reject_separators(parsed: ParsedBorrowers, items: Sequence[PartyIn]) -> None:
+    """Reject the rows whose item held a , or ; in a tag or secured id (the cells split it)."""
+    accepted = {parsed.lines[row.id]: row for row in parsed.rows}
+    for index, item in enumerate(items):
+        problem = item.separator_problem()
+        row = accepted.get(index)
+        if problem is not None and row is not None:
+            parsed.reject(row, problem[1], problem[0])
 
 
 def _refuse_rejected(parsed: ParsedBorrowers) -> None:
