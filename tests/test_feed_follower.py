@@ -367,3 +367,14 @@ def test_a_follower_runs_every_feed_every_although_the_job_that_asks_is_a_little
     ticks = [0.0, 29.99, 59.98, 89.97, 119.96, 149.95]
     ran = [tick for tick in ticks if followers.due(tick)]
     assert ran == [0.0, 59.98, 119.96], "every 60 s, not every 90"
+
+
+async def test_a_feed_no_follower_has_read_lately_puts_its_source_back_on_the_normal_poll(world, stub):
+    """A follower that stopped (its instance hung, nobody took over) leaves no failure behind: the feed
+    is simply not read. Ten feed_every periods (plus a lease) later the source is no longer healthy."""
+    store, config, follower = world
+    await follower().follow()
+    now = utcnow()
+    with store.session() as session:
+        assert healthy_feed_sources(session, config, now + timedelta(minutes=10)) == {"brreg"}
+        assert healthy_feed_sources(session, config, now + timedelta(minutes=11)) == frozenset()

@@ -21,7 +21,7 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import and_, delete, or_, update
 from sqlalchemy.exc import IntegrityError
@@ -35,6 +35,7 @@ from watcher.models import Alert, Borrower, FeedState, utcnow
 from watcher.monitoring import open_source_alert
 from watcher.redaction import redact
 from watcher.store import Store
+from watcher.units import as_utc
 from watcher.vocabulary import AlertKind, Severity
 
 log = logging.getLogger("watcher.feeds")
@@ -65,8 +66,9 @@ def feed_options(source: Source) -> FeedOptions | None:
 
 
 def healthy_feed_sources(session: Session, config: Config, now: datetime) -> frozenset[str]:
-    """Sources whose every feed has been read and is neither in a gap nor failing longer than
-    ``failing_after``: their companies are polled in full only every ``full_interval``."""
+    """Sources whose every feed has been read lately (see :data:`STALE_READS`) and is neither in a gap
+    nor failing longer than ``failing_after``: their companies are polled in full only every
+    ``full_interval``."""
     states: dict[str, list[FeedState]] = {}
     for state in session.exec(select(FeedState)):
         states.setdefault(state.source, []).append(state)
@@ -75,19 +77,21 @@ def healthy_feed_sources(session: Session, config: Config, now: datetime) -> fro
         options = config.sources.get(source)
         if not isinstance(options, FeedOptions) or not options.feed:
             continue
-        if all(_healthy(row, config.rules.failing_after, now) for row in rows):
+        stale_after = STALE_READS * options.feed_every + config.schedule.lease
+        if all(_healthy(row, config.rules.failing_after, stale_after, now) for row in rows):
             healthy.add(source)
     return frozenset(healthy)
 
 
-def _healthy(state: FeedState, failing_after: timedelta, now: datetime) -> bool:
-    if state.read_at is None or state.gap_since is not None:
+STALE_READS = 10
+"""A feed not read for this many ``feed_every`` periods (plus a lease, the time another instance takes
+to follow it) is not healthy: its follower stopped, and its source must not sit on the long full poll."""
+
+
+def _healthy(state: FeedState, failing_after: timedelta, stale_after: timedelta, now: datetime) -> bool:
+    if state.read_at is None or state.gap_since is not None or now - as_utc(state.read_at) > stale_after:
         return False
-    return state.failing_since is None or now - _aware(state.failing_since) < failing_after
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return state.failing_since is None or now - as_utc(state.failing_since) < failing_after
 
 
 # -- the database side -------------------------------------------------------------------------------
@@ -247,7 +251,7 @@ def advance(
             {
                 "source": source,
                 "feed": gap_detail.get("feed") or feed,  # every feed the gap alert named
-                "since": gap_detail.get("since") or _aware(state.gap_since).isoformat(),
+                "since": gap_detail.get("since") or as_utc(state.gap_since).isoformat(),
                 "gap_alert_id": state.gap_alert_id,
             },
         )
@@ -276,7 +280,7 @@ def fail(
     lost = isinstance(error, FeedGapError)
     if lost:
         state.position = None  # read from now on: the polling fallback covers what was lost
-    overdue = now - _aware(state.failing_since) >= config.rules.failing_after
+    overdue = now - as_utc(state.failing_since) >= config.rules.failing_after
     opened = None
     if state.gap_since is None and (lost or overdue or isinstance(error, AuthError)):
         state.gap_since = now
@@ -295,7 +299,7 @@ def fail(
                 {
                     "source": source,
                     "feed": feed,
-                    "since": _aware(state.failing_since).isoformat(),
+                    "since": as_utc(state.failing_since).isoformat(),
                     "error_kind": error.kind.value,
                     "error": message,
                 },

@@ -11,7 +11,7 @@ failing, a borrower has been overdue for longer than ``[rules] failing_after``, 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -22,7 +22,7 @@ from watcher.config import Config
 from watcher.models import Borrower, FeedState, Instance, SourceHealth, SourceSignal, utcnow
 from watcher.redaction import redact, redact_optional
 from watcher.store import billed_calls_in_last_day, status_summary, unavailable_signals
-from watcher.units import format_duration
+from watcher.units import as_utc, format_duration
 from watcher.vocabulary import OutboxState
 
 DEAD_AFTER_HEARTBEATS = 3
@@ -158,11 +158,7 @@ def _feed_state(state: FeedState, now: datetime) -> str:
     if state.gap_since is not None:
         return "gap"
     lease = state.lease_until
-    if (
-        state.claimed_by is None
-        or lease is None
-        or (lease if lease.tzinfo else lease.replace(tzinfo=UTC)) < now
-    ):
+    if state.claimed_by is None or lease is None or as_utc(lease) < now:
         return "unfollowed"
     if state.failing_since is not None:
         return "failing"
@@ -174,8 +170,7 @@ def _lag(state: FeedState, now: datetime) -> timedelta | None:
     behind_from = state.read_at if state.caught_up else (state.published_at or state.read_at)
     if behind_from is None:
         return None
-    aware = behind_from if behind_from.tzinfo else behind_from.replace(tzinfo=UTC)
-    return max(now - aware, timedelta(0))
+    return max(now - as_utc(behind_from), timedelta(0))
 
 
 @dataclass(frozen=True, slots=True)

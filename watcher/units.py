@@ -214,3 +214,8 @@ def _offset_text(offset: timedelta | None) -> str:
     hours, rest = divmod(abs(total), 3600)
     minutes, seconds = divmod(rest, 60)
     return f"{sign}{hours:02d}:{minutes:02d}" + (f":{seconds:02d}" if seconds else "")
+
+
+def as_utc(moment: datetime) -> datetime:
+    """A stored time as an aware UTC time: the database keeps UTC, and SQLite gives it back naive."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
