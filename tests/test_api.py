@@ -287,6 +287,7 @@ def test_status_is_watcher_status_json_for_a_deployment_wide_token(store):
     officer = new_token(store, "zhang-feed", officer="zhang_wei")
     with store.transaction() as session:
         session.add(Borrower(id="b-1", name="b-1", source="brreg", registry_id="1", consecutive_failures=2))
+    _a_followed_feed(store, config)  # the feeds' fields too: the API's model must carry every one
     with console_server(store, config) as client:
         response = client.get(f"{API_PREFIX}/status", headers=bearer(reader))
         refused = client.get(f"{API_PREFIX}/status", headers=bearer(officer))
@@ -299,6 +300,31 @@ def test_status_is_watcher_status_json_for_a_deployment_wide_token(store):
     assert _times_parsed(got) == _times_parsed(expected)
     assert got["ok"] is False and got["failing_borrowers"][0]["id"] == "b-1"
     assert refused.status_code == 403 and "zhang_wei" in refused.json()["detail"]
+
+
+def _a_followed_feed(store, config) -> None:
+    """One feed of ``brreg`` as its follower leaves it (``watcher.feeds``), failing, so every field is set."""
+    from datetime import timedelta
+
+    from sources.change_feed import FeedBatch
+    from watcher.errors import TransientError
+    from watcher.feeds import advance, claim_feeds, fail
+    from watcher.models import utcnow
+
+    now, lease = utcnow(), timedelta(minutes=1)
+    with store.transaction() as session:
+        assert claim_feeds(session, "brreg", ["enheter"], instance="a", now=now, lease=lease)
+        advance(
+            session,
+            config,
+            "brreg",
+            "enheter",
+            FeedBatch((), "id:7", True),
+            instance="a",
+            now=now,
+            lease=lease,
+        )
+        fail(session, config, "brreg", "enheter", TransientError("HTTP 503"), instance="a", now=now)
 
 
 def _times_parsed(value: Any) -> Any:

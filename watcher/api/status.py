@@ -89,7 +89,7 @@ class ProblemOut(BaseModel):
 class FeedOut(BaseModel):
     source: str
     feed: str
-    state: str = Field(description="following, failing, gap or waiting")
+    state: str = Field(description="following, failing, gap, waiting or unfollowed")
     position: str | None
     lag_seconds: float | None
     read_at: datetime | None
@@ -97,6 +97,8 @@ class FeedOut(BaseModel):
     entries: int
     marked: int
     last_error: str | None
+    failing_since: datetime | None
+    gap_since: datetime | None
 
 
 class StatusReport(BaseModel):
