@@ -31,6 +31,7 @@ from pydantic import BaseModel, Field
 from sqlmodel import col, select
 from typer.testing import CliRunner
 
+from sources.brreg import BrregOptions
 from watcher.api.app import API_PREFIX, RESOURCES, create_api
 from watcher.api.common import (
     WRITE_ERRORS,
@@ -282,7 +283,9 @@ def test_no_api_without_a_valid_token(any_store):
 
 
 def test_status_is_watcher_status_json_for_a_deployment_wide_token(store):
-    config = make_config(str(store.engine.url))
+    config = make_config(str(store.engine.url)).model_copy(
+        update={"sources": {"brreg": BrregOptions(type="brreg")}}  # followed by change feeds
+    )
     reader = new_token(store, "monitor")
     officer = new_token(store, "zhang-feed", officer="zhang_wei")
     with store.transaction() as session:
@@ -297,8 +300,11 @@ def test_status_is_watcher_status_json_for_a_deployment_wide_token(store):
     got = response.json()
     for body in (got, expected):  # the times differ by when each was read; the rest must not
         body.pop("checked_at")
+        for feed in body["feeds"]:
+            assert feed.pop("lag_seconds") >= 0
     assert _times_parsed(got) == _times_parsed(expected)
     assert got["ok"] is False and got["failing_borrowers"][0]["id"] == "b-1"
+    assert got["feeds"][0]["failing_since"] is not None, "every field of a feed, as the CLI says it"
     assert refused.status_code == 403 and "zhang_wei" in refused.json()["detail"]
 
 
