@@ -18,11 +18,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from typer.testing import CliRunner
 
+from tests.e2e_cli import check, events, importing_cli
 from tests.loopback import QuietHandler, serve
 from tests.receivers import ChatReceiver
-from watcher.cli import app
 
 FIXTURES = Path(__file__).parent / "fixtures" / "registries" / "uk_companies_house"
 NUMBER = "SC612345"
@@ -118,24 +117,7 @@ urls = [{json.dumps(robot.dingtalk_url("li-na-robot"))}]
         f"northwind,Northwind Harbour Logistics,uk,{NUMBER},li_na,,,\n",
         encoding="utf-8",
     )
-    runner = CliRunner()
-
-    def cli(*args: str):
-        return runner.invoke(app, ["--config", str(config), *args], catch_exceptions=False)
-
-    assert cli("borrowers", "import", str(borrowers)).exit_code == 0
-    return cli
-
-
-def events(cli) -> list[dict]:
-    result = cli("history", "--format", "jsonl")
-    assert result.exit_code == 0, result.output
-    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
-
-
-def check(cli, *, ok: bool = True) -> None:
-    result = cli("check")
-    assert (result.exit_code == 0) is ok, result.output
+    return importing_cli(config, borrowers)
 
 
 def triples(found: list[dict]) -> set[tuple[str, str, str]]:

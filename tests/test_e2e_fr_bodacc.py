@@ -11,12 +11,11 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from typer.testing import CliRunner
 
 from sources.fr_bodacc import DATASET_PATH
+from tests.e2e_cli import check, events, importing_cli
 from tests.loopback import QuietHandler, serve
 from tests.test_dispatch import DING_SECRET, DING_TOKEN
-from watcher.cli import app
 
 pytest_plugins = ["tests.receivers"]
 
@@ -99,25 +98,7 @@ urls = ["{robot.dingtalk_url(DING_TOKEN, DING_SECRET)}"]
         f"lumiere,ATELIERS LUMIERE DU RHONE,fr,{SIREN},zhang_wei,,,\n",
         encoding="utf-8",
     )
-    runner = CliRunner()
-
-    def cli(*args: str):
-        return runner.invoke(app, ["--config", str(config), *args], catch_exceptions=False)
-
-    assert cli("borrowers", "import", str(borrowers)).exit_code == 0
-    return cli
-
-
-def events(cli) -> list[dict]:
-    result = cli("history", "--format", "jsonl")
-    assert result.exit_code == 0, result.output
-    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
-
-
-def check(cli, *, ok: bool = True) -> str:
-    result = cli("check")
-    assert (result.exit_code == 0) is ok, result.output
-    return result.output
+    return importing_cli(config, borrowers)
 
 
 def test_a_redressement_judiciaire_reaches_the_officer_as_critical(registries, robot, watcher):

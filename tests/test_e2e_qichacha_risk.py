@@ -9,12 +9,11 @@ import threading
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from typer.testing import CliRunner
 
 from sources.qichacha import PATHS_BY_NAME
 from tests.cn_samples import QICHACHA_CARD, QICHACHA_RISK, QICHACHA_SAMPLES, SAMPLE_USCC
+from tests.e2e_cli import check, events, importing_cli
 from tests.loopback import QuietHandler, serve
-from watcher.cli import app
 
 RISK = QICHACHA_RISK
 USCC = SAMPLE_USCC
@@ -94,24 +93,7 @@ signals = ["registry", "controller", "abnormal", "violations", "pledges", "judic
         f"hengyue,苏州恒岳精密机械有限公司,qcc,{USCC},,,,周明远\n",
         encoding="utf-8",
     )
-    runner = CliRunner()
-
-    def cli(*args: str):
-        return runner.invoke(app, ["--config", str(config), *args], catch_exceptions=False)
-
-    assert cli("borrowers", "import", str(borrowers)).exit_code == 0
-    return cli
-
-
-def events(cli) -> list[dict]:
-    result = cli("history", "--format", "jsonl")
-    assert result.exit_code == 0, result.output
-    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
-
-
-def check(cli, *, ok: bool = True) -> None:
-    result = cli("check")
-    assert (result.exit_code == 0) is ok, result.output
+    return importing_cli(config, borrowers)
 
 
 def new_events(cli, seen: int) -> list[dict]:
