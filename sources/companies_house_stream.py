@@ -58,6 +58,13 @@ def parse_event(line: str) -> tuple[int, str | None, datetime | None]:
     return timepoint, company_number(event.get("resource_uri")), published
 
 
+def _ended_early(stream: str, heard: bool) -> None:
+    """A stream that closes at once without a line (not even a heartbeat) is no stream (a proxy's empty
+    answer): a failed read, never a healthy feed with nothing to say."""
+    if not heard:
+        raise TransientError(f"{stream} stream: closed at once without a line (no events, no heartbeats)")
+
+
 class CompaniesHouseStream(ChangeFeed):
     """One stream (``name``: "officers", "charges"…) read for at most ``window`` per read."""
 
@@ -87,6 +94,7 @@ class CompaniesHouseStream(ChangeFeed):
         newest: int | None = None
         published: datetime | None = None
         ended_by_time = True
+        heard = False  # any line at all, heartbeats included
         try:
             async with self._client.stream(
                 "GET", f"{self.base_url}/{self.name}", params=params, headers=self._headers
@@ -95,6 +103,7 @@ class CompaniesHouseStream(ChangeFeed):
                 try:
                     async with asyncio.timeout(self.window):
                         async for line in response.aiter_lines():
+                            heard = True
                             if not line.strip():
                                 continue  # a heartbeat
                             try:
@@ -111,6 +120,9 @@ class CompaniesHouseStream(ChangeFeed):
                             if len(entries) >= MAX_EVENTS:
                                 ended_by_time = False
                                 break
+                        else:  # the server closed the stream before the window was over
+                            _ended_early(self.name, heard)
+                            ended_by_time = False
                 except TimeoutError:
                     pass  # the window is over: what was read is committed, the rest comes next time
         except httpx.HTTPError as error:

@@ -338,3 +338,20 @@ def test_streams_are_followed_only_with_a_stream_key_and_an_explicit_feed_needs_
 def test_the_stream_key_is_never_in_the_options_repr():
     options = CompaniesHouseOptions(type="companies_house", api_key="k", stream_key="do-not-print")
     assert "do-not-print" not in repr(options)
+
+
+class _EmptyStream(QuietHandler):
+    """A 200 with an empty body, as a proxy in the way might answer: no stream at all."""
+
+    def do_GET(self) -> None:
+        self.send_body(200, b"")
+
+
+async def test_a_stream_that_closes_at_once_without_a_line_is_a_failed_read():
+    with serve(_EmptyStream) as url:
+        source = await _officers(url)
+        [officers] = source.change_feeds()
+        with pytest.raises(TransientError, match="closed at once"):
+            await officers.read("5", now=NOW)
+        await officers.aclose()
+        await source.aclose()
