@@ -118,6 +118,9 @@ class UnitUpdates(_BrregFeed):
         else:
             params["oppdateringsid"] = str(last + 1)
         answer = as_object(await self._get("/oppdateringer/enheter", params), "oppdateringer/enheter")
+        if "_embedded" not in answer and "page" not in answer:
+            # An empty page still says so (``page``); other JSON (a proxy's, an error) is no page at all.
+            raise ParseError("oppdateringer/enheter: neither entries (_embedded) nor a page")
         embedded = answer.get("_embedded")
         rows = (
             as_list(as_object(embedded, "_embedded").get("oppdaterteEnheter"), "oppdaterteEnheter")

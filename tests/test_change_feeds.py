@@ -118,6 +118,7 @@ async def test_an_entry_with_an_unusable_orgnr_is_skipped_and_the_feed_goes_on(b
         (200, "", ParseError),
         (200, '{"_embedded": {"oppdaterteEnheter": [{"oppdateringsid": 1, "organis', ParseError),
         (200, "<html><title>Just a moment...</title>captcha</html>", BlockedError),
+        (200, '{"error": "upstream unavailable"}', ParseError),  # JSON, but no page: not "nothing new"
         (200, '{"_embedded": {"oppdaterteEnheter": [{"organisasjonsnummer": "927140004"}]}}', ParseError),
         (200, '{"_embedded": {"oppdaterteEnheter": "nope"}}', ParseError),
     ],
