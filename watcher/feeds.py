@@ -347,7 +347,7 @@ class FeedFollower:
         names = [feed.name for feed in self.feeds]
         if not names:
             return run
-        self.held = run.held = await asyncio.to_thread(self._in_transaction, claim_feeds, names)
+        self.held = run.held = await asyncio.to_thread(self._claim, names)
         if not self.held:
             return run
         try:
@@ -402,9 +402,9 @@ class FeedFollower:
             if batch.caught_up:
                 return
 
-    def _in_transaction(self, operation, names: Sequence[str]) -> bool:  # type: ignore[no-untyped-def]
+    def _claim(self, names: Sequence[str]) -> bool:
         with self.store.transaction() as session:
-            return operation(
+            return claim_feeds(
                 session, self.source.name, names, instance=self.instance, now=self.clock(), lease=self.lease
             )
 
