@@ -334,7 +334,6 @@ class FeedFollower:
         self.instance = instance
         self.feeds: tuple[ChangeFeed, ...] = source.change_feeds()
         self.clock = utcnow
-        self.held = False
         self.failing: set[str] = set()  # feeds whose last read failed (logged once)
 
     @property
@@ -347,8 +346,8 @@ class FeedFollower:
         names = [feed.name for feed in self.feeds]
         if not names:
             return run
-        self.held = run.held = await asyncio.to_thread(self._claim, names)
-        if not self.held:
+        run.held = await asyncio.to_thread(self._claim, names)
+        if not run.held:
             return run
         try:
             for feed in self.feeds:
@@ -356,7 +355,7 @@ class FeedFollower:
             rechecked = await asyncio.to_thread(self._recheck)
         except LostFeedClaim as lost:
             log.warning("%s: stopped following: %s", self.source.name, lost)
-            self.held = run.held = False
+            run.held = False
             return run
         run.marked += rechecked
         return run
@@ -435,11 +434,6 @@ class FeedFollower:
     def _recheck(self) -> int:
         with self.store.transaction() as session:
             return recheck_released(session, self.source.name, self.clock())
-
-    def release(self) -> None:
-        with self.store.transaction() as session:
-            release_feeds(session, self.source.name, instance=self.instance)
-        self.held = False
 
     async def aclose(self) -> None:
         for feed in self.feeds:
