@@ -40,6 +40,7 @@ from watcher.api.common import (
     Reader,
     Writer,
 )
+from watcher.api.officer_writes import hintable, keep_to_officer, not_yours
 from watcher.api.tokens import Principal
 from watcher.importer import (
     ParsedBorrowers,
@@ -340,15 +341,6 @@ def get_party(party_id: Annotated[str, ID_PATH], api: Deployment, who: Reader) -
 # -- writing ---------------------------------------------------------------------------------------
 
 
-def _plain_items(values: list[str], what: str) -> list[str]:
-    for value in values:
-        if "," in value or ";" in value:
-            raise ValueError(
-                f"{what} {value!r} may not contain , or ; (they separate {what}s in a borrowers file)"
-            )
-    return values
-
-
 class PartyIn(ApiModel):
     """A row of the borrowers file (``watcher borrowers import``), checked the same way. A field
     left out is empty, as an empty cell is; ``role`` left out keeps the stored role and links, as a
@@ -445,62 +437,6 @@ def _deployment_sources(api: Api) -> tuple[Mapping[str, Source], list[str]]:
     return build_sources(api.config), list(api.config.officers)
 
 
-def _keep_to_officer(session: Session, who: Principal, parsed: ParsedBorrowers) -> None:
-    """Reject the rows an officer's token may not write: another officer's (or none), an existing
-    party not that officer's, and a ``secures`` naming a borrower the token cannot see (told as a
-    missing one, so it learns nothing of other officers' parties)."""
-    officer = who.officer_id
-    if officer is None or not parsed.rows:
-        return
-    _reject_other_officers(session, who, officer, parsed)
-    _reject_hidden_secures(session, who, parsed)
-
-
-def _reject_other_officers(session: Session, who: Principal, officer: str, parsed: ParsedBorrowers) -> None:
-    """Rows naming another officer, or updating a party another officer owns, are not this token's."""
-    ids = [row.id for row in parsed.rows]
-    stored = session.exec(select(Borrower.id, Borrower.officer).where(col(Borrower.id).in_(ids)))
-    owners = {party_id: owner for party_id, owner in stored}
-    for row in list(parsed.rows):
-        if row.officer != officer:
-            message = (
-                f"officer {row.officer!r}: token {who.name} writes only the parties of officer {officer!r}"
-            )
-            parsed.reject(row, message, "officer")
-        elif row.id in owners and owners[row.id] != officer:
-            parsed.reject(row, _not_yours(who, row.id), "id")
-
-
-def _reject_hidden_secures(session: Session, who: Principal, parsed: ParsedBorrowers) -> None:
-    """A ``secures`` target that exists but the token cannot see reads as missing, so nothing leaks."""
-    kept = {row.id for row in parsed.rows}
-    targets = sorted({target for row in parsed.rows for target in row.secures or ()} - kept)
-    if not targets:
-        return
-    existing = set(session.exec(select(Borrower.id).where(col(Borrower.id).in_(targets))))
-    seen = set(session.exec(scoped(select(Borrower.id), who).where(col(Borrower.id).in_(targets))))
-    hidden = existing - seen
-    for row in list(parsed.rows):
-        target = next((t for t in row.secures or () if t in hidden), None)
-        if target is not None:
-            message = f"secures {target!r}: no such borrower in the {parsed.whole} or the database"
-            parsed.reject(row, message, "secures")
-
-
-def _hintable(session: Session, who: Principal) -> set[str] | None:
-    """The ids a "did you mean" may name to ``who``: those it sees (None: any)."""
-    if sees_all(who):
-        return None
-    return set(session.exec(scoped(select(Borrower.id), who)))
-
-
-def _not_yours(who: Principal, party_id: str) -> str:
-    officer = who.officer_id
-    return (
-        f"party {party_id!r} belongs to another officer than {officer!r}: token {who.name} may not change it"
-    )
-
-
 def _warnings(session: Session, parsed: ParsedBorrowers) -> list[RowProblem]:
     """What ``watcher borrowers import`` warns about: an officer not configured, a registry entity
     another party has, an inactive party updated but not watched."""
@@ -541,9 +477,9 @@ def _put(party_id: str, body: PartyIn, api: Api, who: Principal) -> PartyWritten
         existing = session.get(Borrower, party_id)
         if existing is not None and who.officer_id is not None and existing.officer != who.officer_id:
             # Not 404: the id is taken, and a create cannot pretend otherwise. Nothing else is told.
-            raise HTTPException(status.HTTP_403_FORBIDDEN, _not_yours(who, party_id))
-        _keep_to_officer(session, who, parsed)
-        reject_bad_secures(session, parsed, hint_from=_hintable(session, who))
+            raise HTTPException(status.HTTP_403_FORBIDDEN, not_yours(who, party_id))
+        keep_to_officer(session, who, parsed)
+        reject_bad_secures(session, parsed, hint_from=hintable(session, who))
         _refuse_rejected(parsed)
         warnings = _warnings(session, parsed)
         counts = upsert_borrowers(session, parsed.rows, actor=who.actor)
@@ -567,8 +503,8 @@ def _bulk(
     parsed = parse_records([item.record(item.id) for item in body.items], sources=sources, officers=officers)
     _reject_separators(parsed, body.items)
     with api.store.transaction() as session:
-        _keep_to_officer(session, who, parsed)
-        reject_bad_secures(session, parsed, hint_from=_hintable(session, who))
+        keep_to_officer(session, who, parsed)
+        reject_bad_secures(session, parsed, hint_from=hintable(session, who))
         warnings = _warnings(session, parsed)
         counts = upsert_borrowers(session, parsed.rows, actor=who.actor)
         followers = follow_secured(session, [row.id for row in parsed.rows], actor=who.actor, now=api.clock())
@@ -673,7 +609,7 @@ def _lifecycle(
     with api.store.transaction() as session:
         borrower = _visible(session, who, party_id)
         if who.officer_id is not None and borrower.officer != who.officer_id:
-            raise HTTPException(status.HTTP_403_FORBIDDEN, _not_yours(who, party_id))
+            raise HTTPException(status.HTTP_403_FORBIDDEN, not_yours(who, party_id))
         result = change(session, [party_id], actor=who.actor, now=api.clock(), reason=reason)
         session.flush()
         return LifecycleResult(
