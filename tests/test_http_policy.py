@@ -597,7 +597,7 @@ async def test_gzip_bomb_above_the_cap_is_refused():
 @pytest.mark.parametrize(
     ("content", "encoding", "message"),
     [
-        (gzip.compress(b'{"a": 1}' * 50)[:-20], "gzip", "truncated gzip"),
+        (gzip.compress(b'{"a": 1}' * 50, mtime=0)[:-20], "gzip", "truncated gzip"),
         (b"not gzip at all", "gzip", "corrupt gzip"),
         (b"{}", "br", "unsupported Content-Encoding 'br'"),
     ],
