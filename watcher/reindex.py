@@ -82,9 +82,11 @@ def _unconfigured_text(report: ReindexReport) -> str:
 
 def _lock_index(session: Session) -> None:
     """PostgreSQL: one rebuild at a time, and no pipeline write in between (SQLite's writes are
-    serialised by its immediate transactions already)."""
+    serialised by its immediate transactions already). The tables are locked in the order a check
+    writes them (``party_ties.replace_party_ties``: ties, then the party's node): the other order
+    deadlocks with an instance checking while this one starts."""
     if session.get_bind().dialect.name == "postgresql":
-        session.exec(text("LOCK TABLE party_node, party_tie IN SHARE ROW EXCLUSIVE MODE"))  # type: ignore[call-overload]
+        session.exec(text("LOCK TABLE party_tie, party_node IN SHARE ROW EXCLUSIVE MODE"))  # type: ignore[call-overload]
 
 
 def _rebuild(session: Session, scopes: Mapping[str, TieScope], now: datetime) -> ReindexReport:
